@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the test harness needs: iproute2 for the confined network namespace.
+# Only runs apt when something is missing, and only as root (otherwise the harness falls
+# back to loopback-only confinement, which needs nothing extra).
+set -euo pipefail
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v go >/dev/null || missing+=(golang-go)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-system-deps: missing ${missing[*]} and not root; install them yourself" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,172 @@
+"""Start and stop a real livekit-server for tests.
+
+The server runs from `.venv/bin/livekit-server` (built by `make setup`) with a generated
+config: the harness API key, free ports, and every address pinned to the confinement host:
+- `bind_addresses` and `rtc.node_ip` are the confined address, and `rtc.ips.includes` allows
+  only it, so the server gathers and advertises no other ICE candidate;
+- `rtc.use_external_ip` is false, so the server never asks a public STUN server for its IP;
+- `rtc.stun_servers` names the confined address, because otherwise the server hands clients
+  Google's public STUN servers in `JoinResponse.ice_servers`;
+- TURN is off.
+The child gets PR_SET_PDEATHSIG, so it dies with the test process even on a hard crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.netns import Confinement
+from harness.tokens import API_KEY, API_SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_BIN = REPO / ".venv" / "bin" / "livekit-server"
+PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class LiveKitServer:
+    """One livekit-server process. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, confinement: Confinement, *, log_level: str = "info") -> None:
+        self.confinement = confinement
+        self.host = confinement.host
+        self.port = free_port(self.host)
+        self.rtc_tcp_port = free_port(self.host)
+        self.rtc_udp_port = free_port(self.host, socket.SOCK_DGRAM)
+        self.log_level = log_level
+        self._dir = tempfile.TemporaryDirectory(prefix="lkproto-server-")
+        self.log_path = Path(self._dir.name) / "server.log"
+        self.config_path = Path(self._dir.name) / "config.yaml"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: object = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def config(self) -> dict[str, object]:
+        host = self.host
+        return {
+            "port": self.port,
+            "bind_addresses": [host],
+            "keys": {API_KEY: API_SECRET},
+            "logging": {"level": self.log_level, "json": False},
+            "rtc": {
+                "tcp_port": self.rtc_tcp_port,
+                "udp_port": str(self.rtc_udp_port),
+                "use_external_ip": False,
+                "node_ip": host,
+                "enable_loopback_candidate": self.confinement.mode == "loopback",
+                "ips": {"includes": [f"{host}/32"]},
+                "stun_servers": [f"{host}:{self.rtc_udp_port}"],
+            },
+            "turn": {"enabled": False},
+            "room": {"empty_timeout": 30, "departure_timeout": 5},
+        }
+
+    def start(self, timeout: float = 30.0) -> None:
+        if not SERVER_BIN.exists():
+            raise RuntimeError(f"{SERVER_BIN} is missing: run `make setup`")
+        # JSON is valid YAML, so the config needs no YAML library.
+        self.config_path.write_text(json.dumps(self.config(), indent=2))
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_file = log
+        self._proc = subprocess.Popen(
+            [str(SERVER_BIN), "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"livekit-server exited with {self._proc.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
+                try:
+                    conn.request("GET", "/")
+                    if conn.getresponse().status == 200:
+                        return
+                finally:
+                    conn.close()
+            time.sleep(0.05)
+        raise TimeoutError(f"livekit-server not ready after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> LiveKitServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def running_server(confinement: Confinement) -> Iterator[LiveKitServer]:
+    server = LiveKitServer(confinement)
+    with server:
+        yield server
+
+
+__all__ = ["LiveKitServer", "free_port", "running_server"]

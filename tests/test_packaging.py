@@ -1,0 +1,92 @@
+"""Packaging: `transports/` installs as `lkproto.transports`, from a wheel and editable."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROBE = """
+import importlib.util, json, sys
+import lkproto, lkproto.transports, lkproto._pb
+print(json.dumps({
+    "lkproto": lkproto.__file__,
+    "transports": lkproto.transports.__file__,
+    "version": lkproto.__version__,
+    "top_level_transports": importlib.util.find_spec("transports") is not None,
+}))
+"""
+
+
+def run_probe(python: str | Path, cwd: Path) -> dict[str, object]:
+    import json
+
+    out = subprocess.run(
+        [str(python), "-c", PROBE], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_wheel_installs_lkproto_and_transports_into_a_clean_virtualenv(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", ".cache", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(dist), str(src)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    (wheel,) = dist.glob("lkproto-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lkproto/transports/__init__.py" in names
+    assert "lkproto/py.typed" in names
+    assert not [n for n in names if n.startswith("transports/")]
+    assert not [n for n in names if n.startswith(("tests/", "proto/", "benchmarks/"))]
+
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    py = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
+         "--no-index", str(wheel)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    # The wheel is installed alone; its runtime dependencies are borrowed from the dev
+    # environment by a .pth line, which appends (so the wheel's copy of lkproto wins).
+    clean_site = Path(
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            text=True,
+        ).strip()
+    )
+    (clean_site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    info = run_probe(py, cwd=tmp_path)
+    assert str(info["lkproto"]).startswith(str(venv))
+    assert str(info["transports"]).startswith(str(venv / "lib"))
+    assert str(info["transports"]).endswith("lkproto/transports/__init__.py")
+    assert info["top_level_transports"] is False
+
+
+def test_editable_install_maps_transports_under_lkproto(tmp_path: Path) -> None:
+    info = run_probe(sys.executable, cwd=tmp_path)  # cwd outside the repo: no accidental path
+    assert Path(str(info["lkproto"])) == REPO / "lkproto" / "__init__.py"
+    assert Path(str(info["transports"])) == REPO / "transports" / "__init__.py"
+    assert info["top_level_transports"] is False
