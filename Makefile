@@ -3,16 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lkproto-installed
+# The schema generator's pin (bundles protoc 29, writes gencode 5.29 that runs on protobuf
+# 5.29 to 7.x). Installed without its dependencies: it declares protobuf<6, and we test
+# against current protobuf.
+GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
 .PHONY: setup test lint typecheck pytest demo bench proto proto-check clean
 
 setup: $(STAMP) $(VENV)/bin/livekit-server
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+$(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(GRPC_TOOLS)
 	touch $(STAMP)
 
 $(VENV)/bin/livekit-server: scripts/install-livekit-server.sh | $(STAMP)
@@ -31,6 +36,10 @@ pytest: setup
 # The whole suite: lint, types, then every test (core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
 test: lint typecheck pytest
+
+# Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
+bench: setup
+	$(PY) benchmarks/bench_core.py --seconds 2
 
 proto: setup
 	$(PY) proto/generate.py
