@@ -3,10 +3,73 @@
 The core under ``lkproto`` does no I/O, reads no clock and draws no randomness:
 bytes and ``now`` go in, events and commands come out. The adapters that own
 sockets and WebRTC peer connections live in ``lkproto.transports``.
+
+Typical use by an adapter::
+
+    conn = lkproto.Connection(now=clock(), unix_time_ms=wall_ms(), id_factory=new_id)
+    conn.connect(url, token, now=clock())
+    for command in conn.commands_to_send():
+        ...  # carry it out, in order
+    while (event := conn.next_event()) is not None:
+        ...  # hand it to the application
+    deadline = conn.get_timer()  # call conn.handle_timer(now) when it passes
 """
 
 from __future__ import annotations
 
+from lkproto import commands, events
+from lkproto._connection import Connection
 from lkproto._version import __version__
+from lkproto.commands import Command
+from lkproto.config import Config
+from lkproto.errors import (
+    DataPacketTooLargeError,
+    LkProtocolError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from lkproto.events import Event
+from lkproto.models import (
+    Channel,
+    ConnectionState,
+    DisconnectReason,
+    IceServer,
+    LeaveAction,
+    Participant,
+    ParticipantKind,
+    ParticipantState,
+    PeerTarget,
+    Permissions,
+    RoomInfo,
+    SdpType,
+    ServerInfo,
+)
+from lkproto.signal import SignalCodec
 
-__all__ = ["__version__"]
+__all__ = [
+    "Channel",
+    "Command",
+    "Config",
+    "Connection",
+    "ConnectionState",
+    "DataPacketTooLargeError",
+    "DisconnectReason",
+    "Event",
+    "IceServer",
+    "LeaveAction",
+    "LkProtocolError",
+    "LocalProtocolError",
+    "Participant",
+    "ParticipantKind",
+    "ParticipantState",
+    "PeerTarget",
+    "Permissions",
+    "RemoteProtocolError",
+    "RoomInfo",
+    "SdpType",
+    "ServerInfo",
+    "SignalCodec",
+    "__version__",
+    "commands",
+    "events",
+]

@@ -1,0 +1,192 @@
+"""Data packets on the `_reliable` and `_lossy` channels: framing, sequencing, replay, de-dup.
+
+Theory of operation (protocol-reference A.1-A.7):
+- Every reliable packet (user data sent reliably, DTMF, and later RPC and stream packets)
+  shares one sequence space. `DataPacket.sequence` starts at 1 and increments per packet; the
+  server drops a packet whose sequence is not above the last one it saw from us, so a number
+  is consumed only once the packet is certain to be sent (after the size check). Lossy packets
+  carry sequence 0.
+- A message bigger than the channel limit can abort the SCTP association, so the limit,
+  min(`Config.max_data_message_size`, the remote `a=max-message-size`), is checked before
+  sending; over it is a `DataPacketTooLargeError` and nothing else changes.
+- Sent reliable packets are kept in a replay buffer bounded by `Config.replay_buffer_bytes`
+  (oldest evicted). On a resume the server reports `ReconnectResponse.last_message_seq`; the
+  buffer is trimmed to the packets after it, which are re-sent in order before anything newer.
+- While a channel is not open, packets wait in a per-channel queue bounded by
+  `Config.max_queued_send_bytes` instead of failing (a send-before-ready race every other SDK
+  shipped).
+- Received reliable packets are de-duplicated per sender SID by sequence (a resume can replay
+  packets we already have); an entry is forgotten after `Config.dedup_ttl` seconds without
+  traffic, and at most `Config.max_dedup_senders` senders are tracked.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from lkproto._pb import data_pb2 as dpb
+from lkproto.commands import SendDataPacket
+from lkproto.config import Config
+from lkproto.errors import DataPacketTooLargeError, LocalProtocolError
+from lkproto.models import Channel
+
+__all__ = ["DataSender", "Deduplicator"]
+
+KIND_RELIABLE = 0
+KIND_LOSSY = 1
+
+
+class DataSender:
+    """Assigns sequence numbers, enforces the size limit, queues and replays."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.next_sequence = 1
+        self._replay: deque[tuple[int, bytes]] = deque()
+        self._replay_bytes = 0
+        self._queued: dict[Channel, deque[tuple[int, bytes]]] = {
+            Channel.RELIABLE: deque(),
+            Channel.LOSSY: deque(),
+        }
+        self._queued_bytes = 0
+        self._open: set[Channel] = set()
+        self.remote_max_message_size = 0  # 0 = unknown / no limit from the SDP
+
+    @property
+    def max_message_size(self) -> int:
+        remote = self.remote_max_message_size
+        limit = self.config.max_data_message_size
+        return min(limit, remote) if remote > 0 else limit
+
+    def is_open(self, channel: Channel) -> bool:
+        return channel in self._open
+
+    def encode(
+        self, packet: dpb.DataPacket, *, reliable: bool, call: str
+    ) -> tuple[Channel, bytes, int]:
+        """Stamp kind and the next sequence, serialize, check the size. Changes nothing.
+
+        Returns (channel, bytes, sequence); pass them to `send`, which consumes the sequence.
+        """
+        sequence = self.next_sequence if reliable else 0
+        packet.kind = KIND_RELIABLE if reliable else KIND_LOSSY  # type: ignore[assignment]
+        packet.sequence = sequence
+        data = packet.SerializeToString()
+        if len(data) > self.max_message_size:
+            raise DataPacketTooLargeError(size=len(data), limit=self.max_message_size, call=call)
+        return (Channel.RELIABLE if reliable else Channel.LOSSY), data, sequence
+
+    def send(
+        self, channel: Channel, data: bytes, *, sequence: int, call: str
+    ) -> list[SendDataPacket]:
+        """Commands to send `data` now, or [] if it was queued behind a closed channel.
+
+        Raises `LocalProtocolError` (changing nothing) if it would have to queue and the queue is
+        full. Otherwise a reliable packet's sequence number is consumed here.
+        """
+        must_queue = channel not in self._open or bool(self._queued[channel])
+        if must_queue and self._queued_bytes + len(data) > self.config.max_queued_send_bytes:
+            raise LocalProtocolError(
+                f"{call}: the {channel.value} channel is not open and its send queue is full "
+                f"({self._queued_bytes} bytes queued, limit {self.config.max_queued_send_bytes})",
+                call=call,
+                state="channel not open",
+            )
+        if sequence > 0:
+            assert sequence == self.next_sequence, "encode() and send() must pair up"
+            self.next_sequence += 1
+            self._remember(sequence, data)
+        if not must_queue:
+            return [SendDataPacket(channel=channel, data=data)]
+        self._queued[channel].append((sequence, data))
+        self._queued_bytes += len(data)
+        return []
+
+    def _remember(self, sequence: int, data: bytes) -> None:
+        self._replay.append((sequence, data))
+        self._replay_bytes += len(data)
+        while self._replay_bytes > self.config.replay_buffer_bytes and self._replay:
+            _, old = self._replay.popleft()
+            self._replay_bytes -= len(old)
+
+    def channel_opened(self, channel: Channel) -> list[SendDataPacket]:
+        """The channel is open: flush what waited for it, in order."""
+        self._open.add(channel)
+        out = [SendDataPacket(channel=channel, data=d) for _, d in self._queued[channel]]
+        self._queued_bytes -= sum(len(d) for _, d in self._queued[channel])
+        self._queued[channel].clear()
+        return out
+
+    def channel_closed(self, channel: Channel) -> None:
+        self._open.discard(channel)
+
+    def resume(self, last_message_seq: int) -> list[SendDataPacket]:
+        """After a resume: drop what the server has, then replay the rest before anything new.
+
+        Reliable packets queued while disconnected are behind the replay in the same channel
+        queue, so "every send waits its turn" holds. Returns the packets to send now if the
+        reliable channel is open; otherwise they are queued.
+        """
+        while self._replay and self._replay[0][0] <= last_message_seq:
+            _, old = self._replay.popleft()
+            self._replay_bytes -= len(old)
+        # Every sequenced packet, queued or sent, is in the replay buffer unless evicted by its
+        # byte bound (oldest first); merge both and send in sequence order.
+        replayed = {seq for seq, _ in self._replay}
+        queue = self._queued[Channel.RELIABLE]
+        kept = [(seq, d) for seq, d in queue if seq not in replayed and seq > last_message_seq]
+        self._queued_bytes -= sum(len(d) for _, d in queue)
+        queue.clear()
+        queue.extend(sorted([*self._replay, *kept]))
+        self._queued_bytes += sum(len(d) for _, d in queue)
+        if Channel.RELIABLE in self._open:
+            return self.channel_opened(Channel.RELIABLE)
+        return []
+
+    def reset(self) -> None:
+        """A full reconnect: a new session, so sequencing and replay start over."""
+        self.next_sequence = 1
+        self._replay.clear()
+        self._replay_bytes = 0
+        for queue in self._queued.values():
+            queue.clear()
+        self._queued_bytes = 0
+        self._open.clear()
+
+    @property
+    def replay_sequences(self) -> list[int]:
+        return [seq for seq, _ in self._replay]
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+
+class Deduplicator:
+    """Drops reliable packets already seen from a sender SID (by sequence), with a TTL."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._last: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def is_duplicate(self, sender_sid: str, sequence: int, now: float) -> bool:
+        if sequence <= 0 or not sender_sid:
+            return False  # unsequenced: lossy, server-originated or an old server (F.4)
+        entry = self._last.get(sender_sid)
+        if entry is not None and now - entry[1] <= self.config.dedup_ttl and sequence <= entry[0]:
+            return True
+        self._last[sender_sid] = (sequence, now)
+        self._last.move_to_end(sender_sid)
+        while len(self._last) > self.config.max_dedup_senders:
+            self._last.popitem(last=False)
+        return False
+
+    def receive_states(self) -> dict[str, int]:
+        """`SyncState.datachannel_receive_states`: the last sequence per sender SID."""
+        return {sid: seq for sid, (seq, _) in self._last.items()}
+
+    def forget(self, sender_sid: str) -> None:
+        self._last.pop(sender_sid, None)
+
+    def reset(self) -> None:
+        self._last.clear()

@@ -1,0 +1,192 @@
+"""SignalCodec: the signal channel's bytes and URLs, with no state and no I/O.
+
+Every WebSocket message is one serialized protobuf: `SignalRequest` from us, `SignalResponse`
+from the server (protocol-reference D.1-D.3). This module builds the join URL, encodes the
+requests a data-plane client sends, and decodes responses, turning a parse failure into a
+`RemoteProtocolError`. It can be used alone by an alternative SDK.
+
+Join URLs (D.1):
+- `/rtc/v1` (single peer connection): one query parameter, `join_request`, the base64url
+  (with padding) of a `WrappedJoinRequest` whose payload is the `JoinRequest`, gzipped when
+  that is smaller (as Rust does).
+- `/rtc` (dual peer connection, the fallback on a 404): the same facts as query parameters.
+The token is never put in the URL; it travels in `Authorization: Bearer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from google.protobuf.message import DecodeError
+
+from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
+from lkproto.config import Config
+from lkproto.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = ["SignalCodec"]
+
+SDK_PYTHON = 9  # ClientInfo.SDK.PYTHON
+_CAPABILITY_NAMES = {1: "CAP_PACKET_TRAILER", 2: "CAP_COMPRESSION_DEFLATE_RAW"}
+
+
+def _gzip(data: bytes) -> bytes:
+    # gzip framing via zlib (wbits=31): deterministic (mtime 0) and free of file I/O.
+    compressor = zlib.compressobj(level=6, wbits=31)
+    return compressor.compress(data) + compressor.flush()
+
+
+class SignalCodec:
+    """Encode requests and decode responses for the signal WebSocket."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # -- join -------------------------------------------------------------------------------
+
+    def client_info(self) -> ppb.ClientInfo:
+        c = self.config
+        return ppb.ClientInfo(
+            sdk=SDK_PYTHON,  # type: ignore[arg-type]
+            version=c.sdk_version,
+            protocol=c.protocol_version,
+            os=c.os_name,
+            client_protocol=c.client_protocol,
+            capabilities=list(c.capabilities),  # type: ignore[arg-type]
+        )
+
+    def join_request(
+        self,
+        *,
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+        publisher_offer: str | None = None,
+    ) -> spb.JoinRequest:
+        request = spb.JoinRequest(
+            client_info=self.client_info(),
+            connection_settings=spb.ConnectionSettings(auto_subscribe=self.config.auto_subscribe),
+            metadata=metadata,
+            participant_attributes=dict(attributes or {}),
+        )
+        if publisher_offer is not None:
+            request.publisher_offer.CopyFrom(
+                spb.SessionDescription(type="offer", sdp=publisher_offer)
+            )
+        return request
+
+    @staticmethod
+    def _base(url: str, path: str) -> tuple[str, str, str]:
+        parts = urlsplit(url)
+        scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+        if scheme is None or not parts.netloc:
+            raise LocalProtocolError(
+                f"connect: {url!r} is not a ws://, wss://, http:// or https:// URL", call="connect"
+            )
+        if parts.query or parts.fragment:
+            raise LocalProtocolError(
+                "connect: the server URL must not carry a query", call="connect"
+            )
+        return scheme, parts.netloc, parts.path.rstrip("/") + path
+
+    def join_url_v1(self, url: str, request: spb.JoinRequest) -> str:
+        """The `/rtc/v1` URL carrying `request` as a `WrappedJoinRequest`."""
+        scheme, netloc, path = self._base(url, "/rtc/v1")
+        raw = request.SerializeToString()
+        packed = _gzip(raw)
+        wrapped = (
+            spb.WrappedJoinRequest(compression=spb.WrappedJoinRequest.GZIP, join_request=packed)
+            if len(packed) < len(raw)
+            else spb.WrappedJoinRequest(compression=spb.WrappedJoinRequest.NONE, join_request=raw)
+        )
+        param = base64.urlsafe_b64encode(wrapped.SerializeToString()).decode("ascii")
+        return urlunsplit((scheme, netloc, path, urlencode({"join_request": param}), ""))
+
+    def join_url_v0(
+        self, url: str, *, attributes: Mapping[str, str] | None = None, metadata: str = ""
+    ) -> str:
+        """The `/rtc` (dual peer connection) URL; the same facts as query parameters."""
+        scheme, netloc, path = self._base(url, "/rtc")
+        c = self.config
+        params: list[tuple[str, str]] = [
+            ("auto_subscribe", "1" if c.auto_subscribe else "0"),
+            ("sdk", "python"),
+            ("version", c.sdk_version),
+            ("protocol", str(c.protocol_version)),
+            ("client_protocol", str(c.client_protocol)),
+            ("adaptive_stream", "0"),
+        ]
+        if c.os_name:
+            params.append(("os", c.os_name))
+        if c.capabilities:
+            names = [_CAPABILITY_NAMES.get(v, str(v)) for v in c.capabilities]
+            params.append(("capabilities", ",".join(names)))
+        if attributes:
+            blob = json.dumps(dict(attributes), separators=(",", ":")).encode()
+            params.append(("attributes", base64.urlsafe_b64encode(blob).decode("ascii")))
+        if metadata:
+            params.append(("metadata", metadata))
+        return urlunsplit((scheme, netloc, path, urlencode(params), ""))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    @staticmethod
+    def encode(request: spb.SignalRequest) -> bytes:
+        return request.SerializeToString()
+
+    @staticmethod
+    def offer(sdp: str) -> bytes:
+        return spb.SignalRequest(
+            offer=spb.SessionDescription(type="offer", sdp=sdp)
+        ).SerializeToString()
+
+    @staticmethod
+    def answer(sdp: str) -> bytes:
+        return spb.SignalRequest(
+            answer=spb.SessionDescription(type="answer", sdp=sdp)
+        ).SerializeToString()
+
+    @staticmethod
+    def trickle(candidate_init: str, target: int) -> bytes:
+        return spb.SignalRequest(
+            trickle=spb.TrickleRequest(candidateInit=candidate_init, target=target)  # type: ignore[arg-type]
+        ).SerializeToString()
+
+    @staticmethod
+    def ping(timestamp_ms: int, rtt_ms: int) -> bytes:
+        return spb.SignalRequest(
+            ping_req=spb.Ping(timestamp=timestamp_ms, rtt=rtt_ms)
+        ).SerializeToString()
+
+    @staticmethod
+    def leave(reason: int, action: int = 0) -> bytes:
+        return spb.SignalRequest(
+            leave=spb.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
+        ).SerializeToString()
+
+    @staticmethod
+    def update_metadata(
+        *, request_id: int, name: str, metadata: str, attributes: Mapping[str, str]
+    ) -> bytes:
+        return spb.SignalRequest(
+            update_metadata=spb.UpdateParticipantMetadata(
+                request_id=request_id, name=name, metadata=metadata, attributes=dict(attributes)
+            )
+        ).SerializeToString()
+
+    # -- responses --------------------------------------------------------------------------
+
+    @staticmethod
+    def decode(data: bytes) -> spb.SignalResponse:
+        """Parse one server message; raises `RemoteProtocolError` if it is not a SignalResponse."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise RemoteProtocolError("signal message is not binary (JSON mode is not used)")
+        try:
+            return spb.SignalResponse.FromString(bytes(data))
+        except (DecodeError, RuntimeWarning, ValueError) as exc:
+            raise RemoteProtocolError(
+                f"malformed SignalResponse ({len(data)} bytes): {exc}"
+            ) from None
