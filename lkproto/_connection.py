@@ -632,17 +632,17 @@ class Connection:
                     exc=None,
                     send_leave=False,
                 )
-            elif isinstance(key, tuple) and key[0] == _META:
+            else:  # (_META, request_id): a response cancels this deadline, so it is pending
+                assert isinstance(key, tuple) and key[0] == _META
                 request_id = key[1]
-                if request_id in self._pending_meta:
-                    self._pending_meta.discard(request_id)
-                    self._events.append(
-                        ev.MetadataUpdateFailed(
-                            request_id=request_id,
-                            reason=ev.MetadataUpdateFailed.TIMEOUT,
-                            message=f"no response within {self.config.metadata_request_timeout:g}s",
-                        )
+                self._pending_meta.discard(request_id)
+                self._events.append(
+                    ev.MetadataUpdateFailed(
+                        request_id=request_id,
+                        reason=ev.MetadataUpdateFailed.TIMEOUT,
+                        message=f"no response within {self.config.metadata_request_timeout:g}s",
                     )
+                )
 
     # -- data packets -----------------------------------------------------------------------
 

@@ -58,9 +58,6 @@ class DataSender:
         limit = self.config.max_data_message_size
         return min(limit, remote) if remote > 0 else limit
 
-    def is_open(self, channel: Channel) -> bool:
-        return channel in self._open
-
     def encode(
         self, packet: dpb.DataPacket, *, reliable: bool, call: str
     ) -> tuple[Channel, bytes, int]:
@@ -156,10 +153,6 @@ class DataSender:
     @property
     def replay_sequences(self) -> list[int]:
         return [seq for seq, _ in self._replay]
-
-    @property
-    def queued_bytes(self) -> int:
-        return self._queued_bytes
 
 
 class Deduplicator:

@@ -31,9 +31,6 @@ class Deadlines:
         self._when.clear()
         self._heap.clear()
 
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._when
-
     def _prune(self) -> None:
         heap = self._heap
         while heap and self._when.get(heap[0][2]) != heap[0][0]:

@@ -134,10 +134,6 @@ class SignalCodec:
     # -- requests ---------------------------------------------------------------------------
 
     @staticmethod
-    def encode(request: spb.SignalRequest) -> bytes:
-        return request.SerializeToString()
-
-    @staticmethod
     def offer(sdp: str) -> bytes:
         return spb.SignalRequest(
             offer=spb.SessionDescription(type="offer", sdp=sdp)

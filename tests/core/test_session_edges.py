@@ -207,3 +207,48 @@ def test_close_before_join_sends_no_leave() -> None:
     conn.close(now=T0)
     cmds, _ = drain(conn)
     assert cmds == [cmd.CloseSignal(code=1000)]
+
+
+def test_join_skips_other_participants_without_identity() -> None:
+    conn = joined_connection(others=[ppb.ParticipantInfo(sid="PA_x"), participant("bob")])
+    assert list(conn.remote_participants) == ["bob"]
+
+
+def test_second_server_offer_reuses_the_subscriber_and_trickles_to_it() -> None:
+    conn = new_connection()
+    conn.connect(URL, TOKEN, now=T0, single_peer_connection=False)
+    conn.receive_signal(FakeSfu.join(), now=T0)
+    drain(conn)
+    offer = FakeSfu.response(offer=spb.SessionDescription(type="offer", sdp="v=0"))
+    conn.receive_signal(offer, now=T0)
+    conn.commands_to_send()
+    conn.receive_signal(offer, now=T0)
+    conn.receive_signal(
+        FakeSfu.response(trickle=spb.TrickleRequest(candidateInit="{}", target=1)),
+        now=T0,  # type: ignore[arg-type]
+    )
+    assert conn.commands_to_send() == [
+        cmd.SetRemoteDescription(target=PeerTarget.SUBSCRIBER, sdp="v=0", sdp_type=SdpType.OFFER),
+        cmd.CreateAnswer(target=PeerTarget.SUBSCRIBER),
+        cmd.AddIceCandidate(target=PeerTarget.SUBSCRIBER, candidate_init="{}"),
+    ]
+
+
+def test_a_second_resume_request_while_reconnecting_is_reported_again() -> None:
+    conn = joined_connection()
+    conn.receive_signal(FakeSfu.leave(reason=8, action=1), now=T0)
+    conn.receive_signal(FakeSfu.leave(reason=8, action=2), now=T0)
+    _, evs = drain(conn)
+    assert [e.action for e in evs if isinstance(e, ev.ReconnectRequested)] == [1, 2]
+    assert conn.state is ConnectionState.RECONNECTING
+
+
+def test_room_update_without_metadata_change_and_pong_without_timestamp() -> None:
+    conn = joined_connection()
+    conn.receive_signal(
+        FakeSfu.response(room_update=ppb.RoomUpdate(room=ppb.Room(name="room"))), now=T0
+    )
+    conn.receive_signal(FakeSfu.response(pong_resp=spb.Pong(timestamp=5)), now=T0)
+    _, evs = drain(conn)
+    assert [type(e) for e in evs] == [ev.RoomUpdated]
+    assert conn.rtt_ms == 0
