@@ -23,16 +23,8 @@ from lkproto._pb import signal_pb2
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
 
 
-def _request_candidates(msg: signal_pb2.SignalRequest) -> list[tuple[str, str]]:
-    kind = msg.WhichOneof("message")
-    if kind == "trickle":
-        return candidate_addresses(json.loads(msg.trickle.candidateInit).get("candidate", ""))
-    if kind in ("offer", "answer"):
-        return candidate_addresses(getattr(msg, kind).sdp)
-    return []
-
-
-def _response_candidates(msg: signal_pb2.SignalResponse) -> list[tuple[str, str]]:
+def _candidates(msg: signal_pb2.SignalRequest | signal_pb2.SignalResponse) -> list[tuple[str, str]]:
+    """ICE candidates in a trickle or an SDP, whichever direction the message went."""
     kind = msg.WhichOneof("message")
     if kind == "trickle":
         return candidate_addresses(json.loads(msg.trickle.candidateInit).get("candidate", ""))
@@ -87,8 +79,8 @@ async def test_every_offered_and_gathered_candidate_is_confined(
 
     requests = [signal_pb2.SignalRequest.FromString(m) for m in rec.recording.to_server]
     responses = [signal_pb2.SignalResponse.FromString(m) for m in rec.recording.to_client]
-    gathered = [c for msg in requests for c in _request_candidates(msg)]
-    offered = [c for msg in responses for c in _response_candidates(msg)]
+    gathered = [c for msg in requests for c in _candidates(msg)]
+    offered = [c for msg in responses for c in _candidates(msg)]
     ice_hosts = [h for msg in responses for h in _ice_server_hosts(msg)]
 
     # The test can fail: it saw both joins and candidates in both directions.
