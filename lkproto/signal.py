@@ -57,6 +57,8 @@ class SignalCodec:
             os=c.os_name,
             client_protocol=c.client_protocol,
             capabilities=list(c.capabilities),  # type: ignore[arg-type]
+            # The SDK enum has no value for us; other_sdks ("name:version") names lkproto.
+            other_sdks=f"lkproto:{c.sdk_version}",
         )
 
     def join_request(

@@ -63,6 +63,7 @@ def test_connect_opens_rtc_v1_with_wrapped_join_request_and_bearer_token() -> No
     assert join.client_info.sdk == 9  # PYTHON
     assert join.client_info.protocol == 17
     assert join.client_info.version == "0.1.0"
+    assert join.client_info.other_sdks == "lkproto:0.1.0"
     assert dict(join.participant_attributes) == {"role": "agent"}
     assert join.metadata == "m"
     assert not join.HasField("publisher_offer")
