@@ -196,7 +196,7 @@ class Connection:
         self._sm.check("connect")
         if not token:
             raise LocalProtocolError("connect: the token is empty", call="connect", state="NEW")
-        self._codec._base(url, "")  # validates the URL, raising LocalProtocolError
+        self._codec.validate_url(url)
         self._url, self._token = url, token
         self._join_metadata = metadata
         self._join_attributes = dict(attributes or {})
@@ -241,8 +241,7 @@ class Connection:
         if status == 404 and self._single_pc:
             # The server predates /rtc/v1: fall back to the dual peer connection path.
             self._single_pc = False
-            if self._embed_offer:
-                self._embed_offer = False
+            self._embed_offer = False
             self._open_signal(now, offer=None)
             return
         if status in (401, 403):

@@ -94,6 +94,10 @@ class SignalCodec:
             )
         return scheme, parts.netloc, parts.path.rstrip("/") + path
 
+    def validate_url(self, url: str) -> None:
+        """Raise `LocalProtocolError` unless `url` is a usable ws(s)/http(s) server URL."""
+        self._base(url, "")
+
     def join_url_v1(self, url: str, request: spb.JoinRequest) -> str:
         """The `/rtc/v1` URL carrying `request` as a `WrappedJoinRequest`."""
         scheme, netloc, path = self._base(url, "/rtc/v1")
