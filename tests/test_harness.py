@@ -6,8 +6,9 @@ import os
 
 import jwt
 import pytest
-from harness import API_KEY, API_SECRET, Confinement, LiveKitServer, mint_token
 from livekit import api
+
+from harness import API_KEY, API_SECRET, Confinement, LiveKitServer, mint_token
 
 
 def test_token_is_hs256_and_carries_grants_identity_name_and_attributes() -> None:
@@ -72,10 +73,44 @@ def test_server_starts_confined_and_stops_without_orphans(confinement: Confineme
     assert rtc["node_ip"] == confinement.host
     assert rtc["use_external_ip"] is False
     assert rtc["ips"] == {"includes": [f"{confinement.host}/32"]}
-    assert rtc["stun_servers"] == [f"{confinement.host}:{server.rtc_udp_port}"]
+    stun_host, stun_port = server.stun_address
+    assert stun_host == confinement.host
+    assert rtc["stun_servers"] == [f"{confinement.host}:{stun_port}"]
     with server:
         pid = server.pid
         assert pid is not None and server.running()
         assert f'"bindAddresses": ["{confinement.host}"]' in server.log_path.read_text()
     assert not server.running()
     assert not os.path.exists(f"/proc/{pid}")  # stopped and reaped: no orphan, no zombie
+
+
+@pytest.mark.timeout(30)
+def test_stun_responder_answers_a_binding_request_with_the_mapped_address(
+    confinement: Confinement,
+) -> None:
+    import socket
+
+    from aioice import stun
+    from harness.stun import StunResponder
+
+    responder = StunResponder(confinement.host).start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            client.bind((confinement.host, 0))
+            request = stun.Message(
+                message_method=stun.Method.BINDING,
+                message_class=stun.Class.REQUEST,
+                transaction_id=b"0123456789ab",
+            )
+            client.sendto(bytes(request), responder.address)
+            reply = stun.parse_message(client.recvfrom(2048)[0])
+            assert reply.message_class == stun.Class.RESPONSE
+            assert reply.transaction_id == b"0123456789ab"
+            assert reply.attributes["XOR-MAPPED-ADDRESS"] == client.getsockname()
+            client.sendto(b"not stun", responder.address)  # ignored, never crashes it
+            client.sendto(bytes(request), responder.address)
+            assert stun.parse_message(client.recvfrom(2048)[0]).transaction_id == b"0123456789ab"
+    finally:
+        responder.close()
+    assert responder.answered == 2

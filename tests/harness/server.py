@@ -5,8 +5,9 @@ config: the harness API key, free ports, and every address pinned to the confine
 - `bind_addresses` and `rtc.node_ip` are the confined address, and `rtc.ips.includes` allows
   only it, so the server gathers and advertises no other ICE candidate;
 - `rtc.use_external_ip` is false, so the server never asks a public STUN server for its IP;
-- `rtc.stun_servers` names the confined address, because otherwise the server hands clients
-  Google's public STUN servers in `JoinResponse.ice_servers`;
+- `rtc.stun_servers` names a STUN responder the harness runs on the confined address
+  (harness/stun.py), because otherwise the server hands clients Google's public STUN servers
+  in `JoinResponse.ice_servers`; a responder that answers keeps ICE gathering fast;
 - TURN is off.
 The child gets PR_SET_PDEATHSIG, so it dies with the test process even on a hard crash.
 """
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.netns import Confinement
+from harness.stun import StunResponder
 from harness.tokens import API_KEY, API_SECRET
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +62,11 @@ class LiveKitServer:
         self.config_path = Path(self._dir.name) / "config.yaml"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: object = None
+        self._stun = StunResponder(self.host)
+
+    @property
+    def stun_address(self) -> tuple[str, int]:
+        return self._stun.address
 
     @property
     def url(self) -> str:
@@ -83,7 +90,7 @@ class LiveKitServer:
                 "node_ip": host,
                 "enable_loopback_candidate": self.confinement.mode == "loopback",
                 "ips": {"includes": [f"{host}/32"]},
-                "stun_servers": [f"{host}:{self.rtc_udp_port}"],
+                "stun_servers": [f"{host}:{self._stun.address[1]}"],
             },
             "turn": {"enabled": False},
             "room": {"empty_timeout": 30, "departure_timeout": 5},
@@ -104,6 +111,7 @@ class LiveKitServer:
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             start_new_session=True,
         )
+        self._stun.start()
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -152,6 +160,7 @@ class LiveKitServer:
 
     def close(self) -> None:
         self.stop()
+        self._stun.close()
         self._dir.cleanup()
 
     def __enter__(self) -> LiveKitServer:

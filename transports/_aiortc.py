@@ -1,0 +1,251 @@
+"""The WebRTC side, on aiortc, running inside an asyncio event loop.
+
+`AiortcPeer` carries out the core's peer commands in order on one worker task (SDP operations
+are coroutines and must not interleave), except `SendDataPacket`, which aiortc sends
+synchronously, so it goes out at once and keeps the core's order relative to other sends.
+Outcomes are reported to a `PeerListener`: directly when the listener lives in this loop
+(anyio on asyncio), through `_asyncio_bridge` otherwise.
+
+Channels (protocol-reference A.3): we create `_reliable` (ordered, unlimited retransmits) and
+`_lossy` (unordered, no retransmits) on the publisher. The server opens channels with the same
+labels towards us, on the subscriber PC (dual-PC) or on the publisher PC (single-PC); we adopt
+them by label for receiving and ignore other labels. Messages arriving on our own channels are
+read too.
+
+Limits and behaviour:
+- aiortc gathers every candidate before `setLocalDescription` returns, so our offers and
+  answers carry their candidates and we never trickle local ones; remote trickle candidates
+  are added as they come.
+- aiortc cannot restart ICE; `CreateOffer(ice_restart=True)` creates a plain offer.
+- `host_addresses` restricts the host candidates aioice gathers (the test harness confines
+  ICE to one private address; loopback addresses are allowed only if named here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import ipaddress
+import json
+import logging
+from collections.abc import Sequence
+
+import aioice.ice
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from lkproto import commands as cmd
+from lkproto.models import Channel, IceServer, PeerTarget, SdpType
+
+from ._ports import PeerListener
+
+__all__ = ["AiortcPeer"]
+
+log = logging.getLogger("lkproto.transports")
+
+_LABELS = {c.value: c for c in Channel}
+_ALLOWED_HOSTS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
+    "lkproto_ice_host_addresses", default=None
+)
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def _restricted_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    found = _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    allowed = _ALLOWED_HOSTS.get()
+    if allowed is None:
+        return found
+    return [a for a in sorted(allowed) if a in found or ipaddress.ip_address(a).is_loopback]
+
+
+# Installed once; it changes nothing unless a peer set `host_addresses` in its own context.
+aioice.ice.get_host_addresses = _restricted_host_addresses
+
+
+def _rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
+    out = []
+    for server in servers:
+        urls = [u for u in server.urls if u.startswith(("stun:", "turn:", "turns:"))]
+        if urls:
+            out.append(
+                RTCIceServer(
+                    urls=urls,
+                    username=server.username or None,
+                    credential=server.credential or None,
+                )
+            )
+    return out
+
+
+class AiortcPeer:
+    """The core's `PeerPort` on aiortc. Create and use it inside one running asyncio loop."""
+
+    def __init__(
+        self,
+        listener: PeerListener,
+        *,
+        host_addresses: Sequence[str] | None = None,
+        ice_servers: Sequence[IceServer] | None = None,
+    ) -> None:
+        self._listener = listener
+        self._host_addresses = None if host_addresses is None else frozenset(host_addresses)
+        self._ice_override = None if not ice_servers else tuple(ice_servers)
+        self._pcs: dict[PeerTarget, RTCPeerConnection] = {}
+        self._send: dict[Channel, RTCDataChannel] = {}
+        self._queue: asyncio.Queue[cmd.Command] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- PeerPort -------------------------------------------------------------------------------
+
+    def submit(self, command: cmd.Command) -> None:
+        if self._closed:
+            return
+        if isinstance(command, cmd.SendDataPacket):
+            self._send_now(command)
+            return
+        self._queue.put_nowait(command)
+        if self._worker is None:
+            context = contextvars.copy_context()
+            context.run(_ALLOWED_HOSTS.set, self._host_addresses)
+            self._worker = asyncio.get_running_loop().create_task(self._run(), context=context)
+
+    def buffered_amount(self, channel: Channel) -> int:
+        dc = self._send.get(channel)
+        return 0 if dc is None else dc.bufferedAmount
+
+    def set_low_threshold(self, channel: Channel, threshold: int) -> None:
+        dc = self._send.get(channel)
+        if dc is not None:
+            dc.bufferedAmountLowThreshold = threshold
+
+    async def aclose(self) -> None:
+        """Close every peer connection and stop the worker. Idempotent."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._worker
+        pcs, self._pcs = list(self._pcs.values()), {}
+        for pc in pcs:
+            with contextlib.suppress(Exception):
+                await pc.close()
+
+    # -- carrying out commands ------------------------------------------------------------------
+
+    def _send_now(self, command: cmd.SendDataPacket) -> None:
+        dc = self._send.get(command.channel)
+        if dc is None or dc.readyState != "open":
+            self._listener.on_command_failed(command, f"{command.channel.value} is not open")
+            return
+        try:
+            dc.send(command.data)
+        except Exception as exc:  # aiortc raises plain exceptions on a broken channel
+            self._listener.on_command_failed(command, str(exc) or type(exc).__name__)
+
+    async def _run(self) -> None:
+        while True:
+            command = await self._queue.get()
+            try:
+                await self._execute(command)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("peer command %s failed", type(command).__name__, exc_info=True)
+                self._listener.on_command_failed(command, str(exc) or type(exc).__name__)
+
+    async def _execute(self, command: cmd.Command) -> None:
+        if isinstance(command, cmd.CreatePeerConnection):
+            self._create_pc(command.target, command.ice_servers)
+        elif isinstance(command, cmd.CreateDataChannel):
+            self._create_channel(command)
+        elif isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
+            pc = self._pcs[command.target]
+            if isinstance(command, cmd.CreateOffer):
+                description = await pc.createOffer()
+            else:
+                description = await pc.createAnswer()
+            await pc.setLocalDescription(description)
+            local = pc.localDescription
+            self._listener.on_local_description(command.target, local.sdp, SdpType(local.type))
+        elif isinstance(command, cmd.SetRemoteDescription):
+            remote = RTCSessionDescription(sdp=command.sdp, type=command.sdp_type.value)
+            await self._pcs[command.target].setRemoteDescription(remote)
+        elif isinstance(command, cmd.AddIceCandidate):
+            await self._add_candidate(command)
+        elif isinstance(command, cmd.ClosePeerConnection):
+            if command.target in self._pcs:
+                await self._pcs.pop(command.target).close()
+        elif isinstance(command, cmd.SendDataPacket):  # pragma: no cover - sent in submit()
+            self._send_now(command)
+        else:  # pragma: no cover - the pump routes signal commands elsewhere
+            raise TypeError(f"not a peer command: {command!r}")
+
+    def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
+        chosen = self._ice_override if self._ice_override is not None else tuple(servers)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=_rtc_ice_servers(chosen)))
+        self._pcs[target] = pc
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            self._listener.on_peer_state(target, pc.connectionState)
+
+        @pc.on("datachannel")
+        def _adopt(dc: RTCDataChannel) -> None:
+            channel = _LABELS.get(dc.label)
+            if channel is not None:  # other labels (e.g. _data_track) are not ours to read
+                self._read(dc, channel)
+
+    def _create_channel(self, command: cmd.CreateDataChannel) -> None:
+        pc = self._pcs[command.target]
+        dc = pc.createDataChannel(
+            command.channel.value,
+            ordered=command.ordered,
+            maxRetransmits=command.max_retransmits,
+        )
+        self._send[command.channel] = dc
+        self._read(dc, command.channel)
+        channel = command.channel
+
+        @dc.on("open")
+        def _open() -> None:
+            sctp = pc.sctp
+            limit = getattr(sctp, "_remote_max_message_size", None) if sctp else None
+            self._listener.on_channel_open(channel, limit if isinstance(limit, int) else None)
+
+        @dc.on("close")
+        def _close() -> None:
+            if self._send.get(channel) is dc:
+                self._listener.on_channel_closed(channel)
+
+        @dc.on("bufferedamountlow")
+        def _low() -> None:
+            self._listener.on_writable(channel)
+
+    def _read(self, dc: RTCDataChannel, channel: Channel) -> None:
+        @dc.on("message")
+        def _message(message: bytes | str) -> None:
+            if isinstance(message, bytes):
+                self._listener.on_data(channel, message)
+            # Text messages are not part of the protocol (A.3); the core never sees them.
+
+    async def _add_candidate(self, command: cmd.AddIceCandidate) -> None:
+        init = json.loads(command.candidate_init)
+        text = str(init.get("candidate") or "")
+        pc = self._pcs.get(command.target)
+        if pc is None:
+            return
+        if not text:
+            await pc.addIceCandidate(None)  # end of candidates
+            return
+        candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+        candidate.sdpMid = init.get("sdpMid")
+        candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+        await pc.addIceCandidate(candidate)

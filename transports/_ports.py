@@ -1,0 +1,71 @@
+"""The ports the shared pump dispatches commands to. Every method is non-blocking.
+
+An adapter supplies a `SignalPort` (the WebSocket writer, fed in FIFO order), a `PeerPort`
+(the WebRTC side: aiortc in the loop or behind a thread bridge) and an `EventSink` (what the
+application sees). The peer port reports outcomes through a `PeerListener`; the pump is one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lkproto import commands as cmd
+from lkproto import events as ev
+from lkproto.models import Channel, PeerTarget, SdpType
+
+__all__ = ["EventSink", "PeerListener", "PeerPort", "SignalPort"]
+
+
+class SignalPort(Protocol):
+    def submit(self, command: cmd.OpenSignal | cmd.SendSignal | cmd.CloseSignal) -> None:
+        """Queue a signal command; a single writer carries them out in order."""
+
+
+class PeerListener(Protocol):
+    """What a peer port reports back; each call becomes one core input."""
+
+    def on_local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None: ...
+
+    def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None: ...
+
+    def on_peer_state(self, target: PeerTarget, state: str) -> None: ...
+
+    def on_channel_open(self, channel: Channel, max_message_size: int | None) -> None: ...
+
+    def on_channel_closed(self, channel: Channel) -> None: ...
+
+    def on_data(self, channel: Channel, data: bytes) -> None: ...
+
+    def on_writable(self, channel: Channel) -> None:
+        """The channel's buffered amount fell to its low threshold."""
+
+    def on_command_failed(self, command: cmd.Command, message: str) -> None: ...
+
+
+class PeerPort(Protocol):
+    def submit(self, command: cmd.Command) -> None:
+        """Queue a peer-connection command (everything but the signal commands)."""
+
+    def buffered_amount(self, channel: Channel) -> int:
+        """Bytes queued on our sending data channel, for flow control (0 if none)."""
+        ...
+
+    def set_low_threshold(self, channel: Channel, threshold: int) -> None:
+        """Report `on_writable` when the channel's buffered amount falls to `threshold`."""
+
+    async def aclose(self) -> None:
+        """Close every peer connection. Idempotent."""
+
+
+class EventSink(Protocol):
+    def deliver(self, event: ev.Event) -> None:
+        """Hand one core event to the application side. Must not block."""
+
+    def deadline_changed(self, deadline: float | None) -> None:
+        """The core's next timer changed; wake the timer task."""
+
+    def channel_changed(self, channel: Channel, is_open: bool) -> None:
+        """One of our sending data channels opened or closed."""
+
+    def writable(self, channel: Channel) -> None:
+        """A sending channel drained to its low threshold; blocked writers may go on."""

@@ -1,0 +1,401 @@
+"""The `livekit.rtc`-shaped object model every adapter shares: no I/O, no backend.
+
+`RoomModel` turns the core's events into the objects and callbacks `livekit.rtc` users know:
+stable participant objects updated in place, and `(event name, *args)` emissions with the same
+names and arguments as `livekit.rtc.Room` (room.py `_on_room_event`). Adapters own the I/O and
+call `apply(event)` for each core event, then emit what it returns.
+
+Divergences from `livekit.rtc`, on purpose:
+- `Participant.permissions` is lkproto's `Permissions` value (same field names as the
+  `ParticipantPermission` protobuf), and `kind` is a `ParticipantKind` (an `IntEnum` with the
+  protobuf's values).
+- `DataPacket.topic` is "" when the sender set none, as `livekit.rtc` shows it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+from lkproto import events as ev
+from lkproto.models import (
+    Channel,
+    DisconnectReason,
+    IceServer,
+    Participant,
+    ParticipantKind,
+    ParticipantState,
+    Permissions,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = [
+    "ConnectionState",
+    "DataPacket",
+    "DataPacketKind",
+    "EventEmitter",
+    "EventTypes",
+    "LocalParticipantInfo",
+    "RemoteParticipant",
+    "RoomModel",
+    "RoomOptions",
+    "RtcConfiguration",
+    "SipDTMF",
+    "Transcription",
+    "TranscriptionSegment",
+]
+
+log = logging.getLogger("lkproto.transports")
+
+EventTypes: TypeAlias = Literal[
+    "participant_connected",
+    "participant_disconnected",
+    "participant_active",
+    "participant_metadata_changed",
+    "participant_name_changed",
+    "participant_attributes_changed",
+    "participant_permissions_changed",
+    "connection_quality_changed",
+    "active_speakers_changed",
+    "room_metadata_changed",
+    "room_updated",
+    "data_received",
+    "sip_dtmf_received",
+    "transcription_received",
+    "connection_state_changed",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "reconnected",
+    "token_refreshed",
+]
+
+Callback: TypeAlias = Callable[..., object]
+
+
+class ConnectionState(enum.IntEnum):
+    """`livekit.rtc.ConnectionState` values."""
+
+    CONN_DISCONNECTED = 0
+    CONN_CONNECTED = 1
+    CONN_RECONNECTING = 2
+
+
+class DataPacketKind(enum.IntEnum):
+    """`livekit.rtc.DataPacketKind` values."""
+
+    KIND_LOSSY = 0
+    KIND_RELIABLE = 1
+
+
+@dataclass
+class RtcConfiguration:
+    """ICE settings. Empty `ice_servers` means: use the servers the SFU hands out.
+
+    `host_addresses` (lkproto only) restricts the local addresses ICE gathers from.
+    """
+
+    ice_servers: list[IceServer] = field(default_factory=list)
+    host_addresses: list[str] | None = None
+
+
+@dataclass
+class RoomOptions:
+    """`livekit.rtc.RoomOptions`, for the data plane.
+
+    `single_peer_connection` defaults to True here (the `/rtc/v1` path, falling back to `/rtc`
+    on a 404); `livekit.rtc` 1.2 defaults to the dual-PC path. `ssl_context` (lkproto only)
+    verifies `wss://` servers, e.g. with a private CA.
+    """
+
+    auto_subscribe: bool = True
+    dynacast: bool = False
+    rtc_config: RtcConfiguration | None = None
+    connect_timeout: float | None = None
+    single_peer_connection: bool | None = None
+    peer_connection_timeout: float = 15.0
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass
+class TranscriptionSegment:
+    id: str
+    text: str
+    start_time: int
+    end_time: int
+    final: bool
+    language: str
+
+
+@dataclass
+class Transcription:
+    participant_identity: str
+    track_sid: str
+    segments: list[TranscriptionSegment]
+
+
+class _ParticipantBase:
+    """The properties `livekit.rtc.Participant` exposes, over lkproto's `Participant` value."""
+
+    def __init__(self, info: Participant) -> None:
+        self._info = info
+
+    @property
+    def sid(self) -> str:
+        return self._info.sid
+
+    @property
+    def identity(self) -> str:
+        return self._info.identity
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def metadata(self) -> str:
+        return self._info.metadata
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return dict(self._info.attributes)
+
+    @property
+    def kind(self) -> ParticipantKind | int:
+        return self._info.kind
+
+    @property
+    def state(self) -> ParticipantState:
+        return self._info.state
+
+    @property
+    def permissions(self) -> Permissions:
+        return self._info.permissions
+
+    @property
+    def disconnect_reason(self) -> DisconnectReason:
+        return self._info.disconnect_reason
+
+    @property
+    def joined_at(self) -> datetime.datetime | None:
+        ms = self._info.joined_at_ms
+        return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
+
+    @property
+    def track_publications(self) -> Mapping[str, object]:
+        return {}
+
+    @property
+    def info(self) -> Participant:
+        """lkproto's immutable snapshot of this participant."""
+        return self._info
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sid={self.sid}, identity={self.identity}, name={self.name})"
+
+
+class RemoteParticipant(_ParticipantBase):
+    """Another participant in the room."""
+
+
+class LocalParticipantInfo(_ParticipantBase):
+    """The local participant's properties; each adapter adds its verbs."""
+
+
+@dataclass
+class DataPacket:
+    data: bytes
+    kind: DataPacketKind
+    participant: RemoteParticipant | None
+    topic: str | None = None
+
+
+@dataclass
+class SipDTMF:
+    code: int
+    digit: str
+    participant: RemoteParticipant | None = None
+
+
+class EventEmitter:
+    """`on`/`once`/`off`/`emit`, as `livekit.rtc.EventEmitter`; exceptions in callbacks are
+    logged, never propagated into the session."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Callback]] = {}
+
+    def on(self, event: EventTypes, callback: Callback | None = None) -> Callback:
+        """Register `callback` for `event`; without one, return a decorator."""
+        if callback is None:
+
+            def decorator(fn: Callback) -> Callback:
+                self.on(event, fn)
+                return fn
+
+            return decorator
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def once(self, event: EventTypes, callback: Callback | None = None) -> Callback:
+        """Like `on`, but the callback runs for the next emission only."""
+        if callback is None:
+
+            def decorator(fn: Callback) -> Callback:
+                self.once(event, fn)
+                return fn
+
+            return decorator
+        fn = callback
+
+        def once_callback(*args: object) -> object:
+            self.off(event, once_callback)
+            return fn(*args)
+
+        return self.on(event, once_callback)
+
+    def off(self, event: EventTypes, callback: Callback) -> None:
+        listeners = self._listeners.get(event, [])
+        if callback in listeners:
+            listeners.remove(callback)
+
+    def emit(self, event: str, *args: object) -> None:
+        for callback in list(self._listeners.get(event, [])):
+            try:
+                result = callback(*args)
+            except Exception:
+                log.exception("a %r callback raised", event)
+                continue
+            if inspect.iscoroutine(result):
+                result.close()
+                log.error("%r callbacks must be plain functions; start a task instead", event)
+
+
+Emission: TypeAlias = tuple[str, tuple[object, ...]]
+
+
+class RoomModel:
+    """Participants, room facts and the connection state, rebuilt from core events."""
+
+    def __init__(self, local: LocalParticipantInfo | None = None) -> None:
+        self.local: LocalParticipantInfo | None = local
+        self.remote: dict[str, RemoteParticipant] = {}
+        self.connection_state = ConnectionState.CONN_DISCONNECTED
+        self.room_sid = ""
+        self.room_name = ""
+        self.room_metadata = ""
+        self.num_participants = 0
+
+    def participant(self, identity: str) -> _ParticipantBase | None:
+        if self.local is not None and self.local.identity == identity:
+            return self.local
+        return self.remote.get(identity)
+
+    def _touch(self, info: Participant) -> _ParticipantBase:
+        found = self.participant(info.identity)
+        if found is None:
+            found = RemoteParticipant(info)
+            self.remote[info.identity] = found
+        found._info = info
+        return found
+
+    def set_state(self, state: ConnectionState) -> list[Emission]:
+        if state == self.connection_state:
+            return []
+        self.connection_state = state
+        return [("connection_state_changed", (state,))]
+
+    def apply(self, event: ev.Event) -> list[Emission]:
+        """Update the model; return the `livekit.rtc` emissions for this core event."""
+        out: list[Emission] = []
+        if isinstance(event, ev.Joined):
+            self.room_sid, self.room_name = event.room.sid, event.room.name
+            self.room_metadata = event.room.metadata
+            self.num_participants = event.room.num_participants
+            if self.local is None:
+                self.local = LocalParticipantInfo(event.local_participant)
+            self.local._info = event.local_participant
+            self.remote = {p.identity: RemoteParticipant(p) for p in event.participants}
+        elif isinstance(event, ev.ParticipantConnected):
+            out.append(("participant_connected", (self._touch(event.participant),)))
+        elif isinstance(event, ev.ParticipantDisconnected):
+            gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
+                event.participant
+            )
+            gone._info = event.participant
+            out.append(("participant_disconnected", (gone,)))
+        elif isinstance(event, ev.ParticipantActive):
+            out.append(("participant_active", (self._touch(event.participant),)))
+        elif isinstance(event, ev.ParticipantUpdated):
+            self._touch(event.participant)
+        elif isinstance(event, ev.ParticipantAttributesChanged):
+            p = self._touch(event.participant)
+            out.append(("participant_attributes_changed", (dict(event.changed), p)))
+        elif isinstance(event, ev.ParticipantNameChanged):
+            p = self._touch(event.participant)
+            out.append(("participant_name_changed", (p, event.old_name, p.name)))
+        elif isinstance(event, ev.ParticipantMetadataChanged):
+            p = self._touch(event.participant)
+            out.append(("participant_metadata_changed", (p, event.old_metadata, p.metadata)))
+        elif isinstance(event, ev.ParticipantPermissionsChanged):
+            p = self._touch(event.participant)
+            out.append(("participant_permissions_changed", (p, p.permissions)))
+        elif isinstance(event, ev.RoomMetadataChanged):
+            self.room_metadata = event.metadata
+            out.append(("room_metadata_changed", (event.old_metadata, event.metadata)))
+        elif isinstance(event, ev.RoomUpdated):
+            self.room_sid = event.room.sid or self.room_sid
+            self.num_participants = event.room.num_participants
+            out.append(("room_updated", ()))
+        elif isinstance(event, ev.ActiveSpeakersChanged):
+            by_sid: dict[str, _ParticipantBase] = {p.sid: p for p in self.remote.values()}
+            if self.local is not None:
+                by_sid[self.local.sid] = self.local
+            speakers = [by_sid[s.sid] for s in event.speakers if s.active and s.sid in by_sid]
+            out.append(("active_speakers_changed", (speakers,)))
+        elif isinstance(event, ev.ConnectionQualityChanged):
+            found = next((p for p in self.remote.values() if p.sid == event.participant_sid), None)
+            out.append(("connection_quality_changed", (found, event.quality)))
+        elif isinstance(event, ev.DataReceived):
+            kind = (
+                DataPacketKind.KIND_RELIABLE
+                if event.channel is Channel.RELIABLE
+                else DataPacketKind.KIND_LOSSY
+            )
+            sender = self.remote.get(event.participant_identity)
+            packet = DataPacket(
+                data=event.payload, kind=kind, participant=sender, topic=event.topic or ""
+            )
+            out.append(("data_received", (packet,)))
+        elif isinstance(event, ev.SipDtmfReceived):
+            sender = self.remote.get(event.participant_identity)
+            out.append(("sip_dtmf_received", (SipDTMF(event.code, event.digit, sender),)))
+        elif isinstance(event, ev.TranscriptionReceived):
+            segments = [
+                TranscriptionSegment(
+                    id=s.id,
+                    text=s.text,
+                    start_time=s.start_time,
+                    end_time=s.end_time,
+                    final=s.final,
+                    language=s.language,
+                )
+                for s in event.segments
+            ]
+            about = self.participant(event.transcribed_participant_identity)
+            out.append(("transcription_received", (segments, about, None)))
+        elif isinstance(event, ev.ReconnectRequested):
+            out += self.set_state(ConnectionState.CONN_RECONNECTING)
+            out.append(("reconnecting", ()))
+        elif isinstance(event, ev.TokenRefreshed):
+            out.append(("token_refreshed", ()))
+        elif isinstance(event, ev.Disconnected):
+            out += self.set_state(ConnectionState.CONN_DISCONNECTED)
+            out.append(("disconnected", (event.reason,)))
+        return out
