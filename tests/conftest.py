@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 

@@ -13,11 +13,11 @@ import json
 import re
 
 import pytest
+from livekit import rtc
+
 from harness import Confinement
 from harness.netns import local_addresses
 from harness.sigproxy import SignalRecorder, candidate_addresses
-from livekit import rtc
-
 from lkproto._pb import signal_pb2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
