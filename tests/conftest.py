@@ -16,6 +16,7 @@ import pytest
 
 from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
+from harness.official import OfficialLoop
 
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()
 _room_counter = itertools.count(1)
@@ -68,6 +69,16 @@ def make_token(room_name: str) -> TokenFactory:
         return mint_token(identity, str(kwargs.pop("room", room_name)), **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def official_loop() -> Iterator[OfficialLoop]:
+    """One asyncio loop thread hosting every official SDK participant (any anyio backend)."""
+    loop = OfficialLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()
 
 
 @pytest.fixture

@@ -91,6 +91,7 @@ def test_stun_responder_answers_a_binding_request_with_the_mapped_address(
     import socket
 
     from aioice import stun
+
     from harness.stun import StunResponder
 
     responder = StunResponder(confinement.host).start()

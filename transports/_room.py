@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+import attrs
+
 from lkproto import events as ev
 from lkproto.models import (
     Channel,
@@ -328,7 +330,7 @@ class RoomModel:
             gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
                 event.participant
             )
-            gone._info = event.participant
+            gone._info = attrs.evolve(event.participant, disconnect_reason=event.reason)
             out.append(("participant_disconnected", (gone,)))
         elif isinstance(event, ev.ParticipantActive):
             out.append(("participant_active", (self._touch(event.participant),)))

@@ -1,0 +1,413 @@
+"""`lkproto.transports.anyio.Room` against the official SDK, through a real livekit-server.
+
+Every test runs on both anyio backends. The official participants live on an asyncio loop in
+a helper thread (harness/official.py), so the same test drives them from trio too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+
+from harness.official import OfficialLoop, OfficialPeer
+from lkproto.models import DisconnectReason
+from lkproto.transports.anyio import (
+    ConnectionState,
+    DataPacket,
+    DataPacketKind,
+    Room,
+    RoomOptions,
+    RtcConfiguration,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
+
+T = TypeVar("T")
+PAYLOAD = 15 * 1024
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def options(confinement: Any) -> RoomOptions:
+    return RoomOptions(
+        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
+    )
+
+
+@pytest.fixture
+def officials(official_loop: OfficialLoop) -> Iterator[list[OfficialPeer]]:
+    peers: list[OfficialPeer] = []
+    yield peers
+    # Disconnected by each test's own cleanup; nothing async can run in a sync fixture.
+
+
+class Recorder:
+    """Everything a Room emits, as (name, args), with an awaitable condition."""
+
+    def __init__(self, room: Room, *names: str) -> None:
+        self.records: list[tuple[str, tuple[Any, ...]]] = []
+        self._changed: anyio.Event | None = None
+        for name in names:
+            room.on(name, functools.partial(self._add, name))  # type: ignore[arg-type]
+
+    def _add(self, name: str, *args: Any) -> None:
+        self.records.append((name, args))
+        if self._changed is not None:
+            self._changed.set()
+
+    def of(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for n, args in self.records if n == name]
+
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 15) -> T:
+        with anyio.fail_after(timeout):
+            while not (value := predicate()):
+                self._changed = anyio.Event()
+                await self._changed.wait()
+            return value
+
+
+async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:
+    peer = OfficialPeer(loop)
+    await peer.connect(url, token)
+    return peer
+
+
+async def knows(identity: str, *peers: OfficialPeer) -> None:
+    """Wait until each official peer has seen `identity` join.
+
+    The server announces a participant to the others shortly after its peer connection is up,
+    which can be after our `connect()` returns (the official SDK behaves the same). Until then
+    they would show its data with no sender, and its attributes as initial state.
+    """
+    for peer in peers:
+        await peer.wait_for(lambda r: ("joined", (identity,)) in r)
+
+
+async def test_each_side_sees_the_other_join_and_leave(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    first = await official(official_loop, livekit_server.url, make_token("first"))
+    room = Room()
+    seen = Recorder(
+        room,
+        "participant_connected",
+        "participant_disconnected",
+        "connection_state_changed",
+        "connected",
+        "disconnected",
+    )
+    try:
+        await room.connect(livekit_server.url, make_token("lk", name="Lk"), options)
+        assert room.isconnected()
+        assert room.connection_state == ConnectionState.CONN_CONNECTED
+        assert seen.records[:2] == [
+            ("connection_state_changed", (ConnectionState.CONN_CONNECTED,)),
+            ("connected", ()),
+        ]
+        assert list(room.remote_participants) == ["first"]
+        assert room.local_participant.identity == "lk"
+        assert room.local_participant.name == "Lk"
+        assert room.name and room.sid.startswith("RM_")
+        await first.wait_for(lambda r: ("joined", ("lk",)) in r)
+
+        second = await official(official_loop, livekit_server.url, make_token("second"))
+        joined = await seen.wait_for(lambda: seen.of("participant_connected"))
+        assert joined[0][0].identity == "second"
+        assert joined[0][0] is room.remote_participants["second"]
+        await second.disconnect()
+        left = await seen.wait_for(lambda: seen.of("participant_disconnected"))
+        assert left[0][0].identity == "second"
+        assert left[0][0].disconnect_reason is DisconnectReason.CLIENT_INITIATED
+        assert "second" not in room.remote_participants
+
+        await room.disconnect()
+        assert not room.isconnected()
+        assert seen.records[-2:] == [
+            ("connection_state_changed", (ConnectionState.CONN_DISCONNECTED,)),
+            ("disconnected", (DisconnectReason.CLIENT_INITIATED,)),
+        ]
+        await first.wait_for(lambda r: ("left", ("lk",)) in r)
+    finally:
+        await room.disconnect()
+        await first.disconnect()
+
+
+async def test_attributes_metadata_and_name_propagate_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    peer = await official(
+        official_loop, livekit_server.url, make_token("official", can_update_own_metadata=True)
+    )
+    room = Room()
+    seen = Recorder(
+        room,
+        "participant_attributes_changed",
+        "participant_metadata_changed",
+        "participant_name_changed",
+    )
+    try:
+        await room.connect(
+            livekit_server.url, make_token("lk", can_update_own_metadata=True), options
+        )
+        await knows("lk", peer)
+        me = room.local_participant
+        await me.set_attributes({"mood": "curious"})
+        await me.set_metadata("lk-meta")
+        await me.set_name("Lk Proto")
+        await peer.wait_for(lambda r: ("attributes", ("lk", {"mood": "curious"})) in r)
+        # Match on identity and new value: livekit.rtc 1.2 sometimes reports the new metadata
+        # as the old one too (its FFI updates the participant before the event is handled).
+        await peer.wait_for(lambda r: [a for n, a in r if n == "metadata" and a[2] == "lk-meta"])
+        await peer.wait_for(lambda r: [a for n, a in r if n == "name" and a[2] == "Lk Proto"])
+        assert {a[0] for n, a in peer.records if n in ("metadata", "name")} == {"lk"}
+        assert (me.attributes, me.metadata, me.name) == ({"mood": "curious"}, "lk-meta", "Lk Proto")
+
+        async def change(official_room: Any) -> None:
+            lp = official_room.local_participant
+            await lp.set_attributes({"seen": "yes"})
+            await lp.set_metadata("official-meta")
+            await lp.set_name("Official")
+
+        await peer.do(change)
+        other = room.remote_participants["official"]
+        await seen.wait_for(lambda: seen.of("participant_name_changed"))
+        await seen.wait_for(lambda: seen.of("participant_attributes_changed"))
+        # As in livekit.rtc, our own changes are reported too, with the local participant.
+        assert seen.of("participant_attributes_changed") == [
+            ({"mood": "curious"}, me),
+            ({"seen": "yes"}, other),
+        ]
+        assert seen.of("participant_metadata_changed") == [
+            (me, "", "lk-meta"),
+            (other, "", "official-meta"),
+        ]
+        assert seen.of("participant_name_changed") == [
+            (me, "", "Lk Proto"),
+            (other, "", "Official"),
+        ]
+        assert (other.attributes, other.metadata, other.name) == (
+            {"seen": "yes"},
+            "official-meta",
+            "Official",
+        )
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def test_publish_data_reliable_lossy_topics_and_destinations_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    alice = await official(official_loop, livekit_server.url, make_token("alice"))
+    bob = await official(official_loop, livekit_server.url, make_token("bob"))
+    room = Room()
+    seen = Recorder(room, "data_received")
+    try:
+        await room.connect(livekit_server.url, make_token("lk"), options)
+        await knows("lk", alice, bob)
+        me = room.local_participant
+        # lkproto -> official: targeted, topics, reliable and lossy.
+        await me.publish_data(b"for alice", topic="t1", destination_identities=["alice"])
+        await me.publish_data("lossy to all", reliable=False, topic="t2")
+        await me.publish_data(b"marker")
+        for peer in (alice, bob):
+            await peer.wait_for(lambda r: [a for n, a in r if n == "data" and a[1] == b"marker"])
+        await alice.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) == 3)
+        # The reliable channel is ordered; the lossy one is a separate channel, so sort.
+        assert sorted(alice.of("data")) == [
+            ("lk", b"for alice", "t1", 1),
+            ("lk", b"lossy to all", "t2", 0),
+            ("lk", b"marker", "", 1),
+        ]
+        assert [a for a in alice.of("data") if a[3] == 1] == [
+            ("lk", b"for alice", "t1", 1),
+            ("lk", b"marker", "", 1),
+        ]
+        # Bob got the reliable marker, sent after the packet for Alice on the same ordered
+        # channel, so that packet would have reached him first: it was filtered.
+        await bob.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) == 2)
+        assert sorted(bob.of("data")) == [
+            ("lk", b"lossy to all", "t2", 0),
+            ("lk", b"marker", "", 1),
+        ]
+
+        # official -> lkproto.
+        async def send(official_room: Any) -> None:
+            lp = official_room.local_participant
+            await lp.publish_data(b"to lk", topic="hello", destination_identities=["lk"])
+            await lp.publish_data(b"to bob only", destination_identities=["bob"])
+            await lp.publish_data(b"lossy", reliable=False, topic="fast")
+            await lp.publish_data(b"end")
+
+        await alice.do(send)
+        await seen.wait_for(lambda: [p for (p,) in seen.of("data_received") if p.data == b"end"])
+        await seen.wait_for(lambda: len(seen.of("data_received")) == 3)
+        got = [
+            (p.participant.identity, p.data, p.topic, p.kind) for (p,) in seen.of("data_received")
+        ]
+        assert sorted(got, key=lambda g: g[1]) == [
+            ("alice", b"end", "", DataPacketKind.KIND_RELIABLE),
+            ("alice", b"lossy", "fast", DataPacketKind.KIND_LOSSY),
+            ("alice", b"to lk", "hello", DataPacketKind.KIND_RELIABLE),
+        ]
+        packet = seen.of("data_received")[0][0]
+        assert isinstance(packet, DataPacket)
+        assert packet.participant is room.remote_participants["alice"]
+    finally:
+        await room.disconnect()
+        await alice.disconnect()
+        await bob.disconnect()
+
+
+def _numbered(i: int) -> bytes:
+    head = i.to_bytes(4, "big")
+    return head + bytes((i + k) % 251 for k in range(PAYLOAD - 4))
+
+
+async def test_200_reliable_15kib_packets_arrive_in_order_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    peer = await official(official_loop, livekit_server.url, make_token("official"))
+    room = Room()
+    seen = Recorder(room, "data_received")
+    count = 200
+    try:
+        await room.connect(livekit_server.url, make_token("lk"), options)
+        await knows("lk", peer)
+        for i in range(count):
+            await room.local_participant.publish_data(_numbered(i), topic="bulk")
+        await peer.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) >= count, 30)
+        received = [data for _, data, _, _ in peer.of("data")]
+        assert len(received) == count
+        assert received == [_numbered(i) for i in range(count)]
+
+        async def blast(official_room: Any) -> None:
+            for i in range(count):
+                await official_room.local_participant.publish_data(_numbered(i), topic="bulk")
+
+        await peer.do(blast, 60)
+        await seen.wait_for(lambda: len(seen.of("data_received")) >= count, 30)
+        got = [p.data for (p,) in seen.of("data_received")]
+        assert len(got) == count
+        assert got == [_numbered(i) for i in range(count)]
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def test_dual_peer_connection_path_carries_data_both_ways(
+    livekit_server: Any, make_token: Any, confinement: Any, official_loop: OfficialLoop
+) -> None:
+    peer = await official(official_loop, livekit_server.url, make_token("official"))
+    room = Room()
+    seen = Recorder(room, "data_received")
+    dual = RoomOptions(
+        single_peer_connection=False,
+        rtc_config=RtcConfiguration(host_addresses=[confinement.host]),
+    )
+    try:
+        await room.connect(livekit_server.url, make_token("lk"), dual)
+        assert room.connection is not None
+        assert room.connection.single_peer_connection is False
+        await knows("lk", peer)
+        await room.local_participant.publish_data(b"via /rtc", topic="v0")
+        await peer.wait_for(lambda r: ("data", ("lk", b"via /rtc", "v0", 1)) in r)
+        await peer.do(lambda r: r.local_participant.publish_data(b"back via subscriber"))
+        (packet,) = (await seen.wait_for(lambda: seen.of("data_received")))[0]
+        assert (packet.participant.identity, packet.data) == ("official", b"back via subscriber")
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def _refuse_v1_relay(
+    listener: anyio.abc.SocketListener, upstream: tuple[str, int], paths: list[str]
+) -> None:
+    async def handle(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await client.receive()
+            path = head.split(b" ", 2)[1].decode()
+            paths.append(path.split("?", 1)[0])
+            if path.startswith("/rtc/v1"):
+                await client.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here\n")
+                return
+            async with await anyio.connect_tcp(*upstream) as server:
+                await server.send(head)
+
+                async def pipe(src: Any, dst: Any) -> None:
+                    try:
+                        async for chunk in src:
+                            await dst.send(chunk)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass
+                    finally:
+                        tg.cancel_scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pipe, client, server)
+                    tg.start_soon(pipe, server, client)
+
+    await listener.serve(handle)
+
+
+async def test_a_404_on_rtc_v1_falls_back_to_the_dual_pc_path(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    peer = await official(official_loop, livekit_server.url, make_token("official"))
+    room = Room()
+    paths: list[str] = []
+    listener = await anyio.create_tcp_listener(local_host=livekit_server.host)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                _refuse_v1_relay, listener, (livekit_server.host, livekit_server.port), paths
+            )
+            await room.connect(f"ws://{livekit_server.host}:{port}", make_token("lk"), options)
+            assert paths == ["/rtc/v1", "/rtc"]
+            assert room.connection is not None and not room.connection.single_peer_connection
+            await knows("lk", peer)
+            await room.local_participant.publish_data(b"after fallback")
+            await peer.wait_for(lambda r: ("data", ("lk", b"after fallback", "", 1)) in r)
+            await room.disconnect()
+            tg.cancel_scope.cancel()
+    finally:
+        await room.disconnect()
+        await listener.aclose()
+        await peer.disconnect()
+
+
+async def test_events_iterator_yields_typed_core_events(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    from lkproto import events as ev
+
+    room = Room()
+    await room.connect(livekit_server.url, make_token("lk"), options)
+    seen: list[Any] = []
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def collect() -> None:
+                async for event in room.events():
+                    seen.append(event)
+                    if isinstance(event, ev.ParticipantConnected):
+                        tg.cancel_scope.cancel()
+
+            tg.start_soon(collect)
+            peer = await official(official_loop, livekit_server.url, make_token("official"))
+        assert isinstance(seen[-1], ev.ParticipantConnected)
+        assert seen[-1].participant.identity == "official"
+        await peer.disconnect()
+    finally:
+        await room.disconnect()

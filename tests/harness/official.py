@@ -1,0 +1,128 @@
+"""The official `livekit` SDK as the other participant, usable from asyncio and trio tests.
+
+`livekit.rtc` needs asyncio, so every official participant lives on one asyncio loop running
+in a helper thread (`OfficialLoop`). An `OfficialPeer` records what its room emits as plain
+tuples under a lock; tests wait for a predicate over that record without polling (a
+`threading.Condition`, waited on from a worker thread), whichever anyio backend they run on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from livekit import rtc
+
+T = TypeVar("T")
+Record = tuple[str, tuple[Any, ...]]
+
+
+class OfficialLoop:
+    """An asyncio loop on a daemon thread, hosting official SDK rooms."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    async def run(self, factory: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        future = asyncio.run_coroutine_threadsafe(_call(factory), self.loop)
+        return await anyio.to_thread.run_sync(future.result, timeout, abandon_on_cancel=True)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+async def _call(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+class OfficialPeer:
+    """One official `rtc.Room`, driven from any backend, with a thread-safe event record."""
+
+    def __init__(self, loop: OfficialLoop) -> None:
+        self._loop = loop
+        self.room: rtc.Room | None = None
+        self.records: list[Record] = []
+        self._cond = threading.Condition()
+
+    def _record(self, name: str, *args: Any) -> None:
+        with self._cond:
+            self.records.append((name, args))
+            self._cond.notify_all()
+
+    async def connect(self, url: str, token: str, **options: Any) -> None:
+        async def go() -> None:
+            room = self.room = rtc.Room()
+            on = room.on
+            on("participant_connected", lambda p: self._record("joined", p.identity))
+            on("participant_disconnected", lambda p: self._record("left", p.identity))
+            on(
+                "participant_attributes_changed",
+                lambda changed, p: self._record("attributes", p.identity, dict(changed)),
+            )
+            on(
+                "participant_metadata_changed",
+                lambda p, old, new: self._record("metadata", p.identity, old, new),
+            )
+            on(
+                "participant_name_changed",
+                lambda p, old, new: self._record("name", p.identity, old, new),
+            )
+            on(
+                "data_received",
+                lambda d: self._record(
+                    "data",
+                    d.participant.identity if d.participant else None,
+                    bytes(d.data),
+                    d.topic,
+                    int(d.kind),
+                ),
+            )
+            options.setdefault("auto_subscribe", False)
+            await room.connect(url, token, rtc.RoomOptions(**options))
+
+        await self._loop.run(go)
+
+    async def do(self, fn: Callable[[rtc.Room], Awaitable[T]], timeout: float = 30) -> T:
+        """Run `fn(room)` on the official loop and return its result."""
+        room = self.room
+        assert room is not None
+        return await self._loop.run(lambda: fn(room), timeout)
+
+    async def wait_for(
+        self, predicate: Callable[[list[Record]], T | None], timeout: float = 15
+    ) -> T:
+        """Wait until `predicate(records)` is truthy; return its value."""
+        box: list[T] = []
+
+        def check() -> bool:
+            value = predicate(self.records)
+            if value:
+                box.append(value)
+                return True
+            return False
+
+        def wait() -> bool:
+            with self._cond:
+                return self._cond.wait_for(check, timeout)
+
+        if not await anyio.to_thread.run_sync(wait, abandon_on_cancel=True):
+            raise TimeoutError(
+                f"official peer: condition not met within {timeout}s; saw {self.records[-8:]!r}"
+            )
+        return box[0]
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        with self._cond:
+            return [args for name, args in self.records if name == kind]
+
+    async def disconnect(self) -> None:
+        if self.room is not None:
+            room = self.room
+            await self._loop.run(room.disconnect)
