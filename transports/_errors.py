@@ -8,6 +8,7 @@ adapter wraps its I/O calls in `map_exceptions` (httpcore's idea).
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 from collections.abc import Iterator
 
@@ -70,5 +71,48 @@ def map_exceptions(what: str, *secrets: str) -> Iterator[None]:
         ConnectionError,
         ValueError,
     ) as exc:
-        detail = redact(str(exc) or type(exc).__name__, *secrets)
+        detail = redact(describe(exc), *secrets)
         raise TransportError(f"{what}: {detail}") from None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of a backend failure, with its underlying causes.
+
+    anyio's `connect_tcp` raises "All connection attempts failed" with the real errors as its
+    `__cause__`; those say what to fix ("Connection refused"), so they are appended. An OS
+    error is named by its `strerror` (asyncio's "Connect call failed ('10.0.0.1', 80)" hides
+    it), and a failed certificate check or a server that does not speak TLS says so plainly.
+    """
+    text = _one(exc)
+    extra: list[str] = []
+    for leaf in _leaves(exc.__cause__) if exc.__cause__ is not None else ():
+        one = _one(leaf)
+        if one not in extra and one not in text:
+            extra.append(one)
+    return f"{text}: {'; '.join(extra)}" if extra else text
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _one(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate verification failed: {getattr(exc, 'verify_message', '') or exc} "
+            "(to trust a private CA, pass RoomOptions(ssl_context=...))"
+        )
+    if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) == "WRONG_VERSION_NUMBER":
+        return "TLS handshake failed: the server did not answer in TLS (is it a ws:// server?)"
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno:
+        try:
+            reason = os.strerror(exc.errno)
+        except ValueError:  # pragma: no cover - an errno the platform cannot name
+            reason = ""
+        if reason and not reason.startswith("Unknown error"):
+            return reason
+    return str(exc) or type(exc).__name__

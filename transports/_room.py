@@ -362,7 +362,8 @@ class RoomModel:
             speakers = [by_sid[s.sid] for s in event.speakers if s.active and s.sid in by_sid]
             out.append(("active_speakers_changed", (speakers,)))
         elif isinstance(event, ev.ConnectionQualityChanged):
-            found = next((p for p in self.remote.values() if p.sid == event.participant_sid), None)
+            people = [*self.remote.values(), *([self.local] if self.local is not None else [])]
+            found = next((p for p in people if p.sid == event.participant_sid), None)
             out.append(("connection_quality_changed", (found, event.quality)))
         elif isinstance(event, ev.DataReceived):
             kind = (

@@ -8,7 +8,13 @@ arrived, or the connection closed. Pings are answered here.
 
 Limits: a signal message is reassembled up to `max_message_size` bytes (a JoinResponse for a
 large room is the biggest message; 16 MiB by default) and a rejection body is kept up to 2 KiB,
-enough for the server's reason. Exceeding the message bound closes with code 1009.
+enough for the server's reason. Exceeding the message bound closes with code 1009; bytes that
+are not WebSocket close with 1002. Nothing is reported after the first `Closed` or `Rejected`.
+
+The token: livekit-server echoes it in its 401 body ("invalid token: <token>, error: ..."). The
+credential of every `Authorization` header is replaced by "<redacted>" in the body before it is
+cut to 2 KiB (enough of the body is read for that), so the reason after the token survives and
+neither the whole token nor a piece of it at a cut is ever reported.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 __all__ = ["Accepted", "Closed", "Message", "Rejected", "WebSocketClient", "WsResult"]
 
 _BODY_LIMIT = 2048
+_REDACTED = b"<redacted>"
+_MIN_PARTIAL = 8  # a cut-off piece of a secret this long or longer is redacted too
 
 
 @attrs.frozen
@@ -56,6 +64,17 @@ class Closed:
 
 
 WsResult = Accepted | Rejected | Message | Closed
+
+
+def _credentials(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
+    """The secrets in `headers`: each `Authorization` credential (the part after the scheme)."""
+    found = set()
+    for name, value in headers:
+        if name.lower() == "authorization":
+            credential = value.split(" ", 1)[-1].strip()
+            if credential:
+                found.add(credential.encode())
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 @attrs.frozen
@@ -95,6 +114,9 @@ class WebSocketClient:
         self._max = max_message_size
         self._reject_status: int | None = None
         self._reject_body = bytearray()
+        self._secrets = _credentials(headers)
+        # Keep enough past the limit that a token starting before the cut is seen whole.
+        self._body_keep = _BODY_LIMIT + max((len(s) for s in self._secrets), default=0)
         self.closed = False
 
     def handshake(self) -> bytes:
@@ -108,7 +130,9 @@ class WebSocketClient:
         )
 
     def send(self, data: bytes) -> bytes:
-        """Frame one binary message."""
+        """Frame one binary message, or b"" if the connection is not open (it is dropped)."""
+        if self._ws.state is not WsState.OPEN:
+            return b""
         return self._ws.send(wse.BytesMessage(data=data))
 
     def close(self, code: int = 1000) -> bytes:
@@ -134,24 +158,51 @@ class WebSocketClient:
         try:
             self._ws.receive_data(data)
             for event in self._ws.events():
-                self._handle(event, results)
+                self._handle(event, results, eof=data is None)
+                if self._ended(results):
+                    break
         except WsRemoteProtocolError as exc:
-            results.append(Closed(code=1002, reason=f"WebSocket protocol error: {exc}"))
-        if data is None and not any(isinstance(r, Closed | Rejected) for r in results):
+            # At EOF, h11 calls an unfinished response malformed: that is the stream ending.
+            if data is not None:
+                results.append(Closed(code=1002, reason=f"WebSocket protocol error: {exc}"))
+        if data is None and not self._ended(results):
             if self._reject_status is not None:
                 results.append(self._rejected())
             else:
                 results.append(Closed(code=None))
-        if any(isinstance(r, Closed | Rejected) for r in results):
+        if self._ended(results):
             self.closed = True
         return results
 
-    def _rejected(self) -> Rejected:
-        assert self._reject_status is not None
-        body = bytes(self._reject_body).decode("utf-8", "replace").strip()
-        return Rejected(status=self._reject_status, body=body)
+    @staticmethod
+    def _ended(results: list[WsResult]) -> bool:
+        return bool(results) and isinstance(results[-1], Closed | Rejected)
 
-    def _handle(self, event: wse.Event, results: list[WsResult]) -> None:
+    def _rejected(self) -> Rejected:
+        """The rejection, its body redacted, then cut to about `_BODY_LIMIT` bytes."""
+        assert self._reject_status is not None
+        body = bytes(self._reject_body)
+        longest = max((len(s) for s in self._secrets), default=0)
+        kept = bytearray()
+        i = 0
+        while i < len(body) and len(kept) < _BODY_LIMIT:
+            secret = next((s for s in self._secrets if body.startswith(s, i)), None)
+            if secret is not None:
+                kept += _REDACTED
+                i += len(secret)
+                continue
+            rest = len(body) - i
+            if _MIN_PARTIAL <= rest < longest and any(
+                s.startswith(body[i:]) for s in self._secrets
+            ):
+                kept += _REDACTED  # the start of a secret, cut off where we stopped reading
+                break
+            kept.append(body[i])
+            i += 1
+        text = bytes(kept).decode("utf-8", "replace").strip()
+        return Rejected(status=self._reject_status, body=text)
+
+    def _handle(self, event: wse.Event, results: list[WsResult], *, eof: bool) -> None:
         if isinstance(event, wse.AcceptConnection):
             results.append(Accepted())
         elif isinstance(event, wse.RejectConnection):
@@ -159,7 +210,7 @@ class WebSocketClient:
             if not event.has_body:
                 results.append(self._rejected())
         elif isinstance(event, wse.RejectData):
-            room = _BODY_LIMIT - len(self._reject_body)
+            room = self._body_keep - len(self._reject_body)
             self._reject_body += event.data[: max(room, 0)]
             if event.body_finished:
                 results.append(self._rejected())
@@ -176,6 +227,11 @@ class WebSocketClient:
         elif isinstance(event, wse.Ping):
             self._out += self._ws.send(event.response())
         elif isinstance(event, wse.CloseConnection):
+            if eof:  # wsproto's stand-in (1006) for a stream that ended without a close frame
+                results.append(Closed(code=None))
+                return
             if self._ws.state is WsState.REMOTE_CLOSING:
                 self._out += self._ws.send(event.response())
-            results.append(Closed(code=event.code, reason=event.reason or ""))
+            elif self._ws.state is WsState.OPEN:  # a frame wsproto could not parse
+                self._out += self.close(int(event.code))
+            results.append(Closed(code=int(event.code), reason=event.reason or ""))
