@@ -40,6 +40,7 @@ test: lint typecheck pytest
 # Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
 bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
+	$(PY) benchmarks/bench_transport.py
 
 proto: setup
 	$(PY) proto/generate.py
