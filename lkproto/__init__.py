@@ -13,11 +13,16 @@ Typical use by an adapter::
     while (event := conn.next_event()) is not None:
         ...  # hand it to the application
     deadline = conn.get_timer()  # call conn.handle_timer(now) when it passes
+
+Data streams (``register_stream_topic``, ``open_stream``/``write_stream``/``close_stream``,
+``send_stream``) and RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) are
+verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams`` and
+``lkproto.rpc`` for use alone.
 """
 
 from __future__ import annotations
 
-from lkproto import commands, events
+from lkproto import commands, events, rpc, streams
 from lkproto._connection import Connection
 from lkproto._version import __version__
 from lkproto.commands import Command
@@ -44,7 +49,16 @@ from lkproto.models import (
     SdpType,
     ServerInfo,
 )
+from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.signal import SignalCodec
+from lkproto.streams import (
+    OperationType,
+    StreamError,
+    StreamErrorReason,
+    StreamHeaderTooLargeError,
+    StreamInfo,
+    StreamKind,
+)
 
 __all__ = [
     "Channel",
@@ -59,6 +73,7 @@ __all__ = [
     "LeaveAction",
     "LkProtocolError",
     "LocalProtocolError",
+    "OperationType",
     "Participant",
     "ParticipantKind",
     "ParticipantState",
@@ -66,10 +81,19 @@ __all__ = [
     "Permissions",
     "RemoteProtocolError",
     "RoomInfo",
+    "RpcError",
+    "RpcInvocationData",
     "SdpType",
     "ServerInfo",
     "SignalCodec",
+    "StreamError",
+    "StreamErrorReason",
+    "StreamHeaderTooLargeError",
+    "StreamInfo",
+    "StreamKind",
     "__version__",
     "commands",
     "events",
+    "rpc",
+    "streams",
 ]

@@ -20,11 +20,30 @@ Theory of operation
 - Participant updates follow protocol-reference E.3: a stale `version` for the same SID is
   ignored; DISCONNECTED removes; attributes changes are reported as a diff over the union of
   keys, with "" for removed keys. `client_protocol` and capabilities refresh on every update.
+- Data streams (protocol-reference C) and RPC (B) are the public sub-machines
+  `streams.StreamAssembler` / `streams.OutgoingStream` / `streams.packetize` and
+  `rpc.RpcTable`, composed here. Every packet they make goes through the one reliable path
+  (`DataSender`: one sequence space, the size limit, the pre-open send queue); a stream's
+  packets are checked and sent all or nothing, so no peer ever sees part of a stream followed
+  by a gap. One-shot sends pick inline/compressed framing from what the recipients advertise
+  (`client_protocol`, capabilities; an identity not in the room counts as a legacy client);
+  RPC picks v1 or v2 from the destination's `client_protocol`.
+- The RPC topics `lk.rpc_request`/`lk.rpc_response` are registered internally for text
+  streams and reserved: their streams are read here and handed to the RPC table (the ack
+  goes out when a request's header arrives), and never surface as stream events. An RPC
+  payload is held against `Config.max_buffered_stream_bytes` until it is complete.
+- A participant leaving fails our calls to it (1503), cancels its invocations and fails the
+  streams it was sending; the session ending does the same for everyone, before the final
+  `Disconnected`.
+- `get_timer()` is the earliest of the session's own deadlines, the RPC table's and the
+  stream assembler's; `handle_timer(now)` fires everything due across the three in time
+  order (at equal times: RPC, streams, then the session's own), so a late call still reports
+  what happened first, first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -51,7 +70,38 @@ from lkproto.models import (
     SdpType,
     ServerInfo,
 )
+from lkproto.rpc import (
+    ATTR_METHOD,
+    ATTR_REQUEST_ID,
+    RPC_REQUEST_TOPIC,
+    RPC_RESPONSE_TOPIC,
+    InvocationCancelled,
+    InvokeHandler,
+    RpcDropped,
+    RpcError,
+    RpcTable,
+    SendRpcPacket,
+    SendRpcStream,
+)
 from lkproto.signal import SignalCodec
+from lkproto.streams import (
+    BYTES_MIME_TYPE,
+    TEXT_MIME_TYPE,
+    DropReason,
+    OperationType,
+    OutgoingStream,
+    StreamAssembler,
+    StreamChunkReceived,
+    StreamDropped,
+    StreamEvent,
+    StreamFinished,
+    StreamHeaderTooLargeError,
+    StreamInfo,
+    StreamKind,
+    StreamOpened,
+    StreamSupport,
+    packetize,
+)
 
 __all__ = ["Connection"]
 
@@ -59,6 +109,20 @@ _JOIN = "join"
 _PING = "ping"
 _PONG = "pong-timeout"
 _META = "metadata"
+_RPC_TOPICS = frozenset({RPC_REQUEST_TOPIC, RPC_RESPONSE_TOPIC})
+_STREAM_PACKETS = frozenset({"stream_header", "stream_chunk", "stream_trailer"})
+_StreamKey = tuple[str, str]  # (sender identity, stream id)
+
+
+class _RpcStream:
+    """An incoming `lk.rpc_request`/`lk.rpc_response` text stream, read by the core itself."""
+
+    __slots__ = ("attributes", "pieces", "request")
+
+    def __init__(self, info: StreamInfo) -> None:
+        self.request = info.topic == RPC_REQUEST_TOPIC
+        self.attributes = info.attributes  # the header's: what the ack was based on
+        self.pieces: list[str] = []
 
 
 class Connection:
@@ -108,6 +172,31 @@ class Connection:
         self._next_request_id = 1
         self._pending_meta: set[int] = set()
         self.close_exc: Exception | None = None
+        # Data streams and RPC
+        c = self.config
+        self._streams = StreamAssembler(
+            max_stream_bytes=c.max_stream_bytes,
+            max_decompressed_bytes=c.max_decompressed_bytes,
+            max_buffered_bytes=c.max_buffered_stream_bytes,
+            max_open_streams_per_sender=c.max_open_streams_per_sender,
+            max_remembered_streams=c.max_remembered_streams,
+            idle_timeout=c.stream_idle_timeout,
+        )
+        for topic in sorted(_RPC_TOPICS):
+            self._streams.add_topic(StreamKind.TEXT, topic)
+        self._outgoing: dict[str, OutgoingStream] = {}
+        self._rpc = RpcTable(
+            id_factory=id_factory,
+            client_protocol=c.client_protocol,
+            response_timeout=c.rpc_response_timeout,
+            max_round_trip_latency=c.rpc_max_round_trip_latency,
+            max_pending_calls=c.max_pending_rpcs,
+            max_incoming_invocations=c.max_incoming_rpcs,
+            max_method_bytes=c.max_rpc_method_bytes,
+            max_remembered_requests=c.max_remembered_rpc_requests,
+        )
+        self._rpc_methods: set[str] = set()
+        self._rpc_streams: dict[_StreamKey, _RpcStream] = {}
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -150,6 +239,29 @@ class Connection:
         """The sequence number the next reliable packet will carry."""
         return self._sender.next_sequence
 
+    @property
+    def rpc_methods(self) -> frozenset[str]:
+        """The methods registered with `register_rpc_method`."""
+        return frozenset(self._rpc_methods)
+
+    @property
+    def open_stream_ids(self) -> tuple[str, ...]:
+        """Ids of the streams we opened with `open_stream` and have not closed, oldest first."""
+        return tuple(self._outgoing)
+
+    def outgoing_stream_info(self, stream_id: str) -> StreamInfo:
+        """The header of a stream opened with `open_stream` and not yet closed.
+
+        Raises `LocalProtocolError` for any other id.
+        """
+        return self._writer("outgoing_stream_info", stream_id).info
+
+    @property
+    def buffered_stream_bytes(self) -> int:
+        """Received stream bytes not yet reported through `stream_consumed` (the bound is
+        `Config.max_buffered_stream_bytes`)."""
+        return self._streams.buffered_bytes
+
     def wall_ms(self, now: float) -> int:
         return self._unix0 + round((now - self._now0) * 1000)
 
@@ -170,7 +282,17 @@ class Connection:
         return out
 
     def get_timer(self) -> float | None:
-        return self._deadlines.earliest()
+        """The earliest deadline (monotonic seconds) at which to call `handle_timer`, or None."""
+        times = [t for _, t in self._timers() if t is not None]
+        return min(times, default=None)
+
+    def _timers(self) -> tuple[tuple[int, float | None], ...]:
+        # (rank, deadline): the rank orders equal deadlines in `handle_timer`.
+        return (
+            (0, self._rpc.get_timer()),
+            (1, self._streams.get_timer()),
+            (2, self._deadlines.earliest()),
+        )
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -254,6 +376,8 @@ class Connection:
             )
         else:
             text = f"the signal connection failed with HTTP {status}"
+        if status is not None and message:
+            text += f": {message}"  # the server's reason; the adapter redacts the token
         self._end(DisconnectReason.JOIN_FAILURE, text, now=now, exc=None, send_leave=False)
 
     # -- signal input -----------------------------------------------------------------------
@@ -303,6 +427,8 @@ class Connection:
         self._local = Participant.from_pb(join.participant)
         self._room = RoomInfo.from_pb(join.room)
         self._server_info = ServerInfo.from_pb(join.server_info)
+        self._rpc.server_version = self._server_info.version
+        self._rpc_permissions(join.participant)
         self._ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
         self._remotes.clear()
         for info in join.other_participants:
@@ -361,7 +487,7 @@ class Connection:
         )
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
-        self._apply_participants(msg.update.participants)
+        self._apply_participants(msg.update.participants, now)
 
     def _on_leave(self, msg: spb.SignalResponse, now: float) -> None:
         leave = msg.leave
@@ -442,7 +568,7 @@ class Connection:
 
     # -- participants -----------------------------------------------------------------------
 
-    def _apply_participants(self, infos: Iterable[ppb.ParticipantInfo]) -> None:
+    def _apply_participants(self, infos: Iterable[ppb.ParticipantInfo], now: float) -> None:
         for info in infos:
             identity = info.identity or self._sid_to_identity.get(info.sid, "")
             if not identity:
@@ -455,14 +581,14 @@ class Connection:
             existing = self._remotes.get(identity)
             if int(info.state) == ParticipantState.DISCONNECTED:
                 if existing is not None and (not info.sid or info.sid == existing.sid):
-                    self._remove(existing, DisconnectReason.of(info.disconnect_reason))
+                    self._remove(existing, DisconnectReason.of(info.disconnect_reason), now)
                 continue
             new = Participant.from_pb(info)
             if not new.identity:
                 new = _with_identity(info, identity)
             if existing is not None and existing.sid != new.sid:
                 # The same identity rejoined with a new SID: the old session is gone.
-                self._remove(existing, DisconnectReason.DUPLICATE_IDENTITY)
+                self._remove(existing, DisconnectReason.DUPLICATE_IDENTITY, now)
                 existing = None
             if existing is None:
                 self._remotes[identity] = new
@@ -483,13 +609,28 @@ class Connection:
             return
         new = Participant.from_pb(info)
         self._local = new
+        self._rpc_permissions(info)
         self._diff(old, new)
 
-    def _remove(self, participant: Participant, reason: DisconnectReason) -> None:
-        self._remotes.pop(participant.identity, None)
+    def _rpc_permissions(self, info: ppb.ParticipantInfo) -> None:
+        """Tell the RPC table what the server will do with our packets (A.5): a hidden
+        participant's lose their sender identity, and without canPublishData they are
+        dropped. An info without a permission at all changes nothing (unknown: allow)."""
+        if info.HasField("permission"):
+            self._rpc.local_hidden = info.permission.hidden
+            self._rpc.local_can_publish_data = info.permission.can_publish_data
+
+    def _remove(self, participant: Participant, reason: DisconnectReason, now: float) -> None:
+        identity = participant.identity
+        self._remotes.pop(identity, None)
         self._sid_to_identity.pop(participant.sid, None)
         self._dedup.forget(participant.sid)
         self._events.append(ev.ParticipantDisconnected(participant=participant, reason=reason))
+        # Then what follows from it: our calls to it fail (1503), its invocations are
+        # cancelled, and the streams it was sending fail (their RPC ones were just settled).
+        self._rpc.participant_left(identity, now=now)
+        self._flush_rpc(now, "participant_left")
+        self._stream_events(self._streams.sender_left(identity), now, settle_rpc=False)
 
     def _diff(self, old: Participant, new: Participant) -> None:
         if old == new:
@@ -606,42 +747,58 @@ class Connection:
     # -- timers -----------------------------------------------------------------------------
 
     def handle_timer(self, now: float) -> None:
-        """Fire every deadline due at `now`. Early, late and repeated calls are all fine."""
-        for key in self._deadlines.pop_due(now):
-            if self.state is ConnectionState.CLOSED:
+        """Fire every deadline due at `now`, in time order across the session, the RPC table
+        and the stream assembler. Early, late and repeated calls are all fine; afterwards
+        `get_timer()` is None or later than `now`."""
+        while self.state is not ConnectionState.CLOSED:
+            due = [(t, rank) for rank, t in self._timers() if t is not None and t <= now]
+            if not due:
                 return
-            if key == _JOIN:
-                self._end(
-                    DisconnectReason.JOIN_FAILURE,
-                    f"no join response within {self.config.join_timeout:g}s",
-                    now=now,
-                    exc=None,
-                    send_leave=False,
+            when, rank = min(due)
+            if rank == 0:
+                self._rpc.handle_timer(when)
+                self._flush_rpc(now, "handle_timer")
+            elif rank == 1:
+                self._stream_events(self._streams.handle_timer(when), now, call="handle_timer")
+            else:
+                for key in self._deadlines.pop_due(when):
+                    self._fire(key, now)
+
+    def _fire(self, key: Hashable, now: float) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return  # an earlier deadline due at the same time ended the session
+        if key == _JOIN:
+            self._end(
+                DisconnectReason.JOIN_FAILURE,
+                f"no join response within {self.config.join_timeout:g}s",
+                now=now,
+                exc=None,
+                send_leave=False,
+            )
+        elif key == _PING:
+            self._commands.append(
+                cmd.SendSignal(data=self._codec.ping(self.wall_ms(now), self._rtt_ms))
+            )
+            self._deadlines.set(_PING, now + self._ping_interval)
+        elif key == _PONG:
+            self._end(
+                DisconnectReason.CONNECTION_TIMEOUT,
+                f"ping timeout: no signal message for {self._ping_timeout:g}s",
+                now=now,
+                exc=None,
+                send_leave=False,
+            )
+        else:  # (_META, request_id): a response cancels this deadline, so it is pending
+            assert isinstance(key, tuple) and key[0] == _META
+            request_id = key[1]
+            self._pending_meta.discard(request_id)
+            self._events.append(
+                ev.MetadataUpdateFailed(
+                    request_id=request_id,
+                    reason=ev.MetadataUpdateFailed.TIMEOUT,
+                    message=f"no response within {self.config.metadata_request_timeout:g}s",
                 )
-            elif key == _PING:
-                self._commands.append(
-                    cmd.SendSignal(data=self._codec.ping(self.wall_ms(now), self._rtt_ms))
-                )
-                self._deadlines.set(_PING, now + self._ping_interval)
-            elif key == _PONG:
-                self._end(
-                    DisconnectReason.CONNECTION_TIMEOUT,
-                    f"ping timeout: no signal message for {self._ping_timeout:g}s",
-                    now=now,
-                    exc=None,
-                    send_leave=False,
-                )
-            else:  # (_META, request_id): a response cancels this deadline, so it is pending
-                assert isinstance(key, tuple) and key[0] == _META
-                request_id = key[1]
-                self._pending_meta.discard(request_id)
-                self._events.append(
-                    ev.MetadataUpdateFailed(
-                        request_id=request_id,
-                        reason=ev.MetadataUpdateFailed.TIMEOUT,
-                        message=f"no response within {self.config.metadata_request_timeout:g}s",
-                    )
-                )
+            )
 
     # -- data packets -----------------------------------------------------------------------
 
@@ -725,6 +882,23 @@ class Connection:
                     generated=c.generated,
                 )
             )
+        elif kind in _STREAM_PACKETS:
+            self._receive_stream(packet, kind, now)
+        elif kind == "rpc_request":
+            request = packet.rpc_request
+            self._rpc.request_received(
+                request,
+                caller_identity=sender,
+                now=now,
+                registered=request.method in self._rpc_methods,
+            )
+            self._flush_rpc(now, "receive_data_packet")
+        elif kind == "rpc_ack":
+            self._rpc.ack_received(packet.rpc_ack.request_id, sender_identity=sender, now=now)
+            self._flush_rpc(now, "receive_data_packet")
+        elif kind == "rpc_response":
+            self._rpc.response_received(packet.rpc_response, sender_identity=sender, now=now)
+            self._flush_rpc(now, "receive_data_packet")
         elif kind == "encrypted_packet":
             self._events.append(
                 ev.PacketDropped(
@@ -825,6 +999,588 @@ class Connection:
         """Last reliable sequence per sender SID, for `SyncState.datachannel_receive_states`."""
         return self._dedup.receive_states()
 
+    # -- data streams (protocol-reference C) -----------------------------------------------------
+
+    def register_stream_topic(self, kind: StreamKind, topic: str) -> None:
+        """Accept incoming streams of `kind` on `topic` (a handler exists for them).
+
+        Allowed in any state, so handlers can be in place before the join. Streams on topics
+        not registered are reported once as `StreamDropped` (NO_HANDLER) and ignored.
+
+        Raises `LocalProtocolError` if this kind and topic are already registered, or the
+        topic is one of the reserved RPC topics (`lk.rpc_request`, `lk.rpc_response`).
+        """
+        call = "register_stream_topic"
+        self._sm.check(call)
+        self._check_topic(call, kind, topic)
+        try:
+            self._streams.add_topic(kind, topic)
+        except LocalProtocolError:
+            raise self._misuse(
+                call, f"a {kind.value} stream topic {topic!r} is already registered"
+            ) from None
+
+    def unregister_stream_topic(self, kind: StreamKind, topic: str) -> None:
+        """Stop accepting new streams of `kind` on `topic`; streams already open carry on.
+
+        Idempotent; allowed in any state. Raises `LocalProtocolError` for a reserved topic.
+        """
+        call = "unregister_stream_topic"
+        self._sm.check(call)
+        self._check_topic(call, kind, topic)
+        self._streams.remove_topic(kind, topic)
+
+    def open_stream(
+        self,
+        *,
+        now: float,
+        kind: StreamKind,
+        topic: str,
+        destination_identities: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        mime_type: str | None = None,
+        name: str | None = None,
+        total_length: int | None = None,
+        reply_to_stream_id: str | None = None,
+        attached_stream_ids: Sequence[str] = (),
+        operation_type: OperationType | int = OperationType.CREATE,
+        version: int = 0,
+        generated: bool = False,
+        stream_id: str | None = None,
+    ) -> str:
+        """Open a stream to write incrementally (`stream_text`/`stream_bytes` in the SDKs) and
+        send its header now. Returns the stream id (from `id_factory` unless `stream_id` is
+        given, e.g. for a file named in another stream's `attached_stream_ids`).
+
+        Such a stream is never inline or compressed, as in every SDK. `mime_type` defaults to
+        text/plain or application/octet-stream, `name` (byte streams) to "unknown".
+        `total_length`, if given, is the exact number of (UTF-8) bytes that will be written.
+        `reply_to_stream_id`, `attached_stream_ids`, `operation_type`, `version` and
+        `generated` are `TextHeader` fields, for text streams only.
+
+        Raises `LocalProtocolError` (nothing sent) in the wrong state, for options that do
+        not fit `kind`, a reserved RPC topic, a stream id in use, more than
+        `Config.max_open_outgoing_streams` open streams, or a full send queue;
+        `StreamHeaderTooLargeError` if the header packet exceeds 15 000 bytes (attributes).
+        After calling this, drain the commands.
+        """
+        call = "open_stream"
+        self._sm.check(call)
+        if len(self._outgoing) >= self.config.max_open_outgoing_streams:
+            raise self._misuse(
+                call,
+                f"{len(self._outgoing)} streams are already open "
+                "(Config.max_open_outgoing_streams); close one first",
+            )
+        destinations = self._destinations(call, destination_identities)
+        info = self._stream_info(
+            call,
+            now,
+            kind=kind,
+            topic=topic,
+            attributes=attributes,
+            mime_type=mime_type,
+            name=name,
+            total_length=total_length,
+            reply_to_stream_id=reply_to_stream_id,
+            attached_stream_ids=attached_stream_ids,
+            operation_type=operation_type,
+            version=version,
+            generated=generated,
+            stream_id=stream_id,
+        )
+        try:
+            stream = OutgoingStream(
+                info,
+                destination_identities=destinations,
+                chunk_size=self.config.stream_chunk_size,
+            )
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+        self._send_reliable(stream.open(), call)
+        self._outgoing[info.stream_id] = stream
+        return info.stream_id
+
+    def write_stream(self, stream_id: str, data: str | bytes, *, now: float) -> None:
+        """Send `data` on the stream opened with `open_stream`, as one or more chunks now.
+
+        `data` is `str` for a text stream (cut only between characters) and `bytes` for a
+        byte stream. Raises `LocalProtocolError` (nothing sent, the stream unchanged, so the
+        call may be retried) in the wrong state, for an unknown stream, the wrong type,
+        writing past `total_length`, or a full send queue; `DataPacketTooLargeError` if a
+        chunk packet exceeds the channel's message size. After calling this, drain the
+        commands.
+        """
+        call = "write_stream"
+        self._sm.check(call)
+        stream = self._writer(call, stream_id)
+        self._stream_step(call, stream, lambda: stream.write(data))
+
+    def close_stream(
+        self,
+        stream_id: str,
+        *,
+        now: float,
+        reason: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send the trailer of a stream opened with `open_stream`; the id is then free.
+
+        A non-empty `reason` aborts the stream: the receiver fails it (ABNORMAL_END), so use
+        it for a writer that gave up. `attributes` are merged into the stream's attributes
+        by the receiver. Raises `LocalProtocolError` (nothing sent, the stream still open)
+        in the wrong state, for an unknown stream, a normal close short of `total_length`,
+        or a full send queue. After calling this, drain the commands.
+        """
+        call = "close_stream"
+        self._sm.check(call)
+        stream = self._writer(call, stream_id)
+        self._stream_step(call, stream, lambda: stream.close(reason=reason, attributes=attributes))
+        del self._outgoing[stream_id]
+
+    def send_stream(
+        self,
+        *,
+        now: float,
+        kind: StreamKind,
+        topic: str,
+        payload: str | bytes,
+        destination_identities: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        mime_type: str | None = None,
+        name: str | None = None,
+        reply_to_stream_id: str | None = None,
+        attached_stream_ids: Sequence[str] = (),
+        operation_type: OperationType | int = OperationType.CREATE,
+        version: int = 0,
+        generated: bool = False,
+        stream_id: str | None = None,
+        compress: bool = True,
+    ) -> str:
+        """Send a whole stream at once (`send_text`/`send_bytes` in the SDKs); returns its id.
+
+        Options as for `open_stream`; `total_length` is always the payload's (UTF-8) length.
+        If every recipient (the destinations, or for a broadcast every remote participant)
+        has `client_protocol >= 2`, a payload that fits goes inline in the header packet,
+        deflated if all of them advertise CAP_COMPRESSION_DEFLATE_RAW, `compress` is true
+        and it is strictly smaller; otherwise header, chunks and trailer (protocol-reference
+        C.3). A destination not in the room counts as a legacy client.
+
+        All packets are sent or none: raises `LocalProtocolError` (nothing sent) in the wrong
+        state, for options or a payload type that do not fit `kind`, a reserved topic, or if
+        the send queue cannot take the whole stream; `DataPacketTooLargeError` (or its
+        `StreamHeaderTooLargeError`) if a packet exceeds its limit. After calling this,
+        drain the commands.
+        """
+        call = "send_stream"
+        self._sm.check(call)
+        destinations = self._destinations(call, destination_identities)
+        info = self._stream_info(
+            call,
+            now,
+            kind=kind,
+            topic=topic,
+            attributes=attributes,
+            mime_type=mime_type,
+            name=name,
+            total_length=None,
+            reply_to_stream_id=reply_to_stream_id,
+            attached_stream_ids=attached_stream_ids,
+            operation_type=operation_type,
+            version=version,
+            generated=generated,
+            stream_id=stream_id,
+        )
+        try:
+            packets = packetize(
+                info,
+                payload,
+                support=self._stream_support(destinations, compress=compress),
+                destination_identities=destinations,
+                chunk_size=self.config.stream_chunk_size,
+            )
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+        self._send_reliable(packets, call)
+        return info.stream_id
+
+    def stream_consumed(self, sender_identity: str, stream_id: str, nbytes: int) -> None:
+        """The application took `nbytes` (`StreamChunkReceived.nbytes`) of that stream.
+
+        Received bytes count against `Config.max_buffered_stream_bytes` until reported here
+        (or through `stream_discarded`). Lenient about unknown streams and over-counts.
+        Raises `LocalProtocolError` for a negative count.
+        """
+        call = "stream_consumed"
+        self._sm.check(call)
+        if (sender_identity, stream_id) in self._rpc_streams:
+            return  # the core reads RPC streams itself
+        try:
+            self._streams.consumed(sender_identity, stream_id, nbytes)
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+
+    def stream_discarded(self, sender_identity: str, stream_id: str) -> None:
+        """The application dropped that stream's reader: release its unconsumed bytes and,
+        if it is still open, ignore the rest of it quietly (no further events)."""
+        self._sm.check("stream_discarded")
+        if (sender_identity, stream_id) not in self._rpc_streams:
+            self._streams.discard(sender_identity, stream_id)
+
+    def _check_topic(self, call: str, kind: StreamKind, topic: str) -> None:
+        if not isinstance(kind, StreamKind):
+            raise self._misuse(call, f"kind must be a StreamKind, not {kind!r}")
+        if not isinstance(topic, str):
+            raise self._misuse(call, f"topic must be str, not {type(topic).__name__}")
+        if topic in _RPC_TOPICS:
+            raise self._misuse(call, f"the topic {topic!r} is reserved for RPC")
+
+    def _destinations(self, call: str, identities: Sequence[str]) -> list[str]:
+        if isinstance(identities, str):
+            raise self._misuse(call, "destination_identities must be a sequence of identities")
+        return list(identities)
+
+    def _stream_info(
+        self,
+        call: str,
+        now: float,
+        *,
+        kind: StreamKind,
+        topic: str,
+        attributes: Mapping[str, str] | None,
+        mime_type: str | None,
+        name: str | None,
+        total_length: int | None,
+        reply_to_stream_id: str | None,
+        attached_stream_ids: Sequence[str],
+        operation_type: OperationType | int,
+        version: int,
+        generated: bool,
+        stream_id: str | None,
+    ) -> StreamInfo:
+        self._check_topic(call, kind, topic)
+        text = kind is StreamKind.TEXT
+        if text and name is not None:
+            raise self._misuse(call, "name is for byte streams only")
+        text_only = (
+            reply_to_stream_id is not None
+            or attached_stream_ids
+            or operation_type != OperationType.CREATE
+            or version
+            or generated
+        )
+        if not text and text_only:
+            raise self._misuse(
+                call,
+                "reply_to_stream_id, attached_stream_ids, operation_type, version and "
+                "generated are for text streams only",
+            )
+        if total_length is not None and (
+            isinstance(total_length, bool) or not isinstance(total_length, int) or total_length < 0
+        ):
+            raise self._misuse(call, f"total_length must be a non-negative int: {total_length!r}")
+        if isinstance(attached_stream_ids, str):
+            raise self._misuse(call, "attached_stream_ids must be a sequence of stream ids")
+        if stream_id is None:
+            stream_id = self._id_factory()
+        if not stream_id or stream_id in self._outgoing:
+            raise self._misuse(call, f"the stream id {stream_id!r} is empty or already open")
+        return StreamInfo(
+            stream_id=stream_id,
+            kind=kind,
+            topic=topic,
+            timestamp=self.wall_ms(now),
+            mime_type=mime_type
+            if mime_type is not None
+            else (TEXT_MIME_TYPE if text else BYTES_MIME_TYPE),
+            total_length=total_length,
+            attributes=attributes or {},
+            name=name if name is not None else ("" if text else "unknown"),
+            operation_type=operation_type,
+            version=version,
+            reply_to_stream_id=reply_to_stream_id or "",
+            attached_stream_ids=tuple(attached_stream_ids),
+            generated=generated,
+        )
+
+    def _stream_support(self, destinations: Sequence[str], *, compress: bool) -> StreamSupport:
+        """What the recipients understand (C.3); an identity not in the room is a legacy
+        client (client_protocol 0), as in B.2."""
+        if not destinations:
+            return StreamSupport.of(self._remotes.values(), compress=compress)
+        known = [self._remotes[i] for i in destinations if i in self._remotes]
+        if len(known) < len(destinations):
+            return StreamSupport.CHUNKED
+        return StreamSupport.of(known, compress=compress)
+
+    def _writer(self, call: str, stream_id: str) -> OutgoingStream:
+        stream = self._outgoing.get(stream_id)
+        if stream is None:
+            raise self._misuse(call, f"no stream {stream_id!r} is open (open_stream first)")
+        return stream
+
+    def _stream_step(
+        self, call: str, stream: OutgoingStream, step: Callable[[], list[dpb.DataPacket]]
+    ) -> None:
+        """Run one writer step and send its packets; if they cannot all be sent, undo it."""
+        mark = stream.checkpoint()
+        try:
+            packets = step()
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+        try:
+            self._send_reliable(packets, call)
+        except LocalProtocolError:
+            stream.rollback(mark)
+            raise
+
+    def _verb_error(self, call: str, exc: LocalProtocolError) -> LocalProtocolError:
+        """A sub-machine's misuse error, re-addressed to the `Connection` verb and state."""
+        if isinstance(exc, StreamHeaderTooLargeError):
+            return StreamHeaderTooLargeError(size=exc.size, limit=exc.limit, call=call)
+        return self._misuse(call, str(exc).removeprefix(f"{exc.call}: "))
+
+    def _misuse(self, call: str, text: str) -> LocalProtocolError:
+        return LocalProtocolError(f"{call}: {text}", call=call, state=self.state.name)
+
+    def _send_reliable(self, packets: Sequence[dpb.DataPacket], call: str) -> None:
+        self._commands += self._sender.send_reliable(packets, call=call)
+
+    def _receive_stream(self, packet: dpb.DataPacket, kind: str, now: float) -> None:
+        events = self._streams.receive(packet, now=now)
+        header = packet.stream_header
+        if kind == "stream_header" and header.topic in _RPC_TOPICS:
+            first = events[0]
+            if isinstance(first, StreamDropped):  # a dropped header is all there is
+                # Not a user stream: report it as the RPC it was meant to be.
+                self._events.append(
+                    RpcDropped(
+                        reason="duplicate" if first.reason is DropReason.DUPLICATE else "malformed",
+                        request_id=header.attributes.get(ATTR_REQUEST_ID, ""),
+                        participant_identity=first.sender_identity,
+                        detail=f"{header.topic} stream {first.stream_id}: {first.detail}",
+                    )
+                )
+                return
+        self._stream_events(events, now)
+
+    def _stream_events(
+        self,
+        events: Iterable[StreamEvent],
+        now: float,
+        *,
+        settle_rpc: bool = True,
+        call: str = "receive_data_packet",
+    ) -> None:
+        """Hand stream events to the application, except those of RPC streams, which go to
+        the RPC table. `settle_rpc=False`: failed RPC streams need no answer (the table has
+        settled them already: their sender left, or the session ended)."""
+        ignored: set[_StreamKey] = set()
+        for event in events:
+            if isinstance(event, StreamOpened):
+                info = event.info
+                if info.topic in _RPC_TOPICS:
+                    key = (event.sender_identity, info.stream_id)
+                    if info.topic == RPC_REQUEST_TOPIC and not self._rpc.stream_request_opened(
+                        info.attributes, caller_identity=event.sender_identity, now=now
+                    ):
+                        # Answered or dropped at once: the payload is not wanted.
+                        self._streams.discard(*key)
+                        ignored.add(key)
+                    else:
+                        self._rpc_streams[key] = _RpcStream(info)
+                    continue
+            elif not isinstance(event, StreamDropped):
+                key = (event.sender_identity, event.stream_id)
+                if key in ignored:
+                    continue
+                rpc_stream = self._rpc_streams.get(key)
+                if rpc_stream is not None:
+                    self._rpc_stream_event(key, rpc_stream, event, now, settle=settle_rpc)
+                    continue
+            self._events.append(event)
+        self._flush_rpc(now, call)
+
+    def _rpc_stream_event(
+        self,
+        key: _StreamKey,
+        rpc_stream: _RpcStream,
+        event: StreamEvent,
+        now: float,
+        *,
+        settle: bool,
+    ) -> None:
+        sender = key[0]
+        if isinstance(event, StreamChunkReceived):
+            assert isinstance(event.data, str)  # only text streams open on the RPC topics
+            rpc_stream.pieces.append(event.data)
+            return
+        del self._rpc_streams[key]
+        attributes = rpc_stream.attributes
+        if isinstance(event, StreamFinished):
+            self._streams.discard(*key)  # the payload was held against the buffer bound
+            text = "".join(rpc_stream.pieces)
+            if rpc_stream.request:
+                registered = attributes.get(ATTR_METHOD, "") in self._rpc_methods
+                self._rpc.stream_request_received(
+                    attributes, text, caller_identity=sender, now=now, registered=registered
+                )
+            else:
+                self._rpc.stream_response_received(
+                    attributes, text, sender_identity=sender, now=now
+                )
+        elif settle:  # StreamFailed (an RPC stream is never dropped once opened)
+            assert not isinstance(event, StreamDropped | StreamOpened)
+            if rpc_stream.request:
+                self._rpc.stream_request_failed(attributes, caller_identity=sender, now=now)
+            else:
+                self._rpc.stream_response_failed(
+                    attributes, sender_identity=sender, now=now, detail=event.message
+                )
+
+    # -- RPC (protocol-reference B) ------------------------------------------------------------
+
+    def register_rpc_method(self, method: str) -> None:
+        """Answer incoming calls of `method`: they arrive as `RpcInvoked` events.
+
+        Allowed in any state (before the join too); registrations last for the session.
+        Calls of a method not registered are acked and answered 1400 UNSUPPORTED_METHOD.
+        Raises `LocalProtocolError` for an empty or non-str name, or one already registered
+        (unregister it first, as client-sdk-js requires).
+        """
+        call = "register_rpc_method"
+        self._sm.check(call)
+        if not isinstance(method, str) or not method:
+            raise self._misuse(call, f"the method must be a non-empty str: {method!r}")
+        if method in self._rpc_methods:
+            raise self._misuse(call, f"the method {method!r} is already registered")
+        self._rpc_methods.add(method)
+
+    def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering `method`; later calls get 1400. Idempotent; any state. Invocations
+        already running still expect their `respond_rpc`."""
+        self._sm.check("unregister_rpc_method")
+        self._rpc_methods.discard(method)
+
+    def perform_rpc(
+        self,
+        *,
+        destination_identity: str,
+        method: str,
+        payload: str,
+        now: float,
+        response_timeout: float | None = None,
+        max_round_trip_latency: float | None = None,
+    ) -> str:
+        """Call `method` on `destination_identity`; returns the request id.
+
+        The result comes later as exactly one `RpcSucceeded` or `RpcFailed` with that id
+        (possibly already among this call's events: 1402 for a v1 destination and more than
+        15360 bytes, 1403 for a server older than 1.8.0, 1505 if we are hidden, lack
+        canPublishData, or the request could not be sent). RPC v2 (a text stream) is used if
+        the destination's `client_protocol` is >= 1 and ours is too; else an RpcRequest
+        packet. Timeouts, in seconds, default to `Config.rpc_response_timeout` (1502 after
+        it) and `Config.rpc_max_round_trip_latency` (1501 without an ack by then).
+
+        Raises `LocalProtocolError` (nothing sent) in the wrong state, for an empty, our own
+        or a non-str destination, a method that is empty or over
+        `Config.max_rpc_method_bytes`, a payload that is not str, a non-positive timeout, or
+        `Config.max_pending_rpcs` calls pending. After calling this, drain the commands.
+        """
+        call = "perform_rpc"
+        self._sm.check(call)
+        assert self._local is not None
+        if destination_identity == self._local.identity:
+            raise self._misuse(call, "cannot call ourselves: the server never routes it back")
+        remote = self._remotes.get(destination_identity)
+        try:
+            request_id = self._rpc.perform(
+                destination_identity,
+                method,
+                payload,
+                now=now,
+                response_timeout=response_timeout,
+                max_round_trip_latency=max_round_trip_latency,
+                destination_client_protocol=remote.client_protocol if remote else 0,
+            )
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+        self._flush_rpc(now, call)
+        return request_id
+
+    def respond_rpc(self, request_id: str, result: str | RpcError | None, *, now: float) -> None:
+        """Answer the invocation `request_id` (from `RpcInvoked`): a `str` result (None means
+        ""), or an `RpcError` to send as is. A success over 15360 bytes to a v1 caller is
+        answered 1504. An invocation that already ended (its deadline passed, the caller
+        left, the session ended) is reported as `RpcDropped` and nothing is sent.
+
+        Raises `LocalProtocolError` (nothing sent) before the join, or for a result of
+        another type. After calling this, drain the commands.
+        """
+        call = "respond_rpc"
+        self._sm.check(call)
+        try:
+            self._rpc.respond(request_id, result, now=now)
+        except LocalProtocolError as exc:
+            raise self._verb_error(call, exc) from None
+        self._flush_rpc(now, call)
+
+    def respond_rpc_exception(
+        self, request_id: str, exc: BaseException, *, now: float, include_detail: bool = False
+    ) -> None:
+        """Answer the invocation `request_id` with the exception its handler raised. An
+        `RpcError` is sent as is; anything else becomes 1500 APPLICATION_ERROR with no data,
+        so nothing leaks, unless `include_detail` puts "<type>: <text>" in the data
+        (truncated to 15360 bytes on the wire). As `respond_rpc` otherwise."""
+        call = "respond_rpc"
+        self._sm.check(call)
+        self._rpc.respond_exception(request_id, exc, now=now, include_detail=include_detail)
+        self._flush_rpc(now, call)
+
+    def _flush_rpc(self, now: float, call: str) -> None:
+        """Carry out the RPC table's outputs: sends through the reliable path (a refused send
+        goes back to the table as `send_failed`), everything else as events."""
+        while outputs := self._rpc.drain():
+            for out in outputs:
+                if isinstance(out, SendRpcPacket | SendRpcStream):
+                    try:
+                        self._send_rpc(out, now, call)
+                    except LocalProtocolError as exc:
+                        self._rpc.send_failed(out, now=now, detail=str(exc))
+                elif isinstance(out, InvokeHandler):
+                    self._events.append(ev.RpcInvoked(invocation=out.invocation))
+                elif isinstance(out, InvocationCancelled):
+                    self._events.append(
+                        ev.RpcInvocationCancelled(
+                            request_id=out.request_id,
+                            caller_identity=out.caller_identity,
+                            reason=out.reason,
+                        )
+                    )
+                else:
+                    self._events.append(out)
+
+    def _send_rpc(self, out: SendRpcPacket | SendRpcStream, now: float, call: str) -> None:
+        if isinstance(out, SendRpcPacket):
+            self._publish(out.packet, reliable=True, call=call)
+            return
+        destination = out.destination_identity
+        info = StreamInfo(
+            stream_id=self._id_factory(),
+            kind=StreamKind.TEXT,
+            topic=out.topic,
+            timestamp=self.wall_ms(now),
+            attributes=out.attributes,
+        )
+        packets = packetize(
+            info,
+            out.text,
+            support=self._stream_support([destination], compress=True),
+            destination_identities=[destination],
+            chunk_size=self.config.stream_chunk_size,
+        )
+        self._send_reliable(packets, call)
+
     # -- participant metadata -----------------------------------------------------------------
 
     def set_metadata(self, metadata: str, *, now: float) -> int:
@@ -918,6 +1674,13 @@ class Connection:
         self._peers.clear()
         self._deadlines.clear()
         self._pending_meta.clear()
+        # Every pending call resolves (1503), every invocation is cancelled and every open
+        # incoming stream fails, before the final `Disconnected`; our open streams are gone.
+        self._rpc.disconnected(now=now)
+        self._flush_rpc(now, "close")
+        aborted = self._streams.abort_all(f"the session ended: {message}")
+        self._stream_events(aborted, now, settle_rpc=False)
+        self._outgoing.clear()
         self._sm.process(Input.ENDED)
         self._events.append(ev.Disconnected(reason=reason, message=message, exc=exc))
 

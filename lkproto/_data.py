@@ -1,14 +1,15 @@
 """Data packets on the `_reliable` and `_lossy` channels: framing, sequencing, replay, de-dup.
 
 Theory of operation (protocol-reference A.1-A.7):
-- Every reliable packet (user data sent reliably, DTMF, and later RPC and stream packets)
+- Every reliable packet (user data sent reliably, DTMF, RPC and data stream packets)
   shares one sequence space. `DataPacket.sequence` starts at 1 and increments per packet; the
   server drops a packet whose sequence is not above the last one it saw from us, so a number
   is consumed only once the packet is certain to be sent (after the size check). Lossy packets
   carry sequence 0.
 - A message bigger than the channel limit can abort the SCTP association, so the limit,
   min(`Config.max_data_message_size`, the remote `a=max-message-size`), is checked before
-  sending; over it is a `DataPacketTooLargeError` and nothing else changes.
+  sending; over it is a `DataPacketTooLargeError` and nothing else changes. A multi-packet
+  send (a data stream) is checked whole, size and queue room, before any of it is sent.
 - Sent reliable packets are kept in a replay buffer bounded by `Config.replay_buffer_bytes`
   (oldest evicted). On a resume the server reports `ReconnectResponse.last_message_seq`; the
   buffer is trimmed to the packets after it, which are re-sent in order before anything newer.
@@ -23,6 +24,7 @@ Theory of operation (protocol-reference A.1-A.7):
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 
 from lkproto._pb import data_pb2 as dpb
 from lkproto.commands import SendDataPacket
@@ -66,12 +68,32 @@ class DataSender:
         Returns (channel, bytes, sequence); pass them to `send`, which consumes the sequence.
         """
         sequence = self.next_sequence if reliable else 0
+        return (
+            (Channel.RELIABLE if reliable else Channel.LOSSY),
+            self._stamp(packet, reliable=reliable, sequence=sequence, call=call),
+            sequence,
+        )
+
+    def _stamp(self, packet: dpb.DataPacket, *, reliable: bool, sequence: int, call: str) -> bytes:
         packet.kind = KIND_RELIABLE if reliable else KIND_LOSSY  # type: ignore[assignment]
         packet.sequence = sequence
         data = packet.SerializeToString()
         if len(data) > self.max_message_size:
             raise DataPacketTooLargeError(size=len(data), limit=self.max_message_size, call=call)
-        return (Channel.RELIABLE if reliable else Channel.LOSSY), data, sequence
+        return data
+
+    def _check_room(self, channel: Channel, nbytes: int, call: str) -> bool:
+        """Whether sending on `channel` must queue; raises if the queue has no room for it."""
+        must_queue = channel not in self._open or bool(self._queued[channel])
+        if must_queue and self._queued_bytes + nbytes > self.config.max_queued_send_bytes:
+            raise LocalProtocolError(
+                f"{call}: the {channel.value} channel is not open and its send queue is full "
+                f"({self._queued_bytes} bytes queued, {nbytes} more would pass the limit of "
+                f"{self.config.max_queued_send_bytes})",
+                call=call,
+                state="channel not open",
+            )
+        return must_queue
 
     def send(
         self, channel: Channel, data: bytes, *, sequence: int, call: str
@@ -81,14 +103,7 @@ class DataSender:
         Raises `LocalProtocolError` (changing nothing) if it would have to queue and the queue is
         full. Otherwise a reliable packet's sequence number is consumed here.
         """
-        must_queue = channel not in self._open or bool(self._queued[channel])
-        if must_queue and self._queued_bytes + len(data) > self.config.max_queued_send_bytes:
-            raise LocalProtocolError(
-                f"{call}: the {channel.value} channel is not open and its send queue is full "
-                f"({self._queued_bytes} bytes queued, limit {self.config.max_queued_send_bytes})",
-                call=call,
-                state="channel not open",
-            )
+        must_queue = self._check_room(channel, len(data), call)
         if sequence > 0:
             assert sequence == self.next_sequence, "encode() and send() must pair up"
             self.next_sequence += 1
@@ -98,6 +113,27 @@ class DataSender:
         self._queued[channel].append((sequence, data))
         self._queued_bytes += len(data)
         return []
+
+    def send_reliable(
+        self, packets: Sequence[dpb.DataPacket], *, call: str
+    ) -> list[SendDataPacket]:
+        """Send `packets` on the reliable channel, in order, all or nothing.
+
+        For a data stream (header, chunks, trailer) or an RPC v2 stream: every packet is
+        stamped and size-checked, and the queue's room checked for all of them together,
+        before any sequence number is consumed, so a stream is never sent in part. Raises
+        `DataPacketTooLargeError` or `LocalProtocolError`, changing nothing.
+        """
+        base = self.next_sequence
+        encoded = [
+            self._stamp(packet, reliable=True, sequence=base + offset, call=call)
+            for offset, packet in enumerate(packets)
+        ]
+        self._check_room(Channel.RELIABLE, sum(len(data) for data in encoded), call)
+        out: list[SendDataPacket] = []
+        for offset, data in enumerate(encoded):
+            out += self.send(Channel.RELIABLE, data, sequence=base + offset, call=call)
+        return out
 
     def _remember(self, sequence: int, data: bytes) -> None:
         self._replay.append((sequence, data))

@@ -37,13 +37,33 @@ TRANSITIONS: dict[tuple[S, Input], S] = {
     (S.RECONNECTING, Input.ENDED): S.CLOSED,
 }
 
+_ANY = frozenset(S)
+# Joined: sends go out, or wait in the send queue while a resume is under way (A.7).
+_JOINED = frozenset({S.CONNECTED, S.RECONNECTING})
+
 #: The states in which each application verb is allowed.
 VERBS: dict[str, frozenset[S]] = {
     "connect": frozenset({S.NEW}),
-    "publish_data": frozenset({S.CONNECTED, S.RECONNECTING}),
+    "publish_data": _JOINED,
     "set_metadata": frozenset({S.CONNECTED}),
     "set_name": frozenset({S.CONNECTED}),
     "set_attributes": frozenset({S.CONNECTED}),
+    # Data streams. Handlers (topics) may be registered before connecting, so that no stream
+    # arriving right after the join is dropped; reader flow control is harmless at any time.
+    "register_stream_topic": _ANY,
+    "unregister_stream_topic": _ANY,
+    "open_stream": _JOINED,
+    "write_stream": _JOINED,
+    "close_stream": _JOINED,
+    "send_stream": _JOINED,
+    "stream_consumed": _ANY,
+    "stream_discarded": _ANY,
+    # RPC. Methods may be registered at any time and persist for the session. A handler may
+    # finish after the session ended: its answer is then reported as dropped, not refused.
+    "register_rpc_method": _ANY,
+    "unregister_rpc_method": _ANY,
+    "perform_rpc": _JOINED,
+    "respond_rpc": _JOINED | {S.CLOSED},
 }
 
 

@@ -6,9 +6,18 @@ reason behind each is given beside it.
 
 from __future__ import annotations
 
+import math
+
 import attrs
 
 from lkproto._version import __version__
+from lkproto.rpc import DEFAULT_MAX_ROUND_TRIP_LATENCY, DEFAULT_RESPONSE_TIMEOUT
+from lkproto.streams import (
+    CAP_COMPRESSION_DEFLATE_RAW,
+    CLIENT_PROTOCOL_DATA_STREAM_V2,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    STREAM_CHUNK_SIZE,
+)
 
 __all__ = ["Config"]
 
@@ -19,12 +28,20 @@ class Config:
 
     #: Signal protocol version sent in `ClientInfo.protocol`; JS and Rust send 17.
     protocol_version: int = 17
-    #: `ClientInfo.client_protocol`: the peer-to-peer feature level we advertise. 0 = RPC v1
-    #: packets and uncompressed header/chunk/trailer streams only. Raise it only when the
-    #: features it promises (RPC v2, inline/compressed streams) are implemented.
-    client_protocol: int = 0
-    #: `ClientInfo.capabilities` (enum values); none until compression is supported.
-    capabilities: tuple[int, ...] = ()
+    #: `ClientInfo.client_protocol`, the peer-to-peer feature level the server relays to
+    #: every other participant (protocol-reference F.2); peers pick how to talk to us from it.
+    #: 0 = RPC v1 packets and uncompressed header/chunk/trailer streams only; 1 = also RPC v2
+    #: over `lk.rpc_request`/`lk.rpc_response` text streams; 2 = also single-packet inline
+    #: streams (`Header.inline_content`) and the `Header.compression` field. We advertise 2,
+    #: as client-sdk-js does, because the core implements all of it: `RpcTable` speaks v2,
+    #: `StreamAssembler` decodes inline and compressed streams. Lower it to talk like an older
+    #: client (Rust's `use_legacy_data_streams` advertises 1); RPC v2 is then used only if
+    #: this is >= 1.
+    client_protocol: int = CLIENT_PROTOCOL_DATA_STREAM_V2
+    #: `ClientInfo.capabilities` (enum values). CAP_COMPRESSION_DEFLATE_RAW (2): we inflate
+    #: raw-deflate streams (inline and chunked; F.2 requires it on top of client_protocol 2
+    #: before a peer may compress for us). Remove it to receive only uncompressed streams.
+    capabilities: tuple[int, ...] = (CAP_COMPRESSION_DEFLATE_RAW,)
     #: `ClientInfo.version`; the SDK field is always PYTHON (9).
     sdk_version: str = __version__
     #: `ClientInfo.os`, informational.
@@ -48,6 +65,55 @@ class Config:
     #: Most senders tracked for de-duplication; the stalest entry is forgotten beyond this.
     max_dedup_senders: int = 4096
 
+    # -- data streams (protocol-reference C; `lkproto.streams`) --------------------------------
+    #: Most bytes in one sent chunk's `content`, and so the step text is cut at (never inside
+    #: a UTF-8 character, hence at least 4). STREAM_CHUNK_SIZE = 15 000 in every SDK: under
+    #: the ~16 KiB data channel message with room for framing and E2EE (C.2).
+    stream_chunk_size: int = STREAM_CHUNK_SIZE
+    #: Most payload bytes one received stream may carry, declared or delivered; beyond it the
+    #: stream fails with PAYLOAD_TOO_LARGE. JS `maxPayloadByteLength`, 5 GB (C.2).
+    max_stream_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    #: Most bytes a compressed stream may inflate to. Inflation is bounded as it runs, so a
+    #: decompression bomb never materializes (JS uses the payload cap for both, C.4).
+    max_decompressed_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    #: Received stream bytes delivered in `StreamChunkReceived` but not yet reported through
+    #: `Connection.stream_consumed` (or `stream_discarded`), across all streams; the stream
+    #: that would pass it fails with BUFFER_FULL. A slow reader's backpressure: the Python
+    #: SDK's readers buffer without limit (field-notes 1.2). 16 MiB is a thousand plain
+    #: chunks and more than one compressed chunk can inflate to. RPC v2 payloads are held
+    #: against it too, until the whole request or response has arrived.
+    max_buffered_stream_bytes: int = 16 * 1024 * 1024
+    #: Most streams one sender may have open towards us at once; a further header fails that
+    #: stream (TOO_MANY_STREAMS). Bounds per-peer state; no SDK limits it.
+    max_open_streams_per_sender: int = 64
+    #: Ended or dropped stream ids remembered so their late packets are ignored quietly.
+    max_remembered_streams: int = 4096
+    #: Seconds without a packet after which an open received stream fails (IDLE_TIMEOUT);
+    #: None, like every SDK, never. Without it a sender that stays connected but abandons a
+    #: stream holds its slot until it leaves.
+    stream_idle_timeout: float | None = None
+    #: Most streams we send that are open (`open_stream` without `close_stream`) at once.
+    max_open_outgoing_streams: int = 256
+
+    # -- RPC (protocol-reference B; `lkproto.rpc`) -----------------------------------------------
+    #: Default seconds a caller waits for the response (1502 RESPONSE_TIMEOUT after it);
+    #: 15 s in current client-sdk-js and rust-sdks (B.3).
+    rpc_response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    #: Default seconds a caller waits for the ack (1501 CONNECTION_TIMEOUT after it):
+    #: maxRoundTripLatency, 7 s in JS and Rust (B.3), "to account for relay timeouts and
+    #: retries in LiveKit Cloud".
+    rpc_max_round_trip_latency: float = DEFAULT_MAX_ROUND_TRIP_LATENCY
+    #: Most of our calls awaiting a result at once; `perform_rpc` refuses more.
+    max_pending_rpcs: int = 1024
+    #: Most incoming requests being handled at once; beyond it a request is acked and
+    #: answered 1500 APPLICATION_ERROR.
+    max_incoming_rpcs: int = 256
+    #: Longest method name `perform_rpc` accepts, in UTF-8 bytes. A local rule (no SDK limits
+    #: it); the name must fit the 15 000-byte header budget of a v2 request (B.4).
+    max_rpc_method_bytes: int = 64
+    #: Incoming request ids remembered to ignore a duplicated request (B.4).
+    max_remembered_rpc_requests: int = 1024
+
     def __attrs_post_init__(self) -> None:
         for name in (
             "join_timeout",
@@ -56,10 +122,31 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
+        for name in ("rpc_response_timeout", "rpc_max_round_trip_latency"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a positive number of seconds")
+        idle = self.stream_idle_timeout
+        if idle is not None and not (idle > 0 and math.isfinite(idle)):
+            raise ValueError("Config.stream_idle_timeout must be a positive number (or None)")
+        if self.stream_chunk_size < 4:
+            raise ValueError("Config.stream_chunk_size must be at least 4 (a UTF-8 character)")
+        if self.client_protocol < 0:
+            raise ValueError("Config.client_protocol must not be negative")
         for name in (
             "max_pending_metadata_requests",
             "max_data_message_size",
             "max_dedup_senders",
+            "max_stream_bytes",
+            "max_decompressed_bytes",
+            "max_buffered_stream_bytes",
+            "max_open_streams_per_sender",
+            "max_remembered_streams",
+            "max_open_outgoing_streams",
+            "max_pending_rpcs",
+            "max_incoming_rpcs",
+            "max_rpc_method_bytes",
+            "max_remembered_rpc_requests",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be at least 1")

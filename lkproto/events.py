@@ -2,6 +2,19 @@
 
 Read them with `Connection.next_event()` after every input. `Event` is the union of them all,
 so an adapter can `match` exhaustively (mypy flags a forgotten case via `assert_never`).
+
+Data streams and RPC have one definition each, in their sub-machines, re-exported here:
+- streams (`lkproto.streams`): `StreamOpened`, then `StreamChunkReceived`s, then exactly one
+  `StreamFinished` or `StreamFailed`; or `StreamDropped` for a stream that was never opened
+  (no handler for its topic, a duplicate or invalid header, a chunk without a header). Only
+  topics registered with `Connection.register_stream_topic` open; the internal RPC topics
+  `lk.rpc_request`/`lk.rpc_response` never surface.
+- RPC (`lkproto.rpc`): our call ends with exactly one `RpcSucceeded` or `RpcFailed`; an
+  incoming request for a registered method is `RpcInvoked` (answer it with
+  `Connection.respond_rpc`), possibly followed by `RpcInvocationCancelled`. Anything
+  RPC-related that was ignored (a late or foreign ack or response, a duplicate request, a
+  `respond_rpc` for an invocation that already ended) is `RpcDropped`: its own event rather
+  than `PacketDropped`, because it carries the request id and is not always about a packet.
 """
 
 from __future__ import annotations
@@ -20,6 +33,14 @@ from lkproto.models import (
     Permissions,
     RoomInfo,
     ServerInfo,
+)
+from lkproto.rpc import RpcDropped, RpcError, RpcFailed, RpcInvocationData, RpcSucceeded
+from lkproto.streams import (
+    StreamChunkReceived,
+    StreamDropped,
+    StreamFailed,
+    StreamFinished,
+    StreamOpened,
 )
 
 __all__ = [
@@ -44,8 +65,18 @@ __all__ = [
     "ReconnectRequested",
     "RoomMetadataChanged",
     "RoomUpdated",
+    "RpcDropped",
+    "RpcFailed",
+    "RpcInvocationCancelled",
+    "RpcInvoked",
+    "RpcSucceeded",
     "SipDtmfReceived",
     "SpeakerLevel",
+    "StreamChunkReceived",
+    "StreamDropped",
+    "StreamFailed",
+    "StreamFinished",
+    "StreamOpened",
     "TokenRefreshed",
     "TranscriptionReceived",
     "TranscriptionSegment",
@@ -245,13 +276,39 @@ class PacketDropped:
     """A data packet from a peer was dropped; the connection carries on.
 
     `reason` is one of: "malformed", "duplicate", "encrypted" (E2EE not configured),
-    "unsupported" (a payload this client does not handle yet), "empty".
+    "unsupported" (a payload a data-plane client does not handle: `speaker`, `metrics`),
+    "empty". Stream and RPC packets have their own reports (`StreamDropped`, `RpcDropped`).
     """
 
     reason: str
     channel: Channel
     detail: str = ""
     participant_identity: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class RpcInvoked:
+    """A request for a method registered with `Connection.register_rpc_method` arrived.
+
+    The ack has already been sent. Run the handler on `invocation` and answer with
+    `Connection.respond_rpc` (or `respond_rpc_exception`) within `invocation.response_timeout`
+    seconds; after that the caller is answered 1502 and `RpcInvocationCancelled` follows.
+    """
+
+    invocation: RpcInvocationData
+
+
+@attrs.frozen(kw_only=True)
+class RpcInvocationCancelled:
+    """Stop the handler of `request_id`: its answer is no longer wanted.
+
+    `reason` is RESPONSE_TIMEOUT (its deadline passed; the caller was answered 1502) or
+    RECIPIENT_DISCONNECTED (the caller left, or our session ended; nothing is sent).
+    """
+
+    request_id: str
+    caller_identity: str
+    reason: RpcError.ErrorCode
 
 
 Event = (
@@ -278,4 +335,14 @@ Event = (
     | TranscriptionReceived
     | ChatMessageReceived
     | PacketDropped
+    | StreamOpened
+    | StreamChunkReceived
+    | StreamFinished
+    | StreamFailed
+    | StreamDropped
+    | RpcSucceeded
+    | RpcFailed
+    | RpcInvoked
+    | RpcInvocationCancelled
+    | RpcDropped
 )

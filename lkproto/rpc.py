@@ -700,11 +700,15 @@ class RpcTable:
 
     def stream_request_opened(
         self, attributes: Mapping[str, str], *, caller_identity: str, now: float
-    ) -> None:
+    ) -> bool:
         """The header of a text stream on `lk.rpc_request` arrived: ack now, before the
         payload (a large payload can take longer to arrive than the caller's ack timeout).
-        Optional: `stream_request_received` acks by itself if this was not called."""
-        self._stream_invocation(attributes, caller_identity, now, reading=True)
+        Optional: `stream_request_received` acks by itself if this was not called.
+
+        Returns True if the request was admitted and its payload is awaited; False if it was
+        already answered (e.g. too many invocations) or dropped (anonymous, duplicate), in
+        which case the rest of the stream needs no further call."""
+        return self._stream_invocation(attributes, caller_identity, now, reading=True) is not None
 
     def stream_request_received(
         self,

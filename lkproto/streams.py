@@ -60,6 +60,7 @@ from lkproto.models import Participant
 __all__ = [
     "BYTES_MIME_TYPE",
     "CAP_COMPRESSION_DEFLATE_RAW",
+    "CLIENT_PROTOCOL_DATA_STREAM_V2",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "MAX_HEADER_PACKET_SIZE",
     "STREAM_CHUNK_SIZE",
@@ -80,6 +81,7 @@ __all__ = [
     "StreamKind",
     "StreamOpened",
     "StreamSupport",
+    "WriterCheckpoint",
     "packetize",
 ]
 
@@ -89,7 +91,7 @@ DEFAULT_MAX_PAYLOAD_BYTES = 5_000_000_000  # JS DEFAULT_MAX_PAYLOAD_BYTE_LENGTH
 TEXT_MIME_TYPE = "text/plain"
 BYTES_MIME_TYPE = "application/octet-stream"
 CAP_COMPRESSION_DEFLATE_RAW = 2  # ClientInfo.Capability
-_CLIENT_PROTOCOL_DATA_STREAM_V2 = 2
+CLIENT_PROTOCOL_DATA_STREAM_V2 = 2  # ClientInfo.client_protocol: inline and compressed streams
 _NONE, _DEFLATE_RAW = 0, 1  # DataStream.CompressionType
 _Key = tuple[str, str]  # (sender identity, stream id)
 
@@ -125,7 +127,7 @@ class StreamSupport(enum.IntEnum):
         SDKs' `compress` send option turned off.
         """
         people = list(recipients)
-        if any(p.client_protocol < _CLIENT_PROTOCOL_DATA_STREAM_V2 for p in people):
+        if any(p.client_protocol < CLIENT_PROTOCOL_DATA_STREAM_V2 for p in people):
             return cls.CHUNKED
         if compress and all(CAP_COMPRESSION_DEFLATE_RAW in p.capabilities for p in people):
             return cls.DEFLATE
@@ -253,6 +255,17 @@ def _encode(info: StreamInfo, data: str | bytes | bytearray | memoryview, call: 
     return bytes(data)
 
 
+@attrs.frozen(kw_only=True)
+class WriterCheckpoint:
+    """What `OutgoingStream.checkpoint()` saved; opaque to everyone else."""
+
+    header: dpb.DataPacket | None = attrs.field(eq=False)
+    buffer: bytes
+    next_index: int
+    bytes_written: int
+    closed: bool
+
+
 class OutgoingStream:
     """One stream being sent, written incrementally; every method returns `DataPacket`s.
 
@@ -333,6 +346,29 @@ class OutgoingStream:
             start = end
         del buf[:start]
         return out
+
+    def checkpoint(self) -> WriterCheckpoint:
+        """A snapshot of this writer, for `rollback`.
+
+        For an owner whose send can still be refused after the packets were made (a full
+        send queue): take one before `open`/`write`/`flush`/`close`, and roll back if the
+        packets were not sent, so the next ones reuse their chunk indexes and no gap appears.
+        """
+        return WriterCheckpoint(
+            header=self._header,
+            buffer=bytes(self._buffer),
+            next_index=self._next_index,
+            bytes_written=self.bytes_written,
+            closed=self.closed,
+        )
+
+    def rollback(self, checkpoint: WriterCheckpoint) -> None:
+        """Undo everything since `checkpoint` (the packets made since must not be sent)."""
+        self._header = checkpoint.header
+        self._buffer = bytearray(checkpoint.buffer)
+        self._next_index = checkpoint.next_index
+        self.bytes_written = checkpoint.bytes_written
+        self.closed = checkpoint.closed
 
     def open(self) -> list[dpb.DataPacket]:
         """The header packet, so the receiver sees the stream start; [] if already emitted."""

@@ -29,6 +29,8 @@ def participant(
     attributes: Mapping[str, str] | None = None,
     can_publish_data: bool = True,
     client_protocol: int = 0,
+    capabilities: tuple[int, ...] = (),
+    hidden: bool = False,
 ) -> ppb.ParticipantInfo:
     return ppb.ParticipantInfo(
         sid=sid or f"PA_{identity}",
@@ -39,9 +41,10 @@ def participant(
         metadata=metadata,
         attributes=dict(attributes or {}),
         permission=ppb.ParticipantPermission(
-            can_subscribe=True, can_publish=True, can_publish_data=can_publish_data
+            can_subscribe=True, can_publish=True, can_publish_data=can_publish_data, hidden=hidden
         ),
         client_protocol=client_protocol,
+        capabilities=list(capabilities),  # type: ignore[arg-type]
     )
 
 

@@ -185,7 +185,10 @@ def test_dedup_entry_expires_after_the_ttl() -> None:
             dpb.DataPacket(encrypted_packet=dpb.EncryptedPacket(iv=b"i")).SerializeToString(),
             "encrypted",
         ),
-        (dpb.DataPacket(rpc_ack=dpb.RpcAck(request_id="r")).SerializeToString(), "unsupported"),
+        (
+            dpb.DataPacket(speaker=dpb.ActiveSpeakerUpdate(speakers=[])).SerializeToString(),
+            "unsupported",
+        ),
     ],
 )
 def test_bad_or_unhandled_packets_are_dropped_and_reported(data: bytes, reason: str) -> None:

@@ -55,6 +55,8 @@ def test_views_after_join() -> None:
         (None, "connection refused", "could not reach the server: connection refused"),
         (None, "", "could not reach the server"),
         (500, "", "the signal connection failed with HTTP 500"),
+        (500, "boom", "the signal connection failed with HTTP 500: boom"),
+        (401, "invalid token: x", "the server refused the token (HTTP 401): invalid token: x"),
     ],
 )
 def test_signal_connect_failures(status: int | None, message: str, expected: str) -> None:

@@ -28,11 +28,33 @@ from lkproto._pb import participants_pb2 as ppb
         ("dedup_ttl", -1.0, "Config.dedup_ttl must be positive"),
         ("max_data_message_size", 0, "Config.max_data_message_size must be at least 1"),
         ("replay_buffer_bytes", -1, "Config.replay_buffer_bytes must not be negative"),
+        ("rpc_response_timeout", 0, "Config.rpc_response_timeout must be a positive number"),
+        ("rpc_max_round_trip_latency", float("inf"), "Config.rpc_max_round_trip_latency must"),
+        ("rpc_response_timeout", float("nan"), "Config.rpc_response_timeout must"),
+        ("stream_idle_timeout", 0.0, "Config.stream_idle_timeout must be a positive number"),
+        ("stream_idle_timeout", float("inf"), "Config.stream_idle_timeout must"),
+        ("stream_chunk_size", 3, "Config.stream_chunk_size must be at least 4"),
+        ("client_protocol", -1, "Config.client_protocol must not be negative"),
+        ("max_buffered_stream_bytes", 0, "Config.max_buffered_stream_bytes must be at least 1"),
+        ("max_pending_rpcs", 0, "Config.max_pending_rpcs must be at least 1"),
     ],
 )
 def test_config_rejects_nonsense_bounds(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Config(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_default_config_advertises_streams_v2_rpc_v2_and_deflate() -> None:
+    # protocol-reference F.2: client_protocol 2 = RPC v2 + inline/compressed streams, which
+    # the core implements; CAP_COMPRESSION_DEFLATE_RAW (2) because the assembler inflates.
+    config = Config()
+    assert (config.client_protocol, config.capabilities) == (2, (2,))
+    assert Config(stream_idle_timeout=5.0).stream_idle_timeout == 5.0
+    info = SignalCodec(config).client_info()
+    assert (info.client_protocol, list(info.capabilities)) == (2, [2])
+    legacy = SignalCodec(Config(client_protocol=0, capabilities=()))
+    query = parse_qs(urlsplit(legacy.join_url_v0("wss://h/")).query)
+    assert query["client_protocol"] == ["0"] and "capabilities" not in query
 
 
 def test_v0_url_carries_os_capabilities_and_metadata() -> None:
