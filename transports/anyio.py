@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import math
+import mimetypes
+import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
@@ -40,8 +45,20 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, Participant
+from lkproto.rpc import RpcError, RpcInvocationData
+from lkproto.streams import StreamError, StreamKind
 
 from ._aiortc import AiortcPeer
+from ._anyio_data import (
+    ByteStreamInfo,
+    ByteStreamReader,
+    ByteStreamWriter,
+    TextStreamInfo,
+    TextStreamReader,
+    TextStreamWriter,
+    byte_info,
+    text_info,
+)
 from ._asyncio_bridge import AsyncioThreadBridge
 from ._errors import (
     ConnectError,
@@ -69,6 +86,9 @@ from ._room import (
 from ._ws import Accepted, Closed, Message, Rejected, WebSocketClient
 
 __all__ = [
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "ByteStreamWriter",
     "ConnectError",
     "ConnectionState",
     "DataPacket",
@@ -80,8 +100,14 @@ __all__ = [
     "RemoteParticipant",
     "Room",
     "RoomOptions",
+    "RpcError",
+    "RpcInvocationData",
     "RtcConfiguration",
     "SipDTMF",
+    "StreamError",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
     "Transcription",
     "TranscriptionSegment",
 ]
@@ -92,6 +118,13 @@ log = logging.getLogger("lkproto.transports")
 # a writer waits while more than HIGH bytes are queued, until the queue drains to LOW.
 _MARKS = {Channel.RELIABLE: (64 * 1024, 1024 * 1024), Channel.LOSSY: (8 * 1024, 256 * 1024)}
 _EVENT_BUFFER = 10_000  # per `events()` subscriber; overflow drops (and logs) the newest
+_FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
+
+TextStreamHandler: TypeAlias = Callable[[TextStreamReader, str], object]
+ByteStreamHandler: TypeAlias = Callable[[ByteStreamReader, str], object]
+RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | Awaitable[str | None] | None"]
+ProgressCallback: TypeAlias = Callable[[int, int | None], object]
+H = TypeVar("H")
 
 
 class PublishDataError(TransportError):
@@ -176,6 +209,186 @@ class LocalParticipant(LocalParticipantInfo):
         attrs_ = dict(attributes)
         await self._room._update("set_attributes", lambda c, now: c.set_attributes(attrs_, now=now))
 
+    # -- RPC --------------------------------------------------------------------------------
+
+    async def perform_rpc(
+        self,
+        *,
+        destination_identity: str,
+        method: str,
+        payload: str,
+        response_timeout: float | None = None,
+    ) -> str:
+        """Call `method` on `destination_identity`; return its response or raise `RpcError`."""
+        return await self._room._perform_rpc(
+            destination_identity, method, payload, response_timeout
+        )
+
+    def register_rpc_method(
+        self, method_name: str, handler: RpcHandler | None = None
+    ) -> Callable[[RpcHandler], RpcHandler] | None:
+        """Register a handler (sync or async) for `method_name`; usable as a decorator.
+
+        Allowed before `connect()`; registrations last for the Room's lifetime.
+        """
+        if handler is None:
+
+            def register(fn: RpcHandler) -> RpcHandler:
+                self._room._register_rpc(method_name, fn)
+                return fn
+
+            return register
+        self._room._register_rpc(method_name, handler)
+        return None
+
+    def unregister_rpc_method(self, method: str) -> None:
+        self._room._unregister_rpc(method)
+
+    # -- data streams -----------------------------------------------------------------------
+
+    async def stream_text(
+        self,
+        *,
+        destination_identities: Sequence[str] | None = None,
+        topic: str = "",
+        attributes: Mapping[str, str] | None = None,
+        stream_id: str | None = None,
+        reply_to_id: str | None = None,
+        total_size: int | None = None,
+    ) -> TextStreamWriter:
+        """Open a text stream; write with `await writer.write(text)`, end with `aclose()`."""
+        info = self._room._open_stream(
+            StreamKind.TEXT,
+            topic=topic,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            stream_id=stream_id,
+            reply_to_stream_id=reply_to_id,
+            total_length=total_size,
+        )
+        assert isinstance(info, TextStreamInfo)
+        await self._room._wait_writable(Channel.RELIABLE)
+        return TextStreamWriter(self._room, info)
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        destination_identities: Sequence[str] | None = None,
+        topic: str = "",
+        attributes: Mapping[str, str] | None = None,
+        reply_to_id: str | None = None,
+        compress: bool = True,
+    ) -> TextStreamInfo:
+        """Send `text` as one text stream (inline and compressed where every peer can take it)."""
+        info = await self._room._send_stream(
+            StreamKind.TEXT,
+            text,
+            topic=topic,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            reply_to_stream_id=reply_to_id,
+            compress=compress,
+        )
+        assert isinstance(info, TextStreamInfo)
+        return info
+
+    async def stream_bytes(
+        self,
+        name: str,
+        *,
+        total_size: int | None = None,
+        mime_type: str = "application/octet-stream",
+        attributes: Mapping[str, str] | None = None,
+        stream_id: str | None = None,
+        destination_identities: Sequence[str] | None = None,
+        topic: str = "",
+    ) -> ByteStreamWriter:
+        """Open a byte stream; write with `await writer.write(data)`, end with `aclose()`."""
+        info = self._room._open_stream(
+            StreamKind.BYTES,
+            topic=topic,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            stream_id=stream_id,
+            total_length=total_size,
+            mime_type=mime_type,
+            name=name,
+        )
+        assert isinstance(info, ByteStreamInfo)
+        await self._room._wait_writable(Channel.RELIABLE)
+        return ByteStreamWriter(self._room, info)
+
+    async def send_bytes(
+        self,
+        data: bytes,
+        *,
+        topic: str = "",
+        name: str | None = None,
+        mime_type: str | None = None,
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        stream_id: str | None = None,
+        compress: bool = True,
+    ) -> ByteStreamInfo:
+        """Send `data` as one byte stream."""
+        info = await self._room._send_stream(
+            StreamKind.BYTES,
+            bytes(data),
+            topic=topic,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            name=name,
+            mime_type=mime_type or "application/octet-stream",
+            stream_id=stream_id,
+            compress=compress,
+        )
+        assert isinstance(info, ByteStreamInfo)
+        return info
+
+    async def send_file(
+        self,
+        file_path: str | os.PathLike[str],
+        *,
+        topic: str = "",
+        destination_identities: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        stream_id: str | None = None,
+        compress: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> ByteStreamInfo:
+        """Stream a file from disk, reading as the channel drains (memory stays bounded).
+
+        `on_progress(sent_bytes, total_bytes)` is called after every write.
+        """
+        del compress  # files are streamed in chunks; the one-shot paths compress
+        path = anyio.Path(file_path)
+        total = (await path.stat()).st_size
+        mime = mimetypes.guess_type(str(file_path))[0] or "application/octet-stream"
+        writer = await self.stream_bytes(
+            path.name,
+            total_size=total,
+            mime_type=mime,
+            attributes=attributes,
+            stream_id=stream_id,
+            destination_identities=destination_identities,
+            topic=topic,
+        )
+        sent = 0
+        try:
+            async with await anyio.open_file(file_path, "rb") as f:
+                while piece := await f.read(_FILE_READ):
+                    await writer.write(piece)
+                    sent += len(piece)
+                    if on_progress is not None:
+                        on_progress(sent, total)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await writer.aclose(reason=f"send_file failed: {type(exc).__name__}")
+            raise
+        await writer.aclose()
+        return writer.info
+
 
 @attrs.define
 class _Waiter:
@@ -218,15 +431,21 @@ class Room(EventEmitter):
         self._subscribers: list[MemoryObjectSendStream[ev.Event]] = []
         self._token = ""
         self._backend_task: object = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._text_handlers: dict[str, TextStreamHandler] = {}
+        self._byte_handlers: dict[str, ByteStreamHandler] = {}
+        self._rpc_handlers: dict[str, RpcHandler] = {}
+        self._readers: dict[tuple[str, str], TextStreamReader | ByteStreamReader] = {}
+        self._calls: dict[str, _Call] = {}
+        self._invocations: dict[str, anyio.CancelScope] = {}
+        self._local = LocalParticipant(self, Participant(sid="", identity=""))
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
     @property
     def local_participant(self) -> LocalParticipant:
-        local = self._model.local
-        if not isinstance(local, LocalParticipant):
-            raise TransportClosedError("cannot access local participant before connecting")
-        return local
+        """Available before `connect()` too, so RPC methods can be registered early."""
+        return self._local
 
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
@@ -281,7 +500,13 @@ class Room(EventEmitter):
             unix_time_ms=int(time.time() * 1000),
             id_factory=lambda: uuid.uuid4().hex,
         )
-        self._model = RoomModel(LocalParticipant(self, Participant(sid="", identity="")))
+        self._model = RoomModel(self._local)
+        for topic in self._text_handlers:
+            conn.register_stream_topic(StreamKind.TEXT, topic)
+        for topic in self._byte_handlers:
+            conn.register_stream_topic(StreamKind.BYTES, topic)
+        for method in self._rpc_handlers:
+            conn.register_rpc_method(method)
         rtc = options.rtc_config or RtcConfiguration()
         pump = self._pump = Pump(
             conn, clock=anyio.current_time, signal=self._writer, peer=_NoPeer(), sink=self
@@ -389,6 +614,8 @@ class Room(EventEmitter):
             if isinstance(event, ev.MetadataUpdateFailed):
                 waiter.failure = event
             waiter.done.set()
+        elif isinstance(event, _DATA_EVENTS):
+            self._on_data_event(event)
         for name, args in self._model.apply(event):
             self.emit(name, *args)
         for subscriber in list(self._subscribers):
@@ -449,6 +676,283 @@ class Room(EventEmitter):
                 f"{call} failed: {waiter.failure.message}", reason=waiter.failure.reason
             )
 
+    async def _wait_writable(self, channel: Channel) -> None:
+        """Wait while our sending channel holds more than its high watermark."""
+        high = _MARKS[channel][1]
+        while self._peer is not None and self._peer.buffered_amount(channel) > high:
+            if self._ended is not None:
+                raise TransportClosedError(f"the session ended: {self._ended.message}")
+            event = self._writable.setdefault(channel, anyio.Event())
+            await event.wait()
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def register_text_stream_handler(self, topic: str, handler: TextStreamHandler) -> None:
+        """Route text streams on `topic` to `handler(reader, participant_identity)`.
+
+        The handler may be a plain function (start your own task to read) or an async
+        function (the room runs it in its session). Streams on topics without a handler are
+        dropped and reported, never buffered.
+        """
+        self._register_topic(self._text_handlers, StreamKind.TEXT, topic, handler)
+
+    def register_byte_stream_handler(self, topic: str, handler: ByteStreamHandler) -> None:
+        """Route byte streams on `topic` to `handler(reader, participant_identity)`."""
+        self._register_topic(self._byte_handlers, StreamKind.BYTES, topic, handler)
+
+    def unregister_text_stream_handler(self, topic: str) -> None:
+        self._unregister_topic(self._text_handlers, StreamKind.TEXT, topic)
+
+    def unregister_byte_stream_handler(self, topic: str) -> None:
+        self._unregister_topic(self._byte_handlers, StreamKind.BYTES, topic)
+
+    def _register_topic(
+        self, table: dict[str, H], kind: StreamKind, topic: str, handler: H
+    ) -> None:
+        if topic in table:
+            raise ValueError(f"a {kind.value} stream handler for topic {topic!r} is already set")
+        table[topic] = handler
+        if self._conn is not None:
+            self._conn.register_stream_topic(kind, topic)
+
+    def _unregister_topic(self, table: dict[str, H], kind: StreamKind, topic: str) -> None:
+        if table.pop(topic, None) is not None and self._conn is not None:
+            self._conn.unregister_stream_topic(kind, topic)
+
+    def _open_stream(
+        self,
+        kind: StreamKind,
+        *,
+        topic: str,
+        destination_identities: Sequence[str] | None,
+        attributes: Mapping[str, str] | None,
+        stream_id: str | None,
+        total_length: int | None,
+        reply_to_stream_id: str | None = None,
+        mime_type: str | None = None,
+        name: str | None = None,
+    ) -> TextStreamInfo | ByteStreamInfo:
+        pump, conn = self._live("stream")
+        opened = pump.call(
+            conn.open_stream,
+            now=pump.now(),
+            kind=kind,
+            topic=topic,
+            destination_identities=tuple(destination_identities or ()),
+            attributes=attributes,
+            stream_id=stream_id,
+            total_length=total_length,
+            reply_to_stream_id=reply_to_stream_id,
+            mime_type=mime_type,
+            name=name,
+        )
+        info = conn.outgoing_stream_info(opened)
+        return text_info(info) if kind is StreamKind.TEXT else byte_info(info)
+
+    async def _send_stream(
+        self,
+        kind: StreamKind,
+        payload: str | bytes,
+        *,
+        topic: str,
+        destination_identities: Sequence[str] | None,
+        attributes: Mapping[str, str] | None,
+        compress: bool,
+        reply_to_stream_id: str | None = None,
+        mime_type: str | None = None,
+        name: str | None = None,
+        stream_id: str | None = None,
+    ) -> TextStreamInfo | ByteStreamInfo:
+        pump, conn = self._live("send_stream")
+        now = pump.now()
+        sent = pump.call(
+            conn.send_stream,
+            now=now,
+            kind=kind,
+            topic=topic,
+            payload=payload,
+            destination_identities=tuple(destination_identities or ()),
+            attributes=attributes,
+            reply_to_stream_id=reply_to_stream_id,
+            mime_type=mime_type,
+            name=name,
+            stream_id=stream_id,
+            compress=compress,
+        )
+        await self._wait_writable(Channel.RELIABLE)
+        size = len(payload.encode() if isinstance(payload, str) else payload)
+        if kind is StreamKind.TEXT:
+            return TextStreamInfo(
+                stream_id=sent,
+                mime_type=mime_type or "text/plain",
+                topic=topic,
+                timestamp=conn.wall_ms(now),
+                size=size,
+                attributes=dict(attributes or {}),
+                reply_to_stream_id=reply_to_stream_id or "",
+            )
+        return ByteStreamInfo(
+            stream_id=sent,
+            mime_type=mime_type or "application/octet-stream",
+            topic=topic,
+            timestamp=conn.wall_ms(now),
+            size=size,
+            attributes=dict(attributes or {}),
+            name=name or "",
+        )
+
+    async def _stream_write(self, stream_id: str, data: str | bytes) -> None:
+        pump, conn = self._live("write")
+        pump.call(conn.write_stream, stream_id, data, now=pump.now())
+        await self._wait_writable(Channel.RELIABLE)
+
+    async def _stream_close(
+        self, stream_id: str, reason: str, attributes: Mapping[str, str] | None
+    ) -> None:
+        pump, conn = self._live("aclose")
+        pump.call(
+            conn.close_stream, stream_id, now=pump.now(), reason=reason, attributes=attributes
+        )
+        await self._wait_writable(Channel.RELIABLE)
+
+    # -- RPC --------------------------------------------------------------------------------
+
+    def _register_rpc(self, method: str, handler: RpcHandler) -> None:
+        self._rpc_handlers[method] = handler
+        if self._conn is not None:
+            self._conn.register_rpc_method(method)
+
+    def _unregister_rpc(self, method: str) -> None:
+        if self._rpc_handlers.pop(method, None) is not None and self._conn is not None:
+            self._conn.unregister_rpc_method(method)
+
+    async def _perform_rpc(
+        self, destination: str, method: str, payload: str, response_timeout: float | None
+    ) -> str:
+        pump, conn = self._live("perform_rpc")
+        request_id = pump.call(
+            conn.perform_rpc,
+            destination_identity=destination,
+            method=method,
+            payload=payload,
+            now=pump.now(),
+            response_timeout=response_timeout,
+        )
+        call = self._calls.setdefault(request_id, _Call())  # may have resolved already
+        try:
+            await call.done.wait()
+        finally:
+            if call.done.is_set():
+                self._calls.pop(request_id, None)
+        if call.error is not None:
+            raise call.error
+        return call.payload
+
+    def _respond(self, request_id: str, result: str | RpcError | None) -> None:
+        if self._pump is None or self._conn is None or self._ended is not None:
+            return
+        self._pump.call(self._conn.respond_rpc, request_id, result, now=self._pump.now())
+
+    async def _run_handler(self, handler: RpcHandler, invocation: RpcInvocationData) -> None:
+        with anyio.CancelScope() as scope:
+            self._invocations[invocation.request_id] = scope
+            try:
+                result = handler(invocation)
+                if inspect.isawaitable(result):
+                    result = await result
+            except RpcError as error:
+                self._respond(invocation.request_id, error)
+            except Exception as exc:
+                log.debug("RPC handler for %r raised", invocation.method, exc_info=True)
+                if self._pump is not None and self._conn is not None and self._ended is None:
+                    self._pump.call(
+                        self._conn.respond_rpc_exception,
+                        invocation.request_id,
+                        exc,
+                        now=self._pump.now(),
+                    )
+            else:
+                if result is not None and not isinstance(result, str):
+                    result = str(result)
+                self._respond(invocation.request_id, result)
+            finally:
+                self._invocations.pop(invocation.request_id, None)
+
+    async def _run_stream_handler(self, result: Awaitable[object], topic: str) -> None:
+        try:
+            await result
+        except Exception:
+            log.exception("the stream handler for topic %r raised", topic)
+
+    def _on_data_event(self, event: ev.Event) -> None:
+        conn, tg = self._conn, self._tg
+        if isinstance(event, ev.StreamOpened):
+            info, sender = event.info, event.sender_identity
+            key = (sender, info.stream_id)
+            assert conn is not None
+            consumed = functools.partial(conn.stream_consumed, sender, info.stream_id)
+            discard = functools.partial(self._discard, sender, info.stream_id)
+            reader: TextStreamReader | ByteStreamReader
+            if info.kind is StreamKind.TEXT:
+                handler: Callable[..., object] | None = self._text_handlers.get(info.topic)
+                reader = TextStreamReader(text_info(info), sender, consumed, discard)
+            else:
+                handler = self._byte_handlers.get(info.topic)
+                reader = ByteStreamReader(byte_info(info), sender, consumed, discard)
+            if handler is None:
+                conn.stream_discarded(sender, info.stream_id)
+                return
+            self._readers[key] = reader
+            try:
+                result = handler(reader, sender)
+            except Exception:
+                log.exception("the stream handler for topic %r raised", info.topic)
+                return
+            if inspect.isawaitable(result) and tg is not None:
+                tg.start_soon(self._run_stream_handler, result, info.topic)
+        elif isinstance(event, ev.StreamChunkReceived):
+            found = self._readers.get((event.sender_identity, event.stream_id))
+            if found is not None:
+                found._push((event.data, event.nbytes))
+        elif isinstance(event, ev.StreamFinished | ev.StreamFailed):
+            found = self._readers.pop((event.sender_identity, event.stream_id), None)
+            if found is not None:
+                if isinstance(event, ev.StreamFailed):
+                    found._push(event.exception())
+                else:
+                    if found.info.attributes is not None:
+                        found.info.attributes.update(event.attributes)
+                    found._push(None)
+        elif isinstance(event, ev.StreamDropped):
+            log.info("dropped a stream from %r: %s", event.sender_identity, event.detail)
+        elif isinstance(event, ev.RpcSucceeded | ev.RpcFailed):
+            call = self._calls.setdefault(event.request_id, _Call())
+            if isinstance(event, ev.RpcFailed):
+                call.error = event.error
+            else:
+                call.payload = event.payload
+            call.done.set()
+        elif isinstance(event, ev.RpcInvoked):
+            invocation = event.invocation
+            rpc_handler = self._rpc_handlers.get(invocation.method)
+            if rpc_handler is None or tg is None:
+                self._respond(
+                    invocation.request_id, RpcError.built_in(RpcError.ErrorCode.UNSUPPORTED_METHOD)
+                )
+            else:
+                tg.start_soon(self._run_handler, rpc_handler, invocation)
+        elif isinstance(event, ev.RpcInvocationCancelled):
+            scope = self._invocations.pop(event.request_id, None)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(event, ev.RpcDropped):
+            log.debug("dropped an RPC message: %s %s", event.reason, event.detail)
+
+    def _discard(self, sender: str, stream_id: str) -> None:
+        self._readers.pop((sender, stream_id), None)
+        if self._conn is not None and self._ended is None:
+            self._conn.stream_discarded(sender, stream_id)
+
     # -- the session ----------------------------------------------------------------------------
 
     async def _start_session(self) -> None:
@@ -457,6 +961,7 @@ class Room(EventEmitter):
         async def session() -> None:
             try:
                 async with anyio.create_task_group() as tg:
+                    self._tg = tg
                     tg.start_soon(self._write_loop, tg)
                     tg.start_soon(self._timer_loop)
                     started.set()
@@ -589,6 +1094,27 @@ class Room(EventEmitter):
                     assert isinstance(result, Accepted)
             if out := ws.data_to_send():
                 self._writer.submit(out)
+
+
+@attrs.define
+class _Call:
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    payload: str = ""
+    error: RpcError | None = None
+
+
+_DATA_EVENTS = (
+    ev.StreamOpened,
+    ev.StreamChunkReceived,
+    ev.StreamFinished,
+    ev.StreamFailed,
+    ev.StreamDropped,
+    ev.RpcSucceeded,
+    ev.RpcFailed,
+    ev.RpcInvoked,
+    ev.RpcInvocationCancelled,
+    ev.RpcDropped,
+)
 
 
 class _NoPeer:
