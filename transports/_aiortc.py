@@ -126,6 +126,30 @@ class AiortcPeer:
         if dc is not None:
             dc.bufferedAmountLowThreshold = threshold
 
+    async def drain(self, timeout: float) -> None:
+        """Wait, at most `timeout` s, until the peer has acknowledged everything we sent.
+
+        Used before leaving, so the last packets (a stream trailer, the final publish_data)
+        are not cut off by closing the peer connection.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not self._idle():
+                    await asyncio.sleep(0.01)
+
+    def _idle(self) -> bool:
+        if any(dc.bufferedAmount for dc in self._send.values() if dc.readyState == "open"):
+            return False
+        for pc in self._pcs.values():
+            sctp = pc.sctp
+            # aiortc keeps data not yet sent, and sent but not yet acknowledged, in these.
+            if sctp is not None and any(
+                getattr(sctp, queue, None)
+                for queue in ("_data_channel_queue", "_outbound_queue", "_sent_queue")
+            ):
+                return False
+        return True
+
     async def aclose(self) -> None:
         """Close every peer connection and stop the worker. Idempotent."""
         self._closed = True

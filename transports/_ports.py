@@ -53,6 +53,9 @@ class PeerPort(Protocol):
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:
         """Report `on_writable` when the channel's buffered amount falls to `threshold`."""
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until everything sent on our channels was acknowledged."""
+
     async def aclose(self) -> None:
         """Close every peer connection. Idempotent."""
 

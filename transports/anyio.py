@@ -118,6 +118,7 @@ log = logging.getLogger("lkproto.transports")
 # a writer waits while more than HIGH bytes are queued, until the queue drains to LOW.
 _MARKS = {Channel.RELIABLE: (64 * 1024, 1024 * 1024), Channel.LOSSY: (8 * 1024, 256 * 1024)}
 _EVENT_BUFFER = 10_000  # per `events()` subscriber; overflow drops (and logs) the newest
+_DRAIN_TIMEOUT = 2.0  # disconnect() waits this long, at most, for our sends to be acked
 _FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
 
 TextStreamHandler: TypeAlias = Callable[[TextStreamReader, str], object]
@@ -568,7 +569,20 @@ class Room(EventEmitter):
         if self._pump is None or self._conn is None:
             return
         if self._ended is None:
-            self._pump.call(self._conn.close, now=self._pump.now(), reason=reason)
+            # Abort our open streams first: a trailer with a reason tells every reader that
+            # the stream ended early (the official SDK's readers otherwise wait forever).
+            for stream_id in self._conn.open_stream_ids:
+                with contextlib.suppress(LocalProtocolError):
+                    self._pump.call(
+                        self._conn.close_stream,
+                        stream_id,
+                        now=self._pump.now(),
+                        reason="the sender disconnected",
+                    )
+            if self._peer is not None and self._channels_open:
+                await self._peer.drain(_DRAIN_TIMEOUT)  # don't cut off what we just sent
+            if self._ended is None:
+                self._pump.call(self._conn.close, now=self._pump.now(), reason=reason)
         await self._finish()
 
     async def __aenter__(self) -> Room:
@@ -1127,6 +1141,9 @@ class _NoPeer:
         return 0
 
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:  # pragma: no cover
+        pass
+
+    async def drain(self, timeout: float) -> None:  # pragma: no cover
         pass
 
     async def aclose(self) -> None:  # pragma: no cover

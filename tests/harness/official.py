@@ -50,6 +50,13 @@ class OfficialPeer:
         self.room: rtc.Room | None = None
         self.records: list[Record] = []
         self._cond = threading.Condition()
+        self.tasks: set[asyncio.Future[None]] = set()  # keeps handler tasks alive
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Start a task on the official loop (from official-side code) and keep it alive."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _record(self, name: str, *args: Any) -> None:
         with self._cond:
@@ -86,6 +93,9 @@ class OfficialPeer:
             )
             options.setdefault("auto_subscribe", False)
             await room.connect(url, token, rtc.RoomOptions(**options))
+            # Participants already present count as joined, so tests can wait on either.
+            for identity in room.remote_participants:
+                self._record("joined", identity)
 
         await self._loop.run(go)
 
