@@ -41,6 +41,7 @@ test: lint typecheck pytest
 bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
 	$(PY) benchmarks/bench_transport.py
+	$(PY) benchmarks/bench_rpc.py
 
 proto: setup
 	$(PY) proto/generate.py

@@ -219,10 +219,14 @@ class LocalParticipant(LocalParticipantInfo):
         method: str,
         payload: str,
         response_timeout: float | None = None,
+        max_round_trip_latency: float | None = None,
     ) -> str:
-        """Call `method` on `destination_identity`; return its response or raise `RpcError`."""
+        """Call `method` on `destination_identity`; return its response or raise `RpcError`.
+
+        `max_round_trip_latency` bounds the wait for the callee's ack (default 7 s).
+        """
         return await self._room._perform_rpc(
-            destination_identity, method, payload, response_timeout
+            destination_identity, method, payload, response_timeout, max_round_trip_latency
         )
 
     def register_rpc_method(
@@ -579,6 +583,13 @@ class Room(EventEmitter):
                         now=self._pump.now(),
                         reason="the sender disconnected",
                     )
+            # Answer the calls our handlers are still working on (1503), as livekit.rtc does,
+            # instead of leaving their callers to time out.
+            for request_id, scope in list(self._invocations.items()):
+                scope.cancel()
+                self._respond(
+                    request_id, RpcError.built_in(RpcError.ErrorCode.RECIPIENT_DISCONNECTED)
+                )
             if self._peer is not None and self._channels_open:
                 await self._peer.drain(_DRAIN_TIMEOUT)  # don't cut off what we just sent
             if self._ended is None:
@@ -841,7 +852,12 @@ class Room(EventEmitter):
             self._conn.unregister_rpc_method(method)
 
     async def _perform_rpc(
-        self, destination: str, method: str, payload: str, response_timeout: float | None
+        self,
+        destination: str,
+        method: str,
+        payload: str,
+        response_timeout: float | None,
+        max_round_trip_latency: float | None,
     ) -> str:
         pump, conn = self._live("perform_rpc")
         request_id = pump.call(
@@ -851,13 +867,17 @@ class Room(EventEmitter):
             payload=payload,
             now=pump.now(),
             response_timeout=response_timeout,
+            max_round_trip_latency=max_round_trip_latency,
         )
         call = self._calls.setdefault(request_id, _Call())  # may have resolved already
         try:
             await call.done.wait()
         finally:
+            # A cancelled caller leaves the entry to be dropped when the core resolves it.
             if call.done.is_set():
                 self._calls.pop(request_id, None)
+            else:
+                call.abandoned = True
         if call.error is not None:
             raise call.error
         return call.payload
@@ -940,7 +960,11 @@ class Room(EventEmitter):
         elif isinstance(event, ev.StreamDropped):
             log.info("dropped a stream from %r: %s", event.sender_identity, event.detail)
         elif isinstance(event, ev.RpcSucceeded | ev.RpcFailed):
+            # No entry yet: the call resolved inside perform_rpc's own pump.call.
             call = self._calls.setdefault(event.request_id, _Call())
+            if call.abandoned:
+                del self._calls[event.request_id]
+                return
             if isinstance(event, ev.RpcFailed):
                 call.error = event.error
             else:
@@ -1115,6 +1139,7 @@ class _Call:
     done: anyio.Event = attrs.field(factory=anyio.Event)
     payload: str = ""
     error: RpcError | None = None
+    abandoned: bool = False  # the caller was cancelled; drop the result when it comes
 
 
 _DATA_EVENTS = (
