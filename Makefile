@@ -42,6 +42,8 @@ bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_rpc.py
+	$(PY) benchmarks/bench_streams.py
+	$(PY) benchmarks/rss_streams.py
 
 proto: setup
 	$(PY) proto/generate.py

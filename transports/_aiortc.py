@@ -32,6 +32,7 @@ import logging
 from collections.abc import Sequence
 
 import aioice.ice
+import aioice.turn
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -67,6 +68,11 @@ def _restricted_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 # Installed once; it changes nothing unless a peer set `host_addresses` in its own context.
 aioice.ice.get_host_addresses = _restricted_host_addresses
+
+# aioice asks for a 256 KiB UDP receive buffer; bursts of SCTP packets overflow it and every
+# drop costs a retransmission (measured: ~400-900 drops per 16 MiB stream received). 2 MiB
+# (capped by net.core.rmem_max) removed the drops in benchmarks/bench_streams.py.
+aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, 2 * 1024 * 1024)
 
 
 def _rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:

@@ -364,7 +364,9 @@ class LocalParticipant(LocalParticipantInfo):
     ) -> ByteStreamInfo:
         """Stream a file from disk, reading as the channel drains (memory stays bounded).
 
-        `on_progress(sent_bytes, total_bytes)` is called after every write.
+        `on_progress(sent_bytes, total_bytes)` is called after every write. Returns once the
+        data is with the server, not the receivers (flow control ends at the SFU, as with
+        livekit.rtc). Files are sent uncompressed; `compress` is accepted for compatibility.
         """
         del compress  # files are streamed in chunks; the one-shot paths compress
         path = anyio.Path(file_path)
