@@ -213,10 +213,8 @@ class AiortcPeer:
         elif isinstance(command, cmd.ClosePeerConnection):
             if command.target in self._pcs:
                 await self._pcs.pop(command.target).close()
-        elif isinstance(command, cmd.SendDataPacket):  # pragma: no cover - sent in submit()
-            self._send_now(command)
-        else:  # pragma: no cover - the pump routes signal commands elsewhere
-            raise TypeError(f"not a peer command: {command!r}")
+        else:  # pragma: no cover - data goes out in submit(), signal commands elsewhere
+            raise TypeError(f"not a queued peer command: {command!r}")
 
     def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
         chosen = self._ice_override if self._ice_override is not None else tuple(servers)

@@ -686,12 +686,10 @@ class Room(EventEmitter):
             pump.call(send, conn, pump.now())
         except LocalProtocolError as exc:
             raise PublishDataError(str(exc)) from exc
-        high = _MARKS[channel][1]
-        while self._peer is not None and self._peer.buffered_amount(channel) > high:
-            if self._ended is not None:
-                raise PublishDataError(f"{call}: the session ended: {self._ended.message}")
-            event = self._writable.setdefault(channel, anyio.Event())
-            await event.wait()
+        try:
+            await self._wait_writable(channel)
+        except TransportClosedError as exc:
+            raise PublishDataError(f"{call}: {exc}") from None
 
     async def _update(self, call: str, send: Callable[[Connection, float], int]) -> None:
         pump, conn = self._live(call)
@@ -884,10 +882,16 @@ class Room(EventEmitter):
             raise call.error
         return call.payload
 
-    def _respond(self, request_id: str, result: str | RpcError | None) -> None:
+    def _respond(self, request_id: str, result: str | Exception | None) -> None:
+        """Answer an invocation (an exception other than `RpcError` becomes a generic 1500)."""
         if self._pump is None or self._conn is None or self._ended is not None:
             return
-        self._pump.call(self._conn.respond_rpc, request_id, result, now=self._pump.now())
+        if isinstance(result, Exception) and not isinstance(result, RpcError):
+            self._pump.call(
+                self._conn.respond_rpc_exception, request_id, result, now=self._pump.now()
+            )
+        else:
+            self._pump.call(self._conn.respond_rpc, request_id, result, now=self._pump.now())
 
     async def _run_handler(self, handler: RpcHandler, invocation: RpcInvocationData) -> None:
         with anyio.CancelScope() as scope:
@@ -896,17 +900,9 @@ class Room(EventEmitter):
                 result = handler(invocation)
                 if inspect.isawaitable(result):
                     result = await result
-            except RpcError as error:
-                self._respond(invocation.request_id, error)
             except Exception as exc:
                 log.debug("RPC handler for %r raised", invocation.method, exc_info=True)
-                if self._pump is not None and self._conn is not None and self._ended is None:
-                    self._pump.call(
-                        self._conn.respond_rpc_exception,
-                        invocation.request_id,
-                        exc,
-                        now=self._pump.now(),
-                    )
+                self._respond(invocation.request_id, exc)
             else:
                 if result is not None and not isinstance(result, str):
                     result = str(result)
