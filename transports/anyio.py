@@ -31,14 +31,13 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
 import sniffio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from lkproto import Config, Connection
 from lkproto import commands as cmd
@@ -435,9 +434,10 @@ class Room(EventEmitter):
         self._end_seen = anyio.Event()
         self._session_done = anyio.Event()
         self._waiters: dict[int, _Waiter] = {}
-        self._subscribers: list[MemoryObjectSendStream[ev.Event]] = []
+        self._subscribers: list[_Subscriber] = []
         self._token = ""
         self._backend_task: object = None
+        self._shield_session = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._text_handlers: dict[str, TextStreamHandler] = {}
         self._byte_handlers: dict[str, ByteStreamHandler] = {}
@@ -542,10 +542,17 @@ class Room(EventEmitter):
             await self._finish()
             raise ConnectError(redact(str(exc), token)) from None
         limit = config.join_timeout + options.peer_connection_timeout + 1.0
-        with anyio.move_on_after(limit):
-            while not (self._ended or self._ready()):
-                await self._progress.wait()
-                self._progress = anyio.Event()
+        try:
+            with anyio.move_on_after(limit):
+                while not (self._ended or self._ready()):
+                    await self._progress.wait()
+                    self._progress = anyio.Event()
+        except BaseException:  # cancelled while joining: leave nothing running behind us
+            with anyio.CancelScope(shield=True):
+                if self._ended is None:
+                    pump.call(conn.close, now=pump.now(), reason=DisconnectReason.CLIENT_INITIATED)
+                await self._finish()
+            raise
         if self._ended is not None or not self._ready():
             if self._ended is not None:
                 message = self._ended.message
@@ -996,17 +1003,21 @@ class Room(EventEmitter):
 
         async def session() -> None:
             try:
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._write_loop, tg)
-                    tg.start_soon(self._timer_loop)
-                    started.set()
-                    await self._end_seen.wait()
-                    # Give the writer a moment to send `leave` and the close frame.
-                    with anyio.move_on_after(2):
-                        while self._writer.items:
-                            await anyio.sleep(0.005)
-                    tg.cancel_scope.cancel()
+                # Shielded when it runs in a caller's nursery (lkproto.transports.trio): a
+                # cancelled caller then still ends the session cleanly (leave, close frame)
+                # through disconnect(), instead of dropping the socket.
+                with anyio.CancelScope(shield=self._shield_session):
+                    async with anyio.create_task_group() as tg:
+                        self._tg = tg
+                        tg.start_soon(self._write_loop, tg)
+                        tg.start_soon(self._timer_loop)
+                        started.set()
+                        await self._end_seen.wait()
+                        # Give the writer a moment to send `leave` and the close frame.
+                        with anyio.move_on_after(2):
+                            while self._writer.items:
+                                await anyio.sleep(0.005)
+                        tg.cancel_scope.cancel()
             except Exception:  # pragma: no cover - a bug; never let it kill the host loop
                 log.exception("the lkproto session crashed")
             finally:
@@ -1019,13 +1030,18 @@ class Room(EventEmitter):
                         subscriber.close()
                     self._session_done.set()
 
+        self._spawn_session(session)
+        await started.wait()
+
+    def _spawn_session(self, session: Callable[[], Coroutine[object, object, None]]) -> None:
+        """Run `session` detached from the caller (it ends when the room does): a loop task
+        on asyncio, a system task on trio. `lkproto.transports.trio` can run it in a nursery."""
         if sniffio.current_async_library() == "asyncio":
             self._backend_task = asyncio.get_running_loop().create_task(session())
         else:
             import trio
 
             trio.lowlevel.spawn_system_task(session)
-        await started.wait()
 
     async def _finish(self) -> None:
         self._end_seen.set()
@@ -1093,22 +1109,20 @@ class Room(EventEmitter):
         end = ws.endpoint
         try:
             with map_exceptions(f"could not connect to {end.host}:{end.port}", self._token):
-                stream: anyio.abc.ByteStream
-                if end.tls:
-                    stream = await anyio.connect_tcp(
-                        end.host,
-                        end.port,
-                        tls=True,
-                        ssl_context=self._ssl_context,
-                        tls_standard_compatible=False,
-                    )
-                else:
-                    stream = await anyio.connect_tcp(end.host, end.port)
+                stream = await self._dial(end.host, end.port, end.tls)
                 await stream.send(ws.handshake())
         except TransportError as exc:
             pump.on_signal_failed(None, str(exc))
             return None
         return stream
+
+    async def _dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
+        """Open the signal connection's byte stream (TLS for `wss://`)."""
+        if tls:
+            return await anyio.connect_tcp(
+                host, port, tls=True, ssl_context=self._ssl_context, tls_standard_compatible=False
+            )
+        return await anyio.connect_tcp(host, port)
 
     async def _read_loop(self, stream: anyio.abc.ByteStream, ws: WebSocketClient) -> None:
         pump = self._pump
@@ -1152,6 +1166,15 @@ _DATA_EVENTS = (
     ev.RpcInvocationCancelled,
     ev.RpcDropped,
 )
+
+
+class _Subscriber(Protocol):
+    """Where `deliver` copies each event: an anyio memory stream (`events()`), or an adaptor
+    raising anyio's `WouldBlock`/`BrokenResourceError`/`ClosedResourceError` likewise."""
+
+    def send_nowait(self, item: ev.Event) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _NoPeer:

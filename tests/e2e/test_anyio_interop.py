@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
+# Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
+# fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
+from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto.models import DisconnectReason
 from lkproto.transports.anyio import (
@@ -28,11 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
 
 T = TypeVar("T")
 PAYLOAD = 15 * 1024
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ import anyio
 import pytest
 from livekit import rtc
 
+# Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
+# fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
+from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto.transports.anyio import (
     Room,
@@ -43,11 +46,6 @@ E = RpcError.ErrorCode
 APPLICATION_ERROR = "Application error in method handler"
 UNSUPPORTED_METHOD = "Method not supported at destination"
 BIG = 100 * 1024  # bytes of UTF-8: far over RPC v1's 15360-byte limit
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -443,6 +441,53 @@ async def test_official_caller_gets_1503_when_we_leave(session: Any) -> None:
         ((got, elapsed),) = outcome
         assert got == (E.RECIPIENT_DISCONNECTED, "Recipient disconnected", "")
         assert elapsed < 4
+
+
+async def test_a_slow_handler_does_not_delay_the_other_traffic(session: Any) -> None:
+    """While one of our handlers is busy (awaiting, for as long as the test likes), other
+    calls to us, our calls out, and our data packets all complete; the slow call completes
+    last, when released. Order, not wall-clock time, is the assertion."""
+    room = Room()
+    started, release = anyio.Event(), anyio.Event()
+    order: list[str] = []
+
+    @room.local_participant.register_rpc_method("slow")
+    async def slow(data: RpcInvocationData) -> str:
+        started.set()
+        await release.wait()
+        return "slow done"
+
+    @room.local_participant.register_rpc_method("fast")
+    async def fast(data: RpcInvocationData) -> str:
+        return f"fast {data.payload}"
+
+    async with session(room=room) as (peer, room):
+        await official_register(peer, "pong", lambda d: f"pong {d.payload}")
+
+        async def call_slow() -> None:
+            order.append(await official_call(peer, "slow", "", response_timeout=25))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call_slow)
+            with anyio.fail_after(15):
+                await started.wait()
+            for i in range(3):
+                order.append(await official_call(peer, "fast", str(i)))
+                order.append(await lk_call(room, "pong", str(i)))
+            await room.local_participant.publish_data(b"meanwhile", topic="t")
+            await peer.wait_for(lambda r: ("data", (LK, b"meanwhile", "t", 1)) in r)
+            order.append("data")
+            release.set()
+    assert order == [
+        "fast 0",
+        "pong 0",
+        "fast 1",
+        "pong 1",
+        "fast 2",
+        "pong 2",
+        "data",
+        "slow done",
+    ]
 
 
 async def test_five_concurrent_calls_each_get_their_own_response_both_ways(

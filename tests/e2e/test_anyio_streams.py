@@ -15,6 +15,9 @@ from typing import Any
 import anyio
 import pytest
 
+# Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
+# fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
+from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto.transports.anyio import (
     ByteStreamReader,
@@ -31,11 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(120)]
 _PIECE = "漢字かな交じり文 😀👩‍👩‍👧 naïve café ASCII text 0123456789 ✓ "
 MIXED = (_PIECE * (1024 * 1024 // len(_PIECE.encode()) + 1)).encode()[: 1024 * 1024]
 MIXED_TEXT = MIXED.decode("utf-8", "ignore")
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -1,0 +1,274 @@
+"""`lkproto.transports.trio`: the `livekit.rtc` data-plane API, trio-native.
+
+Structured lifetime, next to the `livekit.rtc` names:
+
+    async with Room().connect(url, token, options) as room:  # joined, channel open
+        await room.local_participant.publish_data(b"hi")
+    # left the room; the session ran in a nursery of this task and has finished
+
+`await room.connect(...)` / `await room.disconnect()` work too, as in `livekit.rtc`; the
+session then runs as a trio system task until the room ends.
+
+Theory of operation. The room is `lkproto.transports.anyio.Room` running on trio, which
+already reads the signal socket, writes in order through one FIFO writer and sleeps until the
+core's deadline (`Pump`); this module only changes where its parts live and what users see:
+- `connect()` returns an object that is both awaitable and an async context manager. As a
+  context manager it opens a nursery in the caller's task and starts the session in it, so
+  the session is a child of the code that uses the room: cancelling that code (trio's
+  `move_on_after`, a nursery cancel) cancels the session, and leaving the block leaves the
+  room (shielded, bounded by `_LEAVE_TIMEOUT`). Exceptions are not wrapped in
+  `ExceptionGroup`s: a lone error from the block, or a `ConnectError`, propagates as itself.
+- `event_channel()` hands out a `trio.MemoryReceiveChannel` of the core's typed events,
+  bounded (`max_buffer_size`; overflow drops the newest event and logs it).
+- `Room(dialer=...)` opens the signal connection with your own function returning a
+  `trio.abc.Stream` (a proxy, a Unix socket, or `trio.testing.memory_stream_pair` in tests);
+  trio's stream errors are turned into lkproto's `TransportError`s.
+- aiortc, asyncio-only, runs behind `AsyncioThreadBridge` (an asyncio loop on a helper
+  thread); its reports come back in order through `TrioToken.run_sync_soon`.
+Users see lkproto's exceptions (`ConnectError`, `TransportClosedError`, `PublishDataError`,
+`RpcError`, ...) and trio's `Cancelled`, never a trio resource error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from types import TracebackType
+
+import anyio
+import anyio.abc
+import trio
+
+from lkproto import Config
+from lkproto import events as ev
+
+from . import anyio as _anyio
+from .anyio import (
+    ByteStreamInfo,
+    ByteStreamReader,
+    ByteStreamWriter,
+    ConnectError,
+    ConnectionState,
+    DataPacket,
+    DataPacketKind,
+    DisconnectReason,
+    LocalParticipant,
+    MetadataUpdateError,
+    PublishDataError,
+    RemoteParticipant,
+    RoomOptions,
+    RpcError,
+    RpcInvocationData,
+    RtcConfiguration,
+    SipDTMF,
+    StreamError,
+    TextStreamInfo,
+    TextStreamReader,
+    TextStreamWriter,
+    Transcription,
+    TranscriptionSegment,
+)
+
+__all__ = [
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "ByteStreamWriter",
+    "ConnectError",
+    "ConnectionState",
+    "DataPacket",
+    "DataPacketKind",
+    "Dialer",
+    "DisconnectReason",
+    "LocalParticipant",
+    "MetadataUpdateError",
+    "PublishDataError",
+    "RemoteParticipant",
+    "Room",
+    "RoomOptions",
+    "RpcError",
+    "RpcInvocationData",
+    "RtcConfiguration",
+    "SipDTMF",
+    "StreamError",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
+    "Transcription",
+    "TranscriptionSegment",
+]
+
+log = logging.getLogger("lkproto.transports")
+
+Dialer = Callable[[str, int, bool], Awaitable[trio.abc.Stream]]
+"""`dialer(host, port, tls)` opens the signal connection's byte stream."""
+
+_LEAVE_TIMEOUT = 5.0  # leaving at the end of `async with` waits this long, at most
+_EVENT_BUFFER = 10_000
+
+
+class Room(_anyio.Room):
+    """A LiveKit room on trio: `livekit.rtc.Room`'s data plane, with structured lifetime."""
+
+    def __init__(
+        self, loop: object = None, *, config: Config | None = None, dialer: Dialer | None = None
+    ) -> None:
+        super().__init__(loop, config=config)
+        self._nursery: trio.Nursery | None = None
+        self._dialer = dialer
+
+    def connect(self, url: str, token: str, options: RoomOptions | None = None) -> Connecting:
+        """Join the room: `await` it (as in `livekit.rtc`), or use it as an async context
+        manager that yields the connected room and leaves it on exit."""
+        return Connecting(self, url, token, options)
+
+    def event_channel(
+        self, max_buffer_size: int = _EVENT_BUFFER
+    ) -> trio.MemoryReceiveChannel[ev.Event]:
+        """A channel of every core event from now on; it closes when the session ends."""
+        send, receive = trio.open_memory_channel[ev.Event](max_buffer_size)
+        if self._session_done.is_set():
+            send.close()
+        else:
+            self._subscribers.append(_ChannelSubscriber(send))
+        return receive
+
+    # -- hooks of the anyio room ----------------------------------------------------------------
+
+    def _spawn_session(self, session: Callable[[], Coroutine[object, object, None]]) -> None:
+        if self._nursery is not None:
+            self._shield_session = True  # ended by disconnect(), which `_lifetime` ensures
+            self._nursery.start_soon(session)
+        else:
+            trio.lowlevel.spawn_system_task(session)
+
+    async def _dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
+        if self._dialer is None:
+            return await super()._dial(host, port, tls)
+        return _TrioByteStream(await self._dialer(host, port, tls))
+
+    @contextlib.asynccontextmanager
+    async def _lifetime(
+        self, url: str, token: str, options: RoomOptions | None
+    ) -> AsyncIterator[Room]:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    await _anyio.Room.connect(self, url, token, options)
+                    yield self
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(_LEAVE_TIMEOUT):
+                        await self.disconnect()
+                    self._nursery = None
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+
+
+class Connecting(Coroutine[object, object, None]):
+    """What `Room.connect` returns: await it, or `async with` it."""
+
+    def __init__(self, room: Room, url: str, token: str, options: RoomOptions | None) -> None:
+        self._room = room
+        self._args = (url, token, options)
+        self._started: Coroutine[object, object, None] | None = None  # made on first use
+        self._lifetime: contextlib.AbstractAsyncContextManager[Room] | None = None
+
+    @property
+    def _coroutine(self) -> Coroutine[object, object, None]:
+        if self._started is None:
+            self._started = _anyio.Room.connect(self._room, *self._args)
+        return self._started
+
+    def __await__(self) -> Generator[object, None, None]:
+        return self._coroutine.__await__()
+
+    def send(self, value: object) -> object:
+        return self._coroutine.send(value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: object = None,
+        tb: TracebackType | None = None,
+    ) -> object:
+        if isinstance(typ, BaseException):
+            return self._coroutine.throw(typ)
+        return self._coroutine.throw(typ, val, tb)  # pragma: no cover - legacy signature
+
+    def close(self) -> None:
+        if self._started is not None:
+            self._started.close()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"<Connecting to {self._args[0]!r}>"
+
+    async def __aenter__(self) -> Room:
+        self._lifetime = self._room._lifetime(*self._args)
+        return await self._lifetime.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._lifetime is not None
+        return await self._lifetime.__aexit__(exc_type, exc, tb)
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error of a nursery's group (trio's `Cancelled`s aside), else the group."""
+    errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
+    if len(errors) == 1:
+        inner = errors[0]
+        return _unwrap(inner) if isinstance(inner, BaseExceptionGroup) else inner
+    if not errors and group.exceptions:
+        return group.exceptions[0]
+    return group
+
+
+class _ChannelSubscriber:
+    """A trio send channel behind the anyio-shaped subscriber interface of the room."""
+
+    def __init__(self, send: trio.MemorySendChannel[ev.Event]) -> None:
+        self._send = send
+
+    def send_nowait(self, item: ev.Event) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            raise anyio.WouldBlock from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise anyio.BrokenResourceError from None
+
+    def close(self) -> None:
+        self._send.close()
+
+
+class _TrioByteStream(anyio.abc.ByteStream):
+    """A `trio.abc.Stream` seen as an anyio byte stream, with trio's errors mapped."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        try:
+            data = await self._stream.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise anyio.BrokenResourceError(str(exc.__cause__ or exc)) from exc.__cause__
+        if not data:
+            raise anyio.EndOfStream
+        return bytes(data)
+
+    async def send(self, item: bytes) -> None:
+        try:
+            await self._stream.send_all(item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise anyio.BrokenResourceError(str(exc.__cause__ or exc)) from exc.__cause__
+
+    async def send_eof(self) -> None:  # pragma: no cover - the WebSocket never half-closes
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
