@@ -59,6 +59,7 @@ from ._anyio_data import (
     text_info,
 )
 from ._asyncio_bridge import AsyncioThreadBridge
+from ._connector import CONNECTOR, Connector
 from ._errors import (
     ConnectError,
     TransportClosedError,
@@ -438,6 +439,7 @@ class Room(EventEmitter):
         self._token = ""
         self._backend_task: object = None
         self._shield_session = False
+        self._connector: Connector | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._text_handlers: dict[str, TextStreamHandler] = {}
         self._byte_handlers: dict[str, ByteStreamHandler] = {}
@@ -518,7 +520,12 @@ class Room(EventEmitter):
         pump = self._pump = Pump(
             conn, clock=anyio.current_time, signal=self._writer, peer=_NoPeer(), sink=self
         )
-        if sniffio.current_async_library() == "asyncio":
+        self._connector = CONNECTOR.get()
+        if self._connector is not None:
+            self._peer = self._connector.make_peer(
+                pump, host_addresses=rtc.host_addresses, ice_servers=rtc.ice_servers
+            )
+        elif sniffio.current_async_library() == "asyncio":
             self._peer = AiortcPeer(
                 pump, host_addresses=rtc.host_addresses, ice_servers=rtc.ice_servers
             )
@@ -1118,6 +1125,8 @@ class Room(EventEmitter):
 
     async def _dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
         """Open the signal connection's byte stream (TLS for `wss://`)."""
+        if self._connector is not None:
+            return await self._connector.dial(host, port, tls)
         if tls:
             return await anyio.connect_tcp(
                 host, port, tls=True, ssl_context=self._ssl_context, tls_standard_compatible=False
