@@ -33,6 +33,11 @@ typecheck: setup
 pytest: setup
 	$(PY) -m pytest
 
+# Two `lkproto` CLI participants (an RPC, a streamed text reply, a file with progress bars)
+# through a confined local livekit-server, or through the server in LIVEKIT_URL if set.
+demo: setup
+	$(PY) scripts/demo.py
+
 # The whole suite: lint, types, then every test (core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
 test: lint typecheck pytest
