@@ -27,8 +27,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The examples and scripts import `lkproto.transports`, which the editable install maps to
+# transports/ in a way mypy cannot follow; a tree of links shows it the installed layout.
+MYPY_PATH := build/mypy-path
 typecheck: setup
 	$(VENV)/bin/mypy
+	rm -rf $(MYPY_PATH) && mkdir -p $(MYPY_PATH)/lkproto
+	for f in lkproto/*; do ln -s "$(CURDIR)/$$f" $(MYPY_PATH)/lkproto/; done
+	ln -s "$(CURDIR)/transports" $(MYPY_PATH)/lkproto/transports
+	MYPYPATH=$(MYPY_PATH) $(VENV)/bin/mypy --strict examples scripts
 
 pytest: setup
 	$(PY) -m pytest

@@ -43,7 +43,7 @@ from lkproto import Config, Connection
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
-from lkproto.models import Channel, DisconnectReason, Participant
+from lkproto.models import Channel, DisconnectReason, Participant, ParticipantKind
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError, StreamKind
 
@@ -96,6 +96,7 @@ __all__ = [
     "DisconnectReason",
     "LocalParticipant",
     "MetadataUpdateError",
+    "ParticipantKind",
     "PublishDataError",
     "RemoteParticipant",
     "Room",
