@@ -20,7 +20,7 @@ import importlib
 
 import pytest
 
-ADAPTERS = ("anyio-asyncio", "anyio-trio", "trio")  # threaded: wired with its facade
+ADAPTERS = ("anyio-asyncio", "anyio-trio", "trio", "threaded")
 BACKEND = {"anyio-asyncio": "asyncio", "anyio-trio": "trio", "trio": "trio", "threaded": "asyncio"}
 _ROOM = {
     "anyio-asyncio": ("lkproto.transports.anyio", "Room"),
@@ -52,3 +52,9 @@ def adapter_room(
     adapter: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(request.module, "Room", room_class(adapter))
+
+
+def threaded(room: object) -> bool:
+    """True for the threaded adapter, whose handlers run on worker threads: they cannot be
+    interrupted, and event callbacks run on their own thread (so not ordered with calls)."""
+    return type(room).__name__ == "FacadeRoom"
