@@ -56,6 +56,7 @@ bench: setup
 	$(PY) benchmarks/bench_rpc.py
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/rss_streams.py
+	$(PY) benchmarks/bench_memory.py --seconds 2
 
 proto: setup
 	$(PY) proto/generate.py

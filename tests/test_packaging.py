@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import importlib.util, json, sys
-import lkproto, lkproto.transports, lkproto._pb
+import lkproto, lkproto.transports, lkproto._pb, lkproto.testing, lkproto.transports.testing
 print(json.dumps({
     "lkproto": lkproto.__file__,
     "transports": lkproto.transports.__file__,

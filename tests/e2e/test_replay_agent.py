@@ -601,11 +601,15 @@ async def test_end_room_acknowledges_then_deletes_the_room(
             reason = "User clicked end call button"
             start = time.monotonic()
             assert await call(user, agent, "end_room", json.dumps({"reason": reason})) == ACK
-            with anyio.fail_after(8):
-                await agent_done.wait()
+            # Every participant is disconnected within a few seconds (the bound is generous
+            # for a loaded 2-core machine; typically ~3.3 s, the server's 3 s tick plus the
+            # agent's 0.25 s pause); then the agent finishes its logging and returns.
+            with anyio.fail_after(12):
                 await other_gone.wait()
             assert await wait_disconnected(user) == int(DisconnectReason.ROOM_DELETED)
             elapsed = time.monotonic() - start
+            with anyio.fail_after(10):
+                await agent_done.wait()
     finally:
         await other.disconnect()
         if user is not None:
@@ -613,7 +617,7 @@ async def test_end_room_acknowledges_then_deletes_the_room(
 
     assert agent.disconnect_reason is DisconnectReason.ROOM_DELETED
     assert other_reasons == [DisconnectReason.ROOM_DELETED]
-    assert elapsed < 8
+    assert elapsed < 12
     with anyio.fail_after(10):
         assert (
             await LiveKitAPI(livekit_server.url, API_KEY, API_SECRET).list_rooms([room_name]) == []

@@ -1,0 +1,47 @@
+"""`lkproto.testing`: a LiveKit room in memory, for deterministic tests with no server.
+
+    from lkproto.testing import MemoryRoom
+
+    room = MemoryRoom()                       # virtual clock at 0.0
+    alice = room.join("alice", before_connect=lambda c: c.register_rpc_method("ping"))
+    bob = room.join("bob")
+    room.advance(3)                           # the server announces joins on a 3 s tick
+    bob.perform_rpc(destination_identity="alice", method="ping", payload="", now=room.now)
+    room.run_until_idle()                     # alice's events now hold RpcInvoked
+    room.advance(15)                          # nobody answered: bob's events hold RpcFailed
+
+`MemoryRoom` routes signal and data between any number of `lkproto.Connection`s the way
+livekit-server v1.13.5 does (join responses, batched participant updates, sender stamping,
+destination filtering, silent drops for participants without canPublishData, hidden
+participants, reliable ordering and de-duplication, lossy delivery), on a virtual clock that
+fires every due timer in order, deterministically. Faults: per-link drop, delay, duplicate and
+cut (`link`, `uplink`), `disconnect`, server-initiated `leave` with each action, `restart`.
+No threads, no sockets, no real time: the adapters' memory transport
+(`lkproto.transports.testing`) puts it behind unchanged application code.
+"""
+
+from __future__ import annotations
+
+from lkproto.testing._links import Link
+from lkproto.testing._room import MemoryRoom
+from lkproto.testing._server import (
+    DroppedPacket,
+    PeerEndpoint,
+    PeerLink,
+    Rejected,
+    SignalEndpoint,
+    SignalLink,
+    ice_ufrag,
+)
+
+__all__ = [
+    "DroppedPacket",
+    "Link",
+    "MemoryRoom",
+    "PeerEndpoint",
+    "PeerLink",
+    "Rejected",
+    "SignalEndpoint",
+    "SignalLink",
+    "ice_ufrag",
+]

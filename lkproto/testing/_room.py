@@ -1,0 +1,600 @@
+"""MemoryRoom: a deterministic, in-process LiveKit room with a virtual clock.
+
+Theory of operation
+- One `Sfu` (see `_server`) plays livekit-server for one room; every message between it and
+  its clients is an action on one `Scheduler`, the room's virtual clock. Nothing moves
+  until the caller advances the clock (`advance`, `advance_to`, `run_until_idle`,
+  `run_until`); then due actions run in (time, scheduling order), so the same calls always
+  give the same trace. Zero latency by default: a message sent now is delivered now, after
+  everything already due now.
+- Participants are `Connection`s the room drives itself (`join`): the room is their adapter.
+  After every input it drains the connection's commands, carries them out (the signal goes
+  to the Sfu, the peer connection is simulated: offers and answers are made up at once, the
+  data channels open when the server's answer arrives, 65535 bytes max), then drains its
+  events into `events(identity)` (and hands each to `on_event`, if given), then counts its
+  timer among the room's deadlines: `handle_timer` fires when the clock reaches it, at
+  equal times after the room's own due actions. Call a connection's verbs with
+  `now=room.now`, then let the room run.
+- Clients from elsewhere (an adapter's memory transport) join through `accept` and
+  `connect_peer`, speaking the same bytes as to a real server.
+- Faults: `link(sender, receiver)` and `uplink(identity)` (drop, delay, duplicate, down),
+  `disconnect` (cut a participant off, optionally resetting its socket), `leave` (a
+  server-initiated LeaveRequest with each action), `restart` (graceful or a crash). What the
+  server does in each case is described in `_server`.
+- A run of zero-time actions that never ends (two handlers answering each other forever) is
+  stopped after `max_steps` actions at one instant with a RuntimeError.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from lkproto import commands as cmd
+from lkproto import events as ev
+from lkproto._connection import Connection
+from lkproto._pb import data_pb2 as dpb
+from lkproto.config import Config
+from lkproto.models import (
+    Channel,
+    DisconnectReason,
+    LeaveAction,
+    Participant,
+    ParticipantKind,
+    PeerTarget,
+    SdpType,
+)
+from lkproto.testing._links import Link
+from lkproto.testing._schedule import Scheduler
+from lkproto.testing._server import (
+    MAX_MESSAGE_SIZE,
+    DroppedPacket,
+    Member,
+    PeerEndpoint,
+    PeerLink,
+    Rejected,
+    Sfu,
+    SignalEndpoint,
+    SignalLink,
+    ice_ufrag,
+)
+from lkproto.testing._tokens import Grants
+
+__all__ = ["MemoryRoom"]
+
+URL = "ws://memory.invalid"
+_SDP = "v=0\r\ns=lkproto-memory-client\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+EventHandler = Callable[[ev.Event], None]
+
+
+class _Driven:
+    """The adapter the room plays for one `Connection` it drives (see the module docstring)."""
+
+    def __init__(
+        self, room: MemoryRoom, conn: Connection, identity: str, on_event: EventHandler | None
+    ) -> None:
+        self.room = room
+        self.conn = conn
+        self.identity = identity
+        self.on_event = on_event
+        self.events: list[ev.Event] = []
+        self.signal: SignalLink | None = None
+        self.peer: PeerLink | None = None
+        self.timer: float | None = None  # conn.get_timer() as of the last pump
+
+    @property
+    def now(self) -> float:
+        return self.room.now
+
+    def pump(self) -> bool:
+        """Drain commands and events until there are none, then note the connection's timer.
+
+        Returns True if `on_event` ran (it may have acted on any connection)."""
+        handled = False
+        conn = self.conn
+        while True:
+            commands = conn.commands_to_send()
+            for command in commands:
+                self._carry_out(command)
+            event = conn.next_event()
+            if not commands and event is None:
+                self.timer = conn.get_timer()
+                return handled
+            while event is not None:
+                self.events.append(event)
+                if self.on_event is not None:
+                    handled = True
+                    self.on_event(event)
+                event = conn.next_event()
+
+    def _touched(self) -> None:
+        self.room._dirty[self] = None
+
+    def _carry_out(self, command: cmd.Command) -> None:
+        conn, now = self.conn, self.now
+        if isinstance(command, cmd.OpenSignal):
+            parts = urlsplit(command.url)
+            result = self.room.accept(f"{parts.path}?{parts.query}", command.headers, self)
+            if isinstance(result, Rejected):
+                body = result.body.replace(command.token, "<redacted>")
+                conn.signal_connect_failed(status=result.status, now=now, message=body)
+            else:
+                self.signal = result
+        elif isinstance(command, cmd.SendSignal):
+            assert self.signal is not None, "the core sends only on an open signal"
+            self.signal.send(command.data)
+        elif isinstance(command, cmd.CloseSignal):
+            if self.signal is not None:
+                self.signal.close()
+                self.signal = None
+        elif isinstance(command, cmd.CreateOffer):
+            conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
+        elif isinstance(command, cmd.CreateAnswer):
+            conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
+        elif isinstance(command, cmd.SetRemoteDescription):
+            if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
+                self._connect(ice_ufrag(command.sdp) or "")
+        elif isinstance(command, cmd.SendDataPacket):
+            assert self.peer is not None, "the core sends data only on open channels"
+            self.peer.send(command.channel, command.data)
+        elif (
+            isinstance(command, cmd.ClosePeerConnection)
+            and command.target is PeerTarget.PUBLISHER
+            and self.peer is not None
+        ):
+            self.peer.close()
+            self.peer = None
+        # CreatePeerConnection, CreateDataChannel, AddIceCandidate: nothing to simulate.
+
+    def _connect(self, ufrag: str) -> None:
+        conn, now = self.conn, self.now
+        self.peer = self.room.connect_peer(ufrag, self)
+        if self.peer is None:
+            conn.peer_state_changed(PeerTarget.PUBLISHER, "failed", now=now)
+            return
+        conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=now)
+        for channel in (Channel.RELIABLE, Channel.LOSSY):
+            conn.data_channel_opened(channel, now=now, max_message_size=MAX_MESSAGE_SIZE)
+
+    # -- SignalEndpoint, PeerEndpoint ------------------------------------------------------------
+
+    def signal_received(self, data: bytes) -> None:
+        self._touched()
+        self.conn.receive_signal(data, now=self.now)
+
+    def signal_closed(self, code: int | None) -> None:
+        self._touched()
+        self.signal = None
+        self.conn.signal_closed(now=self.now, code=code)
+
+    def data_received(self, channel: Channel, data: bytes) -> None:
+        self._touched()
+        self.conn.receive_data_packet(data, channel=channel, now=self.now)
+
+    def peer_closed(self) -> None:
+        self._touched()
+        self.peer = None
+        for channel in (Channel.RELIABLE, Channel.LOSSY):
+            self.conn.data_channel_closed(channel, now=self.now)
+        self.conn.peer_state_changed(PeerTarget.PUBLISHER, "closed", now=self.now)
+
+
+class MemoryRoom:
+    """One LiveKit room in memory, with a virtual clock. Not thread-safe: one owner.
+
+    `now` is the starting time (monotonic seconds, as the participants see it) and
+    `unix_time_ms` the wall clock at that moment (for tokens and `joined_at`). Tokens must be
+    signed with `api_key`/`api_secret` and grant `roomJoin` for `name`. `update_interval` is
+    the server's participant-update batch period (3 s, as livekit-server; 0 sends at once).
+    `single_peer_connection=False` answers `/rtc/v1` with 404, as servers before 1.9 do.
+    """
+
+    def __init__(
+        self,
+        name: str = "room",
+        *,
+        now: float = 0.0,
+        unix_time_ms: int = 1_700_000_000_000,
+        api_key: str = "lkproto-memory-key",
+        api_secret: str = "lkproto-memory-secret-0123456789abcdef",
+        update_interval: float = 3.0,
+        single_peer_connection: bool = True,
+        max_steps: int = 1_000_000,
+    ) -> None:
+        if not (update_interval >= 0 and math.isfinite(update_interval)):
+            raise ValueError("update_interval must be a non-negative number of seconds")
+        self._clock = Scheduler(now)
+        self._now0 = now
+        self._unix0 = unix_time_ms
+        self._max_steps = max_steps
+        self._sfu = Sfu(
+            self._clock,
+            lambda: self.wall_ms,
+            name=name,
+            api_key=api_key,
+            api_secret=api_secret,
+            update_interval=update_interval,
+            single_peer_connection=single_peer_connection,
+        )
+        self._driven: dict[str, _Driven] = {}
+        self._dirty: dict[_Driven, None] = {}  # driven connections given input since a pump
+        self._busy = False  # inside advance_to/run_until (an on_event handler may act)
+
+    # -- the clock ------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._sfu.name
+
+    @property
+    def sid(self) -> str:
+        """The room's SID (a restart gives a new one)."""
+        return self._sfu.room_sid
+
+    @property
+    def now(self) -> float:
+        return self._clock.now
+
+    @property
+    def wall_ms(self) -> int:
+        """Unix time in milliseconds at `now`."""
+        return self._unix0 + round((self._clock.now - self._now0) * 1000)
+
+    def next_deadline(self) -> float | None:
+        """When something is next due (a delivery, a server or participant timer), or None."""
+        for driven in self._driven.values():
+            driven.timer = driven.conn.get_timer()
+        when, _ = self._next()
+        return when
+
+    def _next(self) -> tuple[float | None, _Driven | None]:
+        when = self._clock.next_time()
+        owner: _Driven | None = None
+        for driven in self._driven.values():
+            timer = driven.timer
+            if timer is not None and (when is None or timer < when):
+                when, owner = timer, driven
+        return when, owner
+
+    def _pump(self, *, everyone: bool = True) -> None:
+        """Drain the driven connections: all of them (the caller may have used any), or
+        those given input since (`everyone=False`); all again whenever a handler ran."""
+        targets = list(self._driven.values()) if everyone else list(self._dirty)
+        self._dirty.clear()
+        while targets:
+            handled = False
+            for driven in targets:
+                handled = driven.pump() or handled
+            targets = list(self._driven.values()) if handled else list(self._dirty)
+            self._dirty.clear()
+
+    def _step(self, limit: float) -> bool:
+        """Run the next thing due at or before `limit`; False if there is none."""
+        when, owner = self._next()
+        if when is None or when > limit:
+            return False
+        if owner is None:
+            action = self._clock.pop_due(when)
+            assert action is not None
+            action()
+        else:
+            self._clock.now = max(self._clock.now, when)
+            owner.conn.handle_timer(self._clock.now)
+            self._dirty[owner] = None
+        self._pump(everyone=False)
+        return True
+
+    def _enter(self, call: str) -> None:
+        if self._busy:
+            raise RuntimeError(
+                f"MemoryRoom.{call}() called while the room runs (from an on_event handler?): "
+                "return instead; the room carries on with what the handler did"
+            )
+        self._busy = True
+
+    def _settle(self) -> None:
+        """After a server action: run what it caused, unless the room is running already."""
+        if not self._busy:
+            self.run_until_idle()
+
+    def _count(self, steps: int, instant: float) -> tuple[int, float]:
+        if self._clock.now != instant:
+            return 1, self._clock.now
+        if steps >= self._max_steps:
+            raise RuntimeError(
+                f"still busy after {self._max_steps} actions at t={instant}: "
+                "participants answering each other forever?"
+            )
+        return steps + 1, instant
+
+    def advance_to(self, when: float) -> None:
+        """Run everything due up to `when`, in order, then set the clock to `when`."""
+        if when < self._clock.now:
+            raise ValueError(f"cannot go back in time: {when} < now {self._clock.now}")
+        self._enter("advance_to")
+        try:
+            self._pump()
+            steps, instant = 0, self._clock.now
+            while self._step(when):
+                steps, instant = self._count(steps, instant)
+            self._clock.now = when
+        finally:
+            self._busy = False
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock `seconds` forward, firing every due timer in order."""
+        if not seconds >= 0:
+            raise ValueError(f"cannot advance by {seconds} seconds")
+        self.advance_to(self._clock.now + seconds)
+
+    def run_until_idle(self) -> None:
+        """Run everything due now (zero-latency deliveries and what they cause)."""
+        self.advance_to(self._clock.now)
+
+    def run_until(self, predicate: Callable[[], bool], *, timeout: float = math.inf) -> bool:
+        """Step the clock until `predicate()` holds (True) or `timeout` seconds pass (False).
+
+        Returns as soon as it holds, at the time it first did.
+        """
+        deadline = self._clock.now + timeout
+        self._enter("run_until")
+        try:
+            self._pump()
+            steps, instant = 0, self._clock.now
+            while True:
+                if predicate():
+                    return True
+                if not self._step(deadline):
+                    if math.isfinite(deadline):
+                        self._clock.now = deadline
+                    return predicate()
+                steps, instant = self._count(steps, instant)
+        finally:
+            self._busy = False
+
+    # -- participants ---------------------------------------------------------------------------
+
+    def token(
+        self,
+        identity: str,
+        *,
+        name: str = "",
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+        kind: ParticipantKind | int = ParticipantKind.STANDARD,
+        can_publish: bool = True,
+        can_subscribe: bool = True,
+        can_publish_data: bool | None = None,
+        can_update_own_metadata: bool = False,
+        hidden: bool = False,
+        ttl: int = 6 * 3600,
+    ) -> str:
+        """A token for this room (defaults as livekit's: canPublishData = canPublish)."""
+        grants = Grants(
+            identity=identity,
+            room=self.name,
+            room_join=True,
+            name=name,
+            metadata=metadata,
+            attributes=dict(attributes or {}),
+            kind=int(kind),
+            can_publish=can_publish,
+            can_subscribe=can_subscribe,
+            can_publish_data=can_publish if can_publish_data is None else can_publish_data,
+            can_update_metadata=can_update_own_metadata,
+            hidden=hidden,
+        )
+        return self._sfu.token(grants, ttl=ttl)
+
+    def join(
+        self,
+        identity: str,
+        *,
+        config: Config | None = None,
+        token: str | None = None,
+        name: str = "",
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+        kind: ParticipantKind | int = ParticipantKind.STANDARD,
+        can_publish: bool = True,
+        can_subscribe: bool = True,
+        can_publish_data: bool | None = None,
+        can_update_own_metadata: bool = False,
+        hidden: bool = False,
+        join_metadata: str = "",
+        join_attributes: Mapping[str, str] | None = None,
+        single_peer_connection: bool = True,
+        before_connect: Callable[[Connection], None] | None = None,
+        on_event: EventHandler | None = None,
+    ) -> Connection:
+        """Add a participant the room drives; returns its `Connection`, joined (or refused).
+
+        The grants go into a token for this room (or pass your own `token`). `before_connect`
+        runs on the new connection first (register RPC methods and stream topics there).
+        `join_metadata`/`join_attributes` travel in the JoinRequest. Runs the room until
+        idle, so the connection is CONNECTED with its data channels open on return, unless
+        the server refused it. The others hear of it on the next update tick.
+        """
+        if token is None:
+            token = self.token(
+                identity,
+                name=name,
+                metadata=metadata,
+                attributes=attributes,
+                kind=kind,
+                can_publish=can_publish,
+                can_subscribe=can_subscribe,
+                can_publish_data=can_publish_data,
+                can_update_own_metadata=can_update_own_metadata,
+                hidden=hidden,
+            )
+        ids = itertools.count(1)
+        conn = Connection(
+            config,
+            now=self.now,
+            unix_time_ms=self.wall_ms,
+            id_factory=lambda: f"{identity}-{next(ids)}",
+        )
+        driven = _Driven(self, conn, identity, on_event)
+        self._driven[identity] = driven
+        if before_connect is not None:
+            before_connect(conn)
+        conn.connect(
+            URL,
+            token,
+            now=self.now,
+            metadata=join_metadata,
+            attributes=join_attributes,
+            single_peer_connection=single_peer_connection,
+        )
+        self._settle()
+        return conn
+
+    def _driver(self, who: str | Connection) -> _Driven:
+        for driven in self._driven.values():
+            if driven.identity == who or driven.conn is who:
+                return driven
+        raise KeyError(f"no participant driven by this room is {who!r}")
+
+    def connection(self, identity: str) -> Connection:
+        """The `Connection` of the participant last joined as `identity` with `join`."""
+        return self._driver(identity).conn
+
+    def events(self, who: str | Connection, *, clear: bool = True) -> list[ev.Event]:
+        """The events of a driven participant since the last call (all of them if not `clear`).
+
+        Every event is recorded here, `on_event` or not, until read: a long run should read
+        them now and then."""
+        driven = self._driver(who)
+        if not self._busy:
+            self._pump()
+        out = list(driven.events)
+        if clear:
+            driven.events.clear()
+        return out
+
+    @property
+    def participants(self) -> Mapping[str, Participant]:
+        """Everyone in the room now, hidden ones too, as the server sees them."""
+        return MappingProxyType(
+            {i: Participant.from_pb(m.info()) for i, m in self._sfu.members.items()}
+        )
+
+    @property
+    def dropped(self) -> list[DroppedPacket]:
+        """Every data packet the room did not deliver, oldest first (the list is live)."""
+        return self._sfu.dropped
+
+    # -- faults and server actions --------------------------------------------------------------
+
+    def link(self, sender: str, receiver: str) -> Link:
+        """Faults on the packets the server forwards from `sender` to `receiver`."""
+        return self._sfu.link(sender, receiver)
+
+    def uplink(self, identity: str) -> Link:
+        """Faults on the packets `identity` sends the server (before the server sees them)."""
+        return self._sfu.uplink(identity)
+
+    def disconnect(self, identity: str, *, signal_reset: bool = False) -> None:
+        """Cut `identity` off the network: everything to and from it is lost from now on.
+
+        With `signal_reset` its socket is also reset at once (the client sees the signal
+        close without a close frame); otherwise it notices only by its ping timeout. The
+        server removes it after 20 s (ICE failure + cleanup), as CONNECTION_TIMEOUT.
+        """
+        self._sfu.cut(self._sfu_member(identity), signal_reset=signal_reset)
+        self._settle()
+
+    def leave(
+        self,
+        identity: str,
+        *,
+        action: LeaveAction = LeaveAction.DISCONNECT,
+        reason: DisconnectReason = DisconnectReason.PARTICIPANT_REMOVED,
+    ) -> None:
+        """Send `identity` a server LeaveRequest with `action`, and do what the server does."""
+        self._sfu.server_leave(self._sfu_member(identity), LeaveAction(action), int(reason))
+        self._settle()
+
+    def restart(self, *, graceful: bool = True) -> None:
+        """Restart the server: everyone is sent away (graceful) or cut off (a crash), and the
+        room starts over empty with a new SID."""
+        self._sfu.restart(graceful=graceful)
+        self._settle()
+
+    def update_participant(
+        self,
+        identity: str,
+        *,
+        name: str | None = None,
+        metadata: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        permission: Mapping[str, bool] | None = None,
+    ) -> None:
+        """The server API's UpdateParticipant: no permission check, broadcast at once.
+
+        `permission` sets `ParticipantPermission` fields by name, e.g.
+        `{"can_publish_data": False}`.
+        """
+        self._sfu.apply_update(
+            self._sfu_member(identity),
+            name=name,
+            metadata=metadata,
+            attributes=attributes,
+            permission=permission,
+        )
+        self._settle()
+
+    def set_metadata(self, metadata: str) -> None:
+        """The server API's UpdateRoomMetadata: a room_update goes to everyone at once."""
+        self._sfu.metadata = metadata
+        self._sfu.send_room_update()
+        self._settle()
+
+    def send_data(
+        self,
+        payload: bytes,
+        *,
+        topic: str | None = None,
+        destination_identities: Sequence[str] = (),
+        reliable: bool = True,
+    ) -> None:
+        """The server API's SendData: a user packet with no sender."""
+        user = dpb.UserPacket(payload=bytes(payload), destination_identities=destination_identities)
+        if topic is not None:
+            user.topic = topic
+        channel = Channel.RELIABLE if reliable else Channel.LOSSY
+        packet = dpb.DataPacket(
+            user=user,
+            destination_identities=destination_identities,
+            kind=dpb.DataPacket.RELIABLE if reliable else dpb.DataPacket.LOSSY,
+        )
+        self._sfu.forward(None, channel, packet)
+        self._settle()
+
+    def _sfu_member(self, identity: str) -> Member:
+        member = self._sfu.members.get(identity)
+        if member is None:
+            raise KeyError(f"{identity!r} is not in the room")
+        return member
+
+    # -- clients from elsewhere (memory transports) ---------------------------------------------
+
+    def accept(
+        self, target: str, headers: Sequence[tuple[str, str]], endpoint: SignalEndpoint
+    ) -> SignalLink | Rejected:
+        """A client's WebSocket upgrade to `target` (path?query) with these headers.
+
+        Returns the link to send `SignalRequest`s on, or the refusal (HTTP status and body).
+        What the server says arrives at `endpoint` as the clock runs.
+        """
+        return self._sfu.accept(target, headers, endpoint)
+
+    def connect_peer(self, ufrag: str, endpoint: PeerEndpoint) -> PeerLink | None:
+        """A client's peer connection reached the server: `ufrag` is the `a=ice-ufrag` of the
+        server's answer (`ice_ufrag`). Returns the link to send data channel messages on, or
+        None if no session has that ufrag."""
+        return self._sfu.connect_peer(ufrag, endpoint)

@@ -1,0 +1,966 @@
+"""The SFU inside a MemoryRoom: what livekit-server v1.13.5 does with one room's clients.
+
+Theory of operation (each behaviour cites the fact it mirrors; [srv] is livekit/livekit
+v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
+- Joining (D.1, D.4): the WebSocket target is `/rtc/v1?join_request=...` (a base64url
+  `WrappedJoinRequest`, gzip or not) or `/rtc?...` with the same facts as query parameters,
+  anything else is 404. The token comes from `Authorization: Bearer` (or `access_token` on
+  `/rtc`). A bad token is a 401 whose body echoes it, as the server's does ("invalid token:
+  <token>, error: ..."); one without roomJoin for this room is a 401 "permissions denied";
+  an undecodable join request is a 400. The server sends the `JoinResponse` (our own info
+  at state JOINING, version 0; the others that are not hidden; ping 5/15 s; server 1.13.5,
+  protocol 17), then `refresh_token`; on `/rtc` also the subscriber `offer` (dual PC). The
+  JoinRequest's non-empty metadata and attribute values override the token's (E.1). A second
+  join with the same identity ends the first session (DUPLICATE_IDENTITY). A resume
+  (`reconnect`) is not implemented: it is answered with a leave asking for a full reconnect.
+- The peer connection is simulated: every offer gets an answer whose `a=ice-ufrag` names
+  the session, and the client's side "connects" by presenting that ufrag
+  (`MemoryRoom.connect_peer`), as ICE ties a real peer connection to its signal session.
+  Data channel messages over 65535 bytes (the server's SCTP max-message-size, advertised in
+  the answer) are refused.
+- Participant states (D.5, [srv] updateState, broadcastParticipantState,
+  PushAndDequeueUpdates): JOINING -> JOINED once the join response is out -> ACTIVE once the
+  peer connection is up -> DISCONNECTED; every change bumps `version`. State changes are
+  batched per identity (the newest wins) and sent to every participant, the subject too,
+  on the server's 3 s subscriber-update tick (counted from the room's creation): this is why
+  joins and departures are announced ~3 s late. Name, metadata, attribute and permission
+  changes go out at once (`immediate`). A hidden participant's changes go only to itself,
+  and its state changes to nobody; updates about hidden others are never sent.
+- Room updates ([srv] protoProxy, roomUpdateInterval 5 s): when the participant count
+  changed, a `room_update` with `num_participants` goes to everyone on the next 5 s tick;
+  the JoinResponse carries the room as of the last tick. A room metadata change is sent at
+  once.
+- Metadata requests (D.9, E.1): without canUpdateOwnMetadata -> NOT_ALLOWED; name over 256
+  bytes, metadata over 512 KiB or attributes (keys + values of this update) over 64 KiB ->
+  LIMIT_EXCEEDED; else non-empty name/metadata are applied, attributes merged ("" deletes),
+  each effective change broadcast immediately (and a refresh token sent), then the OK
+  response (clients with protocol > 14).
+- Data packets (A.5, [srv] onReceivedDataMessage, handleReceivedDataMessage,
+  BroadcastDataPacketForRoom): silently dropped if the sender left or lacks canPublishData,
+  or if unparsable; `participant_sid` stamped; a reliable packet whose sequence is not above
+  the sender's last is dropped; `kind` set from the channel; `participant_identity` stamped
+  (blank for a hidden sender; an agent may keep another identity on chat and text-stream
+  headers, which are then marked generated); the user packet's sender and destinations
+  mirrored; transcriptions from non-agents and metrics are not forwarded; a user packet
+  whose 16-byte nonce is among the room's last 100 is dropped. Then it goes to every other
+  participant, or only to the listed destination identities / SIDs (absent ones skipped),
+  through the (sender, receiver) `Link`. A receiver whose data channel is not open (not yet
+  ACTIVE, or gone) loses it. Every drop is recorded in `dropped`.
+- Leaving (D.7, [srv] Close, IssueFullReconnect, onAnyTransportFailed, RemoveParticipant):
+  a client `leave` ends the session (CLIENT_INITIATED, or USER_UNAVAILABLE / USER_REJECTED /
+  AGENT_ERROR when it says so) with a leave back, the socket and peer connection closed.
+  `leave(action=DISCONNECT)`: leave{DISCONNECT}, then closed and removed. RECONNECT:
+  leave{RECONNECT}, closed and removed. RESUME: leave{RESUME} and the socket closed, the
+  participant kept for the 5 s disconnect-cleanup time, then removed (CONNECTION_TIMEOUT).
+  A client whose socket closes before its peer connection is up is removed at once
+  (SIGNAL_CLOSE); one whose peer connection closes is removed 5 s later (CONNECTION_TIMEOUT).
+  A cut (`disconnect`) loses all traffic both ways; the server notices 15 s later (ICE
+  disconnected 10 s + failed 5 s) and removes it 5 s after that (CONNECTION_TIMEOUT).
+  Every removal is announced as a batched DISCONNECTED update with the reason.
+- Restart ([srv] RoomManager.Stop -> Room.Close): graceful, every client gets
+  leave{SERVER_SHUTDOWN, DISCONNECT} and is closed, with no DISCONNECTED broadcast (the room's
+  update loop is gone); a crash closes every socket without a word. Either way the room
+  then starts over empty, with a new SID.
+- Keepalive (D.6): `ping_req` is answered `pong_resp`, the legacy `ping` with `pong`.
+Not modelled: media, tracks, speakers and connection quality; the reliable-packet cache
+and resume replay; data tracks and blobs; server-initiated RPC; token refresh on a timer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
+from lkproto.models import Channel, DisconnectReason, LeaveAction
+from lkproto.testing._links import Link
+from lkproto.testing._schedule import Handle, Scheduler
+from lkproto.testing._tokens import Grants, TokenError, read_token
+from lkproto.tokens import VideoGrants, mint_token
+
+__all__ = [
+    "DroppedPacket",
+    "Member",
+    "PeerEndpoint",
+    "PeerLink",
+    "Rejected",
+    "Sfu",
+    "SignalEndpoint",
+    "SignalLink",
+    "ice_ufrag",
+]
+
+SERVER_VERSION = "1.13.5"
+SERVER_PROTOCOL = 17
+PING_INTERVAL = 5  # PingIntervalSeconds
+PING_TIMEOUT = 15  # PingTimeoutSeconds
+MAX_MESSAGE_SIZE = 65535  # a=max-message-size in the server's answer
+UPDATE_INTERVAL = 3.0  # subscriberUpdateInterval
+ROOM_UPDATE_INTERVAL = 5.0  # roomUpdateInterval
+DISCONNECT_CLEANUP = 5.0  # disconnectCleanupDuration
+ICE_FAILURE = 15.0  # iceDisconnectedTimeout (10 s) + iceFailedTimeout (5 s)
+NONCES = 100  # user_packet_deduper maxSize
+MAX_NAME = 256
+MAX_METADATA = 512 * 1024
+MAX_ATTRIBUTES = 64 * 1024
+
+_KIND_NAMES = {
+    0: "standard",
+    1: "ingress",
+    2: "egress",
+    3: "sip",
+    4: "agent",
+    7: "connector",
+    8: "bridge",
+}
+_AGENT = 4
+_LEAVE_REASONS = {
+    int(DisconnectReason.USER_UNAVAILABLE),
+    int(DisconnectReason.USER_REJECTED),
+    int(DisconnectReason.AGENT_ERROR),
+}
+_JOINING, _JOINED, _ACTIVE, _DISCONNECTED = 0, 1, 2, 3
+_CAPABILITIES = {"CAP_PACKET_TRAILER": 1, "CAP_COMPRESSION_DEFLATE_RAW": 2}
+
+
+class SignalEndpoint(Protocol):
+    """The client side of a signal connection: what the server says arrives here."""
+
+    def signal_received(self, data: bytes) -> None:
+        """One serialized `SignalResponse`."""
+
+    def signal_closed(self, code: int | None) -> None:
+        """The server closed the socket (None: reset, no close frame)."""
+
+
+class PeerEndpoint(Protocol):
+    """The client side of a peer connection: data channel messages from the server."""
+
+    def data_received(self, channel: Channel, data: bytes) -> None: ...
+
+    def peer_closed(self) -> None:
+        """The server closed the peer connection (its data channels are gone)."""
+
+
+@attrs.frozen
+class Rejected:
+    """The WebSocket upgrade was refused with HTTP `status`; `body` is the server's text."""
+
+    status: int
+    body: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class DroppedPacket:
+    """A data packet the room did not deliver, and why.
+
+    `receiver` is None when the server itself dropped it (before forwarding); `data` is the
+    packet as the sender sent it, or as forwarded when a link or receiver lost it.
+    """
+
+    sender: str
+    receiver: str | None
+    channel: Channel
+    data: bytes = attrs.field(repr=False)
+    reason: str
+
+    def packet(self) -> dpb.DataPacket:
+        return dpb.DataPacket.FromString(self.data)
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The `a=ice-ufrag` of a session description (the MemoryRoom's session key)."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None
+
+
+def _sdp(kind: str, ufrag: str) -> str:
+    lines = [
+        "v=0",
+        "o=- 0 0 IN IP4 0.0.0.0",
+        f"s=lkproto-memory-{kind}",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=setup:active",
+        "a=mid:0",
+        "a=sctp-port:5000",
+        f"a=max-message-size:{MAX_MESSAGE_SIZE}",
+        f"a=ice-ufrag:{ufrag}",
+        "a=ice-pwd:lkproto-memory",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+class _Session:
+    """One signal WebSocket, server side."""
+
+    __slots__ = ("endpoint", "member", "open")
+
+    def __init__(self, endpoint: SignalEndpoint) -> None:
+        self.endpoint = endpoint
+        self.member: Member | None = None
+        self.open = True
+
+
+class Member:
+    """One participant session in the room."""
+
+    def __init__(
+        self, sid: str, grants: Grants, session: _Session, *, joined_at_ms: int, ufrag: str
+    ) -> None:
+        self.sid = sid
+        self.identity = grants.identity
+        self.grants = grants
+        self.name = grants.name
+        self.metadata = grants.metadata
+        self.attributes = dict(grants.attributes)
+        self.kind = grants.kind
+        self.permission = ppb.ParticipantPermission(
+            can_subscribe=grants.can_subscribe,
+            can_publish=grants.can_publish,
+            can_publish_data=grants.can_publish_data,
+            can_update_metadata=grants.can_update_metadata,
+            hidden=grants.hidden,
+        )
+        self.state = _JOINING
+        self.version = 0
+        self.disconnect_reason = 0
+        self.joined_at_ms = joined_at_ms
+        self.client_protocol = 0
+        self.capabilities: list[int] = []
+        self.protocol = 0
+        self.session = session
+        self.ufrag = ufrag
+        self.peer: PeerEndpoint | None = None
+        self.last_sequence = 0
+        self.cut = False
+        self.departure: Handle | None = None
+
+    @property
+    def hidden(self) -> bool:
+        return self.permission.hidden
+
+    def info(self) -> ppb.ParticipantInfo:
+        return ppb.ParticipantInfo(
+            sid=self.sid,
+            identity=self.identity,
+            name=self.name,
+            state=self.state,  # type: ignore[arg-type]
+            joined_at=self.joined_at_ms // 1000,
+            joined_at_ms=self.joined_at_ms,
+            version=self.version,
+            permission=self.permission,
+            metadata=self.metadata,
+            attributes=self.attributes,
+            kind=self.kind,  # type: ignore[arg-type]
+            disconnect_reason=self.disconnect_reason,  # type: ignore[arg-type]
+            client_protocol=self.client_protocol,
+            capabilities=self.capabilities,  # type: ignore[arg-type]
+        )
+
+
+class SignalLink:
+    """The client's handle on an accepted signal connection."""
+
+    def __init__(self, sfu: Sfu, session: _Session) -> None:
+        self._sfu = sfu
+        self._session = session
+
+    def send(self, data: bytes) -> None:
+        """One serialized `SignalRequest` from the client."""
+        self._sfu.clock.call_soon(lambda: self._sfu.signal_request(self._session, bytes(data)))
+
+    def close(self) -> None:
+        """The client closed the socket."""
+        self._sfu.clock.call_soon(lambda: self._sfu.client_closed_signal(self._session))
+
+
+class PeerLink:
+    """The client's handle on a connected (simulated) peer connection."""
+
+    def __init__(self, sfu: Sfu, member: Member, endpoint: PeerEndpoint) -> None:
+        self._sfu = sfu
+        self._member = member
+        self._endpoint = endpoint
+
+    def send(self, channel: Channel, data: bytes) -> None:
+        """One data channel message from the client."""
+        self._sfu.uplink_data(self._member, channel, bytes(data))
+
+    def close(self) -> None:
+        """The client closed its peer connection."""
+        self._sfu.clock.call_soon(
+            lambda: self._sfu.client_closed_peer(self._member, self._endpoint)
+        )
+
+
+class Sfu:
+    """The server side of one MemoryRoom. Driven by `MemoryRoom`; see the module docstring."""
+
+    def __init__(
+        self,
+        clock: Scheduler,
+        wall_ms: Callable[[], int],
+        *,
+        name: str,
+        api_key: str,
+        api_secret: str,
+        update_interval: float,
+        single_peer_connection: bool,
+    ) -> None:
+        self.clock = clock
+        self._wall_ms = wall_ms
+        self.name = name
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self.update_interval = update_interval
+        self.single_peer_connection = single_peer_connection
+        self.members: dict[str, Member] = {}
+        self.dropped: list[DroppedPacket] = []
+        self.links: dict[tuple[str, str], Link] = {}
+        self.uplinks: dict[str, Link] = {}
+        self.metadata = ""
+        self._sids = 0
+        self._rooms = 0
+        self._nonces: deque[bytes] = deque(maxlen=NONCES)
+        self._batch: dict[str, ppb.ParticipantInfo] = {}
+        self._batch_timer: Handle | None = None
+        self._room_timer: Handle | None = None
+        self._room_count = 0  # num_participants as of the last room-update tick
+        self._start_room()
+
+    def _start_room(self) -> None:
+        self._rooms += 1
+        self.room_sid = f"RM_{self._rooms}"
+        self._created = self.clock.now
+        self._created_ms = self._wall_ms()
+        self._room_count = 0
+        self._nonces.clear()
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def token(self, grants: Grants, *, ttl: int = 6 * 3600) -> str:
+        """A token for `grants`, signed with this room's key."""
+        return mint_token(
+            self._api_key,
+            self._api_secret,
+            now=self._wall_ms() // 1000,
+            grants=VideoGrants(
+                room=grants.room,
+                room_join=grants.room_join,
+                can_publish=grants.can_publish,
+                can_subscribe=grants.can_subscribe,
+                can_publish_data=grants.can_publish_data,
+                can_update_own_metadata=grants.can_update_metadata,
+                hidden=grants.hidden,
+            ),
+            identity=grants.identity,
+            name=grants.name or None,
+            metadata=grants.metadata or None,
+            attributes=grants.attributes,
+            kind=_KIND_NAMES.get(grants.kind, "standard"),
+            ttl=ttl,
+        )
+
+    def _refresh_token(self, member: Member) -> None:
+        grants = attrs.evolve(
+            member.grants,
+            name=member.name,
+            metadata=member.metadata,
+            attributes=dict(member.attributes),
+            can_publish_data=member.permission.can_publish_data,
+            can_update_metadata=member.permission.can_update_metadata,
+        )
+        self._send(member, spb.SignalResponse(refresh_token=self.token(grants)))
+
+    # -- joining --------------------------------------------------------------------------------
+
+    def accept(
+        self, target: str, headers: Sequence[tuple[str, str]], endpoint: SignalEndpoint
+    ) -> SignalLink | Rejected:
+        """A WebSocket upgrade for `target` (path and query) with these headers."""
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if path.endswith("/rtc/v1") and self.single_peer_connection:
+            single = True
+        elif path.endswith("/rtc"):
+            single = False
+        else:
+            return Rejected(404, "404 page not found")
+        token = query.get("access_token", "")
+        for key, value in headers:
+            if key.lower() == "authorization" and value.startswith("Bearer "):
+                token = value.removeprefix("Bearer ").strip()
+        if not token:
+            return Rejected(401, "permissions denied")
+        try:
+            grants = read_token(
+                token,
+                api_key=self._api_key,
+                api_secret=self._api_secret,
+                unix_time=self._wall_ms() / 1000,
+            )
+        except TokenError as exc:
+            return Rejected(401, f"invalid token: {token}, error: {exc}")
+        if not grants.room_join or grants.room != self.name:
+            return Rejected(401, "permissions denied")
+        if not grants.identity:
+            return Rejected(400, "identity cannot be empty")
+        try:
+            request = _join_request(query) if single else _join_request_v0(query)
+        except ValueError as exc:
+            return Rejected(400, str(exc))
+        session = _Session(endpoint)
+        link = SignalLink(self, session)
+        self.clock.call_soon(lambda: self._join(session, grants, request, single))
+        return link
+
+    def _join(
+        self, session: _Session, grants: Grants, request: spb.JoinRequest, single: bool
+    ) -> None:
+        # (Runs before anything the client did after the upgrade, e.g. hanging up: that was
+        # scheduled later. What we send then is dropped with the closed socket.)
+        if request.reconnect:
+            # A resume needs the session state this room does not keep: ask for a new one.
+            leave = spb.LeaveRequest(
+                reason=DisconnectReason.STATE_MISMATCH,  # type: ignore[arg-type]
+                action=LeaveAction.RECONNECT,  # type: ignore[arg-type]
+            )
+            self._deliver(session, spb.SignalResponse(leave=leave).SerializeToString())
+            self._close_session(session, 1000)
+            return
+        existing = self.members.get(grants.identity)
+        if existing is not None:
+            self._remove(existing, DisconnectReason.DUPLICATE_IDENTITY, send_leave=True)
+        self._sids += 1
+        member = Member(
+            f"PA_{self._sids}",
+            grants,
+            session,
+            joined_at_ms=self._wall_ms(),
+            ufrag=f"memory{self._sids}",
+        )
+        session.member = member
+        info = request.client_info
+        member.protocol = info.protocol
+        member.client_protocol = info.client_protocol
+        member.capabilities = list(info.capabilities)
+        if request.metadata:
+            member.metadata = request.metadata
+        member.attributes.update({k: v for k, v in request.participant_attributes.items() if v})
+        self.members[member.identity] = member
+        others = [m.info() for m in self.members.values() if m is not member and not m.hidden]
+        join = spb.JoinResponse(
+            room=self._room_proto(self._room_count),
+            participant=member.info(),
+            other_participants=others,
+            server_version=SERVER_VERSION,
+            subscriber_primary=not single,
+            ping_timeout=PING_TIMEOUT,
+            ping_interval=PING_INTERVAL,
+            server_info=ppb.ServerInfo(
+                version=SERVER_VERSION, protocol=SERVER_PROTOCOL, node_id="ND_memory"
+            ),
+            fast_publish=member.permission.can_publish,
+        )
+        self._send(member, spb.SignalResponse(join=join))
+        self._set_state(member, _JOINED)
+        self._refresh_token(member)
+        if not single:
+            offer = spb.SessionDescription(type="offer", sdp=_sdp("offer", member.ufrag))
+            self._send(member, spb.SignalResponse(offer=offer))
+        self._room_changed()
+
+    def connect_peer(self, ufrag: str, endpoint: PeerEndpoint) -> PeerLink | None:
+        """The client's peer connection for the session named by `ufrag` came up."""
+        member = next((m for m in self.members.values() if m.ufrag == ufrag), None)
+        if member is None or member.cut:
+            return None
+        member.peer = endpoint
+        self._set_state(member, _ACTIVE)
+        return PeerLink(self, member, endpoint)
+
+    # -- signal requests ------------------------------------------------------------------------
+
+    def _current(self, member: Member | None) -> Member | None:
+        """`member` if it is still in the room and reachable."""
+        if member is None or self.members.get(member.identity) is not member or member.cut:
+            return None
+        return member
+
+    def signal_request(self, session: _Session, data: bytes) -> None:
+        member = self._current(session.member)
+        if member is None or not session.open:
+            return
+        try:
+            request = spb.SignalRequest.FromString(data)
+        except Exception:  # an unparsable request ends the connection, as a read error does
+            self._close_session(session, 1002)
+            return
+        kind = request.WhichOneof("message")
+        if kind == "offer":
+            answer = spb.SessionDescription(type="answer", sdp=_sdp("answer", member.ufrag))
+            self._send(member, spb.SignalResponse(answer=answer))
+        elif kind == "leave":
+            reason = int(request.leave.reason)
+            if reason not in _LEAVE_REASONS:
+                reason = DisconnectReason.CLIENT_INITIATED
+            self._remove(member, reason, send_leave=True)
+        elif kind == "ping_req":
+            pong = spb.Pong(
+                last_ping_timestamp=request.ping_req.timestamp, timestamp=self._wall_ms()
+            )
+            self._send(member, spb.SignalResponse(pong_resp=pong))
+        elif kind == "ping":
+            self._send(member, spb.SignalResponse(pong=self._wall_ms()))
+        elif kind == "update_metadata":
+            self._update_metadata(member, request.update_metadata)
+        # Everything else (answers, trickles, subscriptions, sync state, media) needs no reply.
+
+    def client_closed_signal(self, session: _Session) -> None:
+        session.open = False
+        member = self._current(session.member)
+        if member is not None and member.peer is None:
+            self._remove(member, DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+
+    def client_closed_peer(self, member: Member, endpoint: PeerEndpoint) -> None:
+        if self.members.get(member.identity) is not member or member.peer is not endpoint:
+            return
+        member.peer = None
+        self._depart_later(member, DISCONNECT_CLEANUP)
+
+    def _update_metadata(self, member: Member, update: spb.UpdateParticipantMetadata) -> None:
+        response = spb.RequestResponse(request_id=update.request_id)
+        response.update_metadata.CopyFrom(update)
+        attributes_size = sum(
+            len(k.encode()) + len(v.encode()) for k, v in update.attributes.items()
+        )
+        if not member.permission.can_update_metadata:
+            response.reason = spb.RequestResponse.NOT_ALLOWED
+            response.message = "does not have permission to update own metadata"
+        elif len(update.name.encode()) > MAX_NAME:
+            response.reason = spb.RequestResponse.LIMIT_EXCEEDED
+            response.message = "exceeds name length limit"
+        elif len(update.metadata.encode()) > MAX_METADATA:
+            response.reason = spb.RequestResponse.LIMIT_EXCEEDED
+            response.message = "exceeds metadata size limit"
+        elif attributes_size > MAX_ATTRIBUTES:
+            response.reason = spb.RequestResponse.LIMIT_EXCEEDED
+            response.message = "exceeds attributes size limit"
+        else:
+            self.apply_update(
+                member,
+                name=update.name or None,
+                metadata=update.metadata or None,
+                attributes=dict(update.attributes),
+            )
+            if member.protocol <= 14:
+                return  # OK responses go only to protocol > 14 (SupportsNonErrorSignalResponse)
+        self._send(member, spb.SignalResponse(request_response=response))
+
+    def apply_update(
+        self,
+        member: Member,
+        *,
+        name: str | None = None,
+        metadata: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        permission: Mapping[str, bool] | None = None,
+    ) -> None:
+        """Apply each change that changes something; broadcast each at once (E.1)."""
+        if name is not None and name != member.name:
+            member.name = name
+            self._changed(member)
+        if metadata is not None and metadata != member.metadata:
+            member.metadata = metadata
+            self._changed(member)
+        if attributes:
+            for key, value in attributes.items():
+                if value:
+                    member.attributes[key] = value
+                else:
+                    member.attributes.pop(key, None)
+            self._changed(member)
+        if permission:
+            updated = ppb.ParticipantPermission()
+            updated.CopyFrom(member.permission)
+            for key, flag in permission.items():
+                setattr(updated, key, flag)
+            if updated != member.permission:
+                member.permission = updated
+                self._changed(member)
+
+    def _changed(self, member: Member) -> None:
+        member.version += 1
+        self._broadcast_now(member)
+        self._refresh_token(member)
+
+    # -- participant state and updates ----------------------------------------------------------
+
+    def _set_state(self, member: Member, state: int) -> None:
+        if state <= member.state:
+            return
+        member.state = state
+        member.version += 1
+        self._enqueue(member)
+
+    def _send(self, member: Member, message: spb.SignalResponse) -> None:
+        if not member.cut:
+            self._deliver(member.session, message.SerializeToString())
+
+    def _deliver(self, session: _Session, data: bytes) -> None:
+        def deliver() -> None:
+            member = session.member
+            if session.open and not (member is not None and member.cut):
+                session.endpoint.signal_received(data)
+
+        self.clock.call_soon(deliver)
+
+    def _close_session(self, session: _Session, code: int | None) -> None:
+        def close() -> None:
+            if session.open:
+                session.open = False
+                session.endpoint.signal_closed(code)
+
+        self.clock.call_soon(close)
+
+    def _send_update(self, receiver: Member, infos: Sequence[ppb.ParticipantInfo]) -> None:
+        # Hidden participants never reach a batch or another's broadcast (see `_enqueue`,
+        # `_broadcast_now`), so the server's "skip hidden others" filter has nothing to do.
+        self._send(receiver, spb.SignalResponse(update=ppb.ParticipantUpdate(participants=infos)))
+
+    def _broadcast_now(self, member: Member) -> None:
+        info = member.info()
+        if member.hidden:
+            self._send_update(member, [info])
+            return
+        self._batch.pop(member.identity, None)
+        for receiver in list(self.members.values()):
+            self._send_update(receiver, [info])
+
+    def _enqueue(self, member: Member) -> None:
+        if member.hidden:
+            return
+        self._batch.pop(member.identity, None)
+        self._batch[member.identity] = member.info()
+        if self._batch_timer is None:
+            when = self._next_tick(self.update_interval)
+            self._batch_timer = self.clock.call_at(when, self._flush_batch)
+
+    def _flush_batch(self) -> None:
+        self._batch_timer = None
+        infos = list(self._batch.values())
+        self._batch.clear()
+        for receiver in list(self.members.values()):
+            self._send_update(receiver, infos)
+
+    def _next_tick(self, interval: float) -> float:
+        """The first tick of a ticker started at the room's creation strictly after now."""
+        if interval <= 0:
+            return self.clock.now
+        ticks = (self.clock.now - self._created) // interval + 1
+        return self._created + ticks * interval
+
+    def _room_proto(self, count: int) -> ppb.Room:
+        return ppb.Room(
+            sid=self.room_sid,
+            name=self.name,
+            empty_timeout=300,
+            departure_timeout=20,
+            creation_time=self._created_ms // 1000,
+            creation_time_ms=self._created_ms,
+            metadata=self.metadata,
+            num_participants=count,
+        )
+
+    def _room_changed(self) -> None:
+        if self._room_timer is None:
+            when = self._next_tick(ROOM_UPDATE_INTERVAL)
+            self._room_timer = self.clock.call_at(when, self._flush_room)
+
+    def _flush_room(self) -> None:
+        self._room_timer = None
+        if self._room_count != len(self.members):
+            self._room_count = len(self.members)
+            self.send_room_update()
+
+    def send_room_update(self) -> None:
+        room = self._room_proto(self._room_count)
+        for receiver in list(self.members.values()):
+            self._send(receiver, spb.SignalResponse(room_update=ppb.RoomUpdate(room=room)))
+
+    # -- leaving --------------------------------------------------------------------------------
+
+    def _remove(
+        self,
+        member: Member,
+        reason: int,
+        *,
+        send_leave: bool,
+        broadcast: bool = True,
+        close_code: int | None = 1000,
+    ) -> None:
+        # Callers pass a current member: a departure timer is cancelled on removal, and
+        # requests from a session whose member left are ignored before they get here.
+        assert self.members.get(member.identity) is member
+        del self.members[member.identity]
+        if member.departure is not None:
+            member.departure.cancel()
+        if send_leave:
+            self._leave(member, reason, LeaveAction.DISCONNECT)
+        member.state = _DISCONNECTED
+        member.version += 1
+        member.disconnect_reason = reason
+        if not member.cut:
+            self._close_session(member.session, close_code)
+        peer, member.peer = member.peer, None
+        if peer is not None and close_code is not None and not member.cut:
+            self.clock.call_soon(peer.peer_closed)
+        if broadcast:
+            self._enqueue(member)
+        self._room_changed()
+
+    def _leave(self, member: Member, reason: int, action: LeaveAction) -> None:
+        if member.protocol > 12:
+            leave = spb.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
+        else:
+            leave = spb.LeaveRequest(reason=reason, can_reconnect=action is LeaveAction.RECONNECT)  # type: ignore[arg-type]
+        self._send(member, spb.SignalResponse(leave=leave))
+
+    def _depart_later(self, member: Member, delay: float) -> None:
+        reason = DisconnectReason.CONNECTION_TIMEOUT
+        if member.departure is None:
+            member.departure = self.clock.call_at(
+                self.clock.now + delay,
+                lambda: self._remove(member, reason, send_leave=True),
+            )
+
+    def server_leave(self, member: Member, action: LeaveAction, reason: int) -> None:
+        if action is LeaveAction.DISCONNECT:
+            self._remove(member, reason, send_leave=True)
+        elif action is LeaveAction.RECONNECT:
+            self._leave(member, reason, action)
+            self._remove(member, reason, send_leave=False)
+        else:
+            self._leave(member, reason, action)
+            self._close_session(member.session, 1000)
+            self._depart_later(member, DISCONNECT_CLEANUP)
+
+    def cut(self, member: Member, *, signal_reset: bool) -> None:
+        member.cut = True
+        session = member.session
+        if signal_reset:
+            session_member = member
+
+            def reset() -> None:
+                if session.open:
+                    session.open = False
+                    session.endpoint.signal_closed(None)
+                current = self.members.get(session_member.identity) is session_member
+                if current and session_member.peer is None:
+                    self._remove(session_member, DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+
+            self.clock.call_soon(reset)
+        self._depart_later(member, ICE_FAILURE + DISCONNECT_CLEANUP)
+
+    def restart(self, *, graceful: bool) -> None:
+        for member in list(self.members.values()):
+            if graceful:
+                self._remove(
+                    member, DisconnectReason.SERVER_SHUTDOWN, send_leave=True, broadcast=False
+                )
+            else:
+                self._remove(
+                    member,
+                    DisconnectReason.SERVER_SHUTDOWN,
+                    send_leave=False,
+                    broadcast=False,
+                    close_code=None,
+                )
+        for timer in (self._batch_timer, self._room_timer):
+            if timer is not None:
+                timer.cancel()
+        self._batch_timer = self._room_timer = None
+        self._batch.clear()
+        self._start_room()
+
+    # -- data packets ---------------------------------------------------------------------------
+
+    def _drop(
+        self, sender: str, receiver: str | None, channel: Channel, data: bytes, why: str
+    ) -> None:
+        self.dropped.append(
+            DroppedPacket(sender=sender, receiver=receiver, channel=channel, data=data, reason=why)
+        )
+
+    def link(self, sender: str, receiver: str) -> Link:
+        return self.links.setdefault((sender, receiver), Link())
+
+    def uplink(self, identity: str) -> Link:
+        return self.uplinks.setdefault(identity, Link())
+
+    def uplink_data(self, member: Member, channel: Channel, data: bytes) -> None:
+        if self._current(member) is None:
+            self._drop(member.identity, None, channel, data, "the sender is not in the room")
+            return
+        if len(data) > MAX_MESSAGE_SIZE:
+            self._drop(member.identity, None, channel, data, "over the SCTP max-message-size")
+            return
+        copies, due = self.uplink(member.identity).plan(channel, self.clock.now)
+        if not copies:
+            self._drop(member.identity, None, channel, data, "lost on the uplink (fault)")
+        for _ in range(copies):
+            self.clock.call_at(due, lambda: self.receive_data(member, channel, data))
+
+    def receive_data(self, member: Member, channel: Channel, data: bytes) -> None:
+        """A data channel message from `member`'s client reached the server (A.5)."""
+        sender = member.identity
+        if self.members.get(sender) is not member:
+            self._drop(sender, None, channel, data, "the sender is not in the room")
+            return
+        if not member.permission.can_publish_data:
+            self._drop(sender, None, channel, data, "the sender lacks canPublishData")
+            return
+        try:
+            packet = dpb.DataPacket.FromString(data)
+        except Exception:
+            self._drop(sender, None, channel, data, "unparsable")
+            return
+        packet.participant_sid = member.sid
+        reliable = channel is Channel.RELIABLE
+        if reliable and packet.sequence > 0:
+            if packet.sequence <= member.last_sequence:
+                self._drop(sender, None, channel, data, "out of order reliable packet")
+                return
+            member.last_sequence = packet.sequence
+        packet.kind = dpb.DataPacket.RELIABLE if reliable else dpb.DataPacket.LOSSY
+        kind = packet.WhichOneof("value")
+        agent = member.kind == _AGENT
+        on_behalf = agent and packet.participant_identity not in ("", sender)
+        override = True
+        if kind == "user":
+            user = packet.user
+            user.participant_sid = "" if member.hidden else member.sid
+            user.participant_identity = "" if member.hidden else sender
+            if packet.destination_identities:
+                user.ClearField("destination_identities")
+                user.destination_identities.extend(packet.destination_identities)
+            else:
+                packet.destination_identities.extend(user.destination_identities)
+        elif kind == "transcription" and not agent:
+            self._drop(sender, None, channel, data, "transcriptions only travel from agents")
+            return
+        elif kind == "metrics":
+            self._drop(sender, None, channel, data, "metrics are not forwarded as data")
+            return
+        elif kind == "chat_message" and on_behalf:
+            override = False
+            packet.chat_message.generated = True
+        elif kind == "stream_header" and on_behalf and packet.stream_header.HasField("text_header"):
+            override = False
+            packet.stream_header.text_header.generated = True
+        if override:
+            packet.participant_identity = "" if member.hidden else sender
+        self.forward(member, channel, packet)
+
+    def forward(self, source: Member | None, channel: Channel, packet: dpb.DataPacket) -> None:
+        """BroadcastDataPacketForRoom: to everyone but the source, or to the destinations."""
+        sender = "" if source is None else source.identity
+        destination_sids: list[str] = []
+        if packet.WhichOneof("value") == "user":
+            user = packet.user
+            nonce = user.nonce
+            if len(nonce) == 16:
+                if nonce in self._nonces:
+                    self._drop(sender, None, channel, packet.SerializeToString(), "duplicate nonce")
+                    return
+                self._nonces.append(nonce)
+            if packet.participant_identity:
+                user.participant_identity = packet.participant_identity
+            else:
+                packet.participant_identity = user.participant_identity
+            destination_sids = list(user.destination_sids)
+        identities = set(packet.destination_identities)
+        data = packet.SerializeToString()
+        for receiver in list(self.members.values()):
+            if receiver is source:
+                continue
+            if (destination_sids or identities) and not (
+                receiver.sid in destination_sids or receiver.identity in identities
+            ):
+                continue
+            self._route(sender, receiver, channel, data)
+
+    def _route(self, sender: str, receiver: Member, channel: Channel, data: bytes) -> None:
+        copies, due = self.link(sender, receiver.identity).plan(channel, self.clock.now)
+        if not copies:
+            self._drop(sender, receiver.identity, channel, data, "lost on the link (fault)")
+        for _ in range(copies):
+            self.clock.call_at(due, lambda: self._arrive(sender, receiver, channel, data))
+
+    def _arrive(self, sender: str, receiver: Member, channel: Channel, data: bytes) -> None:
+        if receiver.peer is None or receiver.cut:
+            self._drop(
+                sender, receiver.identity, channel, data, "the receiver's data channel is not open"
+            )
+            return
+        receiver.peer.data_received(channel, data)
+
+
+def _join_request(query: Mapping[str, str]) -> spb.JoinRequest:
+    """Decode `/rtc/v1`'s `join_request` (D.1); raises ValueError with the server's text."""
+    param = query.get("join_request", "")
+    if not param:
+        raise ValueError("join_request is required")
+    try:
+        blob = base64.b64decode(param, altchars=b"-_", validate=True)
+    except ValueError:
+        raise ValueError("cannot base64 decode wrapped join request") from None
+    try:
+        wrapped = spb.WrappedJoinRequest.FromString(blob)
+    except Exception:
+        raise ValueError("cannot unmarshal wrapped join request") from None
+    raw = wrapped.join_request
+    try:
+        if wrapped.compression == spb.WrappedJoinRequest.GZIP:
+            raw = zlib.decompress(raw, wbits=31)
+        return spb.JoinRequest.FromString(raw)
+    except Exception:
+        raise ValueError("cannot unmarshal join request") from None
+
+
+def _join_request_v0(query: Mapping[str, str]) -> spb.JoinRequest:
+    """The same facts from `/rtc`'s query parameters (D.1)."""
+    request = spb.JoinRequest(metadata=query.get("metadata", ""))
+    info = request.client_info
+    try:
+        info.protocol = int(query.get("protocol", "0") or 0)
+        info.client_protocol = int(query.get("client_protocol", "0") or 0)
+    except ValueError:
+        raise ValueError("cannot parse the protocol version") from None
+    for name in filter(None, query.get("capabilities", "").split(",")):
+        if name in _CAPABILITIES:
+            info.capabilities.append(_CAPABILITIES[name])  # type: ignore[arg-type]
+    request.reconnect = query.get("reconnect", "") in ("1", "true")
+    blob = query.get("attributes", "")
+    if blob:
+        try:
+            attributes = json.loads(base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4)))
+            request.participant_attributes.update({str(k): str(v) for k, v in attributes.items()})
+        except Exception:
+            raise ValueError("cannot decode attributes") from None
+    return request

@@ -1,0 +1,138 @@
+"""A bare client of a MemoryRoom: SignalRequests and DataPackets written by hand.
+
+For the server-rule tests: it joins through `MemoryRoom.accept` exactly as a memory transport
+does, records every SignalResponse, close and data packet it receives (parsed), and lets a
+test send anything, well-formed or not. Test code only.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from urllib.parse import urlencode
+
+from lkproto import Channel
+from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
+from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, ice_ufrag
+
+
+def v1_target(request: spb.JoinRequest | None = None, *, gzip: bool = False) -> str:
+    request = request or join_request()
+    raw = request.SerializeToString()
+    wrapped = spb.WrappedJoinRequest(
+        compression=spb.WrappedJoinRequest.GZIP if gzip else spb.WrappedJoinRequest.NONE,
+        join_request=_gzip(raw) if gzip else raw,
+    )
+    param = base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+    return "/rtc/v1?" + urlencode({"join_request": param})
+
+
+def v0_target(**params: str) -> str:
+    return "/rtc?" + urlencode(params)
+
+
+def join_request(protocol: int = 17, client_protocol: int = 2, **kwargs: object) -> spb.JoinRequest:
+    return spb.JoinRequest(
+        client_info=ppb.ClientInfo(
+            sdk=ppb.ClientInfo.PYTHON,
+            protocol=protocol,
+            client_protocol=client_protocol,
+            capabilities=[ppb.ClientInfo.CAP_COMPRESSION_DEFLATE_RAW],
+        ),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _gzip(data: bytes) -> bytes:
+    c = zlib.compressobj(wbits=31)
+    return c.compress(data) + c.flush()
+
+
+class RawClient:
+    def __init__(
+        self,
+        room: MemoryRoom,
+        identity: str = "",
+        *,
+        token: str | None = None,
+        target: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        **grants: object,
+    ) -> None:
+        self.room = room
+        self.identity = identity
+        self.signals: list[spb.SignalResponse] = []
+        self.closes: list[int | None] = []
+        self.data: list[tuple[Channel, dpb.DataPacket]] = []
+        self.raw: list[bytes] = []
+        self.peer_closes = 0
+        self.peer: PeerLink | None = None
+        if token is None:
+            token = room.token(identity, **grants)  # type: ignore[arg-type]
+        if headers is None:
+            headers = [("Authorization", f"Bearer {token}")]
+        result = room.accept(target or v1_target(), headers, self)
+        self.rejected = result if isinstance(result, Rejected) else None
+        self.link: SignalLink | None = None if isinstance(result, Rejected) else result
+        room.run_until_idle()
+
+    # -- SignalEndpoint / PeerEndpoint -----------------------------------------------------------
+
+    def signal_received(self, data: bytes) -> None:
+        self.signals.append(spb.SignalResponse.FromString(data))
+
+    def signal_closed(self, code: int | None) -> None:
+        self.closes.append(code)
+
+    def data_received(self, channel: Channel, data: bytes) -> None:
+        self.raw.append(data)
+        self.data.append((channel, dpb.DataPacket.FromString(data)))
+
+    def peer_closed(self) -> None:
+        self.peer_closes += 1
+
+    # -- acting ----------------------------------------------------------------------------------
+
+    def send(self, **message: object) -> None:
+        assert self.link is not None
+        self.link.send(spb.SignalRequest(**message).SerializeToString())  # type: ignore[arg-type]
+        self.room.run_until_idle()
+
+    def connect(self) -> RawClient:
+        """Offer, take the server's answer, bring the peer connection up."""
+        self.send(offer=spb.SessionDescription(type="offer", sdp="v=0\r\n"))
+        answers = [s.answer for s in self.signals if s.WhichOneof("message") == "answer"]
+        self.peer = self.room.connect_peer(ice_ufrag(answers[-1].sdp) or "", self)
+        assert self.peer is not None
+        self.room.run_until_idle()
+        return self
+
+    def publish(self, packet: dpb.DataPacket | bytes, channel: Channel = Channel.RELIABLE) -> None:
+        assert self.peer is not None
+        data = packet if isinstance(packet, bytes) else packet.SerializeToString()
+        self.peer.send(channel, data)
+        self.room.run_until_idle()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def kinds(self) -> list[str]:
+        return [str(s.WhichOneof("message")) for s in self.signals]
+
+    def take(self) -> list[spb.SignalResponse]:
+        out, self.signals = self.signals, []
+        return out
+
+    def take_data(self) -> list[tuple[Channel, dpb.DataPacket]]:
+        out, self.data = self.data, []
+        self.raw.clear()
+        return out
+
+    def updates(self) -> list[list[tuple[str, int, int]]]:
+        """Each ParticipantUpdate received, as [(identity, state, version)]."""
+        return [
+            [(p.identity, int(p.state), p.version) for p in s.update.participants]
+            for s in self.signals
+            if s.WhichOneof("message") == "update"
+        ]
