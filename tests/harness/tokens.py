@@ -1,16 +1,12 @@
-"""Mint LiveKit access tokens (HS256 JWTs) for tests.
-
-The claim layout follows LiveKit's access-token format: `iss` is the API key, `sub` the
-identity, `video` the grant object (camelCase keys), plus optional `name`, `metadata`,
-`attributes` and `kind`.
-"""
+"""Join tokens for tests, through `lkproto.tokens` with the harness server's credentials."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 
-import jwt
+from lkproto import tokens
+from lkproto.tokens import VideoGrants
 
 API_KEY = "lkproto-dev-key"
 # livekit-server wants secrets of at least 32 characters.
@@ -35,30 +31,25 @@ def mint_token(
     api_secret: str = API_SECRET,
     now: int | None = None,
 ) -> str:
-    issued = int(time.time()) if now is None else now
-    video: dict[str, object] = {"roomJoin": True, "room": room}
-    for key, value in (
-        ("canPublish", can_publish),
-        ("canSubscribe", can_subscribe),
-        ("canPublishData", can_publish_data),
-        ("canUpdateOwnMetadata", can_update_own_metadata),
-        ("hidden", hidden),
-    ):
-        if value is not None:
-            video[key] = value
-    claims: dict[str, object] = {
-        "iss": api_key,
-        "sub": identity,
-        "nbf": issued - 10,
-        "exp": issued + ttl,
-        "video": video,
-    }
-    if name is not None:
-        claims["name"] = name
-    if metadata is not None:
-        claims["metadata"] = metadata
-    if attributes:
-        claims["attributes"] = dict(attributes)
-    if kind is not None:
-        claims["kind"] = kind
-    return jwt.encode(claims, api_secret, algorithm="HS256")
+    """A join token for `identity` in `room`, signed with the harness server's credentials."""
+    grants = VideoGrants(
+        room=room,
+        room_join=True,
+        can_publish=can_publish,
+        can_subscribe=can_subscribe,
+        can_publish_data=can_publish_data,
+        can_update_own_metadata=can_update_own_metadata,
+        hidden=hidden,
+    )
+    return tokens.mint_token(
+        api_key,
+        api_secret,
+        now=int(time.time()) if now is None else now,
+        grants=grants,
+        identity=identity,
+        name=name,
+        metadata=metadata,
+        attributes=attributes,
+        kind=kind,
+        ttl=ttl,
+    )
