@@ -608,7 +608,10 @@ async def test_end_room_acknowledges_then_deletes_the_room(
                 await other_gone.wait()
             assert await wait_disconnected(user) == int(DisconnectReason.ROOM_DELETED)
             elapsed = time.monotonic() - start
-            with anyio.fail_after(10):
+            # The agent's own shutdown (finish the end_room task's logging, close the peer
+            # connection: on trio behind the asyncio-thread bridge) took over 10 s twice on
+            # a loaded 2-core machine; its disconnect reason is asserted below.
+            with anyio.fail_after(30):
                 await agent_done.wait()
     finally:
         await other.disconnect()
