@@ -45,9 +45,11 @@ from lkproto.models import (
     ParticipantState,
     PeerTarget,
     Permissions,
+    ReconnectMode,
     RoomInfo,
     SdpType,
     ServerInfo,
+    SimulateScenario,
 )
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.signal import SignalCodec
@@ -79,6 +81,7 @@ __all__ = [
     "ParticipantState",
     "PeerTarget",
     "Permissions",
+    "ReconnectMode",
     "RemoteProtocolError",
     "RoomInfo",
     "RpcError",
@@ -86,6 +89,7 @@ __all__ = [
     "SdpType",
     "ServerInfo",
     "SignalCodec",
+    "SimulateScenario",
     "StreamError",
     "StreamErrorReason",
     "StreamHeaderTooLargeError",

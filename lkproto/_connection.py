@@ -43,6 +43,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import ClassVar
@@ -54,6 +55,7 @@ from lkproto._deadlines import Deadlines
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._reconnect import reconnect_delay
 from lkproto._state import Input, StateMachine
 from lkproto.config import Config
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
@@ -66,9 +68,11 @@ from lkproto.models import (
     Participant,
     ParticipantState,
     PeerTarget,
+    ReconnectMode,
     RoomInfo,
     SdpType,
     ServerInfo,
+    SimulateScenario,
 )
 from lkproto.rpc import (
     ATTR_METHOD,
@@ -109,6 +113,11 @@ _JOIN = "join"
 _PING = "ping"
 _PONG = "pong-timeout"
 _META = "metadata"
+_RETRY = "reconnect-attempt"
+_PEER_WAIT = "peer-recovery"
+# ReconnectReason (D.7): why a resume is attempted, reported in the resume's join request.
+_RR_UNKNOWN, _RR_SIGNAL, _RR_PUBLISHER, _RR_SUBSCRIBER = 0, 1, 2, 3
+_RESUME_DISABLED = 1  # ClientConfigSetting.DISABLED in ClientConfiguration.resume_connection
 _RPC_TOPICS = frozenset({RPC_REQUEST_TOPIC, RPC_RESPONSE_TOPIC})
 _STREAM_PACKETS = frozenset({"stream_header", "stream_chunk", "stream_trailer"})
 _StreamKey = tuple[str, str]  # (sender identity, stream id)
@@ -139,8 +148,12 @@ class Connection:
         now: float,
         unix_time_ms: int,
         id_factory: Callable[[], str],
+        random: Callable[[], float] | None = None,
     ) -> None:
+        """`random` returns numbers in [0, 1) for the reconnect jitter; without it they are
+        derived from `id_factory`'s ids, which are unpredictable enough for spreading out."""
         self.config = config or Config()
+        self._random = random or self._random_from_ids
         self._now0 = now
         self._unix0 = unix_time_ms
         self._id_factory = id_factory
@@ -172,6 +185,22 @@ class Connection:
         self._next_request_id = 1
         self._pending_meta: set[int] = set()
         self.close_exc: Exception | None = None
+        # Resume and full reconnect (D.8). `_awaiting` is None between attempts, "signal"
+        # while an attempt's signal connection is opening, "peer" once the server answered
+        # and the peer connection is being recovered (ICE restart, or the new data channel).
+        self._reconnect_mode: ReconnectMode | None = None
+        self._reconnect_reason = DisconnectReason.UNKNOWN_REASON
+        self._reconnect_message = ""
+        self._reconnect_rr = _RR_UNKNOWN
+        self._reconnect_since = 0.0
+        self._attempts = 0
+        self._awaiting: str | None = None
+        self._last_message_seq = 0
+        self._connected_peers: set[PeerTarget] = set()
+        self._peer_ever_connected = False
+        self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
+        self._answers: dict[PeerTarget, str] = {}
+        self._cut_streams: set[str] = set()  # our streams a full reconnect ended
         # Data streams and RPC
         c = self.config
         self._streams = StreamAssembler(
@@ -330,17 +359,24 @@ class Connection:
         else:
             self._open_signal(now, offer=None)
 
-    def _open_signal(self, now: float, *, offer: str | None) -> None:
+    def _open_signal(self, now: float, *, offer: str | None, resume: bool = False) -> None:
+        resume_sid = self._local.sid if resume and self._local is not None else ""
         if self._single_pc:
             request = self._codec.join_request(
                 metadata=self._join_metadata,
                 attributes=self._join_attributes,
                 publisher_offer=offer,
+                resume_sid=resume_sid,
+                reconnect_reason=self._reconnect_rr,
             )
             url = self._codec.join_url_v1(self._url, request)
         else:
             url = self._codec.join_url_v0(
-                self._url, attributes=self._join_attributes, metadata=self._join_metadata
+                self._url,
+                attributes=self._join_attributes,
+                metadata=self._join_metadata,
+                resume_sid=resume_sid,
+                reconnect_reason=self._reconnect_rr,
             )
         self._commands.append(
             cmd.OpenSignal(url=url, token=self._token, single_peer_connection=self._single_pc)
@@ -358,6 +394,16 @@ class Connection:
 
     def signal_connect_failed(self, *, status: int | None, now: float, message: str = "") -> None:
         """The WebSocket upgrade failed with HTTP `status` (None: no HTTP answer at all)."""
+        if self.state is ConnectionState.RECONNECTING and self._awaiting == "signal":
+            if status in (401, 403):  # unrecoverable (D.8): retrying cannot help
+                text = f"the server refused the token while reconnecting (HTTP {status})"
+                if message:
+                    text += f": {message}"
+                self._end(DisconnectReason.JOIN_FAILURE, text, now=now, exc=None, send_leave=False)
+            else:
+                where = f"HTTP {status}" if status is not None else "no answer"
+                self._attempt_failed(now, f"reconnect attempt failed ({where}): {message}")
+            return
         if self.state is not ConnectionState.CONNECTING:
             return
         if status == 404 and self._single_pc:
@@ -384,8 +430,8 @@ class Connection:
 
     def receive_signal(self, data: bytes, *, now: float) -> None:
         """One binary WebSocket message from the server. Never raises for remote faults."""
-        if self.state is ConnectionState.CLOSED:
-            return
+        if self.state in (ConnectionState.CLOSED, ConnectionState.NEW):
+            return  # no signal connection was asked for, or it is over
         try:
             msg = self._codec.decode(data)
         except RemoteProtocolError as exc:
@@ -397,6 +443,12 @@ class Connection:
         if self.state is ConnectionState.CONNECTING:
             self._first_message(msg, kind, now)
             return
+        if self.state is ConnectionState.RECONNECTING:
+            if self._awaiting == "signal":
+                self._reconnect_answer(msg, kind, now)
+                return
+            if self._awaiting is None:
+                return  # a straggler from a signal connection we already gave up
         handler = self._HANDLERS.get(kind or "")
         if handler is not None:
             handler(self, msg, now)
@@ -423,6 +475,23 @@ class Connection:
                 reason=DisconnectReason.JOIN_FAILURE,
             )
             return
+        self._apply_join(join, now)
+        self._sm.process(Input.JOINED)
+        self._events.append(
+            ev.Joined(
+                room=self._room,
+                local_participant=self._local,  # type: ignore[arg-type]  # set just above
+                participants=tuple(self._remotes.values()),
+                server_info=self._server_info,
+                ice_servers=self._ice_servers,
+                single_peer_connection=self._single_pc,
+            )
+        )
+        if PeerTarget.PUBLISHER not in self._peers:
+            self._create_publisher(self._ice_servers)
+
+    def _apply_join(self, join: spb.JoinResponse, now: float) -> None:
+        """Take over a JoinResponse's facts (a first join or a full reconnect's rejoin)."""
         self._deadlines.cancel(_JOIN)
         self._local = Participant.from_pb(join.participant)
         self._room = RoomInfo.from_pb(join.room)
@@ -436,26 +505,17 @@ class Connection:
             if p.identity:
                 self._remotes[p.identity] = p
                 self._sid_to_identity[p.sid] = p.identity
-        self._sm.process(Input.JOINED)
         self._ping_interval = float(max(join.ping_interval, 0))
         self._ping_timeout = float(max(join.ping_timeout, 0))
+        self._start_keepalive(now)
+
+    def _start_keepalive(self, now: float) -> None:
         if self._ping_interval > 0 and self._ping_timeout > 0:
             self._deadlines.set(_PING, now + self._ping_interval)
             self._deadlines.set(_PONG, now + self._ping_timeout)
-        self._events.append(
-            ev.Joined(
-                room=self._room,
-                local_participant=self._local,
-                participants=tuple(self._remotes.values()),
-                server_info=self._server_info,
-                ice_servers=self._ice_servers,
-                single_peer_connection=self._single_pc,
-            )
-        )
-        if PeerTarget.PUBLISHER not in self._peers:
-            self._create_publisher(self._ice_servers)
 
     def _on_answer(self, msg: spb.SignalResponse, now: float) -> None:
+        self._answers[PeerTarget.PUBLISHER] = msg.answer.sdp
         self._commands.append(
             cmd.SetRemoteDescription(
                 target=PeerTarget.PUBLISHER, sdp=msg.answer.sdp, sdp_type=SdpType.ANSWER
@@ -465,6 +525,7 @@ class Connection:
     def _on_offer(self, msg: spb.SignalResponse, now: float) -> None:
         # Dual-PC: the server's offer is for the subscriber PC. Single-PC: for the only PC.
         target = PeerTarget.PUBLISHER if self._single_pc else PeerTarget.SUBSCRIBER
+        self._offers[target] = msg.offer.sdp
         if target not in self._peers:
             self._peers.add(target)
             self._commands.append(
@@ -494,9 +555,14 @@ class Connection:
         reason = DisconnectReason.of(leave.reason)
         action = int(leave.action)
         if action in (LeaveAction.RESUME, LeaveAction.RECONNECT):
-            if self.state is ConnectionState.CONNECTED:
-                self._sm.process(Input.RECONNECT_REQUESTED)
-            self._events.append(ev.ReconnectRequested(action=LeaveAction(action), reason=reason))
+            what = "a resume" if action == LeaveAction.RESUME else "a full reconnect"
+            self._interrupt(
+                reason,
+                f"the server asked for {what}",
+                now,
+                full=action == LeaveAction.RECONNECT,
+                immediate=True,  # D.7: at once, not after a backoff
+            )
             return
         self._end(reason, "the server ended the session", now=now, exc=None, send_leave=False)
 
@@ -661,8 +727,9 @@ class Connection:
         self, target: PeerTarget, sdp: str, sdp_type: SdpType, *, now: float
     ) -> None:
         """The adapter created (and set) a local offer or answer."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is ConnectionState.CLOSED or target not in self._peers:
             return
+        (self._offers if sdp_type is SdpType.OFFER else self._answers)[target] = sdp
         if sdp_type is SdpType.OFFER:
             if self.state is ConnectionState.CONNECTING and self._embed_offer:
                 self._open_signal(now, offer=sdp)
@@ -682,17 +749,35 @@ class Connection:
         self._commands.append(cmd.SendSignal(data=self._codec.trickle(candidate_init, int(target))))
 
     def peer_state_changed(self, target: PeerTarget, state: str, *, now: float) -> None:
-        """A peer connection's connectionState changed ("connected", "failed", "closed", ...)."""
-        if self.state is ConnectionState.CLOSED:
+        """A peer connection's connectionState changed ("connected", "failed", "closed", ...).
+
+        Report only the peer connection the core asked for last under `target`: a closed
+        one's late state changes must not be taken for the new one's."""
+        if self.state is ConnectionState.CLOSED or target not in self._peers:
             return
-        if state == "failed":
-            self._end(
-                DisconnectReason.MEDIA_FAILURE,
-                f"the {target.name.lower()} peer connection failed",
-                now=now,
-                exc=None,
-                send_leave=True,
-            )
+        if state == "connected":
+            self._connected_peers.add(target)
+            self._peer_ever_connected = True
+            if (
+                self.state is ConnectionState.RECONNECTING
+                and self._awaiting == "peer"
+                and self._reconnect_mode is ReconnectMode.RESUME
+                and self._peers <= self._connected_peers
+            ):
+                self._reconnected(now)  # the ICE restart worked
+            return
+        if state not in ("failed", "closed"):
+            return  # "disconnected" may recover by itself; "failed" is final
+        self._connected_peers.discard(target)
+        message = f"the {target.name.lower()} peer connection {state}"
+        if self.state is ConnectionState.CONNECTING:
+            self._end(DisconnectReason.MEDIA_FAILURE, message, now=now, exc=None, send_leave=True)
+            return
+        self._reconnect_rr = _RR_PUBLISHER if target is PeerTarget.PUBLISHER else _RR_SUBSCRIBER
+        # D.8: a failed peer connection is resumed with an ICE restart; a resume already
+        # waiting for the peer connection becomes a full reconnect.
+        waiting = self.state is ConnectionState.RECONNECTING and self._awaiting == "peer"
+        self._interrupt(DisconnectReason.MEDIA_FAILURE, message, now, full=waiting)
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
@@ -703,16 +788,40 @@ class Connection:
         if max_message_size is not None:
             self._sender.remote_max_message_size = max(0, max_message_size)
         self._commands += self._sender.channel_opened(channel)
+        if (
+            channel is Channel.RELIABLE
+            and self.state is ConnectionState.RECONNECTING
+            and self._awaiting == "peer"
+            and self._reconnect_mode is ReconnectMode.FULL
+        ):
+            self._reconnected(now)  # the rejoined session can carry data again
 
     def data_channel_closed(self, channel: Channel, *, now: float) -> None:
         self._sender.channel_closed(channel)
 
     def command_failed(self, command: cmd.Command, message: str, *, now: float) -> None:
-        """A command could not be carried out. Peer and signal failures end the session."""
+        """A command could not be carried out.
+
+        While joining, peer and signal failures end the session. Once joined, a failed
+        signal command starts a resume and a failed peer command (a negotiation error, or an
+        ICE restart the adapter cannot do) a full reconnect (D.8)."""
         if self.state is ConnectionState.CLOSED:
             return
         if isinstance(command, cmd.SendDataPacket):
             return  # the adapter reports a broken channel through data_channel_closed
+        text = f"{type(command).__name__} failed: {message}"
+        if self.state not in (ConnectionState.NEW, ConnectionState.CONNECTING):
+            if isinstance(command, cmd.OpenSignal):
+                if self._awaiting == "signal":
+                    self._attempt_failed(now, text)
+                return
+            signal = isinstance(command, cmd.SendSignal | cmd.CloseSignal)
+            if signal and self.state is ConnectionState.RECONNECTING and self._awaiting != "peer":
+                return  # a request for a signal connection we already gave up
+            if isinstance(command, cmd.ClosePeerConnection):
+                return  # it is gone either way
+            self._interrupt(DisconnectReason.UNKNOWN_REASON, text, now, full=not signal)
+            return
         self._end(
             DisconnectReason.UNKNOWN_REASON,
             f"{type(command).__name__} failed: {message}",
@@ -722,8 +831,11 @@ class Connection:
         )
 
     def signal_closed(self, *, now: float, code: int | None = None) -> None:
-        """The signal WebSocket closed (EOF). Before the join this fails the join."""
-        if self.state is ConnectionState.CLOSED:
+        """The signal WebSocket closed (EOF). Before the join this fails the join; once
+        joined it starts a resume (D.8); during a reconnect attempt it fails the attempt.
+
+        Report only the signal connection the core opened last."""
+        if self.state in (ConnectionState.CLOSED, ConnectionState.NEW):
             return
         if self.state is ConnectionState.CONNECTING:
             self._end(
@@ -735,14 +847,262 @@ class Connection:
                 close_signal=False,
             )
             return
-        self._end(
-            DisconnectReason.SIGNAL_CLOSE,
-            f"the signal connection closed (code {code})",
-            now=now,
-            exc=None,
-            send_leave=False,
-            close_signal=False,
+        message = f"the signal connection closed (code {code})"
+        if self.state is ConnectionState.RECONNECTING and self._awaiting != "peer":
+            if self._awaiting == "signal":
+                self._attempt_failed(now, message)
+            return
+        self._reconnect_rr = _RR_SIGNAL
+        self._interrupt(DisconnectReason.SIGNAL_CLOSE, message, now, close_signal=False)
+
+    # -- resume and full reconnect (protocol-reference D.7, D.8, A.7) ----------------------------
+
+    @property
+    def reconnect_mode(self) -> ReconnectMode | None:
+        """What a reconnect under way is doing (None when not reconnecting)."""
+        return self._reconnect_mode if self.state is ConnectionState.RECONNECTING else None
+
+    def _random_from_ids(self) -> float:
+        digest = hashlib.blake2b(self._id_factory().encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    def _interrupt(
+        self,
+        reason: DisconnectReason,
+        message: str,
+        now: float,
+        *,
+        full: bool = False,
+        immediate: bool = False,
+        close_signal: bool = True,
+    ) -> None:
+        """The session was interrupted (again): start or restart reconnecting.
+
+        A resume unless `full`, resuming is off, the peer connection never connected, or a
+        full reconnect is already under way (it stays one)."""
+        if self.state is ConnectionState.CONNECTED:
+            self._sm.process(Input.INTERRUPTED)
+            self._attempts = 0
+            self._reconnect_since = now
+            self._reconnect_mode = None
+        if self.config.reconnect_attempts == 0:
+            self._end(
+                reason,
+                f"{message} (reconnecting is off: Config.reconnect_attempts is 0)",
+                now=now,
+                exc=None,
+                send_leave=close_signal,  # the signal may still work: say goodbye
+                close_signal=close_signal,
+            )
+            return
+        self._reconnect_reason, self._reconnect_message = reason, message
+        self._awaiting = None
+        for key in (_PING, _PONG, _JOIN, _RETRY, _PEER_WAIT):
+            self._deadlines.cancel(key)
+        if close_signal:
+            self._commands.append(cmd.CloseSignal(code=1000))
+        full = (
+            full
+            or not self.config.resume
+            or not self._peer_ever_connected
+            or self._reconnect_mode is ReconnectMode.FULL
         )
+        if full:
+            if self._reconnect_mode is not ReconnectMode.FULL:
+                self._reconnect_mode = ReconnectMode.FULL
+                self._events.append(
+                    ev.Reconnecting(mode=ReconnectMode.FULL, reason=reason, message=message)
+                )
+            self._teardown(now, message)
+        elif self._reconnect_mode is None:
+            self._reconnect_mode = ReconnectMode.RESUME
+            self._events.append(
+                ev.Reconnecting(mode=ReconnectMode.RESUME, reason=reason, message=message)
+            )
+        self._schedule_attempt(now, immediate=immediate)
+
+    def _teardown(self, now: float, message: str) -> None:
+        """A full reconnect drops the session: its peer connections, sequencing (A.7), and
+        everything in flight, as if every other participant had left (D.8 step 1)."""
+        for target in sorted(self._peers):
+            self._commands.append(cmd.ClosePeerConnection(target=target))
+        self._peers.clear()
+        self._connected_peers.clear()
+        self._offers.clear()
+        self._answers.clear()
+        self._sender.reset()
+        self._dedup.reset()
+        for participant in list(self._remotes.values()):
+            self._remove(participant, self._reconnect_reason, now)
+        self._rpc.disconnected(now=now)
+        self._flush_rpc(now, "reconnect")
+        cut = f"the session restarted (full reconnect): {message}"
+        self._stream_events(self._streams.abort_all(cut), now, settle_rpc=False)
+        self._cut_streams = set(self._outgoing)
+        self._outgoing.clear()
+        # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
+        # token's. Reconnecting happens only once joined, so the local participant is known.
+        assert self._local is not None
+        self._join_metadata = self._local.metadata
+        self._join_attributes = dict(self._local.attributes)
+
+    def _schedule_attempt(self, now: float, *, immediate: bool = False) -> None:
+        if self._attempts >= self.config.reconnect_attempts:
+            self._end(
+                self._reconnect_reason,
+                f"gave up reconnecting after {self._attempts} attempts: {self._reconnect_message}",
+                now=now,
+                exc=None,
+                send_leave=False,
+            )
+            return
+        attempt = self._attempts + 1
+        draw = self._random() if attempt >= 3 and not immediate else 0.0
+        delay = 0.0 if immediate else reconnect_delay(self.config, attempt, draw)
+        self._deadlines.set(_RETRY, now + delay)
+
+    def _attempt(self, now: float) -> None:
+        self._attempts += 1
+        self._awaiting = "signal"
+        resume = self._reconnect_mode is ReconnectMode.RESUME
+        self._open_signal(now, offer=None, resume=resume)
+
+    def _attempt_failed(self, now: float, message: str) -> None:
+        self._awaiting = None
+        self._deadlines.cancel(_JOIN)
+        self._reconnect_message = message
+        self._schedule_attempt(now)
+
+    def _reconnect_answer(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
+        """The first message on a reconnect attempt's signal connection."""
+        resume = self._reconnect_mode is ReconnectMode.RESUME
+        if kind == "leave":
+            leave = msg.leave
+            reason = DisconnectReason.of(leave.reason)
+            action = int(leave.action)
+            if action == LeaveAction.DISCONNECT:
+                text = "the server ended the session"
+                self._end(reason, text, now=now, exc=None, send_leave=False)
+            else:  # RECONNECT: the server no longer has our participant (a restart, a move)
+                self._interrupt(
+                    reason,
+                    "the server cannot resume this session",
+                    now,
+                    full=action == LeaveAction.RECONNECT,
+                    immediate=True,
+                )
+        elif kind == "reconnect" and resume:
+            self._on_reconnect(msg.reconnect, now)
+        elif kind == "join" and not resume and msg.join.participant.sid:
+            self._on_rejoin(msg.join, now)
+        else:
+            self._commands.append(cmd.CloseSignal(code=1002))
+            expected = "reconnect" if resume else "join"
+            self._attempt_failed(now, f"expected a {expected} response, got {kind or 'nothing'}")
+
+    def _on_reconnect(self, response: spb.ReconnectResponse, now: float) -> None:
+        """`ReconnectResponse` (D.8 steps 3-7): sync state, recover the peer connection if it
+        needs it, then replay what the server did not get (A.7)."""
+        self._deadlines.cancel(_JOIN)
+        if response.ice_servers:
+            self._ice_servers = tuple(IceServer.from_pb(s) for s in response.ice_servers)
+        if response.HasField("server_info"):
+            self._server_info = ServerInfo.from_pb(response.server_info)
+            self._rpc.server_version = self._server_info.version
+        if response.client_configuration.resume_connection == _RESUME_DISABLED:
+            self._interrupt(
+                self._reconnect_reason,
+                "the server does not allow resuming",
+                now,
+                full=True,
+                immediate=True,
+            )
+            return
+        self._last_message_seq = response.last_message_seq
+        self._awaiting = "peer"
+        self._start_keepalive(now)
+        sync_target = PeerTarget.PUBLISHER if self._single_pc else PeerTarget.SUBSCRIBER
+        self._commands.append(
+            cmd.SendSignal(
+                data=self._codec.sync_state(
+                    offer=self._offers.get(sync_target),
+                    answer=self._answers.get(sync_target),
+                    receive_states=self._dedup.receive_states(),
+                )
+            )
+        )
+        if self._peers and self._peers <= self._connected_peers:
+            self._reconnected(now)  # only the signal was lost: the peer connection carries on
+            return
+        self._deadlines.set(_PEER_WAIT, now + self.config.peer_connection_timeout)
+        self._commands.append(cmd.CreateOffer(target=PeerTarget.PUBLISHER, ice_restart=True))
+
+    def _on_rejoin(self, join: spb.JoinResponse, now: float) -> None:
+        """A full reconnect's `JoinResponse`: a fresh session under the same identity."""
+        old = self._local
+        self._apply_join(join, now)
+        assert old is not None and self._local is not None  # reconnecting implies joined
+        if old != self._local:
+            self._events.append(ev.ParticipantUpdated(participant=self._local, previous=old))
+        for participant in self._remotes.values():
+            self._events.append(ev.ParticipantConnected(participant=participant))
+            if participant.state is ParticipantState.ACTIVE:
+                self._events.append(ev.ParticipantActive(participant=participant))
+        self._awaiting = "peer"
+        self._deadlines.set(_PEER_WAIT, now + self.config.peer_connection_timeout)
+        self._create_publisher(self._ice_servers)
+
+    def _reconnected(self, now: float) -> None:
+        mode = self._reconnect_mode
+        assert mode is not None
+        self._awaiting = None
+        self._deadlines.cancel(_PEER_WAIT)
+        if mode is ReconnectMode.RESUME:
+            self._commands += self._sender.resume(self._last_message_seq)
+        self._sm.process(Input.RECONNECTED)
+        self._reconnect_mode = None
+        self._events.append(
+            ev.Reconnected(mode=mode, attempts=self._attempts, duration=now - self._reconnect_since)
+        )
+
+    def simulate_scenario(self, scenario: SimulateScenario, *, now: float) -> None:
+        """Cause a failure, for testing (`livekit.rtc`'s `Room.simulate_scenario`).
+
+        SIGNAL_RECONNECT drops the signal connection and resumes; FULL_RECONNECT leaves and
+        rejoins. The others ask the server (`SignalRequest.simulate`), which then closes the
+        signal, the session or the peer connection as the scenario says."""
+        self._sm.check("simulate_scenario")
+        scenario = SimulateScenario(scenario)
+        if scenario is SimulateScenario.SIGNAL_RECONNECT:
+            self._reconnect_rr = _RR_SIGNAL
+            self._interrupt(DisconnectReason.SIGNAL_CLOSE, "simulated signal reconnect", now)
+            return
+        if scenario is SimulateScenario.FULL_RECONNECT:
+            self._commands.append(
+                cmd.SendSignal(
+                    data=self._codec.leave(
+                        int(DisconnectReason.CLIENT_INITIATED), int(LeaveAction.RECONNECT)
+                    )
+                )
+            )
+            self._interrupt(
+                DisconnectReason.CLIENT_INITIATED, "simulated full reconnect", now, full=True
+            )
+            return
+        requests: dict[SimulateScenario, dict[str, int | bool]] = {
+            SimulateScenario.SPEAKER: {"speaker_update": 5},
+            SimulateScenario.NODE_FAILURE: {"node_failure": True},
+            SimulateScenario.SERVER_LEAVE: {"server_leave": True},
+            SimulateScenario.MIGRATION: {"migration": True},
+            SimulateScenario.FORCE_TCP: {"switch_candidate_protocol": 1},
+            SimulateScenario.FORCE_TLS: {"switch_candidate_protocol": 2},
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME: {"disconnect_signal_on_resume": True},
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES: {
+                "disconnect_signal_on_resume_no_messages": True
+            },
+        }
+        request = requests[scenario]
+        self._commands.append(cmd.SendSignal(data=self._codec.simulate(**request)))
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -761,13 +1121,24 @@ class Connection:
             elif rank == 1:
                 self._stream_events(self._streams.handle_timer(when), now, call="handle_timer")
             else:
-                for key in self._deadlines.pop_due(when):
-                    self._fire(key, now)
+                self._fire(self._deadlines.pop_earliest(), now)
 
     def _fire(self, key: Hashable, now: float) -> None:
-        if self.state is ConnectionState.CLOSED:
-            return  # an earlier deadline due at the same time ended the session
-        if key == _JOIN:
+        if key == _JOIN and self.state is ConnectionState.RECONNECTING:
+            self._commands.append(cmd.CloseSignal(code=1000))
+            self._attempt_failed(now, f"no answer within {self.config.join_timeout:g}s")
+        elif key == _RETRY:
+            self._attempt(now)
+        elif key == _PEER_WAIT:
+            self._interrupt(
+                self._reconnect_reason,
+                f"the peer connection did not recover within "
+                f"{self.config.peer_connection_timeout:g}s",
+                now,
+                full=True,
+                immediate=self._reconnect_mode is ReconnectMode.RESUME,
+            )
+        elif key == _JOIN:
             self._end(
                 DisconnectReason.JOIN_FAILURE,
                 f"no join response within {self.config.join_timeout:g}s",
@@ -781,12 +1152,11 @@ class Connection:
             )
             self._deadlines.set(_PING, now + self._ping_interval)
         elif key == _PONG:
-            self._end(
+            self._reconnect_rr = _RR_SIGNAL
+            self._interrupt(
                 DisconnectReason.CONNECTION_TIMEOUT,
                 f"ping timeout: no signal message for {self._ping_timeout:g}s",
-                now=now,
-                exc=None,
-                send_leave=False,
+                now,
             )
         else:  # (_META, request_id): a response cancels this deadline, so it is pending
             assert isinstance(key, tuple) and key[0] == _META
@@ -1315,6 +1685,10 @@ class Connection:
 
     def _writer(self, call: str, stream_id: str) -> OutgoingStream:
         stream = self._outgoing.get(stream_id)
+        if stream is None and stream_id in self._cut_streams:
+            raise self._misuse(
+                call, f"stream {stream_id!r} was ended by a full reconnect (a new session)"
+            )
         if stream is None:
             raise self._misuse(call, f"no stream {stream_id!r} is open (open_stream first)")
         return stream
@@ -1639,7 +2013,8 @@ class Connection:
         """Leave the room: send `leave`, close the signal and peer connections. Idempotent."""
         if self.state is ConnectionState.CLOSED:
             return
-        joined = self.state in (ConnectionState.CONNECTED, ConnectionState.RECONNECTING)
+        # `leave` needs a working signal connection: not while a reconnect attempt is opening.
+        joined = self.state is ConnectionState.CONNECTED or self._awaiting == "peer"
         self._end(reason, "closed by the application", now=now, exc=None, send_leave=joined)
 
     def _fatal(

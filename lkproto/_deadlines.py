@@ -40,6 +40,14 @@ class Deadlines:
         self._prune()
         return self._heap[0][0] if self._heap else None
 
+    def pop_earliest(self) -> Hashable:
+        """Remove and return the key of `earliest()` (there must be one). One at a time, so
+        that firing one can still cancel others due at the same moment."""
+        self._prune()
+        _, _, key = heapq.heappop(self._heap)
+        del self._when[key]
+        return key
+
     def pop_due(self, now: float) -> list[Hashable]:
         """Remove and return every key due at `now`, earliest first."""
         due: list[Hashable] = []

@@ -1,8 +1,9 @@
 """Every connection-state change lives here, as a literal table.
 
 States: NEW -> CONNECTING -> CONNECTED -> CLOSED, with RECONNECTING between CONNECTED and
-CONNECTED again when the server asks for a resume or a full reconnect (protocol-reference D.7,
-D.8). A transition not in the table is a bug in the caller: the core checks application verbs
+CONNECTED again while an interrupted session is resumed or rejoined (protocol-reference D.7,
+D.8): the signal closed or went quiet, the peer connection failed, or the server asked.
+A transition not in the table is a bug in the caller: the core checks application verbs
 against `VERBS` first and raises `LocalProtocolError`, so an illegal transition can only come
 from a core bug and raises `AssertionError`.
 """
@@ -20,7 +21,7 @@ __all__ = ["Input", "StateMachine"]
 class Input(enum.Enum):
     CONNECT = "connect"  # the application asked to join
     JOINED = "joined"  # JoinResponse accepted
-    RECONNECT_REQUESTED = "reconnect_requested"  # server LeaveRequest RESUME/RECONNECT
+    INTERRUPTED = "interrupted"  # signal or peer lost, or a server LeaveRequest RESUME/RECONNECT
     RECONNECTED = "reconnected"  # a resume or re-join completed
     ENDED = "ended"  # close(), a fatal fault, or a server DISCONNECT
 
@@ -28,8 +29,7 @@ class Input(enum.Enum):
 TRANSITIONS: dict[tuple[S, Input], S] = {
     (S.NEW, Input.CONNECT): S.CONNECTING,
     (S.CONNECTING, Input.JOINED): S.CONNECTED,
-    (S.CONNECTED, Input.RECONNECT_REQUESTED): S.RECONNECTING,
-    (S.RECONNECTING, Input.RECONNECT_REQUESTED): S.RECONNECTING,
+    (S.CONNECTED, Input.INTERRUPTED): S.RECONNECTING,
     (S.RECONNECTING, Input.RECONNECTED): S.CONNECTED,
     (S.NEW, Input.ENDED): S.CLOSED,
     (S.CONNECTING, Input.ENDED): S.CLOSED,
@@ -48,6 +48,7 @@ VERBS: dict[str, frozenset[S]] = {
     "set_metadata": frozenset({S.CONNECTED}),
     "set_name": frozenset({S.CONNECTED}),
     "set_attributes": frozenset({S.CONNECTED}),
+    "simulate_scenario": frozenset({S.CONNECTED}),
     # Data streams. Handlers (topics) may be registered before connecting, so that no stream
     # arriving right after the join is dropped; reader flow control is harmless at any time.
     "register_stream_topic": _ANY,

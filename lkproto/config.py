@@ -114,11 +114,32 @@ class Config:
     #: Incoming request ids remembered to ignore a duplicated request (B.4).
     max_remembered_rpc_requests: int = 1024
 
+    # -- resume and reconnect (protocol-reference D.7, D.8; `ReconnectMode`) --------------------
+    #: Try a resume (same participant, `reconnect=1`) before a full reconnect. The server can
+    #: forbid resumes (`ClientConfiguration.resume_connection`); False always rejoins.
+    resume: bool = True
+    #: Signal connection attempts before giving up and ending the session; 10 in JS and Rust.
+    reconnect_attempts: int = 10
+    #: Attempt n waits min(base * (n - 1)^2, max) seconds: 0, 0.3, 1.2, 2.7, 4.8, 7, 7, ...,
+    #: client-sdk-js's DefaultReconnectPolicy. The first attempt is immediate.
+    reconnect_base_delay: float = 0.3
+    #: The cap on one attempt's nominal delay (JS and Rust: 7 s).
+    reconnect_max_delay: float = 7.0
+    #: From the third attempt on, a uniform random 0..jitter seconds is added (JS: 1 s), drawn
+    #: from the Connection's injected random source, so clients cut off together do not all
+    #: come back in the same instant.
+    reconnect_jitter: float = 1.0
+    #: Seconds a reconnect waits for the peer connection: the ICE restart of a resume, or the
+    #: new data channel of a full reconnect (JS `peerConnectionTimeout`, 15 s). After it, a
+    #: resume becomes a full reconnect and a full reconnect tries again.
+    peer_connection_timeout: float = 15.0
+
     def __attrs_post_init__(self) -> None:
         for name in (
             "join_timeout",
             "metadata_request_timeout",
             "dedup_ttl",
+            "peer_connection_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
@@ -153,3 +174,9 @@ class Config:
         for name in ("replay_buffer_bytes", "max_queued_send_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
+        if self.reconnect_attempts < 0:
+            raise ValueError("Config.reconnect_attempts must not be negative (0: never reconnect)")
+        for name in ("reconnect_base_delay", "reconnect_max_delay", "reconnect_jitter"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a non-negative number of seconds")

@@ -28,9 +28,9 @@ from lkproto.models import (
     Channel,
     DisconnectReason,
     IceServer,
-    LeaveAction,
     Participant,
     Permissions,
+    ReconnectMode,
     RoomInfo,
     ServerInfo,
 )
@@ -62,7 +62,8 @@ __all__ = [
     "ParticipantNameChanged",
     "ParticipantPermissionsChanged",
     "ParticipantUpdated",
-    "ReconnectRequested",
+    "Reconnected",
+    "Reconnecting",
     "RoomMetadataChanged",
     "RoomUpdated",
     "RpcDropped",
@@ -109,11 +110,31 @@ class Disconnected:
 
 
 @attrs.frozen(kw_only=True)
-class ReconnectRequested:
-    """The server sent `LeaveRequest` with RESUME or RECONNECT, or the signal was lost."""
+class Reconnecting:
+    """The session was interrupted and is being restored (`livekit.rtc`'s "reconnecting").
 
-    action: LeaveAction
+    Emitted when the interruption is noticed (the signal closed or went quiet, the peer
+    connection failed, or the server's `LeaveRequest` asked for RESUME or RECONNECT), and
+    again if a resume has to become a full reconnect. With `mode` FULL, our calls have just
+    failed (1503), incoming streams failed and every remote participant was reported gone.
+    """
+
+    mode: ReconnectMode
     reason: DisconnectReason
+    message: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Reconnected:
+    """The session works again (`livekit.rtc`'s "reconnected").
+
+    `attempts` counts the signal connections it took; `duration` is seconds since the
+    interruption was noticed.
+    """
+
+    mode: ReconnectMode
+    attempts: int
+    duration: float
 
 
 @attrs.frozen(kw_only=True)
@@ -314,7 +335,8 @@ class RpcInvocationCancelled:
 Event = (
     Joined
     | Disconnected
-    | ReconnectRequested
+    | Reconnecting
+    | Reconnected
     | TokenRefreshed
     | ParticipantConnected
     | ParticipantDisconnected

@@ -25,9 +25,11 @@ __all__ = [
     "ParticipantState",
     "PeerTarget",
     "Permissions",
+    "ReconnectMode",
     "RoomInfo",
     "SdpType",
     "ServerInfo",
+    "SimulateScenario",
 ]
 
 
@@ -95,6 +97,41 @@ class LeaveAction(enum.IntEnum):
     DISCONNECT = 0
     RESUME = 1
     RECONNECT = 2
+
+
+class ReconnectMode(enum.Enum):
+    """How an interrupted session is being restored (protocol-reference D.8).
+
+    RESUME keeps the participant SID, the peer connection, the reliable sequence and the
+    streams and calls in flight (`reconnect=1` with the SID, then `SyncState` and replay).
+    FULL is a new session: a new join with the same identity, new peer connections, the
+    sequence reset; what was in flight fails.
+    """
+
+    RESUME = "resume"
+    FULL = "full"
+
+
+class SimulateScenario(enum.IntEnum):
+    """Failures a client can ask for, for testing (`Room.simulate_scenario`).
+
+    The values equal `livekit.rtc.SimulateScenarioKind`, so code written for it works
+    unchanged; DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES is ours. SIGNAL_RECONNECT (drop the
+    signal connection, then resume) and FULL_RECONNECT (rejoin) are carried out by the client
+    itself, as the official SDKs do; the rest are `SignalRequest.simulate` requests the server
+    acts on (livekit-server pkg/rtc/room.go onSimulateScenario).
+    """
+
+    SIGNAL_RECONNECT = 0
+    SPEAKER = 1
+    NODE_FAILURE = 2
+    SERVER_LEAVE = 3
+    MIGRATION = 4
+    FORCE_TCP = 5
+    FORCE_TLS = 6
+    FULL_RECONNECT = 7
+    DISCONNECT_SIGNAL_ON_RESUME = 8
+    DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES = 9
 
 
 class ParticipantState(enum.IntEnum):

@@ -67,13 +67,20 @@ class SignalCodec:
         metadata: str = "",
         attributes: Mapping[str, str] | None = None,
         publisher_offer: str | None = None,
+        resume_sid: str = "",
+        reconnect_reason: int = 0,
     ) -> spb.JoinRequest:
+        """The `JoinRequest`; with `resume_sid`, a resume of that participant (D.8 step 2)."""
         request = spb.JoinRequest(
             client_info=self.client_info(),
             connection_settings=spb.ConnectionSettings(auto_subscribe=self.config.auto_subscribe),
             metadata=metadata,
             participant_attributes=dict(attributes or {}),
         )
+        if resume_sid:
+            request.reconnect = True
+            request.participant_sid = resume_sid
+            request.reconnect_reason = reconnect_reason  # type: ignore[assignment]
         if publisher_offer is not None:
             request.publisher_offer.CopyFrom(
                 spb.SessionDescription(type="offer", sdp=publisher_offer)
@@ -112,9 +119,17 @@ class SignalCodec:
         return urlunsplit((scheme, netloc, path, urlencode({"join_request": param}), ""))
 
     def join_url_v0(
-        self, url: str, *, attributes: Mapping[str, str] | None = None, metadata: str = ""
+        self,
+        url: str,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        metadata: str = "",
+        resume_sid: str = "",
+        reconnect_reason: int = 0,
     ) -> str:
-        """The `/rtc` (dual peer connection) URL; the same facts as query parameters."""
+        """The `/rtc` (dual peer connection) URL; the same facts as query parameters.
+
+        With `resume_sid`: `reconnect=1&sid=...&reconnect_reason=...` (a resume, D.8)."""
         scheme, netloc, path = self._base(url, "/rtc")
         c = self.config
         params: list[tuple[str, str]] = [
@@ -135,6 +150,12 @@ class SignalCodec:
             params.append(("attributes", base64.urlsafe_b64encode(blob).decode("ascii")))
         if metadata:
             params.append(("metadata", metadata))
+        if resume_sid:
+            params += [
+                ("reconnect", "1"),
+                ("sid", resume_sid),
+                ("reconnect_reason", str(reconnect_reason)),
+            ]
         return urlunsplit((scheme, netloc, path, urlencode(params), ""))
 
     # -- requests ---------------------------------------------------------------------------
@@ -167,6 +188,35 @@ class SignalCodec:
     def leave(reason: int, action: int = 0) -> bytes:
         return spb.SignalRequest(
             leave=spb.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
+        ).SerializeToString()
+
+    @staticmethod
+    def sync_state(
+        *,
+        offer: str | None,
+        answer: str | None,
+        receive_states: Mapping[str, int],
+    ) -> bytes:
+        """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions and
+        the last reliable sequence received per publisher (A.7). We publish no tracks and,
+        as a data-plane client, subscribe to none, so those fields stay empty."""
+        state = spb.SyncState(
+            datachannel_receive_states=[
+                spb.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
+                for sid, seq in sorted(receive_states.items())
+            ]
+        )
+        if offer is not None:
+            state.offer.CopyFrom(spb.SessionDescription(type="offer", sdp=offer))
+        if answer is not None:
+            state.answer.CopyFrom(spb.SessionDescription(type="answer", sdp=answer))
+        return spb.SignalRequest(sync_state=state).SerializeToString()
+
+    @staticmethod
+    def simulate(**scenario: int | bool) -> bytes:
+        """`SignalRequest.simulate` with one `SimulateScenario` field set (testing only)."""
+        return spb.SignalRequest(
+            simulate=spb.SimulateScenario(**scenario)  # type: ignore[arg-type]
         ).SerializeToString()
 
     @staticmethod

@@ -16,7 +16,10 @@ Limits and behaviour:
 - aiortc gathers every candidate before `setLocalDescription` returns, so our offers and
   answers carry their candidates and we never trickle local ones; remote trickle candidates
   are added as they come.
-- aiortc cannot restart ICE; `CreateOffer(ice_restart=True)` creates a plain offer.
+- aiortc cannot restart ICE: `CreateOffer(ice_restart=True)` fails (`on_command_failed`), and
+  the core turns the resume that needed it into a full reconnect (new peer connections).
+- Only the peer connection the core created last under a target reports its state: one it
+  closed (a full reconnect) must not be taken for its successor.
 - `host_addresses` restricts the host candidates aioice gathers (the test harness confines
   ICE to one private address; loopback addresses are allowed only if named here).
 """
@@ -198,6 +201,8 @@ class AiortcPeer:
             self._create_channel(command)
         elif isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
             pc = self._pcs[command.target]
+            if isinstance(command, cmd.CreateOffer) and command.ice_restart:
+                raise NotImplementedError("aiortc cannot restart ICE")
             if isinstance(command, cmd.CreateOffer):
                 description = await pc.createOffer()
             else:
@@ -223,7 +228,8 @@ class AiortcPeer:
 
         @pc.on("connectionstatechange")
         def _state() -> None:
-            self._listener.on_peer_state(target, pc.connectionState)
+            if self._pcs.get(target) is pc:
+                self._listener.on_peer_state(target, pc.connectionState)
 
         @pc.on("datachannel")
         def _adopt(dc: RTCDataChannel) -> None:

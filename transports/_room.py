@@ -393,9 +393,14 @@ class RoomModel:
             ]
             about = self.participant(event.transcribed_participant_identity)
             out.append(("transcription_received", (segments, about, None)))
-        elif isinstance(event, ev.ReconnectRequested):
-            out += self.set_state(ConnectionState.CONN_RECONNECTING)
-            out.append(("reconnecting", ()))
+        elif isinstance(event, ev.Reconnecting):
+            changed = self.set_state(ConnectionState.CONN_RECONNECTING)
+            if changed:  # once per interruption, even if a resume becomes a full reconnect
+                out += changed
+                out.append(("reconnecting", ()))
+        elif isinstance(event, ev.Reconnected):
+            out += self.set_state(ConnectionState.CONN_CONNECTED)
+            out.append(("reconnected", ()))
         elif isinstance(event, ev.TokenRefreshed):
             out.append(("token_refreshed", ()))
         elif isinstance(event, ev.Disconnected):

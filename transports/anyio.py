@@ -43,7 +43,14 @@ from lkproto import Config, Connection
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
-from lkproto.models import Channel, DisconnectReason, Participant, ParticipantKind
+from lkproto.models import (
+    Channel,
+    DisconnectReason,
+    Participant,
+    ParticipantKind,
+    ReconnectMode,
+    SimulateScenario,
+)
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError, StreamKind
 
@@ -98,12 +105,14 @@ __all__ = [
     "MetadataUpdateError",
     "ParticipantKind",
     "PublishDataError",
+    "ReconnectMode",
     "RemoteParticipant",
     "Room",
     "RoomOptions",
     "RpcError",
     "RpcInvocationData",
     "RtcConfiguration",
+    "SimulateScenario",
     "SipDTMF",
     "StreamError",
     "TextStreamInfo",
@@ -428,6 +437,7 @@ class Room(EventEmitter):
         self._conn: Connection | None = None
         self._peer: PeerPort | None = None
         self._writer = _SignalWriter()
+        self._signal_generation = 0  # bumped whenever the core replaces or closes the signal
         self._deadline_wake = anyio.Event()
         self._channels_open: set[Channel] = set()
         self._writable: dict[Channel, anyio.Event] = {}
@@ -612,6 +622,18 @@ class Room(EventEmitter):
             if self._ended is None:
                 self._pump.call(self._conn.close, now=self._pump.now(), reason=reason)
         await self._finish()
+
+    async def simulate_scenario(self, scenario: SimulateScenario | int) -> None:
+        """Cause a failure, for testing, as `livekit.rtc.Room.simulate_scenario` does.
+
+        Takes a `lkproto.SimulateScenario` or the same int as `livekit.rtc`'s
+        `SimulateScenarioKind`. SIGNAL_RECONNECT drops the signal connection (a resume
+        follows); FULL_RECONNECT leaves and rejoins; the others ask the server. Watch
+        `"reconnecting"`/`"reconnected"` for the outcome. Raises `TransportClosedError` when
+        not connected and `LocalProtocolError` while a reconnect is under way.
+        """
+        pump, conn = self._live("simulate_scenario")
+        pump.call(conn.simulate_scenario, SimulateScenario(scenario), now=pump.now())
 
     async def __aenter__(self) -> Room:
         return self
@@ -1080,13 +1102,19 @@ class Room(EventEmitter):
                     await writer.wake.wait()
                     continue
                 item = writer.items[0]
+                if isinstance(item, cmd.OpenSignal | cmd.CloseSignal):
+                    # Whatever the connection we leave behind still reports is stale: the
+                    # core hears only about the signal connection it asked for last.
+                    self._signal_generation += 1
                 if isinstance(item, cmd.OpenSignal):
                     if stream is not None:
-                        await stream.aclose()
+                        with contextlib.suppress(Exception):
+                            await stream.aclose()
+                        stream = None
                     ws = WebSocketClient(item.url, item.headers)
                     stream = await self._open(ws, item)
                     if stream is not None:
-                        tg.start_soon(self._read_loop, stream, ws)
+                        tg.start_soon(self._read_loop, stream, ws, self._signal_generation)
                 elif stream is not None and ws is not None:
                     try:
                         with map_exceptions("signal write", self._token):
@@ -1134,15 +1162,19 @@ class Room(EventEmitter):
             )
         return await anyio.connect_tcp(host, port)
 
-    async def _read_loop(self, stream: anyio.abc.ByteStream, ws: WebSocketClient) -> None:
+    async def _read_loop(
+        self, stream: anyio.abc.ByteStream, ws: WebSocketClient, generation: int
+    ) -> None:
         pump = self._pump
         assert pump is not None
         while not ws.closed:
             try:
                 with map_exceptions("signal read", self._token):
                     data: bytes | None = await stream.receive(65536)
-            except (anyio.EndOfStream, TransportError):
+            except (anyio.EndOfStream, TransportError, anyio.ClosedResourceError):
                 data = None
+            if generation != self._signal_generation:
+                return  # replaced or closed by the core: nothing it says matters any more
             for result in ws.receive(data):
                 if isinstance(result, Message):
                     pump.on_signal(result.data)

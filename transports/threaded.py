@@ -66,7 +66,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from lkproto import Config, Connection
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
-from lkproto.models import Participant
+from lkproto.models import Participant, ReconnectMode, SimulateScenario
 
 from . import anyio as _anyio
 from ._errors import TransportClosedError
@@ -104,12 +104,14 @@ __all__ = [
     "LocalParticipant",
     "MetadataUpdateError",
     "PublishDataError",
+    "ReconnectMode",
     "RemoteParticipant",
     "Room",
     "RoomOptions",
     "RpcError",
     "RpcInvocationData",
     "RtcConfiguration",
+    "SimulateScenario",
     "SipDTMF",
     "StreamError",
     "TextStreamInfo",
@@ -488,6 +490,10 @@ class Room(EventEmitter):
         if callbacks is not None and self._portal is None:
             # Run the callbacks already queued (the last is `disconnected`), then stop.
             callbacks.shutdown(wait=threading.get_ident() != self._dispatch_thread)
+
+    def simulate_scenario(self, scenario: SimulateScenario | int) -> None:
+        """Cause a failure, for testing (see the anyio Room's `simulate_scenario`)."""
+        self._call("simulate_scenario", lambda r: r.simulate_scenario(scenario))
 
     def __enter__(self) -> Room:
         return self

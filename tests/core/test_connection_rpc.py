@@ -297,10 +297,10 @@ def test_the_handler_deadline_answers_1502_and_cancels_the_invocation() -> None:
 
 def test_deadlines_fire_in_time_order_across_rpc_and_the_session() -> None:
     # The ack deadline (T0 + 7) passes before the ping timeout (T0 + 10): a late timer call
-    # still reports 1501 first, then the session end.
+    # still reports 1501 first, then the session end (reconnecting is off here).
     sfu = Sfu()
     sfu.join("bob")
-    alice = sfu.join("alice", ping=(5, 10))
+    alice = sfu.join("alice", Config(reconnect_attempts=0), ping=(5, 10))
     alice.perform_rpc(destination_identity="bob", method="greet", payload="hi", now=T0)
     sfu.take("alice")
     assert alice.get_timer() == T0 + 5.0  # the ping
@@ -314,7 +314,7 @@ def test_deadlines_fire_in_time_order_across_rpc_and_the_session() -> None:
 def test_equal_deadlines_fire_rpc_first() -> None:
     sfu = Sfu()
     sfu.join("bob")
-    alice = sfu.join("alice", ping=(5, 7))
+    alice = sfu.join("alice", Config(reconnect_attempts=0), ping=(5, 7))
     alice.perform_rpc(destination_identity="bob", method="greet", payload="hi", now=T0)
     sfu.take("alice")
     alice.handle_timer(T0 + 5)

@@ -28,6 +28,7 @@ from lkproto import (
     LocalProtocolError,
     ParticipantState,
     PeerTarget,
+    ReconnectMode,
     RemoteProtocolError,
     SdpType,
 )
@@ -393,7 +394,7 @@ def test_ping_on_interval_with_wall_clock_ms_and_rtt_from_pong() -> None:
 
 
 def test_ping_timeout_ends_the_session_when_the_server_goes_quiet() -> None:
-    conn = joined_connection()
+    conn = joined_connection(Config(reconnect_attempts=0))
     for t in (5.1, 10.1):
         conn.handle_timer(T0 + t)
     conn.commands_to_send()
@@ -401,7 +402,10 @@ def test_ping_timeout_ends_the_session_when_the_server_goes_quiet() -> None:
     cmds, evs = drain(conn)
     assert isinstance(evs[-1], ev.Disconnected)
     assert evs[-1].reason is DisconnectReason.CONNECTION_TIMEOUT
-    assert evs[-1].message == "ping timeout: no signal message for 15s"
+    assert evs[-1].message == (
+        "ping timeout: no signal message for 15s "
+        "(reconnecting is off: Config.reconnect_attempts is 0)"
+    )
     assert cmd.CloseSignal(code=1000) in cmds
     assert cmd.ClosePeerConnection(target=PeerTarget.PUBLISHER) in cmds
 
@@ -447,10 +451,17 @@ def test_client_leave_sends_leave_then_closes() -> None:
 )
 def test_server_leave_asking_to_reconnect_is_surfaced(action: int, expected: LeaveAction) -> None:
     conn = joined_connection()
+    conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=T0 + 0.5)
     conn.receive_signal(FakeSfu.leave(reason=8, action=action), now=T0 + 1)
     _, evs = drain(conn)
-    assert evs == [ev.ReconnectRequested(action=expected, reason=DisconnectReason.MIGRATION)]
+    mode = ReconnectMode.RESUME if expected is LeaveAction.RESUME else ReconnectMode.FULL
+    what = "a resume" if expected is LeaveAction.RESUME else "a full reconnect"
+    assert evs[0] == ev.Reconnecting(
+        mode=mode, reason=DisconnectReason.MIGRATION, message=f"the server asked for {what}"
+    )
     assert conn.state is ConnectionState.RECONNECTING
+    assert conn.reconnect_mode is mode
+    assert conn.get_timer() == T0 + 1  # D.7: the first attempt is immediate
 
 
 def test_server_leave_disconnect_ends_the_session() -> None:
@@ -565,13 +576,15 @@ def test_bad_url_and_empty_token_are_refused_locally() -> None:
         new_connection().connect(URL, "", now=T0)
 
 
-def test_signal_closed_after_join_ends_with_signal_close() -> None:
-    conn = joined_connection()
+def test_signal_closed_after_join_ends_with_signal_close_when_not_reconnecting() -> None:
+    conn = joined_connection(Config(reconnect_attempts=0))
     conn.signal_closed(now=T0 + 1, code=1006)
     cmds, evs = drain(conn)
     assert evs == [
         ev.Disconnected(
-            reason=DisconnectReason.SIGNAL_CLOSE, message="the signal connection closed (code 1006)"
+            reason=DisconnectReason.SIGNAL_CLOSE,
+            message="the signal connection closed (code 1006) "
+            "(reconnecting is off: Config.reconnect_attempts is 0)",
         )
     ]
     assert cmds == [cmd.ClosePeerConnection(target=PeerTarget.PUBLISHER)]

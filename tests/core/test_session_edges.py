@@ -7,10 +7,12 @@ from fake_sfu import T0, TOKEN, URL, FakeSfu, drain, joined_connection, new_conn
 
 from lkproto import (
     Channel,
+    Config,
     ConnectionState,
     DisconnectReason,
     LocalProtocolError,
     PeerTarget,
+    ReconnectMode,
     SdpType,
 )
 from lkproto import commands as cmd
@@ -152,8 +154,8 @@ def test_permission_change_is_reported_with_the_old_permissions() -> None:
     assert perm.old_permissions == old and perm.participant.permissions.can_publish_data is False
 
 
-def test_failed_peer_connection_ends_the_session_with_a_leave() -> None:
-    conn = joined_connection()
+def test_failed_peer_connection_ends_the_session_with_a_leave_when_not_reconnecting() -> None:
+    conn = joined_connection(Config(reconnect_attempts=0))
     conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=T0)
     assert drain(conn) == ([], [])
     conn.peer_state_changed(PeerTarget.PUBLISHER, "failed", now=T0)
@@ -162,20 +164,24 @@ def test_failed_peer_connection_ends_the_session_with_a_leave() -> None:
     assert spb.SignalRequest.FromString(cmds[0].data).leave.reason == DisconnectReason.MEDIA_FAILURE
     assert evs == [
         ev.Disconnected(
-            reason=DisconnectReason.MEDIA_FAILURE, message="the publisher peer connection failed"
+            reason=DisconnectReason.MEDIA_FAILURE,
+            message="the publisher peer connection failed "
+            "(reconnecting is off: Config.reconnect_attempts is 0)",
         )
     ]
 
 
 def test_command_failures() -> None:
-    conn = joined_connection()
+    conn = joined_connection(Config(reconnect_attempts=0))
     conn.command_failed(cmd.SendDataPacket(channel=Channel.RELIABLE, data=b""), "closed", now=T0)
     assert drain(conn) == ([], [])
     conn.command_failed(cmd.CreateOffer(target=PeerTarget.PUBLISHER), "no codecs", now=T0)
     cmds, evs = drain(conn)
     assert evs == [
         ev.Disconnected(
-            reason=DisconnectReason.UNKNOWN_REASON, message="CreateOffer failed: no codecs"
+            reason=DisconnectReason.UNKNOWN_REASON,
+            message="CreateOffer failed: no codecs "
+            "(reconnecting is off: Config.reconnect_attempts is 0)",
         )
     ]
     assert isinstance(cmds[0], cmd.SendSignal)  # leave first, since the signal still works
@@ -236,12 +242,13 @@ def test_second_server_offer_reuses_the_subscriber_and_trickles_to_it() -> None:
     ]
 
 
-def test_a_second_resume_request_while_reconnecting_is_reported_again() -> None:
+def test_signal_messages_after_we_gave_up_the_signal_are_ignored() -> None:
     conn = joined_connection()
+    conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=T0)
     conn.receive_signal(FakeSfu.leave(reason=8, action=1), now=T0)
-    conn.receive_signal(FakeSfu.leave(reason=8, action=2), now=T0)
+    conn.receive_signal(FakeSfu.leave(reason=8, action=2), now=T0)  # from the closed signal
     _, evs = drain(conn)
-    assert [e.action for e in evs if isinstance(e, ev.ReconnectRequested)] == [1, 2]
+    assert [e.mode for e in evs if isinstance(e, ev.Reconnecting)] == [ReconnectMode.RESUME]
     assert conn.state is ConnectionState.RECONNECTING
 
 

@@ -5,7 +5,9 @@ Invariants checked after every step:
 - after `handle_timer(now)` the next deadline, if any, lies after `now`;
 - once CLOSED, nothing more comes out, whatever goes in;
 - exactly one `Disconnected` event is ever emitted, and only on entering CLOSED;
-- reliable packets on the wire carry 1, 2, 3, ... in order (no gaps, no repeats).
+- reliable packets on the wire carry 1, 2, 3, ... in order, never skipping a number; they
+  start again at 1 after a full reconnect, and repeat only in a resume's replay (A.7);
+- `Reconnecting` and `Reconnected` alternate with the RECONNECTING state.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lkproto import Channel, ConnectionState, LocalProtocolError, PeerTarget, SdpType
+from lkproto import (
+    Channel,
+    ConnectionState,
+    LocalProtocolError,
+    PeerTarget,
+    ReconnectMode,
+    SdpType,
+    SimulateScenario,
+)
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
@@ -32,20 +42,43 @@ class SessionMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.conn = new_connection()
         self.disconnects = 0
-        self.wire_sequences: list[int] = []
+        self.highest_sequence = 0  # in this session (a full reconnect starts a new one)
+        self.last_sequence = 0
         self.closed_seen = False
+        self.reconnecting = False
 
     def drain(self) -> None:
-        for c in self.conn.commands_to_send():
-            assert not self.closed_seen, f"command after close: {c}"
-            if isinstance(c, cmd.SendDataPacket) and c.channel is Channel.RELIABLE:
-                self.wire_sequences.append(dpb.DataPacket.FromString(c.data).sequence)
+        commands = self.conn.commands_to_send()
+        events = []
         while (e := self.conn.next_event()) is not None:
+            events.append(e)
+        resumed = any(
+            isinstance(e, ev.Reconnected) and e.mode is ReconnectMode.RESUME for e in events
+        )
+        for c in commands:
+            assert not self.closed_seen, f"command after close: {c}"
+            if isinstance(c, cmd.ClosePeerConnection) and self.conn.reconnect_mode is not None:
+                self.highest_sequence = self.last_sequence = 0  # a new session follows
+            if isinstance(c, cmd.SendDataPacket) and c.channel is Channel.RELIABLE:
+                seq = dpb.DataPacket.FromString(c.data).sequence
+                assert seq <= self.highest_sequence + 1, (seq, self.highest_sequence)
+                if not resumed:  # a replay may go back; otherwise strictly in order
+                    assert seq == self.last_sequence + 1, (seq, self.last_sequence)
+                self.last_sequence = seq
+                self.highest_sequence = max(self.highest_sequence, seq)
+        for e in events:
             assert not self.closed_seen, f"event after close: {e}"
             if isinstance(e, ev.Disconnected):
                 self.disconnects += 1
+            elif isinstance(e, ev.Reconnecting):
+                self.reconnecting = True
+            elif isinstance(e, ev.Reconnected):
+                assert self.reconnecting
+                self.reconnecting = False
         if self.conn.state is ConnectionState.CLOSED:
             self.closed_seen = True
+        else:
+            assert self.reconnecting == (self.conn.state is ConnectionState.RECONNECTING)
 
     @initialize(start=st.sampled_from(["new", "joined", "joined", "joined-open", "joined-open"]))
     def start(self, start: str) -> None:
@@ -179,9 +212,37 @@ class SessionMachine(RuleBasedStateMachine):
         expected = 1 if self.conn.state is ConnectionState.CLOSED else 0
         assert self.disconnects == expected
 
-    @invariant()
-    def reliable_sequences_are_contiguous(self) -> None:
-        assert self.wire_sequences == list(range(1, len(self.wire_sequences) + 1))
+    @rule(last=st.integers(0, 6), resume=st.sampled_from([0, 1, 2]))
+    def reconnect_answer(self, last: int, resume: int) -> None:
+        response = spb.ReconnectResponse(last_message_seq=last)
+        response.client_configuration.resume_connection = resume  # type: ignore[assignment]
+        msg = spb.SignalResponse(reconnect=response)
+        self.conn.receive_signal(msg.SerializeToString(), now=self.now)
+        self.drain()
+
+    @rule(state=st.sampled_from(["connected", "disconnected", "failed", "closed"]))
+    def peer_state(self, state: str) -> None:
+        self.conn.peer_state_changed(PeerTarget.PUBLISHER, state, now=self.now)
+        self.drain()
+
+    @rule(scenario=st.sampled_from(list(SimulateScenario)))
+    def simulate(self, scenario: SimulateScenario) -> None:
+        try:
+            self.conn.simulate_scenario(scenario, now=self.now)
+        except LocalProtocolError:
+            assert self.conn.state is not ConnectionState.CONNECTED
+        self.drain()
+
+    @rule(failed=st.sampled_from(["open", "send", "offer", "close-pc"]))
+    def command_failed(self, failed: str) -> None:
+        command: cmd.Command = {
+            "open": cmd.OpenSignal(url="wss://x/rtc", token=TOKEN),
+            "send": cmd.SendSignal(data=b""),
+            "offer": cmd.CreateOffer(target=PeerTarget.PUBLISHER, ice_restart=True),
+            "close-pc": cmd.ClosePeerConnection(target=PeerTarget.PUBLISHER),
+        }[failed]
+        self.conn.command_failed(command, "boom", now=self.now)
+        self.drain()
 
     @invariant()
     def closed_means_no_timer(self) -> None:
@@ -189,5 +250,5 @@ class SessionMachine(RuleBasedStateMachine):
             assert self.conn.get_timer() is None
 
 
-SessionMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
 TestSession = SessionMachine.TestCase

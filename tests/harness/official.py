@@ -91,6 +91,8 @@ class OfficialPeer:
                     int(d.kind),
                 ),
             )
+            on("reconnecting", lambda: self._record("reconnecting"))
+            on("reconnected", lambda: self._record("reconnected"))
             options.setdefault("auto_subscribe", False)
             await room.connect(url, token, rtc.RoomOptions(**options))
             # Participants already present count as joined, so tests can wait on either.

@@ -128,6 +128,9 @@ class FacadeRoom:
     ) -> None:
         await self._blocking(functools.partial(self.threaded.disconnect, reason=reason))
 
+    async def simulate_scenario(self, scenario: Any) -> None:
+        await self._blocking(self.threaded.simulate_scenario, scenario)
+
     async def __aenter__(self) -> FacadeRoom:
         return self
 

@@ -14,7 +14,15 @@ from types import ModuleType
 
 import pytest
 
-from lkproto import Channel, Connection, DisconnectReason, PeerTarget, SdpType
+from lkproto import (
+    Channel,
+    Config,
+    Connection,
+    DisconnectReason,
+    PeerTarget,
+    ReconnectMode,
+    SdpType,
+)
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
@@ -112,10 +120,10 @@ class Sink:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
         self.clock = Clock()
         self.rec = Recorder()
-        self.conn = sfu.new_connection()
+        self.conn = sfu.new_connection(config)
         self.pump = Pump(
             self.conn,
             clock=self.clock,
@@ -132,9 +140,9 @@ class Rig:
         return self.rec.take()
 
 
-def connected(**join: object) -> Rig:
+def connected(config: Config | None = None, **join: object) -> Rig:
     """Joined at T0 + 0.5 (ping every 5 s, pong timeout 15 s), channels open, log cleared."""
-    rig = Rig()
+    rig = Rig(config)
     rig.pump.call(rig.conn.connect, URL, TOKEN, now=rig.pump.now())
     rig.at(T0 + 0.5).pump.on_signal(FakeSfu.join(**join))
     rig.pump.on_channel_open(Channel.RELIABLE, None)
@@ -450,30 +458,41 @@ def test_signal_closed_before_the_join() -> None:
     ]
 
 
-def test_peer_failure_and_command_failure_end_the_session() -> None:
+def test_peer_failure_starts_a_resume_and_a_failed_peer_command_a_full_reconnect() -> None:
     rig = connected()
     rig.at(T0 + 1).pump.on_peer_state(PUB, "connected")
     assert rig.take() == []
     rig.pump.on_peer_state(PUB, "failed")
+    failed = "the publisher peer connection failed"
     assert rig.take() == [
-        ("signal", leave(DisconnectReason.MEDIA_FAILURE)),
+        ("signal", cmd.CloseSignal(code=1000)),
+        (
+            "event",
+            ev.Reconnecting(
+                mode=ReconnectMode.RESUME, reason=DisconnectReason.MEDIA_FAILURE, message=failed
+            ),
+        ),
+        ("deadline", T0 + 1),  # the first attempt at once
+    ]
+    # The ICE restart a resume needs cannot be done: the resume becomes a full reconnect.
+    rig.pump.on_command_failed(cmd.CreateOffer(target=PUB, ice_restart=True), "no ICE restart")
+    assert rig.take() == [
         ("signal", cmd.CloseSignal(code=1000)),
         ("peer", cmd.ClosePeerConnection(target=PUB)),
         (
             "event",
-            ev.Disconnected(
-                reason=DisconnectReason.MEDIA_FAILURE,
-                message="the publisher peer connection failed",
+            ev.Reconnecting(
+                mode=ReconnectMode.FULL,
+                reason=DisconnectReason.UNKNOWN_REASON,
+                message="CreateOffer failed: no ICE restart",
             ),
         ),
-        ("deadline", None),
     ]
-    rig.pump.on_command_failed(cmd.CreateOffer(target=PUB), "late")  # already closed
-    assert rig.take() == []
+    assert rig.conn.get_timer() == T0 + 1
 
 
-def test_command_failed_ends_the_session_with_the_message() -> None:
-    rig = connected()
+def test_command_failed_ends_the_session_with_the_message_when_not_reconnecting() -> None:
+    rig = connected(config=Config(reconnect_attempts=0))
     rig.at(T0 + 1).pump.on_command_failed(cmd.CreateAnswer(target=PUB), "sdp rejected")
     log = rig.take()
     assert log[-2:] == [
@@ -481,7 +500,8 @@ def test_command_failed_ends_the_session_with_the_message() -> None:
             "event",
             ev.Disconnected(
                 reason=DisconnectReason.UNKNOWN_REASON,
-                message="CreateAnswer failed: sdp rejected",
+                message="CreateAnswer failed: sdp rejected "
+                "(reconnecting is off: Config.reconnect_attempts is 0)",
             ),
         ),
         ("deadline", None),

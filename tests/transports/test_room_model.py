@@ -17,11 +17,11 @@ from lkproto import events as ev
 from lkproto.models import (
     Channel,
     DisconnectReason,
-    LeaveAction,
     Participant,
     ParticipantKind,
     ParticipantState,
     Permissions,
+    ReconnectMode,
     RoomInfo,
     ServerInfo,
 )
@@ -367,15 +367,21 @@ def test_set_state_emits_only_on_change() -> None:
     assert model.connection_state is ConnectionState.CONN_CONNECTED
 
 
-def test_reconnect_requested() -> None:
+def test_reconnecting_once_per_interruption_then_reconnected() -> None:
     model = joined()
     model.set_state(ConnectionState.CONN_CONNECTED)
-    out = model.apply(
-        ev.ReconnectRequested(action=LeaveAction.RESUME, reason=DisconnectReason.MIGRATION)
-    )
-    assert out == [
+    resume = ev.Reconnecting(mode=ReconnectMode.RESUME, reason=DisconnectReason.MIGRATION)
+    assert model.apply(resume) == [
         ("connection_state_changed", (ConnectionState.CONN_RECONNECTING,)),
         ("reconnecting", ()),
+    ]
+    # The resume becoming a full reconnect is the same interruption for livekit.rtc users.
+    full = ev.Reconnecting(mode=ReconnectMode.FULL, reason=DisconnectReason.STATE_MISMATCH)
+    assert model.apply(full) == []
+    done = ev.Reconnected(mode=ReconnectMode.FULL, attempts=2, duration=0.5)
+    assert model.apply(done) == [
+        ("connection_state_changed", (ConnectionState.CONN_CONNECTED,)),
+        ("reconnected", ()),
     ]
 
 
