@@ -171,3 +171,192 @@ async def test_reliable_packets_survive_both_sides_resuming_official_sending(
     finally:
         await room.disconnect()
         await peer.disconnect()
+
+
+# -- what is in flight during a resume -----------------------------------------------------------
+
+
+async def test_an_rpc_in_flight_during_a_resume_completes_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    room, seen, peer = await pair(livekit_server, make_token, options, official_loop)
+    release = anyio.Event()
+
+    async def slow(data: RpcInvocationData) -> str:
+        await release.wait()
+        return "ours:" + data.payload
+
+    room.local_participant.register_rpc_method("slow", slow)
+
+    async def official_side(r: rtc.Room) -> None:
+        async def handler(data: rtc.RpcInvocationData) -> str:
+            await __import__("asyncio").sleep(1.0)
+            return "theirs:" + data.payload
+
+        r.local_participant.register_rpc_method("slow", handler)
+
+    await peer.do(official_side)
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                results: dict[str, str] = {}
+
+                async def ours() -> None:
+                    results["ours"] = await room.local_participant.perform_rpc(
+                        destination_identity="official", method="slow", payload="a"
+                    )
+
+                async def theirs() -> None:
+                    results["theirs"] = await peer.do(
+                        lambda r: r.local_participant.perform_rpc(
+                            destination_identity="lk", method="slow", payload="b"
+                        )
+                    )
+
+                tg.start_soon(ours)
+                tg.start_soon(theirs)
+                await anyio.sleep(0.3)  # both calls are out and acknowledged
+                await room.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT)
+                await seen.wait_for(lambda: seen.of("reconnected"))
+                release.set()
+        assert results == {"ours": "theirs:a", "theirs": "ours:b"}
+        assert seen.names().count("reconnecting") == 1
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def test_a_stream_in_flight_during_a_resume_arrives_intact_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    room, seen, peer = await pair(livekit_server, make_token, options, official_loop)
+    blob = os.urandom(3 * 1024 * 1024)
+    digest = hashlib.sha256(blob).hexdigest()
+    received: dict[str, str] = {}
+    done = anyio.Event()
+
+    async def on_ours(reader: Any, identity: str) -> None:
+        data = b"".join([chunk async for chunk in reader])
+        received["by lk"] = hashlib.sha256(data).hexdigest()
+        done.set()
+
+    room.register_byte_stream_handler("blob", on_ours)
+
+    async def official_side(r: rtc.Room) -> None:
+        def handler(reader: rtc.ByteStreamReader, identity: str) -> None:
+            async def read() -> None:
+                data = b"".join([chunk async for chunk in reader])
+                peer._record("blob", hashlib.sha256(data).hexdigest())
+
+            peer.spawn(read())
+
+        r.register_byte_stream_handler("blob", handler)
+
+    await peer.do(official_side)
+
+    async def official_sends(r: rtc.Room) -> None:
+        writer = await r.local_participant.stream_bytes("b.bin", topic="blob")
+        for i in range(0, len(blob), 60_000):
+            await writer.write(blob[i : i + 60_000])
+            await __import__("asyncio").sleep(0.005)
+        await writer.aclose()
+
+    try:
+        with anyio.fail_after(60):
+            writer = await room.local_participant.stream_bytes("a.bin", topic="blob")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(functools.partial(peer.do, official_sends, timeout=50))
+                for i in range(0, len(blob), 60_000):
+                    if i == 20 * 60_000:
+                        await room.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT)
+                    await writer.write(blob[i : i + 60_000])
+                    await anyio.sleep(0.005)
+                await writer.aclose()
+            (theirs,) = await peer.wait_for(lambda r: [a for n, a in r if n == "blob"], timeout=30)
+            await done.wait()
+        assert theirs == (digest,)
+        assert received == {"by lk": digest}
+        assert seen.names().count("reconnecting") == 1 and seen.of("reconnected")
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+# -- every client-triggerable scenario ------------------------------------------------------------
+
+
+async def exchange(room: Any, seen: Recorder, peer: OfficialPeer, tag: bytes) -> None:
+    """One data packet each way, proving the session works."""
+    await room.local_participant.publish_data(b"to-official-" + tag, reliable=True, topic="ok")
+    await peer.wait_for(
+        lambda r: [a for n, a in r if n == "data" and a[1] == b"to-official-" + tag]
+    )
+    await peer.do(
+        lambda r: r.local_participant.publish_data(b"to-lk-" + tag, reliable=True, topic="ok")
+    )
+    await seen.wait_for(
+        lambda: [a for a in seen.of("data_received") if a[0].data == b"to-lk-" + tag]
+    )
+
+
+RESUMES = {SimulateScenario.SIGNAL_RECONNECT}
+# The server closes the session without a leave and expects a resume, which it then refuses
+# (STATE_MISMATCH: it no longer has the participant), so the client rejoins.
+REJOINS = {SimulateScenario.NODE_FAILURE, SimulateScenario.MIGRATION}
+# The server closes the signal right after (or, three times, instead of) answering the next
+# resume, which our SIGNAL_RECONNECT starts; resuming again succeeds.
+SIGNAL_ON_RESUME = {
+    SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
+    SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
+}
+# Single peer connection: the server's ICE restart applies to a subscriber PC we do not have.
+NO_OP = {SimulateScenario.FORCE_TCP, SimulateScenario.FORCE_TLS}
+
+
+@pytest.mark.parametrize("scenario", list(SimulateScenario), ids=lambda s: s.name.lower())
+async def test_every_scenario_ends_connected_and_working(
+    scenario: SimulateScenario,
+    livekit_server: Any,
+    make_token: Any,
+    options: RoomOptions,
+    official_loop: OfficialLoop,
+) -> None:
+    room, seen, peer = await pair(livekit_server, make_token, options, official_loop)
+    people = Recorder(room, "participant_disconnected", "participant_connected")
+    speakers = Recorder(room, "active_speakers_changed")
+    try:
+        with anyio.fail_after(45):
+            await room.simulate_scenario(scenario)
+            if scenario in SIGNAL_ON_RESUME:
+                await room.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT)
+            if scenario is SimulateScenario.SERVER_LEAVE:
+                # The server closes the participant with a leave that says DISCONNECT.
+                ((reason,),) = await seen.wait_for(lambda: seen.of("disconnected"))
+                assert reason == DisconnectReason.SERVER_SHUTDOWN
+                assert "reconnecting" not in seen.names()
+                await peer.wait_for(lambda r: ("left", ("lk",)) in r)
+                return
+            if scenario is SimulateScenario.SPEAKER:
+                (speaking,) = await speakers.wait_for(
+                    lambda: speakers.of("active_speakers_changed")
+                )
+                assert [p.identity for p in speaking[0]] == ["lk"] or speaking[0] == []
+            if scenario in NO_OP or scenario is SimulateScenario.SPEAKER:
+                await exchange(room, seen, peer, b"after")
+                assert "reconnecting" not in seen.names()
+                return
+            await seen.wait_for(lambda: seen.of("reconnected"))
+            if scenario in SIGNAL_ON_RESUME:  # the resume itself was cut at least once more
+                await seen.wait_for(lambda: room.connection_state == ConnectionState.CONN_CONNECTED)
+            await exchange(room, seen, peer, b"after")
+        assert room.connection_state == ConnectionState.CONN_CONNECTED
+        assert seen.names().count("reconnecting") == seen.names().count("reconnected") >= 1
+        full = scenario in REJOINS or scenario is SimulateScenario.FULL_RECONNECT
+        # A full reconnect is a new session: livekit.rtc users see everyone leave and come back.
+        assert people.names() == (
+            ["participant_disconnected", "participant_connected"] if full else []
+        )
+        assert (("left", ("lk",)) in peer.records) == full
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
