@@ -120,6 +120,8 @@ _RR_UNKNOWN, _RR_SIGNAL, _RR_PUBLISHER, _RR_SUBSCRIBER = 0, 1, 2, 3
 _RESUME_DISABLED = 1  # ClientConfigSetting.DISABLED in ClientConfiguration.resume_connection
 _RPC_TOPICS = frozenset({RPC_REQUEST_TOPIC, RPC_RESPONSE_TOPIC})
 _STREAM_PACKETS = frozenset({"stream_header", "stream_chunk", "stream_trailer"})
+# DataPacket kinds worth sending again in a new session (`_carry_over`).
+_CARRIED = frozenset({"user", "sip_dtmf", "transcription", "chat_message"})
 _StreamKey = tuple[str, str]  # (sender identity, stream id)
 
 
@@ -196,6 +198,10 @@ class Connection:
         self._attempts = 0
         self._awaiting: str | None = None
         self._last_message_seq = 0
+        # What this interruption's ReconnectResponse said the server has (None: no answer
+        # yet). If the resume then becomes a full reconnect, what came after it never reached
+        # the server and is sent again in the new session instead of being lost.
+        self._acknowledged: int | None = None
         self._connected_peers: set[PeerTarget] = set()
         self._peer_ever_connected = False
         self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
@@ -820,7 +826,10 @@ class Connection:
                 return  # a request for a signal connection we already gave up
             if isinstance(command, cmd.ClosePeerConnection):
                 return  # it is gone either way
-            self._interrupt(DisconnectReason.UNKNOWN_REASON, text, now, full=not signal)
+            # A peer failure is escalated at once: another signal attempt cannot fix it.
+            self._interrupt(
+                DisconnectReason.UNKNOWN_REASON, text, now, full=not signal, immediate=not signal
+            )
             return
         self._end(
             DisconnectReason.UNKNOWN_REASON,
@@ -885,6 +894,7 @@ class Connection:
             self._attempts = 0
             self._reconnect_since = now
             self._reconnect_mode = None
+            self._acknowledged = None
         if self.config.reconnect_attempts == 0:
             self._end(
                 reason,
@@ -930,6 +940,11 @@ class Connection:
         self._connected_peers.clear()
         self._offers.clear()
         self._answers.clear()
+        cut_streams = set(self._outgoing)
+        unacknowledged = (
+            [] if self._acknowledged is None else self._sender.unacknowledged(self._acknowledged)
+        )
+        self._acknowledged = None
         self._sender.reset()
         self._dedup.reset()
         for participant in list(self._remotes.values()):
@@ -938,13 +953,34 @@ class Connection:
         self._flush_rpc(now, "reconnect")
         cut = f"the session restarted (full reconnect): {message}"
         self._stream_events(self._streams.abort_all(cut), now, settle_rpc=False)
-        self._cut_streams = set(self._outgoing)
+        self._cut_streams = cut_streams
         self._outgoing.clear()
+        self._carry_over(unacknowledged, cut_streams)
         # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
         # token's. Reconnecting happens only once joined, so the local participant is known.
         assert self._local is not None
         self._join_metadata = self._local.metadata
         self._join_attributes = dict(self._local.attributes)
+
+    def _carry_over(self, unacknowledged: list[bytes], cut_streams: set[str]) -> None:
+        """Queue for the new session what the server said it never got: user data, DTMF,
+        transcriptions, chat, and whole streams. Not RPC packets (those calls just failed with
+        1503) nor the packets of streams the reconnect cut (their writers just failed)."""
+        dropped_streams = set(cut_streams)
+        for data in unacknowledged:
+            packet = dpb.DataPacket.FromString(data)
+            kind = packet.WhichOneof("value")
+            if kind == "stream_header" and packet.stream_header.topic in _RPC_TOPICS:
+                dropped_streams.add(packet.stream_header.stream_id)
+            if kind in _STREAM_PACKETS:
+                if getattr(packet, kind).stream_id in dropped_streams:
+                    continue
+            elif kind not in _CARRIED:
+                continue
+            try:
+                self._send_reliable([packet], "reconnect")
+            except LocalProtocolError:  # the send queue is full: the rest is lost, as in JS
+                return
 
     def _schedule_attempt(self, now: float, *, immediate: bool = False) -> None:
         if self._attempts >= self.config.reconnect_attempts:
@@ -1009,6 +1045,7 @@ class Connection:
         if response.HasField("server_info"):
             self._server_info = ServerInfo.from_pb(response.server_info)
             self._rpc.server_version = self._server_info.version
+        self._last_message_seq = self._acknowledged = response.last_message_seq
         if response.client_configuration.resume_connection == _RESUME_DISABLED:
             self._interrupt(
                 self._reconnect_reason,
@@ -1018,7 +1055,6 @@ class Connection:
                 immediate=True,
             )
             return
-        self._last_message_seq = response.last_message_seq
         self._awaiting = "peer"
         self._start_keepalive(now)
         sync_target = PeerTarget.PUBLISHER if self._single_pc else PeerTarget.SUBSCRIBER
@@ -1153,6 +1189,11 @@ class Connection:
             self._deadlines.set(_PING, now + self._ping_interval)
         elif key == _PONG:
             self._reconnect_rr = _RR_SIGNAL
+            # Nothing from the server for ping_timeout seconds means the network was down at
+            # least that long: long enough for the server's ICE to give up on our peer
+            # connection even if ours has not noticed yet. So the resume restarts ICE (an
+            # adapter that cannot do that rejoins, sending again what the server never got).
+            self._connected_peers.clear()
             self._interrupt(
                 DisconnectReason.CONNECTION_TIMEOUT,
                 f"ping timeout: no signal message for {self._ping_timeout:g}s",

@@ -176,6 +176,10 @@ class DataSender:
             return self.channel_opened(Channel.RELIABLE)
         return []
 
+    def unacknowledged(self, last_message_seq: int) -> list[bytes]:
+        """The sent (or queued) reliable packets after `last_message_seq`, oldest first."""
+        return [data for seq, data in self._replay if seq > last_message_seq]
+
     def reset(self) -> None:
         """A full reconnect: a new session, so sequencing and replay start over."""
         self.next_sequence = 1

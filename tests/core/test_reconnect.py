@@ -778,3 +778,71 @@ def test_a_resume_replays_exactly_the_unacknowledged_packets_in_order(
         assert wire == list(range(acked + 1, total + 1))
     else:  # the ones sent during the outage went out early and are replayed too
         assert wire == list(range(sent + 1, total + 1)) + list(range(acked + 1, total + 1))
+
+
+def test_a_resume_that_must_become_a_rejoin_sends_again_what_the_server_never_got() -> None:
+    conn = joined()
+    conn.register_stream_topic(StreamKind.TEXT, "chat")
+    conn.publish_data(b"p1", now=T0 + 1)
+    drain(conn)
+    conn.handle_timer(T0 + 5)
+    conn.handle_timer(T0 + 10)
+    drain(conn)
+    # The network goes down: what we send now vanishes with the old peer connection.
+    conn.publish_data(b"p2", now=T0 + 11)
+    conn.perform_rpc(destination_identity="bob", method="m", payload="x", now=T0 + 11)  # v2
+    conn.perform_rpc(destination_identity="carol", method="m", payload="x", now=T0 + 11)  # v1
+    whole = conn.send_stream(now=T0 + 11, kind=StreamKind.TEXT, topic="chat", payload="whole")
+    open_id = conn.open_stream(now=T0 + 11, kind=StreamKind.TEXT, topic="chat")
+    conn.write_stream(open_id, "part", now=T0 + 11)
+    conn.publish_data(b"p3", now=T0 + 11)
+    drain(conn)
+    conn.handle_timer(T0 + 15)  # ping timeout: the peer connection is not trusted any more
+    drain(conn)
+    conn.receive_signal(reconnect_response(last_message_seq=1), now=T0 + 16)
+    cmds, _ = drain(conn)
+    assert cmds[-1] == cmd.CreateOffer(target=PUB, ice_restart=True)
+    conn.command_failed(cmds[-1], "aiortc cannot restart ICE", now=T0 + 16)
+    drain(conn)
+    conn.handle_timer(T0 + 16)
+    drain(conn)
+    conn.receive_signal(FakeSfu.join(local=participant("me", "PA_me2")), now=T0 + 17)
+    drain(conn)
+    conn.data_channel_opened(Channel.RELIABLE, now=T0 + 18)
+    cmds, evs = drain(conn)
+    sent = [dpb.DataPacket.FromString(c.data) for c in cmds if isinstance(c, cmd.SendDataPacket)]
+    kinds = [p.WhichOneof("value") for p in sent]
+    # p2, the whole stream (one inline packet for bob) and p3, renumbered from 1; not the RPC
+    # request (that call failed with 1503) nor the stream the reconnect cut.
+    assert kinds == ["user", "stream_header", "user"]
+    assert sent[1].stream_header.stream_id == whole != open_id
+    assert [p.user.payload for p in sent if p.HasField("user")] == [b"p2", b"p3"]
+    assert [p.sequence for p in sent] == [1, 2, 3]
+    assert isinstance(evs[-1], ev.Reconnected)
+
+
+def test_without_an_answer_from_the_server_nothing_is_sent_again() -> None:
+    conn = joined()
+    conn.publish_data(b"p1", now=T0 + 1)
+    drain(conn)
+    conn.receive_signal(FakeSfu.leave(reason=8, action=2), now=T1)  # a full reconnect at once
+    conn.handle_timer(T1)
+    conn.receive_signal(FakeSfu.join(local=participant("me", "PA_me2")), now=T1 + 0.1)
+    conn.data_channel_opened(Channel.RELIABLE, now=T1 + 0.2)
+    cmds, _ = drain(conn)
+    assert sequences(cmds) == []  # the old server may have forwarded p1: no duplicates
+
+
+def test_a_full_send_queue_ends_the_carry_over() -> None:
+    conn = joined(Config(max_queued_send_bytes=100))
+    conn.publish_data(b"a" * 60, now=T0 + 1)
+    conn.publish_data(b"b" * 60, now=T0 + 1)
+    drain(conn)
+    conn.signal_closed(now=T1, code=1006)
+    conn.handle_timer(T1)
+    conn.receive_signal(reconnect_response(resume=1), now=T1 + 0.1)  # resuming is off
+    conn.handle_timer(T1 + 0.1)
+    conn.receive_signal(FakeSfu.join(local=participant("me", "PA_me2")), now=T1 + 0.2)
+    conn.data_channel_opened(Channel.RELIABLE, now=T1 + 0.3)
+    cmds, _ = drain(conn)
+    assert payloads(cmds) == [b"a" * 60]  # the second did not fit the queue

@@ -67,11 +67,12 @@ class Recorder:
         return [n for n, _ in self.records]
 
     async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 20) -> T:
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout):
             while not (value := predicate()):
                 self._changed = anyio.Event()
                 await self._changed.wait()
             return value
+        raise TimeoutError(f"not within {timeout}s; the room emitted {self.names()}")
 
 
 async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:

@@ -47,22 +47,68 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def server_config(
+    *,
+    host: str,
+    port: int,
+    rtc_tcp_port: int,
+    rtc_udp_port: int,
+    stun_address: tuple[str, int],
+    loopback_candidate: bool,
+    log_level: str = "info",
+) -> dict[str, object]:
+    """A livekit-server config that binds and advertises `host` only (see the module doc)."""
+    return {
+        "port": port,
+        "bind_addresses": [host],
+        "keys": {API_KEY: API_SECRET},
+        "logging": {"level": log_level, "json": False},
+        "rtc": {
+            "tcp_port": rtc_tcp_port,
+            "udp_port": str(rtc_udp_port),
+            "use_external_ip": False,
+            "node_ip": host,
+            "enable_loopback_candidate": loopback_candidate,
+            "ips": {"includes": [f"{host}/32"]},
+            "stun_servers": [f"{stun_address[0]}:{stun_address[1]}"],
+        },
+        "turn": {"enabled": False},
+        "room": {"empty_timeout": 30, "departure_timeout": 5},
+    }
+
+
 class LiveKitServer:
     """One livekit-server process. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, confinement: Confinement, *, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        confinement: Confinement,
+        *,
+        log_level: str = "info",
+        host: str | None = None,
+        ports: tuple[int, int, int] | None = None,
+        stun_host: str | None = None,
+    ) -> None:
+        """By default the server binds the confinement's address on free ports. `host`, `ports`
+        (signal, rtc tcp, rtc udp) and `stun_host` (where the STUN responder listens) override
+        that for a server in a namespace of its own (harness/faults.py)."""
         self.confinement = confinement
-        self.host = confinement.host
-        self.port = free_port(self.host)
-        self.rtc_tcp_port = free_port(self.host)
-        self.rtc_udp_port = free_port(self.host, socket.SOCK_DGRAM)
+        self.host = host or confinement.host
+        if ports is None:
+            ports = (
+                free_port(self.host),
+                free_port(self.host),
+                free_port(self.host, socket.SOCK_DGRAM),
+            )
+        self.port, self.rtc_tcp_port, self.rtc_udp_port = ports
         self.log_level = log_level
         self._dir = tempfile.TemporaryDirectory(prefix="lkproto-server-")
         self.log_path = Path(self._dir.name) / "server.log"
         self.config_path = Path(self._dir.name) / "config.yaml"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: object = None
-        self._stun = StunResponder(self.host)
+        self._stun = StunResponder(stun_host or self.host)
+        self._stun_started = False
 
     @property
     def stun_address(self) -> tuple[str, int]:
@@ -77,26 +123,25 @@ class LiveKitServer:
         return f"http://{self.host}:{self.port}"
 
     def config(self) -> dict[str, object]:
-        host = self.host
-        return {
-            "port": self.port,
-            "bind_addresses": [host],
-            "keys": {API_KEY: API_SECRET},
-            "logging": {"level": self.log_level, "json": False},
-            "rtc": {
-                "tcp_port": self.rtc_tcp_port,
-                "udp_port": str(self.rtc_udp_port),
-                "use_external_ip": False,
-                "node_ip": host,
-                "enable_loopback_candidate": self.confinement.mode == "loopback",
-                "ips": {"includes": [f"{host}/32"]},
-                "stun_servers": [f"{host}:{self._stun.address[1]}"],
-            },
-            "turn": {"enabled": False},
-            "room": {"empty_timeout": 30, "departure_timeout": 5},
-        }
+        return server_config(
+            host=self.host,
+            port=self.port,
+            rtc_tcp_port=self.rtc_tcp_port,
+            rtc_udp_port=self.rtc_udp_port,
+            stun_address=self._stun.address,
+            loopback_candidate=self.confinement.mode == "loopback",
+            log_level=self.log_level,
+        )
 
     def start(self, timeout: float = 30.0) -> None:
+        self._launch()
+        if not self._stun_started:
+            self._stun.start()
+            self._stun_started = True
+        self.wait_ready(timeout)
+
+    def _launch(self) -> None:
+        """Write the config and start the server process (not waiting for it to be ready)."""
         if not SERVER_BIN.exists():
             raise RuntimeError(f"{SERVER_BIN} is missing: run `make setup`")
         # JSON is valid YAML, so the config needs no YAML library.
@@ -111,8 +156,17 @@ class LiveKitServer:
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             start_new_session=True,
         )
-        self._stun.start()
-        self.wait_ready(timeout)
+
+    def _answers_http(self) -> bool:
+        """One readiness probe: does `GET /` answer 200?"""
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
+            try:
+                conn.request("GET", "/")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        return False
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -121,14 +175,8 @@ class LiveKitServer:
                 raise RuntimeError(
                     f"livekit-server exited with {self._proc.returncode}:\n{self.log_tail()}"
                 )
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
-                try:
-                    conn.request("GET", "/")
-                    if conn.getresponse().status == 200:
-                        return
-                finally:
-                    conn.close()
+            if self._answers_http():
+                return
             time.sleep(0.05)
         raise TimeoutError(f"livekit-server not ready after {timeout}s:\n{self.log_tail()}")
 
@@ -178,4 +226,4 @@ def running_server(confinement: Confinement) -> Iterator[LiveKitServer]:
         yield server
 
 
-__all__ = ["LiveKitServer", "free_port", "running_server"]
+__all__ = ["LiveKitServer", "free_port", "running_server", "server_config"]
