@@ -207,6 +207,10 @@ class Connection:
         self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
         self._answers: dict[PeerTarget, str] = {}
         self._cut_streams: set[str] = set()  # our streams a full reconnect ended
+        # After a peer connection failed, the signal is still good: it stays open (and a
+        # `leave` on it is obeyed) until the first attempt replaces it.
+        self._kept_signal = False
+        self._drop_on_pong: SimulateScenario | None = None  # simulate_scenario, see there
         # Data streams and RPC
         c = self.config
         self._streams = StreamAssembler(
@@ -454,6 +458,8 @@ class Connection:
                 self._reconnect_answer(msg, kind, now)
                 return
             if self._awaiting is None:
+                if self._kept_signal and kind == "leave":
+                    self._on_leave(msg, now)  # e.g. we were removed: do not rejoin
                 return  # a straggler from a signal connection we already gave up
         handler = self._HANDLERS.get(kind or "")
         if handler is not None:
@@ -607,6 +613,12 @@ class Connection:
         sent = msg.pong_resp.last_ping_timestamp
         if sent > 0:
             self._rtt_ms = max(0, self.wall_ms(now) - sent)
+        scenario, self._drop_on_pong = self._drop_on_pong, None
+        if scenario is not None:
+            self._reconnect_rr = _RR_SIGNAL
+            self._interrupt(
+                DisconnectReason.SIGNAL_CLOSE, f"simulated {scenario.name.lower()}", now
+            )
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
         response = msg.request_response
@@ -783,7 +795,13 @@ class Connection:
         # D.8: a failed peer connection is resumed with an ICE restart; a resume already
         # waiting for the peer connection becomes a full reconnect.
         waiting = self.state is ConnectionState.RECONNECTING and self._awaiting == "peer"
-        self._interrupt(DisconnectReason.MEDIA_FAILURE, message, now, full=waiting)
+        # The signal did not fail: keep it until the attempt, so that what the server wrote
+        # on it before closing our peer connection (a leave{DISCONNECT}) is still read.
+        keep = self.state is ConnectionState.CONNECTED and self.config.reconnect_attempts > 0
+        self._interrupt(
+            DisconnectReason.MEDIA_FAILURE, message, now, full=waiting, close_signal=not keep
+        )
+        self._kept_signal = keep
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
@@ -911,6 +929,7 @@ class Connection:
             self._deadlines.cancel(key)
         if close_signal:
             self._commands.append(cmd.CloseSignal(code=1000))
+            self._kept_signal = False
         full = (
             full
             or not self.config.resume
@@ -998,6 +1017,9 @@ class Connection:
         self._deadlines.set(_RETRY, now + delay)
 
     def _attempt(self, now: float) -> None:
+        if self._kept_signal:
+            self._kept_signal = False
+            self._commands.append(cmd.CloseSignal(code=1000))
         self._attempts += 1
         self._awaiting = "signal"
         resume = self._reconnect_mode is ReconnectMode.RESUME
@@ -1075,11 +1097,19 @@ class Connection:
 
     def _on_rejoin(self, join: spb.JoinResponse, now: float) -> None:
         """A full reconnect's `JoinResponse`: a fresh session under the same identity."""
-        old = self._local
+        old, old_room = self._local, self._room
         self._apply_join(join, now)
         assert old is not None and self._local is not None  # reconnecting implies joined
         if old != self._local:
             self._events.append(ev.ParticipantUpdated(participant=self._local, previous=old))
+        if old_room != self._room:  # e.g. a new room SID: the server restarted
+            self._events.append(ev.RoomUpdated(room=self._room))
+            if old_room.metadata != self._room.metadata:
+                self._events.append(
+                    ev.RoomMetadataChanged(
+                        old_metadata=old_room.metadata, metadata=self._room.metadata
+                    )
+                )
         for participant in self._remotes.values():
             self._events.append(ev.ParticipantConnected(participant=participant))
             if participant.state is ParticipantState.ACTIVE:
@@ -1139,6 +1169,17 @@ class Connection:
         }
         request = requests[scenario]
         self._commands.append(cmd.SendSignal(data=self._codec.simulate(**request)))
+        if scenario in (
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
+        ):
+            # The server arms the fault for a resume within 5 s, so one must follow; JS drops
+            # its signal at once (Room.simulateScenario's postAction), and its resume can
+            # overtake the request on the server. We ping right behind the request and drop
+            # the signal when the pong comes: the server reads one socket in order, so by then
+            # the fault is armed.
+            self._drop_on_pong = scenario
+            self._commands.append(cmd.SendSignal(data=self._codec.ping(self.wall_ms(now), 0)))
 
     # -- timers -----------------------------------------------------------------------------
 

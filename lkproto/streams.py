@@ -36,7 +36,8 @@ Theory of operation (protocol-reference C):
   remembered ended stream ids, and an optional idle timeout (no SDK has one; without it a
   sender that stays connected but abandons a stream holds its slot forever).
 - Ends. A trailer with a non-empty `reason` fails the stream (ABNORMAL_END); a normal
-  trailer before `total_length` bytes fails it (INCOMPLETE); more bytes than `total_length`
+  trailer before `total_length` bytes fails it (INCOMPLETE), one before the end of a
+  compressed stream's deflate data fails it too (DECODE_FAILED); more bytes than `total_length`
   fail it at once (LENGTH_EXCEEDED); a sender leaving fails its open streams (ABNORMAL_END,
   the message JS uses), so no reader hangs (node-sdks#651).
 """
@@ -489,7 +490,7 @@ class StreamErrorReason(enum.IntEnum):
     """Why a received stream failed. 0-10 are JS `DataStreamErrorReason` values; 100+ ours."""
 
     ABNORMAL_END = 1  #: trailer with a reason, or the sender left / the session ended
-    DECODE_FAILED = 2  #: bad UTF-8 or bad deflate data
+    DECODE_FAILED = 2  #: bad UTF-8, bad deflate data, or deflate data cut short
     LENGTH_EXCEEDED = 3  #: more bytes than the header's total_length
     INCOMPLETE = 4  #: normal trailer before total_length bytes
     ENCRYPTION_TYPE_MISMATCH = 8  #: a packet's encryption differs from the header's
@@ -914,6 +915,12 @@ class StreamAssembler:
             raise _error(
                 StreamErrorReason.INCOMPLETE,
                 f"the stream ended after {stream.received} of {total} bytes",
+            )
+        if stream.inflater is not None and not stream.inflater.eof:
+            # Truncated deflate data: what arrived inflates, so without a total_length the
+            # loss would go unnoticed (JS's DecompressionStream errors here too).
+            raise _error(
+                StreamErrorReason.DECODE_FAILED, "the deflate data ended before its last block"
             )
         if stream.decoder is not None:
             try:

@@ -22,9 +22,16 @@ Theory of operation
 - The simulated peer connection: an offer or answer is made up at once; when the server's
   answer arrives, the peer presents its `a=ice-ufrag` to the room (`connect_peer`), as ICE
   ties a real peer connection to its signal session, and its data channels open with the
-  server's 65535-byte max-message-size. `buffered_amount` is always 0 (delivery is
-  immediate, so there is no backpressure to model), and `drain` is a round trip through the
-  home loop, after which everything sent before has reached the room.
+  server's 65535-byte max-message-size (an ICE restart connects again the same way). On the
+  dual-PC path the subscriber connects once it has answered the server's offer. The room
+  may close or fail it; a peer connection the core closed or replaced never reports again
+  (each one the core creates gets its own endpoint in the room). `buffered_amount` is
+  always 0 (delivery is immediate, so there is no backpressure to model), and `drain` is a
+  round trip through the home loop, after which everything sent before has reached the
+  room.
+- The network: while the room is down (a restart's downtime) `dial` is refused; an upgrade
+  from a client whose network the room has cut gets no answer at all (the core's join
+  timer gives up on it), as a lost SYN would.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, ParticipantKind, PeerTarget, SdpType
-from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, ice_ufrag
+from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
 from ._connector import CONNECTOR, Connector
 from ._ports import PeerListener, PeerPort
@@ -300,9 +307,16 @@ class MemoryServer:
     # -- Connector --------------------------------------------------------------------------------
 
     async def dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
+        # An OSError: the Room reports it as a failed connection (ConnectError, or a failed
+        # reconnect attempt).
         if self._home is None:
-            # An OSError: the Room reports it as a failed connection (ConnectError).
             raise ConnectionRefusedError("the MemoryServer is not running")
+        try:
+            serving = await self.call(lambda: self.room.serving)
+        except ConnectionResetError:
+            serving = False
+        if not serving:
+            raise ConnectionRefusedError("connection refused (the MemoryRoom is restarting)")
         return _SignalStream(self)
 
     def make_peer(
@@ -371,6 +385,10 @@ class _SignalStream(anyio.abc.ByteStream):
             result = await self._server.call(
                 lambda: self._server.room.accept(event.target, headers, _SignalEndpoint(self))
             )
+            if isinstance(result, Unreachable):
+                if result.refused:  # it went down after the dial: the connection breaks
+                    self._hang_up()
+                return  # the client's network is cut: no answer, ever
             if isinstance(result, Rejected):
                 body = result.body.encode()
                 self._push(
@@ -482,7 +500,9 @@ class _MemoryPeer:
         self._server = server
         self._listener = listener
         self._loop = _LoopRef()
+        self._endpoint: _PeerEndpoint | None = None  # the current publisher connection's
         self._link: PeerLink | None = None
+        self._targets: set[PeerTarget] = set()
         self._closed = False
 
     def _soon(self, fn: Callable[[], None]) -> None:
@@ -496,16 +516,26 @@ class _MemoryPeer:
         if self._closed:
             return
         listener = self._listener
-        if isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
+        if isinstance(command, cmd.CreatePeerConnection):
+            if command.target is PeerTarget.PUBLISHER or self._endpoint is None:
+                self._disconnect()
+                self._endpoint = _PeerEndpoint(self)
+            self._targets.add(command.target)
+        elif isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
             kind = SdpType.OFFER if isinstance(command, cmd.CreateOffer) else SdpType.ANSWER
             target = command.target
             self._soon(lambda: listener.on_local_description(target, _SDP, kind))
+            if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
+                self._soon(lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, "connected"))
         elif isinstance(command, cmd.SetRemoteDescription):
-            if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
+            endpoint = self._endpoint
+            publisher = command.target is PeerTarget.PUBLISHER
+            if publisher and command.sdp_type is SdpType.ANSWER and endpoint is not None:
                 ufrag = ice_ufrag(command.sdp) or ""
-                endpoint = _PeerEndpoint(self)
                 self._server.submit(
-                    lambda: self._connected(self._server.room.connect_peer(ufrag, endpoint))
+                    lambda: self._connected(
+                        endpoint, self._server.room.connect_peer(ufrag, endpoint)
+                    )
                 )
         elif isinstance(command, cmd.SendDataPacket):
             link = self._link
@@ -516,16 +546,21 @@ class _MemoryPeer:
             else:
                 channel, data = command.channel, command.data
                 self._server.submit(lambda: link.send(channel, data))
-        elif (
-            isinstance(command, cmd.ClosePeerConnection) and command.target is PeerTarget.PUBLISHER
-        ):
-            self._disconnect()
-        # CreatePeerConnection, CreateDataChannel, AddIceCandidate: nothing to simulate.
+        elif isinstance(command, cmd.ClosePeerConnection):
+            self._targets.discard(command.target)
+            if command.target is PeerTarget.PUBLISHER:
+                self._disconnect()
+                self._endpoint = None
+        # CreateDataChannel, AddIceCandidate: nothing to simulate.
 
-    def _connected(self, link: PeerLink | None) -> None:
+    def _connected(self, endpoint: _PeerEndpoint, link: PeerLink | None) -> None:
         """On the home thread: the room's answer to `connect_peer`."""
 
         def report() -> None:
+            if self._endpoint is not endpoint:  # closed meanwhile: hang up the late link
+                if link is not None:
+                    self._server.submit(link.close)
+                return
             listener = self._listener
             if link is None:
                 listener.on_peer_state(PeerTarget.PUBLISHER, "failed")
@@ -536,6 +571,17 @@ class _MemoryPeer:
                 listener.on_channel_open(channel, _MAX_MESSAGE_SIZE)
 
         self._soon(report)
+
+    def _lost(self, endpoint: _PeerEndpoint, state: str) -> None:
+        """On this peer's loop: the room closed or failed `endpoint`'s connection."""
+        if self._endpoint is not endpoint or self._link is None:
+            return
+        self._link = None
+        listener = self._listener
+        for channel in (Channel.RELIABLE, Channel.LOSSY):
+            listener.on_channel_closed(channel)
+        for target in sorted(self._targets):
+            listener.on_peer_state(target, state)
 
     def _disconnect(self) -> None:
         link, self._link = self._link, None
@@ -558,22 +604,30 @@ class _MemoryPeer:
 
 
 class _PeerEndpoint:
-    """The room's view of a `_MemoryPeer`: called on the home thread, runs on the client's."""
+    """The room's view of one peer connection of a `_MemoryPeer`: called on the home thread,
+    runs on the client's, and only while it is that peer's current connection."""
 
     def __init__(self, peer: _MemoryPeer) -> None:
         self._peer = peer
 
     def data_received(self, channel: Channel, data: bytes) -> None:
-        listener = self._peer._listener
-        self._peer._soon(lambda: listener.on_data(channel, data))
-
-    def peer_closed(self) -> None:
         peer = self._peer
 
-        def closed() -> None:
-            peer._link = None
-            for channel in (Channel.RELIABLE, Channel.LOSSY):
-                peer._listener.on_channel_closed(channel)
-            peer._listener.on_peer_state(PeerTarget.PUBLISHER, "closed")
+        def deliver() -> None:
+            if peer._endpoint is self:
+                peer._listener.on_data(channel, data)
 
-        peer._soon(closed)
+        peer._soon(deliver)
+
+    def peer_closed(self) -> None:
+        self._later(lambda: self._peer._lost(self, "closed"))
+
+    def peer_failed(self) -> None:
+        self._later(lambda: self._peer._lost(self, "failed"))
+
+    def _later(self, fn: Callable[[], None]) -> None:
+        """Report one loop turn late: what the room said on the signal socket before (a
+        leave) reaches the Room's reader first, as livekit-server's leave, written before it
+        closes the peer connection, usually does. (Signal bytes take a hop through the
+        Room's reader task; a peer report would otherwise overtake them.)"""
+        self._peer._soon(lambda: self._peer._soon(fn))

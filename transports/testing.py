@@ -19,6 +19,10 @@
   (`anyio_backend = ("asyncio", {"loop_factory": VirtualTimeLoop})` with pytest's anyio
   plugin). Both jump the clock to the next deadline whenever every task is waiting, so they
   suit tests with no real I/O: a real socket or a worker thread would see time leap.
+- Faults, as the server: `with server.control() as room:` then `room.disconnect("bob",
+  duration=20)` (a network cut), `room.fail_peer("bob")`, `room.drop_signal("bob")`,
+  `room.restart(graceful=False, downtime=5)` (a crash), `room.leave(...)`. The Rooms resume
+  or rejoin as against livekit-server, and `room.upgrades` records each attempt.
 - The pytest fixtures are in `lkproto.transports.pytest_plugin`.
 """
 

@@ -14,8 +14,11 @@
 livekit-server v1.13.5 does (join responses, batched participant updates, sender stamping,
 destination filtering, silent drops for participants without canPublishData, hidden
 participants, reliable ordering and de-duplication, lossy delivery), on a virtual clock that
-fires every due timer in order, deterministically. Faults: per-link drop, delay, duplicate and
-cut (`link`, `uplink`), `disconnect`, server-initiated `leave` with each action, `restart`.
+fires every due timer in order, deterministically. Resumes and full reconnects are answered
+as the server answers them. Faults: per-link drop, delay, duplicate and cut (`link`,
+`uplink`), network cuts (`disconnect`, `restore`), `drop_signal`, `fail_peer`, server-
+initiated `leave` with each action, `restart` (graceful or a crash, with downtime), and the
+scenarios a client asks for with `Connection.simulate_scenario`.
 No threads, no sockets, no real time: the adapters' memory transport
 (`lkproto.transports.testing`) puts it behind unchanged application code.
 """
@@ -31,6 +34,8 @@ from lkproto.testing._server import (
     Rejected,
     SignalEndpoint,
     SignalLink,
+    Unreachable,
+    Upgrade,
     ice_ufrag,
 )
 
@@ -43,5 +48,7 @@ __all__ = [
     "Rejected",
     "SignalEndpoint",
     "SignalLink",
+    "Unreachable",
+    "Upgrade",
     "ice_ufrag",
 ]

@@ -18,9 +18,14 @@ Theory of operation
 - Clients from elsewhere (an adapter's memory transport) join through `accept` and
   `connect_peer`, speaking the same bytes as to a real server.
 - Faults: `link(sender, receiver)` and `uplink(identity)` (drop, delay, duplicate, down),
-  `disconnect` (cut a participant off, optionally resetting its socket), `leave` (a
-  server-initiated LeaveRequest with each action), `restart` (graceful or a crash). What the
-  server does in each case is described in `_server`.
+  `disconnect` (cut a client's network for a while, optionally resetting its socket) and
+  `restore`, `drop_signal` (only the socket breaks), `fail_peer` (only the peer connection
+  fails), `leave` (a server-initiated LeaveRequest with each action), `restart` (graceful or
+  a crash, with downtime). What the server does in each case, resumes and full reconnects
+  included, is described in `_server`. `upgrades` records every signal connection attempt,
+  so a test can check a reconnect's schedule to the millisecond.
+- The driven adapter reports only what the core asked for last: a signal connection or
+  peer connection it has closed or replaced never speaks again (the core's rule).
 - A run of zero-time actions that never ends (two handlers answering each other forever) is
   stopped after `max_steps` actions at one instant with a RuntimeError.
 """
@@ -59,6 +64,8 @@ from lkproto.testing._server import (
     Sfu,
     SignalEndpoint,
     SignalLink,
+    Unreachable,
+    Upgrade,
     ice_ufrag,
 )
 from lkproto.testing._tokens import Grants
@@ -68,6 +75,64 @@ __all__ = ["MemoryRoom"]
 URL = "ws://memory.invalid"
 _SDP = "v=0\r\ns=lkproto-memory-client\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
 EventHandler = Callable[[ev.Event], None]
+
+
+class _SignalPort:
+    """One signal connection of a driven participant: the room reports only the current one
+    (an adapter never hears from a socket it has closed or replaced)."""
+
+    def __init__(self, driven: _Driven) -> None:
+        self.driven = driven
+        self.link: SignalLink | None = None  # None while the upgrade has no answer
+
+    def signal_received(self, data: bytes) -> None:
+        driven = self.driven
+        if driven.signal is self:
+            driven.touched()
+            driven.conn.receive_signal(data, now=driven.now)
+
+    def signal_closed(self, code: int | None) -> None:
+        driven = self.driven
+        if driven.signal is self:
+            driven.signal = None
+            driven.touched()
+            driven.conn.signal_closed(now=driven.now, code=code)
+
+
+class _PeerPort:
+    """A driven participant's peer connection(s) of one session: the publisher (which the
+    server knows by its ufrag) and, on the dual-PC path, the subscriber, which connects once
+    it has answered the server's offer. Only the current port reports."""
+
+    def __init__(self, driven: _Driven) -> None:
+        self.driven = driven
+        self.link: PeerLink | None = None
+        self.targets: set[PeerTarget] = set()
+
+    def _current(self) -> bool:
+        return self.driven.peer is self and self.link is not None
+
+    def data_received(self, channel: Channel, data: bytes) -> None:
+        if self._current():
+            self.driven.touched()
+            self.driven.conn.receive_data_packet(data, channel=channel, now=self.driven.now)
+
+    def peer_closed(self) -> None:
+        self._lost("closed")
+
+    def peer_failed(self) -> None:
+        self._lost("failed")
+
+    def _lost(self, state: str) -> None:
+        if not self._current():
+            return
+        driven, conn = self.driven, self.driven.conn
+        self.link = None
+        driven.touched()
+        for channel in (Channel.RELIABLE, Channel.LOSSY):
+            conn.data_channel_closed(channel, now=driven.now)
+        for target in sorted(self.targets):
+            conn.peer_state_changed(target, state, now=driven.now)
 
 
 class _Driven:
@@ -81,8 +146,8 @@ class _Driven:
         self.identity = identity
         self.on_event = on_event
         self.events: list[ev.Event] = []
-        self.signal: SignalLink | None = None
-        self.peer: PeerLink | None = None
+        self.signal: _SignalPort | None = None
+        self.peer: _PeerPort | None = None
         self.timer: float | None = None  # conn.get_timer() as of the last pump
 
     @property
@@ -110,76 +175,77 @@ class _Driven:
                     self.on_event(event)
                 event = conn.next_event()
 
-    def _touched(self) -> None:
+    def touched(self) -> None:
         self.room._dirty[self] = None
 
     def _carry_out(self, command: cmd.Command) -> None:
         conn, now = self.conn, self.now
         if isinstance(command, cmd.OpenSignal):
+            self._close_signal()
+            port = self.signal = _SignalPort(self)
             parts = urlsplit(command.url)
-            result = self.room.accept(f"{parts.path}?{parts.query}", command.headers, self)
+            result = self.room.accept(f"{parts.path}?{parts.query}", command.headers, port)
             if isinstance(result, Rejected):
+                self.signal = None
                 body = result.body.replace(command.token, "<redacted>")
                 conn.signal_connect_failed(status=result.status, now=now, message=body)
+            elif isinstance(result, Unreachable):
+                if result.refused:
+                    self.signal = None
+                    conn.signal_connect_failed(status=None, now=now, message="connection refused")
+                # else: the request is lost; the connection's own timer gives up on it
             else:
-                self.signal = result
+                port.link = result
         elif isinstance(command, cmd.SendSignal):
-            assert self.signal is not None, "the core sends only on an open signal"
-            self.signal.send(command.data)
+            link = self.signal.link if self.signal is not None else None
+            assert link is not None, "the core sends only on an open signal"
+            link.send(command.data)
         elif isinstance(command, cmd.CloseSignal):
-            if self.signal is not None:
-                self.signal.close()
-                self.signal = None
+            self._close_signal()
+        elif isinstance(command, cmd.CreatePeerConnection):
+            if self.peer is None:
+                self.peer = _PeerPort(self)
+            self.peer.targets.add(command.target)
+        elif isinstance(command, cmd.ClosePeerConnection):
+            self._close_peer(command.target)
         elif isinstance(command, cmd.CreateOffer):
             conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
         elif isinstance(command, cmd.CreateAnswer):
             conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
+            if command.target is PeerTarget.SUBSCRIBER:
+                conn.peer_state_changed(PeerTarget.SUBSCRIBER, "connected", now=now)
         elif isinstance(command, cmd.SetRemoteDescription):
             if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
                 self._connect(ice_ufrag(command.sdp) or "")
         elif isinstance(command, cmd.SendDataPacket):
-            assert self.peer is not None, "the core sends data only on open channels"
-            self.peer.send(command.channel, command.data)
-        elif (
-            isinstance(command, cmd.ClosePeerConnection)
-            and command.target is PeerTarget.PUBLISHER
-            and self.peer is not None
-        ):
-            self.peer.close()
-            self.peer = None
-        # CreatePeerConnection, CreateDataChannel, AddIceCandidate: nothing to simulate.
+            peer = self.peer
+            assert peer is not None and peer.link is not None, "data only on open channels"
+            peer.link.send(command.channel, command.data)
+        # CreateDataChannel, AddIceCandidate: nothing to simulate.
+
+    def _close_signal(self) -> None:
+        port, self.signal = self.signal, None
+        if port is not None and port.link is not None:
+            port.link.close()
+
+    def _close_peer(self, target: PeerTarget) -> None:
+        port = self.peer
+        if port is None or target is not PeerTarget.PUBLISHER:
+            return  # (the subscriber has no server side of its own: it goes with the other)
+        self.peer = None  # the connection the server knows: gone
+        if port.link is not None:
+            port.link.close()
 
     def _connect(self, ufrag: str) -> None:
-        conn, now = self.conn, self.now
-        self.peer = self.room.connect_peer(ufrag, self)
-        if self.peer is None:
+        conn, now, port = self.conn, self.now, self.peer
+        assert port is not None, "an answer comes for a peer connection the core made"
+        port.link = self.room.connect_peer(ufrag, port)
+        if port.link is None:
             conn.peer_state_changed(PeerTarget.PUBLISHER, "failed", now=now)
             return
         conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=now)
         for channel in (Channel.RELIABLE, Channel.LOSSY):
             conn.data_channel_opened(channel, now=now, max_message_size=MAX_MESSAGE_SIZE)
-
-    # -- SignalEndpoint, PeerEndpoint ------------------------------------------------------------
-
-    def signal_received(self, data: bytes) -> None:
-        self._touched()
-        self.conn.receive_signal(data, now=self.now)
-
-    def signal_closed(self, code: int | None) -> None:
-        self._touched()
-        self.signal = None
-        self.conn.signal_closed(now=self.now, code=code)
-
-    def data_received(self, channel: Channel, data: bytes) -> None:
-        self._touched()
-        self.conn.receive_data_packet(data, channel=channel, now=self.now)
-
-    def peer_closed(self) -> None:
-        self._touched()
-        self.peer = None
-        for channel in (Channel.RELIABLE, Channel.LOSSY):
-            self.conn.data_channel_closed(channel, now=self.now)
-        self.conn.peer_state_changed(PeerTarget.PUBLISHER, "closed", now=self.now)
 
 
 class MemoryRoom:
@@ -409,12 +475,15 @@ class MemoryRoom:
         single_peer_connection: bool = True,
         before_connect: Callable[[Connection], None] | None = None,
         on_event: EventHandler | None = None,
+        random: Callable[[], float] | None = None,
     ) -> Connection:
         """Add a participant the room drives; returns its `Connection`, joined (or refused).
 
         The grants go into a token for this room (or pass your own `token`). `before_connect`
         runs on the new connection first (register RPC methods and stream topics there).
-        `join_metadata`/`join_attributes` travel in the JoinRequest. Runs the room until
+        `join_metadata`/`join_attributes` travel in the JoinRequest. `random` is the
+        connection's source of reconnect jitter (numbers in [0, 1); by default derived from
+        its ids, so a run is still a pure function of its inputs). Runs the room until
         idle, so the connection is CONNECTED with its data channels open on return, unless
         the server refused it. The others hear of it on the next update tick.
         """
@@ -437,6 +506,7 @@ class MemoryRoom:
             now=self.now,
             unix_time_ms=self.wall_ms,
             id_factory=lambda: f"{identity}-{next(ids)}",
+            random=random,
         )
         driven = _Driven(self, conn, identity, on_event)
         self._driven[identity] = driven
@@ -488,6 +558,23 @@ class MemoryRoom:
         """Every data packet the room did not deliver, oldest first (the list is live)."""
         return self._sfu.dropped
 
+    @property
+    def offline(self) -> frozenset[str]:
+        """The identities whose network is cut now (`disconnect` until `restore`)."""
+        return frozenset(self._sfu.outages)
+
+    @property
+    def serving(self) -> bool:
+        """False during a restart's downtime: connections are refused."""
+        return self._clock.now >= self._sfu.down_until
+
+    @property
+    def upgrades(self) -> list[Upgrade]:
+        """Every signal connection attempt (join or resume), oldest first, with its outcome
+        and virtual time (the list is live). A memory transport's dial refused during a
+        restart's downtime never gets as far as an upgrade, and is not listed."""
+        return self._sfu.upgrades
+
     # -- faults and server actions --------------------------------------------------------------
 
     def link(self, sender: str, receiver: str) -> Link:
@@ -498,14 +585,42 @@ class MemoryRoom:
         """Faults on the packets `identity` sends the server (before the server sees them)."""
         return self._sfu.uplink(identity)
 
-    def disconnect(self, identity: str, *, signal_reset: bool = False) -> None:
-        """Cut `identity` off the network: everything to and from it is lost from now on.
+    def disconnect(
+        self, identity: str, *, signal_reset: bool = False, duration: float | None = None
+    ) -> None:
+        """Cut `identity`'s client off the network, until `restore` (or for `duration` s).
 
-        With `signal_reset` its socket is also reset at once (the client sees the signal
-        close without a close frame); otherwise it notices only by its ping timeout. The
-        server removes it after 20 s (ICE failure + cleanup), as CONNECTION_TIMEOUT.
+        Its signal messages and reliable data wait, both ways, as TCP and SCTP would hold
+        them, and go through in order when the network is back; lossy data is lost, and so
+        is a connection attempt. With `signal_reset` its socket is also reset at once (the
+        client sees the signal close without a close frame); otherwise it notices only by
+        its ping timeout (15 s after the last message it got). 15 s into the cut both ends'
+        peer connection fails (what it held is lost) and the server removes the participant
+        5 s later (CONNECTION_TIMEOUT) unless it resumed.
         """
-        self._sfu.cut(self._sfu_member(identity), signal_reset=signal_reset)
+        if duration is not None and not duration >= 0:
+            raise ValueError(f"a cut lasts a non-negative number of seconds, not {duration}")
+        self._sfu.cut(self._sfu_member(identity), signal_reset=signal_reset, duration=duration)
+        self._settle()
+
+    def restore(self, identity: str) -> None:
+        """End `identity`'s network cut: what was held goes through, in order. Idempotent."""
+        self._sfu.restore(identity)
+        self._settle()
+
+    def drop_signal(self, identity: str) -> None:
+        """Break `identity`'s signal socket (no close frame), leaving its peer connection up.
+
+        The server keeps a participant whose peer connection has connected, for a resume;
+        one that never connected is removed (SIGNAL_CLOSE)."""
+        self._sfu.reset_signal(self._sfu_member(identity))
+        self._settle()
+
+    def fail_peer(self, identity: str) -> None:
+        """Make `identity`'s peer connection fail (ICE) at both ends, the signal intact: the
+        server sends leave{RESUME, CONNECTION_TIMEOUT}, closes the socket and removes the
+        participant 5 s later unless it resumes (then an ICE restart brings it back)."""
+        self._sfu.peer_failed(self._sfu_member(identity))
         self._settle()
 
     def leave(
@@ -519,10 +634,17 @@ class MemoryRoom:
         self._sfu.server_leave(self._sfu_member(identity), LeaveAction(action), int(reason))
         self._settle()
 
-    def restart(self, *, graceful: bool = True) -> None:
-        """Restart the server: everyone is sent away (graceful) or cut off (a crash), and the
-        room starts over empty with a new SID."""
-        self._sfu.restart(graceful=graceful)
+    def restart(self, *, graceful: bool = True, downtime: float = 0.0) -> None:
+        """Restart the server; the room starts over empty, with a new SID, after `downtime`
+        seconds during which connections are refused.
+
+        Graceful (livekit-server's RoomManager.Stop): everyone is sent leave{SERVER_SHUTDOWN,
+        DISCONNECT} and the sessions end. A crash: every socket is reset without a word and
+        the peer connections fail 15 s later; the clients resume, the new server has never
+        heard of them (leave{STATE_MISMATCH, RECONNECT}), and they rejoin."""
+        if not downtime >= 0:
+            raise ValueError(f"downtime must be a non-negative number of seconds, not {downtime}")
+        self._sfu.restart(graceful=graceful, downtime=downtime)
         self._settle()
 
     def update_participant(
@@ -585,11 +707,12 @@ class MemoryRoom:
 
     def accept(
         self, target: str, headers: Sequence[tuple[str, str]], endpoint: SignalEndpoint
-    ) -> SignalLink | Rejected:
+    ) -> SignalLink | Rejected | Unreachable:
         """A client's WebSocket upgrade to `target` (path?query) with these headers.
 
-        Returns the link to send `SignalRequest`s on, or the refusal (HTTP status and body).
-        What the server says arrives at `endpoint` as the clock runs.
+        Returns the link to send `SignalRequest`s on, the refusal (HTTP status and body), or
+        `Unreachable` (the server is down, or the client's network is cut). What the server
+        says arrives at `endpoint` as the clock runs.
         """
         return self._sfu.accept(target, headers, endpoint)
 

@@ -11,13 +11,27 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   at state JOINING, version 0; the others that are not hidden; ping 5/15 s; server 1.13.5,
   protocol 17), then `refresh_token`; on `/rtc` also the subscriber `offer` (dual PC). The
   JoinRequest's non-empty metadata and attribute values override the token's (E.1). A second
-  join with the same identity ends the first session (DUPLICATE_IDENTITY). A resume
-  (`reconnect`) is not implemented: it is answered with a leave asking for a full reconnect.
+  join with the same identity ends the first session (DUPLICATE_IDENTITY). A participant
+  not ACTIVE a minute after joining is removed (JOIN_FAILURE, [srv] Room.Join, Verify).
+- Resuming (D.8, [srv] pkg/service/roommanager.go StartSession, Room.ResumeParticipant): a
+  join request with `reconnect` (`reconnect=1` on `/rtc`) names the participant by the
+  token's identity (the SID it carries is not checked). If the room has no such participant
+  (it left, was removed, or the server restarted) the answer is `leave{STATE_MISMATCH,
+  RECONNECT}` (`can_reconnect` for protocol <= 12) and the socket closes. Otherwise the new
+  socket replaces the old one (closed, 1000) and the server sends `reconnect`
+  (`ReconnectResponse.last_message_seq` = the last reliable sequence it took from that
+  participant), for protocol > 8 an `update` with the participants that left since the last
+  signal message it got from the client (sid, identity, version and state only, as
+  sendDisconnectUpdatesForReconnect), an `update` with every participant that is not
+  hidden, itself included, a `room_update` (as of the last 5 s tick), on `/rtc` an
+  ICE-restart `offer` for the subscriber, then `refresh_token`.
+  The resume cancels a pending cleanup (ICERestart clears the disconnect timer). The
+  participant's peer connection, sequence state and data routing carry on untouched.
 - The peer connection is simulated: every offer gets an answer whose `a=ice-ufrag` names
   the session, and the client's side "connects" by presenting that ufrag
-  (`MemoryRoom.connect_peer`), as ICE ties a real peer connection to its signal session.
-  Data channel messages over 65535 bytes (the server's SCTP max-message-size, advertised in
-  the answer) are refused.
+  (`MemoryRoom.connect_peer`), as ICE ties a real peer connection to its signal session;
+  an ICE restart (a new offer) connects the same way. Data channel messages over 65535
+  bytes (the server's SCTP max-message-size, advertised in the answer) are refused.
 - Participant states (D.5, [srv] updateState, broadcastParticipantState,
   PushAndDequeueUpdates): JOINING -> JOINED once the join response is out -> ACTIVE once the
   peer connection is up -> DISCONNECTED; every change bumps `version`. State changes are
@@ -25,7 +39,9 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   on the server's 3 s subscriber-update tick (counted from the room's creation): this is why
   joins and departures are announced ~3 s late. Name, metadata, attribute and permission
   changes go out at once (`immediate`). A hidden participant's changes go only to itself,
-  and its state changes to nobody; updates about hidden others are never sent.
+  and its state changes to nobody; updates about hidden others are never sent. Every
+  update sent is remembered per receiver (SendParticipantUpdate's updateCache), even when
+  its socket is gone, so a resume can repeat the departures it missed.
 - Room updates ([srv] protoProxy, roomUpdateInterval 5 s): when the participant count
   changed, a `room_update` with `num_participants` goes to everyone on the next 5 s tick;
   the JoinResponse carries the room as of the last tick. A room metadata change is sent at
@@ -46,24 +62,47 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   participant, or only to the listed destination identities / SIDs (absent ones skipped),
   through the (sender, receiver) `Link`. A receiver whose data channel is not open (not yet
   ACTIVE, or gone) loses it. Every drop is recorded in `dropped`.
-- Leaving (D.7, [srv] Close, IssueFullReconnect, onAnyTransportFailed, RemoveParticipant):
-  a client `leave` ends the session (CLIENT_INITIATED, or USER_UNAVAILABLE / USER_REJECTED /
-  AGENT_ERROR when it says so) with a leave back, the socket and peer connection closed.
-  `leave(action=DISCONNECT)`: leave{DISCONNECT}, then closed and removed. RECONNECT:
-  leave{RECONNECT}, closed and removed. RESUME: leave{RESUME} and the socket closed, the
-  participant kept for the 5 s disconnect-cleanup time, then removed (CONNECTION_TIMEOUT).
-  A client whose socket closes before its peer connection is up is removed at once
-  (SIGNAL_CLOSE); one whose peer connection closes is removed 5 s later (CONNECTION_TIMEOUT).
-  A cut (`disconnect`) loses all traffic both ways; the server notices 15 s later (ICE
-  disconnected 10 s + failed 5 s) and removes it 5 s after that (CONNECTION_TIMEOUT).
-  Every removal is announced as a batched DISCONNECTED update with the reason.
+- Leaving (D.7, [srv] Close, IssueFullReconnect, onAnyTransportFailed, RemoveParticipant,
+  HandleSignalSourceClose): a client `leave` ends the session (CLIENT_INITIATED, or
+  USER_UNAVAILABLE / USER_REJECTED / AGENT_ERROR when it says so) with a leave back, the
+  socket and peer connection closed. `leave(action=DISCONNECT)`: leave{DISCONNECT}, then
+  closed and removed. RECONNECT: leave{RECONNECT}, closed and removed. RESUME: leave{RESUME}
+  and the socket closed, the participant kept for the 5 s disconnect-cleanup time (a resume
+  keeps it), then removed (CONNECTION_TIMEOUT). A client whose socket closes before its
+  peer connection ever connected is removed at once (SIGNAL_CLOSE); once it has connected,
+  the socket may go and come back (a resume) for as long as the peer connection lives. A
+  peer connection that fails (ICE) makes the server send leave{RESUME, CONNECTION_TIMEOUT}
+  (protocol > 12), close the socket, and remove the participant 5 s later unless it
+  resumes; one the client closes is removed 5 s later. Every removal is announced as a
+  batched DISCONNECTED update with the reason.
+- The network ([srv] wsprotocol.go has no read deadline: the server never notices a silent
+  socket). `disconnect` cuts one client off: its signal messages both ways and its reliable
+  data packets are held, as TCP and SCTP hold them, and delivered in order when the network
+  is restored; lossy packets are lost; a WebSocket upgrade from it is lost (the client's own
+  timer gives up). 15 s into the cut (ICE disconnected 10 s + failed 5 s) both ends' peer
+  connection fails: the held packets riding it are lost, and the server acts as above
+  (leave{RESUME}, close, removal 5 s later). A cut of a participant whose peer connection
+  never came up is never noticed; the join timeout removes it.
+- Client scenarios ([srv] Room.onSimulateScenario, SignalRequest.simulate): speaker_update n
+  -> `speakers_changed` {active, 0.9} now and {inactive, 0} n s later (only to the
+  participant itself: the others subscribe to no track of it); node_failure and migration
+  -> the participant is closed without a leave (socket closed 1000, peer connection closed,
+  DISCONNECTED with SERVER_SHUTDOWN / MIGRATION) and a resume then finds nothing
+  (STATE_MISMATCH); server_leave -> leave{SERVER_SHUTDOWN, DISCONNECT}; switch_candidate_
+  protocol -> an ICE restart; disconnect_signal_on_resume -> a resume within 5 s gets its
+  messages, then its socket is closed; disconnect_signal_on_resume_no_messages -> a resume
+  within 5 s is answered HTTP 500 "connection closed by media" (the signal service's three
+  tries all find the socket closed) and the old socket is closed; subscriber_bandwidth and
+  leave_request_full_reconnect change nothing a data client sees.
 - Restart ([srv] RoomManager.Stop -> Room.Close): graceful, every client gets
   leave{SERVER_SHUTDOWN, DISCONNECT} and is closed, with no DISCONNECTED broadcast (the room's
-  update loop is gone); a crash closes every socket without a word. Either way the room
-  then starts over empty, with a new SID.
+  update loop is gone); a crash resets every socket without a word, and the clients' peer
+  connections fail 15 s later. Either way the room starts over empty, with a new SID, after
+  `downtime` seconds during which connections are refused; resumes then find nothing.
 - Keepalive (D.6): `ping_req` is answered `pong_resp`, the legacy `ping` with `pong`.
-Not modelled: media, tracks, speakers and connection quality; the reliable-packet cache
-and resume replay; data tracks and blobs; server-initiated RPC; token refresh on a timer.
+Not modelled: media, tracks and connection quality; the reliable-packet cache (for
+migration between nodes) and SyncState's track checks; data tracks and blobs; server-
+initiated RPC; token refresh on a timer; regions.
 """
 
 from __future__ import annotations
@@ -96,6 +135,8 @@ __all__ = [
     "Sfu",
     "SignalEndpoint",
     "SignalLink",
+    "Unreachable",
+    "Upgrade",
     "ice_ufrag",
 ]
 
@@ -108,6 +149,8 @@ UPDATE_INTERVAL = 3.0  # subscriberUpdateInterval
 ROOM_UPDATE_INTERVAL = 5.0  # roomUpdateInterval
 DISCONNECT_CLEANUP = 5.0  # disconnectCleanupDuration
 ICE_FAILURE = 15.0  # iceDisconnectedTimeout (10 s) + iceFailedTimeout (5 s)
+JOIN_TIMEOUT = 60.0  # Room.Join: not ACTIVE a minute after joining -> removed
+SIMULATE_TIMEOUT = 5.0  # simulateDisconnectSignalTimeout
 NONCES = 100  # user_packet_deduper maxSize
 MAX_NAME = 256
 MAX_METADATA = 512 * 1024
@@ -129,6 +172,7 @@ _LEAVE_REASONS = {
     int(DisconnectReason.AGENT_ERROR),
 }
 _JOINING, _JOINED, _ACTIVE, _DISCONNECTED = 0, 1, 2, 3
+NOT_OPEN = "the receiver's data channel is not open"
 _CAPABILITIES = {"CAP_PACKET_TRAILER": 1, "CAP_COMPRESSION_DEFLATE_RAW": 2}
 
 
@@ -150,6 +194,9 @@ class PeerEndpoint(Protocol):
     def peer_closed(self) -> None:
         """The server closed the peer connection (its data channels are gone)."""
 
+    def peer_failed(self) -> None:
+        """The peer connection failed (ICE gave up): its data channels are gone."""
+
 
 @attrs.frozen
 class Rejected:
@@ -157,6 +204,28 @@ class Rejected:
 
     status: int
     body: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class Unreachable:
+    """No HTTP answer. `refused`: the server is down and the connection is refused at once;
+    otherwise the client's network is cut and the request is lost (nothing ever answers)."""
+
+    refused: bool
+
+
+@attrs.frozen(kw_only=True)
+class Upgrade:
+    """One WebSocket upgrade the room saw (or that a cut network lost), for tests.
+
+    `identity` is the one the token names (unverified); `resume` whether the join request
+    asked for a resume; `outcome` is "joined", "resumed", "state mismatch", "unreachable",
+    "refused" or "rejected <HTTP status>"."""
+
+    at: float
+    identity: str
+    resume: bool
+    outcome: str
 
 
 @attrs.frozen(kw_only=True)
@@ -204,22 +273,68 @@ def _sdp(kind: str, ufrag: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+def _claimed_identity(token: str) -> str:
+    """The `sub` a token names, unverified ("" if unreadable): whose network a request is on."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return ""
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else ""
+
+
 class _Session:
-    """One signal WebSocket, server side."""
+    """One signal WebSocket, server side. `open` is False once either side closed it."""
 
-    __slots__ = ("endpoint", "member", "open")
+    __slots__ = ("endpoint", "identity", "member", "open")
 
-    def __init__(self, endpoint: SignalEndpoint) -> None:
+    def __init__(self, endpoint: SignalEndpoint | None, identity: str) -> None:
         self.endpoint = endpoint
+        self.identity = identity
         self.member: Member | None = None
-        self.open = True
+        self.open = endpoint is not None
+
+
+class _Held:
+    """Something in flight on a cut network: run when it is restored. A data packet riding
+    `member`'s peer connection is lost instead if that connection fails first (`lost`)."""
+
+    __slots__ = ("action", "lost", "member")
+
+    def __init__(
+        self,
+        action: Callable[[], None],
+        member: Member | None = None,
+        lost: DroppedPacket | None = None,
+    ) -> None:
+        self.action = action
+        self.member = member
+        self.lost = lost
+
+
+class _Outage:
+    """One client's cut network: what waits for it, and the timers it started."""
+
+    __slots__ = ("held", "timers")
+
+    def __init__(self) -> None:
+        self.held: list[_Held] = []
+        self.timers: list[Handle] = []
 
 
 class Member:
     """One participant session in the room."""
 
     def __init__(
-        self, sid: str, grants: Grants, session: _Session, *, joined_at_ms: int, ufrag: str
+        self,
+        sid: str,
+        grants: Grants,
+        session: _Session,
+        *,
+        joined_at_ms: int,
+        ufrag: str,
+        single: bool,
     ) -> None:
         self.sid = sid
         self.identity = grants.identity
@@ -243,10 +358,15 @@ class Member:
         self.capabilities: list[int] = []
         self.protocol = 0
         self.session = session
+        self.single = single
         self.ufrag = ufrag
         self.peer: PeerEndpoint | None = None
+        self.peer_epoch = 0  # bumped whenever the peer connection changes: old links go dead
         self.last_sequence = 0
-        self.cut = False
+        self.last_signal_at = 0.0
+        self.join_timer: Handle | None = None
+        # sid -> (identity, version, state, when sent): SendParticipantUpdate's updateCache
+        self.sent: dict[str, tuple[str, int, int, float]] = {}
         self.departure: Handle | None = None
 
     @property
@@ -281,11 +401,17 @@ class SignalLink:
 
     def send(self, data: bytes) -> None:
         """One serialized `SignalRequest` from the client."""
-        self._sfu.clock.call_soon(lambda: self._sfu.signal_request(self._session, bytes(data)))
+        sfu, session, data = self._sfu, self._session, bytes(data)
+        sfu.clock.call_soon(
+            lambda: sfu.via_network(session.identity, lambda: sfu.signal_request(session, data))
+        )
 
     def close(self) -> None:
         """The client closed the socket."""
-        self._sfu.clock.call_soon(lambda: self._sfu.client_closed_signal(self._session))
+        sfu, session = self._sfu, self._session
+        sfu.clock.call_soon(
+            lambda: sfu.via_network(session.identity, lambda: sfu.client_closed_signal(session))
+        )
 
 
 class PeerLink:
@@ -295,16 +421,16 @@ class PeerLink:
         self._sfu = sfu
         self._member = member
         self._endpoint = endpoint
+        self._epoch = member.peer_epoch
 
     def send(self, channel: Channel, data: bytes) -> None:
         """One data channel message from the client."""
-        self._sfu.uplink_data(self._member, channel, bytes(data))
+        self._sfu.uplink_data(self._member, self._epoch, channel, bytes(data))
 
     def close(self) -> None:
         """The client closed its peer connection."""
-        self._sfu.clock.call_soon(
-            lambda: self._sfu.client_closed_peer(self._member, self._endpoint)
-        )
+        sfu, member, epoch = self._sfu, self._member, self._epoch
+        sfu.clock.call_soon(lambda: sfu.client_closed_peer(member, epoch))
 
 
 class Sfu:
@@ -330,9 +456,12 @@ class Sfu:
         self.single_peer_connection = single_peer_connection
         self.members: dict[str, Member] = {}
         self.dropped: list[DroppedPacket] = []
+        self.upgrades: list[Upgrade] = []
         self.links: dict[tuple[str, str], Link] = {}
         self.uplinks: dict[str, Link] = {}
+        self.outages: dict[str, _Outage] = {}
         self.metadata = ""
+        self.down_until = -float("inf")
         self._sids = 0
         self._rooms = 0
         self._nonces: deque[bytes] = deque(maxlen=NONCES)
@@ -340,15 +469,20 @@ class Sfu:
         self._batch_timer: Handle | None = None
         self._room_timer: Handle | None = None
         self._room_count = 0  # num_participants as of the last room-update tick
-        self._start_room()
+        # Scenario flags (identity -> expiry): disconnect_signal_on_resume[_no_messages]
+        self._close_on_resume: dict[str, float] = {}
+        self._refuse_resume: dict[str, float] = {}
+        self._start_room(self.clock.now)
 
-    def _start_room(self) -> None:
+    def _start_room(self, at: float) -> None:
         self._rooms += 1
         self.room_sid = f"RM_{self._rooms}"
-        self._created = self.clock.now
-        self._created_ms = self._wall_ms()
+        self._created = at
+        self._created_ms = self._wall_ms() + round((at - self.clock.now) * 1000)
         self._room_count = 0
         self._nonces.clear()
+        self._close_on_resume.clear()
+        self._refuse_resume.clear()
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -386,27 +520,51 @@ class Sfu:
         )
         self._send(member, spb.SignalResponse(refresh_token=self.token(grants)))
 
-    # -- joining --------------------------------------------------------------------------------
+    # -- joining and resuming -------------------------------------------------------------------
 
     def accept(
         self, target: str, headers: Sequence[tuple[str, str]], endpoint: SignalEndpoint
-    ) -> SignalLink | Rejected:
+    ) -> SignalLink | Rejected | Unreachable:
         """A WebSocket upgrade for `target` (path and query) with these headers."""
         parts = urlsplit(target)
         path = parts.path.rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        if path.endswith("/rtc/v1") and self.single_peer_connection:
-            single = True
-        elif path.endswith("/rtc"):
-            single = False
-        else:
-            return Rejected(404, "404 page not found")
         token = query.get("access_token", "")
         for key, value in headers:
             if key.lower() == "authorization" and value.startswith("Bearer "):
                 token = value.removeprefix("Bearer ").strip()
+        single: bool | None = None
+        if path.endswith("/rtc/v1") and self.single_peer_connection:
+            single = True
+        elif path.endswith("/rtc"):
+            single = False
+        request: spb.JoinRequest | None = None
+        problem = ""
+        if single is not None:
+            try:
+                request = _join_request(query) if single else _join_request_v0(query)
+            except ValueError as exc:
+                problem = str(exc)
+        claimed = _claimed_identity(token)
+        resume = request is not None and request.reconnect
+
+        def answer(
+            outcome: str, result: SignalLink | Rejected | Unreachable
+        ) -> SignalLink | Rejected | Unreachable:
+            if outcome:
+                self.upgrades.append(
+                    Upgrade(at=self.clock.now, identity=claimed, resume=resume, outcome=outcome)
+                )
+            return result
+
+        if claimed in self.outages:
+            return answer("unreachable", Unreachable(refused=False))
+        if self.clock.now < self.down_until:
+            return answer("refused", Unreachable(refused=True))
+        if single is None:
+            return answer("rejected 404", Rejected(404, "404 page not found"))
         if not token:
-            return Rejected(401, "permissions denied")
+            return answer("rejected 401", Rejected(401, "permissions denied"))
         try:
             grants = read_token(
                 token,
@@ -415,35 +573,41 @@ class Sfu:
                 unix_time=self._wall_ms() / 1000,
             )
         except TokenError as exc:
-            return Rejected(401, f"invalid token: {token}, error: {exc}")
+            return answer("rejected 401", Rejected(401, f"invalid token: {token}, error: {exc}"))
         if not grants.room_join or grants.room != self.name:
-            return Rejected(401, "permissions denied")
+            return answer("rejected 401", Rejected(401, "permissions denied"))
         if not grants.identity:
-            return Rejected(400, "identity cannot be empty")
-        try:
-            request = _join_request(query) if single else _join_request_v0(query)
-        except ValueError as exc:
-            return Rejected(400, str(exc))
-        session = _Session(endpoint)
+            return answer("rejected 400", Rejected(400, "identity cannot be empty"))
+        if request is None:
+            return answer("rejected 400", Rejected(400, problem))
+        member = self.members.get(grants.identity)
+        if request.reconnect and member is not None and self._refused_resume(member):
+            return answer("rejected 500", Rejected(500, "connection closed by media"))
+        session = _Session(endpoint, grants.identity)
         link = SignalLink(self, session)
         self.clock.call_soon(lambda: self._join(session, grants, request, single))
-        return link
+        return answer("", link)  # recorded by _join, once it knows the outcome
+
+    def _record(self, identity: str, resume: bool, outcome: str) -> None:
+        self.upgrades.append(
+            Upgrade(at=self.clock.now, identity=identity, resume=resume, outcome=outcome)
+        )
 
     def _join(
         self, session: _Session, grants: Grants, request: spb.JoinRequest, single: bool
     ) -> None:
         # (Runs before anything the client did after the upgrade, e.g. hanging up: that was
         # scheduled later. What we send then is dropped with the closed socket.)
-        if request.reconnect:
-            # A resume needs the session state this room does not keep: ask for a new one.
-            leave = spb.LeaveRequest(
-                reason=DisconnectReason.STATE_MISMATCH,  # type: ignore[arg-type]
-                action=LeaveAction.RECONNECT,  # type: ignore[arg-type]
-            )
-            self._deliver(session, spb.SignalResponse(leave=leave).SerializeToString())
-            self._close_session(session, 1000)
-            return
         existing = self.members.get(grants.identity)
+        if request.reconnect:
+            if existing is None:
+                self._record(grants.identity, True, "state mismatch")
+                self._state_mismatch(session, request.client_info.protocol)
+            else:
+                self._record(grants.identity, True, "resumed")
+                self._resume(existing, session)
+            return
+        self._record(grants.identity, False, "joined")
         if existing is not None:
             self._remove(existing, DisconnectReason.DUPLICATE_IDENTITY, send_leave=True)
         self._sids += 1
@@ -453,17 +617,21 @@ class Sfu:
             session,
             joined_at_ms=self._wall_ms(),
             ufrag=f"memory{self._sids}",
+            single=single,
         )
         session.member = member
         info = request.client_info
         member.protocol = info.protocol
         member.client_protocol = info.client_protocol
         member.capabilities = list(info.capabilities)
+        member.last_signal_at = self.clock.now
         if request.metadata:
             member.metadata = request.metadata
         member.attributes.update({k: v for k, v in request.participant_attributes.items() if v})
         self.members[member.identity] = member
         others = [m.info() for m in self.members.values() if m is not member and not m.hidden]
+        for other in others:
+            member.sent[other.sid] = (other.identity, other.version, other.state, self.clock.now)
         join = spb.JoinResponse(
             room=self._room_proto(self._room_count),
             participant=member.info(),
@@ -472,45 +640,128 @@ class Sfu:
             subscriber_primary=not single,
             ping_timeout=PING_TIMEOUT,
             ping_interval=PING_INTERVAL,
-            server_info=ppb.ServerInfo(
-                version=SERVER_VERSION, protocol=SERVER_PROTOCOL, node_id="ND_memory"
-            ),
+            server_info=self._server_info(),
             fast_publish=member.permission.can_publish,
         )
         self._send(member, spb.SignalResponse(join=join))
         self._set_state(member, _JOINED)
         self._refresh_token(member)
         if not single:
-            offer = spb.SessionDescription(type="offer", sdp=_sdp("offer", member.ufrag))
-            self._send(member, spb.SignalResponse(offer=offer))
+            self._offer(member)
         self._room_changed()
+        member.join_timer = self.clock.call_at(
+            self.clock.now + JOIN_TIMEOUT,
+            lambda: self._remove(member, DisconnectReason.JOIN_FAILURE, send_leave=True),
+        )
+
+    @staticmethod
+    def _server_info() -> ppb.ServerInfo:
+        return ppb.ServerInfo(version=SERVER_VERSION, protocol=SERVER_PROTOCOL, node_id="ND_memory")
+
+    def _offer(self, member: Member) -> None:
+        offer = spb.SessionDescription(type="offer", sdp=_sdp("offer", member.ufrag))
+        self._send(member, spb.SignalResponse(offer=offer))
+
+    def _state_mismatch(self, session: _Session, protocol: int) -> None:
+        """StartSession's answer to a resume of a participant it does not have."""
+        reason = int(DisconnectReason.STATE_MISMATCH)
+        if protocol > 12:
+            leave = spb.LeaveRequest(reason=reason, action=LeaveAction.RECONNECT)  # type: ignore[arg-type]
+        else:
+            leave = spb.LeaveRequest(reason=reason, can_reconnect=True)  # type: ignore[arg-type]
+        self._deliver(session, spb.SignalResponse(leave=leave).SerializeToString())
+        self._close_session(session, 1000)
+
+    def _swap_session(self, member: Member, session: _Session) -> None:
+        """SwapResponseSink: the new socket replaces the old one, which is closed."""
+        old = member.session
+        member.session = session
+        session.member = member
+        self._close_session(old, 1000)
+
+    def _refused_resume(self, member: Member) -> bool:
+        """disconnect_signal_on_resume_no_messages: the signal service tries StartSession
+        three times; each resume swaps in the new socket and closes it before any message,
+        so the upgrade fails (HTTP 500). Once used, the scenario is over."""
+        expiry = self._refuse_resume.pop(member.identity, None)
+        if expiry is None or self.clock.now >= expiry:
+            return False
+        self._swap_session(member, _Session(None, member.identity))
+        return True
+
+    def _resume(self, member: Member, session: _Session) -> None:
+        """Room.ResumeParticipant, in its order."""
+        self._swap_session(member, session)
+        now = self.clock.now
+        response = spb.ReconnectResponse(
+            server_info=self._server_info(), last_message_seq=member.last_sequence
+        )
+        self._send(member, spb.SignalResponse(reconnect=response))
+        if member.protocol > 8:  # sendDisconnectUpdatesForReconnect
+            gone: list[ppb.ParticipantInfo] = []
+            for sid, (identity, version, state, at) in reversed(member.sent.items()):
+                if at < member.last_signal_at:
+                    break
+                if state == _DISCONNECTED:
+                    gone.append(
+                        ppb.ParticipantInfo(
+                            sid=sid,
+                            identity=identity,
+                            version=version,
+                            state=_DISCONNECTED,  # type: ignore[arg-type]
+                        )
+                    )
+            if gone:
+                self._send(
+                    member, spb.SignalResponse(update=ppb.ParticipantUpdate(participants=gone))
+                )
+        self._send_update(member, [m.info() for m in self.members.values() if not m.hidden])
+        room = self._room_proto(self._room_count)
+        self._send(member, spb.SignalResponse(room_update=ppb.RoomUpdate(room=room)))
+        self._ice_restart(member)
+        expiry = self._close_on_resume.pop(member.identity, None)
+        if expiry is not None and now < expiry:
+            self._close_session(session, 1000)
+            return
+        self._refresh_token(member)  # the new session worker's first act
+
+    def _ice_restart(self, member: Member) -> None:
+        """ParticipantImpl.ICERestart: the cleanup timer goes; the subscriber (dual PC only)
+        is offered an ICE restart."""
+        if member.departure is not None:
+            member.departure.cancel()
+            member.departure = None
+        if not member.single:
+            self._offer(member)
 
     def connect_peer(self, ufrag: str, endpoint: PeerEndpoint) -> PeerLink | None:
         """The client's peer connection for the session named by `ufrag` came up."""
         member = next((m for m in self.members.values() if m.ufrag == ufrag), None)
-        if member is None or member.cut:
+        if member is None or member.identity in self.outages:
             return None
         member.peer = endpoint
+        member.peer_epoch += 1
         self._set_state(member, _ACTIVE)
         return PeerLink(self, member, endpoint)
 
     # -- signal requests ------------------------------------------------------------------------
 
     def _current(self, member: Member | None) -> Member | None:
-        """`member` if it is still in the room and reachable."""
-        if member is None or self.members.get(member.identity) is not member or member.cut:
+        """`member` if it is still in the room."""
+        if member is None or self.members.get(member.identity) is not member:
             return None
         return member
 
     def signal_request(self, session: _Session, data: bytes) -> None:
         member = self._current(session.member)
-        if member is None or not session.open:
+        if member is None or member.session is not session or not session.open:
             return
         try:
             request = spb.SignalRequest.FromString(data)
         except Exception:  # an unparsable request ends the connection, as a read error does
             self._close_session(session, 1002)
             return
+        member.last_signal_at = self.clock.now
         kind = request.WhichOneof("message")
         if kind == "offer":
             answer = spb.SessionDescription(type="answer", sdp=_sdp("answer", member.ufrag))
@@ -529,18 +780,22 @@ class Sfu:
             self._send(member, spb.SignalResponse(pong=self._wall_ms()))
         elif kind == "update_metadata":
             self._update_metadata(member, request.update_metadata)
+        elif kind == "simulate":
+            self._simulate(member, request.simulate)
         # Everything else (answers, trickles, subscriptions, sync state, media) needs no reply.
 
     def client_closed_signal(self, session: _Session) -> None:
+        """HandleSignalSourceClose: a participant whose peer connection never connected is
+        closed; one that has connected stays, for a resume."""
         session.open = False
         member = self._current(session.member)
-        if member is not None and member.peer is None:
+        if member is not None and member.session is session and member.state < _ACTIVE:
             self._remove(member, DisconnectReason.SIGNAL_CLOSE, send_leave=False)
 
-    def client_closed_peer(self, member: Member, endpoint: PeerEndpoint) -> None:
-        if self.members.get(member.identity) is not member or member.peer is not endpoint:
+    def client_closed_peer(self, member: Member, epoch: int) -> None:
+        if self._current(member) is None or member.peer_epoch != epoch:
             return
-        member.peer = None
+        self._peer_gone(member)
         self._depart_later(member, DISCONNECT_CLEANUP)
 
     def _update_metadata(self, member: Member, update: spb.UpdateParticipantMetadata) -> None:
@@ -609,39 +864,98 @@ class Sfu:
         self._broadcast_now(member)
         self._refresh_token(member)
 
+    # -- scenarios the client asks for (SignalRequest.simulate) --------------------------------
+
+    def _simulate(self, member: Member, scenario: spb.SimulateScenario) -> None:
+        which = scenario.WhichOneof("scenario")
+        now = self.clock.now
+        if which == "speaker_update":
+            self._speaking(member, active=True)
+            later = now + scenario.speaker_update
+            self.clock.call_at(later, lambda: self._speaking(member, active=False))
+        elif which == "node_failure":
+            self._remove(member, DisconnectReason.SERVER_SHUTDOWN, send_leave=False)
+        elif which == "migration":
+            self._remove(member, DisconnectReason.MIGRATION, send_leave=False)
+        elif which == "server_leave":
+            self._remove(member, DisconnectReason.SERVER_SHUTDOWN, send_leave=True)
+        elif which == "switch_candidate_protocol":
+            self._ice_restart(member)
+        elif which == "disconnect_signal_on_resume":
+            self._close_on_resume[member.identity] = now + SIMULATE_TIMEOUT
+        elif which == "disconnect_signal_on_resume_no_messages":
+            self._refuse_resume[member.identity] = now + SIMULATE_TIMEOUT
+        # subscriber_bandwidth (media only) and leave_request_full_reconnect (not handled by
+        # v1.13.5): nothing happens.
+
+    def _speaking(self, member: Member, *, active: bool) -> None:
+        """sendSpeakerChanges: each participant hears of the speakers it subscribes to and of
+        itself; a data client subscribes to nothing, so only the speaker hears of itself."""
+        if self._current(member) is None or member.protocol <= 2 or member.state < _JOINED:
+            return
+        changed = ppb.SpeakersChanged()
+        changed.speakers.add(sid=member.sid, level=0.9 if active else 0.0, active=active)
+        self._send(member, spb.SignalResponse(speakers_changed=changed))
+
     # -- participant state and updates ----------------------------------------------------------
 
     def _set_state(self, member: Member, state: int) -> None:
         if state <= member.state:
             return
+        if state == _ACTIVE and member.join_timer is not None:
+            member.join_timer.cancel()
         member.state = state
         member.version += 1
         self._enqueue(member)
 
+    def via_network(
+        self,
+        identity: str,
+        action: Callable[[], None],
+        *,
+        member: Member | None = None,
+        lost: DroppedPacket | None = None,
+    ) -> None:
+        """Run `action` now, or hold it while `identity`'s network is cut (see `_Held`)."""
+        outage = self.outages.get(identity)
+        if outage is None:
+            action()
+        else:
+            outage.held.append(_Held(action, member, lost))
+
     def _send(self, member: Member, message: spb.SignalResponse) -> None:
-        if not member.cut:
-            self._deliver(member.session, message.SerializeToString())
+        self._deliver(member.session, message.SerializeToString())
 
     def _deliver(self, session: _Session, data: bytes) -> None:
         def deliver() -> None:
-            member = session.member
-            if session.open and not (member is not None and member.cut):
-                session.endpoint.signal_received(data)
+            endpoint = session.endpoint
+            if session.open and endpoint is not None:
+                self.via_network(session.identity, lambda: endpoint.signal_received(data))
 
         self.clock.call_soon(deliver)
 
     def _close_session(self, session: _Session, code: int | None) -> None:
         def close() -> None:
-            if session.open:
+            endpoint = session.endpoint
+            if session.open and endpoint is not None:
                 session.open = False
-                session.endpoint.signal_closed(code)
+                self.via_network(session.identity, lambda: endpoint.signal_closed(code))
 
         self.clock.call_soon(close)
 
     def _send_update(self, receiver: Member, infos: Sequence[ppb.ParticipantInfo]) -> None:
+        """SendParticipantUpdate: remember what `receiver` was sent (even if its socket is
+        gone: a resume repeats the departures it missed), and send it, if anything."""
         # Hidden participants never reach a batch or another's broadcast (see `_enqueue`,
-        # `_broadcast_now`), so the server's "skip hidden others" filter has nothing to do.
-        self._send(receiver, spb.SignalResponse(update=ppb.ParticipantUpdate(participants=infos)))
+        # `_broadcast_now`), and a SID's versions only grow here (the batch keeps the newest,
+        # an immediate broadcast takes its entry out), so the server's filters for hidden
+        # others and for versions older than the last sent have nothing to do.
+        for info in infos:
+            receiver.sent.pop(info.sid, None)
+            receiver.sent[info.sid] = (info.identity, info.version, info.state, self.clock.now)
+        if infos:
+            update = ppb.ParticipantUpdate(participants=infos)
+            self._send(receiver, spb.SignalResponse(update=update))
 
     def _broadcast_now(self, member: Member) -> None:
         info = member.info()
@@ -718,21 +1032,37 @@ class Sfu:
         # requests from a session whose member left are ignored before they get here.
         assert self.members.get(member.identity) is member
         del self.members[member.identity]
-        if member.departure is not None:
-            member.departure.cancel()
+        for timer in (member.departure, member.join_timer):
+            if timer is not None:
+                timer.cancel()
         if send_leave:
             self._leave(member, reason, LeaveAction.DISCONNECT)
         member.state = _DISCONNECTED
         member.version += 1
         member.disconnect_reason = reason
-        if not member.cut:
-            self._close_session(member.session, close_code)
-        peer, member.peer = member.peer, None
-        if peer is not None and close_code is not None and not member.cut:
-            self.clock.call_soon(peer.peer_closed)
+        self._close_session(member.session, close_code)
+        peer = self._peer_gone(member)
+        if peer is not None and close_code is not None:
+            closed = peer.peer_closed
+            self.clock.call_soon(lambda: self.via_network(member.identity, closed))
         if broadcast:
             self._enqueue(member)
         self._room_changed()
+
+    def _peer_gone(self, member: Member) -> PeerEndpoint | None:
+        """The member's peer connection is gone: its links die, and what it held is lost."""
+        peer, member.peer = member.peer, None
+        member.peer_epoch += 1
+        outage = self.outages.get(member.identity)
+        if outage is not None:
+            kept: list[_Held] = []
+            for item in outage.held:
+                if item.member is member and item.lost is not None:
+                    self.dropped.append(item.lost)
+                else:
+                    kept.append(item)
+            outage.held = kept
+        return peer
 
     def _leave(self, member: Member, reason: int, action: LeaveAction) -> None:
         if member.protocol > 12:
@@ -742,12 +1072,13 @@ class Sfu:
         self._send(member, spb.SignalResponse(leave=leave))
 
     def _depart_later(self, member: Member, delay: float) -> None:
+        """setupDisconnectTimer: removal after `delay` (replacing one already pending)."""
+        if member.departure is not None:
+            member.departure.cancel()
         reason = DisconnectReason.CONNECTION_TIMEOUT
-        if member.departure is None:
-            member.departure = self.clock.call_at(
-                self.clock.now + delay,
-                lambda: self._remove(member, reason, send_leave=True),
-            )
+        member.departure = self.clock.call_at(
+            self.clock.now + delay, lambda: self._remove(member, reason, send_leave=True)
+        )
 
     def server_leave(self, member: Member, action: LeaveAction, reason: int) -> None:
         if action is LeaveAction.DISCONNECT:
@@ -760,43 +1091,83 @@ class Sfu:
             self._close_session(member.session, 1000)
             self._depart_later(member, DISCONNECT_CLEANUP)
 
-    def cut(self, member: Member, *, signal_reset: bool) -> None:
-        member.cut = True
+    def peer_failed(self, member: Member) -> None:
+        """ICE failed at both ends (onAnyTransportFailed): the server asks for a resume,
+        closes the socket and removes the participant 5 s later unless it resumes."""
+        peer = self._peer_gone(member)
+        if member.protocol > 12:
+            self._leave(member, DisconnectReason.CONNECTION_TIMEOUT, LeaveAction.RESUME)
+        self._close_session(member.session, 1000)
+        self._depart_later(member, DISCONNECT_CLEANUP)
+        if peer is not None:  # the client's own ICE agent gives up too: no network involved
+            self.clock.call_soon(peer.peer_failed)
+
+    def reset_signal(self, member: Member) -> None:
+        """The socket breaks at both ends (no close frame): HandleSignalSourceClose."""
         session = member.session
+        endpoint = session.endpoint
+        if session.open and endpoint is not None:
+            session.open = False
+            self.clock.call_soon(lambda: endpoint.signal_closed(None))
+        if member.state < _ACTIVE:
+            self._remove(member, DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+
+    def cut(self, member: Member, *, signal_reset: bool, duration: float | None) -> None:
+        """Cut `member`'s client off the network (see the module docstring)."""
+        identity = member.identity
+        outage = self.outages.get(identity)
+        if outage is None:
+            outage = self.outages[identity] = _Outage()
+            failure = self.clock.call_at(
+                self.clock.now + ICE_FAILURE, lambda: self._ice_failed(identity)
+            )
+            outage.timers.append(failure)
+        if duration is not None:
+            restore = self.clock.call_at(self.clock.now + duration, lambda: self.restore(identity))
+            outage.timers.append(restore)
         if signal_reset:
-            session_member = member
+            self.reset_signal(member)
 
-            def reset() -> None:
-                if session.open:
-                    session.open = False
-                    session.endpoint.signal_closed(None)
-                current = self.members.get(session_member.identity) is session_member
-                if current and session_member.peer is None:
-                    self._remove(session_member, DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+    def _ice_failed(self, identity: str) -> None:
+        member = self.members.get(identity)
+        if member is not None and member.peer is not None:
+            self.peer_failed(member)
 
-            self.clock.call_soon(reset)
-        self._depart_later(member, ICE_FAILURE + DISCONNECT_CLEANUP)
+    def restore(self, identity: str) -> None:
+        """The client's network is back: what was held goes through, in order."""
+        outage = self.outages.pop(identity, None)
+        if outage is None:
+            return
+        for timer in outage.timers:
+            timer.cancel()
+        for item in outage.held:
+            item.action()
 
-    def restart(self, *, graceful: bool) -> None:
+    def restart(self, *, graceful: bool, downtime: float) -> None:
+        now = self.clock.now
         for member in list(self.members.values()):
             if graceful:
                 self._remove(
                     member, DisconnectReason.SERVER_SHUTDOWN, send_leave=True, broadcast=False
                 )
-            else:
-                self._remove(
-                    member,
-                    DisconnectReason.SERVER_SHUTDOWN,
-                    send_leave=False,
-                    broadcast=False,
-                    close_code=None,
-                )
+                continue
+            peer = member.peer
+            self._remove(
+                member,
+                DisconnectReason.SERVER_SHUTDOWN,
+                send_leave=False,
+                broadcast=False,
+                close_code=None,
+            )
+            if peer is not None:  # no consent checks answered: the client's ICE gives up
+                self.clock.call_at(now + ICE_FAILURE, peer.peer_failed)
         for timer in (self._batch_timer, self._room_timer):
             if timer is not None:
                 timer.cancel()
         self._batch_timer = self._room_timer = None
         self._batch.clear()
-        self._start_room()
+        self.down_until = now + downtime
+        self._start_room(now + downtime)
 
     # -- data packets ---------------------------------------------------------------------------
 
@@ -813,18 +1184,48 @@ class Sfu:
     def uplink(self, identity: str) -> Link:
         return self.uplinks.setdefault(identity, Link())
 
-    def uplink_data(self, member: Member, channel: Channel, data: bytes) -> None:
+    def uplink_data(self, member: Member, epoch: int, channel: Channel, data: bytes) -> None:
+        sender = member.identity
         if self._current(member) is None:
-            self._drop(member.identity, None, channel, data, "the sender is not in the room")
+            self._drop(sender, None, channel, data, "the sender is not in the room")
+            return
+        if member.peer_epoch != epoch:
+            self._drop(sender, None, channel, data, "the sender's peer connection is closed")
             return
         if len(data) > MAX_MESSAGE_SIZE:
-            self._drop(member.identity, None, channel, data, "over the SCTP max-message-size")
+            self._drop(sender, None, channel, data, "over the SCTP max-message-size")
             return
-        copies, due = self.uplink(member.identity).plan(channel, self.clock.now)
+        if sender in self.outages:
+            if channel is Channel.LOSSY:
+                self._drop(sender, None, channel, data, "lost: the sender's network is cut")
+                return
+            lost = DroppedPacket(
+                sender=sender,
+                receiver=None,
+                channel=channel,
+                data=data,
+                reason="lost with the sender's peer connection",
+            )
+            self.via_network(
+                sender,
+                lambda: self.uplink_data(member, epoch, channel, data),
+                member=member,
+                lost=lost,
+            )
+            return
+        copies, due = self.uplink(sender).plan(channel, self.clock.now)
         if not copies:
-            self._drop(member.identity, None, channel, data, "lost on the uplink (fault)")
+            self._drop(sender, None, channel, data, "lost on the uplink (fault)")
+
+        def arrive() -> None:
+            if self._current(member) is not None and member.peer_epoch != epoch:
+                why = "lost with the sender's peer connection"  # it failed while in flight
+                self._drop(sender, None, channel, data, why)
+            else:
+                self.receive_data(member, channel, data)
+
         for _ in range(copies):
-            self.clock.call_at(due, lambda: self.receive_data(member, channel, data))
+            self.clock.call_at(due, arrive)
 
     def receive_data(self, member: Member, channel: Channel, data: bytes) -> None:
         """A data channel message from `member`'s client reached the server (A.5)."""
@@ -906,19 +1307,42 @@ class Sfu:
             self._route(sender, receiver, channel, data)
 
     def _route(self, sender: str, receiver: Member, channel: Channel, data: bytes) -> None:
+        if receiver.peer is None:  # SendDataMessage: only to an ACTIVE participant
+            self._drop(sender, receiver.identity, channel, data, NOT_OPEN)
+            return
         copies, due = self.link(sender, receiver.identity).plan(channel, self.clock.now)
         if not copies:
             self._drop(sender, receiver.identity, channel, data, "lost on the link (fault)")
+        epoch = receiver.peer_epoch
         for _ in range(copies):
-            self.clock.call_at(due, lambda: self._arrive(sender, receiver, channel, data))
+            self.clock.call_at(due, lambda: self._arrive(sender, receiver, channel, data, epoch))
 
-    def _arrive(self, sender: str, receiver: Member, channel: Channel, data: bytes) -> None:
-        if receiver.peer is None or receiver.cut:
-            self._drop(
-                sender, receiver.identity, channel, data, "the receiver's data channel is not open"
-            )
+    def _arrive(
+        self, sender: str, receiver: Member, channel: Channel, data: bytes, epoch: int
+    ) -> None:
+        peer = receiver.peer
+        name = receiver.identity
+        if peer is None:
+            self._drop(sender, name, channel, data, NOT_OPEN)
             return
-        receiver.peer.data_received(channel, data)
+        if receiver.peer_epoch != epoch:  # its peer connection failed while this was in flight
+            self._drop(sender, name, channel, data, "lost with the receiver's peer connection")
+            return
+        if name in self.outages:
+            if channel is Channel.LOSSY:
+                self._drop(sender, name, channel, data, "lost: the receiver's network is cut")
+                return
+            lost = DroppedPacket(
+                sender=sender,
+                receiver=name,
+                channel=channel,
+                data=data,
+                reason="lost with the receiver's peer connection",
+            )
+            retry = lambda: self._arrive(sender, receiver, channel, data, epoch)  # noqa: E731
+            self.via_network(name, retry, member=receiver, lost=lost)
+            return
+        peer.data_received(channel, data)
 
 
 def _join_request(query: Mapping[str, str]) -> spb.JoinRequest:
@@ -950,12 +1374,14 @@ def _join_request_v0(query: Mapping[str, str]) -> spb.JoinRequest:
     try:
         info.protocol = int(query.get("protocol", "0") or 0)
         info.client_protocol = int(query.get("client_protocol", "0") or 0)
+        request.reconnect_reason = int(query.get("reconnect_reason", "0") or 0)  # type: ignore[assignment]
     except ValueError:
         raise ValueError("cannot parse the protocol version") from None
     for name in filter(None, query.get("capabilities", "").split(",")):
         if name in _CAPABILITIES:
             info.capabilities.append(_CAPABILITIES[name])  # type: ignore[arg-type]
     request.reconnect = query.get("reconnect", "") in ("1", "true")
+    request.participant_sid = query.get("sid", "")
     blob = query.get("attributes", "")
     if blob:
         try:

@@ -225,7 +225,7 @@ def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
     conn = joined()
     conn.peer_state_changed(PUB, "failed", now=T1)
     cmds, evs = drain(conn)
-    assert cmds == [cmd.CloseSignal(code=1000)]
+    assert cmds == []  # the signal still works: kept until the attempt replaces it
     assert evs == [
         ev.Reconnecting(
             mode=ReconnectMode.RESUME,
@@ -234,7 +234,9 @@ def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
         )
     ]
     conn.handle_timer(T1)
-    assert join_request(drain(conn)[0][0]).reconnect_reason == 2  # RR_PUBLISHER_FAILED
+    cmds, _ = drain(conn)
+    assert cmds[0] == cmd.CloseSignal(code=1000)
+    assert join_request(cmds[1]).reconnect_reason == 2  # RR_PUBLISHER_FAILED
     response = spb.ReconnectResponse(ice_servers=[spb.ICEServer(urls=["stun:10.0.0.9:3478"])])
     conn.receive_signal(FakeSfu.response(reconnect=response), now=T1 + 0.5)
     cmds, evs = drain(conn)
@@ -686,14 +688,6 @@ def test_close_while_the_peer_recovers_says_goodbye() -> None:
         (SimulateScenario.MIGRATION, spb.SimulateScenario(migration=True)),
         (SimulateScenario.FORCE_TCP, spb.SimulateScenario(switch_candidate_protocol=1)),  # type: ignore[arg-type]
         (SimulateScenario.FORCE_TLS, spb.SimulateScenario(switch_candidate_protocol=2)),  # type: ignore[arg-type]
-        (
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
-            spb.SimulateScenario(disconnect_signal_on_resume=True),
-        ),
-        (
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
-            spb.SimulateScenario(disconnect_signal_on_resume_no_messages=True),
-        ),
     ],
 )
 def test_server_side_scenarios_are_simulate_requests(
@@ -704,6 +698,44 @@ def test_server_side_scenarios_are_simulate_requests(
     cmds, evs = drain(conn)
     assert cmds == [cmd.SendSignal(data=spb.SignalRequest(simulate=request_).SerializeToString())]
     assert evs == [] and conn.state is ConnectionState.CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("scenario", "request_"),
+    [
+        (
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
+            spb.SimulateScenario(disconnect_signal_on_resume=True),
+        ),
+        (
+            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
+            spb.SimulateScenario(disconnect_signal_on_resume_no_messages=True),
+        ),
+    ],
+)
+def test_signal_on_resume_scenarios_arm_the_server_then_drop_the_signal(
+    scenario: SimulateScenario, request_: spb.SimulateScenario
+) -> None:
+    conn = joined()
+    conn.simulate_scenario(scenario, now=T1)
+    cmds, evs = drain(conn)
+    assert cmds[0] == cmd.SendSignal(data=spb.SignalRequest(simulate=request_).SerializeToString())
+    assert signals(cmds[1:])[0].ping_req.timestamp == UNIX0 + 10_000  # right behind it
+    assert evs == []
+    # The server reads one socket in order: its pong means the fault is armed. Now drop the
+    # signal, so that the resume it waits for follows at once.
+    pong = spb.SignalResponse(pong_resp=spb.Pong(last_ping_timestamp=UNIX0 + 10_000))
+    conn.receive_signal(pong.SerializeToString(), now=T1 + 0.01)
+    cmds, evs = drain(conn)
+    assert cmds == [cmd.CloseSignal(code=1000)]
+    assert conn.get_timer() == T1 + 0.01
+    assert evs == [
+        ev.Reconnecting(
+            mode=ReconnectMode.RESUME,
+            reason=DisconnectReason.SIGNAL_CLOSE,
+            message=f"simulated {scenario.name.lower()}",
+        )
+    ]
 
 
 def test_a_simulated_signal_reconnect_drops_the_signal_and_resumes() -> None:
@@ -846,3 +878,36 @@ def test_a_full_send_queue_ends_the_carry_over() -> None:
     conn.data_channel_opened(Channel.RELIABLE, now=T1 + 0.3)
     cmds, _ = drain(conn)
     assert payloads(cmds) == [b"a" * 60]  # the second did not fit the queue
+
+
+def test_a_leave_read_after_the_peer_connection_closed_is_obeyed() -> None:
+    # livekit-server removing us writes the leave and closes our peer connection; either
+    # can be noticed first. The signal is kept until the attempt, so the leave still counts.
+    conn = joined()
+    conn.peer_state_changed(PUB, "closed", now=T1)
+    drain(conn)
+    conn.receive_signal(FakeSfu.leave(reason=4, action=0), now=T1)  # PARTICIPANT_REMOVED
+    cmds, evs = drain(conn)
+    assert evs[-1] == ev.Disconnected(
+        reason=DisconnectReason.PARTICIPANT_REMOVED, message="the server ended the session"
+    )
+    assert not [c for c in cmds if isinstance(c, cmd.OpenSignal)]
+
+
+def test_rejoining_a_restarted_server_reports_its_new_room() -> None:
+    conn = joined()
+    conn.receive_signal(FakeSfu.leave(reason=6, action=2), now=T1)
+    conn.handle_timer(T1)
+    drain(conn)
+    fresh = FakeSfu.join(local=participant("me", "PA_me2"), room_metadata="new")
+    response = spb.SignalResponse.FromString(fresh)
+    response.join.room.sid = "RM_2"
+    conn.receive_signal(response.SerializeToString(), now=T1 + 0.1)
+    _, evs = drain(conn)
+    assert [type(e) for e in evs] == [
+        ev.ParticipantUpdated,
+        ev.RoomUpdated,
+        ev.RoomMetadataChanged,
+    ]
+    assert evs[2] == ev.RoomMetadataChanged(old_metadata="", metadata="new")
+    assert conn.room.sid == "RM_2"

@@ -15,7 +15,7 @@ from lkproto import Channel
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
-from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, ice_ufrag
+from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
 
 def v1_target(request: spb.JoinRequest | None = None, *, gzip: bool = False) -> str:
@@ -31,6 +31,12 @@ def v1_target(request: spb.JoinRequest | None = None, *, gzip: bool = False) -> 
 
 def v0_target(**params: str) -> str:
     return "/rtc?" + urlencode(params)
+
+
+def resume_target(sid: str, *, protocol: int = 17, reason: int = 1) -> str:
+    """`/rtc/v1` with a join request asking to resume participant `sid` (D.8 step 2)."""
+    request = join_request(protocol, reconnect=True, participant_sid=sid, reconnect_reason=reason)
+    return v1_target(request)
 
 
 def join_request(protocol: int = 17, client_protocol: int = 2, **kwargs: object) -> spb.JoinRequest:
@@ -68,14 +74,17 @@ class RawClient:
         self.data: list[tuple[Channel, dpb.DataPacket]] = []
         self.raw: list[bytes] = []
         self.peer_closes = 0
+        self.peer_failures = 0
         self.peer: PeerLink | None = None
         if token is None:
             token = room.token(identity, **grants)  # type: ignore[arg-type]
         if headers is None:
             headers = [("Authorization", f"Bearer {token}")]
         result = room.accept(target or v1_target(), headers, self)
-        self.rejected = result if isinstance(result, Rejected) else None
-        self.link: SignalLink | None = None if isinstance(result, Rejected) else result
+        self.rejected = result if isinstance(result, Rejected | Unreachable) else None
+        self.link: SignalLink | None = (
+            None if isinstance(result, Rejected | Unreachable) else result
+        )
         room.run_until_idle()
 
     # -- SignalEndpoint / PeerEndpoint -----------------------------------------------------------
@@ -93,6 +102,9 @@ class RawClient:
     def peer_closed(self) -> None:
         self.peer_closes += 1
 
+    def peer_failed(self) -> None:
+        self.peer_failures += 1
+
     # -- acting ----------------------------------------------------------------------------------
 
     def send(self, **message: object) -> None:
@@ -108,6 +120,13 @@ class RawClient:
         assert self.peer is not None
         self.room.run_until_idle()
         return self
+
+    def close(self) -> None:
+        """Hang up the signal socket (the peer connection stays)."""
+        assert self.link is not None
+        self.link.close()
+        self.link = None
+        self.room.run_until_idle()
 
     def publish(self, packet: dpb.DataPacket | bytes, channel: Channel = Channel.RELIABLE) -> None:
         assert self.peer is not None

@@ -145,43 +145,104 @@ async def test_server_actions_and_faults_reach_unchanged_rooms() -> None:
     async with MemoryServer() as server:
         alice, bob, carol = Room(), Room(), Room()
         seen = Recorder(alice, "participant_connected", "participant_disconnected")
-        bob_seen = Recorder(bob, "disconnected", "reconnecting")
-        carol_seen = Recorder(carol, "disconnected")
+        bob_seen = Recorder(bob, "disconnected", "reconnecting", "reconnected")
+        carol_seen = Recorder(carol, "disconnected", "reconnecting")
         await alice.connect(server.url, server.token("alice"))
         await bob.connect(server.url, server.token("bob"))
         await carol.connect(server.url, server.token("carol"))
         await seen.wait_for(lambda: len(seen.of("participant_connected")) == 2)
-        # A resume request: this client does not resume, so the closed socket ends it.
+        # A resume request: Bob resumes at once, the same session (PA_2) carries on.
         with server.control() as room:
             room.leave("bob", action=LeaveAction.RESUME)
-        await bob_seen.wait_for(lambda: bob_seen.of("disconnected"))
-        assert bob_seen.records == [
-            ("reconnecting", ()),
-            ("disconnected", (DisconnectReason.SIGNAL_CLOSE,)),
-        ]
-        assert bob.connection_state == ConnectionState.CONN_DISCONNECTED
-        # A cut: Carol's own ping timeout ends her session 15 s after her last message.
+        await bob_seen.wait_for(lambda: bob_seen.of("reconnected"))
+        assert bob_seen.records == [("reconnecting", ()), ("reconnected", ())]
+        assert bob.connection_state == ConnectionState.CONN_CONNECTED
+        assert server.room.participants["bob"].sid == bob.local_participant.sid == "PA_2"
+        # A cut for good: Carol's own ping timeout starts her reconnecting, 15 s after her
+        # last message; the server removes her 20 s after the cut; she gives up in the end.
         with server.control() as room:
             room.disconnect("carol")
         start = anyio.current_time()
-        [(reason,)] = await carol_seen.wait_for(lambda: carol_seen.of("disconnected"))
-        assert reason == DisconnectReason.CONNECTION_TIMEOUT
+        await carol_seen.wait_for(lambda: carol_seen.of("reconnecting"))
         assert 0 < anyio.current_time() - start <= 15.0
-        await seen.wait_for(lambda: len(seen.of("participant_disconnected")) == 2)
-        assert sorted(
-            (p.identity, p.disconnect_reason) for (p,) in seen.of("participant_disconnected")
-        ) == [
-            ("bob", DisconnectReason.CONNECTION_TIMEOUT),
-            ("carol", DisconnectReason.CONNECTION_TIMEOUT),
-        ]
-        # A crash: the socket just closes.
-        alice_seen = Recorder(alice, "disconnected")
-        with server.control() as room:
-            room.restart(graceful=False)
-        [(reason,)] = await alice_seen.wait_for(lambda: alice_seen.of("disconnected"))
-        assert reason == DisconnectReason.SIGNAL_CLOSE
+        [(gone,)] = await seen.wait_for(lambda: seen.of("participant_disconnected"))
+        assert (gone.identity, gone.disconnect_reason) == (
+            "carol",
+            DisconnectReason.CONNECTION_TIMEOUT,
+        )
+        [(reason,)] = await carol_seen.wait_for(lambda: carol_seen.of("disconnected"), 120)
+        assert reason == DisconnectReason.MEDIA_FAILURE  # the last interruption: ICE failed
+        assert carol.connection_state == ConnectionState.CONN_DISCONNECTED
+        # (A server leave{DISCONNECT}: see test_parity.py test_server_api_actions. On trio the
+        # closing of the peer connection may be read before the leave, and the core then
+        # ignores the leave: a core issue, reported.)
         for room_ in (alice, bob, carol):
             await room_.disconnect()
+
+
+async def test_rooms_resume_and_rejoin_through_the_memory_transport() -> None:
+    async with MemoryServer(update_interval=0) as server:
+        alice, bob = Room(), Room()
+
+        @bob.local_participant.register_rpc_method("slow")
+        async def slow(_: object) -> str:
+            await anyio.sleep(3600)
+            return "too late"
+
+        seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+        got = Recorder(bob, "data_received", "participant_connected", "participant_disconnected")
+        await alice.connect(server.url, server.token("alice"))
+        await bob.connect(server.url, server.token("bob"))
+        # The peer connection fails: a resume with an ICE restart, and what was in flight on
+        # it is replayed.
+        with server.control() as room:
+            room.uplink("alice").delay(1.0)
+        await alice.local_participant.publish_data(b"in flight")
+        with server.control() as room:
+            room.fail_peer("alice")
+        await seen.wait_for(lambda: seen.of("reconnected"))
+        [(packet,)] = await got.wait_for(lambda: got.of("data_received"))
+        assert packet.data == b"in flight"
+        assert server.room.participants["alice"].sid == "PA_1"
+        assert [u.outcome for u in server.room.upgrades[2:]] == ["resumed"]
+        # A crash with 3 s of downtime: attempts are refused, then the resume finds nothing
+        # and Alice rejoins; her call in flight fails (1503) and Bob sees her leave and come
+        # back with a new SID.
+        call = alice.local_participant.perform_rpc(
+            destination_identity="bob", method="slow", payload=""
+        )
+        failures: list[int] = []
+
+        async def calling() -> None:
+            try:
+                await call
+            except RpcError as exc:
+                failures.append(int(exc.code))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calling)
+            await anyio.sleep(0.5)
+            start = anyio.current_time()
+            with server.control() as room:
+                room.restart(graceful=False, downtime=3)
+            await seen.wait_for(lambda: len(seen.of("reconnected")) == 2)
+            took = anyio.current_time() - start
+        # Attempts at 0, 0.3 and 1.5 s (+ up to 1 s of jitter) are refused; the fourth, 2.7 s
+        # (+ jitter) after that, gets through.
+        assert 4.2 <= took <= 6.2
+        assert failures == [1503]
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())] * 2
+        # (Who rejoins first, Alice or Bob, depends on their jitter: the adapter's is random.)
+        assert alice.local_participant.sid == server.room.participants["alice"].sid != "PA_1"
+        assert alice.connection is not None and alice.connection.room.sid == "RM_2"
+        await got.wait_for(lambda: len(got.of("participant_connected")) == 1)
+        assert [(p.identity, p.sid) for (p,) in got.of("participant_disconnected")] == [
+            ("alice", "PA_1")
+        ]
+        await alice.local_participant.publish_data(b"rejoined")
+        await got.wait_for(lambda: len(got.of("data_received")) == 2)
+        await alice.disconnect()
+        await bob.disconnect()
 
 
 async def test_a_lost_chunk_fails_the_reader() -> None:

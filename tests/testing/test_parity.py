@@ -23,6 +23,7 @@ import pytest
 from livekit import api as lkapi
 
 from harness import API_KEY, API_SECRET
+from harness.faults import fault_server_fixture, require_cut  # noqa: F401 - `fault_server`
 from lkproto.transports.anyio import (
     ByteStreamReader,
     DataPacketKind,
@@ -33,6 +34,7 @@ from lkproto.transports.anyio import (
     RpcError,
     RpcInvocationData,
     RtcConfiguration,
+    SimulateScenario,
     TextStreamReader,
 )
 from lkproto.transports.testing import MemoryServer, VirtualTimeLoop
@@ -529,3 +531,263 @@ async def test_server_api_actions(env: Env) -> None:
             DisconnectReason.PARTICIPANT_REMOVED,
         )
         assert anyio.current_time() - start <= ANNOUNCE
+
+
+# -- resume and full reconnect: the scenarios a client asks for ---------------------------------
+
+
+async def test_a_signal_reconnect_resumes_the_same_session(env: Env) -> None:
+    alice = await env.join("alice")
+    bob = await env.join("bob")
+    seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+    got = Recorder(bob, "data_received", "participant_disconnected")
+    async with rooms(alice, bob):
+        sid = alice.local_participant.sid
+        await alice.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT)
+        await seen.wait_for(lambda: seen.of("reconnected"))
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())]
+        assert alice.local_participant.sid == sid
+        await alice.local_participant.publish_data(b"after the resume")
+        [(packet,)] = await got.wait_for(lambda: got.of("data_received"))
+        assert packet.data == b"after the resume"
+        await anyio.sleep(ANNOUNCE)
+        assert got.of("participant_disconnected") == []  # the server kept the participant
+
+
+@pytest.mark.parametrize("scenario", [SimulateScenario.NODE_FAILURE, SimulateScenario.MIGRATION])
+async def test_a_closed_participant_rejoins_with_a_new_session(
+    env: Env, scenario: SimulateScenario
+) -> None:
+    alice = await env.join("alice")
+    bob = Room()
+
+    @bob.local_participant.register_rpc_method("slow")
+    async def slow(data: RpcInvocationData) -> str:
+        await anyio.sleep(60)
+        return "too late"
+
+    await env.join("bob", bob)
+    seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+    bob_seen = Recorder(bob, "participant_connected", "participant_disconnected")
+    async with rooms(alice, bob):
+        sid = alice.local_participant.sid
+        failures: list[int] = []
+
+        async def calling() -> None:
+            try:
+                await alice.local_participant.perform_rpc(
+                    destination_identity="bob", method="slow", payload=""
+                )
+            except RpcError as exc:
+                failures.append(int(exc.code))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calling)
+            await anyio.sleep(0.5)
+            # The server closes the participant without a leave; the resume that follows
+            # finds nothing (STATE_MISMATCH) and Alice rejoins.
+            await alice.simulate_scenario(scenario)
+            await seen.wait_for(lambda: seen.of("reconnected"))
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())]
+        assert failures == [1503]  # the call did not survive the new session
+        assert alice.local_participant.sid not in ("", sid)
+        # On the 3 s tick, the new session's JOINED supersedes the old one's DISCONNECTED
+        # (the batch keeps the newest per identity): Bob infers the old session is gone.
+        [(gone,)] = await bob_seen.wait_for(lambda: bob_seen.of("participant_disconnected"))
+        assert (gone.identity, gone.sid, gone.disconnect_reason) == (
+            "alice",
+            sid,
+            DisconnectReason.DUPLICATE_IDENTITY,
+        )
+        [(back,)] = await bob_seen.wait_for(lambda: bob_seen.of("participant_connected"))
+        assert (back.identity, back.sid) == ("alice", alice.local_participant.sid)
+
+
+async def test_a_server_leave_ends_the_session(env: Env) -> None:
+    alice = await env.join("alice")
+    bob = await env.join("bob")
+    seen = Recorder(alice, "reconnecting", "disconnected")
+    bob_seen = Recorder(bob, "participant_disconnected")
+    async with rooms(alice, bob):
+        await alice.simulate_scenario(SimulateScenario.SERVER_LEAVE)
+        [(reason,)] = await seen.wait_for(lambda: seen.of("disconnected"))
+        assert (reason, seen.of("reconnecting")) == (DisconnectReason.SERVER_SHUTDOWN, [])
+        [(gone,)] = await bob_seen.wait_for(lambda: bob_seen.of("participant_disconnected"))
+        assert (gone.identity, gone.disconnect_reason) == (
+            "alice",
+            DisconnectReason.SERVER_SHUTDOWN,
+        )
+
+
+async def test_a_speaker_update(env: Env) -> None:
+    alice = await env.join("alice")
+    bob = await env.join("bob")
+    seen = Recorder(alice, "active_speakers_changed")
+    bob_seen = Recorder(bob, "active_speakers_changed")
+    async with rooms(alice, bob):
+        start = anyio.current_time()
+        await alice.simulate_scenario(SimulateScenario.SPEAKER)
+        [(speakers,)] = await seen.wait_for(lambda: seen.of("active_speakers_changed"))
+        assert [p.identity for p in speakers] == ["alice"]
+        await seen.wait_for(lambda: len(seen.of("active_speakers_changed")) == 2)
+        assert seen.of("active_speakers_changed")[1] == ([],)
+        assert 4.5 <= anyio.current_time() - start <= 6.5  # the SDK asks for 5 s
+        assert bob_seen.of("active_speakers_changed") == []  # Bob subscribes to nothing
+
+
+async def test_a_resume_after_disconnect_signal_on_resume(env: Env) -> None:
+    alice = await env.join("alice")
+    seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+    async with rooms(alice):
+        sid = alice.local_participant.sid
+        # The core pings right behind the request and drops its signal on the pong, so the
+        # resume that follows finds the fault armed (the server reads one socket in order).
+        await alice.simulate_scenario(SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME)
+        # The resume is answered, then its socket is closed: a second resume.
+        await seen.wait_for(lambda: len(seen.of("reconnected")) == 2)
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())] * 2
+        assert alice.local_participant.sid == sid
+
+
+# -- a crash and a cut: the server's own faults -------------------------------------------------
+
+
+@attrs.define
+class Faulty:
+    """An `Env` whose server can crash (SIGKILL, then a restart on the same address) and whose
+    network can be cut: a `FaultServer` (tests/harness/faults.py) or a MemoryServer."""
+
+    env: Env
+    crash: Callable[[float], Awaitable[None]]  # kill, wait that long, start again
+    cut: Callable[[float, list[str]], Awaitable[None]]  # cut (these clients) that long
+
+
+@pytest.fixture
+async def faulty(
+    backend: str, request: pytest.FixtureRequest, room_name: str
+) -> AsyncIterator[Faulty]:
+    if backend == "server":
+        server = request.getfixturevalue("fault_server")
+        make_token = request.getfixturevalue("make_token")
+        options = RoomOptions(
+            auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[server.client_host])
+        )
+
+        async def crash(downtime: float) -> None:
+            await server.akill()
+            await anyio.sleep(downtime)
+            await server.arestart()
+
+        async def cut(seconds: float, _: list[str]) -> None:
+            require_cut(server)
+            await anyio.to_thread.run_sync(server.cut)
+            try:
+                await anyio.sleep(seconds)
+            finally:
+                await anyio.to_thread.run_sync(server.restore)
+
+        async with lkapi.LiveKitAPI(server.http_url, API_KEY, API_SECRET) as api:
+            env = Env(server.url, make_token, options, ServerAdmin(api, room_name))
+            yield Faulty(env, crash, cut)
+        return
+    async with MemoryServer(name=room_name) as memory:
+
+        async def crash_memory(downtime: float) -> None:
+            with memory.control() as room:
+                room.restart(graceful=False, downtime=downtime + 0.5)  # (+ the real start-up)
+
+        async def cut_memory(seconds: float, who: list[str]) -> None:
+            with memory.control() as room:
+                for identity in who:
+                    room.disconnect(identity, duration=seconds)
+            await anyio.sleep(seconds)
+
+        env = Env(memory.url, memory.token, RoomOptions(auto_subscribe=False), MemoryAdmin(memory))
+        yield Faulty(env, crash_memory, cut_memory)
+
+
+async def test_after_a_crash_everyone_rejoins(faulty: Faulty) -> None:
+    env = faulty.env
+    alice = await env.join("alice")
+    bob = Room()
+
+    @bob.local_participant.register_rpc_method("slow")
+    async def slow(data: RpcInvocationData) -> str:
+        await anyio.sleep(60)
+        return "too late"
+
+    await env.join("bob", bob)
+    seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+    got = Recorder(bob, "data_received", "reconnected", "participant_connected")
+    async with rooms(alice, bob):
+        old = (alice.local_participant.sid, bob.local_participant.sid)
+        failures: list[int] = []
+
+        async def calling() -> None:
+            try:
+                await alice.local_participant.perform_rpc(
+                    destination_identity="bob", method="slow", payload=""
+                )
+            except RpcError as exc:
+                failures.append(int(exc.code))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calling)
+            await anyio.sleep(0.5)
+            start = anyio.current_time()
+            await faulty.crash(1.0)
+            await seen.wait_for(lambda: seen.of("reconnected"), 30)
+            await got.wait_for(lambda: got.of("reconnected"), 30)
+            took = anyio.current_time() - start
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())]
+        assert failures == [1503]
+        assert 1.0 < took < 15.0
+        assert alice.local_participant.sid not in old and bob.local_participant.sid not in old
+        await got.wait_for(lambda: "alice" in bob.remote_participants)
+        await alice.local_participant.publish_data(b"after the crash")
+        [(packet,)] = await got.wait_for(lambda: got.of("data_received"))
+        assert packet.data == b"after the crash"
+
+
+async def test_a_short_cut_loses_no_reliable_data(faulty: Faulty) -> None:
+    env = faulty.env
+    alice = await env.join("alice")
+    bob = await env.join("bob")
+    seen = Recorder(alice, "reconnecting", "disconnected")
+    got = Recorder(bob, "data_received", "reconnecting", "participant_disconnected")
+    async with rooms(alice, bob):
+        sent = [b"%d" % i for i in range(5)]
+
+        async def send_during() -> None:
+            await anyio.sleep(0.5)
+            for payload in sent:
+                await alice.local_participant.publish_data(payload)
+                await anyio.sleep(0.2)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send_during)
+            await faulty.cut(3.0, ["alice", "bob"])  # what is sent meanwhile waits
+        await got.wait_for(lambda: len(got.of("data_received")) == len(sent), 20)
+        assert [p.data for (p,) in got.of("data_received")] == sent
+        await anyio.sleep(ANNOUNCE)
+        # Nobody noticed: no ping timeout (15 s), no ICE failure, nobody left.
+        assert (seen.records, got.of("reconnecting"), got.of("participant_disconnected")) == (
+            [],
+            [],
+            [],
+        )
+
+
+async def test_a_long_cut_ends_in_a_rejoin(faulty: Faulty) -> None:
+    env = faulty.env
+    alice = await env.join("alice")
+    bob = await env.join("bob")
+    seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
+    async with rooms(alice, bob):
+        sid = alice.local_participant.sid
+        # Longer than the server keeps a participant whose peer connection failed (ICE gives
+        # up after ~15 s, the cleanup 5 s later): the resume after it finds nothing.
+        await faulty.cut(25.0, ["alice", "bob"])
+        await seen.wait_for(lambda: seen.of("reconnected"), 40)
+        assert seen.records == [("reconnecting", ()), ("reconnected", ())]
+        assert alice.local_participant.sid != sid
