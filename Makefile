@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test lint typecheck pytest demo bench proto proto-check clean
+.PHONY: setup test lint typecheck pytest demo bench proto proto-check clean fuzz
 
 setup: $(STAMP) $(VENV)/bin/livekit-server
 
@@ -57,6 +57,22 @@ bench: setup
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/rss_streams.py
 	$(PY) benchmarks/bench_memory.py --seconds 2
+
+# Coverage-guided fuzzing (atheris, fuzz/README.md): each target for FUZZ_SECONDS, starting
+# from its seed corpus (fuzz/corpus/, real traffic) plus what earlier runs found
+# (build/fuzz-corpus/). A crashing input is saved under fuzz/crashers/<target>/; make it a
+# regression test. Extra libFuzzer flags go in FUZZ_FLAGS (e.g. -jobs=2 -workers=2).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= signal_connecting signal_joined data_packet streams rpc
+FUZZ_FLAGS ?=
+fuzz: setup
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz-corpus/$$t fuzz/crashers/$$t; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+		$(PY) -m fuzz.fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-timeout=20 -print_final_stats=1 -artifact_prefix=fuzz/crashers/$$t/ \
+			$(FUZZ_FLAGS) build/fuzz-corpus/$$t fuzz/corpus/$$t || status=1; \
+	done; exit $$status
 
 proto: setup
 	$(PY) proto/generate.py

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz targets for lkproto (atheris); see fuzz/README.md."""
