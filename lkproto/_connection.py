@@ -118,6 +118,10 @@ _PEER_WAIT = "peer-recovery"
 # ReconnectReason (D.7): why a resume is attempted, reported in the resume's join request.
 _RR_UNKNOWN, _RR_SIGNAL, _RR_PUBLISHER, _RR_SUBSCRIBER = 0, 1, 2, 3
 _RESUME_DISABLED = 1  # ClientConfigSetting.DISABLED in ClientConfiguration.resume_connection
+# After our peer connection failed with the signal still up, the first attempt waits this long
+# for a `leave` the server may have written just before closing the peer connection (JS waits
+# up to 250 ms for the signal to close, MAX_WS_CLOSE_TIME).
+_KEPT_SIGNAL_GRACE = 0.25
 _RPC_TOPICS = frozenset({RPC_REQUEST_TOPIC, RPC_RESPONSE_TOPIC})
 _STREAM_PACKETS = frozenset({"stream_header", "stream_chunk", "stream_trailer"})
 # DataPacket kinds worth sending again in a new session (`_carry_over`).
@@ -802,6 +806,8 @@ class Connection:
             DisconnectReason.MEDIA_FAILURE, message, now, full=waiting, close_signal=not keep
         )
         self._kept_signal = keep
+        if keep:  # and give that leave a moment to arrive before the first attempt
+            self._deadlines.set(_RETRY, now + _KEPT_SIGNAL_GRACE)
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
@@ -960,8 +966,11 @@ class Connection:
         self._offers.clear()
         self._answers.clear()
         cut_streams = set(self._outgoing)
+        # What the server said it lacks; without its word, at least what never left us.
         unacknowledged = (
-            [] if self._acknowledged is None else self._sender.unacknowledged(self._acknowledged)
+            self._sender.unsent()
+            if self._acknowledged is None
+            else self._sender.unacknowledged(self._acknowledged)
         )
         self._acknowledged = None
         self._sender.reset()
@@ -1144,13 +1153,9 @@ class Connection:
             self._interrupt(DisconnectReason.SIGNAL_CLOSE, "simulated signal reconnect", now)
             return
         if scenario is SimulateScenario.FULL_RECONNECT:
-            self._commands.append(
-                cmd.SendSignal(
-                    data=self._codec.leave(
-                        int(DisconnectReason.CLIENT_INITIATED), int(LeaveAction.RECONNECT)
-                    )
-                )
-            )
+            # No `leave` first: the server may handle it after the rejoin and end the new
+            # session (seen on livekit-server 1.13.5). The rejoin itself replaces our old
+            # participant (duplicate identity), which the others see leave and come back.
             self._interrupt(
                 DisconnectReason.CLIENT_INITIATED, "simulated full reconnect", now, full=True
             )

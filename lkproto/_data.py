@@ -180,6 +180,10 @@ class DataSender:
         """The sent (or queued) reliable packets after `last_message_seq`, oldest first."""
         return [data for seq, data in self._replay if seq > last_message_seq]
 
+    def unsent(self) -> list[bytes]:
+        """The reliable packets still queued (never handed to a channel), oldest first."""
+        return [data for _, data in self._queued[Channel.RELIABLE]]
+
     def reset(self) -> None:
         """A full reconnect: a new session, so sequencing and replay start over."""
         self.next_sequence = 1

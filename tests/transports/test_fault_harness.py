@@ -255,7 +255,7 @@ def _ms(since: float) -> str:
 
 
 def _event_after(peer: OfficialPeer, name: str, since: float) -> float | None:
-    times = [args[0] for args in peer.of(name) if args[0] >= since]
+    times = [args[0] for args in peer.of(name) if args and args[0] >= since]
     return times[0] if times else None
 
 

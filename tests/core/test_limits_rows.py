@@ -1,0 +1,240 @@
+"""Rows of docs/limits.md that no other test proved: each bound hit, and exactly what follows.
+
+Deterministic, no network: the core through `fake_sfu`/`sfu_relay`, the adapters' own bounds
+on rooms that never connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+
+import anyio
+import pytest
+import trio
+from fake_sfu import T0, joined_connection, participant
+from sfu_relay import Sfu, events
+
+import lkproto.transports.anyio as anyio_room
+import lkproto.transports.threaded as threaded_room
+import lkproto.transports.trio as trio_room
+from lkproto import Channel, Config
+from lkproto import commands as cmd
+from lkproto import events as ev
+from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import signal_pb2 as spb
+from lkproto.rpc import RpcError, RpcFailed
+from lkproto.streams import StreamKind
+
+KIB, MIB = 1024, 1024 * 1024
+
+
+def sent(commands: list[cmd.Command]) -> list[tuple[Channel, bytes]]:
+    return [(c.channel, c.data) for c in commands if isinstance(c, cmd.SendDataPacket)]
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "lkproto.transports"]
+
+
+def dropped(number: int) -> ev.PacketDropped:
+    return ev.PacketDropped(reason="empty", channel=Channel.RELIABLE, detail=str(number))
+
+
+# -- the core ------------------------------------------------------------------------------------
+
+
+def test_the_replay_buffer_keeps_only_the_newest_bytes() -> None:
+    conn = joined_connection(Config(replay_buffer_bytes=100))
+    for n in range(1, 6):
+        conn.publish_data(bytes([n]) * 30, now=T0)
+    sizes = {len(data) for _, data in sent(conn.commands_to_send())}
+    (size,) = sizes  # every packet encodes to the same size: 2 fit in 100 bytes, 3 do not
+    assert 2 * size <= 100 < 3 * size
+    conn.data_channel_closed(Channel.RELIABLE, now=T0)
+    conn.resume_data(last_message_seq=0)  # the server has none of them
+    conn.data_channel_opened(Channel.RELIABLE, now=T0 + 1)
+    replayed = [dpb.DataPacket.FromString(d) for _, d in sent(conn.commands_to_send())]
+    assert [(p.sequence, p.user.payload) for p in replayed] == [
+        (4, bytes([4]) * 30),
+        (5, bytes([5]) * 30),
+    ]
+
+
+def test_the_client_checks_no_metadata_or_attribute_size() -> None:
+    """Sizes are the server's to refuse (docs/limits.md): the core sends them as they are."""
+    conn = joined_connection()
+    conn.set_metadata("m" * (3 * MIB), now=T0)
+    conn.set_name("n" * 1000, now=T0)
+    conn.set_attributes({f"k{i:05d}": "v" * 100 for i in range(10_000)}, now=T0)
+    requests = [
+        spb.SignalRequest.FromString(c.data).update_metadata
+        for c in conn.commands_to_send()
+        if isinstance(c, cmd.SendSignal)
+    ]
+    assert [(len(r.metadata), len(r.name), len(r.attributes)) for r in requests] == [
+        (3 * MIB, 0, 0),
+        (0, 1000, 0),
+        (0, 0, 10_000),
+    ]
+
+
+def test_sent_chunks_are_at_most_stream_chunk_size() -> None:
+    legacy = participant("bob", client_protocol=0)  # chunked streams only
+    conn = joined_connection(Config(stream_chunk_size=100), others=[legacy])
+    text = "漢" * 100  # 300 bytes of 3-byte characters
+    conn.send_stream(
+        now=T0, kind=StreamKind.TEXT, topic="t", payload=text, destination_identities=["bob"]
+    )
+    packets = [dpb.DataPacket.FromString(d) for _, d in sent(conn.commands_to_send())]
+    chunks = [p.stream_chunk.content for p in packets if p.HasField("stream_chunk")]
+    assert [len(c) for c in chunks] == [99, 99, 99, 3]  # never inside a character
+    assert "".join(c.decode() for c in chunks) == text
+
+
+def test_an_rpc_v2_payload_is_held_against_the_stream_buffer() -> None:
+    sfu = Sfu()
+    bob = sfu.join("bob", Config(max_buffered_stream_bytes=1_000))
+    bob.register_rpc_method("greet")
+    alice = sfu.join("alice", Config(capabilities=()))  # uncompressed: the bytes are real
+    events(bob)
+    alice.perform_rpc(destination_identity="bob", method="greet", payload="x" * 5_000, now=T0)
+    sfu.settle(now=T0)
+    error = RpcError.built_in(
+        RpcError.ErrorCode.APPLICATION_ERROR, "Error reading RPC request payload"
+    )
+    assert events(alice) == [RpcFailed(request_id="alice-1", error=error)]
+    assert events(bob) == []  # nothing for bob's application (docs/limits.md, F4)
+    assert bob.buffered_stream_bytes == 0
+
+
+# -- the adapters --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_anyio_events_subscriber_that_falls_behind_loses_the_newest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bound = anyio_room._EVENT_BUFFER
+    assert bound == 10_000
+    room = anyio_room.Room()
+    received: list[ev.Event] = []
+    go = anyio.Event()
+
+    async def consume() -> None:
+        async for event in room.events():
+            await go.wait()
+            received.append(event)
+
+    with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            with anyio.fail_after(5):
+                while not room._subscribers:
+                    await anyio.sleep(0.001)
+            for n in range(bound + 2):
+                room.deliver(dropped(n))
+            go.set()
+            with anyio.fail_after(10):
+                while len(received) < bound + 1:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.05)  # nothing more arrives
+            tg.cancel_scope.cancel()
+    # The consumer was already waiting, so the first event went straight to it; 10 000 more
+    # waited in the buffer and the last was dropped.
+    assert received == [dropped(n) for n in range(bound + 1)]
+    assert warnings(caplog) == ["an events() subscriber is 10000 behind; dropped one"]
+
+
+def test_a_trio_event_channel_that_falls_behind_loses_the_newest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bound = trio_room._EVENT_BUFFER
+    assert bound == 10_000
+
+    async def main() -> list[ev.Event]:
+        room = trio_room.Room()
+        channel = room.event_channel()
+        for n in range(bound + 1):
+            room.deliver(dropped(n))
+        out = []
+        while True:
+            try:
+                out.append(channel.receive_nowait())
+            except trio.WouldBlock:
+                return out
+
+    with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        received = trio.run(main)
+    assert received == [dropped(n) for n in range(bound)]
+    assert warnings(caplog) == ["an events() subscriber is 10000 behind; dropped one"]
+
+
+@pytest.mark.anyio
+async def test_a_threaded_events_iterator_that_falls_behind_loses_the_newest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bound = threaded_room._EVENT_BUFFER
+    assert bound == 10_000
+    outer = threaded_room.Room()
+    feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
+    outer._feeds.append(feed)
+    inner = threaded_room._Inner(outer, None)  # the anyio room on the I/O thread
+    with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        for n in range(bound + 1):
+            inner.deliver(dropped(n))
+    assert [feed.get_nowait() for _ in range(feed.qsize())] == [dropped(n) for n in range(bound)]
+    assert warnings(caplog) == ["an events() iterator is 10000 behind; dropped one"]
+
+
+def test_threaded_callbacks_that_fall_behind_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    class Pool:
+        def __init__(self) -> None:
+            self.submitted: list[tuple[object, ...]] = []
+
+        def submit(self, *args: object) -> None:
+            self.submitted.append(args)
+
+    room = threaded_room.Room()
+    pool = Pool()
+    room._callbacks = pool  # type: ignore[assignment]
+    room._pending = threaded_room._EVENT_BUFFER - 1
+    with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        room._post("data_received", ("first",))
+        room._post("data_received", ("second",))
+    assert [args[1:] for args in pool.submitted] == [("data_received", ("first",))]
+    assert room._pending == threaded_room._EVENT_BUFFER
+    assert warnings(caplog) == ["event callbacks are 10000 behind; dropped 'data_received'"]
+
+
+@pytest.mark.anyio
+async def test_a_writer_waits_while_the_channel_holds_more_than_the_high_mark() -> None:
+    low, high = anyio_room._MARKS[Channel.RELIABLE]
+    assert (low, high) == (64 * KIB, MIB)
+
+    class Peer:
+        amount = high + 1
+
+        def buffered_amount(self, channel: Channel) -> int:
+            return self.amount
+
+    room = anyio_room.Room()
+    peer = Peer()
+    room._peer = peer  # type: ignore[assignment]
+    done = anyio.Event()
+
+    async def write() -> None:
+        await room._wait_writable(Channel.RELIABLE)
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        await anyio.wait_all_tasks_blocked()
+        assert not done.is_set()
+        room.writable(Channel.RELIABLE)  # woken, but still over the mark: waits again
+        await anyio.wait_all_tasks_blocked()
+        assert not done.is_set()
+        peer.amount = high  # at the mark is not over it
+        room.writable(Channel.RELIABLE)
+        with anyio.fail_after(5):
+            await done.wait()
