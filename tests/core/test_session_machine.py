@@ -46,6 +46,17 @@ class SessionMachine(RuleBasedStateMachine):
         self.last_sequence = 0
         self.closed_seen = False
         self.reconnecting = False
+        # A full reconnect resets the sender (a new session numbers from 1 again); count the
+        # resets, since a second one in the same reconnect emits nothing of its own.
+        self.resets = self.seen_resets = 0
+        sender = self.conn._sender
+        reset = sender.reset
+
+        def counting_reset() -> None:
+            self.resets += 1
+            reset()
+
+        sender.reset = counting_reset  # type: ignore[method-assign]
 
     def drain(self) -> None:
         commands = self.conn.commands_to_send()
@@ -57,10 +68,11 @@ class SessionMachine(RuleBasedStateMachine):
         )
         for c in commands:
             assert not self.closed_seen, f"command after close: {c}"
-            if isinstance(c, cmd.ClosePeerConnection) and self.conn.reconnect_mode is not None:
-                self.highest_sequence = self.last_sequence = 0  # a new session follows
             if isinstance(c, cmd.SendDataPacket) and c.channel is Channel.RELIABLE:
                 seq = dpb.DataPacket.FromString(c.data).sequence
+                if seq == 1 and self.resets != self.seen_resets:
+                    self.seen_resets = self.resets
+                    self.highest_sequence = self.last_sequence = 0  # a new session
                 assert seq <= self.highest_sequence + 1, (seq, self.highest_sequence)
                 if not resumed:  # a replay may go back; otherwise strictly in order
                     assert seq == self.last_sequence + 1, (seq, self.last_sequence)
