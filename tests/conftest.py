@@ -18,6 +18,7 @@ from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 from harness.official import OfficialLoop
 
+pytest_plugins = ["harness.secrets_audit"]  # the whole session is audited for leaked secrets
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()
 _room_counter = itertools.count(1)
 

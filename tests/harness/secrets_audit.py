@@ -1,0 +1,352 @@
+"""A pytest plugin that watches the whole session for leaked credentials.
+
+Registered from tests/conftest.py (`pytest_plugins`). For the whole session it:
+- records every token minted in this process (it wraps `lkproto.tokens.mint_token`, which
+  the harness's `mint_token` and the `make_token` fixture use, as does the server-API client)
+  and every token the server hands out (`TokenRefreshed`);
+- attaches a DEBUG handler to the root logger and lowers the root, `lkproto`, `livekit`,
+  `aiortc` and `aioice` loggers to DEBUG (and sets LIVEKIT_RTC_DEBUG, so the official SDK
+  forwards its native debug records too), and checks every record: its message, and its
+  formatted exception and stack if any;
+- checks the message of every exception of lkproto, lkproto.transports and livekit.rtc as it
+  is created (raised or not, caught or not), the free text of the events that carry some
+  (`Disconnected`, `MetadataUpdateFailed`, `StreamFailed`, `StreamDropped`, `PacketDropped`,
+  `RpcDropped`), every warning, and every test report's failure text and captured
+  stdout/stderr.
+
+"Leaked" means the text contains the API secret (`harness.tokens.API_SECRET`) or any 20
+consecutive characters of a recorded token's signature (so the whole token, the bare
+signature, or a piece of it cut at 20 characters or more). Checking is incremental and
+cheap: base64url runs of 20+ characters are looked up in a set of signature pieces.
+
+`tests/e2e/test_zz_secrets.py` runs last among the e2e files and asserts that nothing leaked
+and that the audit saw a large number of records and tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import re
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness.tokens import API_SECRET
+from lkproto import events as ev
+from lkproto import tokens
+
+WINDOW = 20
+_RUNS = re.compile(rf"[A-Za-z0-9_-]{{{WINDOW},}}")
+_DEBUG_LOGGERS = ("lkproto", "livekit", "aiortc", "aioice", "harness")
+_EXCEPTION_MODULES = (
+    "lkproto",
+    "lkproto.errors",
+    "lkproto.rpc",
+    "lkproto.streams",
+    "lkproto.transports._errors",
+    "lkproto.transports.anyio",
+    "lkproto.transports.trio",
+    "lkproto.transports.threaded",
+    "lkproto.transports.api",
+    "livekit.rtc",
+)
+_TEXT_EVENTS: dict[type[Any], tuple[str, ...]] = {
+    ev.Disconnected: ("message", "exc"),
+    ev.MetadataUpdateFailed: ("message",),
+    ev.StreamFailed: ("message",),
+    ev.StreamDropped: ("detail",),
+    ev.PacketDropped: ("detail",),
+    ev.RpcDropped: ("detail",),
+}
+
+
+class Auditor:
+    """What was seen, and what leaked. Thread-safe."""
+
+    def __init__(self, api_secret: str = API_SECRET) -> None:
+        self._lock = threading.Lock()
+        self.api_secret = api_secret
+        self.tokens: list[str] = []
+        self._pieces: set[str] = set()
+        self.counts = {
+            "records": 0,
+            "exceptions": 0,
+            "events": 0,
+            "warnings": 0,
+            "reports": 0,
+            "e2e_tests": 0,
+        }
+        self.hits: list[str] = []
+        self.loggers: Counter[str] = Counter()  # records per top-level logger name
+        self.e2e_files: set[str] = set()  # the e2e test files collected this session
+        self._add_pieces(api_secret)
+
+    # -- what is secret ---------------------------------------------------------------------
+
+    def _add_pieces(self, secret: str) -> None:
+        for start in range(len(secret) - WINDOW + 1):
+            self._pieces.add(secret[start : start + WINDOW])
+
+    def add_token(self, token: str) -> None:
+        """A credential: its signature (and so the whole token) must never show."""
+        signature = token.rsplit(".", 1)[-1]
+        with self._lock:
+            self.tokens.append(token)
+            self._add_pieces(signature)
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def leaks(self, text: str) -> list[str]:
+        """What in `text` is secret: "API secret" and/or pieces of token signatures."""
+        found = ["API secret"] if self.api_secret in text else []
+        pieces = self._pieces
+        for run in _RUNS.finditer(text):
+            word = run.group()
+            for start in range(len(word) - WINDOW + 1):
+                piece = word[start : start + WINDOW]
+                if piece in pieces:
+                    found.append(f"secret piece {piece[:4]}...")
+                    break
+        return found
+
+    def check(self, text: str, where: str, kind: str) -> None:
+        found = self.leaks(text)
+        with self._lock:
+            self.counts[kind] += 1
+            if found:
+                self.hits.append(f"{where}: {', '.join(found)}")
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+
+
+class _Handler(logging.Handler):
+    def __init__(self, auditor: Auditor) -> None:
+        super().__init__(logging.DEBUG)
+        self.auditor = auditor
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: check its parts
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        if record.stack_info:
+            text += record.stack_info
+        self.auditor.check(text, f"log record {record.name}:{record.lineno}", "records")
+        self.auditor.loggers[record.name.split(".", 1)[0]] += 1
+
+
+class Installation:
+    """Everything `install` changed, so `uninstall` can put it back."""
+
+    def __init__(self) -> None:
+        self.undo: list[Callable[[], None]] = []
+
+    def setattr(self, target: Any, name: str, value: Any) -> None:
+        had = name in vars(target)
+        old = vars(target).get(name)
+        setattr(target, name, value)
+        self.undo.append(lambda: setattr(target, name, old) if had else delattr(target, name))
+
+    def uninstall(self) -> None:
+        while self.undo:
+            self.undo.pop()()
+
+
+def _exception_classes() -> list[type[BaseException]]:
+    for name in _EXCEPTION_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    found = []
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith(("lkproto", "livekit")) or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == module_name
+                and value not in found
+            ):
+                found.append(value)
+    return found
+
+
+_DEPTH = threading.local()
+
+
+def _watch_exception(
+    install: Installation, auditor: Auditor, cls: type[BaseException], defines: dict[type, bool]
+) -> None:
+    """Check `str(exc)` once `cls.__init__` has run, in the outermost watched `__init__` only
+    (a subclass's runs its base's inside). A class without its own `__init__` is covered by
+    its nearest base's if that one is watched; otherwise (a built-in's) it gets a wrapper."""
+    original = vars(cls)["__init__"] if defines[cls] else None
+    if original is None:
+        nearest = next(
+            base
+            for base in cls.__mro__[1:]
+            if defines.get(base, False) or (base not in defines and "__init__" in vars(base))
+        )
+        if nearest in defines:
+            return
+
+    def __init__(self: BaseException, *args: Any, **kwargs: Any) -> None:
+        depth = getattr(_DEPTH, "value", 0)
+        _DEPTH.value = depth + 1
+        try:
+            if original is not None:
+                original(self, *args, **kwargs)
+            else:
+                super(cls, self).__init__(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _DEPTH.value = depth
+        if depth:
+            return
+        try:
+            text = f"{type(self).__name__}: {self}"
+        except Exception:
+            text = repr(args)
+        auditor.check(text, f"exception {type(self).__qualname__}", "exceptions")
+
+    install.setattr(cls, "__init__", __init__)
+
+
+def _watch_event(install: Installation, auditor: Auditor, cls: type[Any], fields: tuple[str, ...]):
+    original = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        text = " ".join(str(getattr(self, name)) for name in fields)
+        auditor.check(text, f"event {cls.__name__}", "events")
+
+    install.setattr(cls, "__init__", __init__)
+
+
+def install(auditor: Auditor) -> Installation:
+    done = Installation()
+    # Tokens: wrap the one minting function, wherever it was imported by name.
+    original_mint = tokens.mint_token
+
+    def mint_token(*args: Any, **kwargs: Any) -> str:
+        token = original_mint(*args, **kwargs)
+        auditor.add_token(token)
+        return token
+
+    for module in list(sys.modules.values()):
+        if module is not None and vars(module).get("mint_token") is original_mint:
+            done.setattr(module, "mint_token", mint_token)
+    refreshed = ev.TokenRefreshed.__init__
+
+    def token_refreshed(self: ev.TokenRefreshed, *args: Any, **kwargs: Any) -> None:
+        refreshed(self, *args, **kwargs)
+        auditor.add_token(self.token)
+
+    done.setattr(ev.TokenRefreshed, "__init__", token_refreshed)
+    # Logging: everything, at DEBUG.
+    handler = _Handler(auditor)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    done.undo.append(lambda: root.removeHandler(handler))
+    for name in ("", *_DEBUG_LOGGERS):
+        logger = logging.getLogger(name)
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
+        done.undo.append(lambda logger=logger, level=level: logger.setLevel(level))
+    previous = os.environ.get("LIVEKIT_RTC_DEBUG")
+    os.environ["LIVEKIT_RTC_DEBUG"] = "1"
+    done.undo.append(
+        lambda: (
+            os.environ.pop("LIVEKIT_RTC_DEBUG", None)
+            if previous is None
+            else os.environ.__setitem__("LIVEKIT_RTC_DEBUG", previous)
+        )
+    )
+    # Exceptions and the events that carry text.
+    classes = _exception_classes()
+    defines = {cls: "__init__" in vars(cls) for cls in classes}  # before any is wrapped
+    for cls in classes:
+        _watch_exception(done, auditor, cls, defines)
+    for event_cls, fields in _TEXT_EVENTS.items():
+        _watch_event(done, auditor, event_cls, fields)
+    return done
+
+
+AUDITOR: Auditor | None = None
+_KEY = pytest.StashKey[Installation]()
+
+
+@contextlib.contextmanager
+def planted(auditor: Auditor) -> Iterator[list[str]]:
+    """For the self-check: yields the hits recorded inside the block, then forgets them."""
+    before = len(auditor.hits)
+    new: list[str] = []
+    try:
+        yield new
+    finally:
+        with auditor._lock:
+            new.extend(auditor.hits[before:])
+            del auditor.hits[before:]
+
+
+# -- pytest hooks ---------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global AUDITOR
+    AUDITOR = Auditor()
+    config.stash[_KEY] = install(AUDITOR)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest formats and keeps every record it captures: keep its capture where it was
+    (WARNING, the root logger's default) rather than storing the audit's DEBUG flood twice.
+    `caplog.set_level`/`at_level` still lower it for the tests that ask. (The logging plugin
+    registers itself late in pytest_configure, hence here.)"""
+    capture = session.config.pluginmanager.get_plugin("logging-plugin")
+    installation = session.config.stash.get(_KEY, None)
+    if capture is not None and installation is not None and capture.log_level is None:
+        installation.setattr(capture, "log_level", logging.WARNING)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    installation = config.stash.get(_KEY, None)
+    if installation is not None:
+        installation.uninstall()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if AUDITOR is not None:
+        AUDITOR.e2e_files = {
+            item.nodeid.split("::", 1)[0] for item in items if item.nodeid.startswith("tests/e2e/")
+        }
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    auditor = AUDITOR
+    if auditor is None:
+        return
+    text = str(report.longrepr) if report.longrepr else ""
+    for title, content in report.sections:
+        if not title.startswith("Captured log"):  # those records were checked as they came
+            text += content
+    auditor.check(text, f"report {report.nodeid} ({report.when})", "reports")
+    if report.when == "call" and report.nodeid.startswith("tests/e2e/"):
+        auditor.count("e2e_tests")
+
+
+def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str) -> None:
+    if AUDITOR is not None:
+        AUDITOR.check(str(warning_message.message), f"warning {nodeid}", "warnings")
