@@ -214,9 +214,16 @@ def check_assembler_bounds(assembler: StreamAssembler) -> None:
     charged = a._charged
     check(all(n > 0 for n in charged.values()), f"a non-positive charge: {charged}")
     check(sum(charged.values()) == buffered, f"buffered {buffered} != charges {charged}")
+    held: dict[str, int] = {}
+    for (sender, _), n in charged.items():
+        held[sender] = held.get(sender, 0) + n
+    check(held == a._buffered_by, f"per-sender bytes {a._buffered_by} != charges {held}")
+    share = a.max_buffered_bytes_per_sender
+    check(all(n <= share for n in held.values()), f"a sender holds more than {share}: {held}")
+    # Open streams are counted per origin: the header's server-stamped SID (else identity).
     per_sender: dict[str, int] = {}
-    for sender, _ in a.open_streams:
-        per_sender[sender] = per_sender.get(sender, 0) + 1
+    for stream in a._open.values():
+        per_sender[stream.origin] = per_sender.get(stream.origin, 0) + 1
     check(per_sender == a._per_sender, f"per-sender counts {a._per_sender} != {per_sender}")
     worst = max(per_sender.values(), default=0)
     check(

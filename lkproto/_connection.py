@@ -222,6 +222,7 @@ class Connection:
             max_decompressed_bytes=c.max_decompressed_bytes,
             max_buffered_bytes=c.max_buffered_stream_bytes,
             max_open_streams_per_sender=c.max_open_streams_per_sender,
+            max_buffered_bytes_per_sender=c.max_buffered_stream_bytes_per_sender,
             max_remembered_streams=c.max_remembered_streams,
             idle_timeout=c.stream_idle_timeout,
         )
@@ -235,6 +236,11 @@ class Connection:
             max_round_trip_latency=c.rpc_max_round_trip_latency,
             max_pending_calls=c.max_pending_rpcs,
             max_incoming_invocations=c.max_incoming_rpcs,
+            max_incoming_invocations_per_caller=(
+                max(1, c.max_incoming_rpcs // 4)
+                if c.max_incoming_rpcs_per_caller is None
+                else c.max_incoming_rpcs_per_caller
+            ),
             max_method_bytes=c.max_rpc_method_bytes,
             max_remembered_requests=c.max_remembered_rpc_requests,
         )
@@ -718,7 +724,8 @@ class Connection:
         # cancelled, and the streams it was sending fail (their RPC ones were just settled).
         self._rpc.participant_left(identity, now=now)
         self._flush_rpc(now, "participant_left")
-        self._stream_events(self._streams.sender_left(identity), now, settle_rpc=False)
+        left = self._streams.sender_left(identity, sid=participant.sid)
+        self._stream_events(left, now, settle_rpc=False)
 
     def _diff(self, old: Participant, new: Participant) -> None:
         if old == new:
@@ -1893,7 +1900,9 @@ class Connection:
         elif settle:  # StreamFailed (an RPC stream is never dropped once opened)
             assert not isinstance(event, StreamDropped | StreamOpened)
             if rpc_stream.request:
-                self._rpc.stream_request_failed(attributes, caller_identity=sender, now=now)
+                self._rpc.stream_request_failed(
+                    attributes, caller_identity=sender, now=now, detail=event.message
+                )
             else:
                 self._rpc.stream_response_failed(
                     attributes, sender_identity=sender, now=now, detail=event.message

@@ -83,6 +83,10 @@ class Config:
     #: chunks and more than one compressed chunk can inflate to. RPC v2 payloads are held
     #: against it too, until the whole request or response has arrived.
     max_buffered_stream_bytes: int = 16 * 1024 * 1024
+    #: The share of `max_buffered_stream_bytes` one sender's streams may hold (BUFFER_FULL
+    #: beyond it), so one peer's unread streams or unfinished RPC v2 payloads cannot fail
+    #: every other participant's streams. None: half of `max_buffered_stream_bytes`.
+    max_buffered_stream_bytes_per_sender: int | None = None
     #: Most streams one sender may have open towards us at once; a further header fails that
     #: stream (TOO_MANY_STREAMS). Bounds per-peer state; no SDK limits it.
     max_open_streams_per_sender: int = 64
@@ -108,6 +112,10 @@ class Config:
     #: Most incoming requests being handled at once; beyond it a request is acked and
     #: answered 1500 APPLICATION_ERROR.
     max_incoming_rpcs: int = 256
+    #: Most of those from one caller (a request of an RPC v2 caller counts from its header
+    #: on), so one peer cannot take every slot; beyond it: acked and answered 1500.
+    #: None: a quarter of `max_incoming_rpcs`.
+    max_incoming_rpcs_per_caller: int | None = None
     #: Longest method name `perform_rpc` accepts, in UTF-8 bytes. A local rule (no SDK limits
     #: it); the name must fit the 15 000-byte header budget of a v2 request (B.4).
     max_rpc_method_bytes: int = 64
@@ -171,6 +179,10 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be at least 1")
+        for name in ("max_buffered_stream_bytes_per_sender", "max_incoming_rpcs_per_caller"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"Config.{name} must be at least 1 (or None)")
         for name in ("replay_buffer_bytes", "max_queued_send_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")

@@ -315,7 +315,10 @@ class RpcDropped:
     `reason`: "unknown" (an ack, response or `respond()` for no pending request: late after
     a timeout, already resolved, or never ours), "wrong-sender" (not the destination),
     "duplicate" (a second ack, or a request id already handled), "malformed" (no request id)
-    or "anonymous" (a request without caller identity, which cannot be answered).
+    or "anonymous" (a request without caller identity, which cannot be answered); and for
+    requests that were answered with an error rather than handled: "refused" (over
+    `max_incoming_invocations` or the per-caller share) and "failed" (a v2 request whose
+    payload could not be read), each answered 1500.
     """
 
     reason: str
@@ -411,6 +414,7 @@ class RpcTable:
         max_incoming_invocations: int = 256,
         max_method_bytes: int = 64,
         max_remembered_requests: int = 1024,
+        max_incoming_invocations_per_caller: int | None = None,
     ) -> None:
         """Args:
         id_factory: returns a fresh request id per call (LiveKit uses `str(uuid4())`).
@@ -419,6 +423,8 @@ class RpcTable:
         max_round_trip_latency: default seconds to wait for the ack (7, as JS and Rust).
         max_pending_calls: most outgoing calls awaiting a result (default 1024).
         max_incoming_invocations: most requests being handled at once (default 256).
+        max_incoming_invocations_per_caller: most of those from one caller, so one peer
+            cannot take every slot (default: all of them).
         max_method_bytes: longest method name `perform` accepts, UTF-8 (default 64; a local
             rule, no SDK limits it, but it must fit the packet/header budget).
         max_remembered_requests: incoming request ids kept to ignore duplicates (1024).
@@ -434,6 +440,12 @@ class RpcTable:
         for name, bound in (
             ("max_pending_calls", max_pending_calls),
             ("max_incoming_invocations", max_incoming_invocations),
+            (
+                "max_incoming_invocations_per_caller",
+                max_incoming_invocations
+                if max_incoming_invocations_per_caller is None
+                else max_incoming_invocations_per_caller,
+            ),
             ("max_method_bytes", max_method_bytes),
             ("max_remembered_requests", max_remembered_requests),
         ):
@@ -445,6 +457,11 @@ class RpcTable:
         self.client_protocol = client_protocol
         self.max_pending_calls = max_pending_calls
         self.max_incoming_invocations = max_incoming_invocations
+        self.max_incoming_invocations_per_caller = (
+            max_incoming_invocations
+            if max_incoming_invocations_per_caller is None
+            else max_incoming_invocations_per_caller
+        )
         self.max_method_bytes = max_method_bytes
         self.max_remembered_requests = max_remembered_requests
         self.server_version = ""
@@ -733,13 +750,16 @@ class RpcTable:
             self._dispatch(request_id, invocation, payload, registered)
 
     def stream_request_failed(
-        self, attributes: Mapping[str, str], *, caller_identity: str, now: float
+        self, attributes: Mapping[str, str], *, caller_identity: str, now: float, detail: str = ""
     ) -> None:
-        """A v2 request stream could not be read: answer 1500 (JS's data text)."""
+        """A v2 request stream could not be read: answer 1500 (JS's data text), and report
+        it (`RpcDropped` "failed", with `detail`, the stream's failure)."""
         invocation = self._stream_invocation(attributes, caller_identity, now, reading=True)
         if invocation is not None:
+            request_id = attributes[ATTR_REQUEST_ID]
             error = RpcError.built_in(_E.APPLICATION_ERROR, "Error reading RPC request payload")
-            self._finish(attributes[ATTR_REQUEST_ID], error)
+            self._finish(request_id, error)
+            self._drop("failed", request_id, caller_identity, detail or "unreadable payload")
 
     def respond(self, request_id: str, result: str | RpcError | None, *, now: float) -> None:
         """The handler for `request_id` returned `result` (None means "") or raised an
@@ -830,9 +850,16 @@ class RpcTable:
         while len(self._seen) > self.max_remembered_requests:
             self._seen.popitem(last=False)
         self._send(request_id, caller, dpb.DataPacket(rpc_ack=dpb.RpcAck(request_id=request_id)))
+        mine = sum(1 for i in self._invocations.values() if i.caller == caller)
         if len(self._invocations) >= self.max_incoming_invocations:
-            error = RpcError.built_in(_E.APPLICATION_ERROR, "too many concurrent RPC invocations")
-            self._send_error(request_id, caller, error)
+            refusal = "too many concurrent RPC invocations"
+        elif mine >= self.max_incoming_invocations_per_caller:
+            refusal = "too many concurrent RPC invocations from this caller"
+        else:
+            refusal = ""
+        if refusal:
+            self._send_error(request_id, caller, RpcError.built_in(_E.APPLICATION_ERROR, refusal))
+            self._drop("refused", request_id, caller, refusal)
             return None
         timeout = timeout_ms / 1000 if timeout_ms > 0 else self.response_timeout
         invocation = _Invocation(caller, method, timeout, via_stream=False, reading=False)

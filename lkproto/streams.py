@@ -588,10 +588,20 @@ class _Incoming:
     """Receive state of one stream."""
 
     def __init__(
-        self, info: StreamInfo, *, sender: str, compressed: bool, encryption: int, now: float
+        self,
+        info: StreamInfo,
+        *,
+        sender: str,
+        compressed: bool,
+        encryption: int,
+        now: float,
+        origin: str = "",
     ) -> None:
         self.info = info
         self.sender = sender
+        #: Who really sent it: the header packet's `participant_sid`, which the server always
+        #: sets to the sender's own SID (the identity can be an agent's claim), else `sender`.
+        self.origin = origin or sender
         self.encryption = encryption
         self.inflater = zlib.decompressobj(wbits=-15) if compressed else None
         utf8 = info.kind is StreamKind.TEXT
@@ -617,6 +627,7 @@ class StreamAssembler:
         max_open_streams_per_sender: int = 64,
         max_remembered_streams: int = 4096,
         idle_timeout: float | None = None,
+        max_buffered_bytes_per_sender: int | None = None,
     ) -> None:
         """Set the bounds.
 
@@ -630,6 +641,9 @@ class StreamAssembler:
           packets are ignored quietly (4096, oldest forgotten).
         - `idle_timeout`: seconds without a packet after which an open stream fails;
           None (the default, like every SDK) never.
+        - `max_buffered_bytes_per_sender`: the share of `max_buffered_bytes` one sender's
+          streams may hold, so that one sender (a slow reader's peer, or unfinished RPC
+          payloads) cannot fail everyone else's streams; None: half of `max_buffered_bytes`.
 
         Raises ValueError for a bound below 1 or a timeout that is not positive.
         """
@@ -641,15 +655,22 @@ class StreamAssembler:
         self.max_stream_bytes = max_stream_bytes
         self.max_decompressed_bytes = max_decompressed_bytes
         self.max_buffered_bytes = max_buffered_bytes
+        if max_buffered_bytes_per_sender is None:
+            max_buffered_bytes_per_sender = max(1, max_buffered_bytes // 2)
+        if max_buffered_bytes_per_sender < 1:
+            raise ValueError("StreamAssembler bounds must be at least 1")
+        self.max_buffered_bytes_per_sender = max_buffered_bytes_per_sender
         self.max_open_streams_per_sender = max_open_streams_per_sender
         self.max_remembered_streams = max_remembered_streams
         self.idle_timeout = idle_timeout
         self._topics: dict[StreamKind, set[str]] = {StreamKind.TEXT: set(), StreamKind.BYTES: set()}
         self._open: dict[_Key, _Incoming] = {}
-        self._per_sender: dict[str, int] = {}
+        self._per_sender: dict[str, int] = {}  # by origin (see `_Incoming.origin`)
+        self._by_origin: dict[tuple[str, str], _Key] = {}  # (sender SID, stream id) -> key
         self._ended: OrderedDict[_Key, None] = OrderedDict()
         self._charged: dict[_Key, int] = {}
         self._buffered = 0
+        self._buffered_by: dict[str, int] = {}  # sender identity -> its share of _buffered
 
     # -- topics and flow control ------------------------------------------------------------
 
@@ -706,6 +727,10 @@ class StreamAssembler:
         self._buffered -= nbytes
         if left:
             self._charged[key] = left
+        if nbytes:
+            held = self._buffered_by.pop(key[0]) - nbytes
+            if held:
+                self._buffered_by[key[0]] = held
 
     # -- packets ----------------------------------------------------------------------------
 
@@ -724,11 +749,15 @@ class StreamAssembler:
         sender = packet.participant_identity
         kind = packet.WhichOneof("value")
         if kind == "stream_header":
-            return self._header(packet.stream_header, sender, now, encryption)
+            sid = packet.participant_sid
+            return self._header(packet.stream_header, sender, now, encryption, sid)
         if kind not in ("stream_chunk", "stream_trailer"):
             raise LocalProtocolError(f"receive: {kind} is not a stream packet", call="receive")
         part = packet.stream_chunk if kind == "stream_chunk" else packet.stream_trailer
         key = (sender, part.stream_id)
+        if key not in self._open and packet.participant_sid:
+            # An agent's header may claim another identity; its chunks carry its own.
+            key = self._by_origin.get((packet.participant_sid, part.stream_id), key)
         stream = self._open.get(key)
         if stream is None:
             return self._unknown(key, kind)
@@ -753,7 +782,7 @@ class StreamAssembler:
         return [finished]
 
     def _header(
-        self, header: dpb.DataStream.Header, sender: str, now: float, encryption: int
+        self, header: dpb.DataStream.Header, sender: str, now: float, encryption: int, sid: str
     ) -> list[StreamEvent]:
         key = (sender, header.stream_id)
         if key in self._open or key in self._ended:
@@ -773,7 +802,7 @@ class StreamAssembler:
         out: list[StreamEvent] = [StreamOpened(sender_identity=sender, info=info)]
         compressed = header.compression == _DEFLATE_RAW
         stream = _Incoming(
-            info, sender=sender, compressed=compressed, encryption=encryption, now=now
+            info, sender=sender, compressed=compressed, encryption=encryption, now=now, origin=sid
         )
         try:
             if info.total_length is not None and info.total_length > self.max_stream_bytes:
@@ -787,7 +816,7 @@ class StreamAssembler:
                 out.append(self._finish(stream, {}))
                 self._end(key)
                 return out
-            if self._per_sender.get(sender, 0) >= self.max_open_streams_per_sender:
+            if self._per_sender.get(stream.origin, 0) >= self.max_open_streams_per_sender:
                 raise _error(
                     StreamErrorReason.TOO_MANY_STREAMS,
                     f"{sender!r} already has {self.max_open_streams_per_sender} open streams",
@@ -795,7 +824,9 @@ class StreamAssembler:
         except StreamError as exc:
             return [*out, self._failed(key, exc)]
         self._open[key] = stream
-        self._per_sender[sender] = self._per_sender.get(sender, 0) + 1
+        self._per_sender[stream.origin] = self._per_sender.get(stream.origin, 0) + 1
+        if sid:
+            self._by_origin[(sid, key[1])] = key
         return out
 
     def _chunk(
@@ -811,10 +842,11 @@ class StreamAssembler:
         stream.next_index += 1
         return self._accept(key, stream, chunk.content)
 
-    def sender_left(self, identity: str) -> list[StreamEvent]:
-        """The participant left: fail every stream it still had open (ABNORMAL_END)."""
+    def sender_left(self, identity: str, sid: str = "") -> list[StreamEvent]:
+        """The participant left: fail every stream it still had open (ABNORMAL_END), also
+        those it opened under a claimed identity (`sid`: its SID)."""
         message = f"Participant {identity} unexpectedly disconnected in the middle of sending data"
-        keys = [key for key in self._open if key[0] == identity]
+        keys = [k for k, s in self._open.items() if k[0] == identity or (sid and s.origin == sid)]
         return [self._failed(key, _error(StreamErrorReason.ABNORMAL_END, message)) for key in keys]
 
     def abort_all(self, message: str) -> list[StreamEvent]:
@@ -861,6 +893,13 @@ class StreamAssembler:
                 f"the reader is too slow: {self._buffered} bytes not yet consumed, "
                 f"{n} more would pass the {self.max_buffered_bytes}-byte limit",
             )
+        held = self._buffered_by.get(key[0], 0)
+        if held + n > self.max_buffered_bytes_per_sender:
+            raise _error(
+                StreamErrorReason.BUFFER_FULL,
+                f"{key[0]!r} has {held} bytes not yet consumed, {n} more would pass its "
+                f"{self.max_buffered_bytes_per_sender}-byte share",
+            )
         stream.received += n
         data: str | bytes = content
         if stream.decoder is not None:
@@ -876,6 +915,7 @@ class StreamAssembler:
             return []
         self._charged[key] = self._charged.get(key, 0) + n
         self._buffered += n
+        self._buffered_by[key[0]] = self._buffered_by.get(key[0], 0) + n
         return [
             StreamChunkReceived(
                 sender_identity=key[0],
@@ -892,6 +932,8 @@ class StreamAssembler:
         assert inflater is not None
         room = min(self.max_decompressed_bytes, self.max_stream_bytes) - stream.received
         room = min(room, self.max_buffered_bytes - self._buffered)
+        held = self._buffered_by.get(stream.sender, 0)
+        room = min(room, self.max_buffered_bytes_per_sender - held)
         if stream.info.total_length is not None:
             room = min(room, stream.info.total_length - stream.received)
         try:
@@ -955,10 +997,12 @@ class StreamAssembler:
 
     def _end(self, key: _Key) -> None:
         """Close `key` if open, and remember it so its late packets are ignored quietly."""
-        if self._open.pop(key, None) is not None:
-            left = self._per_sender.pop(key[0]) - 1
+        stream = self._open.pop(key, None)
+        if stream is not None:
+            left = self._per_sender.pop(stream.origin) - 1
             if left:
-                self._per_sender[key[0]] = left
+                self._per_sender[stream.origin] = left
+            self._by_origin.pop((stream.origin, key[1]), None)
         self._ended[key] = None
         self._ended.move_to_end(key)
         while len(self._ended) > self.max_remembered_streams:

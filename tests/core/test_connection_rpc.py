@@ -565,7 +565,14 @@ def test_a_broken_request_stream_is_answered_1500() -> None:
         [cmd.SendDataPacket(channel=Channel.RELIABLE, data=aborted.SerializeToString())],
         now=T0,
     )
-    assert events(bob) == []
+    assert events(bob) == [
+        ev.RpcDropped(
+            reason="failed",
+            request_id="alice-1",
+            participant_identity="alice",
+            detail="the sender aborted the stream: interrupted",
+        )
+    ]
     sfu.settle(now=T0)
     assert events(alice) == [
         ev.RpcFailed(
@@ -646,7 +653,15 @@ def test_a_request_over_the_invocation_bound_is_answered_and_its_payload_ignored
     )  # inline: over too
     inject(bob, chunk("s2", 0, b"payload"))
     inject(bob, trailer("s2"))
-    assert events(bob) == []
+    assert events(bob) == [
+        ev.RpcDropped(
+            reason="refused",
+            request_id=request_id,
+            participant_identity="alice",
+            detail="too many concurrent RPC invocations",
+        )
+        for request_id in ("r2", "r3")
+    ]
     acks_and_errors = [
         (p.WhichOneof("value"), p.rpc_ack.request_id or p.rpc_response.request_id)
         for p in packets(bob.commands_to_send())

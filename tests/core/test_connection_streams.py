@@ -436,7 +436,9 @@ def test_the_session_ending_fails_open_streams_before_disconnected() -> None:
 
 
 def test_unconsumed_bytes_are_bounded_and_discarding_releases_them() -> None:
-    sfu, alice, bob = room(bob=Config(max_buffered_stream_bytes=1_000))
+    # The whole buffer is alice's share here: this is the connection-wide bound.
+    config = Config(max_buffered_stream_bytes=1_000, max_buffered_stream_bytes_per_sender=1_000)
+    sfu, alice, bob = room(bob=config)
     bob.register_stream_topic(BYTES, "t")
     one = alice.open_stream(now=T0, kind=BYTES, topic="t")
     two = alice.open_stream(now=T0, kind=BYTES, topic="t")
@@ -447,8 +449,15 @@ def test_unconsumed_bytes_are_bounded_and_discarding_releases_them() -> None:
     assert bob.buffered_stream_bytes == 900
     alice.write_stream(two, b"2" * 200, now=T0)  # would pass 1 000: two fails
     sfu.deliver("alice", now=T0)
-    (failed,) = events(bob)
-    assert isinstance(failed, ev.StreamFailed) and failed.reason is StreamErrorReason.BUFFER_FULL
+    assert events(bob) == [
+        ev.StreamFailed(
+            sender_identity="alice",
+            stream_id=two,
+            reason=StreamErrorReason.BUFFER_FULL,
+            message="the reader is too slow: 900 bytes not yet consumed, 200 more would pass "
+            "the 1000-byte limit",
+        )
+    ]
     assert bob.buffered_stream_bytes == 600
     bob.stream_discarded("alice", one)  # the reader went away: the rest is ignored
     assert bob.buffered_stream_bytes == 0

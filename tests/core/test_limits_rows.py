@@ -96,7 +96,7 @@ def test_an_rpc_v2_payload_is_held_against_the_stream_buffer() -> None:
     sfu = Sfu()
     bob = sfu.join("bob", Config(max_buffered_stream_bytes=1_000))
     bob.register_rpc_method("greet")
-    alice = sfu.join("alice", Config(capabilities=()))  # uncompressed: the bytes are real
+    alice = sfu.join("alice", Config(capabilities=()))
     events(bob)
     alice.perform_rpc(destination_identity="bob", method="greet", payload="x" * 5_000, now=T0)
     sfu.settle(now=T0)
@@ -104,7 +104,16 @@ def test_an_rpc_v2_payload_is_held_against_the_stream_buffer() -> None:
         RpcError.ErrorCode.APPLICATION_ERROR, "Error reading RPC request payload"
     )
     assert events(alice) == [RpcFailed(request_id="alice-1", error=error)]
-    assert events(bob) == []  # nothing for bob's application (docs/limits.md, F4)
+    assert events(bob) == [
+        ev.RpcDropped(
+            reason="failed",
+            request_id="alice-1",
+            participant_identity="alice",
+            # The payload arrives deflated inline; it inflates to alice's share
+            # (half the buffer) + 1 byte at most, and fails there.
+            detail="'alice' has 0 bytes not yet consumed, 501 more would pass its 500-byte share",
+        )
+    ]
     assert bob.buffered_stream_bytes == 0
 
 

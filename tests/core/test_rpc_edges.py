@@ -30,6 +30,7 @@ from lkproto.rpc import (
     ATTR_RESPONSE_TIMEOUT_MS,
     ATTR_VERSION,
     InvocationCancelled,
+    RpcDropped,
     RpcError,
     RpcErrorCode,
     RpcFailed,
@@ -481,6 +482,10 @@ def test_too_many_invocations_are_acked_then_refused() -> None:
             "b", "alice", 1500, "Application error in method handler",
             "too many concurrent RPC invocations",
         ),
+        RpcDropped(
+            reason="refused", request_id="b", participant_identity="alice",
+            detail="too many concurrent RPC invocations",
+        ),
     ]  # fmt: skip
     assert bob.active_invocations == 1
 
@@ -514,15 +519,35 @@ def test_unreadable_request_stream_is_answered_1500() -> None:
     bob.stream_request_opened(request_attrs("b"), caller_identity="alice", now=T0)
     bob.stream_request_failed(request_attrs("b"), caller_identity="alice", now=T0)
     bob.stream_request_failed(request_attrs("b"), caller_identity="alice", now=T0)
+    bob.stream_request_opened(request_attrs("c"), caller_identity="alice", now=T0)
+    bob.stream_request_failed(
+        request_attrs("c"), caller_identity="alice", now=T0, detail="the stream went idle"
+    )
     data = "Error reading RPC request payload"
-    outputs = bob.drain()
-    assert outputs[:4] == [
+    assert bob.drain() == [
         ack_packet("a", "alice"),
         error_packet("a", "alice", 1500, "Application error in method handler", data),
+        RpcDropped(
+            reason="failed", request_id="a", participant_identity="alice",
+            detail="unreadable payload",
+        ),
         ack_packet("b", "alice"),
         error_packet("b", "alice", 1500, "Application error in method handler", data),
-    ]
-    assert dropped(outputs[4:]) == [("duplicate", "b")]
+        RpcDropped(
+            reason="failed", request_id="b", participant_identity="alice",
+            detail="unreadable payload",
+        ),
+        RpcDropped(
+            reason="duplicate", request_id="b", participant_identity="alice",
+            detail="request id already handled",
+        ),
+        ack_packet("c", "alice"),
+        error_packet("c", "alice", 1500, "Application error in method handler", data),
+        RpcDropped(
+            reason="failed", request_id="c", participant_identity="alice",
+            detail="the stream went idle",
+        ),
+    ]  # fmt: skip
     assert bob.get_timer() is None
 
 

@@ -665,11 +665,18 @@ def test_a_decompression_bomb_never_inflates_past_the_bound() -> None:
         StreamErrorReason.PAYLOAD_TOO_LARGE, "the stream inflates past the 1000-byte limit"
     )
     # The buffered bound caps inflation too: the slow reader's stream fails, nothing else.
-    asm = assembler(max_buffered_bytes=50)
+    asm = assembler(max_buffered_bytes=50, max_buffered_bytes_per_sender=50)
     events = feed(asm, [header(compression=1), chunk(0, bomb[:100])])
     assert events[-1] == failed(
         StreamErrorReason.BUFFER_FULL,
         "the reader is too slow: 0 bytes not yet consumed, 51 more would pass the 50-byte limit",
+    )
+    # And so does the sender's share of it (by default half): 25 + 1 bytes inflated.
+    asm = assembler(max_buffered_bytes=50)
+    events = feed(asm, [header(compression=1), chunk(0, bomb[:100])])
+    assert events[-1] == failed(
+        StreamErrorReason.BUFFER_FULL,
+        "'bob' has 0 bytes not yet consumed, 26 more would pass its 25-byte share",
     )
 
 
@@ -722,7 +729,8 @@ def test_open_streams_per_sender_are_bounded() -> None:
 
 
 def test_a_slow_reader_gets_backpressure_then_its_stream_fails() -> None:
-    asm = assembler(max_buffered_bytes=10)
+    # One sender may hold the whole buffer here (by default only half of it).
+    asm = assembler(max_buffered_bytes=10, max_buffered_bytes_per_sender=10)
     feed(asm, [header("s1"), header("s2")])
     assert feed(asm, [chunk(0, b"123456", "s1")]) == [got("123456", 6, 6, "s1")]
     assert feed(asm, [chunk(0, b"abc", "s2")]) == [got("abc", 3, 3, "s2")]

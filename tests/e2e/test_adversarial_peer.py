@@ -24,8 +24,8 @@ the sender's last is dropped by the server, so duplicates reach a victim only wi
 or on the lossy channel; metadata is limited to 512 KiB, a name to 256 bytes and the
 attributes of one update to 64 KiB (keys + values), but not the accumulated attributes.
 
-Tests marked xfail(strict=True) document a problem found here (see each reason); they fail
-loudly once it is fixed, so the mark can go.
+Four problems found here (F1-F4 in docs/limits.md) are fixed; a test per problem below
+pins the fix.
 """
 
 from __future__ import annotations
@@ -577,10 +577,10 @@ async def bombs(adv: Adversary, victim: Victim, rounds: int = BOMB_ROUNDS) -> No
             ("StreamFailed", "PAYLOAD_TOO_LARGE"): 3 * rounds,
             ("StreamFailed", "LENGTH_EXCEEDED"): rounds,
             ("StreamFailed", "DECODE_FAILED"): 2 * rounds,
+            # The RPC bombs: each request is answered 1500 and reported (F4), never invoked.
+            ("RpcDropped", "failed"): rounds,
         }
     )
-    # Nothing of the RPC bombs reaches the application: see
-    # test_a_failed_rpc_request_stream_is_reported_to_the_application (xfail).
     assert watch.invoked(mark, ADVERSARY) == 0
 
 
@@ -793,14 +793,16 @@ async def test_duplicate_and_out_of_order_sequences_only_reach_the_victim_when_u
 
         await watch.until(lossy_done, 15)
         await barrier(adv, victim, "sequences")  # sequence above the lossy ones
-        assert watch.data(ADVERSARY) == [
-            (b"r1", Channel.RELIABLE),
-            (b"zero", Channel.RELIABLE),
-            (b"zero", Channel.RELIABLE),
-            (b"r2", Channel.RELIABLE),
-            (b"l1", Channel.LOSSY),
-            (b"barrier:sequences", Channel.RELIABLE),
+        # The two channels are separate SCTP streams: ordered within each, not across them.
+        got = watch.data(ADVERSARY)
+        assert [d for d, c in got if c is Channel.RELIABLE] == [
+            b"r1",
+            b"zero",
+            b"zero",
+            b"r2",
+            b"barrier:sequences",
         ]
+        assert [d for d, c in got if c is Channel.LOSSY] == [b"l1"]
         drops = [
             (e.reason, e.channel, e.detail, e.participant_identity)
             for e in watch.events
@@ -868,7 +870,7 @@ async def test_an_agent_keeps_a_claimed_identity_on_text_headers_and_chat_only(
     """What the server lets an *agent* claim (it publishes transcriptions on a user's behalf,
     livekit/livekit#3735): the identity on a text stream header and on a chat message stays;
     on a byte stream header, a user packet (and every chunk and trailer) it is overwritten.
-    What that does to the victim's streams: the xfail test F3 below."""
+    How the victim keeps such streams apart from the claimed participant's: test F3 below."""
     async with scene(livekit_server, make_token, options, official_loop, kind="agent") as sc:
         _, _, victim, adv = sc
         watch = victim.watch
@@ -1030,9 +1032,13 @@ async def test_a_reader_that_does_not_read_is_cut_off_at_the_buffer_bound(
     does not read yet. The buffered bytes climb to the last whole chunk under
     max_buffered_stream_bytes; the stream whose chunk would pass it fails with BUFFER_FULL
     and its bytes are released; the four complete streams are read intact once the reader
-    starts, and the buffer drains to zero."""
+    starts, and the buffer drains to zero. (The sender's share is the whole buffer here, so
+    this is the connection-wide bound; the share itself: F1 below.)"""
     per_stream = 34 * 15_000  # 510 000 <= max_stream_bytes
-    async with scene(livekit_server, make_token, options, official_loop) as scenery:
+    config = attrs.evolve(
+        CONFIG, max_buffered_stream_bytes_per_sender=CONFIG.max_buffered_stream_bytes
+    )
+    async with scene(livekit_server, make_token, options, official_loop, config) as scenery:
         peer, _, victim, adv = scenery
         watch, conn = victim.watch, victim.room.connection
         assert conn is not None
@@ -1063,7 +1069,7 @@ async def test_a_reader_that_does_not_read_is_cut_off_at_the_buffer_bound(
         ]
 
 
-# -- problems found: each xfail documents one (see its reason) -----------------------------
+# -- problems found and fixed (F1-F4 in docs/limits.md) ---------------------------------------
 
 
 def rpc_stream_attrs(request_id: str) -> dict[str, str]:
@@ -1083,47 +1089,49 @@ async def hold_rpc_requests(adv: Adversary, count: int, payload: int) -> None:
             await adv.send(chunk(sid, index, b"a" * min(15_000, payload - start)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="F1: unfinished RPC v2 request payloads are held against the connection-wide "
-    "max_buffered_stream_bytes; one peer fills it and every other sender's streams (and RPC "
-    "v2 requests) fail with BUFFER_FULL until that peer leaves",
-)
 async def test_unfinished_rpc_requests_of_one_peer_do_not_starve_the_others_streams(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
+    """F1: one sender's unread bytes (here unfinished RPC v2 payloads, held by the core) are
+    bounded by its share, half of max_buffered_stream_bytes by default: the first four
+    256 KiB requests fill mallory's 1 MiB share exactly, the other four fail at their first
+    chunk (answered 1500, RpcDropped "failed"), and the official's stream is served."""
     config = attrs.evolve(CONFIG, stream_idle_timeout=None)  # the default
     async with scene(livekit_server, make_token, options, official_loop, config) as scenery:
         peer, _, victim, adv = scenery
         streams = config.max_open_streams_per_sender
-        await hold_rpc_requests(adv, streams, config.max_buffered_stream_bytes // streams)
+        payload = config.max_buffered_stream_bytes // streams
+        await hold_rpc_requests(adv, streams, payload)
         await barrier(adv, victim, "held")
         conn = victim.room.connection
         assert conn is not None
-        held = conn.buffered_stream_bytes  # all of it, today
+        held = conn.buffered_stream_bytes
+        share = config.max_buffered_stream_bytes // 2
+        assert held == share == 4 * payload
+        assert victim.watch.tally(0, ADVERSARY) == Counter({("RpcDropped", "failed"): 4})
         data = random.Random(5).randbytes(50_000)
         await official_send_bytes(peer, data, "starved")
         got = await victim.watch.until(lambda: victim.files(OFFICIAL, "starved"), 30)
         assert got == [(len(data), sha(data))], f"the official's stream: {got}; held: {held}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="F2: max_incoming_rpcs is shared by all callers and an RPC v2 request holds its slot "
-    "from its header on, for the response timeout the caller chose (up to 2**32 ms); one peer "
-    "with max_incoming_rpcs unfinished requests makes the victim refuse everyone else (1500)",
-)
 async def test_one_peer_cannot_take_every_rpc_invocation_slot(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
+    """F2: one caller may hold a quarter of max_incoming_rpcs by default (here 2 of 8); its
+    further requests are acked, answered 1500 and reported (RpcDropped "refused"), and the
+    official participant is still served."""
     # max_incoming_rpcs = max_open_streams_per_sender: the default 256 vs 64 takes 4 peers.
     config = attrs.evolve(CONFIG, stream_idle_timeout=None, max_incoming_rpcs=8)
     async with scene(livekit_server, make_token, options, official_loop, config) as scenery:
         peer, _, victim, adv = scenery
         await hold_rpc_requests(adv, config.max_incoming_rpcs, 10)
         await barrier(adv, victim, "held")
+        assert victim.watch.tally(0, ADVERSARY) == Counter({("RpcDropped", "refused"): 6})
+        refusals = {e.detail for e in victim.watch.events if isinstance(e, ev.RpcDropped)}
+        assert refusals == {"too many concurrent RPC invocations from this caller"}
+        conn = victim.room.connection
+        assert conn is not None and conn._rpc.active_invocations == 2
         try:
             result = await official_call(peer, "sha", "still served?")
         except Exception as exc:  # livekit.rtc.RpcError
@@ -1131,18 +1139,13 @@ async def test_one_peer_cannot_take_every_rpc_invocation_slot(
         assert result == sha("still served?")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="F3: streams are keyed by the identity in each packet; an agent's text header keeps "
-    "the identity it claims (server rule) but its chunks and trailer are re-stamped with its "
-    "own, so the claimed stream never completes (its chunks are 'unknown') and holds a slot "
-    "of the claimed identity until that participant leaves: 8 such headers and the real "
-    "participant's own streams fail with TOO_MANY_STREAMS",
-)
 async def test_an_agents_claimed_streams_complete_and_use_none_of_the_claimed_slots(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
+    """F3: an agent's text header keeps the identity it claims (server rule) but its chunks
+    and trailer carry the agent's own; the victim matches them by the server-stamped SID, so
+    the claimed stream completes, and counts open streams by SID, so 8 claimed headers take
+    none of the claimed participant's slots."""
     async with scene(livekit_server, make_token, options, official_loop, kind="agent") as sc:
         peer, _, victim, adv = sc
         watch = victim.watch
@@ -1163,15 +1166,11 @@ async def test_an_agents_claimed_streams_complete_and_use_none_of_the_claimed_sl
         ), f"the official's own stream, and the agent's: {outcome}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="F4: an RPC v2 request stream that fails (here a decompression bomb) is answered "
-    "1500 to the caller but reported to the application by no event at all",
-)
 async def test_a_failed_rpc_request_stream_is_reported_to_the_application(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
+    """F4: an RPC v2 request stream that fails (here a decompression bomb) is answered 1500
+    and reported to the application: RpcDropped "failed", with the stream's failure."""
     async with scene(livekit_server, make_token, options, official_loop) as scenery:
         _, _, victim, adv = scenery
         request_id = new_id()
@@ -1190,4 +1189,11 @@ async def test_a_failed_rpc_request_stream_is_reported_to_the_application(
             if getattr(e, "request_id", None) == request_id
             or (isinstance(e, ev.StreamFailed) and e.sender_identity == ADVERSARY)
         ]
-        assert about, "nothing told the application that this request was rejected"
+        assert about == [
+            ev.RpcDropped(
+                reason="failed",
+                request_id=request_id,
+                participant_identity=ADVERSARY,
+                detail=f"the stream inflates past the {CONFIG.max_decompressed_bytes}-byte limit",
+            )
+        ]
