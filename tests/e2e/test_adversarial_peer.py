@@ -783,15 +783,20 @@ async def test_duplicate_and_out_of_order_sequences_only_reach_the_victim_when_u
         await adv.send(user_packet(b"zero"), sequence=0)
         last = await adv.send(user_packet(b"r2"))
         lossy = adv.next_sequence()
+
+        def lossy_drops(n: int) -> Callable[[], bool]:
+            def done() -> bool:
+                drops = watch.tally(0, ADVERSARY)[("PacketDropped", "duplicate")]
+                return drops == n and (b"l1", Channel.LOSSY) in watch.data(ADVERSARY)
+
+            return done
+
+        # The lossy channel is unordered: send the older one only after the repeat was seen.
         for _ in range(2):
             await adv.send(user_packet(b"l1"), channel=Channel.LOSSY, sequence=lossy)
+        await watch.until(lossy_drops(1), 15)
         await adv.send(user_packet(b"l1-older"), channel=Channel.LOSSY, sequence=last - 1)
-
-        def lossy_done() -> bool:
-            drops = watch.tally(0, ADVERSARY)[("PacketDropped", "duplicate")]
-            return drops == 2 and (b"l1", Channel.LOSSY) in watch.data(ADVERSARY)
-
-        await watch.until(lossy_done, 15)
+        await watch.until(lossy_drops(2), 15)
         await barrier(adv, victim, "sequences")  # sequence above the lossy ones
         # The two channels are separate SCTP streams: ordered within each, not across them.
         got = watch.data(ADVERSARY)
