@@ -1277,7 +1277,13 @@ class Connection:
                 ev.PacketDropped(reason="malformed", channel=channel, detail=str(exc))
             )
             return
-        if self._dedup.is_duplicate(packet.participant_sid, packet.sequence, now):
+        # Only the reliable channel is de-duplicated: it is ordered and replayed on a resume.
+        # The lossy one is unordered, so "not above the last" would drop reordered packets,
+        # and a sequence stamped on a lossy packet must not hide the sender's next reliable
+        # ones (client-sdk-js shares one state for both channels; client-sdk-flutter does not).
+        if channel is Channel.RELIABLE and self._dedup.is_duplicate(
+            packet.participant_sid, packet.sequence, now
+        ):
             self._events.append(
                 ev.PacketDropped(
                     reason="duplicate",

@@ -16,9 +16,11 @@ Theory of operation (protocol-reference A.1-A.7):
 - While a channel is not open, packets wait in a per-channel queue bounded by
   `Config.max_queued_send_bytes` instead of failing (a send-before-ready race every other SDK
   shipped).
-- Received reliable packets are de-duplicated per sender SID by sequence (a resume can replay
-  packets we already have); an entry is forgotten after `Config.dedup_ttl` seconds without
-  traffic, and at most `Config.max_dedup_senders` senders are tracked.
+- Packets received on the reliable channel are de-duplicated per sender SID by sequence (a
+  resume can replay packets we already have); lossy ones never are (unordered, never
+  replayed, and their sequence must not advance the reliable state). An entry is forgotten
+  after `Config.dedup_ttl` seconds without traffic, and at most `Config.max_dedup_senders`
+  senders are tracked.
 """
 
 from __future__ import annotations

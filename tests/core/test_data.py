@@ -330,3 +330,26 @@ def test_deduplicator_accepts_each_sequence_at_most_once_within_the_ttl(
         for (s1, t1), (s2, t2) in itertools.pairwise(items):
             # A repeat or lower sequence is accepted only after the TTL lapsed.
             assert s2 > s1 or s2 <= 0 or s1 <= 0 or t2 - t1 > 30.0
+
+
+def test_lossy_packets_are_never_deduplicated_nor_advance_the_reliable_state() -> None:
+    """A sequence on a lossy packet (the server forwards it unchecked) must not hide the
+    sender's next reliable packets, and lossy repeats or reorderings are delivered as sent."""
+    conn = joined_connection()
+    for seq, channel in (
+        (1, Channel.RELIABLE),
+        (9, Channel.LOSSY),
+        (9, Channel.LOSSY),
+        (4, Channel.LOSSY),
+        (2, Channel.RELIABLE),
+        (2, Channel.RELIABLE),
+    ):
+        conn.receive_data_packet(
+            FakeSfu.user_packet(bytes([seq]), sequence=seq), channel=channel, now=T0
+        )
+    _, evs = drain(conn)
+    delivered = [e.payload for e in evs if isinstance(e, ev.DataReceived)]
+    dropped = [(e.reason, e.channel, e.detail) for e in evs if isinstance(e, ev.PacketDropped)]
+    assert delivered == [b"\x01", b"\x09", b"\x09", b"\x04", b"\x02"]
+    assert dropped == [("duplicate", Channel.RELIABLE, "sequence 2")]
+    assert conn.data_receive_states == {"PA_alice": 2}
