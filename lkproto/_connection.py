@@ -234,6 +234,7 @@ class Connection:
             client_protocol=c.client_protocol,
             response_timeout=c.rpc_response_timeout,
             max_round_trip_latency=c.rpc_max_round_trip_latency,
+            max_handler_timeout=c.rpc_max_handler_timeout,
             max_pending_calls=c.max_pending_rpcs,
             max_incoming_invocations=c.max_incoming_rpcs,
             max_incoming_invocations_per_caller=(

@@ -11,7 +11,11 @@ import math
 import attrs
 
 from lkproto._version import __version__
-from lkproto.rpc import DEFAULT_MAX_ROUND_TRIP_LATENCY, DEFAULT_RESPONSE_TIMEOUT
+from lkproto.rpc import (
+    DEFAULT_MAX_HANDLER_TIMEOUT,
+    DEFAULT_MAX_ROUND_TRIP_LATENCY,
+    DEFAULT_RESPONSE_TIMEOUT,
+)
 from lkproto.streams import (
     CAP_COMPRESSION_DEFLATE_RAW,
     CLIENT_PROTOCOL_DATA_STREAM_V2,
@@ -107,6 +111,10 @@ class Config:
     #: maxRoundTripLatency, 7 s in JS and Rust (B.3), "to account for relay timeouts and
     #: retries in LiveKit Cloud".
     rpc_max_round_trip_latency: float = DEFAULT_MAX_ROUND_TRIP_LATENCY
+    #: The longest our handler may run for one incoming request: a request asking for more
+    #: (its `response_timeout_ms` is a uint32, up to 49 days) gets this, and 1502 after it.
+    #: A local bound (no SDK caps it), so one caller cannot hold a slot for ever.
+    rpc_max_handler_timeout: float = DEFAULT_MAX_HANDLER_TIMEOUT
     #: Most of our calls awaiting a result at once; `perform_rpc` refuses more.
     max_pending_rpcs: int = 1024
     #: Most incoming requests being handled at once; beyond it a request is acked and
@@ -151,7 +159,11 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
-        for name in ("rpc_response_timeout", "rpc_max_round_trip_latency"):
+        for name in (
+            "rpc_response_timeout",
+            "rpc_max_round_trip_latency",
+            "rpc_max_handler_timeout",
+        ):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"Config.{name} must be a positive number of seconds")

@@ -44,9 +44,11 @@ the RPC v2 spec `RPC_SPEC.md`)
   UNSUPPORTED_METHOD when nothing is registered, or `InvokeHandler`. The handler runs until
   `respond()` or until its deadline, now + the response timeout from the request (0 or
   missing: the default), which answers 1502 and emits `InvocationCancelled` as livekit.rtc
-  does. Non-RpcError exceptions become 1500 with the built-in message only. A request id
-  already being handled or recently handled is ignored (no SDK de-duplicates; sequence
-  de-dup normally prevents replays).
+  does. The request's timeout is capped at `max_handler_timeout` (600 s): its uint32 of
+  milliseconds would otherwise let a caller hold an invocation slot for 49 days.
+  Non-RpcError exceptions become 1500 with the built-in message only. A request id already
+  being handled or recently handled is ignored (no SDK de-duplicates; sequence de-dup
+  normally prevents replays).
 - Every store is bounded: `max_pending_calls`, `max_incoming_invocations` (beyond it the
   request is acked and answered 1500), `max_remembered_requests` (duplicate detection).
 """
@@ -73,6 +75,7 @@ __all__ = [
     "ATTR_VERSION",
     "CLIENT_PROTOCOL_DATA_STREAM_RPC",
     "CLIENT_PROTOCOL_DEFAULT",
+    "DEFAULT_MAX_HANDLER_TIMEOUT",
     "DEFAULT_MAX_ROUND_TRIP_LATENCY",
     "DEFAULT_RESPONSE_TIMEOUT",
     "MAX_V1_PAYLOAD_BYTES",
@@ -103,6 +106,8 @@ ATTR_VERSION: Final = "lk.rpc_request_version"
 MAX_V1_PAYLOAD_BYTES: Final = 15360
 DEFAULT_RESPONSE_TIMEOUT: Final = 15.0
 DEFAULT_MAX_ROUND_TRIP_LATENCY: Final = 7.0
+#: The longest handler deadline a caller may ask for (a local bound: no SDK caps it).
+DEFAULT_MAX_HANDLER_TIMEOUT: Final = 600.0
 _MIN_EFFECTIVE_MARGIN = 1.0  # JS minEffectiveTimeoutMs = maxRoundTripLatencyMs + 1000
 _MIN_SERVER_VERSION = (1, 8, 0)
 _UINT32_MAX = 0xFFFFFFFF
@@ -415,6 +420,7 @@ class RpcTable:
         max_method_bytes: int = 64,
         max_remembered_requests: int = 1024,
         max_incoming_invocations_per_caller: int | None = None,
+        max_handler_timeout: float = DEFAULT_MAX_HANDLER_TIMEOUT,
     ) -> None:
         """Args:
         id_factory: returns a fresh request id per call (LiveKit uses `str(uuid4())`).
@@ -428,12 +434,14 @@ class RpcTable:
         max_method_bytes: longest method name `perform` accepts, UTF-8 (default 64; a local
             rule, no SDK limits it, but it must fit the packet/header budget).
         max_remembered_requests: incoming request ids kept to ignore duplicates (1024).
+        max_handler_timeout: the cap on the handler deadline a request asks for (600 s).
 
         Raises `ValueError` for a non-positive timeout or bound.
         """
         for name, value in (
             ("response_timeout", response_timeout),
             ("max_round_trip_latency", max_round_trip_latency),
+            ("max_handler_timeout", max_handler_timeout),
         ):
             if not _is_seconds(value):
                 raise ValueError(f"RpcTable.{name} must be a positive number of seconds")
@@ -454,6 +462,7 @@ class RpcTable:
         self._id_factory = id_factory
         self.response_timeout = float(response_timeout)
         self.max_round_trip_latency = float(max_round_trip_latency)
+        self.max_handler_timeout = float(max_handler_timeout)
         self.client_protocol = client_protocol
         self.max_pending_calls = max_pending_calls
         self.max_incoming_invocations = max_incoming_invocations
@@ -862,6 +871,7 @@ class RpcTable:
             self._drop("refused", request_id, caller, refusal)
             return None
         timeout = timeout_ms / 1000 if timeout_ms > 0 else self.response_timeout
+        timeout = min(timeout, self.max_handler_timeout)
         invocation = _Invocation(caller, method, timeout, via_stream=False, reading=False)
         self._invocations[request_id] = invocation
         self._deadlines.set((_HANDLER, request_id), now + timeout)

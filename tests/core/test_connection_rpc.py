@@ -295,6 +295,27 @@ def test_the_handler_deadline_answers_1502_and_cancels_the_invocation() -> None:
     assert [type(e) for e in events(bob)] == [ev.RpcDropped]
 
 
+def test_config_caps_the_handler_deadline_a_caller_asks_for() -> None:
+    sfu, alice, bob = pair(bob=Config(rpc_max_handler_timeout=2.0))
+    alice.perform_rpc(
+        destination_identity="bob", method="greet", payload="hi", now=T0, response_timeout=60.0
+    )
+    sfu.deliver("alice", now=T0)
+    assert events(bob) == [invoked(timeout=2.0)]
+    sfu.deliver("bob", now=T0)  # the ack
+    assert bob.get_timer() == T0 + 2.0
+    bob.handle_timer(T0 + 2.0)
+    assert events(bob) == [
+        ev.RpcInvocationCancelled(
+            request_id="alice-1", caller_identity="alice", reason=E.RESPONSE_TIMEOUT
+        )
+    ]
+    sfu.deliver("bob", now=T0 + 2.0)
+    assert events(alice) == [ev.RpcFailed(request_id="alice-1", error=built_in(E.RESPONSE_TIMEOUT))]
+    with pytest.raises(ValueError, match=r"Config\.rpc_max_handler_timeout must be a positive"):
+        Config(rpc_max_handler_timeout=float("inf"))
+
+
 def test_deadlines_fire_in_time_order_across_rpc_and_the_session() -> None:
     # The ack deadline (T0 + 7) passes before the ping timeout (T0 + 10): a late timer call
     # still reports 1501 first, then the session end (reconnecting is off here).

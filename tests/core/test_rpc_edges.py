@@ -387,9 +387,28 @@ def test_v1_handler_timeout_comes_from_the_request(timeout_ms: int, seconds: flo
     assert bob.drain()[1] == invocation(timeout=seconds)
 
 
+def test_a_requested_handler_deadline_is_capped_then_answered_1502() -> None:
+    """A uint32 of milliseconds is 49 days: the request gets `max_handler_timeout` at most."""
+    bob = table(max_handler_timeout=30.0)
+    v1_invocation(bob, response_timeout_ms=4_294_967_295)
+    assert bob.drain()[1] == invocation(timeout=30.0)
+    assert bob.get_timer() == T0 + 30.0
+    bob.handle_timer(T0 + 30.0)
+    assert bob.drain() == [
+        error_packet("req-1", "alice", 1502, "Response timeout"),
+        InvocationCancelled(request_id="req-1", caller_identity="alice", reason=E.RESPONSE_TIMEOUT),
+    ]
+    assert bob.active_invocations == 0
+    capped = table()  # the default cap: 600 s
+    v1_invocation(capped, response_timeout_ms=601_000)
+    assert capped.drain()[1] == invocation(timeout=600.0)
+    with pytest.raises(ValueError, match=r"RpcTable\.max_handler_timeout must be a positive"):
+        table(max_handler_timeout=0)
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("abc", 15.0), ("", 15.0), ("8000", 8.0), ("9" * 5000, 15.0), ("9999999999", 4294967.295)],
+    [("abc", 15.0), ("", 15.0), ("8000", 8.0), ("9" * 5000, 15.0), ("9999999999", 600.0)],
 )
 def test_v2_handler_timeout_attribute_is_parsed_liberally(text: str, seconds: float) -> None:
     bob = table()
