@@ -871,24 +871,26 @@ class Connection:
             send_leave=not isinstance(command, (cmd.OpenSignal, cmd.SendSignal)),
         )
 
-    def signal_closed(self, *, now: float, code: int | None = None) -> None:
-        """The signal WebSocket closed (EOF). Before the join this fails the join; once
-        joined it starts a resume (D.8); during a reconnect attempt it fails the attempt.
+    def signal_closed(self, *, now: float, code: int | None = None, reason: str = "") -> None:
+        """The signal WebSocket closed (EOF), with its close `code` and `reason` if any.
+        Before the join this fails the join; once joined it starts a resume (D.8); during a
+        reconnect attempt it fails the attempt.
 
         Report only the signal connection the core opened last."""
         if self.state in (ConnectionState.CLOSED, ConnectionState.NEW):
             return
+        why = f"code {code}: {reason}" if reason else f"code {code}"
         if self.state is ConnectionState.CONNECTING:
             self._end(
                 DisconnectReason.JOIN_FAILURE,
-                f"the signal closed before the join (code {code})",
+                f"the signal closed before the join ({why})",
                 now=now,
                 exc=None,
                 send_leave=False,
                 close_signal=False,
             )
             return
-        message = f"the signal connection closed (code {code})"
+        message = f"the signal connection closed ({why})"
         if self.state is ConnectionState.RECONNECTING and self._awaiting != "peer":
             if self._awaiting == "signal":
                 self._attempt_failed(now, message)

@@ -58,6 +58,10 @@ class Config:
     metadata_request_timeout: float = 5.0
     #: Most metadata/name/attribute updates awaiting a response at once.
     max_pending_metadata_requests: int = 64
+    #: Largest signal (WebSocket) message the adapters reassemble (the core takes whole
+    #: messages). A bigger one closes the signal connection with 1009, and a reconnect
+    #: follows. A JoinResponse or ParticipantUpdate of a large room is the biggest message.
+    max_signal_message_bytes: int = 16 * 1024 * 1024
     #: Upper bound on one data channel message; SCTP max-message-size default in JS/Rust.
     max_data_message_size: int = 64_000
     #: Bytes of sent reliable packets kept for replay after a resume (oldest evicted first).
@@ -176,6 +180,7 @@ class Config:
             raise ValueError("Config.client_protocol must not be negative")
         for name in (
             "max_pending_metadata_requests",
+            "max_signal_message_bytes",
             "max_data_message_size",
             "max_dedup_senders",
             "max_stream_bytes",

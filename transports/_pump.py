@@ -81,8 +81,8 @@ class Pump:
         self.conn.receive_signal(data, now=self.clock())
         self.flush()
 
-    def on_signal_closed(self, code: int | None) -> None:
-        self.conn.signal_closed(now=self.clock(), code=code)
+    def on_signal_closed(self, code: int | None, reason: str = "") -> None:
+        self.conn.signal_closed(now=self.clock(), code=code, reason=reason)
         self.flush()
 
     def on_signal_failed(self, status: int | None, message: str) -> None:

@@ -1111,7 +1111,8 @@ class Room(EventEmitter):
                         with contextlib.suppress(Exception):
                             await stream.aclose()
                         stream = None
-                    ws = WebSocketClient(item.url, item.headers)
+                    limit = pump.conn.config.max_signal_message_bytes
+                    ws = WebSocketClient(item.url, item.headers, max_message_size=limit)
                     stream = await self._open(ws, item)
                     if stream is not None:
                         tg.start_soon(self._read_loop, stream, ws, self._signal_generation)
@@ -1181,7 +1182,7 @@ class Room(EventEmitter):
                 elif isinstance(result, Rejected):
                     pump.on_signal_failed(result.status, redact(result.body, self._token))
                 elif isinstance(result, Closed):
-                    pump.on_signal_closed(result.code)
+                    pump.on_signal_closed(result.code, result.reason)
                 else:
                     assert isinstance(result, Accepted)
             if out := ws.data_to_send():

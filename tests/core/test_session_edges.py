@@ -202,6 +202,28 @@ def test_signal_closed_before_join_fails_the_join() -> None:
     ]
 
 
+def test_the_close_reason_is_kept_in_the_message() -> None:
+    conn = new_connection()
+    conn.connect(URL, TOKEN, now=T0)
+    conn.commands_to_send()
+    conn.signal_closed(now=T0, code=1009, reason="signal message too large")
+    assert drain(conn) == (
+        [],
+        [
+            ev.Disconnected(
+                reason=DisconnectReason.JOIN_FAILURE,
+                message="the signal closed before the join (code 1009: signal message too large)",
+            )
+        ],
+    )
+    conn = joined_connection()
+    conn.signal_closed(now=T0, code=1001, reason="going away")
+    _, evs = drain(conn)
+    assert [e.message for e in evs if isinstance(e, ev.Reconnecting)] == [
+        "the signal connection closed (code 1001: going away)"
+    ]
+
+
 def test_publish_data_rejects_non_bytes() -> None:
     conn = joined_connection()
     with pytest.raises(LocalProtocolError, match="payload must be bytes"):

@@ -24,6 +24,7 @@ import wsproto.events as wse
 
 from harness import Confinement, LiveKitServer, mint_token
 from harness.server import free_port
+from lkproto import Config
 from lkproto.transports.anyio import ConnectError, Room, RoomOptions, RtcConfiguration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -350,3 +351,24 @@ async def test_404_falls_back_to_rtc_then_fails(
     assert str(exc).startswith("the signal connection failed with HTTP 404")
     assert "no such path" in str(exc)
     assert_token_hidden(exc, token, caplog)
+
+
+async def test_a_signal_message_over_the_configured_bound_closes_with_1009(
+    livekit_server: LiveKitServer,
+    confinement: Confinement,
+    room_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`Config.max_signal_message_bytes` reaches the WebSocket: the JoinResponse (a few
+    hundred bytes at least) is over 64, so the join fails at once, with the reason."""
+    token = mint_token("errors-user", room_name)
+    room = Room(config=Config(max_signal_message_bytes=64))
+    start = anyio.current_time()
+    with pytest.raises(ConnectError) as info:
+        await room.connect(livekit_server.url, token, options(confinement))
+    assert (
+        str(info.value) == "the signal closed before the join (code 1009: signal message too large)"
+    )
+    assert anyio.current_time() - start < CONNECT_TIMEOUT + SLACK
+    await room.disconnect()
+    assert_token_hidden(info.value, token, caplog)
