@@ -62,6 +62,11 @@ class Config:
     #: messages). A bigger one closes the signal connection with 1009, and a reconnect
     #: follows. A JoinResponse or ParticipantUpdate of a large room is the biggest message.
     max_signal_message_bytes: int = 16 * 1024 * 1024
+    #: Events one application subscriber may have waiting in the adapters (an anyio
+    #: `events()` stream, a trio `event_channel()`, a threaded `events()` iterator, the
+    #: threaded callback backlog); past it the newest is dropped for that subscriber and a
+    #: WARNING logged, so a consumer that stops reading costs bounded memory.
+    max_queued_events: int = 10_000
     #: Upper bound on one data channel message; SCTP max-message-size default in JS/Rust.
     max_data_message_size: int = 64_000
     #: Bytes of sent reliable packets kept for replay after a resume (oldest evicted first).
@@ -181,6 +186,7 @@ class Config:
         for name in (
             "max_pending_metadata_requests",
             "max_signal_message_bytes",
+            "max_queued_events",
             "max_data_message_size",
             "max_dedup_senders",
             "max_stream_bytes",

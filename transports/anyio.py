@@ -127,7 +127,6 @@ log = logging.getLogger("lkproto.transports")
 # Flow control on our sending channels (protocol-reference A.3, client-sdk-js watermarks):
 # a writer waits while more than HIGH bytes are queued, until the queue drains to LOW.
 _MARKS = {Channel.RELIABLE: (64 * 1024, 1024 * 1024), Channel.LOSSY: (8 * 1024, 256 * 1024)}
-_EVENT_BUFFER = 10_000  # per `events()` subscriber; overflow drops (and logs) the newest
 _DRAIN_TIMEOUT = 2.0  # disconnect() waits this long, at most, for our sends to be acked
 _FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
 
@@ -643,7 +642,8 @@ class Room(EventEmitter):
 
     async def events(self) -> AsyncIterator[ev.Event]:
         """Every core event from now on, until the session ends (`Disconnected` is last)."""
-        send, receive = anyio.create_memory_object_stream[ev.Event](_EVENT_BUFFER)
+        bound = self._config.max_queued_events  # overflow drops (and logs) the newest
+        send, receive = anyio.create_memory_object_stream[ev.Event](bound)
         if self._session_done.is_set():
             return
         self._subscribers.append(send)
@@ -686,7 +686,8 @@ class Room(EventEmitter):
             try:
                 subscriber.send_nowait(event)
             except anyio.WouldBlock:
-                log.warning("an events() subscriber is %d behind; dropped one", _EVENT_BUFFER)
+                behind = int(subscriber.statistics().max_buffer_size)
+                log.warning("an events() subscriber is %d behind; dropped one", behind)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers.remove(subscriber)
 
@@ -1218,6 +1219,15 @@ class _Subscriber(Protocol):
     def send_nowait(self, item: ev.Event) -> None: ...
 
     def close(self) -> None: ...
+
+    def statistics(self) -> _BufferStatistics: ...
+
+
+class _BufferStatistics(Protocol):
+    """What `deliver` reads of a subscriber's statistics: its bound, for the warning."""
+
+    @property
+    def max_buffer_size(self) -> float: ...
 
 
 class _NoPeer:

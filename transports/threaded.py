@@ -125,7 +125,6 @@ __all__ = [
 log = logging.getLogger("lkproto.transports")
 
 _HANDLER_THREADS = 32  # RPC and stream handlers running at once, per room
-_EVENT_BUFFER = 10_000  # callbacks waiting for the dispatcher; also per `events()` iterator
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -362,10 +361,11 @@ class _Inner(_anyio.Room):
     def deliver(self, event: ev.Event) -> None:
         super().deliver(event)
         for feed in list(self._outer._feeds):
-            if feed.qsize() < _EVENT_BUFFER:
+            bound = self._config.max_queued_events
+            if feed.qsize() < bound:
                 feed.put(event)
             else:
-                log.warning("an events() iterator is %d behind; dropped one", _EVENT_BUFFER)
+                log.warning("an events() iterator is %d behind; dropped one", bound)
 
 
 class Room(EventEmitter):
@@ -374,6 +374,7 @@ class Room(EventEmitter):
     def __init__(self, *, config: Config | None = None) -> None:
         super().__init__()
         self._config = config
+        self._max_queued_events = (config or Config()).max_queued_events
         self._life = threading.Lock()  # guards the fields below and the handler tables
         self._counter = threading.Lock()  # guards _pending
         self._portal: BlockingPortal | None = None
@@ -653,8 +654,9 @@ class Room(EventEmitter):
             return
         args = tuple(self._swap(a) for a in args)
         with self._counter:
-            if self._pending >= _EVENT_BUFFER:
-                log.warning("event callbacks are %d behind; dropped %r", _EVENT_BUFFER, name)
+            bound = self._max_queued_events
+            if self._pending >= bound:
+                log.warning("event callbacks are %d behind; dropped %r", bound, name)
                 return
             self._pending += 1
         with contextlib.suppress(RuntimeError):  # shut down: the interpreter is exiting

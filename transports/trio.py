@@ -110,7 +110,6 @@ Dialer = Callable[[str, int, bool], Awaitable[trio.abc.Stream]]
 """`dialer(host, port, tls)` opens the signal connection's byte stream."""
 
 _LEAVE_TIMEOUT = 5.0  # leaving at the end of `async with` waits this long, at most
-_EVENT_BUFFER = 10_000
 
 
 class Room(_anyio.Room):
@@ -129,10 +128,13 @@ class Room(_anyio.Room):
         return Connecting(self, url, token, options)
 
     def event_channel(
-        self, max_buffer_size: int = _EVENT_BUFFER
+        self, max_buffer_size: int | None = None
     ) -> trio.MemoryReceiveChannel[ev.Event]:
-        """A channel of every core event from now on; it closes when the session ends."""
-        send, receive = trio.open_memory_channel[ev.Event](max_buffer_size)
+        """A channel of every core event from now on; it closes when the session ends.
+        `max_buffer_size`: events it may hold (None: `Config.max_queued_events`); past it the
+        newest is dropped for this channel and a WARNING logged."""
+        size = self._config.max_queued_events if max_buffer_size is None else max_buffer_size
+        send, receive = trio.open_memory_channel[ev.Event](size)
         if self._session_done.is_set():
             send.close()
         else:
@@ -250,6 +252,9 @@ class _ChannelSubscriber:
 
     def close(self) -> None:
         self._send.close()
+
+    def statistics(self) -> trio.MemoryChannelStatistics:
+        return self._send.statistics()
 
 
 class _TrioByteStream(anyio.abc.ByteStream):

@@ -10,6 +10,7 @@ import logging
 import queue
 
 import anyio
+import anyio.lowlevel
 import pytest
 import trio
 from fake_sfu import T0, joined_connection, participant
@@ -120,80 +121,89 @@ def test_an_rpc_v2_payload_is_held_against_the_stream_buffer() -> None:
 # -- the adapters --------------------------------------------------------------------------------
 
 
+BEHIND = Config(max_queued_events=5)  # the default, 10 000, is checked by the limits audit
+
+
 @pytest.mark.anyio
 async def test_an_anyio_events_subscriber_that_falls_behind_loses_the_newest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bound = anyio_room._EVENT_BUFFER
-    assert bound == 10_000
-    room = anyio_room.Room()
+    room = anyio_room.Room(config=BEHIND)
+    stream = room.events()
+    first = anyio.Event()
     received: list[ev.Event] = []
-    go = anyio.Event()
 
     async def consume() -> None:
-        async for event in room.events():
-            await go.wait()
+        async for event in stream:
             received.append(event)
+            first.set()
 
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        room.deliver(dropped(0))  # nobody subscribed yet: nothing is kept for later
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             with anyio.fail_after(5):
-                while not room._subscribers:
-                    await anyio.sleep(0.001)
-            for n in range(bound + 2):
+                while not (
+                    room._subscribers
+                    and room._subscribers[0].statistics().tasks_waiting_receive == 1  # type: ignore[attr-defined]
+                ):
+                    await anyio.lowlevel.checkpoint()
+            # Delivered without a checkpoint between them: the first goes straight to the
+            # waiting consumer, the buffer holds the next 5, the last 2 are dropped.
+            for n in range(1, 9):
                 room.deliver(dropped(n))
-            go.set()
-            with anyio.fail_after(10):
-                while len(received) < bound + 1:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(0.05)  # nothing more arrives
+            with anyio.fail_after(5):
+                while len(received) < 6:
+                    await anyio.lowlevel.checkpoint()
+            room.deliver(dropped(9))  # room again once the consumer caught up
+            with anyio.fail_after(5):
+                while len(received) < 7:
+                    await anyio.lowlevel.checkpoint()
             tg.cancel_scope.cancel()
-    # The consumer was already waiting, so the first event went straight to it; 10 000 more
-    # waited in the buffer and the last was dropped.
-    assert received == [dropped(n) for n in range(bound + 1)]
-    assert warnings(caplog) == ["an events() subscriber is 10000 behind; dropped one"]
+    assert received == [dropped(n) for n in (1, 2, 3, 4, 5, 6, 9)]
+    assert warnings(caplog) == ["an events() subscriber is 5 behind; dropped one"] * 2
 
 
 def test_a_trio_event_channel_that_falls_behind_loses_the_newest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bound = trio_room._EVENT_BUFFER
-    assert bound == 10_000
-
-    async def main() -> list[ev.Event]:
-        room = trio_room.Room()
+    async def main() -> tuple[list[ev.Event], list[ev.Event]]:
+        room = trio_room.Room(config=BEHIND)
         channel = room.event_channel()
-        for n in range(bound + 1):
+        own = room.event_channel(max_buffer_size=2)
+        for n in range(7):
             room.deliver(dropped(n))
-        out = []
-        while True:
-            try:
-                out.append(channel.receive_nowait())
-            except trio.WouldBlock:
-                return out
+        out: tuple[list[ev.Event], list[ev.Event]] = ([], [])
+        for receiver, got in zip((channel, own), out, strict=True):
+            while True:
+                try:
+                    got.append(receiver.receive_nowait())
+                except trio.WouldBlock:
+                    break
+        return out
 
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
-        received = trio.run(main)
-    assert received == [dropped(n) for n in range(bound)]
-    assert warnings(caplog) == ["an events() subscriber is 10000 behind; dropped one"]
+        received, own = trio.run(main)
+    assert received == [dropped(n) for n in range(5)]
+    assert own == [dropped(n) for n in range(2)]
+    # Each event goes to both channels in turn: the own one (2) fills first.
+    two, five = (f"an events() subscriber is {n} behind; dropped one" for n in (2, 5))
+    assert warnings(caplog) == [two, two, two, five, two, five, two]
 
 
 @pytest.mark.anyio
 async def test_a_threaded_events_iterator_that_falls_behind_loses_the_newest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bound = threaded_room._EVENT_BUFFER
-    assert bound == 10_000
-    outer = threaded_room.Room()
+    outer = threaded_room.Room(config=BEHIND)
     feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
     outer._feeds.append(feed)
-    inner = threaded_room._Inner(outer, None)  # the anyio room on the I/O thread
+    inner = threaded_room._Inner(outer, BEHIND)  # the anyio room on the I/O thread
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
-        for n in range(bound + 1):
+        for n in range(6):
             inner.deliver(dropped(n))
-    assert [feed.get_nowait() for _ in range(feed.qsize())] == [dropped(n) for n in range(bound)]
-    assert warnings(caplog) == ["an events() iterator is 10000 behind; dropped one"]
+    assert [feed.get_nowait() for _ in range(feed.qsize())] == [dropped(n) for n in range(5)]
+    assert warnings(caplog) == ["an events() iterator is 5 behind; dropped one"]
 
 
 def test_threaded_callbacks_that_fall_behind_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
@@ -204,16 +214,16 @@ def test_threaded_callbacks_that_fall_behind_are_dropped(caplog: pytest.LogCaptu
         def submit(self, *args: object) -> None:
             self.submitted.append(args)
 
-    room = threaded_room.Room()
+    room = threaded_room.Room(config=BEHIND)
     pool = Pool()
     room._callbacks = pool  # type: ignore[assignment]
-    room._pending = threaded_room._EVENT_BUFFER - 1
+    room._pending = 4
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
         room._post("data_received", ("first",))
         room._post("data_received", ("second",))
     assert [args[1:] for args in pool.submitted] == [("data_received", ("first",))]
-    assert room._pending == threaded_room._EVENT_BUFFER
-    assert warnings(caplog) == ["event callbacks are 10000 behind; dropped 'data_received'"]
+    assert room._pending == 5
+    assert warnings(caplog) == ["event callbacks are 5 behind; dropped 'data_received'"]
 
 
 @pytest.mark.anyio
