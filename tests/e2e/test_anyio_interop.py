@@ -6,8 +6,7 @@ a helper thread (harness/official.py), so the same test drives them from trio to
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -17,6 +16,7 @@ import pytest
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
+from harness.recorder import Recorder
 from lkproto.models import DisconnectReason
 from lkproto.transports.anyio import (
     ConnectionState,
@@ -45,31 +45,6 @@ def officials(official_loop: OfficialLoop) -> Iterator[list[OfficialPeer]]:
     peers: list[OfficialPeer] = []
     yield peers
     # Disconnected by each test's own cleanup; nothing async can run in a sync fixture.
-
-
-class Recorder:
-    """Everything a Room emits, as (name, args), with an awaitable condition."""
-
-    def __init__(self, room: Room, *names: str) -> None:
-        self.records: list[tuple[str, tuple[Any, ...]]] = []
-        self._changed: anyio.Event | None = None
-        for name in names:
-            room.on(name, functools.partial(self._add, name))  # type: ignore[arg-type]
-
-    def _add(self, name: str, *args: Any) -> None:
-        self.records.append((name, args))
-        if self._changed is not None:
-            self._changed.set()
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for n, args in self.records if n == name]
-
-    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 15) -> T:
-        with anyio.fail_after(timeout):
-            while not (value := predicate()):
-                self._changed = anyio.Event()
-                await self._changed.wait()
-            return value
 
 
 async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:

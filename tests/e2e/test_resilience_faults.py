@@ -13,11 +13,12 @@ from typing import Any
 
 import anyio
 import pytest
-from test_resilience import Recorder, at_least, exchange, payload
+from test_resilience import at_least, exchange, payload
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.faults import FaultServer, fault_server_fixture, require_cut  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
+from harness.recorder import Recorder
 from lkproto.transports.anyio import ConnectionState, Room, RoomOptions, RtcConfiguration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150)]
@@ -36,6 +37,7 @@ async def join_both(
         "disconnected",
         "data_received",
         "participant_connected",
+        timeout=20,
     )
     options = RoomOptions(
         auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[server.client_host])

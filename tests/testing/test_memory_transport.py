@@ -9,11 +9,9 @@ has a timeout; waits are on events, never on sleeps.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.from_thread
@@ -21,6 +19,7 @@ import pytest
 import trio
 import trio.testing
 
+from harness.recorder import Recorder
 from lkproto import DisconnectReason, LeaveAction, ParticipantState
 from lkproto.testing import MemoryRoom
 from lkproto.transports import threaded
@@ -46,30 +45,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
     if request.param == "asyncio":
         return ("asyncio", {"loop_factory": VirtualTimeLoop})
     return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
-
-
-class Recorder:
-    """What a Room emits, as (name, args), with an awaitable condition (no polling)."""
-
-    def __init__(self, room: Room, *names: str) -> None:
-        self.records: list[tuple[str, tuple[Any, ...]]] = []
-        self._changed = anyio.Event()
-        for name in names:
-            room.on(name, functools.partial(self._add, name))  # type: ignore[arg-type]
-
-    def _add(self, name: str, *args: Any) -> None:
-        self.records.append((name, args))
-        self._changed.set()
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for n, args in self.records if n == name]
-
-    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 60) -> T:
-        with anyio.fail_after(timeout):
-            while not (value := predicate()):
-                self._changed = anyio.Event()
-                await self._changed.wait()
-            return value
 
 
 async def test_rpc_timeouts_are_exact_on_a_virtual_clock() -> None:
@@ -144,9 +119,9 @@ async def test_a_stopped_server_refuses_connections() -> None:
 async def test_server_actions_and_faults_reach_unchanged_rooms() -> None:
     async with MemoryServer() as server:
         alice, bob, carol = Room(), Room(), Room()
-        seen = Recorder(alice, "participant_connected", "participant_disconnected")
-        bob_seen = Recorder(bob, "disconnected", "reconnecting", "reconnected")
-        carol_seen = Recorder(carol, "disconnected", "reconnecting")
+        seen = Recorder(alice, "participant_connected", "participant_disconnected", timeout=60)
+        bob_seen = Recorder(bob, "disconnected", "reconnecting", "reconnected", timeout=60)
+        carol_seen = Recorder(carol, "disconnected", "reconnecting", timeout=60)
         await alice.connect(server.url, server.token("alice"))
         await bob.connect(server.url, server.token("bob"))
         await carol.connect(server.url, server.token("carol"))
@@ -189,8 +164,10 @@ async def test_rooms_resume_and_rejoin_through_the_memory_transport() -> None:
             await anyio.sleep(3600)
             return "too late"
 
-        seen = Recorder(alice, "reconnecting", "reconnected", "disconnected")
-        got = Recorder(bob, "data_received", "participant_connected", "participant_disconnected")
+        seen = Recorder(alice, "reconnecting", "reconnected", "disconnected", timeout=60)
+        got = Recorder(
+            bob, "data_received", "participant_connected", "participant_disconnected", timeout=60
+        )
         await alice.connect(server.url, server.token("alice"))
         await bob.connect(server.url, server.token("bob"))
         # The peer connection fails: a resume with an ICE restart, and what was in flight on
@@ -279,7 +256,7 @@ async def test_a_lost_chunk_fails_the_reader() -> None:
 async def test_the_dual_peer_connection_path() -> None:
     async with MemoryServer(single_peer_connection=False, update_interval=0) as server:
         alice, bob = Room(), Room()
-        got = Recorder(bob, "data_received")
+        got = Recorder(bob, "data_received", timeout=60)
         await alice.connect(server.url, server.token("alice"))
         await bob.connect(server.url, server.token("bob"))
         assert alice.connection is not None and not alice.connection.single_peer_connection

@@ -24,6 +24,7 @@ from livekit import api as lkapi
 
 from harness import API_KEY, API_SECRET
 from harness.faults import fault_server_fixture, require_cut  # noqa: F401 - `fault_server`
+from harness.recorder import Recorder
 from lkproto.transports.anyio import (
     ByteStreamReader,
     DataPacketKind,
@@ -172,30 +173,6 @@ async def env(
         return
     async with MemoryServer(name=room_name) as server:
         yield Env(server.url, server.token, RoomOptions(auto_subscribe=False), MemoryAdmin(server))
-
-
-class Recorder:
-    """What a Room emits, as (name, args), with an awaitable condition (no polling)."""
-
-    def __init__(self, room: Room, *names: str) -> None:
-        self.records: list[tuple[str, tuple[Any, ...]]] = []
-        self._changed = anyio.Event()
-        for name in names:
-            room.on(name, functools.partial(self._add, name))  # type: ignore[arg-type]
-
-    def _add(self, name: str, *args: Any) -> None:
-        self.records.append((name, args))
-        self._changed.set()
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for n, args in self.records if n == name]
-
-    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 15) -> T:
-        with anyio.fail_after(timeout):
-            while not (value := predicate()):
-                self._changed = anyio.Event()
-                await self._changed.wait()
-            return value
 
 
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:

@@ -16,7 +16,7 @@ import errno
 import functools
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -29,6 +29,7 @@ from harness.faults import (
     require_cut,
 )
 from harness.official import OfficialLoop, OfficialPeer
+from harness.recorder import Recorder
 from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
 from lkproto.transports.api import LiveKitAPI
 
@@ -189,31 +190,6 @@ def test_restart_while_cut_comes_back_after_restore(fault_server: FaultServer) -
 
 
 # -- real participants --------------------------------------------------------------------
-
-
-class Recorder:
-    """What an lkproto Room emits, as (name, args), with an awaitable condition."""
-
-    def __init__(self, room: Room, *names: str) -> None:
-        self.records: list[tuple[str, tuple[Any, ...]]] = []
-        self._changed: anyio.Event | None = None
-        for name in names:
-            room.on(name, functools.partial(self._add, name))  # type: ignore[arg-type]
-
-    def _add(self, name: str, *args: Any) -> None:
-        self.records.append((name, args))
-        if self._changed is not None:
-            self._changed.set()
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for n, args in self.records if n == name]
-
-    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 15) -> T:
-        with anyio.fail_after(timeout):
-            while not (value := predicate()):
-                self._changed = anyio.Event()
-                await self._changed.wait()
-            return value
 
 
 async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:
