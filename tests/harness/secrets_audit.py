@@ -73,6 +73,10 @@ class Auditor:
 
     def __init__(self, api_secret: str = API_SECRET) -> None:
         self._lock = threading.Lock()
+        # A fork child (test_threaded_interop) inherits the lock as it was at the fork: held,
+        # if another thread was logging then, and the child's first record would wait for
+        # ever. The child gets a fresh one, as `logging` does for its own handlers' locks.
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
         self.api_secret = api_secret
         self.tokens: list[str] = []
         self._pieces: set[str] = set()
@@ -101,6 +105,9 @@ class Auditor:
         with self._lock:
             self.tokens.append(token)
             self._add_pieces(signature)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     # -- checking ---------------------------------------------------------------------------
 
