@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -468,16 +469,6 @@ _DATA_OPS = (
 )
 
 
-def _session_target(*, joined: bool, data: bool, ops: tuple[str, ...]) -> Callable[[bytes], None]:
-    def one_input(data_bytes: bytes) -> None:
-        session = _Session(joined=joined, data=data)
-        for record in decode(data_bytes, len(ops)):
-            session.step(ops[record.op], record)
-        session.finish()
-
-    return one_input
-
-
 # -- structure-aware packets ------------------------------------------------------------------
 
 SENDERS = ("official", "agent", "", "legacy")
@@ -714,13 +705,6 @@ _STREAM_OPS = (
     "chunk",
     "trailer",
 )
-
-
-def _streams_one_input(data: bytes) -> None:
-    machine = _Streams()
-    for record in decode(data, len(_STREAM_OPS)):
-        machine.step(_STREAM_OPS[record.op], record)
-    machine.finish()
 
 
 # -- the RPC table ------------------------------------------------------------------------------
@@ -996,13 +980,6 @@ _RPC_OPS = (
 )
 
 
-def _rpc_one_input(data: bytes) -> None:
-    machine = _Rpc()
-    for record in decode(data, len(_RPC_OPS)):
-        machine.step(_RPC_OPS[record.op], record)
-    machine.finish()
-
-
 # -- the table of targets ---------------------------------------------------------------------
 
 OPS: Mapping[str, tuple[str, ...]] = {
@@ -1013,12 +990,33 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "rpc": _RPC_OPS,
 }
 
+
+class _Machine(Protocol):
+    """What a target drives: one step per decoded record, then the final checks."""
+
+    def step(self, name: str, record: Record) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def _target(machine: Callable[[], _Machine], ops: tuple[str, ...]) -> Callable[[bytes], None]:
+    """A fuzz entry point: a fresh `machine()` runs every record of one input."""
+
+    def one_input(data: bytes) -> None:
+        driven = machine()
+        for record in decode(data, len(ops)):
+            driven.step(ops[record.op], record)
+        driven.finish()
+
+    return one_input
+
+
 TARGETS: Mapping[str, Callable[[bytes], None]] = {
-    "signal_connecting": _session_target(joined=False, data=False, ops=_SIGNAL_OPS),
-    "signal_joined": _session_target(joined=True, data=False, ops=_SIGNAL_OPS),
-    "data_packet": _session_target(joined=True, data=True, ops=_DATA_OPS),
-    "streams": _streams_one_input,
-    "rpc": _rpc_one_input,
+    "signal_connecting": _target(partial(_Session, joined=False, data=False), _SIGNAL_OPS),
+    "signal_joined": _target(partial(_Session, joined=True, data=False), _SIGNAL_OPS),
+    "data_packet": _target(partial(_Session, joined=True, data=True), _DATA_OPS),
+    "streams": _target(_Streams, _STREAM_OPS),
+    "rpc": _target(_Rpc, _RPC_OPS),
 }
 
 
