@@ -577,24 +577,45 @@ def _run_child(
     token: str,
     host: str,
     identity: str,
+    tmp_path: Path,
     inherited: Room | None = None,
 ) -> dict[str, Any]:
-    """Run threaded_child.join_publish_call in a `method` child; return its report."""
+    """Run threaded_child.join_publish_call in a `method` child; return its report.
+
+    The parent closes its copy of the child's end of the pipe, so a child that dies is seen
+    at once (EOF) rather than after the whole wait; a child that hangs writes its threads'
+    stacks to `stacks` before exiting, and the failure message carries them.
+    """
     ctx = multiprocessing.get_context(method)
     ours, theirs = ctx.Pipe()
-    args: tuple[Any, ...] = (theirs, url, token, host, OFFICIAL)
+    stacks = tmp_path / f"child-{method}-stacks.txt"
+    args: tuple[Any, ...] = (theirs, url, token, host, OFFICIAL, str(stacks))
     if inherited is not None:
         args += (inherited,)
     proc = ctx.Process(target=threaded_child.join_publish_call, args=args)
+    threads = sorted(t.name for t in threading.enumerate())
     proc.start()
+    theirs.close()
+
+    def what_happened(what: str) -> str:
+        proc.join(15)
+        dump = stacks.read_text() if stacks.exists() else ""
+        return (
+            f"the child never {what} (exit code {proc.exitcode}; the parent's threads at"
+            f" the fork: {threads})\n{dump}"
+        )
+
     try:
-        assert ours.poll(60), "the child never joined"
-        joined = ours.recv()
+        assert ours.poll(60), what_happened("joined")
+        try:
+            joined = ours.recv()
+        except EOFError:
+            raise AssertionError(what_happened("joined")) from None
         assert joined[:2] == ("joined", identity)
         assert joined[2] == proc.pid != os.getpid()
         official.wait_for(lambda r: ("joined", (identity,)) in r)
         ours.send("go")
-        assert ours.poll(60), "the child never finished"
+        assert ours.poll(60), what_happened("finished")
         kind, report = ours.recv()
         assert kind == "done"
         proc.join(30)
@@ -613,6 +634,7 @@ def test_a_child_process_joins_publishes_and_calls(
     make_token: Any,
     confinement: Any,
     official_loop: OfficialLoop,
+    tmp_path: Path,
 ) -> None:
     identity = f"child-{method}"
     official = Official(official_loop)
@@ -620,7 +642,13 @@ def test_a_child_process_joins_publishes_and_calls(
     try:
         official.register_rpc("echo", lambda d: f"{d.caller_identity}: {d.payload}")
         report = _run_child(
-            method, official, livekit_server.url, make_token(identity), confinement.host, identity
+            method,
+            official,
+            livekit_server.url,
+            make_token(identity),
+            confinement.host,
+            identity,
+            tmp_path,
         )
         assert report == {
             "rpc": f"{identity}: rpc from {identity}",
@@ -641,6 +669,7 @@ def test_a_forked_child_cannot_use_the_parents_room_but_can_make_its_own(
     options: RoomOptions,
     confinement: Any,
     official_loop: OfficialLoop,
+    tmp_path: Path,
 ) -> None:
     official = Official(official_loop)
     official.connect(livekit_server.url, make_token(OFFICIAL))
@@ -656,6 +685,7 @@ def test_a_forked_child_cannot_use_the_parents_room_but_can_make_its_own(
                 make_token("child"),
                 confinement.host,
                 "child",
+                tmp_path,
                 inherited=parent,
             )
             assert report == {

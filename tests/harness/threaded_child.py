@@ -8,6 +8,7 @@ arrives with a sender), publishes and calls, then sends ("done", report) and exi
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import threading
 from multiprocessing.connection import Connection
@@ -21,6 +22,7 @@ from lkproto.transports.threaded import (
 )
 
 _WAIT = 60.0
+_STACKS_AFTER = 50.0  # less than the test's 60 s wait for "joined"
 
 
 def join_publish_call(
@@ -29,13 +31,32 @@ def join_publish_call(
     token: str,
     host: str,
     official: str,
+    stacks: str,
     inherited: Room | None = None,
 ) -> None:
     """Join with a new threaded Room, publish one packet and perform one RPC to `official`.
 
     With `inherited` (a Room the parent had open when it forked), first report what using
-    it does here.
+    it does here. If the child is still running after `_STACKS_AFTER` seconds, every
+    thread's stack is written to the file `stacks` and the child exits, so that a hang
+    shows where it is in the test's failure message.
     """
+    with open(stacks, "w") as dump:  # faulthandler needs a real file
+        faulthandler.dump_traceback_later(_STACKS_AFTER, exit=True, file=dump)
+        try:
+            _join_publish_call(conn, url, token, host, official, inherited)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+
+def _join_publish_call(
+    conn: Connection,
+    url: str,
+    token: str,
+    host: str,
+    official: str,
+    inherited: Room | None,
+) -> None:
     report: dict[str, Any] = {}
     if inherited is not None:
         report["inherited_state"] = inherited.connection_state.name
