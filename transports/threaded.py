@@ -42,7 +42,11 @@ so, `disconnect()` is a no-op, and the parent's session is left untouched (the c
 writes to the inherited sockets). A new Room created in the child works normally, as in a
 process started with "spawn" or "forkserver"; the parent's Room keeps working. (Forking a
 process that runs threads stays delicate in general: a lock another thread held at that
-moment, e.g. inside a C library, stays held in the child. "spawn" avoids the question.)
+moment stays held in the child. One that bites in practice is a log file's: if another thread
+was writing a record, the child's first record to that handler waits for ever, because
+`logging` renews its handlers' locks in the child but not their streams'. Fork before such
+threads log, hold the handlers' locks across the fork, or use "spawn", which avoids the
+question.)
 """
 
 from __future__ import annotations

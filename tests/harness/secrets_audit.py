@@ -26,6 +26,7 @@ and that the audit saw a large number of records and tokens.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -73,10 +74,6 @@ class Auditor:
 
     def __init__(self, api_secret: str = API_SECRET) -> None:
         self._lock = threading.Lock()
-        # A fork child (test_threaded_interop) inherits the lock as it was at the fork: held,
-        # if another thread was logging then, and the child's first record would wait for
-        # ever. The child gets a fresh one, as `logging` does for its own handlers' locks.
-        os.register_at_fork(after_in_child=self._after_fork_in_child)
         self.api_secret = api_secret
         self.tokens: list[str] = []
         self._pieces: set[str] = set()
@@ -105,9 +102,6 @@ class Auditor:
         with self._lock:
             self.tokens.append(token)
             self._add_pieces(signature)
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -280,6 +274,11 @@ def install(auditor: Auditor) -> Installation:
             else os.environ.__setitem__("LIVEKIT_RTC_DEBUG", previous)
         )
     )
+    os.register_at_fork(
+        before=functools.partial(_hold_for_fork, auditor),
+        after_in_parent=functools.partial(_release_after_fork, auditor),
+        after_in_child=functools.partial(_release_after_fork, auditor, in_child=True),
+    )
     # Exceptions and the events that carry text.
     classes = _exception_classes()
     defines = {cls: "__init__" in vars(cls) for cls in classes}  # before any is wrapped
@@ -288,6 +287,45 @@ def install(auditor: Auditor) -> Installation:
     for event_cls, fields in _TEXT_EVENTS.items():
         _watch_event(done, auditor, event_cls, fields)
     return done
+
+
+# -- fork ---------------------------------------------------------------------------------------
+# A fork child (test_threaded_interop) has one thread and a copy of every lock as it was at
+# the fork. `logging` gives the child fresh handler locks, but a handler's *stream* has a lock
+# of its own (a BufferedWriter's): if another thread was writing a record when the parent
+# forked, the child's first record waits on it for ever. With the audit's DEBUG flood that is
+# likely (the official SDK forwards its native records from its own threads into pytest's
+# log-file handler, /dev/null by default), and it hung the fork child in CI. So the parent
+# holds every handler's lock, and the auditor's, across the fork: no record is half-written
+# when it happens. (A program that forks while threads log has the same hazard; the threaded
+# adapter's docstring says so.)
+
+_HELD: list[logging.Handler] = []
+
+
+def _handlers() -> list[logging.Handler]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found: dict[int, logging.Handler] = {}
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):  # PlaceHolders have none
+            found.setdefault(id(handler), handler)
+    return list(found.values())
+
+
+def _hold_for_fork(auditor: Auditor) -> None:
+    for handler in _handlers():
+        handler.acquire()
+        _HELD.append(handler)
+    auditor._lock.acquire()
+
+
+def _release_after_fork(auditor: Auditor, *, in_child: bool = False) -> None:
+    auditor._lock.release()
+    held = list(_HELD)
+    _HELD.clear()
+    if not in_child:  # in the child, `logging` has already replaced these locks
+        for handler in reversed(held):
+            handler.release()
 
 
 AUDITOR: Auditor | None = None
@@ -326,6 +364,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     installation = session.config.stash.get(_KEY, None)
     if capture is not None and installation is not None and capture.log_level is None:
         installation.setattr(capture, "log_level", logging.WARNING)
+    # Its log file, when none is set, is /dev/null: formatting the flood for it is waste.
+    if (
+        capture is not None
+        and installation is not None
+        and capture.log_file_level is None
+        and capture.log_file_handler.baseFilename == os.devnull
+    ):
+        installation.setattr(capture, "log_file_level", logging.WARNING)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
