@@ -396,8 +396,8 @@ class ConnectionChecker:
         )
         open_keys = set(conn._streams.open_streams)
         check(
-            set(conn._rpc_streams) <= open_keys,
-            f"RPC streams {set(conn._rpc_streams) - open_keys} are not open",
+            set(conn._exchange.rpc_streams) <= open_keys,
+            f"RPC streams {set(conn._exchange.rpc_streams) - open_keys} are not open",
         )
         check(
             set(self.streams.open) <= open_keys,

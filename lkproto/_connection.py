@@ -5,58 +5,56 @@ Theory of operation
   the signal WebSocket, data channel messages, timer expiries, the outcomes of earlier commands
   and application verbs. Outputs are drained by the caller after every input, in this order:
   `commands_to_send()`, then `next_event()` until None, then `get_timer()` to re-arm.
-- Wall-clock milliseconds for the wire (`Ping.timestamp`) derive from the single
-  `unix_time_ms` given at construction: wall_ms = unix_time_ms + (now - now0) * 1000. Ids come
-  from the injected `id_factory`. Nothing here reads a clock or draws randomness.
-- State changes go through `_state.StateMachine` only.
+- `Connection` is a composition. It owns the session's facts (where and as whom we join, the
+  room, the server) and the signal dispatch, and delegates the rest to parts that share one
+  `_context.Context` (events, commands, deadlines, the state machine; see that module for
+  the seam a new part plugs into):
+  - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3);
+  - `_peers.Peers`: the peer connections asked for, their descriptions and candidates;
+  - `_keepalive.Keepalive`: ping/pong and the ping timeout (G);
+  - `_data.DataSender`, `_data.Deduplicator`, `_data.DataReceiver`: data packets (A);
+  - `_exchange.Exchange`: data streams (C) and RPC (B), around `streams.StreamAssembler`
+    and `rpc.RpcTable`;
+  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8).
+- Every state change goes through the tables in `_state.py`; application verbs are checked
+  there (`Verb`) before anything changes.
 - Remote faults never raise out of `receive_*`: a malformed or unexpected signal message ends
   the session with a `Disconnected` event carrying a `RemoteProtocolError` plus close
   commands; a malformed data packet is dropped and reported as `PacketDropped`.
 - Timers (protocol-reference G): join response (`Config.join_timeout`, 5 s as in JS/Rust),
-  ping interval and ping timeout (from `JoinResponse.ping_interval`/`ping_timeout`, seconds; 0
-  disables keepalive as in JS), one per pending metadata request
-  (`Config.metadata_request_timeout`).
-  `handle_timer(now)` fires whatever is due and tolerates early or repeated calls.
-- Participant updates follow protocol-reference E.3: a stale `version` for the same SID is
-  ignored; DISCONNECTED removes; attributes changes are reported as a diff over the union of
-  keys, with "" for removed keys. `client_protocol` and capabilities refresh on every update.
-- Data streams (protocol-reference C) and RPC (B) are the public sub-machines
-  `streams.StreamAssembler` / `streams.OutgoingStream` / `streams.packetize` and
-  `rpc.RpcTable`, composed here. Every packet they make goes through the one reliable path
-  (`DataSender`: one sequence space, the size limit, the pre-open send queue); a stream's
-  packets are checked and sent all or nothing, so no peer ever sees part of a stream followed
-  by a gap. One-shot sends pick inline/compressed framing from what the recipients advertise
-  (`client_protocol`, capabilities; an identity not in the room counts as a legacy client);
-  RPC picks v1 or v2 from the destination's `client_protocol`.
-- The RPC topics `lk.rpc_request`/`lk.rpc_response` are registered internally for text
-  streams and reserved: their streams are read here and handed to the RPC table (the ack
-  goes out when a request's header arrives), and never surface as stream events. An RPC
-  payload is held against `Config.max_buffered_stream_bytes` until it is complete.
-- A participant leaving fails our calls to it (1503), cancels its invocations and fails the
-  streams it was sending; the session ending does the same for everyone, before the final
-  `Disconnected`.
-- `get_timer()` is the earliest of the session's own deadlines, the RPC table's and the
-  stream assembler's; `handle_timer(now)` fires everything due across the three in time
-  order (at equal times: RPC, streams, then the session's own), so a late call still reports
-  what happened first, first.
+  keepalive, one per pending metadata request (`Config.metadata_request_timeout`), and the
+  reconnector's. `get_timer()` is the earliest of those, the RPC table's and the stream
+  assembler's; `handle_timer(now)` fires everything due across the three in time order (at
+  equal times: RPC, streams, then the session's own, in the order they were set), so a late
+  call still reports what happened first, first. Early or repeated calls are fine.
+- The session ending fails what is in flight (every call, invocation and open stream) before
+  the final `Disconnected`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import ClassVar
 
 from lkproto import commands as cmd
 from lkproto import events as ev
-from lkproto._data import DataSender, Deduplicator
-from lkproto._deadlines import Deadlines
-from lkproto._pb import data_pb2 as dpb
+from lkproto._context import Context, Timer
+from lkproto._data import (
+    DataReceiver,
+    DataSender,
+    Deduplicator,
+    dtmf_packet,
+    transcription_packet,
+    user_packet,
+)
+from lkproto._exchange import Exchange
+from lkproto._keepalive import Keepalive
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
-from lkproto._reconnect import reconnect_delay
-from lkproto._state import Input, StateMachine
+from lkproto._peers import Peers
+from lkproto._reconnect import ReconnectCause, Reconnector
+from lkproto._roster import Roster
+from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
 from lkproto.models import (
@@ -67,6 +65,7 @@ from lkproto.models import (
     LeaveAction,
     Participant,
     ParticipantState,
+    PeerState,
     PeerTarget,
     ReconnectMode,
     RoomInfo,
@@ -74,70 +73,12 @@ from lkproto.models import (
     ServerInfo,
     SimulateScenario,
 )
-from lkproto.rpc import (
-    ATTR_METHOD,
-    ATTR_REQUEST_ID,
-    RPC_REQUEST_TOPIC,
-    RPC_RESPONSE_TOPIC,
-    InvocationCancelled,
-    InvokeHandler,
-    RpcDropped,
-    RpcError,
-    RpcTable,
-    SendRpcPacket,
-    SendRpcStream,
-)
-from lkproto.signal import SignalCodec
-from lkproto.streams import (
-    BYTES_MIME_TYPE,
-    TEXT_MIME_TYPE,
-    DropReason,
-    OperationType,
-    OutgoingStream,
-    StreamAssembler,
-    StreamChunkReceived,
-    StreamDropped,
-    StreamEvent,
-    StreamFinished,
-    StreamHeaderTooLargeError,
-    StreamInfo,
-    StreamKind,
-    StreamOpened,
-    StreamSupport,
-    packetize,
-)
+from lkproto.rpc import RpcError
+from lkproto.streams import OperationType, StreamInfo, StreamKind
 
 __all__ = ["Connection"]
 
-_JOIN = "join"
-_PING = "ping"
-_PONG = "pong-timeout"
-_META = "metadata"
-_RETRY = "reconnect-attempt"
-_PEER_WAIT = "peer-recovery"
-# ReconnectReason (D.7): why a resume is attempted, reported in the resume's join request.
-_RR_UNKNOWN, _RR_SIGNAL, _RR_PUBLISHER, _RR_SUBSCRIBER = 0, 1, 2, 3
-_RESUME_DISABLED = 1  # ClientConfigSetting.DISABLED in ClientConfiguration.resume_connection
-# After our peer connection failed with the signal still up, the first attempt waits this long
-# for a `leave` the server may have written just before closing the peer connection (JS waits
-# up to 250 ms for the signal to close, MAX_WS_CLOSE_TIME).
-_KEPT_SIGNAL_GRACE = 0.25
-_RPC_TOPICS = frozenset({RPC_REQUEST_TOPIC, RPC_RESPONSE_TOPIC})
-_STREAM_PACKETS = frozenset({"stream_header", "stream_chunk", "stream_trailer"})
-# DataPacket kinds worth sending again in a new session (`_carry_over`).
-_CARRIED = frozenset({"user", "sip_dtmf", "transcription", "chat_message"})
-_StreamKey = tuple[str, str]  # (sender identity, stream id)
-
-
-class _RpcStream:
-    """An incoming `lk.rpc_request`/`lk.rpc_response` text stream, read by the core itself."""
-
-    __slots__ = ("attributes", "pieces", "request")
-
-    def __init__(self, info: StreamInfo) -> None:
-        self.request = info.topic == RPC_REQUEST_TOPIC
-        self.attributes = info.attributes  # the header's: what the ack was based on
-        self.pieces: list[str] = []
+_S = ConnectionState
 
 
 class Connection:
@@ -159,94 +100,51 @@ class Connection:
         """`random` returns numbers in [0, 1) for the reconnect jitter; without it they are
         derived from `id_factory`'s ids, which are unpredictable enough for spreading out."""
         self.config = config or Config()
-        self._random = random or self._random_from_ids
-        self._now0 = now
-        self._unix0 = unix_time_ms
-        self._id_factory = id_factory
-        self._codec = SignalCodec(self.config)
-        self._sm = StateMachine()
-        self._events: list[ev.Event] = []
-        self._event_pos = 0
-        self._commands: list[cmd.Command] = []
-        self._deadlines = Deadlines()
+        self.close_exc: Exception | None = None
+        ctx = self._ctx = Context(
+            self.config, now=now, unix_time_ms=unix_time_ms, id_factory=id_factory
+        )
+        self._sm = ctx.sm
         self._sender = DataSender(self.config)
         self._dedup = Deduplicator(self.config)
+        self._peers = Peers(ctx)
+        self._keepalive = Keepalive(ctx)
+        self._roster = Roster(ctx, on_left=self._participant_left, on_local_info=self._local_info)
+        self._exchange = Exchange(ctx, self._sender, self._roster)
+        self._streams, self._rpc = self._exchange.streams, self._exchange.rpc
+        self._receiver = DataReceiver(ctx, self._dedup)
+        self._receiver.routes.update(self._exchange.routes)
+        self._reconnector = Reconnector(
+            ctx,
+            peers=self._peers,
+            keepalive=self._keepalive,
+            sender=self._sender,
+            dedup=self._dedup,
+            open_signal=self._open_signal,
+            end=self._end,
+            session_lost=self._session_lost,
+            server_answered=self._server_answered,
+            rejoined=self._rejoined,
+            random=random,
+        )
+        self._timer_handlers: dict[Hashable, Callable[[float], None]] = {
+            Timer.JOIN: self._join_timed_out,
+            Timer.PING: self._keepalive.ping,
+            Timer.PONG: self._pong_timed_out,
+            Timer.RETRY: self._reconnector.attempt,
+            Timer.PEER_WAIT: self._reconnector.peer_timed_out,
+        }
         # Session facts
         self._url = ""
         self._token = ""
         self._join_metadata = ""
         self._join_attributes: dict[str, str] = {}
-        self._single_pc = True
         self._embed_offer = False
-        self._local: Participant | None = None
-        self._remotes: dict[str, Participant] = {}
-        self._sid_to_identity: dict[str, str] = {}
         self._room = RoomInfo()
         self._server_info = ServerInfo()
-        self._ice_servers: tuple[IceServer, ...] = ()
-        self._peers: set[PeerTarget] = set()
-        self._ping_interval = 0.0
-        self._ping_timeout = 0.0
-        self._rtt_ms = 0
         self._next_request_id = 1
         self._pending_meta: set[int] = set()
-        self.close_exc: Exception | None = None
-        # Resume and full reconnect (D.8). `_awaiting` is None between attempts, "signal"
-        # while an attempt's signal connection is opening, "peer" once the server answered
-        # and the peer connection is being recovered (ICE restart, or the new data channel).
-        self._reconnect_mode: ReconnectMode | None = None
-        self._reconnect_reason = DisconnectReason.UNKNOWN_REASON
-        self._reconnect_message = ""
-        self._reconnect_rr = _RR_UNKNOWN
-        self._reconnect_since = 0.0
-        self._attempts = 0
-        self._awaiting: str | None = None
-        self._last_message_seq = 0
-        # What this interruption's ReconnectResponse said the server has (None: no answer
-        # yet). If the resume then becomes a full reconnect, what came after it never reached
-        # the server and is sent again in the new session instead of being lost.
-        self._acknowledged: int | None = None
-        self._connected_peers: set[PeerTarget] = set()
-        self._peer_ever_connected = False
-        self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
-        self._answers: dict[PeerTarget, str] = {}
-        self._cut_streams: set[str] = set()  # our streams a full reconnect ended
-        # After a peer connection failed, the signal is still good: it stays open (and a
-        # `leave` on it is obeyed) until the first attempt replaces it.
-        self._kept_signal = False
         self._drop_on_pong: SimulateScenario | None = None  # simulate_scenario, see there
-        # Data streams and RPC
-        c = self.config
-        self._streams = StreamAssembler(
-            max_stream_bytes=c.max_stream_bytes,
-            max_decompressed_bytes=c.max_decompressed_bytes,
-            max_buffered_bytes=c.max_buffered_stream_bytes,
-            max_open_streams_per_sender=c.max_open_streams_per_sender,
-            max_buffered_bytes_per_sender=c.max_buffered_stream_bytes_per_sender,
-            max_remembered_streams=c.max_remembered_streams,
-            idle_timeout=c.stream_idle_timeout,
-        )
-        for topic in sorted(_RPC_TOPICS):
-            self._streams.add_topic(StreamKind.TEXT, topic)
-        self._outgoing: dict[str, OutgoingStream] = {}
-        self._rpc = RpcTable(
-            id_factory=id_factory,
-            client_protocol=c.client_protocol,
-            response_timeout=c.rpc_response_timeout,
-            max_round_trip_latency=c.rpc_max_round_trip_latency,
-            max_handler_timeout=c.rpc_max_handler_timeout,
-            max_pending_calls=c.max_pending_rpcs,
-            max_incoming_invocations=c.max_incoming_rpcs,
-            max_incoming_invocations_per_caller=(
-                max(1, c.max_incoming_rpcs // 4)
-                if c.max_incoming_rpcs_per_caller is None
-                else c.max_incoming_rpcs_per_caller
-            ),
-            max_method_bytes=c.max_rpc_method_bytes,
-            max_remembered_requests=c.max_remembered_rpc_requests,
-        )
-        self._rpc_methods: set[str] = set()
-        self._rpc_streams: dict[_StreamKey, _RpcStream] = {}
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -256,12 +154,12 @@ class Connection:
 
     @property
     def local_participant(self) -> Participant | None:
-        return self._local
+        return self._roster.local
 
     @property
     def remote_participants(self) -> Mapping[str, Participant]:
         """Remote participants by identity."""
-        return MappingProxyType(self._remotes)
+        return self._roster.remotes
 
     @property
     def room(self) -> RoomInfo:
@@ -274,11 +172,11 @@ class Connection:
     @property
     def rtt_ms(self) -> int:
         """The latest signal round-trip time from ping/pong, in milliseconds (0 = unknown)."""
-        return self._rtt_ms
+        return self._keepalive.rtt_ms
 
     @property
     def single_peer_connection(self) -> bool:
-        return self._single_pc
+        return self._peers.single_pc
 
     @property
     def max_data_message_size(self) -> int:
@@ -292,19 +190,19 @@ class Connection:
     @property
     def rpc_methods(self) -> frozenset[str]:
         """The methods registered with `register_rpc_method`."""
-        return frozenset(self._rpc_methods)
+        return frozenset(self._exchange.rpc_methods)
 
     @property
     def open_stream_ids(self) -> tuple[str, ...]:
         """Ids of the streams we opened with `open_stream` and have not closed, oldest first."""
-        return tuple(self._outgoing)
+        return tuple(self._exchange.outgoing)
 
     def outgoing_stream_info(self, stream_id: str) -> StreamInfo:
         """The header of a stream opened with `open_stream` and not yet closed.
 
         Raises `LocalProtocolError` for any other id.
         """
-        return self._writer("outgoing_stream_info", stream_id).info
+        return self._exchange.writer("outgoing_stream_info", stream_id).info
 
     @property
     def buffered_stream_bytes(self) -> int:
@@ -312,24 +210,26 @@ class Connection:
         `Config.max_buffered_stream_bytes`)."""
         return self._streams.buffered_bytes
 
+    @property
+    def reconnect_mode(self) -> ReconnectMode | None:
+        """What a reconnect under way is doing (None when not reconnecting)."""
+        return self._reconnector.mode if self.state is _S.RECONNECTING else None
+
+    @property
+    def data_receive_states(self) -> dict[str, int]:
+        """Last reliable sequence per sender SID, for `SyncState.datachannel_receive_states`."""
+        return self._dedup.receive_states()
+
     def wall_ms(self, now: float) -> int:
-        return self._unix0 + round((now - self._now0) * 1000)
+        return self._ctx.wall_ms(now)
 
     # -- outputs ----------------------------------------------------------------------------
 
     def next_event(self) -> ev.Event | None:
-        if self._event_pos < len(self._events):
-            event = self._events[self._event_pos]
-            self._event_pos += 1
-            if self._event_pos == len(self._events):
-                self._events.clear()
-                self._event_pos = 0
-            return event
-        return None
+        return self._ctx.next_event()
 
     def commands_to_send(self) -> list[cmd.Command]:
-        out, self._commands = self._commands, []
-        return out
+        return self._ctx.take_commands()
 
     def get_timer(self) -> float | None:
         """The earliest deadline (monotonic seconds) at which to call `handle_timer`, or None."""
@@ -341,8 +241,28 @@ class Connection:
         return (
             (0, self._rpc.get_timer()),
             (1, self._streams.get_timer()),
-            (2, self._deadlines.earliest()),
+            (2, self._ctx.deadlines.earliest()),
         )
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every deadline due at `now`, in time order across the session, the RPC table
+        and the stream assembler. Early, late and repeated calls are all fine; afterwards
+        `get_timer()` is None or later than `now`."""
+        while self.state is not _S.CLOSED:
+            due = [(t, rank) for rank, t in self._timers() if t is not None and t <= now]
+            if not due:
+                return
+            when, rank = min(due)
+            if rank == 0:
+                self._exchange.rpc_timer(when, now)
+            elif rank == 1:
+                self._exchange.streams_timer(when, now)
+            else:
+                key = self._ctx.deadlines.pop_earliest()
+                if isinstance(key, tuple):  # (Timer.METADATA, request_id)
+                    self._metadata_timed_out(key[1], now)
+                else:
+                    self._timer_handlers[key](now)
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -365,73 +285,60 @@ class Connection:
         are created first and the offer travels inside the join request (faster joins, but
         the peer connection starts without the server's ICE servers).
         """
-        self._sm.check("connect")
+        self._sm.check(Verb.CONNECT)
         if not token:
             raise LocalProtocolError("connect: the token is empty", call="connect", state="NEW")
-        self._codec.validate_url(url)
+        self._ctx.codec.validate_url(url)
         self._url, self._token = url, token
         self._join_metadata = metadata
         self._join_attributes = dict(attributes or {})
-        self._single_pc = single_peer_connection
+        self._peers.single_pc = single_peer_connection
         self._embed_offer = embed_publisher_offer and single_peer_connection
         self._sm.process(Input.CONNECT)
         if self._embed_offer:
-            self._create_publisher(())
+            self._peers.create_publisher(())
         else:
-            self._open_signal(now, offer=None)
+            self._open_signal(now)
 
-    def _open_signal(self, now: float, *, offer: str | None, resume: bool = False) -> None:
-        resume_sid = self._local.sid if resume and self._local is not None else ""
-        if self._single_pc:
-            request = self._codec.join_request(
+    def _open_signal(self, now: float, resume: bool = False, offer: str | None = None) -> None:
+        local = self._roster.local
+        resume_sid = local.sid if resume and local is not None else ""
+        codec = self._ctx.codec
+        reason = int(self._reconnector.cause)
+        if self._peers.single_pc:
+            request = codec.join_request(
                 metadata=self._join_metadata,
                 attributes=self._join_attributes,
                 publisher_offer=offer,
                 resume_sid=resume_sid,
-                reconnect_reason=self._reconnect_rr,
+                reconnect_reason=reason,
             )
-            url = self._codec.join_url_v1(self._url, request)
+            url = codec.join_url_v1(self._url, request)
         else:
-            url = self._codec.join_url_v0(
+            url = codec.join_url_v0(
                 self._url,
                 attributes=self._join_attributes,
                 metadata=self._join_metadata,
                 resume_sid=resume_sid,
-                reconnect_reason=self._reconnect_rr,
+                reconnect_reason=reason,
             )
-        self._commands.append(
-            cmd.OpenSignal(url=url, token=self._token, single_peer_connection=self._single_pc)
+        self._ctx.commands.append(
+            cmd.OpenSignal(url=url, token=self._token, single_peer_connection=self._peers.single_pc)
         )
-        self._deadlines.set(_JOIN, now + self.config.join_timeout)
-
-    def _create_publisher(self, ice_servers: tuple[IceServer, ...]) -> None:
-        self._peers.add(PeerTarget.PUBLISHER)
-        self._commands += [
-            cmd.CreatePeerConnection(target=PeerTarget.PUBLISHER, ice_servers=ice_servers),
-            cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
-            cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
-            cmd.CreateOffer(target=PeerTarget.PUBLISHER),
-        ]
+        self._ctx.deadlines.set(Timer.JOIN, now + self.config.join_timeout)
 
     def signal_connect_failed(self, *, status: int | None, now: float, message: str = "") -> None:
         """The WebSocket upgrade failed with HTTP `status` (None: no HTTP answer at all)."""
-        if self.state is ConnectionState.RECONNECTING and self._awaiting == "signal":
-            if status in (401, 403):  # unrecoverable (D.8): retrying cannot help
-                text = f"the server refused the token while reconnecting (HTTP {status})"
-                if message:
-                    text += f": {message}"
-                self._end(DisconnectReason.JOIN_FAILURE, text, now=now, exc=None, send_leave=False)
-            else:
-                where = f"HTTP {status}" if status is not None else "no answer"
-                self._attempt_failed(now, f"reconnect attempt failed ({where}): {message}")
+        if self._reconnector.phase is ReconnectPhase.SIGNAL:
+            self._reconnector.signal_refused(status, message, now)
             return
-        if self.state is not ConnectionState.CONNECTING:
+        if self.state is not _S.CONNECTING:
             return
-        if status == 404 and self._single_pc:
+        if status == 404 and self._peers.single_pc:
             # The server predates /rtc/v1: fall back to the dual peer connection path.
-            self._single_pc = False
+            self._peers.single_pc = False
             self._embed_offer = False
-            self._open_signal(now, offer=None)
+            self._open_signal(now)
             return
         if status in (401, 403):
             text = f"the server refused the token (HTTP {status})"
@@ -445,33 +352,32 @@ class Connection:
             text = f"the signal connection failed with HTTP {status}"
         if status is not None and message:
             text += f": {message}"  # the server's reason; the adapter redacts the token
-        self._end(DisconnectReason.JOIN_FAILURE, text, now=now, exc=None, send_leave=False)
+        self._end(DisconnectReason.JOIN_FAILURE, text, now, send_leave=False)
 
     # -- signal input -----------------------------------------------------------------------
 
     def receive_signal(self, data: bytes, *, now: float) -> None:
         """One binary WebSocket message from the server. Never raises for remote faults."""
-        if self.state in (ConnectionState.CLOSED, ConnectionState.NEW):
+        if self.state in (_S.CLOSED, _S.NEW):
             return  # no signal connection was asked for, or it is over
         try:
-            msg = self._codec.decode(data)
+            msg = self._ctx.codec.decode(data)
         except RemoteProtocolError as exc:
             self._fatal(exc, now=now)
             return
-        if self._ping_timeout > 0:
-            self._deadlines.set(_PONG, now + self._ping_timeout)
+        self._keepalive.heard(now)
         kind = msg.WhichOneof("message")
-        if self.state is ConnectionState.CONNECTING:
+        if self.state is _S.CONNECTING:
             self._first_message(msg, kind, now)
             return
-        if self.state is ConnectionState.RECONNECTING:
-            if self._awaiting == "signal":
-                self._reconnect_answer(msg, kind, now)
-                return
-            if self._awaiting is None:
-                if self._kept_signal and kind == "leave":
-                    self._on_leave(msg, now)  # e.g. we were removed: do not rejoin
-                return  # a straggler from a signal connection we already gave up
+        phase = self._reconnector.phase
+        if phase is ReconnectPhase.SIGNAL:
+            self._reconnector.answer(msg, kind, now)
+            return
+        if phase in (ReconnectPhase.GRACE, ReconnectPhase.BACKOFF):
+            if phase is ReconnectPhase.GRACE and kind == "leave":
+                self._on_leave(msg, now)  # e.g. we were removed: do not rejoin
+            return  # a straggler from a signal connection we already gave up
         handler = self._HANDLERS.get(kind or "")
         if handler is not None:
             handler(self, msg, now)
@@ -482,7 +388,7 @@ class Connection:
             self._on_join(msg.join, now)
         elif kind == "leave":
             reason = DisconnectReason.of(msg.leave.reason)
-            self._end(reason, "the server refused the join", now=now, exc=None, send_leave=False)
+            self._end(reason, "the server refused the join", now, send_leave=False)
         else:
             self._fatal(
                 RemoteProtocolError(f"expected a join response first, got {kind or 'nothing'}"),
@@ -500,78 +406,43 @@ class Connection:
             return
         self._apply_join(join, now)
         self._sm.process(Input.JOINED)
-        self._events.append(
+        self._ctx.events.append(
             ev.Joined(
                 room=self._room,
-                local_participant=self._local,  # type: ignore[arg-type]  # set just above
-                participants=tuple(self._remotes.values()),
+                local_participant=self._roster.local,  # type: ignore[arg-type]  # set just above
+                participants=tuple(self._roster.remotes.values()),
                 server_info=self._server_info,
-                ice_servers=self._ice_servers,
-                single_peer_connection=self._single_pc,
+                ice_servers=self._peers.ice_servers,
+                single_peer_connection=self._peers.single_pc,
             )
         )
-        if PeerTarget.PUBLISHER not in self._peers:
-            self._create_publisher(self._ice_servers)
+        if PeerTarget.PUBLISHER not in self._peers.targets:
+            self._peers.create_publisher(self._peers.ice_servers)
 
     def _apply_join(self, join: spb.JoinResponse, now: float) -> None:
         """Take over a JoinResponse's facts (a first join or a full reconnect's rejoin)."""
-        self._deadlines.cancel(_JOIN)
-        self._local = Participant.from_pb(join.participant)
+        self._ctx.deadlines.cancel(Timer.JOIN)
+        self._roster.join(join.participant, join.other_participants)
         self._room = RoomInfo.from_pb(join.room)
-        self._server_info = ServerInfo.from_pb(join.server_info)
-        self._rpc.server_version = self._server_info.version
-        self._rpc_permissions(join.participant)
-        self._ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
-        self._remotes.clear()
-        for info in join.other_participants:
-            p = Participant.from_pb(info)
-            if p.identity:
-                self._remotes[p.identity] = p
-                self._sid_to_identity[p.sid] = p.identity
-        self._ping_interval = float(max(join.ping_interval, 0))
-        self._ping_timeout = float(max(join.ping_timeout, 0))
-        self._start_keepalive(now)
+        self._set_server_info(ServerInfo.from_pb(join.server_info))
+        self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
+        self._keepalive.configure(join.ping_interval, join.ping_timeout, now)
 
-    def _start_keepalive(self, now: float) -> None:
-        if self._ping_interval > 0 and self._ping_timeout > 0:
-            self._deadlines.set(_PING, now + self._ping_interval)
-            self._deadlines.set(_PONG, now + self._ping_timeout)
+    def _set_server_info(self, info: ServerInfo) -> None:
+        self._server_info = info
+        self._rpc.server_version = info.version
 
     def _on_answer(self, msg: spb.SignalResponse, now: float) -> None:
-        self._answers[PeerTarget.PUBLISHER] = msg.answer.sdp
-        self._commands.append(
-            cmd.SetRemoteDescription(
-                target=PeerTarget.PUBLISHER, sdp=msg.answer.sdp, sdp_type=SdpType.ANSWER
-            )
-        )
+        self._peers.remote_answer(msg.answer.sdp)
 
     def _on_offer(self, msg: spb.SignalResponse, now: float) -> None:
-        # Dual-PC: the server's offer is for the subscriber PC. Single-PC: for the only PC.
-        target = PeerTarget.PUBLISHER if self._single_pc else PeerTarget.SUBSCRIBER
-        self._offers[target] = msg.offer.sdp
-        if target not in self._peers:
-            self._peers.add(target)
-            self._commands.append(
-                cmd.CreatePeerConnection(target=target, ice_servers=self._ice_servers)
-            )
-        self._commands += [
-            cmd.SetRemoteDescription(target=target, sdp=msg.offer.sdp, sdp_type=SdpType.OFFER),
-            cmd.CreateAnswer(target=target),
-        ]
+        self._peers.remote_offer(msg.offer.sdp)
 
     def _on_trickle(self, msg: spb.SignalResponse, now: float) -> None:
-        trickle = msg.trickle
-        if not trickle.candidateInit:
-            return
-        target = PeerTarget.SUBSCRIBER if trickle.target == 1 else PeerTarget.PUBLISHER
-        if self._single_pc:
-            target = PeerTarget.PUBLISHER
-        self._commands.append(
-            cmd.AddIceCandidate(target=target, candidate_init=trickle.candidateInit)
-        )
+        self._peers.remote_candidate(msg.trickle)
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
-        self._apply_participants(msg.update.participants, now)
+        self._roster.update(msg.update.participants, now)
 
     def _on_leave(self, msg: spb.SignalResponse, now: float) -> None:
         leave = msg.leave
@@ -579,7 +450,7 @@ class Connection:
         action = int(leave.action)
         if action in (LeaveAction.RESUME, LeaveAction.RECONNECT):
             what = "a resume" if action == LeaveAction.RESUME else "a full reconnect"
-            self._interrupt(
+            self._reconnector.interrupt(
                 reason,
                 f"the server asked for {what}",
                 now,
@@ -587,19 +458,24 @@ class Connection:
                 immediate=True,  # D.7: at once, not after a backoff
             )
             return
-        self._end(reason, "the server ended the session", now=now, exc=None, send_leave=False)
+        self._end(reason, "the server ended the session", now, send_leave=False)
 
     def _on_room_update(self, msg: spb.SignalResponse, now: float) -> None:
-        old = self._room
-        self._room = RoomInfo.from_pb(msg.room_update.room)
-        self._events.append(ev.RoomUpdated(room=self._room))
-        if old.metadata != self._room.metadata:
-            self._events.append(
-                ev.RoomMetadataChanged(old_metadata=old.metadata, metadata=self._room.metadata)
-            )
+        old, self._room = self._room, RoomInfo.from_pb(msg.room_update.room)
+        self._room_events(old, always=True)
+
+    def _room_events(self, old: RoomInfo, *, always: bool) -> None:
+        """Report the room if it changed from `old` (or `always`), and its metadata."""
+        room = self._room
+        if always or old != room:
+            self._ctx.events.append(ev.RoomUpdated(room=room))
+            if old.metadata != room.metadata:
+                self._ctx.events.append(
+                    ev.RoomMetadataChanged(old_metadata=old.metadata, metadata=room.metadata)
+                )
 
     def _on_speakers(self, msg: spb.SignalResponse, now: float) -> None:
-        self._events.append(
+        self._ctx.events.append(
             ev.ActiveSpeakersChanged(
                 speakers=tuple(
                     ev.SpeakerLevel(sid=s.sid, level=s.level, active=s.active)
@@ -610,7 +486,7 @@ class Connection:
 
     def _on_quality(self, msg: spb.SignalResponse, now: float) -> None:
         for q in msg.connection_quality.updates:
-            self._events.append(
+            self._ctx.events.append(
                 ev.ConnectionQualityChanged(
                     participant_sid=q.participant_sid, quality=q.quality, score=q.score
                 )
@@ -618,17 +494,17 @@ class Connection:
 
     def _on_refresh_token(self, msg: spb.SignalResponse, now: float) -> None:
         self._token = msg.refresh_token
-        self._events.append(ev.TokenRefreshed(token=msg.refresh_token))
+        self._ctx.events.append(ev.TokenRefreshed(token=msg.refresh_token))
 
     def _on_pong_resp(self, msg: spb.SignalResponse, now: float) -> None:
-        sent = msg.pong_resp.last_ping_timestamp
-        if sent > 0:
-            self._rtt_ms = max(0, self.wall_ms(now) - sent)
+        self._keepalive.pong(msg.pong_resp.last_ping_timestamp, now)
         scenario, self._drop_on_pong = self._drop_on_pong, None
         if scenario is not None:
-            self._reconnect_rr = _RR_SIGNAL
-            self._interrupt(
-                DisconnectReason.SIGNAL_CLOSE, f"simulated {scenario.name.lower()}", now
+            self._reconnector.interrupt(
+                DisconnectReason.SIGNAL_CLOSE,
+                f"simulated {scenario.name.lower()}",
+                now,
+                cause=ReconnectCause.SIGNAL,
             )
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
@@ -637,11 +513,11 @@ class Connection:
         if request_id not in self._pending_meta:
             return  # not ours (or already timed out): nothing is waiting for it
         self._pending_meta.discard(request_id)
-        self._deadlines.cancel((_META, request_id))
+        self._ctx.deadlines.cancel((Timer.METADATA, request_id))
         if response.reason == 0:
-            self._events.append(ev.MetadataUpdateCompleted(request_id=request_id))
+            self._ctx.events.append(ev.MetadataUpdateCompleted(request_id=request_id))
         else:
-            self._events.append(
+            self._ctx.events.append(
                 ev.MetadataUpdateFailed(
                     request_id=request_id, reason=response.reason, message=response.message
                 )
@@ -661,95 +537,44 @@ class Connection:
         "request_response": _on_request_response,
     }
 
-    # -- participants -----------------------------------------------------------------------
+    # -- the parts' hooks --------------------------------------------------------------
 
-    def _apply_participants(self, infos: Iterable[ppb.ParticipantInfo], now: float) -> None:
-        for info in infos:
-            identity = info.identity or self._sid_to_identity.get(info.sid, "")
-            if not identity:
-                continue
-            if self._local is not None and (
-                identity == self._local.identity or info.sid == self._local.sid
-            ):
-                self._update_local(info)
-                continue
-            existing = self._remotes.get(identity)
-            if int(info.state) == ParticipantState.DISCONNECTED:
-                if existing is not None and (not info.sid or info.sid == existing.sid):
-                    self._remove(existing, DisconnectReason.of(info.disconnect_reason), now)
-                continue
-            new = Participant.from_pb(info)
-            if not new.identity:
-                new = _with_identity(info, identity)
-            if existing is not None and existing.sid != new.sid:
-                # The same identity rejoined with a new SID: the old session is gone.
-                self._remove(existing, DisconnectReason.DUPLICATE_IDENTITY, now)
-                existing = None
-            if existing is None:
-                self._remotes[identity] = new
-                self._sid_to_identity[new.sid] = identity
-                self._events.append(ev.ParticipantConnected(participant=new))
-                if new.state is ParticipantState.ACTIVE:
-                    self._events.append(ev.ParticipantActive(participant=new))
-                continue
-            if existing.version > new.version:
-                continue  # stale update (E.3)
-            self._remotes[identity] = new
-            self._diff(existing, new)
+    def _local_info(self, info: ppb.ParticipantInfo) -> None:
+        self._exchange.local_info(info)
 
-    def _update_local(self, info: ppb.ParticipantInfo) -> None:
-        assert self._local is not None
-        old = self._local
-        if info.sid == old.sid and old.version > info.version:
-            return
-        new = Participant.from_pb(info)
-        self._local = new
-        self._rpc_permissions(info)
-        self._diff(old, new)
-
-    def _rpc_permissions(self, info: ppb.ParticipantInfo) -> None:
-        """Tell the RPC table what the server will do with our packets (A.5): a hidden
-        participant's lose their sender identity, and without canPublishData they are
-        dropped. An info without a permission at all changes nothing (unknown: allow)."""
-        if info.HasField("permission"):
-            self._rpc.local_hidden = info.permission.hidden
-            self._rpc.local_can_publish_data = info.permission.can_publish_data
-
-    def _remove(self, participant: Participant, reason: DisconnectReason, now: float) -> None:
-        identity = participant.identity
-        self._remotes.pop(identity, None)
-        self._sid_to_identity.pop(participant.sid, None)
+    def _participant_left(self, participant: Participant, now: float) -> None:
         self._dedup.forget(participant.sid)
-        self._events.append(ev.ParticipantDisconnected(participant=participant, reason=reason))
-        # Then what follows from it: our calls to it fail (1503), its invocations are
-        # cancelled, and the streams it was sending fail (their RPC ones were just settled).
-        self._rpc.participant_left(identity, now=now)
-        self._flush_rpc(now, "participant_left")
-        left = self._streams.sender_left(identity, sid=participant.sid)
-        self._stream_events(left, now, settle_rpc=False)
+        self._exchange.participant_left(participant.identity, participant.sid, now)
 
-    def _diff(self, old: Participant, new: Participant) -> None:
-        if old == new:
-            return
-        out: list[ev.Event] = [ev.ParticipantUpdated(participant=new, previous=old)]
-        if old.name != new.name:
-            out.append(ev.ParticipantNameChanged(participant=new, old_name=old.name))
-        if old.metadata != new.metadata:
-            out.append(ev.ParticipantMetadataChanged(participant=new, old_metadata=old.metadata))
-        changed = {
-            key: new.attributes.get(key, "")
-            for key in sorted(old.attributes.keys() | new.attributes.keys())
-            if old.attributes.get(key) != new.attributes.get(key)
-        }
-        if changed:
-            out.append(ev.ParticipantAttributesChanged(participant=new, changed=changed))
-        if old.permissions != new.permissions:
-            out.append(
-                ev.ParticipantPermissionsChanged(participant=new, old_permissions=old.permissions)
-            )
-        if new.state is ParticipantState.ACTIVE and old.state is not ParticipantState.ACTIVE:
-            out.append(ev.ParticipantActive(participant=new))
-        self._events += out
+    def _session_lost(self, reason: DisconnectReason, message: str, now: float) -> set[str]:
+        self._roster.remove_all(reason, now)
+        cut_streams = self._exchange.restarted(now, message)
+        # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
+        # token's. Reconnecting happens only once joined, so the local participant is known.
+        local = self._roster.local
+        assert local is not None
+        self._join_metadata = local.metadata
+        self._join_attributes = dict(local.attributes)
+        return cut_streams
+
+    def _server_answered(self, response: spb.ReconnectResponse) -> None:
+        if response.ice_servers:
+            self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in response.ice_servers)
+        if response.HasField("server_info"):
+            self._set_server_info(ServerInfo.from_pb(response.server_info))
+
+    def _rejoined(self, join: spb.JoinResponse, now: float) -> None:
+        old, old_room = self._roster.local, self._room
+        self._apply_join(join, now)
+        local = self._roster.local
+        assert old is not None and local is not None  # reconnecting implies joined
+        if old != local:
+            self._ctx.events.append(ev.ParticipantUpdated(participant=local, previous=old))
+        self._room_events(old_room, always=False)  # e.g. a new room SID: the server restarted
+        for participant in self._roster.remotes.values():
+            self._ctx.events.append(ev.ParticipantConnected(participant=participant))
+            if participant.state is ParticipantState.ACTIVE:
+                self._ctx.events.append(ev.ParticipantActive(participant=participant))
 
     # -- peer connection results ------------------------------------------------------------
 
@@ -757,82 +582,89 @@ class Connection:
         self, target: PeerTarget, sdp: str, sdp_type: SdpType, *, now: float
     ) -> None:
         """The adapter created (and set) a local offer or answer."""
-        if self.state is ConnectionState.CLOSED or target not in self._peers:
+        if self.state is _S.CLOSED or target not in self._peers.targets:
             return
-        (self._offers if sdp_type is SdpType.OFFER else self._answers)[target] = sdp
+        self._peers.local_description(target, sdp, sdp_type)
+        codec = self._ctx.codec
         if sdp_type is SdpType.OFFER:
-            if self.state is ConnectionState.CONNECTING and self._embed_offer:
+            if self.state is _S.CONNECTING and self._embed_offer:
                 self._open_signal(now, offer=sdp)
             else:
-                self._commands.append(cmd.SendSignal(data=self._codec.offer(sdp)))
+                self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
         else:
-            self._commands.append(cmd.SendSignal(data=self._codec.answer(sdp)))
+            self._ctx.commands.append(cmd.SendSignal(data=codec.answer(sdp)))
 
     def ice_candidate_gathered(
         self, target: PeerTarget, candidate_init: str | None, *, now: float
     ) -> None:
         """A local ICE candidate (JSON RTCIceCandidateInit), or None at the end of gathering."""
-        if self.state is ConnectionState.CLOSED or candidate_init is None:
+        if self.state is _S.CLOSED or candidate_init is None:
             return
-        if self.state is ConnectionState.CONNECTING and self._embed_offer:
+        if self.state is _S.CONNECTING and self._embed_offer:
             return  # the embedded offer already carries the candidates gathered so far
-        self._commands.append(cmd.SendSignal(data=self._codec.trickle(candidate_init, int(target))))
+        data = self._ctx.codec.trickle(candidate_init, int(target))
+        self._ctx.commands.append(cmd.SendSignal(data=data))
 
-    def peer_state_changed(self, target: PeerTarget, state: str, *, now: float) -> None:
-        """A peer connection's connectionState changed ("connected", "failed", "closed", ...).
+    def peer_state_changed(self, target: PeerTarget, state: PeerState | str, *, now: float) -> None:
+        """A peer connection's connectionState changed (a `PeerState`, or its string value:
+        "connected", "failed", "closed", ...).
 
         Report only the peer connection the core asked for last under `target`: a closed
-        one's late state changes must not be taken for the new one's."""
-        if self.state is ConnectionState.CLOSED or target not in self._peers:
+        one's late state changes must not be taken for the new one's. Raises
+        `LocalProtocolError` for a value that is not a connection state."""
+        try:
+            state = PeerState(state)
+        except ValueError:
+            raise LocalProtocolError(
+                f"peer_state_changed: {state!r} is not a peer connection state "
+                f"({', '.join(PeerState)})",
+                call="peer_state_changed",
+                state=self.state.name,
+            ) from None
+        peers = self._peers
+        if self.state is _S.CLOSED or target not in peers.targets:
             return
-        if state == "connected":
-            self._connected_peers.add(target)
-            self._peer_ever_connected = True
-            if (
-                self.state is ConnectionState.RECONNECTING
-                and self._awaiting == "peer"
-                and self._reconnect_mode is ReconnectMode.RESUME
-                and self._peers <= self._connected_peers
-            ):
-                self._reconnected(now)  # the ICE restart worked
+        if state is PeerState.CONNECTED:
+            peers.connected.add(target)
+            peers.ever_connected = True
+            self._reconnector.peer_connected(now)
             return
-        if state not in ("failed", "closed"):
+        if state not in (PeerState.FAILED, PeerState.CLOSED):
             return  # "disconnected" may recover by itself; "failed" is final
-        self._connected_peers.discard(target)
+        peers.connected.discard(target)
         message = f"the {target.name.lower()} peer connection {state}"
-        if self.state is ConnectionState.CONNECTING:
-            self._end(DisconnectReason.MEDIA_FAILURE, message, now=now, exc=None, send_leave=True)
+        if self.state is _S.CONNECTING:
+            self._end(DisconnectReason.MEDIA_FAILURE, message, now, send_leave=True)
             return
-        self._reconnect_rr = _RR_PUBLISHER if target is PeerTarget.PUBLISHER else _RR_SUBSCRIBER
         # D.8: a failed peer connection is resumed with an ICE restart; a resume already
-        # waiting for the peer connection becomes a full reconnect.
-        waiting = self.state is ConnectionState.RECONNECTING and self._awaiting == "peer"
-        # The signal did not fail: keep it until the attempt, so that what the server wrote
-        # on it before closing our peer connection (a leave{DISCONNECT}) is still read.
-        keep = self.state is ConnectionState.CONNECTED and self.config.reconnect_attempts > 0
-        self._interrupt(
-            DisconnectReason.MEDIA_FAILURE, message, now, full=waiting, close_signal=not keep
+        # waiting for the peer connection becomes a full reconnect. The signal did not fail:
+        # keep it until the attempt, so that what the server wrote on it before closing our
+        # peer connection (a leave{DISCONNECT}) is still read.
+        keep = self.state is _S.CONNECTED and self.config.reconnect_attempts > 0
+        self._reconnector.interrupt(
+            DisconnectReason.MEDIA_FAILURE,
+            message,
+            now,
+            full=self._reconnector.phase is ReconnectPhase.PEER,
+            close_signal=not keep,
+            cause=(
+                ReconnectCause.PUBLISHER
+                if target is PeerTarget.PUBLISHER
+                else ReconnectCause.SUBSCRIBER
+            ),
+            keep_signal=keep,
         )
-        self._kept_signal = keep
-        if keep:  # and give that leave a moment to arrive before the first attempt
-            self._deadlines.set(_RETRY, now + _KEPT_SIGNAL_GRACE)
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
     ) -> None:
         """A data channel opened; `max_message_size` is the remote SCTP limit if known."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _S.CLOSED:
             return
         if max_message_size is not None:
             self._sender.remote_max_message_size = max(0, max_message_size)
-        self._commands += self._sender.channel_opened(channel)
-        if (
-            channel is Channel.RELIABLE
-            and self.state is ConnectionState.RECONNECTING
-            and self._awaiting == "peer"
-            and self._reconnect_mode is ReconnectMode.FULL
-        ):
-            self._reconnected(now)  # the rejoined session can carry data again
+        self._ctx.commands += self._sender.channel_opened(channel)
+        self._reconnector.channel_opened(channel, now)
 
     def data_channel_closed(self, channel: Channel, *, now: float) -> None:
         self._sender.channel_closed(channel)
@@ -843,31 +675,18 @@ class Connection:
         While joining, peer and signal failures end the session. Once joined, a failed
         signal command starts a resume and a failed peer command (a negotiation error, or an
         ICE restart the adapter cannot do) a full reconnect (D.8)."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _S.CLOSED:
             return
         if isinstance(command, cmd.SendDataPacket):
             return  # the adapter reports a broken channel through data_channel_closed
         text = f"{type(command).__name__} failed: {message}"
-        if self.state not in (ConnectionState.NEW, ConnectionState.CONNECTING):
-            if isinstance(command, cmd.OpenSignal):
-                if self._awaiting == "signal":
-                    self._attempt_failed(now, text)
-                return
-            signal = isinstance(command, cmd.SendSignal | cmd.CloseSignal)
-            if signal and self.state is ConnectionState.RECONNECTING and self._awaiting != "peer":
-                return  # a request for a signal connection we already gave up
-            if isinstance(command, cmd.ClosePeerConnection):
-                return  # it is gone either way
-            # A peer failure is escalated at once: another signal attempt cannot fix it.
-            self._interrupt(
-                DisconnectReason.UNKNOWN_REASON, text, now, full=not signal, immediate=not signal
-            )
+        if self.state not in (_S.NEW, _S.CONNECTING):
+            self._reconnector.command_failed(command, text, now)
             return
         self._end(
             DisconnectReason.UNKNOWN_REASON,
-            f"{type(command).__name__} failed: {message}",
-            now=now,
-            exc=None,
+            text,
+            now,
             send_leave=not isinstance(command, (cmd.OpenSignal, cmd.SendSignal)),
         )
 
@@ -877,278 +696,19 @@ class Connection:
         reconnect attempt it fails the attempt.
 
         Report only the signal connection the core opened last."""
-        if self.state in (ConnectionState.CLOSED, ConnectionState.NEW):
+        if self.state in (_S.CLOSED, _S.NEW):
             return
         why = f"code {code}: {reason}" if reason else f"code {code}"
-        if self.state is ConnectionState.CONNECTING:
+        if self.state is _S.CONNECTING:
             self._end(
                 DisconnectReason.JOIN_FAILURE,
                 f"the signal closed before the join ({why})",
-                now=now,
-                exc=None,
+                now,
                 send_leave=False,
                 close_signal=False,
             )
             return
-        message = f"the signal connection closed ({why})"
-        if self.state is ConnectionState.RECONNECTING and self._awaiting != "peer":
-            if self._awaiting == "signal":
-                self._attempt_failed(now, message)
-            return
-        self._reconnect_rr = _RR_SIGNAL
-        self._interrupt(DisconnectReason.SIGNAL_CLOSE, message, now, close_signal=False)
-
-    # -- resume and full reconnect (protocol-reference D.7, D.8, A.7) ----------------------------
-
-    @property
-    def reconnect_mode(self) -> ReconnectMode | None:
-        """What a reconnect under way is doing (None when not reconnecting)."""
-        return self._reconnect_mode if self.state is ConnectionState.RECONNECTING else None
-
-    def _random_from_ids(self) -> float:
-        digest = hashlib.blake2b(self._id_factory().encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") / 2**64
-
-    def _interrupt(
-        self,
-        reason: DisconnectReason,
-        message: str,
-        now: float,
-        *,
-        full: bool = False,
-        immediate: bool = False,
-        close_signal: bool = True,
-    ) -> None:
-        """The session was interrupted (again): start or restart reconnecting.
-
-        A resume unless `full`, resuming is off, the peer connection never connected, or a
-        full reconnect is already under way (it stays one)."""
-        if self.state is ConnectionState.CONNECTED:
-            self._sm.process(Input.INTERRUPTED)
-            self._attempts = 0
-            self._reconnect_since = now
-            self._reconnect_mode = None
-            self._acknowledged = None
-        if self.config.reconnect_attempts == 0:
-            self._end(
-                reason,
-                f"{message} (reconnecting is off: Config.reconnect_attempts is 0)",
-                now=now,
-                exc=None,
-                send_leave=close_signal,  # the signal may still work: say goodbye
-                close_signal=close_signal,
-            )
-            return
-        self._reconnect_reason, self._reconnect_message = reason, message
-        self._awaiting = None
-        for key in (_PING, _PONG, _JOIN, _RETRY, _PEER_WAIT):
-            self._deadlines.cancel(key)
-        if close_signal:
-            self._commands.append(cmd.CloseSignal(code=1000))
-            self._kept_signal = False
-        full = (
-            full
-            or not self.config.resume
-            or not self._peer_ever_connected
-            or self._reconnect_mode is ReconnectMode.FULL
-        )
-        if full:
-            if self._reconnect_mode is not ReconnectMode.FULL:
-                self._reconnect_mode = ReconnectMode.FULL
-                self._events.append(
-                    ev.Reconnecting(mode=ReconnectMode.FULL, reason=reason, message=message)
-                )
-            self._teardown(now, message)
-        elif self._reconnect_mode is None:
-            self._reconnect_mode = ReconnectMode.RESUME
-            self._events.append(
-                ev.Reconnecting(mode=ReconnectMode.RESUME, reason=reason, message=message)
-            )
-        self._schedule_attempt(now, immediate=immediate)
-
-    def _teardown(self, now: float, message: str) -> None:
-        """A full reconnect drops the session: its peer connections, sequencing (A.7), and
-        everything in flight, as if every other participant had left (D.8 step 1)."""
-        for target in sorted(self._peers):
-            self._commands.append(cmd.ClosePeerConnection(target=target))
-        self._peers.clear()
-        self._connected_peers.clear()
-        self._offers.clear()
-        self._answers.clear()
-        cut_streams = set(self._outgoing)
-        # What the server said it lacks; without its word, at least what never left us.
-        unacknowledged = (
-            self._sender.unsent()
-            if self._acknowledged is None
-            else self._sender.unacknowledged(self._acknowledged)
-        )
-        self._acknowledged = None
-        self._sender.reset()
-        self._dedup.reset()
-        for participant in list(self._remotes.values()):
-            self._remove(participant, self._reconnect_reason, now)
-        self._rpc.disconnected(now=now)
-        self._flush_rpc(now, "reconnect")
-        cut = f"the session restarted (full reconnect): {message}"
-        self._stream_events(self._streams.abort_all(cut), now, settle_rpc=False)
-        self._cut_streams = cut_streams
-        self._outgoing.clear()
-        self._carry_over(unacknowledged, cut_streams)
-        # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
-        # token's. Reconnecting happens only once joined, so the local participant is known.
-        assert self._local is not None
-        self._join_metadata = self._local.metadata
-        self._join_attributes = dict(self._local.attributes)
-
-    def _carry_over(self, unacknowledged: list[bytes], cut_streams: set[str]) -> None:
-        """Queue for the new session what the server said it never got: user data, DTMF,
-        transcriptions, chat, and whole streams. Not RPC packets (those calls just failed with
-        1503) nor the packets of streams the reconnect cut (their writers just failed)."""
-        dropped_streams = set(cut_streams)
-        for data in unacknowledged:
-            packet = dpb.DataPacket.FromString(data)
-            kind = packet.WhichOneof("value")
-            if kind == "stream_header" and packet.stream_header.topic in _RPC_TOPICS:
-                dropped_streams.add(packet.stream_header.stream_id)
-            if kind in _STREAM_PACKETS:
-                if getattr(packet, kind).stream_id in dropped_streams:
-                    continue
-            elif kind not in _CARRIED:
-                continue
-            try:
-                self._send_reliable([packet], "reconnect")
-            except LocalProtocolError:  # the send queue is full: the rest is lost, as in JS
-                return
-
-    def _schedule_attempt(self, now: float, *, immediate: bool = False) -> None:
-        if self._attempts >= self.config.reconnect_attempts:
-            self._end(
-                self._reconnect_reason,
-                f"gave up reconnecting after {self._attempts} attempts: {self._reconnect_message}",
-                now=now,
-                exc=None,
-                send_leave=False,
-            )
-            return
-        attempt = self._attempts + 1
-        draw = self._random() if attempt >= 3 and not immediate else 0.0
-        delay = 0.0 if immediate else reconnect_delay(self.config, attempt, draw)
-        self._deadlines.set(_RETRY, now + delay)
-
-    def _attempt(self, now: float) -> None:
-        if self._kept_signal:
-            self._kept_signal = False
-            self._commands.append(cmd.CloseSignal(code=1000))
-        self._attempts += 1
-        self._awaiting = "signal"
-        resume = self._reconnect_mode is ReconnectMode.RESUME
-        self._open_signal(now, offer=None, resume=resume)
-
-    def _attempt_failed(self, now: float, message: str) -> None:
-        self._awaiting = None
-        self._deadlines.cancel(_JOIN)
-        self._reconnect_message = message
-        self._schedule_attempt(now)
-
-    def _reconnect_answer(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
-        """The first message on a reconnect attempt's signal connection."""
-        resume = self._reconnect_mode is ReconnectMode.RESUME
-        if kind == "leave":
-            leave = msg.leave
-            reason = DisconnectReason.of(leave.reason)
-            action = int(leave.action)
-            if action == LeaveAction.DISCONNECT:
-                text = "the server ended the session"
-                self._end(reason, text, now=now, exc=None, send_leave=False)
-            else:  # RECONNECT: the server no longer has our participant (a restart, a move)
-                self._interrupt(
-                    reason,
-                    "the server cannot resume this session",
-                    now,
-                    full=action == LeaveAction.RECONNECT,
-                    immediate=True,
-                )
-        elif kind == "reconnect" and resume:
-            self._on_reconnect(msg.reconnect, now)
-        elif kind == "join" and not resume and msg.join.participant.sid:
-            self._on_rejoin(msg.join, now)
-        else:
-            self._commands.append(cmd.CloseSignal(code=1002))
-            expected = "reconnect" if resume else "join"
-            self._attempt_failed(now, f"expected a {expected} response, got {kind or 'nothing'}")
-
-    def _on_reconnect(self, response: spb.ReconnectResponse, now: float) -> None:
-        """`ReconnectResponse` (D.8 steps 3-7): sync state, recover the peer connection if it
-        needs it, then replay what the server did not get (A.7)."""
-        self._deadlines.cancel(_JOIN)
-        if response.ice_servers:
-            self._ice_servers = tuple(IceServer.from_pb(s) for s in response.ice_servers)
-        if response.HasField("server_info"):
-            self._server_info = ServerInfo.from_pb(response.server_info)
-            self._rpc.server_version = self._server_info.version
-        self._last_message_seq = self._acknowledged = response.last_message_seq
-        if response.client_configuration.resume_connection == _RESUME_DISABLED:
-            self._interrupt(
-                self._reconnect_reason,
-                "the server does not allow resuming",
-                now,
-                full=True,
-                immediate=True,
-            )
-            return
-        self._awaiting = "peer"
-        self._start_keepalive(now)
-        sync_target = PeerTarget.PUBLISHER if self._single_pc else PeerTarget.SUBSCRIBER
-        self._commands.append(
-            cmd.SendSignal(
-                data=self._codec.sync_state(
-                    offer=self._offers.get(sync_target),
-                    answer=self._answers.get(sync_target),
-                    receive_states=self._dedup.receive_states(),
-                )
-            )
-        )
-        if self._peers and self._peers <= self._connected_peers:
-            self._reconnected(now)  # only the signal was lost: the peer connection carries on
-            return
-        self._deadlines.set(_PEER_WAIT, now + self.config.peer_connection_timeout)
-        self._commands.append(cmd.CreateOffer(target=PeerTarget.PUBLISHER, ice_restart=True))
-
-    def _on_rejoin(self, join: spb.JoinResponse, now: float) -> None:
-        """A full reconnect's `JoinResponse`: a fresh session under the same identity."""
-        old, old_room = self._local, self._room
-        self._apply_join(join, now)
-        assert old is not None and self._local is not None  # reconnecting implies joined
-        if old != self._local:
-            self._events.append(ev.ParticipantUpdated(participant=self._local, previous=old))
-        if old_room != self._room:  # e.g. a new room SID: the server restarted
-            self._events.append(ev.RoomUpdated(room=self._room))
-            if old_room.metadata != self._room.metadata:
-                self._events.append(
-                    ev.RoomMetadataChanged(
-                        old_metadata=old_room.metadata, metadata=self._room.metadata
-                    )
-                )
-        for participant in self._remotes.values():
-            self._events.append(ev.ParticipantConnected(participant=participant))
-            if participant.state is ParticipantState.ACTIVE:
-                self._events.append(ev.ParticipantActive(participant=participant))
-        self._awaiting = "peer"
-        self._deadlines.set(_PEER_WAIT, now + self.config.peer_connection_timeout)
-        self._create_publisher(self._ice_servers)
-
-    def _reconnected(self, now: float) -> None:
-        mode = self._reconnect_mode
-        assert mode is not None
-        self._awaiting = None
-        self._deadlines.cancel(_PEER_WAIT)
-        if mode is ReconnectMode.RESUME:
-            self._commands += self._sender.resume(self._last_message_seq)
-        self._sm.process(Input.RECONNECTED)
-        self._reconnect_mode = None
-        self._events.append(
-            ev.Reconnected(mode=mode, attempts=self._attempts, duration=now - self._reconnect_since)
-        )
+        self._reconnector.signal_closed(f"the signal connection closed ({why})", now)
 
     def simulate_scenario(self, scenario: SimulateScenario, *, now: float) -> None:
         """Cause a failure, for testing (`livekit.rtc`'s `Room.simulate_scenario`).
@@ -1156,17 +716,21 @@ class Connection:
         SIGNAL_RECONNECT drops the signal connection and resumes; FULL_RECONNECT leaves and
         rejoins. The others ask the server (`SignalRequest.simulate`), which then closes the
         signal, the session or the peer connection as the scenario says."""
-        self._sm.check("simulate_scenario")
+        self._sm.check(Verb.SIMULATE_SCENARIO)
         scenario = SimulateScenario(scenario)
         if scenario is SimulateScenario.SIGNAL_RECONNECT:
-            self._reconnect_rr = _RR_SIGNAL
-            self._interrupt(DisconnectReason.SIGNAL_CLOSE, "simulated signal reconnect", now)
+            self._reconnector.interrupt(
+                DisconnectReason.SIGNAL_CLOSE,
+                "simulated signal reconnect",
+                now,
+                cause=ReconnectCause.SIGNAL,
+            )
             return
         if scenario is SimulateScenario.FULL_RECONNECT:
             # No `leave` first: the server may handle it after the rejoin and end the new
             # session (seen on livekit-server 1.13.5). The rejoin itself replaces our old
             # participant (duplicate identity), which the others see leave and come back.
-            self._interrupt(
+            self._reconnector.interrupt(
                 DisconnectReason.CLIENT_INITIATED, "simulated full reconnect", now, full=True
             )
             return
@@ -1182,8 +746,8 @@ class Connection:
                 "disconnect_signal_on_resume_no_messages": True
             },
         }
-        request = requests[scenario]
-        self._commands.append(cmd.SendSignal(data=self._codec.simulate(**request)))
+        codec = self._ctx.codec
+        self._ctx.commands.append(cmd.SendSignal(data=codec.simulate(**requests[scenario])))
         if scenario in (
             SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
             SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
@@ -1194,207 +758,51 @@ class Connection:
             # the signal when the pong comes: the server reads one socket in order, so by then
             # the fault is armed.
             self._drop_on_pong = scenario
-            self._commands.append(cmd.SendSignal(data=self._codec.ping(self.wall_ms(now), 0)))
+            self._ctx.commands.append(cmd.SendSignal(data=codec.ping(self.wall_ms(now), 0)))
 
-    # -- timers -----------------------------------------------------------------------------
+    # -- the session's own deadlines ----------------------------------------------------------
 
-    def handle_timer(self, now: float) -> None:
-        """Fire every deadline due at `now`, in time order across the session, the RPC table
-        and the stream assembler. Early, late and repeated calls are all fine; afterwards
-        `get_timer()` is None or later than `now`."""
-        while self.state is not ConnectionState.CLOSED:
-            due = [(t, rank) for rank, t in self._timers() if t is not None and t <= now]
-            if not due:
-                return
-            when, rank = min(due)
-            if rank == 0:
-                self._rpc.handle_timer(when)
-                self._flush_rpc(now, "handle_timer")
-            elif rank == 1:
-                self._stream_events(self._streams.handle_timer(when), now, call="handle_timer")
-            else:
-                self._fire(self._deadlines.pop_earliest(), now)
+    def _join_timed_out(self, now: float) -> None:
+        if self.state is _S.RECONNECTING:
+            self._reconnector.join_timed_out(now)
+            return
+        self._end(
+            DisconnectReason.JOIN_FAILURE,
+            f"no join response within {self.config.join_timeout:g}s",
+            now,
+            send_leave=False,
+        )
 
-    def _fire(self, key: Hashable, now: float) -> None:
-        if key == _JOIN and self.state is ConnectionState.RECONNECTING:
-            self._commands.append(cmd.CloseSignal(code=1000))
-            self._attempt_failed(now, f"no answer within {self.config.join_timeout:g}s")
-        elif key == _RETRY:
-            self._attempt(now)
-        elif key == _PEER_WAIT:
-            self._interrupt(
-                self._reconnect_reason,
-                f"the peer connection did not recover within "
-                f"{self.config.peer_connection_timeout:g}s",
-                now,
-                full=True,
-                immediate=self._reconnect_mode is ReconnectMode.RESUME,
+    def _pong_timed_out(self, now: float) -> None:
+        # Nothing from the server for ping_timeout seconds means the network was down at
+        # least that long: long enough for the server's ICE to give up on our peer
+        # connection even if ours has not noticed yet. So the resume restarts ICE (an
+        # adapter that cannot do that rejoins, sending again what the server never got).
+        self._peers.connected.clear()
+        self._reconnector.interrupt(
+            DisconnectReason.CONNECTION_TIMEOUT,
+            f"ping timeout: no signal message for {self._keepalive.timeout:g}s",
+            now,
+            cause=ReconnectCause.SIGNAL,
+        )
+
+    def _metadata_timed_out(self, request_id: int, now: float) -> None:
+        # A response cancels this deadline, so the request is pending.
+        self._pending_meta.discard(request_id)
+        self._ctx.events.append(
+            ev.MetadataUpdateFailed(
+                request_id=request_id,
+                reason=ev.MetadataUpdateFailed.TIMEOUT,
+                message=f"no response within {self.config.metadata_request_timeout:g}s",
             )
-        elif key == _JOIN:
-            self._end(
-                DisconnectReason.JOIN_FAILURE,
-                f"no join response within {self.config.join_timeout:g}s",
-                now=now,
-                exc=None,
-                send_leave=False,
-            )
-        elif key == _PING:
-            self._commands.append(
-                cmd.SendSignal(data=self._codec.ping(self.wall_ms(now), self._rtt_ms))
-            )
-            self._deadlines.set(_PING, now + self._ping_interval)
-        elif key == _PONG:
-            self._reconnect_rr = _RR_SIGNAL
-            # Nothing from the server for ping_timeout seconds means the network was down at
-            # least that long: long enough for the server's ICE to give up on our peer
-            # connection even if ours has not noticed yet. So the resume restarts ICE (an
-            # adapter that cannot do that rejoins, sending again what the server never got).
-            self._connected_peers.clear()
-            self._interrupt(
-                DisconnectReason.CONNECTION_TIMEOUT,
-                f"ping timeout: no signal message for {self._ping_timeout:g}s",
-                now,
-            )
-        else:  # (_META, request_id): a response cancels this deadline, so it is pending
-            assert isinstance(key, tuple) and key[0] == _META
-            request_id = key[1]
-            self._pending_meta.discard(request_id)
-            self._events.append(
-                ev.MetadataUpdateFailed(
-                    request_id=request_id,
-                    reason=ev.MetadataUpdateFailed.TIMEOUT,
-                    message=f"no response within {self.config.metadata_request_timeout:g}s",
-                )
-            )
+        )
 
     # -- data packets -----------------------------------------------------------------------
 
     def receive_data_packet(self, data: bytes, *, channel: Channel, now: float) -> None:
         """One message from a data channel. Malformed packets are dropped and reported."""
-        if self.state is ConnectionState.CLOSED:
-            return
-        try:
-            packet = dpb.DataPacket.FromString(bytes(data))
-        except Exception as exc:  # DecodeError and friends: never crash on peer input
-            self._events.append(
-                ev.PacketDropped(reason="malformed", channel=channel, detail=str(exc))
-            )
-            return
-        # Only the reliable channel is de-duplicated: it is ordered and replayed on a resume.
-        # The lossy one is unordered, so "not above the last" would drop reordered packets,
-        # and a sequence stamped on a lossy packet must not hide the sender's next reliable
-        # ones (client-sdk-js shares one state for both channels; client-sdk-flutter does not).
-        if channel is Channel.RELIABLE and self._dedup.is_duplicate(
-            packet.participant_sid, packet.sequence, now
-        ):
-            self._events.append(
-                ev.PacketDropped(
-                    reason="duplicate",
-                    channel=channel,
-                    detail=f"sequence {packet.sequence}",
-                    participant_identity=packet.participant_identity,
-                )
-            )
-            return
-        kind = packet.WhichOneof("value")
-        sender = packet.participant_identity
-        if kind == "user":
-            user = packet.user
-            sender = sender or user.participant_identity
-            destinations = tuple(packet.destination_identities) or tuple(
-                user.destination_identities
-            )
-            self._events.append(
-                ev.DataReceived(
-                    payload=user.payload,
-                    participant_identity=sender,
-                    participant_sid=packet.participant_sid or user.participant_sid,
-                    topic=user.topic if user.HasField("topic") else None,
-                    channel=channel,
-                    destination_identities=destinations,
-                )
-            )
-        elif kind == "sip_dtmf":
-            self._events.append(
-                ev.SipDtmfReceived(
-                    code=packet.sip_dtmf.code,
-                    digit=packet.sip_dtmf.digit,
-                    participant_identity=sender,
-                )
-            )
-        elif kind == "transcription":
-            t = packet.transcription
-            self._events.append(
-                ev.TranscriptionReceived(
-                    participant_identity=sender,
-                    transcribed_participant_identity=t.transcribed_participant_identity,
-                    track_id=t.track_id,
-                    segments=tuple(
-                        ev.TranscriptionSegment(
-                            id=s.id,
-                            text=s.text,
-                            start_time=s.start_time,
-                            end_time=s.end_time,
-                            final=s.final,
-                            language=s.language,
-                        )
-                        for s in t.segments
-                    ),
-                )
-            )
-        elif kind == "chat_message":
-            c = packet.chat_message
-            self._events.append(
-                ev.ChatMessageReceived(
-                    participant_identity=sender,
-                    id=c.id,
-                    timestamp=c.timestamp,
-                    message=c.message,
-                    edit_timestamp=c.edit_timestamp if c.HasField("edit_timestamp") else None,
-                    deleted=c.deleted,
-                    generated=c.generated,
-                )
-            )
-        elif kind in _STREAM_PACKETS:
-            self._receive_stream(packet, kind, now)
-        elif kind == "rpc_request":
-            request = packet.rpc_request
-            self._rpc.request_received(
-                request,
-                caller_identity=sender,
-                now=now,
-                registered=request.method in self._rpc_methods,
-            )
-            self._flush_rpc(now, "receive_data_packet")
-        elif kind == "rpc_ack":
-            self._rpc.ack_received(packet.rpc_ack.request_id, sender_identity=sender, now=now)
-            self._flush_rpc(now, "receive_data_packet")
-        elif kind == "rpc_response":
-            self._rpc.response_received(packet.rpc_response, sender_identity=sender, now=now)
-            self._flush_rpc(now, "receive_data_packet")
-        elif kind == "encrypted_packet":
-            self._events.append(
-                ev.PacketDropped(
-                    reason="encrypted",
-                    channel=channel,
-                    detail="E2EE is not configured",
-                    participant_identity=sender,
-                )
-            )
-        elif kind is None:
-            self._events.append(
-                ev.PacketDropped(reason="empty", channel=channel, participant_identity=sender)
-            )
-        else:
-            self._events.append(
-                ev.PacketDropped(
-                    reason="unsupported", channel=channel, detail=kind, participant_identity=sender
-                )
-            )
-
-    def _publish(self, packet: dpb.DataPacket, *, reliable: bool, call: str) -> None:
-        channel, data, sequence = self._sender.encode(packet, reliable=reliable, call=call)
-        self._commands += self._sender.send(channel, data, sequence=sequence, call=call)
+        if self.state is not _S.CLOSED:
+            self._receiver.receive(data, channel=channel, now=now)
 
     def publish_data(
         self,
@@ -1406,33 +814,28 @@ class Connection:
         topic: str | None = None,
     ) -> None:
         """Send a user data packet. Raises `DataPacketTooLargeError` over the size limit."""
-        self._sm.check("publish_data")
+        self._sm.check(Verb.PUBLISH_DATA)
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise LocalProtocolError(
                 "publish_data: payload must be bytes", call="publish_data", state=self.state.name
             )
-        assert self._local is not None
-        destinations = list(destination_identities)
-        user = dpb.UserPacket(
-            payload=bytes(payload),
-            participant_identity=self._local.identity,
-            destination_identities=destinations,
+        local = self._roster.local
+        assert local is not None
+        packet = user_packet(
+            bytes(payload),
+            identity=local.identity,
+            destinations=list(destination_identities),
+            topic=topic,
         )
-        if topic is not None:
-            user.topic = topic
-        packet = dpb.DataPacket(user=user, destination_identities=destinations)
-        self._publish(packet, reliable=reliable, call="publish_data")
+        self._ctx.commands += self._sender.publish(packet, reliable=reliable, call="publish_data")
 
     def publish_dtmf(
         self, code: int, digit: str, *, now: float, destination_identities: Sequence[str] = ()
     ) -> None:
         """Send a SIP DTMF tone as a reliable data packet."""
-        self._sm.check("publish_data")
-        packet = dpb.DataPacket(
-            sip_dtmf=dpb.SipDTMF(code=code, digit=digit),
-            destination_identities=list(destination_identities),
-        )
-        self._publish(packet, reliable=True, call="publish_dtmf")
+        self._sm.check(Verb.PUBLISH_DATA)
+        packet = dtmf_packet(code, digit, list(destination_identities))
+        self._ctx.commands += self._sender.publish(packet, reliable=True, call="publish_dtmf")
 
     def publish_transcription(
         self,
@@ -1443,34 +846,14 @@ class Connection:
         segments: Sequence[ev.TranscriptionSegment],
     ) -> None:
         """Send a transcription (the server forwards it only from agent participants)."""
-        self._sm.check("publish_data")
-        packet = dpb.DataPacket(
-            transcription=dpb.Transcription(
-                transcribed_participant_identity=transcribed_participant_identity,
-                track_id=track_id,
-                segments=[
-                    dpb.TranscriptionSegment(
-                        id=s.id,
-                        text=s.text,
-                        start_time=s.start_time,
-                        end_time=s.end_time,
-                        final=s.final,
-                        language=s.language,
-                    )
-                    for s in segments
-                ],
-            )
-        )
-        self._publish(packet, reliable=True, call="publish_transcription")
+        self._sm.check(Verb.PUBLISH_DATA)
+        packet = transcription_packet(transcribed_participant_identity, track_id, segments)
+        call = "publish_transcription"
+        self._ctx.commands += self._sender.publish(packet, reliable=True, call=call)
 
     def resume_data(self, last_message_seq: int) -> None:
         """Apply `ReconnectResponse.last_message_seq`: replay unacknowledged reliable packets."""
-        self._commands += self._sender.resume(last_message_seq)
-
-    @property
-    def data_receive_states(self) -> dict[str, int]:
-        """Last reliable sequence per sender SID, for `SyncState.datachannel_receive_states`."""
-        return self._dedup.receive_states()
+        self._ctx.commands += self._sender.resume(last_message_seq)
 
     # -- data streams (protocol-reference C) -----------------------------------------------------
 
@@ -1483,25 +866,16 @@ class Connection:
         Raises `LocalProtocolError` if this kind and topic are already registered, or the
         topic is one of the reserved RPC topics (`lk.rpc_request`, `lk.rpc_response`).
         """
-        call = "register_stream_topic"
-        self._sm.check(call)
-        self._check_topic(call, kind, topic)
-        try:
-            self._streams.add_topic(kind, topic)
-        except LocalProtocolError:
-            raise self._misuse(
-                call, f"a {kind.value} stream topic {topic!r} is already registered"
-            ) from None
+        self._sm.check(Verb.REGISTER_STREAM_TOPIC)
+        self._exchange.register_topic(kind, topic)
 
     def unregister_stream_topic(self, kind: StreamKind, topic: str) -> None:
         """Stop accepting new streams of `kind` on `topic`; streams already open carry on.
 
         Idempotent; allowed in any state. Raises `LocalProtocolError` for a reserved topic.
         """
-        call = "unregister_stream_topic"
-        self._sm.check(call)
-        self._check_topic(call, kind, topic)
-        self._streams.remove_topic(kind, topic)
+        self._sm.check(Verb.UNREGISTER_STREAM_TOPIC)
+        self._exchange.unregister_topic(kind, topic)
 
     def open_stream(
         self,
@@ -1537,20 +911,12 @@ class Connection:
         `StreamHeaderTooLargeError` if the header packet exceeds 15 000 bytes (attributes).
         After calling this, drain the commands.
         """
-        call = "open_stream"
-        self._sm.check(call)
-        if len(self._outgoing) >= self.config.max_open_outgoing_streams:
-            raise self._misuse(
-                call,
-                f"{len(self._outgoing)} streams are already open "
-                "(Config.max_open_outgoing_streams); close one first",
-            )
-        destinations = self._destinations(call, destination_identities)
-        info = self._stream_info(
-            call,
+        self._sm.check(Verb.OPEN_STREAM)
+        return self._exchange.open_stream(
             now,
             kind=kind,
             topic=topic,
+            destination_identities=destination_identities,
             attributes=attributes,
             mime_type=mime_type,
             name=name,
@@ -1562,17 +928,6 @@ class Connection:
             generated=generated,
             stream_id=stream_id,
         )
-        try:
-            stream = OutgoingStream(
-                info,
-                destination_identities=destinations,
-                chunk_size=self.config.stream_chunk_size,
-            )
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
-        self._send_reliable(stream.open(), call)
-        self._outgoing[info.stream_id] = stream
-        return info.stream_id
 
     def write_stream(self, stream_id: str, data: str | bytes, *, now: float) -> None:
         """Send `data` on the stream opened with `open_stream`, as one or more chunks now.
@@ -1584,10 +939,8 @@ class Connection:
         chunk packet exceeds the channel's message size. After calling this, drain the
         commands.
         """
-        call = "write_stream"
-        self._sm.check(call)
-        stream = self._writer(call, stream_id)
-        self._stream_step(call, stream, lambda: stream.write(data))
+        self._sm.check(Verb.WRITE_STREAM)
+        self._exchange.write_stream(stream_id, data)
 
     def close_stream(
         self,
@@ -1605,11 +958,8 @@ class Connection:
         in the wrong state, for an unknown stream, a normal close short of `total_length`,
         or a full send queue. After calling this, drain the commands.
         """
-        call = "close_stream"
-        self._sm.check(call)
-        stream = self._writer(call, stream_id)
-        self._stream_step(call, stream, lambda: stream.close(reason=reason, attributes=attributes))
-        del self._outgoing[stream_id]
+        self._sm.check(Verb.CLOSE_STREAM)
+        self._exchange.close_stream(stream_id, reason=reason, attributes=attributes)
 
     def send_stream(
         self,
@@ -1645,37 +995,24 @@ class Connection:
         `StreamHeaderTooLargeError`) if a packet exceeds its limit. After calling this,
         drain the commands.
         """
-        call = "send_stream"
-        self._sm.check(call)
-        destinations = self._destinations(call, destination_identities)
-        info = self._stream_info(
-            call,
+        self._sm.check(Verb.SEND_STREAM)
+        return self._exchange.send_stream(
             now,
             kind=kind,
             topic=topic,
+            payload=payload,
+            destination_identities=destination_identities,
             attributes=attributes,
             mime_type=mime_type,
             name=name,
-            total_length=None,
             reply_to_stream_id=reply_to_stream_id,
             attached_stream_ids=attached_stream_ids,
             operation_type=operation_type,
             version=version,
             generated=generated,
             stream_id=stream_id,
+            compress=compress,
         )
-        try:
-            packets = packetize(
-                info,
-                payload,
-                support=self._stream_support(destinations, compress=compress),
-                destination_identities=destinations,
-                chunk_size=self.config.stream_chunk_size,
-            )
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
-        self._send_reliable(packets, call)
-        return info.stream_id
 
     def stream_consumed(self, sender_identity: str, stream_id: str, nbytes: int) -> None:
         """The application took `nbytes` (`StreamChunkReceived.nbytes`) of that stream.
@@ -1684,238 +1021,14 @@ class Connection:
         (or through `stream_discarded`). Lenient about unknown streams and over-counts.
         Raises `LocalProtocolError` for a negative count.
         """
-        call = "stream_consumed"
-        self._sm.check(call)
-        if (sender_identity, stream_id) in self._rpc_streams:
-            return  # the core reads RPC streams itself
-        try:
-            self._streams.consumed(sender_identity, stream_id, nbytes)
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
+        self._sm.check(Verb.STREAM_CONSUMED)
+        self._exchange.consumed(sender_identity, stream_id, nbytes)
 
     def stream_discarded(self, sender_identity: str, stream_id: str) -> None:
         """The application dropped that stream's reader: release its unconsumed bytes and,
         if it is still open, ignore the rest of it quietly (no further events)."""
-        self._sm.check("stream_discarded")
-        if (sender_identity, stream_id) not in self._rpc_streams:
-            self._streams.discard(sender_identity, stream_id)
-
-    def _check_topic(self, call: str, kind: StreamKind, topic: str) -> None:
-        if not isinstance(kind, StreamKind):
-            raise self._misuse(call, f"kind must be a StreamKind, not {kind!r}")
-        if not isinstance(topic, str):
-            raise self._misuse(call, f"topic must be str, not {type(topic).__name__}")
-        if topic in _RPC_TOPICS:
-            raise self._misuse(call, f"the topic {topic!r} is reserved for RPC")
-
-    def _destinations(self, call: str, identities: Sequence[str]) -> list[str]:
-        if isinstance(identities, str):
-            raise self._misuse(call, "destination_identities must be a sequence of identities")
-        return list(identities)
-
-    def _stream_info(
-        self,
-        call: str,
-        now: float,
-        *,
-        kind: StreamKind,
-        topic: str,
-        attributes: Mapping[str, str] | None,
-        mime_type: str | None,
-        name: str | None,
-        total_length: int | None,
-        reply_to_stream_id: str | None,
-        attached_stream_ids: Sequence[str],
-        operation_type: OperationType | int,
-        version: int,
-        generated: bool,
-        stream_id: str | None,
-    ) -> StreamInfo:
-        self._check_topic(call, kind, topic)
-        text = kind is StreamKind.TEXT
-        if text and name is not None:
-            raise self._misuse(call, "name is for byte streams only")
-        text_only = (
-            reply_to_stream_id is not None
-            or attached_stream_ids
-            or operation_type != OperationType.CREATE
-            or version
-            or generated
-        )
-        if not text and text_only:
-            raise self._misuse(
-                call,
-                "reply_to_stream_id, attached_stream_ids, operation_type, version and "
-                "generated are for text streams only",
-            )
-        if total_length is not None and (
-            isinstance(total_length, bool) or not isinstance(total_length, int) or total_length < 0
-        ):
-            raise self._misuse(call, f"total_length must be a non-negative int: {total_length!r}")
-        if isinstance(attached_stream_ids, str):
-            raise self._misuse(call, "attached_stream_ids must be a sequence of stream ids")
-        if stream_id is None:
-            stream_id = self._id_factory()
-        if not stream_id or stream_id in self._outgoing:
-            raise self._misuse(call, f"the stream id {stream_id!r} is empty or already open")
-        return StreamInfo(
-            stream_id=stream_id,
-            kind=kind,
-            topic=topic,
-            timestamp=self.wall_ms(now),
-            mime_type=mime_type
-            if mime_type is not None
-            else (TEXT_MIME_TYPE if text else BYTES_MIME_TYPE),
-            total_length=total_length,
-            attributes=attributes or {},
-            name=name if name is not None else ("" if text else "unknown"),
-            operation_type=operation_type,
-            version=version,
-            reply_to_stream_id=reply_to_stream_id or "",
-            attached_stream_ids=tuple(attached_stream_ids),
-            generated=generated,
-        )
-
-    def _stream_support(self, destinations: Sequence[str], *, compress: bool) -> StreamSupport:
-        """What the recipients understand (C.3); an identity not in the room is a legacy
-        client (client_protocol 0), as in B.2."""
-        if not destinations:
-            return StreamSupport.of(self._remotes.values(), compress=compress)
-        known = [self._remotes[i] for i in destinations if i in self._remotes]
-        if len(known) < len(destinations):
-            return StreamSupport.CHUNKED
-        return StreamSupport.of(known, compress=compress)
-
-    def _writer(self, call: str, stream_id: str) -> OutgoingStream:
-        stream = self._outgoing.get(stream_id)
-        if stream is None and stream_id in self._cut_streams:
-            raise self._misuse(
-                call, f"stream {stream_id!r} was ended by a full reconnect (a new session)"
-            )
-        if stream is None:
-            raise self._misuse(call, f"no stream {stream_id!r} is open (open_stream first)")
-        return stream
-
-    def _stream_step(
-        self, call: str, stream: OutgoingStream, step: Callable[[], list[dpb.DataPacket]]
-    ) -> None:
-        """Run one writer step and send its packets; if they cannot all be sent, undo it."""
-        mark = stream.checkpoint()
-        try:
-            packets = step()
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
-        try:
-            self._send_reliable(packets, call)
-        except LocalProtocolError:
-            stream.rollback(mark)
-            raise
-
-    def _verb_error(self, call: str, exc: LocalProtocolError) -> LocalProtocolError:
-        """A sub-machine's misuse error, re-addressed to the `Connection` verb and state."""
-        if isinstance(exc, StreamHeaderTooLargeError):
-            return StreamHeaderTooLargeError(size=exc.size, limit=exc.limit, call=call)
-        return self._misuse(call, str(exc).removeprefix(f"{exc.call}: "))
-
-    def _misuse(self, call: str, text: str) -> LocalProtocolError:
-        return LocalProtocolError(f"{call}: {text}", call=call, state=self.state.name)
-
-    def _send_reliable(self, packets: Sequence[dpb.DataPacket], call: str) -> None:
-        self._commands += self._sender.send_reliable(packets, call=call)
-
-    def _receive_stream(self, packet: dpb.DataPacket, kind: str, now: float) -> None:
-        events = self._streams.receive(packet, now=now)
-        header = packet.stream_header
-        if kind == "stream_header" and header.topic in _RPC_TOPICS:
-            first = events[0]
-            if isinstance(first, StreamDropped):  # a dropped header is all there is
-                # Not a user stream: report it as the RPC it was meant to be.
-                self._events.append(
-                    RpcDropped(
-                        reason="duplicate" if first.reason is DropReason.DUPLICATE else "malformed",
-                        request_id=header.attributes.get(ATTR_REQUEST_ID, ""),
-                        participant_identity=first.sender_identity,
-                        detail=f"{header.topic} stream {first.stream_id}: {first.detail}",
-                    )
-                )
-                return
-        self._stream_events(events, now)
-
-    def _stream_events(
-        self,
-        events: Iterable[StreamEvent],
-        now: float,
-        *,
-        settle_rpc: bool = True,
-        call: str = "receive_data_packet",
-    ) -> None:
-        """Hand stream events to the application, except those of RPC streams, which go to
-        the RPC table. `settle_rpc=False`: failed RPC streams need no answer (the table has
-        settled them already: their sender left, or the session ended)."""
-        ignored: set[_StreamKey] = set()
-        for event in events:
-            if isinstance(event, StreamOpened):
-                info = event.info
-                if info.topic in _RPC_TOPICS:
-                    key = (event.sender_identity, info.stream_id)
-                    if info.topic == RPC_REQUEST_TOPIC and not self._rpc.stream_request_opened(
-                        info.attributes, caller_identity=event.sender_identity, now=now
-                    ):
-                        # Answered or dropped at once: the payload is not wanted.
-                        self._streams.discard(*key)
-                        ignored.add(key)
-                    else:
-                        self._rpc_streams[key] = _RpcStream(info)
-                    continue
-            elif not isinstance(event, StreamDropped):
-                key = (event.sender_identity, event.stream_id)
-                if key in ignored:
-                    continue
-                rpc_stream = self._rpc_streams.get(key)
-                if rpc_stream is not None:
-                    self._rpc_stream_event(key, rpc_stream, event, now, settle=settle_rpc)
-                    continue
-            self._events.append(event)
-        self._flush_rpc(now, call)
-
-    def _rpc_stream_event(
-        self,
-        key: _StreamKey,
-        rpc_stream: _RpcStream,
-        event: StreamEvent,
-        now: float,
-        *,
-        settle: bool,
-    ) -> None:
-        sender = key[0]
-        if isinstance(event, StreamChunkReceived):
-            assert isinstance(event.data, str)  # only text streams open on the RPC topics
-            rpc_stream.pieces.append(event.data)
-            return
-        del self._rpc_streams[key]
-        attributes = rpc_stream.attributes
-        if isinstance(event, StreamFinished):
-            self._streams.discard(*key)  # the payload was held against the buffer bound
-            text = "".join(rpc_stream.pieces)
-            if rpc_stream.request:
-                registered = attributes.get(ATTR_METHOD, "") in self._rpc_methods
-                self._rpc.stream_request_received(
-                    attributes, text, caller_identity=sender, now=now, registered=registered
-                )
-            else:
-                self._rpc.stream_response_received(
-                    attributes, text, sender_identity=sender, now=now
-                )
-        elif settle:  # StreamFailed (an RPC stream is never dropped once opened)
-            assert not isinstance(event, StreamDropped | StreamOpened)
-            if rpc_stream.request:
-                self._rpc.stream_request_failed(
-                    attributes, caller_identity=sender, now=now, detail=event.message
-                )
-            else:
-                self._rpc.stream_response_failed(
-                    attributes, sender_identity=sender, now=now, detail=event.message
-                )
+        self._sm.check(Verb.STREAM_DISCARDED)
+        self._exchange.discarded(sender_identity, stream_id)
 
     # -- RPC (protocol-reference B) ------------------------------------------------------------
 
@@ -1927,19 +1040,14 @@ class Connection:
         Raises `LocalProtocolError` for an empty or non-str name, or one already registered
         (unregister it first, as client-sdk-js requires).
         """
-        call = "register_rpc_method"
-        self._sm.check(call)
-        if not isinstance(method, str) or not method:
-            raise self._misuse(call, f"the method must be a non-empty str: {method!r}")
-        if method in self._rpc_methods:
-            raise self._misuse(call, f"the method {method!r} is already registered")
-        self._rpc_methods.add(method)
+        self._sm.check(Verb.REGISTER_RPC_METHOD)
+        self._exchange.register_method(method)
 
     def unregister_rpc_method(self, method: str) -> None:
         """Stop answering `method`; later calls get 1400. Idempotent; any state. Invocations
         already running still expect their `respond_rpc`."""
-        self._sm.check("unregister_rpc_method")
-        self._rpc_methods.discard(method)
+        self._sm.check(Verb.UNREGISTER_RPC_METHOD)
+        self._exchange.rpc_methods.discard(method)
 
     def perform_rpc(
         self,
@@ -1966,26 +1074,15 @@ class Connection:
         `Config.max_rpc_method_bytes`, a payload that is not str, a non-positive timeout, or
         `Config.max_pending_rpcs` calls pending. After calling this, drain the commands.
         """
-        call = "perform_rpc"
-        self._sm.check(call)
-        assert self._local is not None
-        if destination_identity == self._local.identity:
-            raise self._misuse(call, "cannot call ourselves: the server never routes it back")
-        remote = self._remotes.get(destination_identity)
-        try:
-            request_id = self._rpc.perform(
-                destination_identity,
-                method,
-                payload,
-                now=now,
-                response_timeout=response_timeout,
-                max_round_trip_latency=max_round_trip_latency,
-                destination_client_protocol=remote.client_protocol if remote else 0,
-            )
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
-        self._flush_rpc(now, call)
-        return request_id
+        self._sm.check(Verb.PERFORM_RPC)
+        return self._exchange.perform(
+            now,
+            destination_identity=destination_identity,
+            method=method,
+            payload=payload,
+            response_timeout=response_timeout,
+            max_round_trip_latency=max_round_trip_latency,
+        )
 
     def respond_rpc(self, request_id: str, result: str | RpcError | None, *, now: float) -> None:
         """Answer the invocation `request_id` (from `RpcInvoked`): a `str` result (None means
@@ -1996,13 +1093,8 @@ class Connection:
         Raises `LocalProtocolError` (nothing sent) before the join, or for a result of
         another type. After calling this, drain the commands.
         """
-        call = "respond_rpc"
-        self._sm.check(call)
-        try:
-            self._rpc.respond(request_id, result, now=now)
-        except LocalProtocolError as exc:
-            raise self._verb_error(call, exc) from None
-        self._flush_rpc(now, call)
+        self._sm.check(Verb.RESPOND_RPC)
+        self._exchange.respond(request_id, result, now)
 
     def respond_rpc_exception(
         self, request_id: str, exc: BaseException, *, now: float, include_detail: bool = False
@@ -2011,69 +1103,23 @@ class Connection:
         `RpcError` is sent as is; anything else becomes 1500 APPLICATION_ERROR with no data,
         so nothing leaks, unless `include_detail` puts "<type>: <text>" in the data
         (truncated to 15360 bytes on the wire). As `respond_rpc` otherwise."""
-        call = "respond_rpc"
-        self._sm.check(call)
-        self._rpc.respond_exception(request_id, exc, now=now, include_detail=include_detail)
-        self._flush_rpc(now, call)
-
-    def _flush_rpc(self, now: float, call: str) -> None:
-        """Carry out the RPC table's outputs: sends through the reliable path (a refused send
-        goes back to the table as `send_failed`), everything else as events."""
-        while outputs := self._rpc.drain():
-            for out in outputs:
-                if isinstance(out, SendRpcPacket | SendRpcStream):
-                    try:
-                        self._send_rpc(out, now, call)
-                    except LocalProtocolError as exc:
-                        self._rpc.send_failed(out, now=now, detail=str(exc))
-                elif isinstance(out, InvokeHandler):
-                    self._events.append(ev.RpcInvoked(invocation=out.invocation))
-                elif isinstance(out, InvocationCancelled):
-                    self._events.append(
-                        ev.RpcInvocationCancelled(
-                            request_id=out.request_id,
-                            caller_identity=out.caller_identity,
-                            reason=out.reason,
-                        )
-                    )
-                else:
-                    self._events.append(out)
-
-    def _send_rpc(self, out: SendRpcPacket | SendRpcStream, now: float, call: str) -> None:
-        if isinstance(out, SendRpcPacket):
-            self._publish(out.packet, reliable=True, call=call)
-            return
-        destination = out.destination_identity
-        info = StreamInfo(
-            stream_id=self._id_factory(),
-            kind=StreamKind.TEXT,
-            topic=out.topic,
-            timestamp=self.wall_ms(now),
-            attributes=out.attributes,
-        )
-        packets = packetize(
-            info,
-            out.text,
-            support=self._stream_support([destination], compress=True),
-            destination_identities=[destination],
-            chunk_size=self.config.stream_chunk_size,
-        )
-        self._send_reliable(packets, call)
+        self._sm.check(Verb.RESPOND_RPC)
+        self._exchange.respond_exception(request_id, exc, now, include_detail=include_detail)
 
     # -- participant metadata -----------------------------------------------------------------
 
     def set_metadata(self, metadata: str, *, now: float) -> int:
         """Ask the server to change our metadata; returns the request id to correlate."""
-        self._sm.check("set_metadata")
+        self._sm.check(Verb.SET_METADATA)
         return self._update_metadata("set_metadata", now, metadata=metadata)
 
     def set_name(self, name: str, *, now: float) -> int:
-        self._sm.check("set_name")
+        self._sm.check(Verb.SET_NAME)
         return self._update_metadata("set_name", now, name=name)
 
     def set_attributes(self, attributes: Mapping[str, str], *, now: float) -> int:
         """Merge `attributes` into ours; a value of "" deletes that key (server rule E.1)."""
-        self._sm.check("set_attributes")
+        self._sm.check(Verb.SET_ATTRIBUTES)
         return self._update_metadata("set_attributes", now, attributes=attributes)
 
     def _update_metadata(
@@ -2085,7 +1131,8 @@ class Connection:
         metadata: str | None = None,
         attributes: Mapping[str, str] | None = None,
     ) -> int:
-        assert self._local is not None
+        local = self._roster.local
+        assert local is not None
         if len(self._pending_meta) >= self.config.max_pending_metadata_requests:
             raise LocalProtocolError(
                 f"{call}: {len(self._pending_meta)} metadata updates are already pending "
@@ -2096,18 +1143,19 @@ class Connection:
         request_id = self._next_request_id
         self._next_request_id += 1
         # Like Rust: always fill in the current name and metadata, so nothing is cleared.
-        self._commands.append(
+        self._ctx.commands.append(
             cmd.SendSignal(
-                data=self._codec.update_metadata(
+                data=self._ctx.codec.update_metadata(
                     request_id=request_id,
-                    name=self._local.name if name is None else name,
-                    metadata=self._local.metadata if metadata is None else metadata,
+                    name=local.name if name is None else name,
+                    metadata=local.metadata if metadata is None else metadata,
                     attributes=attributes or {},
                 )
             )
         )
         self._pending_meta.add(request_id)
-        self._deadlines.set((_META, request_id), now + self.config.metadata_request_timeout)
+        timeout = self.config.metadata_request_timeout
+        self._ctx.deadlines.set((Timer.METADATA, request_id), now + timeout)
         return request_id
 
     # -- ending -------------------------------------------------------------------------------
@@ -2116,11 +1164,11 @@ class Connection:
         self, *, now: float, reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED
     ) -> None:
         """Leave the room: send `leave`, close the signal and peer connections. Idempotent."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _S.CLOSED:
             return
         # `leave` needs a working signal connection: not while a reconnect attempt is opening.
-        joined = self.state is ConnectionState.CONNECTED or self._awaiting == "peer"
-        self._end(reason, "closed by the application", now=now, exc=None, send_leave=joined)
+        joined = self.state is _S.CONNECTED or self._reconnector.phase is ReconnectPhase.PEER
+        self._end(reason, "closed by the application", now, send_leave=joined)
 
     def _fatal(
         self,
@@ -2130,43 +1178,32 @@ class Connection:
         reason: DisconnectReason = DisconnectReason.UNKNOWN_REASON,
     ) -> None:
         self.close_exc = exc
-        self._end(reason, str(exc), now=now, exc=exc, send_leave=False, close_code=1002)
+        self._end(reason, str(exc), now, exc=exc, send_leave=False, close_code=1002)
 
     def _end(
         self,
         reason: DisconnectReason,
         message: str,
-        *,
         now: float,
-        exc: Exception | None,
+        *,
         send_leave: bool,
+        exc: Exception | None = None,
         close_signal: bool = True,
         close_code: int = 1000,
     ) -> None:
-        if self.state is ConnectionState.CLOSED:  # pragma: no cover - callers check first
+        if self.state is _S.CLOSED:  # pragma: no cover - callers check first
             return
+        ctx = self._ctx
         if send_leave:
-            self._commands.append(cmd.SendSignal(data=self._codec.leave(int(reason))))
+            ctx.commands.append(cmd.SendSignal(data=ctx.codec.leave(int(reason))))
         if close_signal:
-            self._commands.append(cmd.CloseSignal(code=close_code))
-        for target in sorted(self._peers):
-            self._commands.append(cmd.ClosePeerConnection(target=target))
-        self._peers.clear()
-        self._deadlines.clear()
+            ctx.commands.append(cmd.CloseSignal(code=close_code))
+        self._peers.close_all()
+        ctx.deadlines.clear()
         self._pending_meta.clear()
         # Every pending call resolves (1503), every invocation is cancelled and every open
         # incoming stream fails, before the final `Disconnected`; our open streams are gone.
-        self._rpc.disconnected(now=now)
-        self._flush_rpc(now, "close")
-        aborted = self._streams.abort_all(f"the session ended: {message}")
-        self._stream_events(aborted, now, settle_rpc=False)
-        self._outgoing.clear()
+        self._exchange.ended(now, message)
+        self._reconnector.ended()
         self._sm.process(Input.ENDED)
-        self._events.append(ev.Disconnected(reason=reason, message=message, exc=exc))
-
-
-def _with_identity(info: ppb.ParticipantInfo, identity: str) -> Participant:
-    copy = ppb.ParticipantInfo()
-    copy.CopyFrom(info)
-    copy.identity = identity
-    return Participant.from_pb(copy)
+        ctx.events.append(ev.Disconnected(reason=reason, message=message, exc=exc))

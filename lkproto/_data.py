@@ -21,20 +21,39 @@ Theory of operation (protocol-reference A.1-A.7):
   replayed, and their sequence must not advance the reliable state). An entry is forgotten
   after `Config.dedup_ttl` seconds without traffic, and at most `Config.max_dedup_senders`
   senders are tracked.
+- Encoding and decoding sit side by side: `user_packet`, `dtmf_packet` and
+  `transcription_packet` build what `DataSender` sends; `DataReceiver` turns what arrives into
+  events. It parses, de-duplicates, then dispatches on the packet's `value` oneof through two
+  tables: `routes`, where other parts claim the kinds they handle (the streams and RPC glue
+  claims stream and RPC packets; data tracks or E2EE would claim theirs), and `DECODERS`, the
+  literal table of kinds that become one event each (user data, DTMF, transcriptions, chat,
+  and the reports for encrypted and empty packets). Any other kind is reported as
+  `PacketDropped(reason="unsupported")`: a malformed or unknown packet is never fatal.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from lkproto import events as ev
+from lkproto._context import Context
 from lkproto._pb import data_pb2 as dpb
 from lkproto.commands import SendDataPacket
 from lkproto.config import Config
 from lkproto.errors import DataPacketTooLargeError, LocalProtocolError
 from lkproto.models import Channel
 
-__all__ = ["DataSender", "Deduplicator"]
+__all__ = [
+    "DECODERS",
+    "DataReceiver",
+    "DataSender",
+    "Deduplicator",
+    "PacketRoute",
+    "dtmf_packet",
+    "transcription_packet",
+    "user_packet",
+]
 
 KIND_RELIABLE = 0
 KIND_LOSSY = 1
@@ -75,6 +94,11 @@ class DataSender:
             self._stamp(packet, reliable=reliable, sequence=sequence, call=call),
             sequence,
         )
+
+    def publish(self, packet: dpb.DataPacket, *, reliable: bool, call: str) -> list[SendDataPacket]:
+        """`encode` then `send`: the commands to send one packet now (or [] if queued)."""
+        channel, data, sequence = self.encode(packet, reliable=reliable, call=call)
+        return self.send(channel, data, sequence=sequence, call=call)
 
     def _stamp(self, packet: dpb.DataPacket, *, reliable: bool, sequence: int, call: str) -> bytes:
         packet.kind = KIND_RELIABLE if reliable else KIND_LOSSY  # type: ignore[assignment]
@@ -229,3 +253,180 @@ class Deduplicator:
 
     def reset(self) -> None:
         self._last.clear()
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def user_packet(
+    payload: bytes, *, identity: str, destinations: Sequence[str], topic: str | None
+) -> dpb.DataPacket:
+    """A user data packet (`UserPacket`), addressed in both the packet and the user part."""
+    user = dpb.UserPacket(
+        payload=payload, participant_identity=identity, destination_identities=destinations
+    )
+    if topic is not None:
+        user.topic = topic
+    return dpb.DataPacket(user=user, destination_identities=destinations)
+
+
+def dtmf_packet(code: int, digit: str, destinations: Sequence[str]) -> dpb.DataPacket:
+    return dpb.DataPacket(
+        sip_dtmf=dpb.SipDTMF(code=code, digit=digit), destination_identities=destinations
+    )
+
+
+def transcription_packet(
+    transcribed_participant_identity: str,
+    track_id: str,
+    segments: Sequence[ev.TranscriptionSegment],
+) -> dpb.DataPacket:
+    return dpb.DataPacket(
+        transcription=dpb.Transcription(
+            transcribed_participant_identity=transcribed_participant_identity,
+            track_id=track_id,
+            segments=[
+                dpb.TranscriptionSegment(
+                    id=s.id,
+                    text=s.text,
+                    start_time=s.start_time,
+                    end_time=s.end_time,
+                    final=s.final,
+                    language=s.language,
+                )
+                for s in segments
+            ],
+        )
+    )
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _user(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    user = packet.user
+    return ev.DataReceived(
+        payload=user.payload,
+        participant_identity=sender or user.participant_identity,
+        participant_sid=packet.participant_sid or user.participant_sid,
+        topic=user.topic if user.HasField("topic") else None,
+        channel=channel,
+        destination_identities=tuple(packet.destination_identities)
+        or tuple(user.destination_identities),
+    )
+
+
+def _dtmf(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    return ev.SipDtmfReceived(
+        code=packet.sip_dtmf.code, digit=packet.sip_dtmf.digit, participant_identity=sender
+    )
+
+
+def _transcription(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    t = packet.transcription
+    return ev.TranscriptionReceived(
+        participant_identity=sender,
+        transcribed_participant_identity=t.transcribed_participant_identity,
+        track_id=t.track_id,
+        segments=tuple(
+            ev.TranscriptionSegment(
+                id=s.id,
+                text=s.text,
+                start_time=s.start_time,
+                end_time=s.end_time,
+                final=s.final,
+                language=s.language,
+            )
+            for s in t.segments
+        ),
+    )
+
+
+def _chat(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    c = packet.chat_message
+    return ev.ChatMessageReceived(
+        participant_identity=sender,
+        id=c.id,
+        timestamp=c.timestamp,
+        message=c.message,
+        edit_timestamp=c.edit_timestamp if c.HasField("edit_timestamp") else None,
+        deleted=c.deleted,
+        generated=c.generated,
+    )
+
+
+def _encrypted(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    return ev.PacketDropped(
+        reason="encrypted",
+        channel=channel,
+        detail="E2EE is not configured",
+        participant_identity=sender,
+    )
+
+
+def _empty(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    return ev.PacketDropped(reason="empty", channel=channel, participant_identity=sender)
+
+
+def _unsupported(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+    kind = packet.WhichOneof("value")
+    return ev.PacketDropped(
+        reason="unsupported", channel=channel, detail=kind or "", participant_identity=sender
+    )
+
+
+#: Packet kinds (`DataPacket.value`, None for a packet without one) that become one event.
+DECODERS: dict[str | None, Callable[[dpb.DataPacket, str, Channel], ev.Event]] = {
+    "user": _user,
+    "sip_dtmf": _dtmf,
+    "transcription": _transcription,
+    "chat_message": _chat,
+    "encrypted_packet": _encrypted,
+    None: _empty,
+}
+
+#: A part's handler for the packet kinds it claims: (packet, sender identity, channel, now).
+PacketRoute = Callable[[dpb.DataPacket, str, Channel, float], None]
+
+
+class DataReceiver:
+    """Decodes data channel messages into events, or hands them to the part that claimed
+    their kind. Never raises for what a peer sent."""
+
+    __slots__ = ("_ctx", "_dedup", "routes")
+
+    def __init__(self, ctx: Context, dedup: Deduplicator) -> None:
+        self._ctx = ctx
+        self._dedup = dedup
+        self.routes: dict[str, PacketRoute] = {}
+
+    def receive(self, data: bytes, *, channel: Channel, now: float) -> None:
+        events = self._ctx.events
+        try:
+            packet = dpb.DataPacket.FromString(bytes(data))
+        except Exception as exc:  # DecodeError and friends: never crash on peer input
+            events.append(ev.PacketDropped(reason="malformed", channel=channel, detail=str(exc)))
+            return
+        # Only the reliable channel is de-duplicated: it is ordered and replayed on a resume.
+        # The lossy one is unordered, so "not above the last" would drop reordered packets,
+        # and a sequence stamped on a lossy packet must not hide the sender's next reliable
+        # ones (client-sdk-js shares one state for both channels; client-sdk-flutter does not).
+        if channel is Channel.RELIABLE and self._dedup.is_duplicate(
+            packet.participant_sid, packet.sequence, now
+        ):
+            events.append(
+                ev.PacketDropped(
+                    reason="duplicate",
+                    channel=channel,
+                    detail=f"sequence {packet.sequence}",
+                    participant_identity=packet.participant_identity,
+                )
+            )
+            return
+        kind = packet.WhichOneof("value")
+        sender = packet.participant_identity
+        route = self.routes.get(kind) if kind is not None else None
+        if route is not None:
+            route(packet, sender, channel, now)
+            return
+        events.append(DECODERS.get(kind, _unsupported)(packet, sender, channel))

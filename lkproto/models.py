@@ -23,6 +23,7 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "ParticipantState",
+    "PeerState",
     "PeerTarget",
     "Permissions",
     "ReconnectMode",
@@ -45,6 +46,19 @@ class PeerTarget(enum.IntEnum):
 
     PUBLISHER = 0
     SUBSCRIBER = 1
+
+
+class PeerState(enum.StrEnum):
+    """A peer connection's `connectionState` (W3C `RTCPeerConnectionState`), as adapters
+    report it through `Connection.peer_state_changed`. A `StrEnum`, so the plain strings
+    ("connected", "failed", ...) that WebRTC stacks such as aiortc use compare equal."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"  # may recover by itself
+    FAILED = "failed"  # final: ICE gave up
+    CLOSED = "closed"
 
 
 class SdpType(enum.Enum):

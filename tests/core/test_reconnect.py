@@ -259,7 +259,7 @@ def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
     conn.signal_closed(now=T1 + 3, code=1006)
     conn.handle_timer(T1 + 3)
     drain(conn)
-    assert conn._ice_servers[0].urls == ("stun:10.0.0.9:3478",)
+    assert conn._peers.ice_servers[0].urls == ("stun:10.0.0.9:3478",)
 
 
 def test_a_peer_connection_that_does_not_recover_turns_the_resume_into_a_full_reconnect() -> None:
@@ -476,7 +476,7 @@ def test_an_unexpected_answer_fails_the_attempt(first: bytes, expected: str) -> 
     conn.receive_signal(first, now=T1 + 0.1)
     cmds, _ = drain(conn)
     assert cmds == [cmd.CloseSignal(code=1002)]
-    assert conn._reconnect_message == f"expected a reconnect response, got {expected[4:]}"
+    assert conn._reconnector.message == f"expected a reconnect response, got {expected[4:]}"
     assert conn.get_timer() == T1 + 0.1 + 0.3
 
 
@@ -500,10 +500,10 @@ def test_a_failed_open_during_an_attempt_fails_the_attempt() -> None:
     conn.handle_timer(T1)
     drain(conn)
     conn.command_failed(cmd.OpenSignal(url=URL, token=TOKEN), "refused", now=T1)
-    assert conn._reconnect_message == "OpenSignal failed: refused"
+    assert conn._reconnector.message == "OpenSignal failed: refused"
     conn.handle_timer(T1 + 0.3)
     conn.signal_closed(now=T1 + 0.4, code=1011)  # the second attempt's connection closes
-    assert conn._reconnect_message == "the signal connection closed (code 1011)"
+    assert conn._reconnector.message == "the signal connection closed (code 1011)"
     assert conn.get_timer() == T1 + 0.4 + 1.2 + 0.0
 
 
