@@ -83,3 +83,9 @@ proto-check: setup
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The state diagrams in docs/state.md, drawn from the literal tables in lkproto/_state.py
+# (a core test fails when the committed page is stale).
+.PHONY: docs
+docs: setup
+	$(PY) scripts/draw_states.py

@@ -7,7 +7,8 @@ Invariants checked after every step:
 - exactly one `Disconnected` event is ever emitted, and only on entering CLOSED;
 - reliable packets on the wire carry 1, 2, 3, ... in order, never skipping a number; they
   start again at 1 after a full reconnect, and repeat only in a resume's replay (A.7);
-- `Reconnecting` and `Reconnected` alternate with the RECONNECTING state.
+- `Reconnecting` and `Reconnected` alternate with the RECONNECTING state;
+- the reconnect phase is IDLE and the mode None exactly when not RECONNECTING.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._state import ReconnectPhase
 
 IDENTITIES = ["bob", "carol", "dave"]
 
@@ -260,6 +262,13 @@ class SessionMachine(RuleBasedStateMachine):
     def closed_means_no_timer(self) -> None:
         if self.conn.state is ConnectionState.CLOSED:
             assert self.conn.get_timer() is None
+
+    @invariant()
+    def a_reconnect_phase_and_mode_only_while_reconnecting(self) -> None:
+        reconnector = self.conn._reconnector
+        reconnecting = self.conn.state is ConnectionState.RECONNECTING
+        assert (reconnector.phase is not ReconnectPhase.IDLE) == reconnecting
+        assert (reconnector.mode is not None) == reconnecting
 
 
 SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
