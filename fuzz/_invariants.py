@@ -421,8 +421,8 @@ class ConnectionChecker:
             f"queued {queued} bytes > the queue and replay bounds",
         )
         check(
-            len(conn._pending_meta) <= c.max_pending_metadata_requests,
-            f"{len(conn._pending_meta)} metadata requests > {c.max_pending_metadata_requests}",
+            len(conn._metadata.pending) <= c.max_pending_metadata_requests,
+            f"{len(conn._metadata.pending)} metadata requests > {c.max_pending_metadata_requests}",
         )
         if self.disconnected is not None:
             check(conn.state is ConnectionState.CLOSED, f"Disconnected but {conn.state}")

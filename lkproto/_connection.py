@@ -12,6 +12,7 @@ Theory of operation
   - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3);
   - `_peers.Peers`: the peer connections asked for, their descriptions and candidates;
   - `_keepalive.Keepalive`: ping/pong and the ping timeout (G);
+  - `_metadata.MetadataRequests`: our name/metadata/attribute updates and their answers;
   - `_data.DataSender`, `_data.Deduplicator`, `_data.DataReceiver`: data packets (A);
   - `_exchange.Exchange`: data streams (C) and RPC (B), around `streams.StreamAssembler`
     and `rpc.RpcTable`;
@@ -22,8 +23,8 @@ Theory of operation
   the session with a `Disconnected` event carrying a `RemoteProtocolError` plus close
   commands; a malformed data packet is dropped and reported as `PacketDropped`.
 - Timers (protocol-reference G): join response (`Config.join_timeout`, 5 s as in JS/Rust),
-  keepalive, one per pending metadata request (`Config.metadata_request_timeout`), and the
-  reconnector's. `get_timer()` is the earliest of those, the RPC table's and the stream
+  keepalive, one per pending metadata request, and the reconnector's, all in the context's
+  one heap. `get_timer()` is the earliest of those, the RPC table's and the stream
   assembler's; `handle_timer(now)` fires everything due across the three in time order (at
   equal times: RPC, streams, then the session's own, in the order they were set), so a late
   call still reports what happened first, first. Early or repeated calls are fine.
@@ -49,6 +50,7 @@ from lkproto._data import (
 )
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
+from lkproto._metadata import MetadataRequests
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._peers import Peers
@@ -109,6 +111,7 @@ class Connection:
         self._dedup = Deduplicator(self.config)
         self._peers = Peers(ctx)
         self._keepalive = Keepalive(ctx)
+        self._metadata = MetadataRequests(ctx)
         self._roster = Roster(ctx, on_left=self._participant_left, on_local_info=self._local_info)
         self._exchange = Exchange(ctx, self._sender, self._roster)
         self._streams, self._rpc = self._exchange.streams, self._exchange.rpc
@@ -142,8 +145,6 @@ class Connection:
         self._embed_offer = False
         self._room = RoomInfo()
         self._server_info = ServerInfo()
-        self._next_request_id = 1
-        self._pending_meta: set[int] = set()
         self._drop_on_pong: SimulateScenario | None = None  # simulate_scenario, see there
 
     # -- read-only views ------------------------------------------------------------------
@@ -260,7 +261,7 @@ class Connection:
             else:
                 key = self._ctx.deadlines.pop_earliest()
                 if isinstance(key, tuple):  # (Timer.METADATA, request_id)
-                    self._metadata_timed_out(key[1], now)
+                    self._metadata.timed_out(key[1])
                 else:
                     self._timer_handlers[key](now)
 
@@ -508,20 +509,7 @@ class Connection:
             )
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
-        response = msg.request_response
-        request_id = response.request_id
-        if request_id not in self._pending_meta:
-            return  # not ours (or already timed out): nothing is waiting for it
-        self._pending_meta.discard(request_id)
-        self._ctx.deadlines.cancel((Timer.METADATA, request_id))
-        if response.reason == 0:
-            self._ctx.events.append(ev.MetadataUpdateCompleted(request_id=request_id))
-        else:
-            self._ctx.events.append(
-                ev.MetadataUpdateFailed(
-                    request_id=request_id, reason=response.reason, message=response.message
-                )
-            )
+        self._metadata.answered(msg.request_response)
 
     _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
         "answer": _on_answer,
@@ -786,17 +774,6 @@ class Connection:
             cause=ReconnectCause.SIGNAL,
         )
 
-    def _metadata_timed_out(self, request_id: int, now: float) -> None:
-        # A response cancels this deadline, so the request is pending.
-        self._pending_meta.discard(request_id)
-        self._ctx.events.append(
-            ev.MetadataUpdateFailed(
-                request_id=request_id,
-                reason=ev.MetadataUpdateFailed.TIMEOUT,
-                message=f"no response within {self.config.metadata_request_timeout:g}s",
-            )
-        )
-
     # -- data packets -----------------------------------------------------------------------
 
     def receive_data_packet(self, data: bytes, *, channel: Channel, now: float) -> None:
@@ -819,11 +796,9 @@ class Connection:
             raise LocalProtocolError(
                 "publish_data: payload must be bytes", call="publish_data", state=self.state.name
             )
-        local = self._roster.local
-        assert local is not None
         packet = user_packet(
             bytes(payload),
-            identity=local.identity,
+            identity=self._local().identity,
             destinations=list(destination_identities),
             topic=topic,
         )
@@ -1111,52 +1086,21 @@ class Connection:
     def set_metadata(self, metadata: str, *, now: float) -> int:
         """Ask the server to change our metadata; returns the request id to correlate."""
         self._sm.check(Verb.SET_METADATA)
-        return self._update_metadata("set_metadata", now, metadata=metadata)
+        return self._metadata.request("set_metadata", self._local(), now, metadata=metadata)
 
     def set_name(self, name: str, *, now: float) -> int:
         self._sm.check(Verb.SET_NAME)
-        return self._update_metadata("set_name", now, name=name)
+        return self._metadata.request("set_name", self._local(), now, name=name)
 
     def set_attributes(self, attributes: Mapping[str, str], *, now: float) -> int:
         """Merge `attributes` into ours; a value of "" deletes that key (server rule E.1)."""
         self._sm.check(Verb.SET_ATTRIBUTES)
-        return self._update_metadata("set_attributes", now, attributes=attributes)
+        return self._metadata.request("set_attributes", self._local(), now, attributes=attributes)
 
-    def _update_metadata(
-        self,
-        call: str,
-        now: float,
-        *,
-        name: str | None = None,
-        metadata: str | None = None,
-        attributes: Mapping[str, str] | None = None,
-    ) -> int:
+    def _local(self) -> Participant:
         local = self._roster.local
-        assert local is not None
-        if len(self._pending_meta) >= self.config.max_pending_metadata_requests:
-            raise LocalProtocolError(
-                f"{call}: {len(self._pending_meta)} metadata updates are already pending "
-                f"(Config.max_pending_metadata_requests)",
-                call=call,
-                state=self.state.name,
-            )
-        request_id = self._next_request_id
-        self._next_request_id += 1
-        # Like Rust: always fill in the current name and metadata, so nothing is cleared.
-        self._ctx.commands.append(
-            cmd.SendSignal(
-                data=self._ctx.codec.update_metadata(
-                    request_id=request_id,
-                    name=local.name if name is None else name,
-                    metadata=local.metadata if metadata is None else metadata,
-                    attributes=attributes or {},
-                )
-            )
-        )
-        self._pending_meta.add(request_id)
-        timeout = self.config.metadata_request_timeout
-        self._ctx.deadlines.set((Timer.METADATA, request_id), now + timeout)
-        return request_id
+        assert local is not None  # joined: the verbs that need it check that first
+        return local
 
     # -- ending -------------------------------------------------------------------------------
 
@@ -1200,7 +1144,7 @@ class Connection:
             ctx.commands.append(cmd.CloseSignal(code=close_code))
         self._peers.close_all()
         ctx.deadlines.clear()
-        self._pending_meta.clear()
+        self._metadata.pending.clear()
         # Every pending call resolves (1503), every invocation is cancelled and every open
         # incoming stream fails, before the final `Disconnected`; our open streams are gone.
         self._exchange.ended(now, message)

@@ -1,18 +1,19 @@
 """The context the parts of a `Connection` share: its outputs, deadlines, state and config.
 
 Theory of operation
-- A `Connection` is a composition of parts (`Roster`, `Peers`, `Keepalive`, `DataReceiver`,
-  `Exchange`, `Reconnector`, next to the public sub-machines `StreamAssembler` and
-  `RpcTable`). None of them holds a reference to the `Connection`. Each is given this one
-  `Context`, plus the sibling parts it works with, and writes what it decides into it:
+- A `Connection` is a composition of parts (`Roster`, `Peers`, `Keepalive`,
+  `MetadataRequests`, `DataReceiver`, `Exchange`, `Reconnector`, next to the public
+  sub-machines `StreamAssembler` and `RpcTable`). No part is given the `Connection`. Each
+  gets this one `Context`, the sibling parts it works with, and, where its decisions matter
+  elsewhere (a participant left, the session must end), a few typed hooks (callbacks) the
+  `Connection` wires at construction. Each part writes what it decides into the context:
   events for the application (`events`), commands for the adapter (`commands`), deadlines
   (`deadlines`, one heap for every part, so that deadlines due at the same moment fire in
   the order they were set) and coarse state changes (`sm`, whose tables are in `_state.py`).
-  What one part's decision means for another (the session ending, a participant leaving)
-  is wired by the `Connection`, through callbacks or a small host protocol per part.
 - A new feature (media tracks, data tracks, E2EE) is a new part: it takes the `Context`,
-  owns its own state and deadline keys, and is wired in the `Connection`'s constructor. Its
-  state never becomes attributes of `Connection`.
+  owns its state, adds its deadline keys to `Timer` (the `Connection` dispatches each key
+  through one table), its states to `_state.py`, and is wired in the `Connection`'s
+  constructor. Its state never becomes attributes of `Connection`.
 - Order is the contract: events and commands come out in the order the parts append them,
   which is the order of the inputs that caused them. Parts append to `ctx.events` and
   `ctx.commands` directly and never keep a reference to either list
