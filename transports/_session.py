@@ -436,41 +436,61 @@ class Session:
                     await writer.wake.wait()
                     continue
                 item = writer.items[0]
-                if isinstance(item, cmd.OpenSignal | cmd.CloseSignal):
-                    # Whatever the connection we leave behind still reports is stale: the
-                    # core hears only about the signal connection it asked for last.
-                    self._signal_generation += 1
-                if isinstance(item, cmd.OpenSignal):
-                    if stream is not None:
-                        with contextlib.suppress(Exception):
-                            await stream.aclose()
-                        stream = None
-                    limit = pump.conn.config.max_signal_message_bytes
-                    ws = WebSocketClient(item.url, item.headers, max_message_size=limit)
-                    stream = await self._open(ws)
-                    if stream is not None:
-                        tg.start_soon(self._read_loop, stream, ws, self._signal_generation)
-                elif stream is not None and ws is not None:
-                    try:
-                        with map_exceptions("signal write", self._token):
-                            if isinstance(item, bytes):
-                                await stream.send(item)
-                            elif isinstance(item, cmd.SendSignal):
-                                await stream.send(ws.send(item.data))
-                            else:
-                                if frame := ws.close(item.code):
-                                    await stream.send(frame)
+                match item:
+                    case cmd.OpenSignal():
+                        # Whatever the connection we leave behind still reports is stale: the
+                        # core hears only about the signal connection it asked for last.
+                        self._signal_generation += 1
+                        if stream is not None:
+                            with contextlib.suppress(Exception):
                                 await stream.aclose()
-                                stream = None
-                    except TransportError as exc:
-                        log.debug("%s", exc)
-                        stream = None
-                        pump.on_signal_closed(None)
+                            stream = None
+                        limit = pump.conn.config.max_signal_message_bytes
+                        ws = WebSocketClient(item.url, item.headers, max_message_size=limit)
+                        stream = await self._open(ws)
+                        if stream is not None:
+                            tg.start_soon(self._read_loop, stream, ws, self._signal_generation)
+                    case cmd.SendSignal() | cmd.CloseSignal() | bytes():
+                        if isinstance(item, cmd.CloseSignal):
+                            self._signal_generation += 1  # as above
+                        if stream is not None and ws is not None:
+                            stream = await self._send(stream, ws, item)
+                    case _:
+                        assert_never(item)
                 writer.items.popleft()
         finally:
             if stream is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await stream.aclose()
+
+    async def _send(
+        self,
+        stream: anyio.abc.ByteStream,
+        ws: WebSocketClient,
+        item: cmd.SendSignal | cmd.CloseSignal | bytes,
+    ) -> anyio.abc.ByteStream | None:
+        """Write one item; return the stream, or None once it is closed or broken."""
+        pump = self.pump
+        assert pump is not None
+        try:
+            with map_exceptions("signal write", self._token):
+                match item:
+                    case bytes():
+                        await stream.send(item)
+                    case cmd.SendSignal():
+                        await stream.send(ws.send(item.data))
+                    case cmd.CloseSignal():
+                        if frame := ws.close(item.code):
+                            await stream.send(frame)
+                        await stream.aclose()
+                        return None
+                    case _:
+                        assert_never(item)
+        except TransportError as exc:
+            log.debug("%s", exc)
+            pump.on_signal_closed(None)
+            return None
+        return stream
 
     async def _open(self, ws: WebSocketClient) -> anyio.abc.ByteStream | None:
         pump = self.pump
