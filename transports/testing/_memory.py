@@ -57,8 +57,8 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, ParticipantKind, PeerTarget, SdpType
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
-from ._connector import CONNECTOR, Connector
-from ._ports import PeerCommand, PeerListener, PeerPort
+from .._connector import CONNECTOR, Connector
+from .._ports import PeerCommand, PeerListener, PeerPort
 
 __all__ = ["MemoryServer"]
 
