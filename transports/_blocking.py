@@ -181,7 +181,11 @@ class TextStreamReader(_Reader[str]):
     def __init__(self, io: IoThread, inner: _streams.TextStreamReader) -> None:
         super().__init__(io, inner, inner.aclose)
         self.sender_identity = inner.sender_identity
-        self.info: TextStreamInfo = inner.info
+        self._async = inner
+
+    @property
+    def info(self) -> TextStreamInfo:
+        return self._async.info
 
     def read_all(self) -> str:
         return "".join(self)
@@ -193,7 +197,11 @@ class ByteStreamReader(_Reader[bytes]):
     def __init__(self, io: IoThread, inner: _streams.ByteStreamReader) -> None:
         super().__init__(io, inner, inner.aclose)
         self.sender_identity = inner.sender_identity
-        self.info: ByteStreamInfo = inner.info
+        self._async = inner
+
+    @property
+    def info(self) -> ByteStreamInfo:
+        return self._async.info
 
     def read_all(self) -> bytes:
         return b"".join(self)
@@ -233,7 +241,10 @@ class TextStreamWriter(_Writer):
     def __init__(self, io: IoThread, inner: _streams.TextStreamWriter) -> None:
         super().__init__(io, inner)
         self._text = inner
-        self.info: TextStreamInfo = inner.info
+
+    @property
+    def info(self) -> TextStreamInfo:
+        return self._text.info
 
     def write(self, text: str) -> None:
         self._io.call("write", lambda _: self._text.write(text))
@@ -245,7 +256,10 @@ class ByteStreamWriter(_Writer):
     def __init__(self, io: IoThread, inner: _streams.ByteStreamWriter) -> None:
         super().__init__(io, inner)
         self._bytes = inner
-        self.info: ByteStreamInfo = inner.info
+
+    @property
+    def info(self) -> ByteStreamInfo:
+        return self._bytes.info
 
     def write(self, data: bytes) -> None:
         self._io.call("write", lambda _: self._bytes.write(data))

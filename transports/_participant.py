@@ -153,8 +153,16 @@ class LocalParticipant(LocalParticipantInfo):
         stream_id: str | None = None,
         reply_to_id: str | None = None,
         total_size: int | None = None,
+        sender_identity: str | None = None,
     ) -> TextStreamWriter:
-        """Open a text stream; write with `await writer.write(text)`, end with `aclose()`."""
+        """Open a text stream; write with `await writer.write(text)`, end with `aclose()`.
+
+        `sender_identity` is `livekit.rtc`'s override for agents publishing on behalf of
+        another participant. The server honours it only for agents; for anyone else it
+        overwrites the sender with the real identity, which is what this room sends. An agent
+        asking for another identity gets `NotImplementedError`: lkproto's core sends every
+        stream as the local participant.
+        """
         info = self._session.streams.open(
             StreamKind.TEXT,
             topic=topic,
@@ -163,6 +171,7 @@ class LocalParticipant(LocalParticipantInfo):
             stream_id=stream_id,
             reply_to_stream_id=reply_to_id,
             total_length=total_size,
+            sender_identity=sender_identity,
         )
         assert isinstance(info, TextStreamInfo)
         await self._session.wait_writable(Channel.RELIABLE)

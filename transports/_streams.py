@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
-from lkproto.models import Channel
+from lkproto.models import Channel, ParticipantKind
 from lkproto.streams import StreamError, StreamErrorReason, StreamInfo, StreamKind
 
 from ._pump import SessionHost
@@ -328,9 +328,18 @@ class Streams:
         reply_to_stream_id: str | None = None,
         mime_type: str | None = None,
         name: str | None = None,
+        sender_identity: str | None = None,
     ) -> TextStreamInfo | ByteStreamInfo:
-        """Open a stream to write incrementally; its header is sent now."""
+        """Open a stream to write incrementally; its header is sent now. `sender_identity`:
+        see `LocalParticipant.stream_text`."""
         pump, conn = self._host.live("stream")
+        me = conn.local_participant
+        foreign = sender_identity is not None and me is not None and sender_identity != me.identity
+        if foreign and me is not None and me.kind == ParticipantKind.AGENT:
+            raise NotImplementedError(
+                f"stream: sender_identity={sender_identity!r}: sending a stream on behalf of "
+                "another participant is not supported (pass None to send as ourselves)"
+            )
         opened = pump.call(
             conn.open_stream,
             now=pump.now(),

@@ -67,8 +67,7 @@ from typing import TypeAlias, TypeVar
 
 from lkproto import Config, Connection
 from lkproto import events as ev
-from lkproto.errors import LocalProtocolError
-from lkproto.models import DisconnectReason, Participant, SimulateScenario
+from lkproto.models import Participant
 from lkproto.streams import StreamKind
 
 from . import _exports, _streams
@@ -84,8 +83,14 @@ from ._blocking import (
     TextStreamReader,
     TextStreamWriter,
 )
-from ._errors import ConnectError, TransportClosedError
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
+from ._exports import (  # after the * import, or mypy would not see them re-exported
+    ConnectError,
+    DisconnectReason,
+    LocalProtocolError,
+    SimulateScenario,
+    TransportClosedError,
+)
 from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomModel, RoomOptions
 from ._runtime import AnyioRuntime
 from ._session import Session
