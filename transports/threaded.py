@@ -201,7 +201,7 @@ class Room(EventEmitter):
         self._flush()
 
     def _open(self) -> None:
-        """Start the I/O thread (with the inner room), the handler pool and the dispatcher."""
+        """Start the I/O thread (with the session), the handler pool and the dispatcher."""
         with self._life:
             if self._used or self._io.inherited:
                 raise LocalProtocolError("connect: this Room was already used", call="connect")
@@ -379,7 +379,7 @@ class Room(EventEmitter):
             pool.submit(self._dispatch, name, args)
 
     def _swap(self, arg: object) -> object:
-        """Callbacks see this Room's local participant, not the inner room's."""
+        """Callbacks see this Room's local participant, not the session's async one."""
         if self._io.inner is not None and arg is self._io.inner.local:
             return self._local
         return [self._swap(a) for a in arg] if isinstance(arg, list) else arg
