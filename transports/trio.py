@@ -52,7 +52,7 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._participant import LocalParticipant
 from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
-from ._runtime import bridged_peer
+from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
 
 __all__ = [
@@ -151,7 +151,7 @@ class _TrioRuntime:
         return bridged_peer(listener, host_addresses=host_addresses, ice_servers=ice_servers)
 
 
-def _wrap_dialer(dialer: Dialer) -> Callable[[str, int, bool], Awaitable[anyio.abc.ByteStream]]:
+def _wrap_dialer(dialer: Dialer) -> Dial:
     async def dial(host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
         return _TrioByteStream(await dialer(host, port, tls))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import tomllib
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -197,3 +199,16 @@ def test_the_layout_groups_the_command_line_and_the_test_kit() -> None:
         "lkproto.transports.threaded",
         "lkproto.transports.trio",
     }
+
+
+def test_every_package_of_the_transports_is_listed_for_the_wheel() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    listed = set(
+        tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(["lkproto", "transports", *init.parent.relative_to(repo / "transports").parts])
+        for init in (repo / "transports").rglob("__init__.py")
+    }
+    assert on_disk <= listed
+    assert {"lkproto.transports.cli", "lkproto.transports.testing"} <= on_disk
