@@ -27,15 +27,20 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The examples and scripts import `lkproto.transports`, which the editable install maps to
-# transports/ in a way mypy cannot follow; a tree of links shows it the installed layout.
-MYPY_PATH := build/mypy-path
+# The examples and scripts import `lkproto.transports`, which lives in transports/ and is
+# installed under lkproto by the package mapping in pyproject.toml ([tool.setuptools]). mypy
+# cannot follow the editable install's import hook, so setuptools lays the package out for
+# it: a strict editable install into a scratch target (build/mypy-site) builds the installed
+# layout as a tree of links to the sources, whose path its .pth file names. The test of the
+# adapters' exports is checked too: it names each export of each adapter as a user would.
+MYPY_SITE := build/mypy-site
 typecheck: setup
 	$(VENV)/bin/mypy
-	rm -rf $(MYPY_PATH) && mkdir -p $(MYPY_PATH)/lkproto
-	for f in lkproto/*; do ln -s "$(CURDIR)/$$f" $(MYPY_PATH)/lkproto/; done
-	ln -s "$(CURDIR)/transports" $(MYPY_PATH)/lkproto/transports
-	MYPYPATH=$(MYPY_PATH) $(VENV)/bin/mypy --strict examples scripts
+	rm -rf $(MYPY_SITE) build/__editable__.*
+	PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps --no-build-isolation --no-index \
+		--target $(MYPY_SITE) --config-settings editable_mode=strict -e .
+	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
+		tests/transports/test_exports.py
 
 pytest: setup
 	$(PY) -m pytest

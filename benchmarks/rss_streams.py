@@ -29,7 +29,7 @@ PATH.send / PATH.recv (read them with `python -m pstats`). Memory figures from s
 include the profiler's own.
 
 Bounds: the sender's memory is bounded by the reliable channel's high watermark (1 MiB, in
-`transports/anyio.py` `_wait_writable`) plus the core's replay buffer; the receiver's by
+`transports/_session.py` `Session.wait_writable`) plus the core's replay buffer; the receiver's by
 `Config.max_buffered_stream_bytes` (16 MiB) while the handler consumes.
 
 Confinement: as root the parent first moves into a private network namespace (`confine()`);

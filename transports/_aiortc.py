@@ -33,6 +33,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Sequence
+from typing import TypeAlias, assert_never
 
 import aioice.ice
 import aioice.turn
@@ -48,13 +49,22 @@ from aiortc.sdp import candidate_from_sdp
 from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
 
-from ._ports import PeerListener
+from ._ports import PeerCommand, PeerListener
 
 __all__ = ["AiortcPeer"]
 
 log = logging.getLogger("lkproto.transports")
 
 _LABELS = {c.value: c for c in Channel}
+_Queued: TypeAlias = (  # what the worker carries out in order (data goes out at once)
+    cmd.CreatePeerConnection
+    | cmd.CreateDataChannel
+    | cmd.CreateOffer
+    | cmd.CreateAnswer
+    | cmd.SetRemoteDescription
+    | cmd.AddIceCandidate
+    | cmd.ClosePeerConnection
+)
 _ALLOWED_HOSTS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
     "lkproto_ice_host_addresses", default=None
 )
@@ -108,13 +118,13 @@ class AiortcPeer:
         self._ice_override = None if not ice_servers else tuple(ice_servers)
         self._pcs: dict[PeerTarget, RTCPeerConnection] = {}
         self._send: dict[Channel, RTCDataChannel] = {}
-        self._queue: asyncio.Queue[cmd.Command] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- PeerPort -------------------------------------------------------------------------------
 
-    def submit(self, command: cmd.Command) -> None:
+    def submit(self, command: PeerCommand) -> None:
         if self._closed:
             return
         if isinstance(command, cmd.SendDataPacket):
@@ -194,32 +204,33 @@ class AiortcPeer:
                 log.debug("peer command %s failed", type(command).__name__, exc_info=True)
                 self._listener.on_command_failed(command, str(exc) or type(exc).__name__)
 
-    async def _execute(self, command: cmd.Command) -> None:
-        if isinstance(command, cmd.CreatePeerConnection):
-            self._create_pc(command.target, command.ice_servers)
-        elif isinstance(command, cmd.CreateDataChannel):
-            self._create_channel(command)
-        elif isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
-            pc = self._pcs[command.target]
-            if isinstance(command, cmd.CreateOffer) and command.ice_restart:
-                raise NotImplementedError("aiortc cannot restart ICE")
-            if isinstance(command, cmd.CreateOffer):
-                description = await pc.createOffer()
-            else:
-                description = await pc.createAnswer()
-            await pc.setLocalDescription(description)
-            local = pc.localDescription
-            self._listener.on_local_description(command.target, local.sdp, SdpType(local.type))
-        elif isinstance(command, cmd.SetRemoteDescription):
-            remote = RTCSessionDescription(sdp=command.sdp, type=command.sdp_type.value)
-            await self._pcs[command.target].setRemoteDescription(remote)
-        elif isinstance(command, cmd.AddIceCandidate):
-            await self._add_candidate(command)
-        elif isinstance(command, cmd.ClosePeerConnection):
-            if command.target in self._pcs:
-                await self._pcs.pop(command.target).close()
-        else:  # pragma: no cover - data goes out in submit(), signal commands elsewhere
-            raise TypeError(f"not a queued peer command: {command!r}")
+    async def _execute(self, command: _Queued) -> None:
+        match command:
+            case cmd.CreatePeerConnection():
+                self._create_pc(command.target, command.ice_servers)
+            case cmd.CreateDataChannel():
+                self._create_channel(command)
+            case cmd.CreateOffer() | cmd.CreateAnswer():
+                pc = self._pcs[command.target]
+                if isinstance(command, cmd.CreateOffer) and command.ice_restart:
+                    raise NotImplementedError("aiortc cannot restart ICE")
+                if isinstance(command, cmd.CreateOffer):
+                    description = await pc.createOffer()
+                else:
+                    description = await pc.createAnswer()
+                await pc.setLocalDescription(description)
+                local = pc.localDescription
+                self._listener.on_local_description(command.target, local.sdp, SdpType(local.type))
+            case cmd.SetRemoteDescription():
+                remote = RTCSessionDescription(sdp=command.sdp, type=command.sdp_type.value)
+                await self._pcs[command.target].setRemoteDescription(remote)
+            case cmd.AddIceCandidate():
+                await self._add_candidate(command)
+            case cmd.ClosePeerConnection():
+                if command.target in self._pcs:
+                    await self._pcs.pop(command.target).close()
+            case _:
+                assert_never(command)
 
     def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
         chosen = self._ice_override if self._ice_override is not None else tuple(servers)

@@ -24,7 +24,7 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
 
 from ._aiortc import AiortcPeer
-from ._ports import PeerListener
+from ._ports import PeerCommand, PeerListener
 
 __all__ = ["AsyncioThreadBridge"]
 
@@ -90,7 +90,7 @@ class AsyncioThreadBridge:
         self._closed = False
         self._thread.start()
 
-    def submit(self, command: cmd.Command) -> None:
+    def submit(self, command: PeerCommand) -> None:
         if not self._closed:
             self._loop.call_soon_threadsafe(self._peer.submit, command)
 

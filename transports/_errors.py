@@ -18,6 +18,8 @@ from lkproto.errors import LkProtocolError
 
 __all__ = [
     "ConnectError",
+    "MetadataUpdateError",
+    "PublishDataError",
     "TransportClosedError",
     "TransportError",
     "map_exceptions",
@@ -42,6 +44,18 @@ class ConnectError(TransportError):
 
 class TransportClosedError(TransportError):
     """The room is not connected (never was, or the session ended)."""
+
+
+class PublishDataError(TransportError):
+    """`publish_*` failed: too large, not connected, or the channel broke."""
+
+
+class MetadataUpdateError(TransportError):
+    """The server refused or did not answer a metadata, name or attributes update."""
+
+    def __init__(self, message: str, *, reason: int) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def redact(text: str, *secrets: str) -> str:

@@ -7,17 +7,33 @@ application sees). The peer port reports outcomes through a `PeerListener`; the 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.models import Channel, PeerTarget, SdpType
 
-__all__ = ["EventSink", "PeerListener", "PeerPort", "SignalPort"]
+__all__ = ["EventSink", "PeerCommand", "PeerListener", "PeerPort", "SignalCommand", "SignalPort"]
+
+SignalCommand: TypeAlias = cmd.OpenSignal | cmd.SendSignal | cmd.CloseSignal
+"""The commands for the signal connection (the WebSocket)."""
+
+PeerCommand: TypeAlias = (
+    cmd.CreatePeerConnection
+    | cmd.CreateDataChannel
+    | cmd.CreateOffer
+    | cmd.CreateAnswer
+    | cmd.SetRemoteDescription
+    | cmd.AddIceCandidate
+    | cmd.SendDataPacket
+    | cmd.ClosePeerConnection
+)
+"""The commands for the peer connections. With `SignalCommand`, exactly `cmd.Command`: the
+pump routes with an exhaustive `match`, so a new command type is a type error until routed."""
 
 
 class SignalPort(Protocol):
-    def submit(self, command: cmd.OpenSignal | cmd.SendSignal | cmd.CloseSignal) -> None:
+    def submit(self, command: SignalCommand) -> None:
         """Queue a signal command; a single writer carries them out in order."""
 
 
@@ -43,7 +59,7 @@ class PeerListener(Protocol):
 
 
 class PeerPort(Protocol):
-    def submit(self, command: cmd.Command) -> None:
+    def submit(self, command: PeerCommand) -> None:
         """Queue a peer-connection command (everything but the signal commands)."""
 
     def buffered_amount(self, channel: Channel) -> int:

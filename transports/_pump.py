@@ -14,15 +14,18 @@ into it (through a thread bridge where aiortc runs on another thread).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar, assert_never
+
+import anyio.abc
 
 from lkproto import Connection
 from lkproto import commands as cmd
+from lkproto import events as ev
 from lkproto.models import Channel, PeerTarget, SdpType
 
 from ._ports import EventSink, PeerPort, SignalPort
 
-__all__ = ["Pump"]
+__all__ = ["Pump", "SessionHost"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -54,10 +57,22 @@ class Pump:
         conn = self.conn
         while commands := conn.commands_to_send():
             for command in commands:
-                if isinstance(command, cmd.OpenSignal | cmd.SendSignal | cmd.CloseSignal):
-                    self.signal.submit(command)
-                else:
-                    self.peer.submit(command)
+                match command:
+                    case cmd.OpenSignal() | cmd.SendSignal() | cmd.CloseSignal():
+                        self.signal.submit(command)
+                    case (
+                        cmd.CreatePeerConnection()
+                        | cmd.CreateDataChannel()
+                        | cmd.CreateOffer()
+                        | cmd.CreateAnswer()
+                        | cmd.SetRemoteDescription()
+                        | cmd.AddIceCandidate()
+                        | cmd.SendDataPacket()
+                        | cmd.ClosePeerConnection()
+                    ):
+                        self.peer.submit(command)
+                    case _:
+                        assert_never(command)
         while (event := conn.next_event()) is not None:
             self.sink.deliver(event)
         deadline = conn.get_timer()
@@ -127,3 +142,26 @@ class Pump:
     def on_command_failed(self, command: cmd.Command, message: str) -> None:
         self.conn.command_failed(command, message, now=self.clock())
         self.flush()
+
+
+class SessionHost(Protocol):
+    """What the session's parts (data streams, RPC) use of the session that runs them."""
+
+    @property
+    def conn(self) -> Connection | None:
+        """The core, from `connect()` on (None before)."""
+
+    @property
+    def ended(self) -> ev.Disconnected | None:
+        """How the session ended, once it has."""
+
+    @property
+    def tg(self) -> anyio.abc.TaskGroup | None:
+        """The session's task group, where handlers run (None when not running)."""
+
+    def live(self, call: str) -> tuple[Pump, Connection]:
+        """The pump and the core, or `TransportClosedError` naming `call` if not connected."""
+        ...
+
+    async def wait_writable(self, channel: Channel) -> None:
+        """Wait while our sending `channel` holds more than its high watermark."""

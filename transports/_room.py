@@ -20,7 +20,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 
 import attrs
 
@@ -316,94 +316,116 @@ class RoomModel:
     def apply(self, event: ev.Event) -> list[Emission]:
         """Update the model; return the `livekit.rtc` emissions for this core event."""
         out: list[Emission] = []
-        if isinstance(event, ev.Joined):
-            self.room_sid, self.room_name = event.room.sid, event.room.name
-            self.room_metadata = event.room.metadata
-            self.num_participants = event.room.num_participants
-            if self.local is None:
-                self.local = LocalParticipantInfo(event.local_participant)
-            self.local._info = event.local_participant
-            self.remote = {p.identity: RemoteParticipant(p) for p in event.participants}
-        elif isinstance(event, ev.ParticipantConnected):
-            out.append(("participant_connected", (self._touch(event.participant),)))
-        elif isinstance(event, ev.ParticipantDisconnected):
-            gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
-                event.participant
-            )
-            gone._info = attrs.evolve(event.participant, disconnect_reason=event.reason)
-            out.append(("participant_disconnected", (gone,)))
-        elif isinstance(event, ev.ParticipantActive):
-            out.append(("participant_active", (self._touch(event.participant),)))
-        elif isinstance(event, ev.ParticipantUpdated):
-            self._touch(event.participant)
-        elif isinstance(event, ev.ParticipantAttributesChanged):
-            p = self._touch(event.participant)
-            out.append(("participant_attributes_changed", (dict(event.changed), p)))
-        elif isinstance(event, ev.ParticipantNameChanged):
-            p = self._touch(event.participant)
-            out.append(("participant_name_changed", (p, event.old_name, p.name)))
-        elif isinstance(event, ev.ParticipantMetadataChanged):
-            p = self._touch(event.participant)
-            out.append(("participant_metadata_changed", (p, event.old_metadata, p.metadata)))
-        elif isinstance(event, ev.ParticipantPermissionsChanged):
-            p = self._touch(event.participant)
-            out.append(("participant_permissions_changed", (p, p.permissions)))
-        elif isinstance(event, ev.RoomMetadataChanged):
-            self.room_metadata = event.metadata
-            out.append(("room_metadata_changed", (event.old_metadata, event.metadata)))
-        elif isinstance(event, ev.RoomUpdated):
-            self.room_sid = event.room.sid or self.room_sid
-            self.num_participants = event.room.num_participants
-            out.append(("room_updated", ()))
-        elif isinstance(event, ev.ActiveSpeakersChanged):
-            by_sid: dict[str, _ParticipantBase] = {p.sid: p for p in self.remote.values()}
-            if self.local is not None:
-                by_sid[self.local.sid] = self.local
-            speakers = [by_sid[s.sid] for s in event.speakers if s.active and s.sid in by_sid]
-            out.append(("active_speakers_changed", (speakers,)))
-        elif isinstance(event, ev.ConnectionQualityChanged):
-            people = [*self.remote.values(), *([self.local] if self.local is not None else [])]
-            found = next((p for p in people if p.sid == event.participant_sid), None)
-            out.append(("connection_quality_changed", (found, event.quality)))
-        elif isinstance(event, ev.DataReceived):
-            kind = (
-                DataPacketKind.KIND_RELIABLE
-                if event.channel is Channel.RELIABLE
-                else DataPacketKind.KIND_LOSSY
-            )
-            sender = self.remote.get(event.participant_identity)
-            packet = DataPacket(
-                data=event.payload, kind=kind, participant=sender, topic=event.topic or ""
-            )
-            out.append(("data_received", (packet,)))
-        elif isinstance(event, ev.SipDtmfReceived):
-            sender = self.remote.get(event.participant_identity)
-            out.append(("sip_dtmf_received", (SipDTMF(event.code, event.digit, sender),)))
-        elif isinstance(event, ev.TranscriptionReceived):
-            segments = [
-                TranscriptionSegment(
-                    id=s.id,
-                    text=s.text,
-                    start_time=s.start_time,
-                    end_time=s.end_time,
-                    final=s.final,
-                    language=s.language,
+        match event:
+            case ev.Joined():
+                self.room_sid, self.room_name = event.room.sid, event.room.name
+                self.room_metadata = event.room.metadata
+                self.num_participants = event.room.num_participants
+                if self.local is None:
+                    self.local = LocalParticipantInfo(event.local_participant)
+                self.local._info = event.local_participant
+                self.remote = {p.identity: RemoteParticipant(p) for p in event.participants}
+            case ev.ParticipantConnected():
+                out.append(("participant_connected", (self._touch(event.participant),)))
+            case ev.ParticipantDisconnected():
+                gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
+                    event.participant
                 )
-                for s in event.segments
-            ]
-            about = self.participant(event.transcribed_participant_identity)
-            out.append(("transcription_received", (segments, about, None)))
-        elif isinstance(event, ev.Reconnecting):
-            changed = self.set_state(ConnectionState.CONN_RECONNECTING)
-            if changed:  # once per interruption, even if a resume becomes a full reconnect
-                out += changed
-                out.append(("reconnecting", ()))
-        elif isinstance(event, ev.Reconnected):
-            out += self.set_state(ConnectionState.CONN_CONNECTED)
-            out.append(("reconnected", ()))
-        elif isinstance(event, ev.TokenRefreshed):
-            out.append(("token_refreshed", ()))
-        elif isinstance(event, ev.Disconnected):
-            out += self.set_state(ConnectionState.CONN_DISCONNECTED)
-            out.append(("disconnected", (event.reason,)))
+                gone._info = attrs.evolve(event.participant, disconnect_reason=event.reason)
+                out.append(("participant_disconnected", (gone,)))
+            case ev.ParticipantActive():
+                out.append(("participant_active", (self._touch(event.participant),)))
+            case ev.ParticipantUpdated():
+                self._touch(event.participant)
+            case ev.ParticipantAttributesChanged():
+                p = self._touch(event.participant)
+                out.append(("participant_attributes_changed", (dict(event.changed), p)))
+            case ev.ParticipantNameChanged():
+                p = self._touch(event.participant)
+                out.append(("participant_name_changed", (p, event.old_name, p.name)))
+            case ev.ParticipantMetadataChanged():
+                p = self._touch(event.participant)
+                out.append(("participant_metadata_changed", (p, event.old_metadata, p.metadata)))
+            case ev.ParticipantPermissionsChanged():
+                p = self._touch(event.participant)
+                out.append(("participant_permissions_changed", (p, p.permissions)))
+            case ev.RoomMetadataChanged():
+                self.room_metadata = event.metadata
+                out.append(("room_metadata_changed", (event.old_metadata, event.metadata)))
+            case ev.RoomUpdated():
+                self.room_sid = event.room.sid or self.room_sid
+                self.num_participants = event.room.num_participants
+                out.append(("room_updated", ()))
+            case ev.ActiveSpeakersChanged():
+                by_sid: dict[str, _ParticipantBase] = {p.sid: p for p in self.remote.values()}
+                if self.local is not None:
+                    by_sid[self.local.sid] = self.local
+                speakers = [by_sid[s.sid] for s in event.speakers if s.active and s.sid in by_sid]
+                out.append(("active_speakers_changed", (speakers,)))
+            case ev.ConnectionQualityChanged():
+                people = [*self.remote.values(), *([self.local] if self.local is not None else [])]
+                found = next((p for p in people if p.sid == event.participant_sid), None)
+                out.append(("connection_quality_changed", (found, event.quality)))
+            case ev.DataReceived():
+                out.append(("data_received", (self._packet(event),)))
+            case ev.SipDtmfReceived():
+                sender = self.remote.get(event.participant_identity)
+                out.append(("sip_dtmf_received", (SipDTMF(event.code, event.digit, sender),)))
+            case ev.TranscriptionReceived():
+                segments = [
+                    TranscriptionSegment(
+                        id=s.id,
+                        text=s.text,
+                        start_time=s.start_time,
+                        end_time=s.end_time,
+                        final=s.final,
+                        language=s.language,
+                    )
+                    for s in event.segments
+                ]
+                about = self.participant(event.transcribed_participant_identity)
+                out.append(("transcription_received", (segments, about, None)))
+            case ev.Reconnecting():
+                changed = self.set_state(ConnectionState.CONN_RECONNECTING)
+                if changed:  # once per interruption, even if a resume becomes a full reconnect
+                    out += changed
+                    out.append(("reconnecting", ()))
+            case ev.Reconnected():
+                out += self.set_state(ConnectionState.CONN_CONNECTED)
+                out.append(("reconnected", ()))
+            case ev.TokenRefreshed():
+                out.append(("token_refreshed", ()))
+            case ev.Disconnected():
+                out += self.set_state(ConnectionState.CONN_DISCONNECTED)
+                out.append(("disconnected", (event.reason,)))
+            case (
+                ev.MetadataUpdateCompleted()
+                | ev.MetadataUpdateFailed()
+                | ev.ChatMessageReceived()
+                | ev.PacketDropped()
+                | ev.StreamOpened()
+                | ev.StreamChunkReceived()
+                | ev.StreamFinished()
+                | ev.StreamFailed()
+                | ev.StreamDropped()
+                | ev.RpcSucceeded()
+                | ev.RpcFailed()
+                | ev.RpcInvoked()
+                | ev.RpcInvocationCancelled()
+                | ev.RpcDropped()
+            ):
+                pass  # no livekit.rtc emission (the session's streams and RPC handle some)
+            case _:
+                assert_never(event)
         return out
+
+    def _packet(self, event: ev.DataReceived) -> DataPacket:
+        kind = (
+            DataPacketKind.KIND_RELIABLE
+            if event.channel is Channel.RELIABLE
+            else DataPacketKind.KIND_LOSSY
+        )
+        sender = self.remote.get(event.participant_identity)
+        return DataPacket(
+            data=event.payload, kind=kind, participant=sender, topic=event.topic or ""
+        )

@@ -12,9 +12,9 @@ The same names as `livekit.rtc` without `await`:
         )
 
 Theory of operation. A connected Room owns three kinds of threads:
-- one I/O thread running an asyncio loop (an anyio `BlockingPortal`) that hosts an
-  `lkproto.transports.anyio.Room`: it reads, writes in order and sleeps until the core's
-  deadline, as in async code. Every blocking method hands its work to that loop
+- one I/O thread running an asyncio loop (an anyio `BlockingPortal`) that hosts the session
+  every adapter shares (transports/_session.py): it reads, writes in order and sleeps until
+  the core's deadline, as in async code. Every blocking method hands its work to that loop
   through the portal and waits for the result, so any thread may call any method. No user
   code ever runs on the I/O thread, so a slow handler cannot stall keepalive or other traffic;
   a call made from the I/O thread itself is refused (it would deadlock).
@@ -61,315 +61,60 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
-
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing import TypeAlias, TypeVar
 
 from lkproto import Config, Connection
 from lkproto import events as ev
-from lkproto.errors import LocalProtocolError
-from lkproto.models import Participant, ReconnectMode, SimulateScenario
+from lkproto.models import Participant
+from lkproto.streams import StreamKind
 
-from . import anyio as _anyio
-from ._errors import TransportClosedError
-from ._room import EventEmitter, LocalParticipantInfo
-from .anyio import (
-    ByteStreamInfo,
-    ConnectError,
-    ConnectionState,
-    DataPacket,
-    DataPacketKind,
-    DisconnectReason,
-    MetadataUpdateError,
-    PublishDataError,
-    RemoteParticipant,
-    RoomOptions,
-    RpcError,
-    RpcInvocationData,
-    RtcConfiguration,
-    SipDTMF,
-    StreamError,
-    TextStreamInfo,
-    Transcription,
-    TranscriptionSegment,
+from . import _exports, _streams
+from . import _participant as _async
+from ._blocking import (
+    ByteStreamReader,
+    ByteStreamWriter,
+    Feeds,
+    Inner,
+    IoThread,
+    LocalParticipant,
+    RpcHandler,
+    TextStreamReader,
+    TextStreamWriter,
 )
+from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
+from ._exports import (  # after the * import, or mypy would not see them re-exported
+    ConnectError,
+    DisconnectReason,
+    LocalProtocolError,
+    SimulateScenario,
+    TransportClosedError,
+)
+from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomModel, RoomOptions
+from ._runtime import AnyioRuntime
+from ._session import Session
 
 __all__ = [
-    "ByteStreamInfo",
     "ByteStreamReader",
     "ByteStreamWriter",
-    "ConnectError",
-    "ConnectionState",
-    "DataPacket",
-    "DataPacketKind",
-    "DisconnectReason",
     "LocalParticipant",
-    "MetadataUpdateError",
-    "PublishDataError",
-    "ReconnectMode",
-    "RemoteParticipant",
     "Room",
-    "RoomOptions",
-    "RpcError",
-    "RpcInvocationData",
-    "RtcConfiguration",
-    "SimulateScenario",
-    "SipDTMF",
-    "StreamError",
-    "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
-    "Transcription",
-    "TranscriptionSegment",
-    "TransportClosedError",
 ]
+__all__ += _exports.__all__
 
 log = logging.getLogger("lkproto.transports")
 
 _HANDLER_THREADS = 32  # RPC and stream handlers running at once, per room
+_EMPTY = RoomModel()  # what a Room that never connected shows
 
 T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
-C = TypeVar("C", str, bytes)
-RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | None"]
-TextStreamHandler: TypeAlias = Callable[["TextStreamReader", str], object]
-ByteStreamHandler: TypeAlias = Callable[["ByteStreamReader", str], object]
-ProgressCallback: TypeAlias = Callable[[int, "int | None"], object]
+TextStreamHandler: TypeAlias = Callable[[TextStreamReader, str], object]
+ByteStreamHandler: TypeAlias = Callable[[ByteStreamReader, str], object]
 
 _live_rooms: weakref.WeakSet[Room] = weakref.WeakSet()  # rooms with a running I/O thread
-
-
-class _Reader(Generic[C]):
-    def __init__(
-        self, room: Room, inner: AsyncIterator[C], aclose: Callable[[], Awaitable[None]]
-    ) -> None:
-        self._room = room
-        self._inner: AsyncIterator[C] = inner
-        self._aclose = aclose
-
-    def __iter__(self) -> Iterator[C]:
-        return self
-
-    def __next__(self) -> C:
-        found: tuple[C] | None = self._room._call("read", lambda _: _next_chunk(self._inner))
-        if found is None:
-            raise StopIteration
-        return found[0]
-
-    def close(self) -> None:
-        """Stop reading: the rest of the stream is discarded (and no longer buffered)."""
-        self._room._call("close", lambda _: self._aclose())
-
-
-class TextStreamReader(_Reader[str]):
-    """A text stream being received: iterate for chunks (`for text in reader`), or
-    `read_all()`. Each call blocks until data arrives; a failed stream raises `StreamError`."""
-
-    def __init__(self, room: Room, inner: _anyio.TextStreamReader) -> None:
-        super().__init__(room, inner, inner.aclose)
-        self.sender_identity = inner.sender_identity
-        self.info: TextStreamInfo = inner.info
-
-    def read_all(self) -> str:
-        return "".join(self)
-
-
-class ByteStreamReader(_Reader[bytes]):
-    """A byte stream being received: iterate for chunks, or `read_all()`."""
-
-    def __init__(self, room: Room, inner: _anyio.ByteStreamReader) -> None:
-        super().__init__(room, inner, inner.aclose)
-        self.sender_identity = inner.sender_identity
-        self.info: ByteStreamInfo = inner.info
-
-    def read_all(self) -> bytes:
-        return b"".join(self)
-
-
-class _Writer:
-    def __init__(self, room: Room, inner: _anyio.TextStreamWriter | _anyio.ByteStreamWriter):
-        self._room = room
-        self._inner = inner
-
-    def aclose(self, *, reason: str = "", attributes: Mapping[str, str] | None = None) -> None:
-        """End the stream (`livekit.rtc`'s name; a non-empty `reason` aborts it)."""
-        self._room._call(
-            "aclose", lambda _: self._inner.aclose(reason=reason, attributes=attributes)
-        )
-
-    close = aclose
-
-    def __enter__(self: W) -> W:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        """Close the stream if still open; aborted (with a reason) if the block raised."""
-        try:
-            self._room._call("aclose", lambda _: self._inner.__aexit__(exc_type, exc, tb))
-        except TransportClosedError:
-            if exc is None:
-                raise
-
-
-W = TypeVar("W", bound=_Writer)
-
-
-class TextStreamWriter(_Writer):
-    """`write(text)` blocks while the data channel is over its high watermark."""
-
-    def __init__(self, room: Room, inner: _anyio.TextStreamWriter) -> None:
-        super().__init__(room, inner)
-        self._text = inner
-        self.info: TextStreamInfo = inner.info
-
-    def write(self, text: str) -> None:
-        self._room._call("write", lambda _: self._text.write(text))
-
-
-class ByteStreamWriter(_Writer):
-    """`write(data)` blocks while the data channel is over its high watermark."""
-
-    def __init__(self, room: Room, inner: _anyio.ByteStreamWriter) -> None:
-        super().__init__(room, inner)
-        self._bytes = inner
-        self.info: ByteStreamInfo = inner.info
-
-    def write(self, data: bytes) -> None:
-        self._room._call("write", lambda _: self._bytes.write(data))
-
-
-def _blocking(
-    method: Callable[Concatenate[_anyio.LocalParticipant, P], Awaitable[R]],
-    wrap: Callable[[Room, R], T],
-) -> Callable[Concatenate[LocalParticipant, P], T]:
-    """The blocking twin of an anyio `LocalParticipant` method: same parameters, run on the
-    room's I/O thread; `wrap(room, result)` makes the result blocking too (writers)."""
-
-    @functools.wraps(method)
-    def call(self: LocalParticipant, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        room = self._room
-        done = room._call(method.__name__, lambda r: method(r.local_participant, *args, **kwargs))
-        return wrap(room, done)
-
-    return call
-
-
-def _keep(room: Room, result: T) -> T:
-    return result
-
-
-class LocalParticipant(LocalParticipantInfo):
-    """`livekit.rtc.LocalParticipant`'s data plane; every method blocks until done."""
-
-    def __init__(self, room: Room) -> None:
-        self._room = room
-        super().__init__(Participant(sid="", identity=""))
-
-    @property
-    def _info(self) -> Participant:  # the I/O thread keeps the inner room's copy current
-        inner = self._room._inner
-        return inner.local_participant.info if inner is not None else self._initial
-
-    @_info.setter
-    def _info(self, value: Participant) -> None:
-        self._initial = value
-
-    publish_data = _blocking(_anyio.LocalParticipant.publish_data, _keep)
-    publish_dtmf = _blocking(_anyio.LocalParticipant.publish_dtmf, _keep)
-    publish_transcription = _blocking(_anyio.LocalParticipant.publish_transcription, _keep)
-    set_metadata = _blocking(_anyio.LocalParticipant.set_metadata, _keep)
-    set_name = _blocking(_anyio.LocalParticipant.set_name, _keep)
-    set_attributes = _blocking(_anyio.LocalParticipant.set_attributes, _keep)
-    perform_rpc = _blocking(_anyio.LocalParticipant.perform_rpc, _keep)
-    send_text = _blocking(_anyio.LocalParticipant.send_text, _keep)
-    send_bytes = _blocking(_anyio.LocalParticipant.send_bytes, _keep)
-    stream_text = _blocking(_anyio.LocalParticipant.stream_text, TextStreamWriter)
-    stream_text.__doc__ = "Open a text stream: `with lp.stream_text(topic=t) as w: w.write(s)`."
-    stream_bytes = _blocking(_anyio.LocalParticipant.stream_bytes, ByteStreamWriter)
-    stream_bytes.__doc__ = "Open a byte stream: `with lp.stream_bytes(name) as w: w.write(b)`."
-
-    def register_rpc_method(
-        self, method_name: str, handler: RpcHandler | None = None
-    ) -> Callable[[RpcHandler], RpcHandler] | None:
-        """Register `handler(data) -> str` (a plain function, run on a handler thread) for
-        `method_name`; usable as a decorator, before or after `connect()`. Raising `RpcError`
-        answers with its code; any other exception answers 1500 (details stay here)."""
-        if handler is None:
-
-            def register(fn: RpcHandler) -> RpcHandler:
-                self._room._register_rpc(method_name, fn)
-                return fn
-
-            return register
-        self._room._register_rpc(method_name, handler)
-        return None
-
-    def unregister_rpc_method(self, method: str) -> None:
-        self._room._register_rpc(method, None)
-
-    def send_file(
-        self,
-        file_path: str | os.PathLike[str],
-        *,
-        topic: str = "",
-        destination_identities: Sequence[str] | None = None,
-        attributes: Mapping[str, str] | None = None,
-        stream_id: str | None = None,
-        compress: bool = True,
-        on_progress: ProgressCallback | None = None,
-    ) -> ByteStreamInfo:
-        """Stream a file from disk. `on_progress(sent_bytes, total_bytes)` runs on the calling
-        thread after every write; if it raises, the stream is aborted and the error raised."""
-        progress: queue.SimpleQueue[tuple[int, int | None] | None] = queue.SimpleQueue()
-
-        def report(sent: int, total: int | None) -> None:  # on the I/O thread
-            progress.put((sent, total))
-
-        future = self._room._start(
-            "send_file",
-            lambda r: r.local_participant.send_file(
-                file_path,
-                topic=topic,
-                destination_identities=destination_identities,
-                attributes=attributes,
-                stream_id=stream_id,
-                compress=compress,
-                on_progress=None if on_progress is None else report,
-            ),
-        )
-        future.add_done_callback(lambda _: progress.put(None))
-        try:
-            while on_progress is not None and (item := progress.get()) is not None:
-                on_progress(*item)
-        except BaseException:
-            future.cancel()
-            raise
-        return self._room._result("send_file", future)
-
-
-class _Inner(_anyio.Room):
-    """The anyio room on the I/O thread; hands its emissions and events to the outer Room."""
-
-    def __init__(self, outer: Room, config: Config | None) -> None:
-        super().__init__(config=config)
-        self._outer = outer
-
-    def emit(self, event: str, *args: object) -> None:
-        self._outer._post(event, args)
-
-    def deliver(self, event: ev.Event) -> None:
-        super().deliver(event)
-        for feed in list(self._outer._feeds):
-            bound = self._config.max_queued_events
-            if feed.qsize() < bound:
-                feed.put(event)
-            else:
-                log.warning("an events() iterator is %d behind; dropped one", bound)
 
 
 class Room(EventEmitter):
@@ -381,20 +126,16 @@ class Room(EventEmitter):
         self._max_queued_events = (config or Config()).max_queued_events
         self._life = threading.Lock()  # guards the fields below and the handler tables
         self._counter = threading.Lock()  # guards _pending
-        self._portal: BlockingPortal | None = None
-        self._stack = contextlib.ExitStack()
-        self._inner: _Inner | None = None
-        self._io_thread: int | None = None
+        self._io = IoThread()
         self._dispatch_thread: int | None = None
         self._handlers: concurrent.futures.ThreadPoolExecutor | None = None
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending = 0
         self._used = False
-        self._inherited = False
         self._feeds: list[queue.SimpleQueue[ev.Event | None]] = []
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
-        self._local = LocalParticipant(self)
+        self._local = LocalParticipant(self._io, self._register_rpc)
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
@@ -405,36 +146,38 @@ class Room(EventEmitter):
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
         """A snapshot; the participant objects are the ones callbacks receive."""
-        inner = self._inner
-        return {} if inner is None else dict(inner.remote_participants)
+        return dict(self._model.remote)
 
     @property
     def connection_state(self) -> ConnectionState:
-        inner = self._inner
-        if inner is None or self._portal is None:
+        if self._io.portal is None:
             return ConnectionState.CONN_DISCONNECTED
-        return inner.connection_state
+        return self._model.connection_state
 
     @property
     def name(self) -> str:
-        return "" if self._inner is None else self._inner.name
+        return self._model.room_name
 
     @property
     def sid(self) -> str:
-        return "" if self._inner is None else self._inner.sid
+        return self._model.room_sid
 
     @property
     def metadata(self) -> str:
-        return "" if self._inner is None else self._inner.metadata
+        return self._model.room_metadata
 
     @property
     def num_participants(self) -> int:
-        return 0 if self._inner is None else self._inner.num_participants
+        return self._model.num_participants
 
     @property
     def connection(self) -> Connection | None:
         """The sans-I/O core behind this room (read only: it changes on the I/O thread)."""
-        return None if self._inner is None else self._inner.connection
+        return None if self._io.inner is None else self._io.inner.session.conn
+
+    @property
+    def _model(self) -> RoomModel:  # an empty one until connect()
+        return _EMPTY if self._io.inner is None else self._io.inner.session.model
 
     def isconnected(self) -> bool:
         return self.connection_state != ConnectionState.CONN_DISCONNECTED
@@ -448,7 +191,7 @@ class Room(EventEmitter):
         """
         self._open()
         try:
-            self._call("connect", lambda r: r.connect(url, token, options))
+            self._io.call("connect", lambda inner: inner.session.connect(url, token, options))
         except TransportClosedError:
             self.disconnect()
             raise ConnectError("connect: the room was disconnected while joining") from None
@@ -458,47 +201,41 @@ class Room(EventEmitter):
         self._flush()
 
     def _open(self) -> None:
-        """Start the I/O thread (with the inner room), the handler pool and the dispatcher."""
+        """Start the I/O thread (with the session), the handler pool and the dispatcher."""
         with self._life:
-            if self._used or self._inherited:
+            if self._used or self._io.inherited:
                 raise LocalProtocolError("connect: this Room was already used", call="connect")
             self._used = True
-            portal = self._stack.enter_context(start_blocking_portal(name="lkproto-io"))
-            self._portal = portal
+            portal = self._io.start_thread()
             _live_rooms.add(self)
-            self._io_thread = portal.call(threading.get_ident)
             self._handlers = concurrent.futures.ThreadPoolExecutor(
                 _HANDLER_THREADS, thread_name_prefix="lkproto-handler"
             )
             self._callbacks = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix="lkproto-events"
             )
-            self._inner = portal.call(self._make_inner)
+            self._io.inner = portal.call(self._make_inner)
 
     def disconnect(self, *, reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room, close its connections and stop its threads. Idempotent."""
         with self._life:
-            portal = self._portal
-            if portal is not None:
+            if self._io.portal is not None:
                 with contextlib.suppress(TransportClosedError):
-                    self._call("disconnect", lambda r: r.disconnect(reason=reason))
-                self._portal = None
+                    self._io.call("disconnect", lambda inner: inner.session.disconnect(reason))
                 _live_rooms.discard(self)
-                with contextlib.suppress(RuntimeError):
-                    portal.call(portal.stop, True)  # cancels other threads' calls still waiting
-                self._stack.close()  # joins the I/O thread
+                self._io.stop_thread()  # cancels other threads' calls still waiting; joins
                 if self._handlers is not None:
                     self._handlers.shutdown(wait=False, cancel_futures=True)
                 for feed in list(self._feeds):
                     feed.put(None)
         callbacks = self._callbacks
-        if callbacks is not None and self._portal is None:
+        if callbacks is not None and self._io.portal is None:
             # Run the callbacks already queued (the last is `disconnected`), then stop.
             callbacks.shutdown(wait=threading.get_ident() != self._dispatch_thread)
 
     def simulate_scenario(self, scenario: SimulateScenario | int) -> None:
         """Cause a failure, for testing (see the anyio Room's `simulate_scenario`)."""
-        self._call("simulate_scenario", lambda r: r.simulate_scenario(scenario))
+        self._io.call("simulate_scenario", lambda inner: _apply(inner.session.simulate, scenario))
 
     def __enter__(self) -> Room:
         return self
@@ -515,7 +252,8 @@ class Room(EventEmitter):
         """Every core event from now on, until the session ends (`Disconnected` is last)."""
         feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
         with self._life:
-            if self._portal is None or self._inner is None or self._inner._ended is not None:
+            inner = self._io.inner
+            if self._io.portal is None or inner is None or inner.session.ended is not None:
                 return iter(())
             self._feeds.append(feed)
         return self._drain(feed)
@@ -557,10 +295,12 @@ class Room(EventEmitter):
                 return
             if fn is not None:
                 self._streams[key] = fn
-            inner, live = self._inner, self._portal is not None
-        if live and inner is not None:
+            live = self._io.inner is not None and self._io.portal is not None
+        if live:
             with contextlib.suppress(TransportClosedError):
-                self._call("register", lambda r: _apply(self._install_stream, r, text, topic, fn))
+                self._io.call(
+                    "register", lambda i: _apply(self._install_stream, i, text, topic, fn)
+                )
 
     def _register_rpc(self, method: str, fn: RpcHandler | None) -> None:
         with self._life:
@@ -569,48 +309,47 @@ class Room(EventEmitter):
                     return
             else:
                 self._rpc[method] = fn
-            live = self._inner is not None and self._portal is not None
+            live = self._io.inner is not None and self._io.portal is not None
         if live:
             with contextlib.suppress(TransportClosedError):
-                self._call("register", lambda r: _apply(self._install_rpc, r, method, fn))
+                self._io.call("register", lambda i: _apply(self._install_rpc, i, method, fn))
 
-    def _make_inner(self) -> _Inner:  # on the I/O thread, under self._life
-        inner = _Inner(self, self._config)
+    def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
+        session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
+        inner = Inner(session, _async.LocalParticipant(session, Participant(sid="", identity="")))
+        session.local = inner.local
+        session.subscribe(Feeds(self._feeds, self._max_queued_events))
         for method, fn in self._rpc.items():
             self._install_rpc(inner, method, fn)
         for (text, topic), handler in self._streams.items():
             self._install_stream(inner, text, topic, handler)
         return inner
 
-    def _install_rpc(self, inner: _Inner, method: str, fn: RpcHandler | None) -> None:
+    def _install_rpc(self, inner: Inner, method: str, fn: RpcHandler | None) -> None:
         if fn is None:
-            inner.local_participant.unregister_rpc_method(method)
+            inner.session.rpc.unregister(method)
         else:
-            inner.local_participant.register_rpc_method(
-                method, functools.partial(self._offload, fn)
-            )
+            inner.session.rpc.register(method, functools.partial(self._offload, fn))
 
     def _install_stream(
-        self, inner: _Inner, text: bool, topic: str, fn: Callable[..., object] | None
+        self, inner: Inner, text: bool, topic: str, fn: Callable[..., object] | None
     ) -> None:
+        streams = inner.session.streams
         if fn is None:
-            if text:
-                inner.unregister_text_stream_handler(topic)
-            else:
-                inner.unregister_byte_stream_handler(topic)
+            streams.unregister(StreamKind.TEXT if text else StreamKind.BYTES, topic)
             return
 
         def on_stream(
-            reader: _anyio.TextStreamReader | _anyio.ByteStreamReader, sender: str
+            reader: _streams.TextStreamReader | _streams.ByteStreamReader, sender: str
         ) -> Awaitable[object]:
-            if isinstance(reader, _anyio.TextStreamReader):
-                return self._offload(fn, TextStreamReader(self, reader), sender)
-            return self._offload(fn, ByteStreamReader(self, reader), sender)
+            if isinstance(reader, _streams.TextStreamReader):
+                return self._offload(fn, TextStreamReader(self._io, reader), sender)
+            return self._offload(fn, ByteStreamReader(self._io, reader), sender)
 
         if text:
-            inner.register_text_stream_handler(topic, on_stream)
+            streams.register_text(topic, on_stream)
         else:
-            inner.register_byte_stream_handler(topic, on_stream)
+            streams.register_bytes(topic, on_stream)
 
     async def _offload(self, fn: Callable[..., T], *args: object) -> T:
         """Run a user handler on a handler thread (on the I/O loop: awaits its result)."""
@@ -619,37 +358,10 @@ class Room(EventEmitter):
             raise TransportClosedError("the room is not connected")
         return await asyncio.wrap_future(pool.submit(fn, *args))
 
-    # -- the bridge to the I/O thread -----------------------------------------------------------
+    # -- emissions, run on the dispatcher thread -------------------------------------------------
 
-    def _start(
-        self, what: str, fn: Callable[[_Inner], Awaitable[T]]
-    ) -> concurrent.futures.Future[T]:
-        portal, inner = self._portal, self._inner
-        if portal is None or inner is None:
-            if self._inherited:
-                raise TransportClosedError(
-                    f"{what}: this Room was inherited through fork(); its I/O thread exists only "
-                    "in the parent process. Create a new Room in this process."
-                )
-            raise TransportClosedError(f"{what}: the room is not connected")
-        if threading.get_ident() == self._io_thread:
-            raise RuntimeError(f"{what}: blocking Room methods cannot run on the room's I/O thread")
-        try:
-            return portal.start_task_soon(fn, inner)
-        except RuntimeError:  # the portal stopped after the check above
-            raise TransportClosedError(f"{what}: the room is disconnected") from None
-
-    def _result(self, what: str, future: concurrent.futures.Future[T]) -> T:
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            raise TransportClosedError(f"{what}: the room was disconnected") from None
-        except BaseException:  # e.g. KeyboardInterrupt while waiting: cancel the call
-            future.cancel()
-            raise
-
-    def _call(self, what: str, fn: Callable[[_Inner], Awaitable[T]]) -> T:
-        return self._result(what, self._start(what, fn))
+    def _emit(self, name: str, *args: object) -> None:
+        self._post(name, args)
 
     def _post(self, name: str, args: tuple[object, ...]) -> None:
         """Queue an emission for the dispatcher thread (called on the I/O thread)."""
@@ -667,8 +379,8 @@ class Room(EventEmitter):
             pool.submit(self._dispatch, name, args)
 
     def _swap(self, arg: object) -> object:
-        """Callbacks see this Room's local participant, not the inner room's."""
-        if self._inner is not None and arg is self._inner.local_participant:
+        """Callbacks see this Room's local participant, not the session's async one."""
+        if self._io.inner is not None and arg is self._io.inner.local:
             return self._local
         return [self._swap(a) for a in arg] if isinstance(arg, list) else arg
 
@@ -688,17 +400,10 @@ class Room(EventEmitter):
     def _orphan(self) -> None:
         """In a forked child: this room's threads do not exist here."""
         self._life, self._counter = threading.Lock(), threading.Lock()
-        self._portal, self._handlers, self._callbacks = None, None, None
-        self._inherited = True
+        self._handlers, self._callbacks = None, None
+        self._io.orphan()
         for feed in list(self._feeds):
             feed.put(None)
-
-
-async def _next_chunk(reader: AsyncIterator[C]) -> tuple[C] | None:
-    try:
-        return (await anext(reader),)
-    except StopAsyncIteration:
-        return None
 
 
 async def _apply(fn: Callable[..., None], *args: object) -> None:

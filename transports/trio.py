@@ -9,9 +9,11 @@ Structured lifetime, next to the `livekit.rtc` names:
 `await room.connect(...)` / `await room.disconnect()` work too, as in `livekit.rtc`; the
 session then runs as a trio system task until the room ends.
 
-Theory of operation. The room is `lkproto.transports.anyio.Room` running on trio, which
-already reads the signal socket, writes in order through one FIFO writer and sleeps until the
-core's deadline (`Pump`); this module only changes where its parts live and what users see:
+Theory of operation. The room is the shared async Room (transports/_async_room.py) over the
+shared session (transports/_session.py), which already reads the signal socket, writes in
+order through one FIFO writer and sleeps until the core's deadline (`Pump`); this module
+gives it a trio `Runtime` (where the session's tasks live, the dialer, aiortc behind a
+thread) and changes what users see:
 - `connect()` returns an object that is both awaitable and an async context manager. As a
   context manager it opens a nursery in the caller's task and starts the session in it, so
   the session is a child of the code that uses the room: cancelling that code (trio's
@@ -42,67 +44,28 @@ import trio
 
 from lkproto import Config
 from lkproto import events as ev
+from lkproto.models import IceServer
 
-from . import anyio as _anyio
-from .anyio import (
-    ByteStreamInfo,
-    ByteStreamReader,
-    ByteStreamWriter,
-    ConnectError,
-    ConnectionState,
-    DataPacket,
-    DataPacketKind,
-    DisconnectReason,
-    LocalParticipant,
-    MetadataUpdateError,
-    ParticipantKind,
-    PublishDataError,
-    ReconnectMode,
-    RemoteParticipant,
-    RoomOptions,
-    RpcError,
-    RpcInvocationData,
-    RtcConfiguration,
-    SimulateScenario,
-    SipDTMF,
-    StreamError,
-    TextStreamInfo,
-    TextStreamReader,
-    TextStreamWriter,
-    Transcription,
-    TranscriptionSegment,
-)
+from . import _exports
+from ._async_room import AsyncRoom
+from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
+from ._participant import LocalParticipant
+from ._ports import PeerListener, PeerPort
+from ._room import RoomOptions
+from ._runtime import Dial, bridged_peer
+from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
 
 __all__ = [
-    "ByteStreamInfo",
     "ByteStreamReader",
     "ByteStreamWriter",
-    "ConnectError",
-    "ConnectionState",
-    "DataPacket",
-    "DataPacketKind",
+    "Connecting",
     "Dialer",
-    "DisconnectReason",
     "LocalParticipant",
-    "MetadataUpdateError",
-    "ParticipantKind",
-    "PublishDataError",
-    "ReconnectMode",
-    "RemoteParticipant",
     "Room",
-    "RoomOptions",
-    "RpcError",
-    "RpcInvocationData",
-    "RtcConfiguration",
-    "SimulateScenario",
-    "SipDTMF",
-    "StreamError",
-    "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
-    "Transcription",
-    "TranscriptionSegment",
 ]
+__all__ += _exports.__all__
 
 log = logging.getLogger("lkproto.transports")
 
@@ -112,15 +75,15 @@ Dialer = Callable[[str, int, bool], Awaitable[trio.abc.Stream]]
 _LEAVE_TIMEOUT = 5.0  # leaving at the end of `async with` waits this long, at most
 
 
-class Room(_anyio.Room):
+class Room(AsyncRoom):
     """A LiveKit room on trio: `livekit.rtc.Room`'s data plane, with structured lifetime."""
 
     def __init__(
         self, loop: object = None, *, config: Config | None = None, dialer: Dialer | None = None
     ) -> None:
-        super().__init__(loop, config=config)
-        self._nursery: trio.Nursery | None = None
-        self._dialer = dialer
+        del loop  # accepted for signature compatibility with livekit.rtc.Room
+        self._runtime = _TrioRuntime(dialer)
+        super().__init__(config, self._runtime)
 
     def connect(self, url: str, token: str, options: RoomOptions | None = None) -> Connecting:
         """Join the room: `await` it (as in `livekit.rtc`), or use it as an async context
@@ -135,25 +98,9 @@ class Room(_anyio.Room):
         newest is dropped for this channel and a WARNING logged."""
         size = self._config.max_queued_events if max_buffer_size is None else max_buffer_size
         send, receive = trio.open_memory_channel[ev.Event](size)
-        if self._session_done.is_set():
+        if not self._session.subscribe(_ChannelSubscriber(send)):
             send.close()
-        else:
-            self._subscribers.append(_ChannelSubscriber(send))
         return receive
-
-    # -- hooks of the anyio room ----------------------------------------------------------------
-
-    def _spawn_session(self, session: Callable[[], Coroutine[object, object, None]]) -> None:
-        if self._nursery is not None:
-            self._shield_session = True  # ended by disconnect(), which `_lifetime` ensures
-            self._nursery.start_soon(session)
-        else:
-            trio.lowlevel.spawn_system_task(session)
-
-    async def _dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
-        if self._dialer is None:
-            return await super()._dial(host, port, tls)
-        return _TrioByteStream(await self._dialer(host, port, tls))
 
     @contextlib.asynccontextmanager
     async def _lifetime(
@@ -161,16 +108,54 @@ class Room(_anyio.Room):
     ) -> AsyncIterator[Room]:
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
+                self._runtime.nursery = nursery
                 try:
-                    await _anyio.Room.connect(self, url, token, options)
+                    await AsyncRoom.connect(self, url, token, options)
                     yield self
                 finally:
                     with trio.CancelScope(shield=True), trio.move_on_after(_LEAVE_TIMEOUT):
                         await self.disconnect()
-                    self._nursery = None
+                    self._runtime.nursery = None
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
+
+
+class _TrioRuntime:
+    """Where a trio Room's session lives: in the nursery of `async with room.connect(...)`
+    (shielded: it is ended by `disconnect()`, which `_lifetime` ensures, so a cancelled
+    caller still leaves cleanly, with `leave` and a close frame), else in a system task.
+    aiortc runs behind a thread bridge; `dialer` replaces TCP dialing."""
+
+    def __init__(self, dialer: Dialer | None) -> None:
+        self.nursery: trio.Nursery | None = None
+        self.dialer = None if dialer is None else _wrap_dialer(dialer)
+
+    def spawn(self, run: Callable[[], Coroutine[object, object, None]]) -> None:
+        if self.nursery is None:
+            trio.lowlevel.spawn_system_task(run)
+            return
+
+        async def shielded() -> None:
+            with trio.CancelScope(shield=True):
+                await run()
+
+        self.nursery.start_soon(shielded)
+
+    def make_peer(
+        self,
+        listener: PeerListener,
+        *,
+        host_addresses: list[str] | None,
+        ice_servers: list[IceServer],
+    ) -> PeerPort:
+        return bridged_peer(listener, host_addresses=host_addresses, ice_servers=ice_servers)
+
+
+def _wrap_dialer(dialer: Dialer) -> Dial:
+    async def dial(host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
+        return _TrioByteStream(await dialer(host, port, tls))
+
+    return dial
 
 
 class Connecting(Coroutine[object, object, None]):
@@ -185,7 +170,7 @@ class Connecting(Coroutine[object, object, None]):
     @property
     def _coroutine(self) -> Coroutine[object, object, None]:
         if self._started is None:
-            self._started = _anyio.Room.connect(self._room, *self._args)
+            self._started = AsyncRoom.connect(self._room, *self._args)
         return self._started
 
     def __await__(self) -> Generator[object, None, None]:

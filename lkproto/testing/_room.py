@@ -36,6 +36,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import assert_never
 from urllib.parse import urlsplit
 
 from lkproto import commands as cmd
@@ -180,48 +181,53 @@ class _Driven:
 
     def _carry_out(self, command: cmd.Command) -> None:
         conn, now = self.conn, self.now
-        if isinstance(command, cmd.OpenSignal):
-            self._close_signal()
-            port = self.signal = _SignalPort(self)
-            parts = urlsplit(command.url)
-            result = self.room.accept(f"{parts.path}?{parts.query}", command.headers, port)
-            if isinstance(result, Rejected):
-                self.signal = None
-                body = result.body.replace(command.token, "<redacted>")
-                conn.signal_connect_failed(status=result.status, now=now, message=body)
-            elif isinstance(result, Unreachable):
-                if result.refused:
+        match command:
+            case cmd.OpenSignal():
+                self._close_signal()
+                port = self.signal = _SignalPort(self)
+                parts = urlsplit(command.url)
+                result = self.room.accept(f"{parts.path}?{parts.query}", command.headers, port)
+                if isinstance(result, Rejected):
                     self.signal = None
-                    conn.signal_connect_failed(status=None, now=now, message="connection refused")
-                # else: the request is lost; the connection's own timer gives up on it
-            else:
-                port.link = result
-        elif isinstance(command, cmd.SendSignal):
-            link = self.signal.link if self.signal is not None else None
-            assert link is not None, "the core sends only on an open signal"
-            link.send(command.data)
-        elif isinstance(command, cmd.CloseSignal):
-            self._close_signal()
-        elif isinstance(command, cmd.CreatePeerConnection):
-            if self.peer is None:
-                self.peer = _PeerPort(self)
-            self.peer.targets.add(command.target)
-        elif isinstance(command, cmd.ClosePeerConnection):
-            self._close_peer(command.target)
-        elif isinstance(command, cmd.CreateOffer):
-            conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
-        elif isinstance(command, cmd.CreateAnswer):
-            conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
-            if command.target is PeerTarget.SUBSCRIBER:
-                conn.peer_state_changed(PeerTarget.SUBSCRIBER, "connected", now=now)
-        elif isinstance(command, cmd.SetRemoteDescription):
-            if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
-                self._connect(ice_ufrag(command.sdp) or "")
-        elif isinstance(command, cmd.SendDataPacket):
-            peer = self.peer
-            assert peer is not None and peer.link is not None, "data only on open channels"
-            peer.link.send(command.channel, command.data)
-        # CreateDataChannel, AddIceCandidate: nothing to simulate.
+                    body = result.body.replace(command.token, "<redacted>")
+                    conn.signal_connect_failed(status=result.status, now=now, message=body)
+                elif isinstance(result, Unreachable):
+                    if result.refused:
+                        self.signal = None
+                        message = "connection refused"
+                        conn.signal_connect_failed(status=None, now=now, message=message)
+                    # else: the request is lost; the connection's own timer gives up on it
+                else:
+                    port.link = result
+            case cmd.SendSignal():
+                link = self.signal.link if self.signal is not None else None
+                assert link is not None, "the core sends only on an open signal"
+                link.send(command.data)
+            case cmd.CloseSignal():
+                self._close_signal()
+            case cmd.CreatePeerConnection():
+                if self.peer is None:
+                    self.peer = _PeerPort(self)
+                self.peer.targets.add(command.target)
+            case cmd.ClosePeerConnection():
+                self._close_peer(command.target)
+            case cmd.CreateOffer():
+                conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
+            case cmd.CreateAnswer():
+                conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
+                if command.target is PeerTarget.SUBSCRIBER:
+                    conn.peer_state_changed(PeerTarget.SUBSCRIBER, "connected", now=now)
+            case cmd.SetRemoteDescription():
+                if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
+                    self._connect(ice_ufrag(command.sdp) or "")
+            case cmd.SendDataPacket():
+                peer = self.peer
+                assert peer is not None and peer.link is not None, "data only on open channels"
+                peer.link.send(command.channel, command.data)
+            case cmd.CreateDataChannel() | cmd.AddIceCandidate():
+                pass  # nothing to simulate
+            case _:
+                assert_never(command)
 
     def _close_signal(self) -> None:
         port, self.signal = self.signal, None

@@ -26,6 +26,7 @@ from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import signal_pb2 as spb
 from lkproto.rpc import RpcError, RpcFailed
 from lkproto.streams import StreamKind
+from lkproto.transports._session import MARKS
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -139,23 +140,23 @@ async def test_an_anyio_events_subscriber_that_falls_behind_loses_the_newest(
             first.set()
 
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
-        room.deliver(dropped(0))  # nobody subscribed yet: nothing is kept for later
+        room._session.deliver(dropped(0))  # nobody subscribed yet: nothing is kept for later
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             with anyio.fail_after(5):
                 while not (
-                    room._subscribers
-                    and room._subscribers[0].statistics().tasks_waiting_receive == 1  # type: ignore[attr-defined]
+                    room._session.subscribers
+                    and room._session.subscribers[0].statistics().tasks_waiting_receive == 1  # type: ignore[attr-defined]
                 ):
                     await anyio.lowlevel.checkpoint()
             # Delivered without a checkpoint between them: the first goes straight to the
             # waiting consumer, the buffer holds the next 5, the last 2 are dropped.
             for n in range(1, 9):
-                room.deliver(dropped(n))
+                room._session.deliver(dropped(n))
             with anyio.fail_after(5):
                 while len(received) < 6:
                     await anyio.lowlevel.checkpoint()
-            room.deliver(dropped(9))  # room again once the consumer caught up
+            room._session.deliver(dropped(9))  # room again once the consumer caught up
             with anyio.fail_after(5):
                 while len(received) < 7:
                     await anyio.lowlevel.checkpoint()
@@ -172,7 +173,7 @@ def test_a_trio_event_channel_that_falls_behind_loses_the_newest(
         channel = room.event_channel()
         own = room.event_channel(max_buffer_size=2)
         for n in range(7):
-            room.deliver(dropped(n))
+            room._session.deliver(dropped(n))
         out: tuple[list[ev.Event], list[ev.Event]] = ([], [])
         for receiver, got in zip((channel, own), out, strict=True):
             while True:
@@ -198,10 +199,10 @@ async def test_a_threaded_events_iterator_that_falls_behind_loses_the_newest(
     outer = threaded_room.Room(config=BEHIND)
     feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
     outer._feeds.append(feed)
-    inner = threaded_room._Inner(outer, BEHIND)  # the anyio room on the I/O thread
+    inner = outer._make_inner()  # the session the I/O thread runs
     with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
         for n in range(6):
-            inner.deliver(dropped(n))
+            inner.session.deliver(dropped(n))
     assert [feed.get_nowait() for _ in range(feed.qsize())] == [dropped(n) for n in range(5)]
     assert warnings(caplog) == ["an events() iterator is 5 behind; dropped one"]
 
@@ -228,7 +229,7 @@ def test_threaded_callbacks_that_fall_behind_are_dropped(caplog: pytest.LogCaptu
 
 @pytest.mark.anyio
 async def test_a_writer_waits_while_the_channel_holds_more_than_the_high_mark() -> None:
-    low, high = anyio_room._MARKS[Channel.RELIABLE]
+    low, high = MARKS[Channel.RELIABLE]
     assert (low, high) == (64 * KIB, MIB)
 
     class Peer:
@@ -239,21 +240,21 @@ async def test_a_writer_waits_while_the_channel_holds_more_than_the_high_mark() 
 
     room = anyio_room.Room()
     peer = Peer()
-    room._peer = peer  # type: ignore[assignment]
+    room._session.peer = peer  # type: ignore[assignment]
     done = anyio.Event()
 
     async def write() -> None:
-        await room._wait_writable(Channel.RELIABLE)
+        await room._session.wait_writable(Channel.RELIABLE)
         done.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(write)
         await anyio.wait_all_tasks_blocked()
         assert not done.is_set()
-        room.writable(Channel.RELIABLE)  # woken, but still over the mark: waits again
+        room._session.writable(Channel.RELIABLE)  # woken, but still over the mark: waits again
         await anyio.wait_all_tasks_blocked()
         assert not done.is_set()
         peer.amount = high  # at the mark is not over it
-        room.writable(Channel.RELIABLE)
+        room._session.writable(Channel.RELIABLE)
         with anyio.fail_after(5):
             await done.wait()

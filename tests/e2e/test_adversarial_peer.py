@@ -751,7 +751,9 @@ async def test_a_hostile_peer_is_contained_while_the_official_sdk_is_served_exac
         assert all(peak_ <= bound for peak_, bound in over.values()), over
         conn = victim.room.connection
         assert conn is not None
-        await watch.until(lambda: conn.buffered_stream_bytes == 0 and not victim.room._readers)
+        await watch.until(
+            lambda: conn.buffered_stream_bytes == 0 and not victim.room._session.streams.readers
+        )
         assert conn._streams.open_streams == ()
         assert conn._rpc.active_invocations == 0
         assert peak < HEAP_LIMIT, f"Python heap grew by {peak} bytes during the flood"

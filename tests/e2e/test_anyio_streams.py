@@ -259,7 +259,7 @@ async def test_a_compressed_stream_from_the_official_sdk_is_received(
         assert room.connection is not None
         # We advertise client_protocol 2 and CAP_COMPRESSION_DEFLATE_RAW: count the bytes
         # that actually reach our data channels while a very compressible text arrives.
-        pump = room._pump
+        pump = room._session.pump
         assert pump is not None
         original = pump.on_data
 

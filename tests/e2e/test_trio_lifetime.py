@@ -55,7 +55,7 @@ async def test_an_error_in_the_block_propagates_as_itself_and_leaves_the_room(
             raise ValueError("the app failed")
     assert type(info.value) is ValueError
     assert not room.isconnected()
-    assert room._session_done.is_set()
+    assert room._session.done.is_set()
     await official.wait_for(lambda r: ("left", ("lk",)) in r)
 
 

@@ -4,7 +4,7 @@ The adversary joins like any client: it is an ordinary `lkproto.transports.anyio
 server sees a normal participant with a normal token. Once joined it stops using the core for
 data and writes hand-crafted `DataPacket` bytes (built with the generated modules in
 `lkproto._pb`) straight onto its own data channels, through the room's peer port:
-`Room._peer.submit(SendDataPacket(...))`, the very call the shared pump makes for the core's
+`Room._session.peer.submit(SendDataPacket(...))`, the very call the shared pump makes for the core's
 packets. That bypasses everything the core would check when sending (sequencing, the size
 limit, stream and RPC framing), which is the point. Nothing in `transports/` is modified.
 
@@ -274,7 +274,7 @@ class Adversary:
     async def wait_channel(self, channel: Channel, timeout: float = 15) -> None:
         """Wait (bounded) until our sending `channel` is open."""
         with anyio.fail_after(timeout):
-            while channel not in self.room._channels_open:
+            while channel not in self.room._session.channels_open:
                 await anyio.sleep(0.02)
 
     async def send(
@@ -309,17 +309,17 @@ class Adversary:
         """
         if len(data) > self.max_message_size:
             raise ValueError(f"{len(data)} bytes: over the {self.max_message_size}-byte limit")
-        if channel not in self.room._channels_open:
+        if channel not in self.room._session.channels_open:
             raise RuntimeError(f"the adversary's {channel.value} channel is not open")
-        peer = self.room._peer
+        peer = self.room._session.peer
         assert peer is not None
         peer.submit(cmd.SendDataPacket(channel=channel, data=data))
         self.sent[channel] += 1
-        await self.room._wait_writable(channel)
+        await self.room._session.wait_writable(channel)
 
     async def drain(self, timeout: float = 10) -> None:
         """Wait (bounded) until everything sent was acknowledged by the server."""
-        peer = self.room._peer
+        peer = self.room._session.peer
         assert peer is not None
         await peer.drain(timeout)
 

@@ -110,10 +110,11 @@ class FacadeRoom:
         return self.threaded.connection
 
     @property
-    def _pump(self) -> Any:
-        """The shared pump inside the threaded Room (a test counts the bytes it is fed)."""
-        inner = self.threaded._inner
-        return None if inner is None else inner._pump
+    def _session(self) -> Any:
+        """The shared session inside the threaded Room (a test counts the bytes its pump is
+        fed)."""
+        inner = self.threaded._io.inner
+        return None if inner is None else inner.session
 
     def isconnected(self) -> bool:
         return self.threaded.isconnected()

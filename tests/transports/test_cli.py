@@ -17,7 +17,7 @@ import pytest
 
 from lkproto.tokens import VideoGrants
 from lkproto.transports import cli
-from lkproto.transports._cli_config import (
+from lkproto.transports.cli._config import (
     CliError,
     ExitCode,
     default_host_addresses,
@@ -27,8 +27,8 @@ from lkproto.transports._cli_config import (
     resolve_host_addresses,
     validate_url,
 )
-from lkproto.transports._cli_progress import Console, ProgressBar, format_progress, format_size
-from lkproto.transports._cli_util import (
+from lkproto.transports.cli._progress import Console, ProgressBar, format_progress, format_size
+from lkproto.transports.cli._util import (
     create_unique,
     load_handler,
     one_line,

@@ -1,8 +1,8 @@
 """`lkproto.transports.threaded` without a server: calling conventions, threads, fork.
 
-`room._open()` starts what `connect()` starts (the I/O thread with its inner anyio room, the
+`room._open()` starts what `connect()` starts (the I/O thread with the shared session, the
 handler pool, the dispatcher) without joining anything, so the threading rules can be
-checked exactly: core events are fed to the inner room on its own loop through the portal,
+checked exactly: core events are fed to the session on its own loop through the portal,
 as the pump would. Joining a real room is tests/e2e/test_threaded_interop.py's job. The one
 socket used here is a refused connection to a closed loopback port.
 """
@@ -23,7 +23,7 @@ from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason
 from lkproto.streams import StreamError, StreamErrorReason
-from lkproto.transports import _anyio_data
+from lkproto.transports import _streams
 from lkproto.transports.threaded import (
     ByteStreamReader,
     ConnectError,
@@ -55,13 +55,14 @@ def opened() -> Iterator[Room]:
 
 def on_loop(room: Room, fn: Callable[[], object]) -> object:
     """Run `fn` on the room's I/O thread (as the pump would) and return its result."""
-    assert room._portal is not None
-    return room._portal.call(fn)
+    assert room._io.portal is not None
+    return room._io.portal.call(fn)
 
 
 def inner(room: Room) -> Any:
-    assert room._inner is not None
-    return room._inner
+    """What the Room runs on its I/O thread: the shared session and the async participant."""
+    assert room._io.inner is not None
+    return room._io.inner
 
 
 def io_threads() -> list[threading.Thread]:
@@ -196,8 +197,8 @@ def test_callbacks_run_in_order_on_one_dispatcher_thread(opened: Room) -> None:
 
     def burst() -> None:
         for i in range(200):
-            inner(opened).emit("room_metadata_changed", "", i)
-        inner(opened).emit("participant_name_changed", inner(opened).local_participant, "", "n")
+            opened._emit("room_metadata_changed", "", i)
+        opened._emit("participant_name_changed", inner(opened).local, "", "n")
 
     on_loop(opened, burst)
     opened._flush()  # what connect() and disconnect() do before returning
@@ -217,15 +218,15 @@ def test_a_blocked_callback_blocks_neither_the_io_thread_nor_callers(opened: Roo
 
     opened.on("room_metadata_changed", stuck)
     opened.on("room_updated", lambda: later.append("room_updated"))
-    on_loop(opened, lambda: inner(opened).emit("room_metadata_changed", "", "x"))
-    on_loop(opened, lambda: inner(opened).emit("room_updated"))
+    on_loop(opened, lambda: opened._emit("room_metadata_changed", "", "x"))
+    on_loop(opened, lambda: opened._emit("room_updated"))
     assert entered.wait(5)
 
     async def answer(_: object) -> str:
         await anyio.sleep(0)
         return "the loop answers"
 
-    assert opened._call("probe", answer) == "the loop answers"  # while the callback is stuck
+    assert opened._io.call("probe", answer) == "the loop answers"  # while the callback is stuck
     assert later == []  # the next callback waits its turn
     release.set()
     opened._flush()
@@ -242,7 +243,7 @@ def test_rpc_handlers_run_on_handler_threads_several_at_once(opened: Room) -> No
         return data.payload.upper()
 
     opened.local_participant.register_rpc_method("meet", meet)  # after open: forwarded
-    wrapper = on_loop(opened, lambda: inner(opened)._rpc_handlers["meet"])
+    wrapper = on_loop(opened, lambda: inner(opened).session.rpc.handlers["meet"])
 
     async def three(_: object) -> list[str]:
         results: list[str] = [""] * 3
@@ -255,7 +256,7 @@ def test_rpc_handlers_run_on_handler_threads_several_at_once(opened: Room) -> No
                 tg.start_soon(one, i)
         return results
 
-    assert opened._call("three", three) == ["P0", "P1", "P2"]
+    assert opened._io.call("three", three) == ["P0", "P1", "P2"]
     assert len(set(threads)) == 3
     assert all(name.startswith("lkproto-handler_") for name in threads)
 
@@ -278,22 +279,22 @@ def test_rpc_handler_errors_cross_unchanged_and_handlers_can_call_the_room(opene
 
     async def run(method: str) -> object:
         try:
-            return await inner(opened)._rpc_handlers[method](invocation(method, ""))
+            return await inner(opened).session.rpc.handlers[method](invocation(method, ""))
         except RpcError as exc:
             return exc
 
-    assert opened._call("run", lambda _: run("refuse")) is refusal
-    assert opened._call("run", lambda _: run("calls_back")) == (
+    assert opened._io.call("run", lambda _: run("refuse")) is refusal
+    assert opened._io.call("run", lambda _: run("calls_back")) == (
         "publish_data: the room is not connected"
     )
 
 
 def _info(kind: str) -> Any:
     if kind == "text":
-        return _anyio_data.TextStreamInfo(
+        return _streams.TextStreamInfo(
             stream_id="s1", mime_type="text/plain", topic="chat", timestamp=0, size=None
         )
-    return _anyio_data.ByteStreamInfo(
+    return _streams.ByteStreamInfo(
         stream_id="s2",
         mime_type="application/octet-stream",
         topic="files",
@@ -309,20 +310,20 @@ def _deliver(room: Room, kind: str, items: list[Any], log: list[object]) -> None
 
     async def deliver(_: object) -> None:
         if kind == "text":
-            reader: Any = _anyio_data.TextStreamReader(
+            reader: Any = _streams.TextStreamReader(
                 _info(kind), "alice", log.append, lambda: log.append("discarded")
             )
-            pending = inner(room)._text_handlers["chat"](reader, "alice")
+            pending = inner(room).session.streams.text_handlers["chat"](reader, "alice")
         else:
-            reader = _anyio_data.ByteStreamReader(
+            reader = _streams.ByteStreamReader(
                 _info(kind), "alice", log.append, lambda: log.append("discarded")
             )
-            pending = inner(room)._byte_handlers["files"](reader, "alice")
+            pending = inner(room).session.streams.byte_handlers["files"](reader, "alice")
         for item in items:
             reader._push(item)
         await pending
 
-    room._call("deliver", deliver)
+    room._io.call("deliver", deliver)
 
 
 def test_stream_handlers_read_with_blocking_iterators_on_handler_threads(opened: Room) -> None:
@@ -383,7 +384,7 @@ def test_disconnect_fails_waiting_calls_and_joins_the_io_thread() -> None:
 
     def caller() -> None:
         try:
-            room._call("perform_rpc", forever)
+            room._io.call("perform_rpc", forever)
         except TransportClosedError as exc:
             outcome.append(str(exc))
 
@@ -408,7 +409,7 @@ def test_events_iterates_core_events_in_order_until_disconnected(opened: Room) -
 
     def deliver() -> None:
         for event in sent:
-            inner(opened).deliver(event)
+            inner(opened).session.deliver(event)
 
     on_loop(opened, deliver)
     assert list(events) == sent  # and it ends after Disconnected
@@ -435,7 +436,7 @@ def _forked_child(conn: Connection, inherited: Room) -> None:
     async def answer(_: object) -> str:
         return "fresh room answers"
 
-    report["fresh"] = fresh._call("probe", answer)
+    report["fresh"] = fresh._io.call("probe", answer)
     fresh.disconnect()
     report["io_threads"] = len(io_threads())
     conn.send(report)
@@ -465,7 +466,7 @@ def test_a_forked_child_sees_inherited_rooms_closed_and_can_open_new_ones(opened
             proc.kill()
     # The parent's room is untouched.
     assert on_loop(opened, lambda: "parent loop answers") == "parent loop answers"
-    assert opened._portal is not None and not opened._inherited
+    assert opened._io.portal is not None and not opened._io.inherited
 
 
 def test_data_packets_reach_callbacks_as_livekit_rtc_shapes_them(opened: Room) -> None:
@@ -478,7 +479,7 @@ def test_data_packets_reach_callbacks_as_livekit_rtc_shapes_them(opened: Room) -
         topic=None,
         channel=Channel.LOSSY,
     )
-    on_loop(opened, lambda: inner(opened).deliver(packet))
+    on_loop(opened, lambda: inner(opened).session.deliver(packet))
     opened._flush()
     (only,) = got
     assert (only.data, only.topic, int(only.kind), only.participant) == (b"\x00\x01", "", 0, None)

@@ -186,7 +186,7 @@ async def test_cancelling_the_block_while_joining_leaves_nothing_running(
             async with room.connect(URL, TOKEN, RoomOptions(connect_timeout=30)):
                 raise AssertionError("the block must not run")  # pragma: no cover
         assert scope.cancelled_caught
-        assert room._session_done.is_set()
+        assert room._session.done.is_set()
         assert not room.isconnected()
         with trio.fail_after(1):
             await server.closed.wait()
@@ -201,7 +201,7 @@ async def test_cancelling_an_awaited_connect_leaves_nothing_running(
         room = Room(dialer=server.dialer(nursery))
         with trio.move_on_after(2):
             await room.connect(URL, TOKEN, RoomOptions(connect_timeout=30))
-        assert room._session_done.is_set()
+        assert room._session.done.is_set()
         with trio.fail_after(1):
             await server.closed.wait()
         assert server.close_code == 1000

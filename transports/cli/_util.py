@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ._cli_config import CliError, ExitCode
+from ._config import CliError, ExitCode
 
 __all__ = [
     "create_unique",

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextvars import Token
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 import anyio
 import anyio.abc
@@ -57,8 +57,8 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, ParticipantKind, PeerTarget, SdpType
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
-from ._connector import CONNECTOR, Connector
-from ._ports import PeerListener, PeerPort
+from .._connector import CONNECTOR, Connector
+from .._ports import PeerCommand, PeerListener, PeerPort
 
 __all__ = ["MemoryServer"]
 
@@ -512,46 +512,51 @@ class _MemoryPeer:
 
         self._loop.soon(run)
 
-    def submit(self, command: cmd.Command) -> None:
+    def submit(self, command: PeerCommand) -> None:
         if self._closed:
             return
         listener = self._listener
-        if isinstance(command, cmd.CreatePeerConnection):
-            if command.target is PeerTarget.PUBLISHER or self._endpoint is None:
-                self._disconnect()
-                self._endpoint = _PeerEndpoint(self)
-            self._targets.add(command.target)
-        elif isinstance(command, cmd.CreateOffer | cmd.CreateAnswer):
-            kind = SdpType.OFFER if isinstance(command, cmd.CreateOffer) else SdpType.ANSWER
-            target = command.target
-            self._soon(lambda: listener.on_local_description(target, _SDP, kind))
-            if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
-                self._soon(lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, "connected"))
-        elif isinstance(command, cmd.SetRemoteDescription):
-            endpoint = self._endpoint
-            publisher = command.target is PeerTarget.PUBLISHER
-            if publisher and command.sdp_type is SdpType.ANSWER and endpoint is not None:
-                ufrag = ice_ufrag(command.sdp) or ""
-                self._server.submit(
-                    lambda: self._connected(
-                        endpoint, self._server.room.connect_peer(ufrag, endpoint)
+        match command:
+            case cmd.CreatePeerConnection():
+                if command.target is PeerTarget.PUBLISHER or self._endpoint is None:
+                    self._disconnect()
+                    self._endpoint = _PeerEndpoint(self)
+                self._targets.add(command.target)
+            case cmd.CreateOffer() | cmd.CreateAnswer():
+                kind = SdpType.OFFER if isinstance(command, cmd.CreateOffer) else SdpType.ANSWER
+                target = command.target
+                self._soon(lambda: listener.on_local_description(target, _SDP, kind))
+                if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
+                    self._soon(lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, "connected"))
+            case cmd.SetRemoteDescription():
+                endpoint = self._endpoint
+                publisher = command.target is PeerTarget.PUBLISHER
+                if publisher and command.sdp_type is SdpType.ANSWER and endpoint is not None:
+                    ufrag = ice_ufrag(command.sdp) or ""
+                    self._server.submit(
+                        lambda: self._connected(
+                            endpoint, self._server.room.connect_peer(ufrag, endpoint)
+                        )
                     )
-                )
-        elif isinstance(command, cmd.SendDataPacket):
-            link = self._link
-            if link is None:
-                self._soon(
-                    lambda: listener.on_command_failed(command, "the data channel is not open")
-                )
-            else:
-                channel, data = command.channel, command.data
-                self._server.submit(lambda: link.send(channel, data))
-        elif isinstance(command, cmd.ClosePeerConnection):
-            self._targets.discard(command.target)
-            if command.target is PeerTarget.PUBLISHER:
-                self._disconnect()
-                self._endpoint = None
-        # CreateDataChannel, AddIceCandidate: nothing to simulate.
+            case cmd.SendDataPacket():
+                link = self._link
+                if link is None:
+                    failed = command
+                    self._soon(
+                        lambda: listener.on_command_failed(failed, "the data channel is not open")
+                    )
+                else:
+                    channel, data = command.channel, command.data
+                    self._server.submit(lambda: link.send(channel, data))
+            case cmd.ClosePeerConnection():
+                self._targets.discard(command.target)
+                if command.target is PeerTarget.PUBLISHER:
+                    self._disconnect()
+                    self._endpoint = None
+            case cmd.CreateDataChannel() | cmd.AddIceCandidate():
+                pass  # nothing to simulate
+            case _:
+                assert_never(command)
 
     def _connected(self, endpoint: _PeerEndpoint, link: PeerLink | None) -> None:
         """On the home thread: the room's answer to `connect_peer`."""

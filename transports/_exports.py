@@ -1,0 +1,62 @@
+"""The names every adapter exports: `lkproto.transports.anyio`, `.trio` and `.threaded` each
+start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
+stream readers and writers (async, or blocking for the threaded adapter).
+
+Here: the `livekit.rtc` value types and enums, and every exception a user of an adapter may
+have to catch.
+"""
+
+from __future__ import annotations
+
+from lkproto.errors import LkProtocolError, LocalProtocolError
+from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, SimulateScenario
+from lkproto.rpc import RpcError, RpcInvocationData
+from lkproto.streams import StreamError
+
+from ._errors import (
+    ConnectError,
+    MetadataUpdateError,
+    PublishDataError,
+    TransportClosedError,
+    TransportError,
+)
+from ._room import (
+    ConnectionState,
+    DataPacket,
+    DataPacketKind,
+    RemoteParticipant,
+    RoomOptions,
+    RtcConfiguration,
+    SipDTMF,
+    Transcription,
+    TranscriptionSegment,
+)
+from ._streams import ByteStreamInfo, TextStreamInfo
+
+__all__ = [
+    "ByteStreamInfo",
+    "ConnectError",
+    "ConnectionState",
+    "DataPacket",
+    "DataPacketKind",
+    "DisconnectReason",
+    "LkProtocolError",
+    "LocalProtocolError",
+    "MetadataUpdateError",
+    "ParticipantKind",
+    "PublishDataError",
+    "ReconnectMode",
+    "RemoteParticipant",
+    "RoomOptions",
+    "RpcError",
+    "RpcInvocationData",
+    "RtcConfiguration",
+    "SimulateScenario",
+    "SipDTMF",
+    "StreamError",
+    "TextStreamInfo",
+    "Transcription",
+    "TranscriptionSegment",
+    "TransportClosedError",
+    "TransportError",
+]

@@ -1,0 +1,99 @@
+"""What differs between the runtimes a session runs on, passed to it explicitly.
+
+A `Session` (transports/_session.py) is written against anyio, which runs it on asyncio and
+on trio alike: its loops, events, sleeps and cancel scopes are anyio's, so sleeping needs no
+parameter. Three things do differ, and an adapter hands them over as a `Runtime`:
+- `spawn`: where the session's tasks live. The anyio Room detaches them from the caller (a
+  loop task on asyncio, a system task on trio); the trio Room can host them in a nursery of
+  the caller's task (structured lifetime), shielded so that leaving still says goodbye.
+- `make_peer`: the WebRTC side. aiortc is asyncio-only: on asyncio it runs in the session's
+  loop; on trio it runs in an asyncio loop on a helper thread (`AsyncioThreadBridge`).
+- `dialer`: a custom way to open the signal connection's byte stream (the trio Room's
+  `dialer=`), or None for TCP (TLS for `wss://`).
+An installed `Connector` (the memory transport, transports/_connector.py) replaces the peer
+and the default dialing for every session, whatever its runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Protocol, TypeAlias
+
+import anyio.abc
+import sniffio
+
+from lkproto.models import IceServer
+
+from ._aiortc import AiortcPeer
+from ._asyncio_bridge import AsyncioThreadBridge
+from ._ports import PeerListener, PeerPort
+
+__all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
+
+Dial: TypeAlias = Callable[[str, int, bool], Awaitable[anyio.abc.ByteStream]]
+"""`dial(host, port, tls)`: open the signal connection's byte stream."""
+
+
+class Runtime(Protocol):
+    dialer: Dial | None
+
+    def spawn(self, run: Callable[[], Coroutine[object, object, None]]) -> None:
+        """Start `run()` (the session's body) detached from the caller; it ends by itself."""
+
+    def make_peer(
+        self,
+        listener: PeerListener,
+        *,
+        host_addresses: list[str] | None,
+        ice_servers: list[IceServer],
+    ) -> PeerPort:
+        """The peer-connection side for one session, reporting to `listener`."""
+        ...
+
+
+def aiortc_peer(
+    listener: PeerListener, *, host_addresses: list[str] | None, ice_servers: list[IceServer]
+) -> PeerPort:
+    """aiortc in the running asyncio loop."""
+    return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers)
+
+
+def bridged_peer(
+    listener: PeerListener, *, host_addresses: list[str] | None, ice_servers: list[IceServer]
+) -> PeerPort:
+    """aiortc in an asyncio loop on a helper thread, reporting back into this trio run."""
+    import trio
+
+    post = trio.lowlevel.current_trio_token().run_sync_soon
+    return AsyncioThreadBridge(
+        listener, post, host_addresses=host_addresses, ice_servers=ice_servers
+    )
+
+
+class AnyioRuntime:
+    """Whichever of asyncio and trio is running: tasks detached from the caller, aiortc in
+    the loop (asyncio) or behind a thread bridge (trio), TCP dialing."""
+
+    dialer: Dial | None = None
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None  # asyncio keeps only weak references
+
+    def spawn(self, run: Callable[[], Coroutine[object, object, None]]) -> None:
+        if sniffio.current_async_library() == "asyncio":
+            self._task = asyncio.get_running_loop().create_task(run())
+        else:
+            import trio
+
+            trio.lowlevel.spawn_system_task(run)
+
+    def make_peer(
+        self,
+        listener: PeerListener,
+        *,
+        host_addresses: list[str] | None,
+        ice_servers: list[IceServer],
+    ) -> PeerPort:
+        make = aiortc_peer if sniffio.current_async_library() == "asyncio" else bridged_peer
+        return make(listener, host_addresses=host_addresses, ice_servers=ice_servers)
