@@ -869,6 +869,7 @@ class Connection:
         version: int = 0,
         generated: bool = False,
         stream_id: str | None = None,
+        sender_identity: str = "",
     ) -> str:
         """Open a stream to write incrementally (`stream_text`/`stream_bytes` in the SDKs) and
         send its header now. Returns the stream id (from `id_factory` unless `stream_id` is
@@ -878,7 +879,10 @@ class Connection:
         text/plain or application/octet-stream, `name` (byte streams) to "unknown".
         `total_length`, if given, is the exact number of (UTF-8) bytes that will be written.
         `reply_to_stream_id`, `attached_stream_ids`, `operation_type`, `version` and
-        `generated` are `TextHeader` fields, for text streams only.
+        `generated` are `TextHeader` fields, for text streams only. `sender_identity` ("" means
+        ourselves) sets the packets' `participant_identity`: the server keeps it only for
+        agent participants (sending on behalf of another participant) and otherwise
+        overwrites it with ours.
 
         Raises `LocalProtocolError` (nothing sent) in the wrong state, for options that do
         not fit `kind`, a reserved RPC topic, a stream id in use, more than
@@ -902,6 +906,7 @@ class Connection:
             version=version,
             generated=generated,
             stream_id=stream_id,
+            sender_identity=sender_identity,
         )
 
     def write_stream(self, stream_id: str, data: str | bytes, *, now: float) -> None:

@@ -228,8 +228,11 @@ class Exchange:
         version: int,
         generated: bool,
         stream_id: str | None,
+        sender_identity: str = "",
     ) -> str:
         call = "open_stream"
+        if not isinstance(sender_identity, str):
+            raise self._ctx.misuse(call, "sender_identity must be str")
         if len(self.outgoing) >= self._ctx.config.max_open_outgoing_streams:
             raise self._ctx.misuse(
                 call,
@@ -257,6 +260,7 @@ class Exchange:
             stream = OutgoingStream(
                 info,
                 destination_identities=destinations,
+                sender_identity=sender_identity,
                 chunk_size=self._ctx.config.stream_chunk_size,
             )
         except LocalProtocolError as exc:

@@ -47,7 +47,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from lkproto import commands as cmd
-from lkproto.models import Channel, IceServer, PeerTarget, SdpType
+from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._ports import PeerCommand, PeerListener
 
@@ -240,7 +240,7 @@ class AiortcPeer:
         @pc.on("connectionstatechange")
         def _state() -> None:
             if self._pcs.get(target) is pc:
-                self._listener.on_peer_state(target, pc.connectionState)
+                self._listener.on_peer_state(target, PeerState(pc.connectionState))
 
         @pc.on("datachannel")
         def _adopt(dc: RTCDataChannel) -> None:

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 import anyio.to_thread
 
 from lkproto import commands as cmd
-from lkproto.models import Channel, IceServer, PeerTarget, SdpType
+from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._aiortc import AiortcPeer
 from ._ports import PeerCommand, PeerListener
@@ -48,7 +48,7 @@ class _PostingListener:
     def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None:
         self._send(lambda: self._target.on_ice_candidate(target, candidate_init))
 
-    def on_peer_state(self, target: PeerTarget, state: str) -> None:
+    def on_peer_state(self, target: PeerTarget, state: PeerState) -> None:
         self._send(lambda: self._target.on_peer_state(target, state))
 
     def on_channel_open(self, channel: Channel, max_message_size: int | None) -> None:

@@ -11,7 +11,7 @@ from typing import Protocol, TypeAlias
 
 from lkproto import commands as cmd
 from lkproto import events as ev
-from lkproto.models import Channel, PeerTarget, SdpType
+from lkproto.models import Channel, PeerState, PeerTarget, SdpType
 
 __all__ = ["EventSink", "PeerCommand", "PeerListener", "PeerPort", "SignalCommand", "SignalPort"]
 
@@ -44,7 +44,7 @@ class PeerListener(Protocol):
 
     def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None: ...
 
-    def on_peer_state(self, target: PeerTarget, state: str) -> None: ...
+    def on_peer_state(self, target: PeerTarget, state: PeerState) -> None: ...
 
     def on_channel_open(self, channel: Channel, max_message_size: int | None) -> None: ...
 

@@ -21,7 +21,7 @@ import anyio.abc
 from lkproto import Connection
 from lkproto import commands as cmd
 from lkproto import events as ev
-from lkproto.models import Channel, PeerTarget, SdpType
+from lkproto.models import Channel, PeerState, PeerTarget, SdpType
 
 from ._ports import EventSink, PeerPort, SignalPort
 
@@ -118,7 +118,7 @@ class Pump:
         self.conn.ice_candidate_gathered(target, candidate_init, now=self.clock())
         self.flush()
 
-    def on_peer_state(self, target: PeerTarget, state: str) -> None:
+    def on_peer_state(self, target: PeerTarget, state: PeerState) -> None:
         self.conn.peer_state_changed(target, state, now=self.clock())
         self.flush()
 

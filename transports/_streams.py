@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
-from lkproto.models import Channel, ParticipantKind
+from lkproto.models import Channel
 from lkproto.streams import StreamError, StreamErrorReason, StreamInfo, StreamKind
 
 from ._pump import SessionHost
@@ -334,12 +334,10 @@ class Streams:
         see `LocalParticipant.stream_text`."""
         pump, conn = self._host.live("stream")
         me = conn.local_participant
+        if sender_identity is not None and not isinstance(sender_identity, str):
+            kind_name = type(sender_identity).__name__
+            raise TypeError(f"sender_identity must be str or None, not {kind_name}")
         foreign = sender_identity is not None and me is not None and sender_identity != me.identity
-        if foreign and me is not None and me.kind == ParticipantKind.AGENT:
-            raise NotImplementedError(
-                f"stream: sender_identity={sender_identity!r}: sending a stream on behalf of "
-                "another participant is not supported (pass None to send as ourselves)"
-            )
         opened = pump.call(
             conn.open_stream,
             now=pump.now(),
@@ -352,6 +350,7 @@ class Streams:
             reply_to_stream_id=reply_to_stream_id,
             mime_type=mime_type,
             name=name,
+            sender_identity=sender_identity if foreign and sender_identity else "",
         )
         info = conn.outgoing_stream_info(opened)
         return text_info(info) if kind is StreamKind.TEXT else byte_info(info)

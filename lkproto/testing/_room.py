@@ -50,6 +50,7 @@ from lkproto.models import (
     LeaveAction,
     Participant,
     ParticipantKind,
+    PeerState,
     PeerTarget,
     SdpType,
 )
@@ -119,12 +120,12 @@ class _PeerPort:
             self.driven.conn.receive_data_packet(data, channel=channel, now=self.driven.now)
 
     def peer_closed(self) -> None:
-        self._lost("closed")
+        self._lost(PeerState.CLOSED)
 
     def peer_failed(self) -> None:
-        self._lost("failed")
+        self._lost(PeerState.FAILED)
 
-    def _lost(self, state: str) -> None:
+    def _lost(self, state: PeerState) -> None:
         if not self._current():
             return
         driven, conn = self.driven, self.driven.conn
@@ -216,7 +217,7 @@ class _Driven:
             case cmd.CreateAnswer():
                 conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
                 if command.target is PeerTarget.SUBSCRIBER:
-                    conn.peer_state_changed(PeerTarget.SUBSCRIBER, "connected", now=now)
+                    conn.peer_state_changed(PeerTarget.SUBSCRIBER, PeerState.CONNECTED, now=now)
             case cmd.SetRemoteDescription():
                 if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
                     self._connect(ice_ufrag(command.sdp) or "")
@@ -247,9 +248,9 @@ class _Driven:
         assert port is not None, "an answer comes for a peer connection the core made"
         port.link = self.room.connect_peer(ufrag, port)
         if port.link is None:
-            conn.peer_state_changed(PeerTarget.PUBLISHER, "failed", now=now)
+            conn.peer_state_changed(PeerTarget.PUBLISHER, PeerState.FAILED, now=now)
             return
-        conn.peer_state_changed(PeerTarget.PUBLISHER, "connected", now=now)
+        conn.peer_state_changed(PeerTarget.PUBLISHER, PeerState.CONNECTED, now=now)
         for channel in (Channel.RELIABLE, Channel.LOSSY):
             conn.data_channel_opened(channel, now=now, max_message_size=MAX_MESSAGE_SIZE)
 

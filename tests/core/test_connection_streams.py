@@ -24,6 +24,7 @@ from lkproto import (
     StreamInfo,
     StreamKind,
 )
+from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
 from lkproto.streams import DropReason
@@ -292,6 +293,7 @@ def test_writer_misuse_raises_and_names_the_call() -> None:
         ({"attached_stream_ids": "abc"}, "attached_stream_ids must be a sequence"),
         ({"destination_identities": "bob"}, "destination_identities must be a sequence"),
         ({"stream_id": ""}, "the stream id '' is empty or already open"),
+        ({"sender_identity": None}, "sender_identity must be str"),
     ]
     for kwargs, message in cases:
         options: dict[str, object] = {"kind": TEXT, "topic": "t", **kwargs}
@@ -325,6 +327,26 @@ def test_writer_misuse_raises_and_names_the_call() -> None:
     with pytest.raises(StreamHeaderTooLargeError) as too_large:
         alice.send_stream(now=T0, kind=TEXT, topic="t", payload="", attributes=huge)
     assert too_large.value.call == "send_stream"
+
+
+def test_an_open_stream_carries_the_sender_identity_it_was_given() -> None:
+    """`sender_identity` (the agents' override) stamps every packet of the stream; the server
+    decides whether to keep it (see lkproto.testing's MemoryRoom and the e2e suite)."""
+    _sfu, alice, _bob = room()
+    stream_id = alice.open_stream(now=T0 + 1, kind=TEXT, topic="t", sender_identity="user")
+    alice.write_stream(stream_id, "hi", now=T0 + 1)
+    alice.close_stream(stream_id, now=T0 + 1)
+    sent = [
+        dpb.DataPacket.FromString(c.data)
+        for c in alice.commands_to_send()
+        if isinstance(c, cmd.SendDataPacket)
+    ]
+    assert [p.WhichOneof("value") for p in sent] == [
+        "stream_header",
+        "stream_chunk",
+        "stream_trailer",
+    ]
+    assert [p.participant_identity for p in sent] == ["user", "user", "user"]
 
 
 def test_open_outgoing_streams_are_bounded_and_forgotten_at_the_end() -> None:

@@ -125,24 +125,30 @@ async def test_stream_text_with_sender_identity_arrives_from_the_real_sender(
 
 
 @pytest.mark.anyio
-async def test_an_agent_cannot_stream_text_on_behalf_of_another_participant() -> None:
+@pytest.mark.parametrize(
+    ("sender", "seen"), [(None, "alice"), ("alice", "alice"), ("user", "user")]
+)
+async def test_an_agent_streams_text_on_behalf_of_another_participant(
+    sender: str | None, seen: str
+) -> None:
+    """The server keeps an agent's claimed sender on text streams (and only an agent's)."""
     async with MemoryServer(update_interval=0) as server:
-        agent = lk_anyio.Room()
-        await agent.connect(server.url, server.token("agent", kind=ParticipantKind.AGENT))
+        got = await _stream_text_as(server, ParticipantKind.AGENT, sender)
+    assert got == [(seen, "hi")]
+
+
+@pytest.mark.anyio
+async def test_stream_text_refuses_a_sender_identity_that_is_not_a_str() -> None:
+    async with MemoryServer(update_interval=0) as server:
+        alice = lk_anyio.Room()
+        await alice.connect(server.url, server.token("alice"))
         try:
-            with pytest.raises(NotImplementedError) as info:
-                await agent.local_participant.stream_text(topic="t", sender_identity="user")
-            assert str(info.value) == (
-                "stream: sender_identity='user': sending a stream on behalf of another "
-                "participant is not supported (pass None to send as ourselves)"
-            )
-            conn = agent.connection
+            with pytest.raises(TypeError, match="sender_identity must be str or None, not int"):
+                await alice.local_participant.stream_text(topic="t", sender_identity=7)  # type: ignore[arg-type]
+            conn = alice.connection
             assert conn is not None and conn.open_stream_ids == ()  # nothing was sent
-            own = await agent.local_participant.stream_text(topic="t", sender_identity="agent")
-            assert own.info.topic == "t"
-            await own.aclose()
         finally:
-            await agent.disconnect()
+            await alice.disconnect()
 
 
 @pytest.mark.anyio

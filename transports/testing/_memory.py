@@ -54,7 +54,7 @@ from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from lkproto import commands as cmd
-from lkproto.models import Channel, IceServer, ParticipantKind, PeerTarget, SdpType
+from lkproto.models import Channel, IceServer, ParticipantKind, PeerState, PeerTarget, SdpType
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
 from .._connector import CONNECTOR, Connector
@@ -527,7 +527,9 @@ class _MemoryPeer:
                 target = command.target
                 self._soon(lambda: listener.on_local_description(target, _SDP, kind))
                 if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
-                    self._soon(lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, "connected"))
+                    self._soon(
+                        lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, PeerState.CONNECTED)
+                    )
             case cmd.SetRemoteDescription():
                 endpoint = self._endpoint
                 publisher = command.target is PeerTarget.PUBLISHER
@@ -568,16 +570,16 @@ class _MemoryPeer:
                 return
             listener = self._listener
             if link is None:
-                listener.on_peer_state(PeerTarget.PUBLISHER, "failed")
+                listener.on_peer_state(PeerTarget.PUBLISHER, PeerState.FAILED)
                 return
             self._link = link
-            listener.on_peer_state(PeerTarget.PUBLISHER, "connected")
+            listener.on_peer_state(PeerTarget.PUBLISHER, PeerState.CONNECTED)
             for channel in (Channel.RELIABLE, Channel.LOSSY):
                 listener.on_channel_open(channel, _MAX_MESSAGE_SIZE)
 
         self._soon(report)
 
-    def _lost(self, endpoint: _PeerEndpoint, state: str) -> None:
+    def _lost(self, endpoint: _PeerEndpoint, state: PeerState) -> None:
         """On this peer's loop: the room closed or failed `endpoint`'s connection."""
         if self._endpoint is not endpoint or self._link is None:
             return
@@ -625,10 +627,10 @@ class _PeerEndpoint:
         peer._soon(deliver)
 
     def peer_closed(self) -> None:
-        self._later(lambda: self._peer._lost(self, "closed"))
+        self._later(lambda: self._peer._lost(self, PeerState.CLOSED))
 
     def peer_failed(self) -> None:
-        self._later(lambda: self._peer._lost(self, "failed"))
+        self._later(lambda: self._peer._lost(self, PeerState.FAILED))
 
     def _later(self, fn: Callable[[], None]) -> None:
         """Report one loop turn late: what the room said on the signal socket before (a
