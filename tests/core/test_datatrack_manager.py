@@ -1270,3 +1270,40 @@ def test_a_subscription_timing_out_during_a_full_reconnect_sends_nothing() -> No
     ]
     m.joined("me", [BOB_B1], now=T0 + 11)
     assert m.drain() == []  # nothing left to resubscribe
+
+
+def test_the_official_schema_reads_our_requests_as_meant() -> None:
+    """livekit-protocol (the conformance oracle) parses what the manager sends."""
+    from livekit.protocol import models as lk_models
+    from livekit.protocol import rtc as lk_rtc
+
+    m = manager(BOB_B1)
+    m.publish_data_track(name="telemetry", now=T0, uses_e2ee=True)
+    accept(m, 1, "DTR_me1", "telemetry")
+    m.subscribe("DTR_b1", now=T0)
+    m.unsubscribe("DTR_b1", now=T0)
+    m.unpublish_data_track(1, now=T0)
+    requests = [lk_rtc.SignalRequest.FromString(data) for data in sent(m.drain())]
+    assert [r.WhichOneof("message") for r in requests] == [
+        "publish_data_track_request",
+        "update_data_subscription",
+        "update_data_subscription",
+        "unpublish_data_track_request",
+    ]
+    publish = requests[0].publish_data_track_request
+    assert (publish.pub_handle, publish.name) == (1, "telemetry")
+    assert publish.encryption == lk_models.Encryption.GCM
+    updates = [r.update_data_subscription.updates[0] for r in requests[1:3]]
+    assert [(u.track_sid, u.subscribe) for u in updates] == [("DTR_b1", True), ("DTR_b1", False)]
+    assert requests[3].unpublish_data_track_request.pub_handle == 1
+    (entry,) = [
+        lk_rtc.PublishDataTrackResponse.FromString(e.SerializeToString())
+        for e in manager_with_one_track().sync_state_publish_data_tracks()
+    ]
+    assert (entry.info.pub_handle, entry.info.sid, entry.info.name) == (1, "DTR_me1", "telemetry")
+
+
+def manager_with_one_track() -> DataTrackManager:
+    m = manager()
+    published(m)
+    return m

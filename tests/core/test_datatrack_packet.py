@@ -8,7 +8,7 @@ literal bytes; then the extension-parsing rules, and Hypothesis round trips.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lkproto.datatracks import (
@@ -328,6 +328,7 @@ packets = st.builds(
 )
 
 
+@settings(deadline=None)
 @given(packets)
 def test_every_packet_round_trips(packet: DataTrackPacket) -> None:
     raw = packet.encode()
@@ -336,6 +337,7 @@ def test_every_packet_round_trips(packet: DataTrackPacket) -> None:
     assert DataTrackPacket.decode(raw) == packet
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80))
 def test_any_bytes_decode_or_raise_a_documented_reason(raw: bytes) -> None:
     try:
@@ -348,6 +350,7 @@ def test_any_bytes_decode_or_raise_a_documented_reason(raw: bytes) -> None:
     assert raw.endswith(packet.payload)
 
 
+@settings(deadline=None)
 @given(packets, st.binary(min_size=1, max_size=8))
 def test_trailing_bytes_are_payload(packet: DataTrackPacket, extra: bytes) -> None:
     assert DataTrackPacket.decode(packet.encode() + extra).payload == packet.payload + extra

@@ -445,7 +445,7 @@ def shuffled_frames(draw: st.DrawFn) -> tuple[list[bytes], list[DataTrackPacket]
     return payloads, stream, mtu
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(shuffled_frames())
 def test_frames_split_and_shuffled_within_the_frame_come_back_whole(
     case: tuple[list[bytes], list[DataTrackPacket], int],
@@ -473,7 +473,7 @@ packet_soup = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(packet_soup, st.integers(1, 3), st.integers(1, 6), st.integers(1, 4))
 def test_any_packets_never_raise_nor_pass_a_bound(
     packets: list[DataTrackPacket], partials: int, per_frame: int, remembered: int
