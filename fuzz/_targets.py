@@ -16,6 +16,8 @@ every input; anything else is a finding.
 - `rpc`: an `RpcTable`; requests (v1 packets, v2 stream events), acks and responses (raw or
   for a pending call), perform/respond, send failures, participants leaving, disconnect,
   timers, the server version and our permissions.
+- `datatracks`: a `DataTrackManager` (fuzz/_datatracks.py); `_data_track` packets, frames,
+  signal messages, verbs, resume and full reconnect, timers.
 
 `OPS[target]` names each target's operations; an input's op byte is taken modulo their
 number. `capture_corpus.py` writes seeds with the same names.
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 
+from fuzz import _datatracks
 from fuzz._framing import TICK, Record, decode, split_field, text
 from fuzz._invariants import (
     ConnectionChecker,
@@ -988,6 +991,7 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "data_packet": _DATA_OPS,
     "streams": _STREAM_OPS,
     "rpc": _RPC_OPS,
+    "datatracks": _datatracks.OPS,
 }
 
 
@@ -1017,6 +1021,7 @@ TARGETS: Mapping[str, Callable[[bytes], None]] = {
     "data_packet": _target(partial(_Session, joined=True, data=True), _DATA_OPS),
     "streams": _target(_Streams, _STREAM_OPS),
     "rpc": _target(_Rpc, _RPC_OPS),
+    "datatracks": _target(_datatracks.DataTracks, _datatracks.OPS),
 }
 
 
