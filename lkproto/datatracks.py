@@ -57,8 +57,9 @@ for a refused call, and then nothing changed.
   with anything but NONE or GCM are ignored (Rust refuses them too).
 - Subscribing. `subscribe` sends `UpdateDataSubscription{updates: [{track_sid, subscribe:
   true}]}` (one update per message, as Rust) and waits for a `DataTrackSubscriberHandles`
-  naming the track; after `subscribe_timeout` (10 s, Rust and JS) it ends with TIMEOUT and an
-  unsubscribe is sent (JS). Each snapshot is the server's full list of this subscriber's
+  naming the track; after `subscribe_timeout` (10 s, Rust and JS) it ends with TIMEOUT (or
+  NOT_ALLOWED if the server last said the publisher does not allow us). Each snapshot is the
+  server's full list of this subscriber's
   handles (`notifyDataTrackSubscriberHandles`): packet routing follows it exactly, adding and
   removing handles (a removed handle leaves its subscription ACTIVE and waiting for a new one:
   the server keeps the subscription desired, e.g. while a permission is revoked). Packets whose
@@ -67,7 +68,21 @@ for a refused call, and then nothing changed.
   frames become `DataTrackFrameReceived` (payload, user timestamp, and the E2EE extension for
   the caller to decrypt with the publisher's key) and whose drops become
   `DataTrackFrameDropped`. A frame without the E2EE extension on an encrypted track is
-  dropped (Rust). Subscribing twice is one subscription (Rust shares one pipeline).
+  dropped (Rust). Subscribing twice is one subscription (Rust shares one pipeline). A
+  `SubscriptionPermissionUpdate{allowed: false}` for a track we subscribe to (the publisher's
+  subscription permissions exclude us; the server sends one whenever it evaluates the
+  subscription) ends it with NOT_ALLOWED at once, rather than leaving it to time out as the
+  SDKs do; updates about other tracks (media) are not ours.
+- Withdrawing. livekit-server 1.13.5 deadlocks a subscriber's whole subscription manager
+  (no data-track or media subscription of it is ever reconciled again) when it is asked to
+  unsubscribe from a data track for which it holds no down track: the cleanup branch of
+  `reconcileDataTrackSubscription` calls `notifyDataTrackSubscriberHandles` while holding the
+  lock that function takes. So an unsubscribe is sent only for a subscription with a
+  subscriber handle (the server has its down track). One that timed out, was refused or was
+  cancelled before a handle came stays wanted on the server, which keeps retrying it; if it
+  ever grants it, the snapshot names a track we no longer want ("unsolicited-handle"), and
+  only then is it withdrawn, safely. (client-sdk-js unsubscribes on its subscribe timeout
+  and can hit the deadlock.)
 - Reconnects. `reconnecting(full=False)` (a resume) keeps everything: requests made meanwhile
   wait for `resumed()`, and `sync_state_publish_data_tracks()` gives `SyncState.
   publish_data_tracks` (field 8: one `PublishDataTrackResponse` per published track; the
@@ -119,7 +134,12 @@ from lkproto._datatrack_reassembly import (
     FrameDropReason,
     Packetizer,
 )
-from lkproto._datatrack_state import (
+from lkproto._deadlines import Deadlines
+from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
+from lkproto._state import (
     PUBLISH_TRANSITIONS,
     SESSION_TRANSITIONS,
     SUBSCRIPTION_TRANSITIONS,
@@ -132,11 +152,6 @@ from lkproto._datatrack_state import (
     advance,
     check_verb,
 )
-from lkproto._deadlines import Deadlines
-from lkproto._pb import data_pb2 as dpb
-from lkproto._pb import participants_pb2 as ppb
-from lkproto._pb import signal_pb2 as spb
-from lkproto._pb import tracks_pb2 as tpb
 from lkproto.errors import LkProtocolError, LocalProtocolError
 
 __all__ = [
@@ -290,6 +305,7 @@ class SubscribeDataTrackErrorReason(enum.IntEnum):
     TIMEOUT = 1  #: no subscriber handle within the subscribe timeout
     DISCONNECTED = 2  #: the session ended
     CANCELLED = 4  #: we unsubscribed
+    NOT_ALLOWED = 100  #: the publisher's subscription permissions exclude us (ours)
 
 
 class SubscribeDataTrackError(LkProtocolError):
@@ -447,6 +463,9 @@ _SUBSCRIBE_MESSAGES = {
     SubscribeDataTrackErrorReason.TIMEOUT: "Request to subscribe to data track timed-out",
     SubscribeDataTrackErrorReason.DISCONNECTED: "Cannot subscribe to data track when disconnected",
     SubscribeDataTrackErrorReason.CANCELLED: "Subscription to data track cancelled by caller",
+    SubscribeDataTrackErrorReason.NOT_ALLOWED: (
+        "The publisher does not allow this participant to subscribe to the track"
+    ),
 }
 
 
@@ -579,6 +598,7 @@ class _RemoteTrack:
     sub_handle: int | None = None
     depacketizer: Depacketizer | None = None
     was_active: bool = False
+    allowed: bool | None = None  # the last SubscriptionPermissionUpdate about it
 
 
 def _is_seconds(value: object) -> bool:
@@ -721,6 +741,7 @@ class DataTrackManager:
         self._remote: dict[str, _RemoteTrack] = {}
         self._by_handle: dict[int, str] = {}  # subscriber handle -> SID
         self._publishers: dict[str, tuple[str, int]] = {}  # identity -> (SID, version)
+        self._withdrawing: set[str] = set()  # unsolicited handles we asked the server to drop
         self._keys = 0
         self._deadlines = Deadlines()
         self._out: list[DataTrackOutput] = []
@@ -751,10 +772,12 @@ class DataTrackManager:
                     self._end_local(track, PublishInput.TIMED_OUT, _Unpub.REPUBLISH_FAILED, message)
             else:
                 remote = next(t for t in self._remote.values() if t.key == ident)
-                self._send(_subscription_request(remote.info.sid, subscribe=False))
-                self._end_subscription(
-                    remote, SubscriptionInput.TIMED_OUT, SubscribeDataTrackErrorReason.TIMEOUT
+                reason = (
+                    SubscribeDataTrackErrorReason.NOT_ALLOWED
+                    if remote.allowed is False
+                    else SubscribeDataTrackErrorReason.TIMEOUT
                 )
+                self._end_subscription(remote, SubscriptionInput.TIMED_OUT, reason)
 
     @property
     def queued_bytes(self) -> int:
@@ -866,6 +889,7 @@ class DataTrackManager:
         self._abandoned.clear()
         self._unpublishing.clear()
         self._deferred.clear()
+        self._withdrawing.clear()
         for remote in self._remote.values():
             self._withdraw_handle(remote, "the session is being re-established")
 
@@ -1132,6 +1156,7 @@ class DataTrackManager:
             SUBSCRIPTION_TRANSITIONS, remote.subscription, SubscriptionInput.SUBSCRIBE
         )
         remote.was_active = False
+        self._withdrawing.discard(sid)
         self._deadlines.set((_SUBSCRIBE, remote.key), deadline)
         self._send(_subscription_request(sid, subscribe=True))
 
@@ -1142,7 +1167,8 @@ class DataTrackManager:
         remote = self._remote.get(sid)
         if remote is None or remote.subscription is SubscriptionState.NONE:
             return
-        self._send(_subscription_request(sid, subscribe=False))
+        if remote.sub_handle is not None:  # see "Withdrawing" in the module docstring
+            self._send(_subscription_request(sid, subscribe=False))
         self._end_subscription(
             remote, SubscriptionInput.UNSUBSCRIBE, SubscribeDataTrackErrorReason.CANCELLED
         )
@@ -1189,6 +1215,8 @@ class DataTrackManager:
             self.subscriber_handles_received(message.data_track_subscriber_handles, now=now)
         elif kind == "request_response":
             self.request_response_received(message.request_response, now=now)
+        elif kind == "subscription_permission_update":
+            self.subscription_permission_changed(message.subscription_permission_update, now=now)
 
     def _listening(self) -> bool:
         return self.phase in (SessionPhase.JOINED, SessionPhase.RESUMING)
@@ -1311,6 +1339,28 @@ class DataTrackManager:
                 track, PublishInput.REFUSED, _Unpub.REPUBLISH_FAILED, f"{reason.name}: {message}"
             )
 
+    def subscription_permission_changed(
+        self, update: tpb.SubscriptionPermissionUpdate, *, now: float
+    ) -> bool:
+        """A `SubscriptionPermissionUpdate`. Returns True if it names a remote data track we
+        know (False: a media track, or one we never heard of; nothing changes).
+
+        The server sends one when it first evaluates our subscription and whenever the
+        publisher's permissions change its outcome (livekit-server 1.13.5
+        `subscribeDataTrack`). `allowed=False` for a track we are subscribing to ends the
+        subscription at once (NOT_ALLOWED; the SDKs wait for their 10 s timeout instead). It
+        is not withdrawn: see "Withdrawing" in the module docstring.
+        """
+        remote = self._remote.get(update.track_sid) if self._listening() else None
+        if remote is None:
+            return False
+        remote.allowed = update.allowed
+        if not update.allowed and remote.subscription is not SubscriptionState.NONE:
+            self._end_subscription(
+                remote, SubscriptionInput.NOT_ALLOWED, SubscribeDataTrackErrorReason.NOT_ALLOWED
+            )
+        return True
+
     def subscriber_handles_received(
         self, handles: tpb.DataTrackSubscriberHandles, *, now: float
     ) -> None:
@@ -1318,6 +1368,7 @@ class DataTrackManager:
         if not self._listening():
             return
         assigned: dict[str, int] = {}
+        unsolicited: set[str] = set()
         for handle in sorted(handles.sub_handles):
             sid = handles.sub_handles[handle].track_sid
             if not 0 < handle <= _MAX_HANDLE:
@@ -1326,11 +1377,16 @@ class DataTrackManager:
             remote = self._remote.get(sid)
             if remote is None or remote.subscription is SubscriptionState.NONE:
                 self._ignored("unsolicited-handle", f"subscriber handle {handle} for {sid}")
+                unsolicited.add(sid)
+                if sid and sid not in self._withdrawing:  # it has a down track now: withdraw
+                    self._withdrawing.add(sid)
+                    self._send(_subscription_request(sid, subscribe=False))
                 continue
             if sid in assigned:
                 self._ignored("duplicate-handle", f"subscriber handle {handle} for {sid}")
                 continue
             assigned[sid] = handle
+        self._withdrawing &= unsolicited  # the server dropped the others
         for remote in self._remote.values():
             if remote.sub_handle is not None and assigned.get(remote.info.sid) != remote.sub_handle:
                 self._withdraw_handle(remote, "the server withdrew its subscriber handle")

@@ -32,6 +32,7 @@ from lkproto.rpc import RpcInvocationData
 
 from . import _participant as _async
 from . import _streams
+from ._blocking_datatracks import LocalDataTrack
 from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
 from ._session import Session
@@ -315,6 +316,11 @@ class LocalParticipant(LocalParticipantInfo):
     stream_text.__doc__ = "Open a text stream: `with lp.stream_text(topic=t) as w: w.write(s)`."
     stream_bytes = _blocking(_async.LocalParticipant.stream_bytes, ByteStreamWriter)
     stream_bytes.__doc__ = "Open a byte stream: `with lp.stream_bytes(name) as w: w.write(b)`."
+    publish_data_track = _blocking(_async.LocalParticipant.publish_data_track, LocalDataTrack)
+    publish_data_track.__doc__ = (
+        "Publish a data track: `track = lp.publish_data_track(name=n)`; blocks until the "
+        "server accepted it (else `PublishDataTrackError`), then `track.try_push(frame)`."
+    )
 
     def register_rpc_method(
         self, method_name: str, handler: RpcHandler | None = None

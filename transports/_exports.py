@@ -2,12 +2,20 @@
 start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
 stream readers and writers (async, or blocking for the threaded adapter).
 
-Here: the `livekit.rtc` value types and enums, and every exception a user of an adapter may
-have to catch.
+Here: the `livekit.rtc` value types and enums (data tracks' `DataTrackFrame` and
+`DataTrackInfo` are the core's, from `lkproto.datatracks`), and every exception a user of an
+adapter may have to catch.
 """
 
 from __future__ import annotations
 
+from lkproto.datatracks import (
+    DataTrackFrame,
+    DataTrackInfo,
+    PublishDataTrackError,
+    PushFrameError,
+    SubscribeDataTrackError,
+)
 from lkproto.errors import LkProtocolError, LocalProtocolError
 from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, SimulateScenario
 from lkproto.rpc import RpcError, RpcInvocationData
@@ -39,12 +47,16 @@ __all__ = [
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
+    "DataTrackFrame",
+    "DataTrackInfo",
     "DisconnectReason",
     "LkProtocolError",
     "LocalProtocolError",
     "MetadataUpdateError",
     "ParticipantKind",
     "PublishDataError",
+    "PublishDataTrackError",
+    "PushFrameError",
     "ReconnectMode",
     "RemoteParticipant",
     "RoomOptions",
@@ -54,6 +66,7 @@ __all__ = [
     "SimulateScenario",
     "SipDTMF",
     "StreamError",
+    "SubscribeDataTrackError",
     "TextStreamInfo",
     "Transcription",
     "TranscriptionSegment",

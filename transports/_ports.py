@@ -27,6 +27,7 @@ PeerCommand: TypeAlias = (
     | cmd.AddIceCandidate
     | cmd.SendDataPacket
     | cmd.ClosePeerConnection
+    | cmd.SendDataTrackFrame
 )
 """The commands for the peer connections. With `SignalCommand`, exactly `cmd.Command`: the
 pump routes with an exhaustive `match`, so a new command type is a type error until routed."""

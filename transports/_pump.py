@@ -69,6 +69,7 @@ class Pump:
                         | cmd.AddIceCandidate()
                         | cmd.SendDataPacket()
                         | cmd.ClosePeerConnection()
+                        | cmd.SendDataTrackFrame()
                     ):
                         self.peer.submit(command)
                     case _:

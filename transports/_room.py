@@ -77,6 +77,8 @@ EventTypes: TypeAlias = Literal[
     "reconnecting",
     "reconnected",
     "token_refreshed",
+    "data_track_published",
+    "data_track_unpublished",
 ]
 
 Callback: TypeAlias = Callable[..., object]
@@ -413,8 +415,23 @@ class RoomModel:
                 | ev.RpcInvoked()
                 | ev.RpcInvocationCancelled()
                 | ev.RpcDropped()
+                | ev.DataTrackPublished()
+                | ev.DataTrackPublishFailed()
+                | ev.DataTrackRepublished()
+                | ev.DataTrackUnpublished()
+                | ev.RemoteDataTrackPublished()
+                | ev.RemoteDataTrackUnpublished()
+                | ev.RemoteDataTrackSidChanged()
+                | ev.DataTrackSubscribed()
+                | ev.DataTrackSubscriptionEnded()
+                | ev.DataTrackFrameReceived()
+                | ev.DataTrackFrameDropped()
+                | ev.DataTrackPacketDropped()
+                | ev.DataTrackSignalIgnored()
             ):
-                pass  # no livekit.rtc emission (the session's streams and RPC handle some)
+                # No livekit.rtc emission here: the session's streams, RPC and data tracks
+                # handle some (data_track_published/unpublished carry their objects).
+                pass
             case _:
                 assert_never(event)
         return out

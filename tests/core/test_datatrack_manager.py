@@ -64,6 +64,7 @@ PUBLISH_1_TELEMETRY_GCM = bytes.fromhex("9a 01 0f 08 01 12 09") + b"telemetry" +
 UNPUBLISH_1 = bytes.fromhex("a2 01 02 08 01")
 SUBSCRIBE_B1 = bytes.fromhex("aa 01 0c 0a 0a 0a 06") + b"DTR_b1" + b"\x10\x01"
 UNSUBSCRIBE_B1 = bytes.fromhex("aa 01 0a 0a 08 0a 06") + b"DTR_b1"
+UNSUBSCRIBE_B1_REQUEST = spb.SignalRequest.FromString(UNSUBSCRIBE_B1)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -725,7 +726,8 @@ def test_odd_snapshot_entries_are_reported() -> None:
     snapshot.sub_handles[8].CopyFrom(entry(track_sid="DTR_c1"))
     snapshot.sub_handles[9].CopyFrom(entry(track_sid="DTR_zz"))
     m.subscriber_handles_received(snapshot, now=T0)
-    assert m.drain() == [
+    out = m.drain()
+    assert events(out) == [
         DataTrackSignalIgnored(reason="duplicate-handle", detail="subscriber handle 6 for DTR_b1"),
         DataTrackSignalIgnored(
             reason="unsolicited-handle", detail="subscriber handle 8 for DTR_c1"
@@ -738,15 +740,23 @@ def test_odd_snapshot_entries_are_reported() -> None:
         ),
         DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=5),
     ]
+    # The server holds a down track for each unsolicited handle: withdrawing it is safe.
+    assert sent(out) == [
+        bytes.fromhex("aa 01 0a 0a 08 0a 06") + b"DTR_c1",
+        bytes.fromhex("aa 01 0a 0a 08 0a 06") + b"DTR_zz",
+    ]
 
 
-def test_subscribe_timeout_unsubscribes() -> None:
+def test_a_subscribe_timeout_withdraws_only_once_the_server_grants_the_handle() -> None:
+    """livekit-server 1.13.5 deadlocks the subscriber's subscription manager when asked to
+    unsubscribe from a data track it holds no down track for: nothing is sent at the
+    timeout; a handle the server grants later is withdrawn then, once."""
     m = manager(BOB_B1, subscribe_timeout=3.0)
     m.subscribe("DTR_b1", now=T0)
     m.drain()
     m.handle_timer(T0 + 3)
     out = m.drain()
-    assert sent(out) == [UNSUBSCRIBE_B1]
+    assert sent(out) == []
     ended = DataTrackSubscriptionEnded(
         sid="DTR_b1", publisher_identity="bob", reason=SR.TIMEOUT, active=False
     )
@@ -759,10 +769,16 @@ def test_subscribe_timeout_unsubscribes() -> None:
         "Request to subscribe to data track timed-out",
     )
     assert m.subscription_state("DTR_b1") is SubscriptionState.NONE
+    late = DataTrackSignalIgnored(
+        reason="unsolicited-handle", detail="subscriber handle 5 for DTR_b1"
+    )
     m.subscriber_handles_received(handles(DTR_b1=5), now=T0 + 4)  # too late: not ours now
-    assert m.drain() == [
-        DataTrackSignalIgnored(reason="unsolicited-handle", detail="subscriber handle 5 for DTR_b1")
-    ]
+    assert m.drain() == [late, SendDataTrackSignal(request=UNSUBSCRIBE_B1_REQUEST)]
+    m.subscriber_handles_received(handles(DTR_b1=5), now=T0 + 4)  # asked already
+    assert m.drain() == [late]
+    m.subscriber_handles_received(handles(), now=T0 + 5)  # the server dropped it
+    m.subscriber_handles_received(handles(DTR_b1=6), now=T0 + 6)  # granted again: again
+    assert sent(m.drain()) == [UNSUBSCRIBE_B1]
 
 
 def test_unsubscribe() -> None:
@@ -1201,6 +1217,7 @@ def test_receive_signal_dispatches_every_data_track_message() -> None:
         "DataTrackPublishFailed",
         "DataTrackUnpublished",
         "DataTrackSignalIgnored",  # a handle for a track we did not subscribe to
+        "SendDataTrackSignal",  # which is withdrawn
     ]
 
 
@@ -1280,6 +1297,7 @@ def test_the_official_schema_reads_our_requests_as_meant() -> None:
     m.publish_data_track(name="telemetry", now=T0, uses_e2ee=True)
     accept(m, 1, "DTR_me1", "telemetry")
     m.subscribe("DTR_b1", now=T0)
+    m.subscriber_handles_received(handles(DTR_b1=5), now=T0)
     m.unsubscribe("DTR_b1", now=T0)
     m.unpublish_data_track(1, now=T0)
     requests = [lk_rtc.SignalRequest.FromString(data) for data in sent(m.drain())]
@@ -1306,3 +1324,88 @@ def manager_with_one_track() -> DataTrackManager:
     m = manager()
     published(m)
     return m
+
+
+# -- subscription permissions and withdrawing ------------------------------------------------
+
+
+def permission(sid: str, *, allowed: bool) -> tpb.SubscriptionPermissionUpdate:
+    return tpb.SubscriptionPermissionUpdate(
+        participant_sid="PA_bob", track_sid=sid, allowed=allowed
+    )
+
+
+def test_a_refused_subscription_ends_at_once_and_is_not_withdrawn() -> None:
+    m = manager(BOB_B1, subscribe_timeout=3.0)
+    m.subscribe("DTR_b1", now=T0)
+    assert sent(m.drain()) == [SUBSCRIBE_B1]
+    m.receive_signal(
+        spb.SignalResponse(subscription_permission_update=permission("DTR_b1", allowed=False)),
+        now=T0,
+    )
+    (ended,) = m.drain()  # nothing is sent: the server keeps it wanted (see the docstring)
+    assert ended == DataTrackSubscriptionEnded(
+        sid="DTR_b1", publisher_identity="bob", reason=SR.NOT_ALLOWED, active=False
+    )
+    assert isinstance(ended, DataTrackSubscriptionEnded) and ended.is_error
+    error = ended.exception()
+    assert (error.reason, error.message) == (
+        SR.NOT_ALLOWED,
+        "The publisher does not allow this participant to subscribe to the track",
+    )
+    assert m.get_timer() is None
+    # Subscribing again asks again; if the server stays silent, the timeout says why.
+    m.subscribe("DTR_b1", now=T0 + 1)
+    assert sent(m.drain()) == [SUBSCRIBE_B1]
+    m.handle_timer(T0 + 4)
+    assert m.drain() == [
+        DataTrackSubscriptionEnded(
+            sid="DTR_b1", publisher_identity="bob", reason=SR.NOT_ALLOWED, active=False
+        )
+    ]
+    # Allowed later: the server grants the wish it kept, and the next subscription takes it.
+    assert m.subscription_permission_changed(permission("DTR_b1", allowed=True), now=T0 + 5)
+    m.subscribe("DTR_b1", now=T0 + 5)
+    m.subscriber_handles_received(handles(DTR_b1=4), now=T0 + 5)
+    assert events(m.drain()) == [
+        DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=4)
+    ]
+
+
+def test_a_permission_revoked_while_active_ends_the_subscription() -> None:
+    m = manager(BOB_B1)
+    subscribed(m)
+    assert m.subscription_permission_changed(permission("DTR_b1", allowed=False), now=T0)
+    assert m.drain() == [
+        DataTrackSubscriptionEnded(
+            sid="DTR_b1", publisher_identity="bob", reason=SR.NOT_ALLOWED, active=True
+        )
+    ]
+    assert m.subscriber_handle("DTR_b1") is None
+
+
+def test_permission_updates_about_other_tracks_change_nothing() -> None:
+    m = manager(BOB_B1)
+    m.drain()
+    assert not m.subscription_permission_changed(permission("TR_media", allowed=False), now=T0)
+    assert m.subscription_permission_changed(permission("DTR_b1", allowed=False), now=T0)
+    assert m.drain() == []  # known, but not subscribed
+    m.disconnected(now=T0)
+    m.drain()
+    assert not m.subscription_permission_changed(permission("DTR_b1", allowed=False), now=T0)
+
+
+def test_cancelling_before_the_handle_sends_nothing_then_withdraws_a_late_grant() -> None:
+    m = manager(BOB_B1)
+    m.subscribe("DTR_b1", now=T0)
+    m.drain()
+    m.unsubscribe("DTR_b1", now=T0)
+    assert sent(m.drain()) == []
+    m.subscriber_handles_received(handles(DTR_b1=2), now=T0)
+    assert sent(m.drain()) == [UNSUBSCRIBE_B1]
+    m.subscribe("DTR_b1", now=T0)  # wanted again before the server dropped it
+    assert sent(m.drain()) == [SUBSCRIBE_B1]
+    m.subscriber_handles_received(handles(DTR_b1=2), now=T0)
+    assert events(m.drain()) == [
+        DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=2)
+    ]
