@@ -1399,7 +1399,7 @@ def _replaced(info: ppb.ParticipantInfo) -> bool:
     IsCloseNotifySkippable)."""
     return (
         info.state == _DISCONNECTED
-        and info.disconnect_reason == DisconnectReason.DUPLICATE_IDENTITY
+        and int(info.disconnect_reason) == DisconnectReason.DUPLICATE_IDENTITY
     )
 
 
