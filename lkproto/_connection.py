@@ -382,6 +382,12 @@ class Connection:
             self._fatal(exc, now=now)
             return
         self._keepalive.heard(now)
+        try:
+            self._dispatch(msg, now)
+        finally:
+            self._datatracks.flush()  # what the data-track manager made of it, in order
+
+    def _dispatch(self, msg: spb.SignalResponse, now: float) -> None:
         kind = msg.WhichOneof("message")
         if self.state is _S.CONNECTING:
             self._first_message(msg, kind, now)
@@ -400,7 +406,6 @@ class Connection:
         elif kind in DATA_TRACK_SIGNALS:
             self._datatracks.receive_signal(msg, now)
         # Anything else (media, tracks, unknown future variants) is ignored, per D.3.
-        self._datatracks.flush()
 
     def _first_message(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
         if kind == "join":
@@ -558,6 +563,7 @@ class Connection:
     def _session_lost(self, reason: DisconnectReason, message: str, now: float) -> set[str]:
         self._roster.remove_all(reason, now)
         self._datatracks.restarted(now)
+        self._datatracks.flush()
         cut_streams = self._exchange.restarted(now, message)
         # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
         # token's. Reconnecting happens only once joined, so the local participant is known.

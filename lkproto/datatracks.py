@@ -53,7 +53,10 @@ for a refused call, and then nothing changed.
   publisher's full reconnect its tracks come back with new SIDs: a new SID with the
   (publisher identity, `pub_handle`) of a track whose SID is no longer listed, and the same
   name, encryption and schema, is the same track (`RemoteDataTrackSidChanged`; Rust
-  `handle_sid_reassigned`), and its subscription is re-sent for the new SID. Tracks encrypted
+  `handle_sid_reassigned`), and its subscription is re-sent for the new SID. An update
+  showing the publisher's new session before it republished (not yet ACTIVE, no tracks)
+  leaves its tracks in place until it does, or becomes ACTIVE without them: the server sends
+  a new session's JOINED state on its update tick, which may come first. Tracks encrypted
   with anything but NONE or GCM are ignored (Rust refuses them too).
 - Subscribing. `subscribe` sends `UpdateDataSubscription{updates: [{track_sid, subscribe:
   true}]}` (one update per message, as Rust) and waits for a `DataTrackSubscriberHandles`
@@ -218,6 +221,7 @@ DEFAULT_MAX_PUBLISHED_TRACKS = 1024
 DEFAULT_MAX_REMOTE_TRACKS = 4096
 _MAX_HANDLE = 0xFFFF
 _NONE, _GCM = int(dpb.Encryption.NONE), int(dpb.Encryption.GCM)
+_ACTIVE = int(ppb.ParticipantInfo.ACTIVE)
 _DISCONNECTED = int(ppb.ParticipantInfo.DISCONNECTED)
 _PUBLISH, _SUBSCRIBE = "publish", "subscribe"
 
@@ -1234,6 +1238,16 @@ class DataTrackManager:
                     continue  # the end of an older session of this identity
                 self._publishers.pop(identity, None)
                 self._apply(identity, None, resubscribe=True)
+            elif (
+                known is not None
+                and info.sid != known[0]
+                and info.state != _ACTIVE
+                and not info.data_tracks
+            ):
+                # A new session of this identity (its full reconnect) that has not
+                # republished yet: its tracks wait for the republish, or for it to become
+                # active without them.
+                self._publishers[identity] = (info.sid, info.version)
             else:
                 self._publishers[identity] = (info.sid, info.version)
                 self._apply(identity, list(info.data_tracks), resubscribe=True)
@@ -1474,11 +1488,13 @@ class DataTrackManager:
     # -- internals ------------------------------------------------------------------------
 
     def _send(self, request: spb.SignalRequest) -> None:
+        # Requests are made only while the server has our session: verbs check the phase,
+        # and what a remote input asks for comes while JOINED or RESUMING (`_listening`).
         if self.phase is SessionPhase.JOINED:
             self._out.append(SendDataTrackSignal(request=request))
-        elif self.phase is SessionPhase.RESUMING:
+        else:
+            assert self.phase is SessionPhase.RESUMING, self.phase
             self._deferred.append(request)
-        # REJOINING, CLOSED: the server forgot this session; nothing to tell it.
 
     def _ignored(self, reason: str, detail: str) -> None:
         self._out.append(DataTrackSignalIgnored(reason=reason, detail=detail))

@@ -17,7 +17,8 @@ single-PC mode the server writes subscribed data-track packets back on the one w
 Data-track frames are lossy (rust-sdks `DataChannelSender`): a frame's packets are sent, all
 of them, only while `_data_track`'s buffered amount is at most its low threshold (8 KiB, set
 by the session from `MARKS`); otherwise the frame waits in a one-frame slot, replacing (and
-dropping) the one that waited there, and goes out when the channel drains to the threshold.
+dropping) the one that waited there (`PENDING_FRAMES`), and goes out when the channel drains
+to the threshold.
 A frame for a channel that is not open is dropped. `data_track_frames_dropped` counts both.
 
 Limits and behaviour:
@@ -40,6 +41,7 @@ import contextvars
 import ipaddress
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import TypeAlias, assert_never
 
@@ -59,11 +61,14 @@ from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._ports import PeerCommand, PeerListener
 
-__all__ = ["AiortcPeer"]
+__all__ = ["PENDING_FRAMES", "AiortcPeer"]
 
 log = logging.getLogger("lkproto.transports")
 
 _LABELS = {c.value: c for c in Channel}
+PENDING_FRAMES = 1
+"""Data-track frames held while `_data_track` drains; a newer one pushes the oldest out
+(rust-sdks `DataChannelSender::QUEUE_CAPACITY`: only the freshest waits)."""
 _Queued: TypeAlias = (  # what the worker carries out in order (data goes out at once)
     cmd.CreatePeerConnection
     | cmd.CreateDataChannel
@@ -129,7 +134,7 @@ class AiortcPeer:
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
-        self._pending_frame: cmd.SendDataTrackFrame | None = None
+        self._pending: deque[cmd.SendDataTrackFrame] = deque(maxlen=PENDING_FRAMES)
         self.data_track_frames_dropped = 0
 
     # -- PeerPort -------------------------------------------------------------------------------
@@ -212,9 +217,9 @@ class AiortcPeer:
             self.data_track_frames_dropped += 1
             return
         if dc.bufferedAmount > dc.bufferedAmountLowThreshold:
-            if self._pending_frame is not None:
-                self.data_track_frames_dropped += 1  # the newest frame wins
-            self._pending_frame = command
+            if len(self._pending) == PENDING_FRAMES:
+                self.data_track_frames_dropped += 1  # the oldest waiting frame goes
+            self._pending.append(command)
             return
         try:
             for packet in command.packets:
@@ -224,9 +229,8 @@ class AiortcPeer:
             log.debug("a data-track frame could not be sent", exc_info=True)
 
     def _data_track_drained(self) -> None:
-        pending, self._pending_frame = self._pending_frame, None
-        if pending is not None:
-            self._send_frame(pending)
+        if self._pending:
+            self._send_frame(self._pending.popleft())
 
     async def _run(self) -> None:
         while True:

@@ -488,7 +488,9 @@ class Sfu:
         # Scenario flags (identity -> expiry): disconnect_signal_on_resume[_no_messages]
         self._close_on_resume: dict[str, float] = {}
         self._refuse_resume: dict[str, float] = {}
-        self.datatracks = DataTrackRouter(self, loss=data_track_loss, seed=data_track_seed)
+        self.datatracks: DataTrackRouter[Member] = DataTrackRouter(
+            self, loss=data_track_loss, seed=data_track_seed
+        )
         self._start_room(self.clock.now)
 
     def _start_room(self, at: float) -> None:

@@ -40,40 +40,74 @@ pkg/rtc/participant_data_track.go, subscriptionmanager.go, room.go)
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Generic, Protocol, TypeVar
 
+from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
 from lkproto.models import Channel
 
-if TYPE_CHECKING:
-    from lkproto.testing._server import Member, Sfu
-
-__all__ = ["DataTrackRouter"]
+__all__ = ["DataTrackRouter", "MemberLike", "SfuLike"]
 
 MAX_NAME = 256
 _BASE_HEADER = 12
-Wish = tuple["Member", str]  # (subscriber, track SID)
 
 
-class DataTrackRouter:
+class MemberLike(Protocol):
+    """What the router reads and writes of a participant session (`_server.M`)."""
+
+    data_tracks: dict[int, tpb.DataTrackInfo]  # by pub_handle
+    is_publisher: bool
+
+    @property
+    def sid(self) -> str: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def permission(self) -> ppb.ParticipantPermission: ...
+
+
+M = TypeVar("M", bound=MemberLike)
+
+
+class SfuLike(Protocol[M]):
+    """What the router uses of the SFU (`_server.Sfu`)."""
+
+    @property
+    def members(self) -> Mapping[str, M]: ...
+
+    def send(self, member: M, message: spb.SignalResponse) -> None: ...
+
+    def drop(
+        self, sender: str, receiver: str | None, channel: Channel, data: bytes, why: str
+    ) -> None: ...
+
+    def route(self, sender: str, receiver: M, channel: Channel, data: bytes) -> None: ...
+
+    def publication_changed(self, member: M) -> None: ...
+
+
+class DataTrackRouter(Generic[M]):
     """The SFU's data tracks (see the module docstring). Driven by `Sfu`."""
 
-    def __init__(self, sfu: Sfu, *, loss: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, sfu: SfuLike[M], *, loss: float = 0.0, seed: int = 0) -> None:
         self._sfu = sfu
         self.loss = loss
         self.seed = seed
         self._draws = 0
         self._sids = 0
-        self.wishes: set[Wish] = set()
-        self.handles: dict[Member, dict[str, int]] = {}  # subscriber -> track SID -> handle
-        self._next_handle: dict[Member, int] = {}
-        self._allowed_sent: dict[Wish, bool] = {}
-        self._permissions: dict[Member, tpb.SubscriptionPermission] = {}
+        self.wishes: set[tuple[M, str]] = set()  # (subscriber, track SID)
+        self.handles: dict[M, dict[str, int]] = {}  # subscriber -> track SID -> handle
+        self._next_handle: dict[M, int] = {}
+        self._allowed_sent: dict[tuple[M, str], bool] = {}
+        self._permissions: dict[M, tpb.SubscriptionPermission] = {}
 
     # -- publishing -----------------------------------------------------------------------------
 
-    def publish(self, member: Member, request: tpb.PublishDataTrackRequest) -> None:
+    def publish(self, member: M, request: tpb.PublishDataTrackRequest) -> None:
         reason: spb.RequestResponse.Reason = spb.RequestResponse.OK
         message = ""
         if not member.permission.can_publish_data:
@@ -82,16 +116,12 @@ class DataTrackRouter:
             reason, message = spb.RequestResponse.INVALID_HANDLE, "handle should be > 0"
         elif not 0 < len(request.name.encode()) <= MAX_NAME:
             reason, message = spb.RequestResponse.INVALID_NAME, "name should not be empty"
-        else:
-            for track in member.data_tracks.values():
-                if track.pub_handle == request.pub_handle:
-                    reason = spb.RequestResponse.DUPLICATE_HANDLE
-                    message = "a data track with same handle already exists"
-                elif track.name == request.name:
-                    reason = spb.RequestResponse.DUPLICATE_NAME
-                    message = "a data track with same name already exists"
-                if reason:
-                    break
+        elif request.pub_handle in member.data_tracks:
+            reason = spb.RequestResponse.DUPLICATE_HANDLE
+            message = "a data track with same handle already exists"
+        elif any(t.name == request.name for t in member.data_tracks.values()):
+            reason = spb.RequestResponse.DUPLICATE_NAME
+            message = "a data track with same name already exists"
         if reason:
             refusal = spb.RequestResponse(reason=reason, message=message)
             refusal.publish_data_track.CopyFrom(request)
@@ -114,7 +144,7 @@ class DataTrackRouter:
         member.is_publisher = True
         self._sfu.publication_changed(member)
 
-    def unpublish(self, member: Member, request: tpb.UnpublishDataTrackRequest) -> None:
+    def unpublish(self, member: M, request: tpb.UnpublishDataTrackRequest) -> None:
         info = member.data_tracks.pop(request.pub_handle, None)
         if info is None:
             response = spb.RequestResponse(reason=spb.RequestResponse.NOT_FOUND)
@@ -126,7 +156,7 @@ class DataTrackRouter:
         self._track_gone(info.sid)
         self._sfu.publication_changed(member)
 
-    def member_removed(self, member: Member) -> None:
+    def member_removed(self, member: M) -> None:
         """`member` left: its wishes and handles go, and so do its tracks' subscriptions."""
         self.wishes = {w for w in self.wishes if w[0] is not member}
         self._allowed_sent = {w: a for w, a in self._allowed_sent.items() if w[0] is not member}
@@ -144,7 +174,7 @@ class DataTrackRouter:
 
     # -- subscribing ----------------------------------------------------------------------------
 
-    def update_subscription(self, member: Member, update: tpb.UpdateDataSubscription) -> None:
+    def update_subscription(self, member: M, update: tpb.UpdateDataSubscription) -> None:
         for item in update.updates:
             wish = (member, item.track_sid)
             if item.subscribe:
@@ -154,14 +184,14 @@ class DataTrackRouter:
                 self._allowed_sent.pop(wish, None)
             self._reconcile(wish)
 
-    def set_permission(self, member: Member, permission: tpb.SubscriptionPermission) -> None:
+    def set_permission(self, member: M, permission: tpb.SubscriptionPermission) -> None:
         self._permissions[member] = permission
         sids = {info.sid for info in member.data_tracks.values()}
         for wish in sorted(self.wishes, key=lambda w: (w[0].identity, w[1])):
             if wish[1] in sids:
                 self._reconcile(wish)
 
-    def _reconcile(self, wish: Wish) -> None:
+    def _reconcile(self, wish: tuple[M, str]) -> None:
         subscriber, sid = wish
         publisher = self._publisher(sid)
         granted = False
@@ -178,7 +208,7 @@ class DataTrackRouter:
             granted = allowed
         self._set_handle(subscriber, sid, granted=granted)
 
-    def _allows(self, publisher: Member, subscriber: Member, sid: str) -> bool:
+    def _allows(self, publisher: M, subscriber: M, sid: str) -> bool:
         permission = self._permissions.get(publisher)
         if permission is None or permission.all_participants:
             return True
@@ -189,7 +219,7 @@ class DataTrackRouter:
                 return entry.all_tracks or sid in entry.track_sids
         return False
 
-    def _set_handle(self, subscriber: Member, sid: str, *, granted: bool) -> None:
+    def _set_handle(self, subscriber: M, sid: str, *, granted: bool) -> None:
         handles = self.handles.setdefault(subscriber, {})
         if granted == (sid in handles):
             return
@@ -209,7 +239,7 @@ class DataTrackRouter:
             entry.track_sid = track_sid
         self._sfu.send(subscriber, spb.SignalResponse(data_track_subscriber_handles=snapshot))
 
-    def _publisher(self, sid: str) -> Member | None:
+    def _publisher(self, sid: str) -> M | None:
         for member in self._sfu.members.values():
             if any(info.sid == sid for info in member.data_tracks.values()):
                 return member
@@ -217,7 +247,7 @@ class DataTrackRouter:
 
     # -- resume ---------------------------------------------------------------------------------
 
-    def knows_all(self, member: Member, state: spb.SyncState) -> bool:
+    def knows_all(self, member: M, state: spb.SyncState) -> bool:
         """Whether every data track a resume's `SyncState` lists is one `member` publishes."""
         sids = {info.sid for info in member.data_tracks.values()}
         return all(
@@ -226,7 +256,7 @@ class DataTrackRouter:
 
     # -- packets --------------------------------------------------------------------------------
 
-    def packet(self, member: Member, data: bytes) -> None:
+    def packet(self, member: M, data: bytes) -> None:
         """A packet `member` sent on `_data_track` reached the server."""
         sfu, sender = self._sfu, member.identity
         if len(data) < _BASE_HEADER or data[0] >> 5:

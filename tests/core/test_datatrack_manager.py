@@ -1409,3 +1409,26 @@ def test_cancelling_before_the_handle_sends_nothing_then_withdraws_a_late_grant(
     assert events(m.drain()) == [
         DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=2)
     ]
+
+
+def session(sid: str, version: int, state: int, *tracks: tpb.DataTrackInfo) -> ppb.ParticipantInfo:
+    info = person("bob", tracks, sid=sid, version=version)
+    info.state = state  # type: ignore[assignment]
+    return info
+
+
+def test_a_new_session_not_yet_republished_keeps_the_publishers_tracks() -> None:
+    joined_, active = ppb.ParticipantInfo.JOINED, ppb.ParticipantInfo.ACTIVE
+    m = manager(person("bob", [dt("DTR_b1", 1, "cursor")], sid="PA_bob1"))
+    subscribed(m)
+    m.participants_updated([session("PA_bob2", 1, joined_)], now=T0)
+    assert m.drain() == []  # JOINED, nothing republished yet: still there
+    m.participants_updated([session("PA_bob2", 2, joined_, dt("DTR_b2", 1, "cursor"))], now=T0)
+    out = m.drain()
+    assert [type(o).__name__ for o in out] == ["RemoteDataTrackSidChanged", "SendDataTrackSignal"]
+    m.participants_updated([session("PA_bob3", 1, joined_)], now=T0)
+    m.participants_updated([session("PA_bob3", 2, active)], now=T0)  # active without it
+    assert [type(o).__name__ for o in m.drain()] == [
+        "DataTrackSubscriptionEnded",
+        "RemoteDataTrackUnpublished",
+    ]
