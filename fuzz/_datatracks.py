@@ -514,9 +514,8 @@ def _signal_bytes(**fields: Any) -> bytes:
 
 
 def seeds() -> dict[str, bytes]:
-    """Hand-made inputs reaching each part of the manager. A corpus captured from real
-    traffic (the official SDK publishing and subscribing through livekit-server) is to be
-    added when the manager is composed into `Connection`."""
+    """Hand-made inputs reaching each part of the manager; the corpus also holds seeds
+    captured from real traffic (fuzz/capture_corpus.py, tests/e2e/test_datatracks.py)."""
     subscribe_b1 = [_op("subscribe", b"\x00"), _op("handles", b"")]
     vector = DataTrackPacket(
         marker=FrameMarker.FINAL,
