@@ -15,14 +15,15 @@ Typical use by an adapter::
     deadline = conn.get_timer()  # call conn.handle_timer(now) when it passes
 
 Data streams (``register_stream_topic``, ``open_stream``/``write_stream``/``close_stream``,
-``send_stream``) and RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) are
-verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams`` and
-``lkproto.rpc`` for use alone.
+``send_stream``), RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) and data
+tracks (``publish_data_track``, ``push_data_track_frame``, ``subscribe_data_track``) are
+verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams``,
+``lkproto.rpc`` and ``lkproto.datatracks`` for use alone.
 """
 
 from __future__ import annotations
 
-from lkproto import commands, events, rpc, streams
+from lkproto import commands, datatracks, events, rpc, streams
 from lkproto._connection import Connection
 from lkproto._version import __version__
 from lkproto.commands import Command
@@ -99,6 +100,7 @@ __all__ = [
     "StreamKind",
     "__version__",
     "commands",
+    "datatracks",
     "events",
     "rpc",
     "streams",

@@ -1,10 +1,11 @@
 """The states of a `Connection` and every change of them, as literal tables.
 
 Theory of operation
-- Three machines, each a table `(state, input) -> state` driven through `Machine`;
-  `scripts/draw_states.py` draws them into docs/state.md (a test fails when that page is
-  stale). The sub-machines `streams` and `rpc` keep their own per-stream and per-call state;
-  a new feature's machine (tracks, data tracks, E2EE) gets its table here.
+- Three machines of the connection, each a table `(state, input) -> state` driven through
+  `Machine`, and three of data tracks (last bullet); `scripts/draw_states.py` draws them all
+  into docs/state.md (a test fails when that page is stale). The sub-machines `streams` and
+  `rpc` keep their own per-stream and per-call state; a new feature's machine (tracks,
+  E2EE) gets its table here.
 - The coarse connection state, `ConnectionState`: NEW -> CONNECTING -> CONNECTED -> CLOSED,
   with RECONNECTING between CONNECTED and CONNECTED again while an interrupted session is
   resumed or rejoined (protocol-reference D.7, D.8): the signal closed or went quiet, the
