@@ -85,7 +85,9 @@ for a refused call, and then nothing changed.
   cancelled before a handle came stays wanted on the server, which keeps retrying it; if it
   ever grants it, the snapshot names a track we no longer want ("unsolicited-handle"), and
   only then is it withdrawn, safely. (client-sdk-js unsubscribes on its subscribe timeout
-  and can hit the deadlock.)
+  and can hit the deadlock.) Subscribing again to a track the last snapshot routed to us
+  takes that handle at once: the server may take the withdrawal and the new subscribe
+  together as no change and send no new snapshot.
 - Reconnects. `reconnecting(full=False)` (a resume) keeps everything: requests made meanwhile
   wait for `resumed()`, and `sync_state_publish_data_tracks()` gives `SyncState.
   publish_data_tracks` (field 8: one `PublishDataTrackResponse` per published track; the
@@ -746,6 +748,7 @@ class DataTrackManager:
         self._by_handle: dict[int, str] = {}  # subscriber handle -> SID
         self._publishers: dict[str, tuple[str, int]] = {}  # identity -> (SID, version)
         self._withdrawing: set[str] = set()  # unsolicited handles we asked the server to drop
+        self._unrouted: dict[str, int] = {}  # the last snapshot's unsolicited SID -> handle
         self._keys = 0
         self._deadlines = Deadlines()
         self._out: list[DataTrackOutput] = []
@@ -894,6 +897,7 @@ class DataTrackManager:
         self._unpublishing.clear()
         self._deferred.clear()
         self._withdrawing.clear()
+        self._unrouted.clear()
         for remote in self._remote.values():
             self._withdraw_handle(remote, "the session is being re-established")
 
@@ -921,6 +925,8 @@ class DataTrackManager:
         self._unpublishing.clear()
         self._deferred.clear()
         self._publishers.clear()
+        self._withdrawing.clear()
+        self._unrouted.clear()
         self._deadlines.clear()
 
     def sync_state_publish_data_tracks(self) -> list[tpb.PublishDataTrackResponse]:
@@ -1163,6 +1169,11 @@ class DataTrackManager:
         self._withdrawing.discard(sid)
         self._deadlines.set((_SUBSCRIBE, remote.key), deadline)
         self._send(_subscription_request(sid, subscribe=True))
+        handle = self._unrouted.pop(sid, None)
+        if handle is not None and handle not in self._by_handle:
+            # The server routes it to us already (we had let go of it, and it may take our
+            # withdrawal and this subscribe together as no change): route it now.
+            self._assign(remote, handle)
 
     def unsubscribe(self, sid: str, *, now: float) -> None:
         """End our subscription to `sid` (`DataTrackSubscriptionEnded` CANCELLED). Idempotent."""
@@ -1382,7 +1393,7 @@ class DataTrackManager:
         if not self._listening():
             return
         assigned: dict[str, int] = {}
-        unsolicited: set[str] = set()
+        unsolicited: dict[str, int] = {}
         for handle in sorted(handles.sub_handles):
             sid = handles.sub_handles[handle].track_sid
             if not 0 < handle <= _MAX_HANDLE:
@@ -1391,7 +1402,7 @@ class DataTrackManager:
             remote = self._remote.get(sid)
             if remote is None or remote.subscription is SubscriptionState.NONE:
                 self._ignored("unsolicited-handle", f"subscriber handle {handle} for {sid}")
-                unsolicited.add(sid)
+                unsolicited.setdefault(sid, handle)
                 if sid and sid not in self._withdrawing:  # it has a down track now: withdraw
                     self._withdrawing.add(sid)
                     self._send(_subscription_request(sid, subscribe=False))
@@ -1400,33 +1411,39 @@ class DataTrackManager:
                 self._ignored("duplicate-handle", f"subscriber handle {handle} for {sid}")
                 continue
             assigned[sid] = handle
-        self._withdrawing &= unsolicited  # the server dropped the others
+        self._withdrawing &= set(unsolicited)  # the server dropped the others
+        self._unrouted = unsolicited
         for remote in self._remote.values():
             if remote.sub_handle is not None and assigned.get(remote.info.sid) != remote.sub_handle:
                 self._withdraw_handle(remote, "the server withdrew its subscriber handle")
         for sid, handle in assigned.items():
             remote = self._remote[sid]
-            if remote.sub_handle == handle:
-                continue
-            remote.sub_handle = handle
-            self._by_handle[handle] = sid
-            remote.depacketizer = Depacketizer(
-                max_partial_frames=remote.max_partial_frames,
-                max_packets_per_frame=self.max_packets_per_frame,
-                max_remembered_frames=self.max_remembered_frames,
-            )
-            first = remote.subscription is SubscriptionState.PENDING
-            remote.subscription = advance(
-                SUBSCRIPTION_TRANSITIONS, remote.subscription, SubscriptionInput.HANDLE_ASSIGNED
-            )
-            if first:
-                self._deadlines.cancel((_SUBSCRIBE, remote.key))
-                remote.was_active = True
-                self._out.append(
-                    DataTrackSubscribed(
-                        sid=sid, publisher_identity=remote.publisher_identity, sub_handle=handle
-                    )
+            if remote.sub_handle != handle:
+                self._assign(remote, handle)
+
+    def _assign(self, remote: _RemoteTrack, handle: int) -> None:
+        """Route `handle`'s packets to `remote`'s subscription (a new depacketizer)."""
+        remote.sub_handle = handle
+        self._by_handle[handle] = remote.info.sid
+        remote.depacketizer = Depacketizer(
+            max_partial_frames=remote.max_partial_frames,
+            max_packets_per_frame=self.max_packets_per_frame,
+            max_remembered_frames=self.max_remembered_frames,
+        )
+        first = remote.subscription is SubscriptionState.PENDING
+        remote.subscription = advance(
+            SUBSCRIPTION_TRANSITIONS, remote.subscription, SubscriptionInput.HANDLE_ASSIGNED
+        )
+        if first:
+            self._deadlines.cancel((_SUBSCRIBE, remote.key))
+            remote.was_active = True
+            self._out.append(
+                DataTrackSubscribed(
+                    sid=remote.info.sid,
+                    publisher_identity=remote.publisher_identity,
+                    sub_handle=handle,
                 )
+            )
 
     # -- remote input: packets -------------------------------------------------------------
 

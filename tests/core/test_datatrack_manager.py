@@ -1403,12 +1403,14 @@ def test_cancelling_before_the_handle_sends_nothing_then_withdraws_a_late_grant(
     assert sent(m.drain()) == []
     m.subscriber_handles_received(handles(DTR_b1=2), now=T0)
     assert sent(m.drain()) == [UNSUBSCRIBE_B1]
-    m.subscribe("DTR_b1", now=T0)  # wanted again before the server dropped it
-    assert sent(m.drain()) == [SUBSCRIBE_B1]
-    m.subscriber_handles_received(handles(DTR_b1=2), now=T0)
-    assert events(m.drain()) == [
+    m.subscribe("DTR_b1", now=T0)  # wanted again before the server dropped it: routed now
+    out = m.drain()
+    assert sent(out) == [SUBSCRIBE_B1]
+    assert events(out) == [
         DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=2)
     ]
+    m.subscriber_handles_received(handles(DTR_b1=2), now=T0)  # the same: nothing changes
+    assert m.drain() == []
 
 
 def session(sid: str, version: int, state: int, *tracks: tpb.DataTrackInfo) -> ppb.ParticipantInfo:
@@ -1432,3 +1434,27 @@ def test_a_new_session_not_yet_republished_keeps_the_publishers_tracks() -> None
         "DataTrackSubscriptionEnded",
         "RemoteDataTrackUnpublished",
     ]
+
+
+def test_resubscribing_to_a_track_the_server_still_routes_takes_its_handle_at_once() -> None:
+    """livekit-server 1.13.5 may take our withdrawal of an unsolicited handle and a new
+    subscribe together as no change, and send no new snapshot: the handle it routes counts."""
+    m = manager(BOB_B1, subscribe_timeout=3.0)
+    m.subscriber_handles_received(handles(DTR_b1=21), now=T0)  # granted, not wanted now
+    assert sent(m.drain()) == [UNSUBSCRIBE_B1]
+    m.subscribe("DTR_b1", now=T0)
+    out = m.drain()
+    assert sent(out) == [SUBSCRIBE_B1]
+    assert events(out) == [
+        DataTrackSubscribed(sid="DTR_b1", publisher_identity="bob", sub_handle=21)
+    ]
+    assert m.get_timer() is None  # active: no subscribe timeout left
+    (packet,) = frame_packets(21, b"still routed")
+    m.receive_packet(packet, now=T0)
+    assert [type(o).__name__ for o in m.drain()] == ["DataTrackFrameReceived"]
+    # If the server did take them apart, its snapshots say so and routing follows.
+    m.subscriber_handles_received(handles(), now=T0 + 1)
+    m.subscriber_handles_received(handles(DTR_b1=22), now=T0 + 1)
+    assert m.subscriber_handle("DTR_b1") == 22
+    m.handle_timer(T0 + 10)
+    assert m.subscription_state("DTR_b1") is SubscriptionState.ACTIVE
