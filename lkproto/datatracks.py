@@ -85,9 +85,10 @@ for a refused call, and then nothing changed.
   cancelled before a handle came stays wanted on the server, which keeps retrying it; if it
   ever grants it, the snapshot names a track we no longer want ("unsolicited-handle"), and
   only then is it withdrawn, safely. (client-sdk-js unsubscribes on its subscribe timeout
-  and can hit the deadlock.) Subscribing again to a track the last snapshot routed to us
-  takes that handle at once: the server may take the withdrawal and the new subscribe
-  together as no change and send no new snapshot.
+  and can hit the deadlock.) Subscribing again to a track the server routed to us when we
+  last heard (the last snapshot, or a handle we just gave up) takes that handle at once: the
+  server may take the withdrawal and the new subscribe together as no change, and send no
+  new snapshot.
 - Reconnects. `reconnecting(full=False)` (a resume) keeps everything: requests made meanwhile
   wait for `resumed()`, and `sync_state_publish_data_tracks()` gives `SyncState.
   publish_data_tracks` (field 8: one `PublishDataTrackResponse` per published track; the
@@ -1184,6 +1185,8 @@ class DataTrackManager:
             return
         if remote.sub_handle is not None:  # see "Withdrawing" in the module docstring
             self._send(_subscription_request(sid, subscribe=False))
+            self._withdrawing.add(sid)
+            self._unrouted[sid] = remote.sub_handle  # until a snapshot says otherwise
         self._end_subscription(
             remote, SubscriptionInput.UNSUBSCRIBE, SubscribeDataTrackErrorReason.CANCELLED
         )

@@ -1458,3 +1458,22 @@ def test_resubscribing_to_a_track_the_server_still_routes_takes_its_handle_at_on
     assert m.subscriber_handle("DTR_b1") == 22
     m.handle_timer(T0 + 10)
     assert m.subscription_state("DTR_b1") is SubscriptionState.ACTIVE
+
+
+def test_unsubscribing_then_subscribing_again_keeps_the_routed_handle() -> None:
+    m = manager(BOB_B1)
+    subscribed(m)  # handle 5
+    m.unsubscribe("DTR_b1", now=T0)
+    m.subscribe("DTR_b1", now=T0)  # the server may see no change: no new snapshot
+    out = m.drain()
+    assert sent(out) == [UNSUBSCRIBE_B1, SUBSCRIBE_B1]
+    assert events(out)[-1] == DataTrackSubscribed(
+        sid="DTR_b1", publisher_identity="bob", sub_handle=5
+    )
+    m.unsubscribe("DTR_b1", now=T0)
+    m.drain()
+    m.subscriber_handles_received(handles(DTR_b1=5), now=T0)  # not processed yet: no repeat
+    assert sent(m.drain()) == []
+    m.subscriber_handles_received(handles(), now=T0)  # processed: nothing routed any more
+    m.subscribe("DTR_b1", now=T0)
+    assert [type(o).__name__ for o in m.drain()] == ["SendDataTrackSignal"]  # waits
