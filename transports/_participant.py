@@ -112,8 +112,10 @@ class LocalParticipant(LocalParticipantInfo):
         `name` must be unique among this participant's tracks (1-256 bytes). Raises
         `PublishDataTrackError` with the server's reason (NOT_ALLOWED without canPublishData,
         DUPLICATE_NAME, INVALID_NAME; TIMEOUT after `Config.data_track_publish_timeout`;
-        DISCONNECTED if the room goes first), `TypeError` for a name that is not str, and
-        `TransportClosedError` when not connected.
+        DISCONNECTED if the room goes first), `TypeError` for a name that is not str,
+        `TransportClosedError` when not connected, and `LocalProtocolError` while a reconnect
+        is under way or at `Config.max_published_data_tracks`. Cancelled while it waits, the
+        publish is withdrawn.
         """
         return await self._session.datatracks.publish(name)
 
