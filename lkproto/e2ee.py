@@ -11,7 +11,8 @@ Theory of operation (protocol-reference-2 §2 and §1.7; behaviour read in webrt
   Each participant has a ring of `key_ring_size` slots (16; native clamps and JS requires
   1..256). A key index given locally is taken modulo the ring size, and the slot set or
   ratcheted last is the one we encrypt with (`current_key_index`). A key index received from
-  a peer is not reduced: one outside the ring is a missing key, as in native and JS.
+  a peer is not reduced: one outside the ring is a missing key, as in JS and native (whose u8
+  `EncryptedPacket.key_index` truncates 256 and above; no SDK sends such an index).
 - Derivation (§2.2). The AES-128-GCM key of a material is KDF(material, ratchet_salt,
   16 bytes): PBKDF2-HMAC-SHA256 with 100 000 iterations (the default) or HKDF-SHA256 with 128
   zero bytes of info. A ratchet replaces a material by KDF(material, ratchet_salt, 32 bytes)
@@ -35,7 +36,8 @@ Theory of operation (protocol-reference-2 §2 and §1.7; behaviour read in webrt
   times and try each result. A success keeps the ratcheted material in that participant's
   slot and makes it its current index, as native and JS do. If every attempt fails, the slot
   keeps its initial material. Nothing a peer sends raises: a failure is a `DecryptionFailed`
-  value with a reason.
+  value with a reason. (client-sdk-js's DataCryptor retries with the stored key instead of
+  the ratcheted one, so a JS receiver never follows a sender's ratchet on data.)
 - The CPU bound. A ratchet step is two KDF runs. With PBKDF2 each run is about 12 ms here, so
   one failed window of 16 costs about 0.4 s of CPU. Native and JS pay that for every
   undecryptable packet, so a peer with the wrong key, or a hostile one, could stall the core.
