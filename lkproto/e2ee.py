@@ -53,6 +53,11 @@ Theory of operation (protocol-reference-2 §2 and §1.7; behaviour read in webrt
   `ratchet_retry_interval` failing packets, and only for what the cache no longer holds. A
   legitimate ratchet by the sender is still found during the retry interval, since the
   failed window cached its successors. `ratchet_retry_interval=0` restores native behaviour.
+  3. `try_decrypt_packet` and `try_decrypt_frame` never run a KDF at all: where the window
+     needs a ratchet not cached yet, they return `RatchetsNeeded` (the material and how many
+     steps), the caller derives them wherever it likes (`RatchetsNeeded.derive()`, the pure
+     `ratchet_chain`: a worker thread, so an event loop never waits ~1 s for PBKDF2), hands
+     them to `KeyProvider.add_ratchets` and tries again. `Connection` works this way.
 - failure_tolerance (§2.5, -1 = never). When >= 0, a participant's slot is invalid once more
   than that many of its packets have failed in a row. Its packets are then dropped untried
   (KEY_INVALID, as native media does) until that key is set or ratcheted again.
@@ -75,7 +80,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -111,18 +116,21 @@ __all__ = [
     "DecryptedPacket",
     "DecryptionFailed",
     "DecryptionFailure",
+    "E2EEOptions",
     "Encrypted",
     "EncryptionState",
     "EncryptionType",
     "KeyDerivationFunction",
     "KeyProvider",
     "KeyProviderOptions",
+    "RatchetsNeeded",
     "aes_gcm_decrypt",
     "aes_gcm_encrypt",
     "derive_bits",
     "derive_encryption_key",
     "hkdf_sha256",
     "pbkdf2_sha256",
+    "ratchet_chain",
     "ratchet_material",
 ]
 
@@ -259,6 +267,22 @@ def ratchet_material(
     return derive_bits(kdf, material, salt, RATCHET_LENGTH)
 
 
+def ratchet_chain(
+    material: bytes,
+    steps: int,
+    salt: bytes = DEFAULT_RATCHET_SALT,
+    kdf: KeyDerivationFunction = KeyDerivationFunction.PBKDF2,
+) -> tuple[tuple[bytes, bytes], ...]:
+    """The `steps` ratchets that follow `material`, each as (material, its 16-byte AES key):
+    two KDF runs a step, so with PBKDF2 about 25-50 ms each. Pure: run it on any thread
+    (`cryptography` releases the GIL while deriving)."""
+    out: list[tuple[bytes, bytes]] = []
+    for _ in range(_positive_length(steps)):
+        material = ratchet_material(material, salt, kdf)
+        out.append((material, derive_encryption_key(material, salt, kdf)))
+    return tuple(out)
+
+
 def _check_iv(iv: bytes) -> None:
     if len(iv) != IV_LENGTH:
         raise ValueError(f"an AES-GCM IV must be {IV_LENGTH} bytes, not {len(iv)}")
@@ -340,6 +364,31 @@ class KeyProviderOptions:
     )
 
 
+def _gcm_only(value: int) -> EncryptionType:
+    kind = EncryptionType(value)
+    if kind is not EncryptionType.GCM:
+        raise ValueError(f"encryption_type must be GCM (AES-GCM is the only cipher), not {kind!r}")
+    return kind
+
+
+def _key_provider_options(instance: object, attribute: object, value: object) -> None:
+    if not isinstance(value, KeyProviderOptions):
+        raise TypeError(
+            f"key_provider_options must be KeyProviderOptions, not {type(value).__name__}"
+        )
+
+
+@attrs.frozen
+class E2EEOptions:
+    """End-to-end encryption settings, as livekit.rtc 1.2.0's `E2EEOptions`: the key
+    provider's options and the cipher (GCM, the only one; anything else is a ValueError)."""
+
+    key_provider_options: KeyProviderOptions = attrs.field(
+        factory=KeyProviderOptions, validator=_key_provider_options
+    )
+    encryption_type: EncryptionType = attrs.field(default=EncryptionType.GCM, converter=_gcm_only)
+
+
 @attrs.frozen(kw_only=True)
 class Encrypted:
     """What was encrypted: the key index used, the IV, and ciphertext || 16-byte tag."""
@@ -382,6 +431,28 @@ class DecryptionFailed:
     key_index: int
     reason: DecryptionFailure
     detail: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class RatchetsNeeded:
+    """Reading what `participant_identity` sent under `key_index` needs ratchets that are not
+    derived yet (returned by the `try_decrypt_*` methods, which never run a KDF).
+
+    Derive them wherever the CPU may be spent (`derive()`: two KDF runs a step), give them
+    to `KeyProvider.add_ratchets(material, ...)`, then try again. `material` is key material:
+    never in a repr.
+    """
+
+    participant_identity: str
+    key_index: int
+    material: bytes = attrs.field(repr=False)
+    steps: int
+    salt: bytes
+    kdf: KeyDerivationFunction
+
+    def derive(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The `steps` ratchets after `material` (`ratchet_chain`)."""
+        return ratchet_chain(self.material, self.steps, self.salt, self.kdf)
 
 
 # -- the key provider -------------------------------------------------------------------------
@@ -616,6 +687,39 @@ class KeyProvider:
         counts). Keys given with `set_key` stay."""
         self._copies.pop(_check_identity("forget_participant", participant_identity), None)
 
+    def add_ratchets(self, material: bytes, chain: Sequence[tuple[bytes, bytes]]) -> None:
+        """Cache ratchets derived elsewhere (`RatchetsNeeded.derive`, `ratchet_chain`):
+        `chain[0]` is what one ratchet makes of `material`, each next entry one ratchet of
+        the one before, each a (32-byte material, 16-byte AES key) pair. Successors already
+        cached are kept. Raises `LocalProtocolError` (caching nothing) for a malformed chain.
+        """
+        call = "add_ratchets"
+        previous = _check_bytes(call, "material", material)
+        checked: list[tuple[bytes, bytes]] = []
+        for entry in chain:
+            if not (isinstance(entry, tuple) and len(entry) == 2):
+                raise LocalProtocolError(
+                    f"{call}: each entry must be a (material, key) pair", call=call
+                )
+            step = _check_bytes(call, "a ratcheted material", entry[0])
+            key = _check_bytes(call, "a key", entry[1])
+            if len(step) != RATCHET_LENGTH or len(key) != KEY_LENGTH:
+                raise LocalProtocolError(
+                    f"{call}: a ratchet is a {RATCHET_LENGTH}-byte material and a "
+                    f"{KEY_LENGTH}-byte key, not {len(step)} and {len(key)} bytes",
+                    call=call,
+                )
+            checked.append((step, key))
+        for step, key in checked:
+            successor = self._successors.get(previous)
+            if successor is None:
+                successor = self._successors[previous] = _Node(step, key)
+                if len(self._successors) > self.max_cached_ratchets:
+                    self._successors.popitem(last=False)
+            else:
+                self._successors.move_to_end(previous)
+            previous = successor.material
+
     # -- used by DataCryptor
 
     def _seal(self, call: str, identity: str, plaintext: bytes, iv: bytes) -> Encrypted:
@@ -631,8 +735,8 @@ class KeyProvider:
         return Encrypted(key_index=index, iv=iv, data=node.aead.encrypt(iv, plaintext, None))
 
     def _unseal(
-        self, identity: str, key_index: int, iv: bytes, data: bytes
-    ) -> Decrypted | DecryptionFailed:
+        self, identity: str, key_index: int, iv: bytes, data: bytes, *, offload: bool = False
+    ) -> Decrypted | DecryptionFailed | RatchetsNeeded:
         def failed(reason: DecryptionFailure, detail: str) -> DecryptionFailed:
             return DecryptionFailed(
                 participant_identity=identity, key_index=key_index, reason=reason, detail=detail
@@ -665,9 +769,19 @@ class KeyProvider:
             return Decrypted(plaintext=plaintext, key_index=key_index)
         derive = node.cooldown == 0
         tried, step = 0, node
-        for ratchets in range(1, self._options.ratchet_window_size + 1):
-            successor = self._successor(step, derive=derive)
+        window = self._options.ratchet_window_size
+        for ratchets in range(1, window + 1):
+            successor = self._successor(step, derive=derive and not offload)
             if successor is None:
+                if derive and offload:  # nothing counted: the caller derives, then retries
+                    return RatchetsNeeded(
+                        participant_identity=identity,
+                        key_index=key_index,
+                        material=step.material,
+                        steps=window - ratchets + 1,
+                        salt=self._options.ratchet_salt,
+                        kdf=self._options.key_derivation_function,
+                    )
                 break
             tried = ratchets
             plaintext = _open(successor.aead, iv, data)
@@ -796,8 +910,10 @@ class DataCryptor:
         call = "decrypt"
         identity = _check_identity(call, participant_identity)
         index = _check_index(call, key_index)
-        return self._keys._unseal(
-            identity, index, _check_bytes(call, "iv", iv), _check_bytes(call, "data", data)
+        return _settled(
+            self._keys._unseal(
+                identity, index, _check_bytes(call, "iv", iv), _check_bytes(call, "data", data)
+            )
         )
 
     # -- data packets
@@ -837,7 +953,20 @@ class DataCryptor:
     def decrypt_packet(self, packet: dpb.DataPacket) -> DecryptedPacket | DecryptionFailed:
         """`packet` with the plain value of its `encrypted_packet`, read with the key of its
         outer participant_identity; a packet sent in clear comes back as it is."""
-        call = "decrypt_packet"
+        result = self._decrypt_packet("decrypt_packet", packet, offload=False)
+        assert not isinstance(result, RatchetsNeeded)  # KDF runs allowed: nothing left over
+        return result
+
+    def try_decrypt_packet(
+        self, packet: dpb.DataPacket
+    ) -> DecryptedPacket | DecryptionFailed | RatchetsNeeded:
+        """As `decrypt_packet`, but never runs a KDF: `RatchetsNeeded` when the ratchet
+        window needs what is not derived yet (derive it, `KeyProvider.add_ratchets`, retry)."""
+        return self._decrypt_packet("try_decrypt_packet", packet, offload=True)
+
+    def _decrypt_packet(
+        self, call: str, packet: dpb.DataPacket, *, offload: bool
+    ) -> DecryptedPacket | DecryptionFailed | RatchetsNeeded:
         if not isinstance(packet, dpb.DataPacket):
             raise LocalProtocolError(
                 f"{call}: packet must be a DataPacket, not {type(packet).__name__}", call=call
@@ -847,9 +976,9 @@ class DataCryptor:
         envelope = packet.encrypted_packet
         identity = packet.participant_identity
         opened = self._keys._unseal(
-            identity, envelope.key_index, envelope.iv, envelope.encrypted_value
+            identity, envelope.key_index, envelope.iv, envelope.encrypted_value, offload=offload
         )
-        if isinstance(opened, DecryptionFailed):
+        if not isinstance(opened, Decrypted):
             return opened
         try:
             payload = dpb.EncryptedPacketPayload.FromString(opened.plaintext)
@@ -890,11 +1019,31 @@ class DataCryptor:
     ) -> Decrypted | DecryptionFailed:
         """Decrypt a reassembled data-track frame with the key of the track's publisher, at
         the key index and IV of its E2EE extension."""
-        call = "decrypt_frame"
+        return _settled(self._frame("decrypt_frame", publisher_identity, key_index, iv, payload))
+
+    def try_decrypt_frame(
+        self, publisher_identity: str, key_index: int, iv: bytes, payload: bytes
+    ) -> Decrypted | DecryptionFailed | RatchetsNeeded:
+        """As `decrypt_frame`, but never runs a KDF (see `try_decrypt_packet`)."""
+        return self._frame(
+            "try_decrypt_frame", publisher_identity, key_index, iv, payload, offload=True
+        )
+
+    def _frame(
+        self,
+        call: str,
+        publisher_identity: str,
+        key_index: int,
+        iv: bytes,
+        payload: bytes,
+        *,
+        offload: bool = False,
+    ) -> Decrypted | DecryptionFailed | RatchetsNeeded:
         identity = _check_identity(call, publisher_identity)
         index = _check_index(call, key_index)
+        iv = _check_bytes(call, "iv", iv)
         return self._keys._unseal(
-            identity, index, _check_bytes(call, "iv", iv), _check_bytes(call, "payload", payload)
+            identity, index, iv, _check_bytes(call, "payload", payload), offload=offload
         )
 
     # -- internals
@@ -914,6 +1063,11 @@ class DataCryptor:
                 f"{call}: the IV must be {IV_LENGTH} bytes, not {len(nonce)}", call=call
             )
         return self._keys._seal(call, checked, data, nonce)
+
+
+def _settled(result: Decrypted | DecryptionFailed | RatchetsNeeded) -> Decrypted | DecryptionFailed:
+    assert not isinstance(result, RatchetsNeeded)  # KDF runs allowed: nothing left over
+    return result
 
 
 def _outer(packet: dpb.DataPacket) -> dpb.DataPacket:

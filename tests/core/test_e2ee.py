@@ -11,6 +11,7 @@ import dataclasses
 import subprocess
 import sys
 
+import attrs
 import pytest
 from livekit.rtc import e2ee as official
 from livekit.rtc._proto import e2ee_pb2 as official_proto
@@ -28,14 +29,17 @@ from lkproto.e2ee import (
     DecryptedPacket,
     DecryptionFailed,
     DecryptionFailure,
+    E2EEOptions,
     Encrypted,
     EncryptionState,
     EncryptionType,
     KeyDerivationFunction,
     KeyProvider,
     KeyProviderOptions,
+    RatchetsNeeded,
     aes_gcm_encrypt,
     derive_encryption_key,
+    ratchet_chain,
     ratchet_material,
 )
 from lkproto.errors import LocalProtocolError
@@ -844,9 +848,14 @@ def test_frame_verbs_check_their_arguments() -> None:
 
 
 def test_importing_the_e2ee_module_loads_nothing_but_cryptography() -> None:
-    """Beyond what `import lkproto` loads: the cipher and KDFs, no I/O, clock or randomness."""
+    """Beyond its lkproto dependencies (the schema, the errors): the cipher and KDFs, no I/O,
+    clock or randomness. The package's `__init__` (which loads everything, e2ee included,
+    through `commands` and `events`) is bypassed by an empty package module."""
     probe = (
-        "import sys; import lkproto; before = set(sys.modules); import lkproto.e2ee; "
+        "import sys, types, importlib.util; spec = importlib.util.find_spec('lkproto'); "
+        "pkg = types.ModuleType('lkproto'); pkg.__path__ = spec.submodule_search_locations; "
+        "sys.modules['lkproto'] = pkg; import attrs, lkproto.errors, lkproto._pb.data_pb2; "
+        "before = set(sys.modules); import lkproto.e2ee; "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
     out = subprocess.run(
@@ -862,3 +871,87 @@ def test_importing_the_e2ee_module_loads_nothing_but_cryptography() -> None:
         "logging", "datetime", "signal", "http",
     }  # fmt: skip
     assert sorted(loaded & banned) == []
+
+
+# -- the ratchet search done elsewhere (try_decrypt_*, RatchetsNeeded, add_ratchets) ---------------
+
+
+def test_ratchet_chain_is_the_successive_ratchets_with_their_keys() -> None:
+    chain = ratchet_chain(KEY, 3, SALT, HKDF)
+    assert [m for m, _ in chain] == [material_after(KEY, n) for n in (1, 2, 3)]
+    assert [k for _, k in chain] == [derive_encryption_key(m, SALT, HKDF) for m, _ in chain]
+    with pytest.raises(ValueError, match="a derived length must be a positive int, not 0"):
+        ratchet_chain(KEY, 0)
+
+
+def test_try_decrypt_never_derives_and_says_what_it_needs() -> None:
+    keys = shared()
+    cryptor = DataCryptor(keys)
+    sender = DataCryptor(shared())
+    sender.key_provider.ratchet_shared_key(0)
+    sender.key_provider.ratchet_shared_key(0)
+    frame = sender.encrypt_frame("pub", b"frame", iv=IV)
+    derivations = keys.derivations
+    need = cryptor.try_decrypt_frame("pub", 0, IV, frame.data)
+    assert isinstance(need, RatchetsNeeded)
+    assert (need.participant_identity, need.key_index, need.steps) == ("pub", 0, 16)
+    assert (need.material, need.salt, need.kdf) == (KEY, SALT, HKDF)
+    assert "material" not in repr(need) and KEY.decode() not in repr(need)
+    assert keys.derivations == derivations and keys.cached_ratchets == 0
+    keys.add_ratchets(need.material, need.derive()[:1])  # one step: not enough yet
+    more = cryptor.try_decrypt_frame("pub", 0, IV, frame.data)
+    assert isinstance(more, RatchetsNeeded)
+    assert (more.material, more.steps) == (material_after(KEY, 1), 15)
+    keys.add_ratchets(more.material, more.derive())
+    opened = cryptor.try_decrypt_frame("pub", 0, IV, frame.data)
+    assert opened == Decrypted(plaintext=b"frame", key_index=0, ratchets=2)
+    assert keys.derivations == derivations  # every KDF run happened outside
+
+
+def test_try_decrypt_packet_needs_ratchets_and_then_reads_the_packet() -> None:
+    keys = shared()
+    sender = DataCryptor(shared(), iv_source=lambda: IV)
+    sender.key_provider.ratchet_shared_key(0)
+    packet = sender.encrypt_packet(
+        dpb.DataPacket(user=dpb.UserPacket(payload=b"hi"), participant_identity="alice"),
+        participant_identity="alice",
+    )
+    need = DataCryptor(keys).try_decrypt_packet(packet)
+    assert isinstance(need, RatchetsNeeded) and need.steps == 16
+    keys.add_ratchets(need.material, need.derive())
+    opened = DataCryptor(keys).try_decrypt_packet(packet)
+    assert isinstance(opened, DecryptedPacket) and opened.ratchets == 1
+    assert opened.packet.user.payload == b"hi"
+
+
+def test_add_ratchets_refuses_a_malformed_chain_whole_and_keeps_what_it_had() -> None:
+    keys = shared()
+    chain = ratchet_chain(KEY, 2, SALT, HKDF)
+    bad: list[object] = [
+        [chain[0], (chain[1][0],)],
+        [chain[0], [chain[1][0], chain[1][1]]],
+        [chain[0], (chain[1][0], "text")],
+        [(chain[0][0][:16], chain[0][1])],
+    ]
+    for entry in bad:
+        with pytest.raises(LocalProtocolError, match=r"^add_ratchets: "):
+            keys.add_ratchets(KEY, entry)  # type: ignore[arg-type]
+        assert keys.cached_ratchets == 0
+    keys.add_ratchets(KEY, chain[:1])
+    first = keys._successors[KEY]
+    keys.add_ratchets(KEY, chain)  # the first step is cached already: kept as it was
+    assert keys._successors[KEY] is first and keys.cached_ratchets == 2
+    assert keys.ratchet_shared_key(0) == chain[0][0] and keys.derivations == 1  # cached
+
+
+def test_e2ee_options_are_the_official_ones() -> None:
+    ours = [(f.name, f.default) for f in attrs.fields(E2EEOptions)]
+    theirs = [(f.name, f.default) for f in dataclasses.fields(official.E2EEOptions)]
+    assert [name for name, _ in ours] == [name for name, _ in theirs]
+    assert E2EEOptions() == E2EEOptions(KeyProviderOptions(), EncryptionType.GCM)
+    assert E2EEOptions(encryption_type=official_proto.EncryptionType.GCM).encryption_type is (
+        EncryptionType.GCM
+    )
+    for bad in (EncryptionType.NONE, EncryptionType.CUSTOM):
+        with pytest.raises(ValueError, match="encryption_type must be GCM"):
+            E2EEOptions(encryption_type=bad)

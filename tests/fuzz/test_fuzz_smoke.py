@@ -193,8 +193,10 @@ def test_a_failed_decryption_that_changed_the_key_is_caught(
     invariant reports it."""
     unseal = KeyProvider._unseal
 
-    def leaky(self: KeyProvider, identity: str, key_index: int, iv: bytes, data: bytes) -> Any:
-        result = unseal(self, identity, key_index, iv, data)
+    def leaky(
+        self: KeyProvider, identity: str, key_index: int, iv: bytes, data: bytes, **kw: Any
+    ) -> Any:
+        result = unseal(self, identity, key_index, iv, data, **kw)
         if getattr(result, "reason", None) is not None and self._view(identity) is not None:
             self.ratchet_key(identity, key_index % 4)
         return result
