@@ -59,6 +59,7 @@ bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_rpc.py
+	$(PY) benchmarks/bench_e2ee.py
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/rss_streams.py
 	$(PY) benchmarks/bench_memory.py --seconds 2

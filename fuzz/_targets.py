@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 from fuzz._framing import TICK, Record, decode, split_field, text
 from fuzz._invariants import (
     ConnectionChecker,
+    InvariantViolation,
     RpcModel,
     StreamModel,
     check,
@@ -61,6 +62,7 @@ from lkproto.e2ee import (
     KeyDerivationFunction,
     KeyProvider,
     KeyProviderOptions,
+    RatchetsNeeded,
     aes_gcm_encrypt,
     derive_encryption_key,
     ratchet_material,
@@ -1073,16 +1075,35 @@ class _E2ee:
       index (sel >> 2).
     - encrypt: raw DataPacket bytes that we send, encrypted as LOCAL and read back.
 
+    Packets are read as `Connection` reads them: `try_decrypt_packet`, and when it needs
+    ratchets, `RatchetsNeeded.derive()` "elsewhere" and `add_ratchets`, then again; frames
+    with `decrypt_frame`, which derives inline.
+
     Besides "never raises": a failed decryption leaves the participant's key as it was; a
     success after r ratchets leaves it ratcheted r times; a packet sealed with the right key
     and no ratchet decrypts (unless its key is invalid or its payload malformed); the outer
-    fields survive; one decryption derives at most 2 x window keys; caches stay bounded.
+    fields survive; one decryption derives at most 2 x window keys, inline and elsewhere
+    together, and asks for ratchets at most window times; caches stay bounded.
     """
 
     def __init__(self) -> None:
         self.keys = KeyProvider(E2EE_OPTIONS, **E2EE_BOUNDS)
         self.ivs = 0
         self.cryptor = DataCryptor(self.keys, iv_source=self._iv)
+        self.elsewhere = 0  # KDF runs of ratchets derived outside the key provider
+
+    def _offloaded(self, packet: dpb.DataPacket) -> DecryptedPacket | DecryptionFailed:
+        """`decrypt_packet` as `Connection` does it, with the KDF runs "off the loop"."""
+        window = E2EE_OPTIONS.ratchet_window_size
+        for _ in range(window + 1):
+            result = self.cryptor.try_decrypt_packet(packet)
+            if not isinstance(result, RatchetsNeeded):
+                return result
+            check(1 <= result.steps <= window, f"asked for {result.steps} ratchets")
+            chain = result.derive()
+            self.elsewhere += 2 * len(chain)
+            self.keys.add_ratchets(result.material, chain)
+        raise InvariantViolation(f"a packet asked for ratchets more than {window} times")
 
     def _iv(self) -> bytes:
         self.ivs += 1
@@ -1102,8 +1123,9 @@ class _E2ee:
         """Run a decryption and check what it did to the keys."""
         window = E2EE_OPTIONS.ratchet_window_size
         before, derivations = self._material(identity, index), self.keys.derivations
+        elsewhere = self.elsewhere
         result = remote_call(what, fn, *args)
-        spent = self.keys.derivations - derivations
+        spent = self.keys.derivations - derivations + self.elsewhere - elsewhere
         check(spent <= 2 * window, f"{what} derived {spent} keys (window {window})")
         after = self._material(identity, index)
         if isinstance(result, DecryptionFailed):
@@ -1131,7 +1153,7 @@ class _E2ee:
             "decrypt_packet",
             packet.participant_identity,
             envelope.key_index,
-            self.cryptor.decrypt_packet,
+            self._offloaded,
             packet,
         )
         if packet.WhichOneof("value") != "encrypted_packet":
