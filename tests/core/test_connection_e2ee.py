@@ -259,9 +259,13 @@ def test_the_deprecated_e2ee_option_sends_in_clear_but_still_reads_encrypted_pac
     assert isinstance(received, ev.DataReceived) and received.payload == b"secret"
 
 
-def test_without_encryption_there_is_no_key_provider_and_packets_are_reported_encrypted() -> None:
+def test_without_encryption_there_is_no_key_provider_and_derivation_inputs_are_ignored() -> None:
     conn = Connection(now=T0, unix_time_ms=UNIX0, id_factory=lambda: "x")
     assert conn.key_provider is None and conn.data_channel_encryption is False
+    command = cmd.DeriveRatchets(request_id=1, material=KEY, steps=1, salt=b"s", kdf=HKDF)
+    conn.ratchets_derived(1, command.run(), now=T0)
+    conn.command_failed(command, "nothing asked for it", now=T0)
+    assert drain(conn) == ([], []) and conn.state is ConnectionState.NEW
 
 
 def test_bad_encryption_arguments_are_refused_at_construction() -> None:
