@@ -21,7 +21,8 @@ from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from lkproto.transports.anyio import ConnectionState, Room, RoomOptions, RtcConfiguration
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150)]
+# Real faults (kills, cuts) on a server of the test's own: alone under xdist (pytest.mark.serial).
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150), pytest.mark.serial]
 
 
 async def join_both(

@@ -21,6 +21,12 @@ cheap: base64url runs of 20+ characters are looked up in a set of signature piec
 
 `tests/e2e/test_zz_secrets.py` runs last among the e2e files and asserts that nothing leaked
 and that the audit saw a large number of records and tokens.
+
+Under pytest-xdist every worker process audits itself. Its tests are marked `last`
+(harness/phases.py): they run on one worker after every other worker has exited, each of
+those having left a snapshot of what it saw (counts, hit descriptions, its number of tokens,
+never a token) in the scheduler's directory; that worker absorbs them all before its first
+`last` test, so the check covers the whole session.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import json
 import logging
 import os
 import re
@@ -40,6 +47,7 @@ from typing import Any
 
 import pytest
 
+from harness import phases
 from harness.tokens import API_SECRET
 from lkproto import events as ev
 from lkproto import tokens
@@ -88,7 +96,35 @@ class Auditor:
         self.hits: list[str] = []
         self.loggers: Counter[str] = Counter()  # records per top-level logger name
         self.e2e_files: set[str] = set()  # the e2e test files collected this session
+        self.other_tokens = 0  # tokens recorded by the other xdist workers (`absorb`)
         self._add_pieces(api_secret)
+
+    @property
+    def token_count(self) -> int:
+        """Tokens recorded in this process, plus those the absorbed workers recorded."""
+        return len(self.tokens) + self.other_tokens
+
+    # -- across xdist workers ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What this process saw, as JSON-able data for another worker to `absorb`: counts,
+        hit descriptions (which name no secret) and the number of tokens, never a token."""
+        with self._lock:
+            return {
+                "counts": dict(self.counts),
+                "hits": list(self.hits),
+                "loggers": dict(self.loggers),
+                "tokens": self.token_count,
+            }
+
+    def absorb(self, snapshot: dict[str, Any]) -> None:
+        """Add what another worker saw (its `snapshot`) to this audit."""
+        with self._lock:
+            for kind, n in snapshot["counts"].items():
+                self.counts[kind] += n
+            self.hits.extend(snapshot["hits"])
+            self.loggers.update(snapshot["loggers"])
+            self.other_tokens += snapshot["tokens"]
 
     # -- what is secret ---------------------------------------------------------------------
 
@@ -329,6 +365,7 @@ def _release_after_fork(auditor: Auditor, *, in_child: bool = False) -> None:
 
 
 AUDITOR: Auditor | None = None
+_ABSORBED = False
 _KEY = pytest.StashKey[Installation]()
 
 
@@ -414,6 +451,30 @@ def _report_text(longrepr: Any) -> str:
             for name, value in getattr(funcargs, "args", ()):
                 text = text.replace(f"{name} = {value}", f"{name} = <argument>")
     return text
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under the phased xdist scheduler (harness/phases.py), each worker leaves what it saw
+    for the worker that runs the `last` tests (the audit's own check)."""
+    where = phases.phases_dir(session.config)
+    if AUDITOR is not None and where is not None:
+        target = where / f"audit-{phases.worker_id(session.config)}.json"
+        target.with_suffix(".tmp").write_text(json.dumps(AUDITOR.snapshot()))
+        target.with_suffix(".tmp").replace(target)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before this worker's first `last` test: every other worker has exited (the scheduler
+    sends `last` tests only then), so absorb what each of them saw, once."""
+    global _ABSORBED
+    where = phases.phases_dir(item.config)
+    if AUDITOR is None or where is None or _ABSORBED or phases.phase_of(item) != phases.LAST:
+        return
+    _ABSORBED = True
+    own = f"audit-{phases.worker_id(item.config)}.json"
+    for path in sorted(where.glob("audit-*.json")):
+        if path.name != own:
+            AUDITOR.absorb(json.loads(path.read_text()))
 
 
 def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str) -> None:

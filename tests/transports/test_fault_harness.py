@@ -33,7 +33,8 @@ from harness.recorder import Recorder
 from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
 from lkproto.transports.api import LiveKitAPI
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# Cuts, kills and timed observations: alone under xdist (pytest.mark.serial).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.serial]
 
 T = TypeVar("T")
 

@@ -1,0 +1,278 @@
+"""Scheduling the suite over pytest-xdist workers: a parallel phase, then a phase run alone.
+
+Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one phase:
+- **parallel** (the default): spread over every worker. Each worker is a process of its own,
+  confined to its own network namespace (harness/netns.py) with its own livekit-server (the
+  session fixture), so tests on different workers share nothing but the CPU. The slow and
+  e2e tests are handed out first, so the quick ones fill the end and the workers finish
+  together.
+- **serial** (`@pytest.mark.serial`): timing-sensitive or machine-loading tests (the fault
+  bench's cuts and kills, the adversarial flood, the fork/spawn children, anything that
+  asserts on elapsed time against a real server). They run one at a time on one worker once
+  every parallel test has finished and every other worker has exited: alone on the machine,
+  as in a run without xdist.
+- **last** (`@pytest.mark.last`): after everything else (the secrets audit,
+  tests/e2e/test_zz_secrets.py), on the same worker, once the other workers have written
+  what they saw (harness/secrets_audit.py merges it).
+
+Without xdist (`-p no:xdist`, `-n 0`) the tests simply run in collection order, which puts
+tests/e2e/test_zz_secrets.py after the other e2e files as before.
+
+How the controller learns the phases: it does not collect, so each worker writes the phase
+of every collected test, aligned with the ids it reports, into a directory the controller
+made and handed to it (`workerinput`), before it reports its collection. The scheduler
+reads the first worker's file when every worker has collected.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PARALLEL, SERIAL, LAST = "parallel", "serial", "last"
+_DIR_KEY = "lkproto_phases_dir"
+_STASH = pytest.StashKey[Path]()
+
+
+def phase_of(item: pytest.Item) -> str:
+    if item.get_closest_marker("last") is not None:
+        return LAST
+    if item.get_closest_marker("serial") is not None:
+        return SERIAL
+    return PARALLEL
+
+
+def _weight(item: pytest.Item) -> int:
+    """Parallel tests are handed out heaviest first: slow, then e2e, then the rest."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    if item.get_closest_marker("e2e") is not None:
+        return 1
+    return 2
+
+
+def phases_dir(config: pytest.Config) -> Path | None:
+    """In a worker run by the phased scheduler: the directory shared with the controller and
+    the other workers; otherwise None."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or _DIR_KEY not in workerinput:
+        return None
+    return Path(workerinput[_DIR_KEY])
+
+
+def worker_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "main"
+
+
+# -- in the workers ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reports the collection
+def pytest_collection_finish(session: pytest.Session) -> None:
+    where = phases_dir(session.config)
+    if where is None:
+        return
+    table = {
+        "ids": [item.nodeid for item in session.items],
+        "phases": [phase_of(item) for item in session.items],
+        "weights": [_weight(item) for item in session.items],
+    }
+    target = where / f"phases-{worker_id(session.config)}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table))
+    tmp.replace(target)
+
+
+# -- in the controller -----------------------------------------------------------------------
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    where = config.stash.get(_STASH, None)
+    if where is not None:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config = node.config
+    if config.getoption("dist") != "load":
+        return  # another --dist mode asked for explicitly: xdist schedules as it does
+    if _STASH not in config.stash:
+        config.stash[_STASH] = Path(tempfile.mkdtemp(prefix="lkproto-phases-"))
+    node.workerinput[_DIR_KEY] = str(config.stash[_STASH])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> PhasedScheduling | None:
+    where = config.stash.get(_STASH, None)
+    if where is None:
+        return None
+    return PhasedScheduling(config, where, log)
+
+
+class PhasedScheduling:
+    """An xdist scheduler (see xdist.scheduler.protocol.Scheduling) for the phases above.
+
+    A worker runs a test only once it holds the next one (xdist needs `nextitem` for fixture
+    teardown) or has been told to shut down, so every worker is kept two tests deep. When the
+    parallel queue is empty, the first worker to ask becomes the serial worker; the others
+    are shut down (they finish what they hold and exit), and once they are gone the serial
+    worker gets the serial and last tests in collection order, then its shutdown.
+    """
+
+    DEPTH = 2
+
+    def __init__(self, config: pytest.Config, where: Path, log: Any) -> None:
+        from xdist.workermanage import parse_tx_spec_config
+
+        self.config = config
+        self.where = where
+        self.log = log.phasedsched
+        self.numnodes = len(parse_tx_spec_config(config))
+        self.node2collection: dict[Any, list[str]] = {}
+        self.node2pending: dict[Any, list[int]] = {}
+        self.collection: list[str] | None = None
+        self.phase: list[str] = []
+        self.parallel: deque[int] = deque()
+        self.alone: deque[int] = deque()  # serial, then last
+        self.serial_node: Any = None
+
+    # -- the protocol's properties ----------------------------------------------------------
+
+    @property
+    def nodes(self) -> list[Any]:
+        return list(self.node2pending)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return len(self.node2collection) >= self.numnodes
+
+    @property
+    def tests_finished(self) -> bool:
+        if not self.collection_is_completed or self.collection is None:
+            return False
+        if self.parallel or self.alone:
+            return False
+        return all(len(pending) < 2 for pending in self.node2pending.values())
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.parallel or self.alone or any(self.node2pending.values()))
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def add_node(self, node: Any) -> None:
+        assert node not in self.node2pending
+        self.node2pending[node] = []
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        assert node in self.node2pending
+        if self.collection is not None and list(collection) != self.collection:
+            self.log(f"worker {node.gateway.id} collected other tests: not used")
+            return
+        self.node2collection[node] = list(collection)
+
+    def remove_node(self, node: Any) -> str | None:
+        pending = self.node2pending.pop(node)
+        if node is self.serial_node:
+            self.serial_node = None
+        crashitem = None
+        if pending:  # it crashed: the first one was running, the rest go back in the queues
+            assert self.collection is not None
+            crashitem = self.collection[pending.pop(0)]
+            for index in reversed(pending):
+                self._requeue(index)
+        for other in self.nodes:
+            self.check_schedule(other)
+        return crashitem
+
+    def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
+        raise NotImplementedError  # only work stealing asks for this
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        assert self.collection_is_completed
+        if self.collection is not None:  # a replacement worker joined later
+            for node in self.nodes:
+                self.check_schedule(node)
+            return
+        collections = list(self.node2collection.values())
+        if any(c != collections[0] for c in collections[1:]):
+            raise pytest.UsageError("xdist workers collected different tests")
+        self.collection = collections[0]
+        first = next(iter(self.node2collection))
+        table = json.loads((self.where / f"phases-{first.gateway.id}.json").read_text())
+        if table["ids"] != self.collection:
+            raise pytest.UsageError("the phase table does not match the collection")
+        self.phase = table["phases"]
+        weights = table["weights"]
+        parallel = [i for i, p in enumerate(self.phase) if p == PARALLEL]
+        parallel.sort(key=lambda i: weights[i])  # stable: collection order within a weight
+        self.parallel = deque(parallel)
+        self.alone = deque(
+            [i for i, p in enumerate(self.phase) if p == SERIAL]
+            + [i for i, p in enumerate(self.phase) if p == LAST]
+        )
+        self.log(f"{len(self.parallel)} parallel, {len(self.alone)} alone")
+        for node in self.nodes:
+            self.check_schedule(node)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        self.node2pending[node].remove(item_index)
+        self.check_schedule(node)
+
+    def mark_test_pending(self, item: str) -> None:
+        assert self.collection is not None
+        self._requeue(self.collection.index(item))
+        for node in self.nodes:
+            self.check_schedule(node)
+
+    def _requeue(self, index: int) -> None:
+        if self.phase[index] == PARALLEL:
+            self.parallel.appendleft(index)
+        else:
+            self.alone.appendleft(index)
+
+    def check_schedule(self, node: Any, duration: float = 0) -> None:
+        if node.shutting_down or self.collection is None:
+            return
+        if self.parallel:
+            wanted = min(self.DEPTH - len(self.node2pending[node]), len(self.parallel))
+            self._send(node, [self.parallel.popleft() for _ in range(wanted)])
+            return
+        if not self.alone:
+            node.shutdown()  # it runs what it holds, then exits
+            return
+        # The parallel queue is empty and tests that run alone remain: this worker will run
+        # them, every other one finishes what it holds and exits.
+        if self.serial_node is None:
+            self.serial_node = node
+            for other in self.nodes:
+                if other is not node:
+                    other.shutdown()
+        if node is not self.serial_node:
+            node.shutdown()
+            return
+        if len(self.node2pending) > 1:
+            return  # not before every other worker has exited (remove_node calls back)
+        batch = list(self.alone)
+        self.alone.clear()
+        self._send(node, batch)
+        node.shutdown()
+
+    def _send(self, node: Any, indices: list[int]) -> None:
+        if indices:
+            self.node2pending[node].extend(indices)
+            node.send_runtest_some(indices)
+
+
+__all__ = ["LAST", "PARALLEL", "SERIAL", "PhasedScheduling", "phase_of", "phases_dir"]
