@@ -25,8 +25,8 @@ from harness.netns import release
 from harness.official import OfficialLoop
 
 pytest_plugins = [
-    "harness.secrets_audit",  # the whole session is audited for leaked secrets
     "harness.phases",  # the xdist scheduler: parallel tests, then the `serial` ones alone
+    "harness.secrets_audit",  # the whole session is audited for leaked secrets
 ]
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()
 _room_counter = itertools.count(1)

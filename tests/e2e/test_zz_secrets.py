@@ -19,7 +19,8 @@ from lkproto.transports.anyio import ConnectError
 
 # After every other test; under xdist on one worker once the others have exited, with what
 # they saw absorbed into this worker's audit (harness/secrets_audit.py, harness/phases.py).
-pytestmark = pytest.mark.last
+# It audits the e2e suite, so it belongs to it: `-m "not e2e"` (`make check`) leaves it out.
+pytestmark = [pytest.mark.last, pytest.mark.e2e]
 
 
 def auditor() -> secrets_audit.Auditor:

@@ -463,10 +463,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         target.with_suffix(".tmp").replace(target)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before this worker's first `last` test: every other worker has exited (the scheduler
+    """Every test starts audited at DEBUG: a test that reconfigures logging in-process (the
+    CLI's `main()` sets "lkproto", "aiortc" and "aioice" to ERROR and leaves them so) must not
+    blind the audit for whatever this worker runs after it, in whatever order.
+
+    Before this worker's first `last` test: every other worker has exited (the scheduler
     sends `last` tests only then), so absorb what each of them saw, once."""
     global _ABSORBED
+    if AUDITOR is not None:
+        for name in ("", *_DEBUG_LOGGERS):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     where = phases.phases_dir(item.config)
     if AUDITOR is None or where is None or _ABSORBED or phases.phase_of(item) != phases.LAST:
         return
