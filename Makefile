@@ -42,7 +42,7 @@ typecheck: setup
 # a timeout), so more workers than cores pays. The tests marked `serial` then run alone, and
 # the secrets audit last (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs
 # everything in one process, in file order.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 pytest: setup
 	$(PY) -m pytest -n $(TEST_WORKERS)
 

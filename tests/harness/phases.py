@@ -3,9 +3,10 @@
 Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one phase:
 - **parallel** (the default): spread over every worker. Each worker is a process of its own,
   confined to its own network namespace (harness/netns.py) with its own livekit-server (the
-  session fixture), so tests on different workers share nothing but the CPU. The slow and
-  e2e tests are handed out first, so the quick ones fill the end and the workers finish
-  together.
+  session fixture), so tests on different workers share nothing but the CPU. The `slow` ones
+  go first; then e2e tests (which mostly wait: on the server, the network, a timeout) are
+  interleaved with the others (which mostly compute), so the waiting of the ones overlaps the
+  computing of the others instead of all workers computing at once.
 - **serial** (`@pytest.mark.serial`): timing-sensitive or machine-loading tests (the fault
   bench's cuts and kills, the adversarial flood, the fork/spawn children, anything that
   asserts on elapsed time against a real server). They run one at a time on one worker once
@@ -50,12 +51,20 @@ def phase_of(item: pytest.Item) -> str:
 
 
 def _weight(item: pytest.Item) -> int:
-    """Parallel tests are handed out heaviest first: slow, then e2e, then the rest."""
+    """0: slow (first), 1: e2e (mostly waiting), 2: the rest (mostly computing)."""
     if item.get_closest_marker("slow") is not None:
         return 0
     if item.get_closest_marker("e2e") is not None:
         return 1
     return 2
+
+
+def interleave(first: list[int], second: list[int]) -> list[int]:
+    """Both lists in their order, merged evenly: each item at its fraction of its own list."""
+    n, m = len(first), len(second)
+    keyed = [((i + 0.5) / n, 0, x) for i, x in enumerate(first)]
+    keyed += [((j + 0.5) / m, 1, y) for j, y in enumerate(second)]
+    return [x for _, _, x in sorted(keyed)]
 
 
 def phases_dir(config: pytest.Config) -> Path | None:
@@ -80,10 +89,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     where = phases_dir(session.config)
     if where is None:
         return
+    seen: dict[str, int] = {}
+    variants = []  # 0 for a test function's first parametrization, 1 for its second, ...
+    for item in session.items:
+        function = item.nodeid.split("[", 1)[0]
+        variants.append(seen.get(function, 0))
+        seen[function] = variants[-1] + 1
     table = {
         "ids": [item.nodeid for item in session.items],
         "phases": [phase_of(item) for item in session.items],
         "weights": [_weight(item) for item in session.items],
+        "variants": variants,
     }
     target = where / f"phases-{worker_id(session.config)}.json"
     tmp = target.with_suffix(".tmp")
@@ -216,8 +232,11 @@ class PhasedScheduling:
         self.phase = table["phases"]
         weights = table["weights"]
         parallel = [i for i, p in enumerate(self.phase) if p == PARALLEL]
-        parallel.sort(key=lambda i: weights[i])  # stable: collection order within a weight
-        self.parallel = deque(parallel)
+        by_weight = [[i for i in parallel if weights[i] == w] for w in (0, 1, 2)]
+        # The variants of one e2e test (one per adapter) do the same work: spread them out
+        # (every first variant, then every second, ...) rather than run them side by side.
+        by_weight[1].sort(key=lambda i: table["variants"][i])  # stable
+        self.parallel = deque(by_weight[0] + interleave(by_weight[1], by_weight[2]))
         self.alone = deque(
             [i for i, p in enumerate(self.phase) if p == SERIAL]
             + [i for i, p in enumerate(self.phase) if p == LAST]

@@ -683,6 +683,7 @@ async def faulty(
         yield Faulty(env, crash_memory, cut_memory)
 
 
+@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
 async def test_after_a_crash_everyone_rejoins(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")
@@ -726,6 +727,7 @@ async def test_after_a_crash_everyone_rejoins(faulty: Faulty) -> None:
         assert packet.data == b"after the crash"
 
 
+@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
 async def test_a_short_cut_loses_no_reliable_data(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")
@@ -755,6 +757,7 @@ async def test_a_short_cut_loses_no_reliable_data(faulty: Faulty) -> None:
         )
 
 
+@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
 async def test_a_long_cut_ends_in_a_rejoin(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")
