@@ -21,8 +21,13 @@ from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from lkproto.transports.anyio import ConnectionState, Room, RoomOptions, RtcConfiguration
 
-# Real faults (kills, cuts) on a server of the test's own: alone under xdist (pytest.mark.serial).
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150), pytest.mark.serial]
+# Real faults on a server of the test's own: one at a time under xdist (the "faults" group).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    pytest.mark.timeout(150),
+    pytest.mark.xdist_group("faults"),
+]
 
 
 async def join_both(

@@ -7,11 +7,16 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   go first; then e2e tests (which mostly wait: on the server, the network, a timeout) are
   interleaved with the others (which mostly compute), so the waiting of the ones overlaps the
   computing of the others instead of all workers computing at once.
-- **serial** (`@pytest.mark.serial`): timing-sensitive or machine-loading tests (the fault
-  bench's cuts and kills, the adversarial flood, the fork/spawn children, anything that
-  asserts on elapsed time against a real server). They run one at a time on one worker once
-  every parallel test has finished and every other worker has exited: alone on the machine,
-  as in a run without xdist.
+- **group** (`@pytest.mark.xdist_group("name")`): the tests of one group run one after the
+  other on one worker, which takes nothing else until the group is done, while the other
+  workers run the parallel tests. For tests that must not overlap each other but bear the
+  rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
+  observations) and the CPU-bound 10 MiB transfers ("transfer", which starve each other when
+  several run at once). Groups start first: they are the longest chains.
+- **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
+  adversarial flood, the fork/spawn children of a many-threaded parent). They run one at a
+  time on one worker once every other test has finished and every other worker has exited:
+  alone on the machine, as in a run without xdist.
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
   tests/e2e/test_zz_secrets.py), on the same worker, once the other workers have written
   what they saw (harness/secrets_audit.py merges it).
@@ -37,7 +42,7 @@ from typing import Any
 
 import pytest
 
-PARALLEL, SERIAL, LAST = "parallel", "serial", "last"
+PARALLEL, GROUP, SERIAL, LAST = "parallel", "group", "serial", "last"
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
 
@@ -47,7 +52,16 @@ def phase_of(item: pytest.Item) -> str:
         return LAST
     if item.get_closest_marker("serial") is not None:
         return SERIAL
+    if group_of(item) is not None:
+        return GROUP
     return PARALLEL
+
+
+def group_of(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
 def _weight(item: pytest.Item) -> int:
@@ -100,6 +114,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "phases": [phase_of(item) for item in session.items],
         "weights": [_weight(item) for item in session.items],
         "variants": variants,
+        "groups": [group_of(item) for item in session.items],
     }
     target = where / f"phases-{worker_id(session.config)}.json"
     tmp = target.with_suffix(".tmp")
@@ -138,10 +153,12 @@ class PhasedScheduling:
     """An xdist scheduler (see xdist.scheduler.protocol.Scheduling) for the phases above.
 
     A worker runs a test only once it holds the next one (xdist needs `nextitem` for fixture
-    teardown) or has been told to shut down, so every worker is kept two tests deep. When the
-    parallel queue is empty, the first worker to ask becomes the serial worker; the others
-    are shut down (they finish what they hold and exit), and once they are gone the serial
-    worker gets the serial and last tests in collection order, then its shutdown.
+    teardown) or has been told to shut down, so every worker is kept two tests deep. A worker
+    asking for work takes, in this order: more of the group it owns; a group nobody owns; the
+    parallel queue. When all three are empty, the first worker to ask becomes the serial
+    worker; the others are shut down as they run dry (they finish what they hold and exit),
+    and once they are gone the serial worker gets the serial and last tests in collection
+    order, then its shutdown.
     """
 
     DEPTH = 2
@@ -159,6 +176,9 @@ class PhasedScheduling:
         self.phase: list[str] = []
         self.parallel: deque[int] = deque()
         self.alone: deque[int] = deque()  # serial, then last
+        self.groups: dict[str, deque[int]] = {}
+        self.group: list[str | None] = []
+        self.owner: dict[Any, str] = {}  # worker -> the group it runs
         self.serial_node: Any = None
 
     # -- the protocol's properties ----------------------------------------------------------
@@ -175,13 +195,14 @@ class PhasedScheduling:
     def tests_finished(self) -> bool:
         if not self.collection_is_completed or self.collection is None:
             return False
-        if self.parallel or self.alone:
+        if self.parallel or self.alone or any(self.groups.values()):
             return False
         return all(len(pending) < 2 for pending in self.node2pending.values())
 
     @property
     def has_pending(self) -> bool:
-        return bool(self.parallel or self.alone or any(self.node2pending.values()))
+        queued = self.parallel or self.alone or any(self.groups.values())
+        return bool(queued or any(self.node2pending.values()))
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -198,6 +219,7 @@ class PhasedScheduling:
 
     def remove_node(self, node: Any) -> str | None:
         pending = self.node2pending.pop(node)
+        self.owner.pop(node, None)
         if node is self.serial_node:
             self.serial_node = None
         crashitem = None
@@ -230,6 +252,10 @@ class PhasedScheduling:
         if table["ids"] != self.collection:
             raise pytest.UsageError("the phase table does not match the collection")
         self.phase = table["phases"]
+        self.group = table["groups"]
+        for i, phase in enumerate(self.phase):
+            if phase == GROUP:
+                self.groups.setdefault(str(self.group[i]), deque()).append(i)
         weights = table["weights"]
         parallel = [i for i, p in enumerate(self.phase) if p == PARALLEL]
         by_weight = [[i for i in parallel if weights[i] == w] for w in (0, 1, 2)]
@@ -241,7 +267,8 @@ class PhasedScheduling:
             [i for i, p in enumerate(self.phase) if p == SERIAL]
             + [i for i, p in enumerate(self.phase) if p == LAST]
         )
-        self.log(f"{len(self.parallel)} parallel, {len(self.alone)} alone")
+        grouped = {name: len(queue) for name, queue in self.groups.items()}
+        self.log(f"{len(self.parallel)} parallel, groups {grouped}, {len(self.alone)} alone")
         for node in self.nodes:
             self.check_schedule(node)
 
@@ -258,25 +285,38 @@ class PhasedScheduling:
     def _requeue(self, index: int) -> None:
         if self.phase[index] == PARALLEL:
             self.parallel.appendleft(index)
+        elif self.phase[index] == GROUP:
+            self.groups[str(self.group[index])].appendleft(index)
         else:
             self.alone.appendleft(index)
 
     def check_schedule(self, node: Any, duration: float = 0) -> None:
         if node.shutting_down or self.collection is None:
             return
+        group = self.owner.get(node)
+        if group is not None and not self.groups[group]:
+            del self.owner[node]  # done with it (its last tests may still be running here)
+            group = None
+        if group is None:
+            owned = set(self.owner.values())
+            free = [name for name, queue in self.groups.items() if queue and name not in owned]
+            if free:
+                group = self.owner[node] = free[0]
+        if group is not None:
+            self._top_up(node, self.groups[group])
+            return
         if self.parallel:
-            wanted = min(self.DEPTH - len(self.node2pending[node]), len(self.parallel))
-            self._send(node, [self.parallel.popleft() for _ in range(wanted)])
+            self._top_up(node, self.parallel)
             return
         if not self.alone:
             node.shutdown()  # it runs what it holds, then exits
             return
-        # The parallel queue is empty and tests that run alone remain: this worker will run
-        # them, every other one finishes what it holds and exits.
+        # Nothing but tests that run alone remain (and groups other workers are finishing):
+        # this worker will run them; every other one finishes what it holds and exits.
         if self.serial_node is None:
             self.serial_node = node
             for other in self.nodes:
-                if other is not node:
+                if other is not node and other not in self.owner:
                     other.shutdown()
         if node is not self.serial_node:
             node.shutdown()
@@ -288,10 +328,24 @@ class PhasedScheduling:
         self._send(node, batch)
         node.shutdown()
 
+    def _top_up(self, node: Any, queue: deque[int]) -> None:
+        wanted = min(self.DEPTH - len(self.node2pending[node]), len(queue))
+        self._send(node, [queue.popleft() for _ in range(wanted)])
+
     def _send(self, node: Any, indices: list[int]) -> None:
         if indices:
             self.node2pending[node].extend(indices)
             node.send_runtest_some(indices)
 
 
-__all__ = ["LAST", "PARALLEL", "SERIAL", "PhasedScheduling", "phase_of", "phases_dir"]
+__all__ = [
+    "GROUP",
+    "LAST",
+    "PARALLEL",
+    "SERIAL",
+    "PhasedScheduling",
+    "group_of",
+    "interleave",
+    "phase_of",
+    "phases_dir",
+]

@@ -683,7 +683,7 @@ async def faulty(
         yield Faulty(env, crash_memory, cut_memory)
 
 
-@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
+@pytest.mark.xdist_group("faults")  # the server backend kills or cuts a FaultServer
 async def test_after_a_crash_everyone_rejoins(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")
@@ -727,7 +727,7 @@ async def test_after_a_crash_everyone_rejoins(faulty: Faulty) -> None:
         assert packet.data == b"after the crash"
 
 
-@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
+@pytest.mark.xdist_group("faults")  # the server backend kills or cuts a FaultServer
 async def test_a_short_cut_loses_no_reliable_data(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")
@@ -757,7 +757,7 @@ async def test_a_short_cut_loses_no_reliable_data(faulty: Faulty) -> None:
         )
 
 
-@pytest.mark.serial  # on the server backend it kills or cuts a FaultServer: alone under xdist
+@pytest.mark.xdist_group("faults")  # the server backend kills or cuts a FaultServer
 async def test_a_long_cut_ends_in_a_rejoin(faulty: Faulty) -> None:
     env = faulty.env
     alice = await env.join("alice")

@@ -33,8 +33,8 @@ from harness.recorder import Recorder
 from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
 from lkproto.transports.api import LiveKitAPI
 
-# Cuts, kills and timed observations: alone under xdist (pytest.mark.serial).
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.serial]
+# Cuts, kills and timed observations: one at a time under xdist (the "faults" group).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.xdist_group("faults")]
 
 T = TypeVar("T")
 
