@@ -1,4 +1,4 @@
-"""Scheduling the suite over pytest-xdist workers: a parallel phase, then a phase run alone.
+"""Scheduling the suite over pytest-xdist workers: parallel tests and groups, then tests alone.
 
 Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one phase:
 - **parallel** (the default): spread over every worker. Each worker is a process of its own,
@@ -293,21 +293,12 @@ class PhasedScheduling:
     def check_schedule(self, node: Any, duration: float = 0) -> None:
         if node.shutting_down or self.collection is None:
             return
-        group = self.owner.get(node)
-        if group is not None and not self.groups[group]:
-            del self.owner[node]  # done with it (its last tests may still be running here)
-            group = None
-        if group is None:
-            owned = set(self.owner.values())
-            free = [name for name, queue in self.groups.items() if queue and name not in owned]
-            if free:
-                group = self.owner[node] = free[0]
-        if group is not None:
-            self._top_up(node, self.groups[group])
-            return
-        if self.parallel:
-            self._top_up(node, self.parallel)
-            return
+        pending = self.node2pending[node]
+        while len(pending) < self.DEPTH and (queue := self._next_queue(node)) is not None:
+            self._send(node, [queue.popleft()])
+        if len(pending) >= self.DEPTH:
+            return  # busy; it asks again when it completes one
+        # Nothing more for this worker now or later (the groups left belong to others).
         if not self.alone:
             node.shutdown()  # it runs what it holds, then exits
             return
@@ -328,9 +319,20 @@ class PhasedScheduling:
         self._send(node, batch)
         node.shutdown()
 
-    def _top_up(self, node: Any, queue: deque[int]) -> None:
-        wanted = min(self.DEPTH - len(self.node2pending[node]), len(queue))
-        self._send(node, [queue.popleft() for _ in range(wanted)])
+    def _next_queue(self, node: Any) -> deque[int] | None:
+        """Where `node`'s next test comes from: the group it owns, else a group nobody owns
+        (it becomes the owner), else the parallel queue; None when all are empty for it."""
+        group = self.owner.get(node)
+        if group is not None:
+            if self.groups[group]:
+                return self.groups[group]
+            del self.owner[node]  # done with it (its last tests may still be running here)
+        owned = set(self.owner.values())
+        for name, queue in self.groups.items():
+            if queue and name not in owned:
+                self.owner[node] = name
+                return queue
+        return self.parallel or None
 
     def _send(self, node: Any, indices: list[int]) -> None:
         if indices:
