@@ -39,9 +39,10 @@ typecheck: setup
 
 # The tests run on TEST_WORKERS pytest-xdist workers, each a process with a network namespace
 # and a livekit-server of its own; most of an e2e test is waiting (on the server, the network,
-# a timeout), so more workers than cores pays. The tests marked `serial` then run alone, and
-# the secrets audit last (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs
-# everything in one process, in file order.
+# a timeout), so more workers than cores pays. The tests marked `serial` run alone first, the
+# fault bench one test at a time beside the others, the secrets audit last
+# (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs everything in one process,
+# in file order.
 TEST_WORKERS ?= 6
 pytest: setup
 	$(PY) -m pytest -n $(TEST_WORKERS)

@@ -7,9 +7,10 @@ loopback confinement while running as root.
 
 Under pytest-xdist (`make test` runs `-n`, docs/testing.md) every worker is a process of its
 own: it confines itself to a network namespace of its own (`lkproto-<its pid>`) and starts its
-own server there, and harness/phases.py schedules the tests marked `serial` alone after the
-parallel ones. A failed test that used a server names that server's log file (kept in the
-pytest temporary directory) in its report.
+own server there, and harness/phases.py schedules the tests: `serial` ones alone first,
+`xdist_group` ones one at a time on a worker of their own, the rest in parallel. A failed
+test that used a server names that server's log file (kept in the pytest temporary
+directory) in its report.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from harness.netns import release
 from harness.official import OfficialLoop
 
 pytest_plugins = [
-    "harness.phases",  # the xdist scheduler: parallel tests, then the `serial` ones alone
+    "harness.phases",  # the xdist scheduler: `serial` tests alone, groups, parallel tests
     "harness.secrets_audit",  # the whole session is audited for leaked secrets
 ]
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()

@@ -1,4 +1,4 @@
-"""Scheduling the suite over pytest-xdist workers: parallel tests and groups, then tests alone.
+"""Scheduling the suite over pytest-xdist workers: tests alone, parallel tests and groups, last.
 
 Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one phase:
 - **parallel** (the default): spread over every worker. Each worker is a process of its own,
@@ -14,12 +14,14 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   observations) and the CPU-bound 10 MiB transfers ("transfer", which starve each other when
   several run at once). Groups start first: they are the longest chains.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
-  adversarial flood, the fork/spawn children of a many-threaded parent). They run one at a
-  time on one worker once every other test has finished and every other worker has exited:
-  alone on the machine, as in a run without xdist.
+  adversarial flood, the fork/spawn children of a many-threaded parent). They run first, one
+  at a time, on the first worker to ask, while every other worker waits: alone on the
+  machine, in a fresh process (the flood, run after a few hundred tests in the same process,
+  starved the official SDK's stream past the victim's 5 s idle timeout in two runs of four,
+  both here and in the sequential baseline; run first it passed every time).
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
-  tests/e2e/test_zz_secrets.py), on the same worker, once the other workers have written
-  what they saw (harness/secrets_audit.py merges it).
+  tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
+  written what it saw (harness/secrets_audit.py merges it).
 
 Without xdist (`-p no:xdist`, `-n 0`) the tests simply run in collection order, which puts
 tests/e2e/test_zz_secrets.py after the other e2e files as before.
@@ -153,12 +155,13 @@ class PhasedScheduling:
     """An xdist scheduler (see xdist.scheduler.protocol.Scheduling) for the phases above.
 
     A worker runs a test only once it holds the next one (xdist needs `nextitem` for fixture
-    teardown) or has been told to shut down, so every worker is kept two tests deep. A worker
-    asking for work takes, in this order: more of the group it owns; a group nobody owns; the
-    parallel queue. When all three are empty, the first worker to ask becomes the serial
-    worker; the others are shut down as they run dry (they finish what they hold and exit),
-    and once they are gone the serial worker gets the serial and last tests in collection
-    order, then its shutdown.
+    teardown) or has been told to shut down, so every worker is kept two tests deep. The
+    first worker to ask gets every serial test (plus its next one); the others get nothing
+    until the serial tests are complete. Then a worker asking for work takes, in this order:
+    more of the group it owns; a group nobody owns; the parallel queue. When all three are
+    empty, the first worker to find nothing more becomes the last worker; the others are shut
+    down as they run dry (they finish what they hold and exit), and once they are gone the
+    last worker gets the last tests in collection order, then its shutdown.
     """
 
     DEPTH = 2
@@ -175,7 +178,10 @@ class PhasedScheduling:
         self.collection: list[str] | None = None
         self.phase: list[str] = []
         self.parallel: deque[int] = deque()
-        self.alone: deque[int] = deque()  # serial, then last
+        self.first: deque[int] = deque()  # serial: alone, before anything else
+        self.first_node: Any = None  # the worker running them
+        self.first_running: set[int] = set()  # sent to it, not yet complete
+        self.alone: deque[int] = deque()  # last: alone, after everything else
         self.groups: dict[str, deque[int]] = {}
         self.group: list[str | None] = []
         self.owner: dict[Any, str] = {}  # worker -> the group it runs
@@ -195,13 +201,13 @@ class PhasedScheduling:
     def tests_finished(self) -> bool:
         if not self.collection_is_completed or self.collection is None:
             return False
-        if self.parallel or self.alone or any(self.groups.values()):
+        if self.first or self.parallel or self.alone or any(self.groups.values()):
             return False
         return all(len(pending) < 2 for pending in self.node2pending.values())
 
     @property
     def has_pending(self) -> bool:
-        queued = self.parallel or self.alone or any(self.groups.values())
+        queued = self.first or self.parallel or self.alone or any(self.groups.values())
         return bool(queued or any(self.node2pending.values()))
 
     # -- nodes ------------------------------------------------------------------------------
@@ -222,6 +228,9 @@ class PhasedScheduling:
         self.owner.pop(node, None)
         if node is self.serial_node:
             self.serial_node = None
+        if node is self.first_node:
+            self.first_node = None
+            self.first_running.difference_update(pending)
         crashitem = None
         if pending:  # it crashed: the first one was running, the rest go back in the queues
             assert self.collection is not None
@@ -263,17 +272,24 @@ class PhasedScheduling:
         # (every first variant, then every second, ...) rather than run them side by side.
         by_weight[1].sort(key=lambda i: table["variants"][i])  # stable
         self.parallel = deque(by_weight[0] + interleave(by_weight[1], by_weight[2]))
-        self.alone = deque(
-            [i for i, p in enumerate(self.phase) if p == SERIAL]
-            + [i for i, p in enumerate(self.phase) if p == LAST]
-        )
+        self.first = deque(i for i, p in enumerate(self.phase) if p == SERIAL)
+        self.alone = deque(i for i, p in enumerate(self.phase) if p == LAST)
         grouped = {name: len(queue) for name, queue in self.groups.items()}
-        self.log(f"{len(self.parallel)} parallel, groups {grouped}, {len(self.alone)} alone")
+        self.log(
+            f"{len(self.first)} serial first, {len(self.parallel)} parallel, groups {grouped},"
+            f" {len(self.alone)} last"
+        )
         for node in self.nodes:
             self.check_schedule(node)
 
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
         self.node2pending[node].remove(item_index)
+        if item_index in self.first_running:
+            self.first_running.discard(item_index)
+            if not self.first_running and not self.first:
+                for other in self.nodes:  # the serial tests are done: everyone to work
+                    self.check_schedule(other)
+                return
         self.check_schedule(node)
 
     def mark_test_pending(self, item: str) -> None:
@@ -287,6 +303,8 @@ class PhasedScheduling:
             self.parallel.appendleft(index)
         elif self.phase[index] == GROUP:
             self.groups[str(self.group[index])].appendleft(index)
+        elif self.phase[index] == SERIAL:
+            self.first.appendleft(index)
         else:
             self.alone.appendleft(index)
 
@@ -294,6 +312,19 @@ class PhasedScheduling:
         if node.shutting_down or self.collection is None:
             return
         pending = self.node2pending[node]
+        if self.first or self.first_running:
+            # The serial tests run first, alone, on the first worker to ask (a fresh process):
+            # the others wait (mark_test_complete wakes them). It is also handed its next
+            # test, which runs after them (a worker runs a test once it holds the next one).
+            if self.first_node is None:
+                self.first_node = node
+            if node is not self.first_node:
+                return
+            if self.first:
+                batch = list(self.first)
+                self.first.clear()
+                self.first_running.update(batch)
+                self._send(node, batch)
         while len(pending) < self.DEPTH and (queue := self._next_queue(node)) is not None:
             self._send(node, [queue.popleft()])
         if len(pending) >= self.DEPTH:
