@@ -11,14 +11,15 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   other on one worker, which takes nothing else until the group is done, while the other
   workers run the parallel tests. For tests that must not overlap each other but bear the
   rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
-  observations) and the CPU-bound 10 MiB transfers ("transfer", which starve each other when
-  several run at once). Groups start first: they are the longest chains.
+  observations; they mostly wait, with wide margins). Groups start first: they are the
+  longest chains.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
-  adversarial flood, the fork/spawn children of a many-threaded parent). They run first, one
+  adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
+  transfers, which took over 120 s beside other tests on a loaded machine). They run first, one
   at a time, on the first worker to ask, while every other worker waits: alone on the
   machine, in a fresh process (the flood, run after a few hundred tests in the same process,
   starved the official SDK's stream past the victim's 5 s idle timeout in two runs of four,
-  both here and in the sequential baseline; run first it passed every time).
+  both here and in the sequential baseline; run first it has passed in every run since).
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
   tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
   written what it saw (harness/secrets_audit.py merges it).
