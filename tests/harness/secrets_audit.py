@@ -81,7 +81,11 @@ class Auditor:
     """What was seen, and what leaked. Thread-safe."""
 
     def __init__(self, api_secret: str = API_SECRET) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: building a hit or a piece may run the garbage collector, whose finalizers
+        # may log (asyncio's do), and that record comes back here on the same thread. The
+        # log handler has no lock of its own (`_Handler.createLock`), so this is the only
+        # lock on the audit's path: no thread holds it while waiting for another.
+        self._lock = threading.RLock()
         self.api_secret = api_secret
         self.tokens: list[str] = []
         self._pieces: set[str] = set()
@@ -129,15 +133,14 @@ class Auditor:
     # -- what is secret ---------------------------------------------------------------------
 
     def _add_pieces(self, secret: str) -> None:
-        for start in range(len(secret) - WINDOW + 1):
-            self._pieces.add(secret[start : start + WINDOW])
+        self._pieces.update(_windows(secret))
 
     def add_token(self, token: str) -> None:
         """A credential: its signature (and so the whole token) must never show."""
-        signature = token.rsplit(".", 1)[-1]
+        pieces = _windows(token.rsplit(".", 1)[-1])
         with self._lock:
             self.tokens.append(token)
-            self._add_pieces(signature)
+            self._pieces.update(pieces)
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -166,10 +169,22 @@ class Auditor:
             self.counts[kind] += 1
 
 
+def _windows(secret: str) -> set[str]:
+    return {secret[start : start + WINDOW] for start in range(len(secret) - WINDOW + 1)}
+
+
 class _Handler(logging.Handler):
     def __init__(self, auditor: Auditor) -> None:
         super().__init__(logging.DEBUG)
         self.auditor = auditor
+
+    def createLock(self) -> None:
+        """No handler lock: `emit` is thread-safe through the auditor's own lock. With one
+        (logging takes it around `emit`), a thread logging from the official SDK's callback
+        held it while waiting for the auditor's lock, which the test's thread held while a
+        garbage-collector finalizer logged and waited for the handler's: a deadlock that hung
+        a worker (tests/fuzz under xdist)."""
+        self.lock = None  # type: ignore[assignment]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -349,19 +364,21 @@ def _handlers() -> list[logging.Handler]:
 
 
 def _hold_for_fork(auditor: Auditor) -> None:
+    # The auditor's lock first: a thread holding it may still log (a finalizer), so it must
+    # be able to take any handler's lock until the forking thread has the auditor's.
+    auditor._lock.acquire()
     for handler in _handlers():
         handler.acquire()
         _HELD.append(handler)
-    auditor._lock.acquire()
 
 
 def _release_after_fork(auditor: Auditor, *, in_child: bool = False) -> None:
-    auditor._lock.release()
     held = list(_HELD)
     _HELD.clear()
     if not in_child:  # in the child, `logging` has already replaced these locks
         for handler in reversed(held):
             handler.release()
+    auditor._lock.release()
 
 
 AUDITOR: Auditor | None = None
