@@ -15,7 +15,8 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   longest chains.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
   adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
-  transfers, which took over 120 s beside other tests on a loaded machine). They run first, one
+  transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
+  past the ping timeout, whose data comes back on SCTP's backed-off timer). They run first, one
   at a time, on the first worker to ask, while every other worker waits: alone on the
   machine, in a fresh process (the flood, run after a few hundred tests in the same process,
   starved the official SDK's stream past the victim's 5 s idle timeout in two runs of four,
