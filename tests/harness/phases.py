@@ -11,8 +11,8 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   other on one worker, which takes nothing else until the group is done, while the other
   workers run the parallel tests. For tests that must not overlap each other but bear the
   rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
-  observations; they mostly wait, with wide margins). Groups start first: they are the
-  longest chains.
+  observations; they mostly wait, with wide margins). Groups are handed out before the
+  parallel tests (after the serial ones): they are the longest chains.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
   adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
   transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
