@@ -18,9 +18,9 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
   past the ping timeout, whose data comes back on SCTP's backed-off timer). They run first, one
   at a time, on the first worker to ask, while every other worker waits: alone on the
-  machine, in a fresh process (the flood, run after a few hundred tests in the same process,
-  starved the official SDK's stream past the victim's 5 s idle timeout in two runs of four,
-  both here and in the sequential baseline; run first it has passed in every run since).
+  machine, in a fresh process (the flood failed after a few hundred tests in the same
+  process, in the sequential baseline too; it still fails now and then on a loaded machine,
+  see docs/testing.md).
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
   tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
   written what it saw (harness/secrets_audit.py merges it).
