@@ -18,12 +18,14 @@ Data streams (``register_stream_topic``, ``open_stream``/``write_stream``/``clos
 ``send_stream``), RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) and data
 tracks (``publish_data_track``, ``push_data_track_frame``, ``subscribe_data_track``) are
 verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams``,
-``lkproto.rpc`` and ``lkproto.datatracks`` for use alone.
+``lkproto.rpc`` and ``lkproto.datatracks`` for use alone. End-to-end encryption of data
+packets, streams and RPC is on when the ``Connection`` is made with ``encryption=`` (keys in
+``Connection.key_provider``); its key provider and cryptor are public in ``lkproto.e2ee``.
 """
 
 from __future__ import annotations
 
-from lkproto import commands, datatracks, events, rpc, streams
+from lkproto import commands, datatracks, e2ee, events, rpc, streams
 from lkproto._connection import Connection
 from lkproto._version import __version__
 from lkproto.commands import Command
@@ -101,6 +103,7 @@ __all__ = [
     "__version__",
     "commands",
     "datatracks",
+    "e2ee",
     "events",
     "rpc",
     "streams",

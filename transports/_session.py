@@ -49,6 +49,7 @@ from lkproto.models import Channel, DisconnectReason, SimulateScenario
 
 from ._connector import CONNECTOR, Connector
 from ._datatracks import DataTracks
+from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -130,6 +131,7 @@ class Session:
         self.streams = Streams(self)
         self.rpc = Rpc(self)
         self.datatracks = DataTracks(self, emit, config.data_track_buffer_size)
+        self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -162,18 +164,30 @@ class Session:
         if options.connect_timeout is not None:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)
         self._token = token
+        encryption, data_channel_encryption = connection_settings(options)
         conn = self.conn = Connection(
             config,
             now=anyio.current_time(),
             unix_time_ms=int(time.time() * 1000),
             id_factory=lambda: uuid.uuid4().hex,
+            encryption=encryption,
+            data_channel_encryption=data_channel_encryption,
+            iv_factory=new_iv,
         )
+        if encryption is not None:
+            keys = session_key_provider(self, encryption.key_provider_options)
+            self.e2ee_manager = E2EEManager(encryption, keys)
         self.model = RoomModel(self.local)
         self.streams.attach()
         self.rpc.attach()
         rtc = options.rtc_config or RtcConfiguration()
         pump = self.pump = Pump(
-            conn, clock=anyio.current_time, signal=self._writer, peer=_NoPeer(), sink=self
+            conn,
+            clock=anyio.current_time,
+            signal=self._writer,
+            peer=_NoPeer(),
+            sink=self,
+            work=RatchetWorker(self),
         )
         self._connector = CONNECTOR.get()
         make_peer = (self._connector or self._runtime).make_peer
@@ -316,6 +330,7 @@ class Session:
                 | ev.TranscriptionReceived()
                 | ev.ChatMessageReceived()
                 | ev.PacketDropped()
+                | ev.E2eeStateChanged()
             ):
                 pass  # the room model's (below), and the subscribers'
             case _:

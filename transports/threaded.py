@@ -88,6 +88,7 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._exports import (  # after the * import, or mypy would not see them re-exported
     ConnectError,
     DisconnectReason,
+    E2EEManager,
     LocalProtocolError,
     SimulateScenario,
     TransportClosedError,
@@ -141,6 +142,7 @@ class Room(EventEmitter):
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
         self._local = LocalParticipant(self._io, self._register_rpc)
         self._tracks = TrackWrappers(self._io)  # blocking twins of the remote data tracks
+        self._no_e2ee = E2EEManager(None, None)  # e2ee_manager before connect()
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
@@ -174,6 +176,12 @@ class Room(EventEmitter):
     @property
     def num_participants(self) -> int:
         return self._model.num_participants
+
+    @property
+    def e2ee_manager(self) -> E2EEManager:
+        """As the anyio Room's; its key verbs block while the I/O thread carries them out."""
+        inner = self._io.inner
+        return self._no_e2ee if inner is None else inner.session.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:
