@@ -419,11 +419,63 @@ def test_topic_registration_rules() -> None:
                 conn.unregister_stream_topic(kind, topic)
 
 
-def test_a_sender_leaving_mid_stream_fails_the_reader() -> None:
+def test_a_sender_leaving_mid_stream_fails_the_reader_when_nothing_more_comes() -> None:
     sfu, alice, bob = room()
     bob.register_stream_topic(TEXT, "t")
     stream_id = alice.open_stream(now=T0, kind=TEXT, topic="t")
     alice.write_stream(stream_id, "partial", now=T0)
+    sfu.deliver("alice", now=T0)
+    events(bob)
+    sfu.leave("alice", now=T0 + 1)
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    assert bob.get_timer() == T0 + 11.0  # Config.stream_departed_sender_timeout after the leave
+    bob.handle_timer(T0 + 10.9)
+    assert events(bob) == []
+    bob.handle_timer(T0 + 11.0)
+    assert events(bob) == [
+        ev.StreamFailed(
+            sender_identity="alice",
+            stream_id=stream_id,
+            reason=StreamErrorReason.ABNORMAL_END,
+            message="Participant alice unexpectedly disconnected in the middle of sending data "
+            "(no more of it arrived in the 10s after it left)",
+        )
+    ]
+    assert bob.buffered_stream_bytes == 0
+    assert bob.get_timer() is None
+
+
+def test_a_departed_sender_stream_finishes_from_what_was_in_flight() -> None:
+    # issue 19 item 1: the leave (signaling) overtakes the chunks still queued at the server.
+    sfu, alice, bob = room()
+    bob.register_stream_topic(BYTES, "file")
+    stream_id = alice.open_stream(now=T0, kind=BYTES, topic="file", total_length=30)
+    sends = []
+    for _ in range(3):
+        alice.write_stream(stream_id, b"x" * 10, now=T0)
+        sends += sfu.take("alice")
+    alice.close_stream(stream_id, now=T0)
+    sends += sfu.take("alice")
+    sfu.forward("alice", sends[:2], now=T0)  # the header and the first chunk
+    events(bob)
+    peer = sfu.peers["alice"]
+    sfu.leave("alice", now=T0 + 1)  # alice has sent everything and left
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    sfu.peers["alice"] = peer  # the server still relays what it had queued for bob
+    sfu.forward("alice", sends[2:3], now=T0 + 9)  # 8 s after the leave: refreshes the deadline
+    assert bob.get_timer() == T0 + 19.0
+    bob.handle_timer(T0 + 11.0)
+    sfu.forward("alice", sends[3:], now=T0 + 18)
+    out = consume(bob, events(bob))
+    assert [type(e) for e in out] == [ev.StreamChunkReceived] * 2 + [ev.StreamFinished]
+    assert payload(out) == b"x" * 20  # the first 10 bytes came before the leave
+    assert bob.get_timer() is None
+
+
+def test_a_departed_sender_timeout_of_zero_fails_at_the_leave() -> None:
+    sfu, alice, bob = room(bob=Config(stream_departed_sender_timeout=0))
+    bob.register_stream_topic(TEXT, "t")
+    stream_id = alice.open_stream(now=T0, kind=TEXT, topic="t")
     sfu.deliver("alice", now=T0)
     events(bob)
     sfu.leave("alice", now=T0 + 1)
@@ -435,7 +487,6 @@ def test_a_sender_leaving_mid_stream_fails_the_reader() -> None:
         reason=StreamErrorReason.ABNORMAL_END,
         message="Participant alice unexpectedly disconnected in the middle of sending data",
     )
-    assert bob.buffered_stream_bytes == 0
 
 
 def test_the_session_ending_fails_open_streams_before_disconnected() -> None:
