@@ -26,12 +26,14 @@ from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
 import attrs
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from lkproto import Config
 from lkproto import events as ev
 from lkproto.models import Participant
 from lkproto.rpc import RpcInvocationData
 
 from . import _participant as _async
 from . import _streams
+from ._checks import check_callable, check_rpc_method
 from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
 from ._session import Session
@@ -288,9 +290,15 @@ def _keep(io: IoThread, result: T) -> T:
 class LocalParticipant(LocalParticipantInfo):
     """`livekit.rtc.LocalParticipant`'s data plane; every method blocks until done."""
 
-    def __init__(self, io: IoThread, register: Callable[[str, RpcHandler | None], None]) -> None:
+    def __init__(
+        self,
+        io: IoThread,
+        register: Callable[[str, RpcHandler | None], None],
+        config: Config | None = None,
+    ) -> None:
         self._io = io
         self._register = register  # the Room's: it keeps the handlers for its whole life
+        self._config = config or Config()
         super().__init__(Participant(sid="", identity=""))
 
     @property
@@ -321,14 +329,20 @@ class LocalParticipant(LocalParticipantInfo):
     ) -> Callable[[RpcHandler], RpcHandler] | None:
         """Register `handler(data) -> str` (a plain function, run on a handler thread) for
         `method_name`; usable as a decorator, before or after `connect()`. Raising `RpcError`
-        answers with its code; any other exception answers 1500 (details stay here)."""
+        answers with its code; any other exception answers 1500 (details stay here).
+        Registering a method again replaces its handler, as in `livekit.rtc`; a bad name or
+        a handler that is not callable raises `TypeError`/`ValueError` at once."""
+        call = "register_rpc_method"
+        check_rpc_method(call, method_name, self._config)
         if handler is None:
 
             def register(fn: RpcHandler) -> RpcHandler:
+                check_callable(call, "handler", fn)
                 self._register(method_name, fn)
                 return fn
 
             return register
+        check_callable(call, "handler", handler)
         self._register(method_name, handler)
         return None
 

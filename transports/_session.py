@@ -45,6 +45,7 @@ from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
 
+from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
 from ._errors import (
     ConnectError,
@@ -120,6 +121,12 @@ class Session:
         self.model = RoomModel()
         self.streams = Streams(self)
         self.rpc = Rpc(self)
+        self._runtime = runtime
+        self._emit = emit
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The state of one connection (a Room may connect again once it has ended)."""
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -128,8 +135,6 @@ class Session:
         self.subscribers: list[Subscriber] = []
         self.ended: ev.Disconnected | None = None
         self.done = anyio.Event()  # the session has finished: tasks ended, peer closed
-        self._runtime = runtime
-        self._emit = emit
         self._connector: Connector | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._token = ""
@@ -145,9 +150,17 @@ class Session:
 
     async def connect(self, url: str, token: str, options: RoomOptions | None) -> None:
         """Join; return when joined with the reliable data channel open, else `ConnectError`."""
+        check_connect_arguments(url, token, options)
         options = options or RoomOptions()
         if self.conn is not None:
-            raise LocalProtocolError("connect: this Room was already used", call="connect")
+            if not self.done.is_set():
+                raise LocalProtocolError(
+                    "connect: this Room is connected or connecting; disconnect() first",
+                    call="connect",
+                )
+            # Connecting again after a failed connect or a disconnect, as livekit.rtc allows:
+            # a new session; registered RPC methods and stream handlers carry over.
+            self._fresh()
         config = attrs.evolve(self.config, auto_subscribe=options.auto_subscribe)
         if options.connect_timeout is not None:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)

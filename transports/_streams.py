@@ -35,6 +35,7 @@ from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel
 from lkproto.streams import StreamError, StreamErrorReason, StreamInfo, StreamKind
 
+from ._checks import check_identities, check_str, check_string_map
 from ._pump import SessionHost
 
 __all__ = [
@@ -332,6 +333,10 @@ class Streams:
     ) -> TextStreamInfo | ByteStreamInfo:
         """Open a stream to write incrementally; its header is sent now. `sender_identity`:
         see `LocalParticipant.stream_text`."""
+        call = "stream_text" if kind is StreamKind.TEXT else "stream_bytes"
+        destination_identities = check_identities(call, destination_identities)
+        attributes = None if attributes is None else check_string_map(call, attributes)
+        check_str(call, "topic", topic)
         pump, conn = self._host.live("stream")
         me = conn.local_participant
         if sender_identity is not None and not isinstance(sender_identity, str):
@@ -370,6 +375,16 @@ class Streams:
         stream_id: str | None = None,
     ) -> TextStreamInfo | ByteStreamInfo:
         """Send `payload` as one whole stream (inline and compressed where it can be)."""
+        call = "send_text" if kind is StreamKind.TEXT else "send_bytes"
+        if kind is StreamKind.TEXT:
+            check_str(call, "text", payload)
+        elif not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"{call}: data must be bytes, not {type(payload).__name__}")
+        else:
+            payload = bytes(payload)
+        destination_identities = check_identities(call, destination_identities)
+        attributes = None if attributes is None else check_string_map(call, attributes)
+        check_str(call, "topic", topic)
         pump, conn = self._host.live("send_stream")
         now = pump.now()
         sent = pump.call(

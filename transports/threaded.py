@@ -83,6 +83,7 @@ from ._blocking import (
     TextStreamReader,
     TextStreamWriter,
 )
+from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
     ConnectError,
@@ -131,11 +132,10 @@ class Room(EventEmitter):
         self._handlers: concurrent.futures.ThreadPoolExecutor | None = None
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending = 0
-        self._used = False
         self._feeds: list[queue.SimpleQueue[ev.Event | None]] = []
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
-        self._local = LocalParticipant(self._io, self._register_rpc)
+        self._local = LocalParticipant(self._io, self._register_rpc, config)
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
@@ -187,8 +187,12 @@ class Room(EventEmitter):
     def connect(self, url: str, token: str, options: RoomOptions | None = None) -> None:
         """Join the room; returns when joined with the reliable data channel open.
 
-        Raises `ConnectError` (the server's reason, token redacted) on failure or timeout.
+        Raises `ConnectError` (the server's reason, token redacted) on failure or timeout,
+        `TypeError`/`ValueError` for wrong arguments. A Room may connect again after a
+        failed connect or a `disconnect()`, as in `livekit.rtc`; its RPC methods and stream
+        handlers carry over.
         """
+        check_connect_arguments(url, token, options)
         self._open()
         try:
             self._io.call("connect", lambda inner: inner.session.connect(url, token, options))
@@ -203,9 +207,18 @@ class Room(EventEmitter):
     def _open(self) -> None:
         """Start the I/O thread (with the session), the handler pool and the dispatcher."""
         with self._life:
-            if self._used or self._io.inherited:
-                raise LocalProtocolError("connect: this Room was already used", call="connect")
-            self._used = True
+            if self._io.inherited:
+                raise LocalProtocolError(
+                    "connect: this Room was inherited through fork(); its I/O thread exists "
+                    "only in the parent process. Create a new Room in this process.",
+                    call="connect",
+                )
+            if self._io.portal is not None:
+                raise LocalProtocolError(
+                    "connect: this Room is connected or connecting; disconnect() first",
+                    call="connect",
+                )
+            self._feeds.clear()  # the last session's iterators have ended
             portal = self._io.start_thread()
             _live_rooms.add(self)
             self._handlers = concurrent.futures.ThreadPoolExecutor(

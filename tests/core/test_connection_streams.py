@@ -27,6 +27,7 @@ from lkproto import (
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import participants_pb2 as ppb
 from lkproto.streams import DropReason
 
 TEXT, BYTES = StreamKind.TEXT, StreamKind.BYTES
@@ -603,3 +604,42 @@ def test_any_text_round_trips_through_two_connections(
     assert payload(out) == text or (text == "" and payload(out) == b"")
     assert bob.buffered_stream_bytes == 0
     assert packets(alice.commands_to_send()) == []
+
+
+def test_a_sender_never_announced_still_ends_its_stream_when_it_leaves() -> None:
+    # It joined and left within one of the server's update batches: the only sign is a
+    # DISCONNECTED update for a participant we never saw. No event, but its stream ends.
+    _sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    header = dpb.DataPacket(
+        participant_identity="carol",
+        participant_sid="PA_carol",
+        stream_header=dpb.DataStream.Header(
+            stream_id="c-1", topic="t", text_header=dpb.DataStream.TextHeader()
+        ),
+    )
+    bob.receive_data_packet(header.SerializeToString(), channel=Channel.RELIABLE, now=T0)
+    assert [type(e) for e in events(bob)] == [ev.StreamOpened]
+    gone = ppb.ParticipantInfo(
+        identity="carol", sid="PA_carol", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(gone), now=T0 + 1)
+    assert events(bob) == []
+    assert bob.get_timer() == T0 + 11.0
+    bob.handle_timer(T0 + 11.0)
+    assert [(type(e), e.stream_id) for e in events(bob)] == [(ev.StreamFailed, "c-1")]  # type: ignore[union-attr]
+
+
+def test_a_leave_of_an_older_session_of_a_present_identity_changes_nothing() -> None:
+    sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    stream_id = _alice.open_stream(now=T0, kind=TEXT, topic="t")
+    sfu.deliver("alice", now=T0)
+    events(bob)
+    stale = ppb.ParticipantInfo(
+        identity="alice", sid="PA_older", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(stale), now=T0 + 1)
+    assert events(bob) == []
+    assert "alice" in bob.remote_participants and bob.get_timer() is None
+    assert stream_id

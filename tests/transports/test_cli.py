@@ -276,7 +276,7 @@ def test_a_given_token_is_used_as_is_and_names_room_and_identity() -> None:
             "(or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
         ),
         ({"room": None}, "missing --room: the room to join"),
-        ({"token": "  "}, "bad token: --token is empty"),
+        ({"token": "  "}, "bad token: the token is empty"),
     ],
 )
 def test_missing_configuration(kwargs: dict[str, str | None], message: str) -> None:

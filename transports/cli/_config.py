@@ -125,13 +125,15 @@ def resolve_credentials(
     `--identity` and `--name` may not accompany it); otherwise a token is minted for
     `--room` and `--identity` with the API key and secret.
     """
+    if url is not None and not url.strip():
+        raise CliError("bad --url: it is empty", ExitCode.USAGE)
     server = _pick(url, env, "LIVEKIT_URL")
     if not server:
         raise CliError("no server URL: give --url or set LIVEKIT_URL", ExitCode.USAGE)
     validate_url(server)
     if token is not None:
         if not token.strip():
-            raise CliError("bad token: --token is empty", ExitCode.USAGE)
+            raise CliError("bad token: the token is empty", ExitCode.USAGE)
         given = [f for f, v in (("--room", room), ("--identity", identity), ("--name", name)) if v]
         if given:
             raise CliError(
