@@ -153,7 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = Context(args, console)
     handler = _setup_logging(ctx, bool(getattr(args, "verbose", False)))
     try:
-        return int(anyio.run(_amain, ctx, backend="asyncio"))
+        code = int(anyio.run(_amain, ctx, backend="asyncio"))
+        from ._commands import busy_handlers
+
+        if busy_handlers():
+            # A plain --handler is still running on its thread (it cannot be stopped, and
+            # Python would wait for it at exit): end the process now, as the user asked.
+            logging.getLogger().removeHandler(handler)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except KeyboardInterrupt:
         console.error(f"{PROG}: interrupted")
         return ExitCode.INTERRUPTED

@@ -8,6 +8,7 @@ import inspect
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -48,6 +49,14 @@ _STDIN_READ = 64 * 1024
 _START_RECEIPT_WAIT = 5.0  # seconds, after the send, for the receiver's first receipt
 _AFTER_LEAVE_WAIT = 3.0  # seconds a receipt may still come after its sender left
 _HANDLER_THREADS = anyio.CapacityLimiter(64)  # plain --handler calls running at once
+_BUSY = [0]  # plain handlers still running on their threads
+_BUSY_LOCK = threading.Lock()
+
+
+def busy_handlers() -> int:
+    """Plain --handler calls still running (abandoned by a cancelled call or a signal)."""
+    with _BUSY_LOCK:
+        return _BUSY[0]
 
 
 async def cmd_token(ctx: Context) -> int:
@@ -152,7 +161,13 @@ async def run_handler(
     else:
 
         def call() -> object:
-            return fn(*args)
+            with _BUSY_LOCK:
+                _BUSY[0] += 1
+            try:
+                return fn(*args)
+            finally:
+                with _BUSY_LOCK:
+                    _BUSY[0] -= 1
 
         result = await anyio.to_thread.run_sync(
             call, abandon_on_cancel=True, limiter=_HANDLER_THREADS

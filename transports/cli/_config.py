@@ -145,7 +145,8 @@ def resolve_credentials(
     secret = _pick(api_secret, env, "LIVEKIT_API_SECRET")
     if not key or not secret:
         raise CliError(
-            "missing credentials: give --token, or --api-key and --api-secret "
+            "missing credentials: give --token-file (or set LIVEKIT_TOKEN), or --api-key and "
+            "--api-secret "
             "(or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
             ExitCode.USAGE,
         )
