@@ -40,7 +40,7 @@ typecheck: setup
 	PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps --no-build-isolation --no-index \
 		--target $(MYPY_SITE) --config-settings editable_mode=strict -e .
 	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
-		tests/transports/test_exports.py
+		tests/transports/test_exports.py tests/transports/test_typing.py
 
 pytest: setup
 	$(PY) -m pytest

@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
+from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 import attrs
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -59,6 +59,7 @@ R = TypeVar("R")
 P = ParamSpec("P")
 C = TypeVar("C", str, bytes)
 RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | None"]
+H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, "int | None"], object]
 
 
@@ -324,9 +325,13 @@ class LocalParticipant(LocalParticipantInfo):
     stream_bytes = _blocking(_async.LocalParticipant.stream_bytes, ByteStreamWriter)
     stream_bytes.__doc__ = "Open a byte stream: `with lp.stream_bytes(name) as w: w.write(b)`."
 
+    @overload
+    def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def register_rpc_method(self, method_name: str, handler: RpcHandler) -> None: ...
     def register_rpc_method(
         self, method_name: str, handler: RpcHandler | None = None
-    ) -> Callable[[RpcHandler], RpcHandler] | None:
+    ) -> Callable[[H], H] | None:
         """Register `handler(data) -> str` (a plain function, run on a handler thread) for
         `method_name`; usable as a decorator, before or after `connect()`. Raising `RpcError`
         answers with its code; any other exception answers 1500 (details stay here).
@@ -336,7 +341,7 @@ class LocalParticipant(LocalParticipantInfo):
         check_rpc_method(call, method_name, self._config)
         if handler is None:
 
-            def register(fn: RpcHandler) -> RpcHandler:
+            def register(fn: H) -> H:
                 check_callable(call, "handler", fn)
                 self._register(method_name, fn)
                 return fn

@@ -20,6 +20,7 @@ from ._errors import (
     TransportClosedError,
     TransportError,
 )
+from ._room import AnyParticipant as Participant
 from ._room import (
     ConnectionState,
     DataPacket,
@@ -43,6 +44,7 @@ __all__ = [
     "LkProtocolError",
     "LocalProtocolError",
     "MetadataUpdateError",
+    "Participant",
     "ParticipantKind",
     "PublishDataError",
     "ReconnectMode",

@@ -12,7 +12,7 @@ import contextlib
 import mimetypes
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar, overload
 
 import anyio
 
@@ -36,6 +36,7 @@ from ._streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStre
 
 __all__ = ["LocalParticipant", "ProgressCallback"]
 
+H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, int | None], object]
 _FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
 
@@ -153,9 +154,13 @@ class LocalParticipant(LocalParticipantInfo):
             destination_identity, method, payload, response_timeout, max_round_trip_latency
         )
 
+    @overload
+    def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def register_rpc_method(self, method_name: str, handler: RpcHandler) -> None: ...
     def register_rpc_method(
         self, method_name: str, handler: RpcHandler | None = None
-    ) -> Callable[[RpcHandler], RpcHandler] | None:
+    ) -> Callable[[H], H] | None:
         """Register a handler (sync or async) for `method_name`; usable as a decorator.
 
         Allowed before `connect()`; registrations last for the Room's lifetime. Registering
@@ -167,7 +172,7 @@ class LocalParticipant(LocalParticipantInfo):
         check_rpc_method(call, method_name, self._session.config)
         if handler is None:
 
-            def register(fn: RpcHandler) -> RpcHandler:
+            def register(fn: H) -> H:
                 check_callable(call, "handler", fn)
                 self._session.rpc.register(method_name, fn)
                 return fn

@@ -35,10 +35,13 @@ from lkproto.models import (
     Permissions,
 )
 
+from ._event_types import TypedEmitter
+
 if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "AnyParticipant",
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
@@ -211,6 +214,12 @@ class LocalParticipantInfo(_ParticipantBase):
     """The local participant's properties; each adapter adds its verbs."""
 
 
+#: Any participant object an event can name: a remote one, or the room's local participant
+#: (`livekit.rtc.Participant`'s place in callback signatures; the adapters export it as
+#: `Participant`; here that name is lkproto's participant value).
+AnyParticipant: TypeAlias = RemoteParticipant | LocalParticipantInfo
+
+
 @dataclass
 class DataPacket:
     data: bytes
@@ -226,41 +235,32 @@ class SipDTMF:
     participant: RemoteParticipant | None = None
 
 
-class EventEmitter:
+class EventEmitter(TypedEmitter):
     """`on`/`once`/`off`/`emit`, as `livekit.rtc.EventEmitter`; exceptions in callbacks are
-    logged, never propagated into the session."""
+    logged, never propagated into the session. `on` and `once` are typed per event name
+    (transports/_event_types.py), so mypy checks a handler's arguments."""
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Callback]] = {}
 
-    def on(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Register `callback` for `event`; without one, return a decorator."""
+    def _listen(self, event: str, callback: Callback | None, *, once: bool) -> Callback:
         if callback is None:
 
             def decorator(fn: Callback) -> Callback:
-                self.on(event, fn)
+                self._listen(event, fn, once=once)
                 return fn
 
             return decorator
+        if once:
+            fn = callback
+
+            def once_callback(*args: object) -> object:
+                self.off(event, once_callback)  # type: ignore[arg-type]
+                return fn(*args)
+
+            callback = once_callback
         self._listeners.setdefault(event, []).append(callback)
         return callback
-
-    def once(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Like `on`, but the callback runs for the next emission only."""
-        if callback is None:
-
-            def decorator(fn: Callback) -> Callback:
-                self.once(event, fn)
-                return fn
-
-            return decorator
-        fn = callback
-
-        def once_callback(*args: object) -> object:
-            self.off(event, once_callback)
-            return fn(*args)
-
-        return self.on(event, once_callback)
 
     def off(self, event: EventTypes, callback: Callback) -> None:
         listeners = self._listeners.get(event, [])

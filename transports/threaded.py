@@ -67,7 +67,7 @@ from typing import TypeAlias, TypeVar
 
 from lkproto import Config, Connection
 from lkproto import events as ev
-from lkproto.models import Participant
+from lkproto.models import Participant as ParticipantValue
 from lkproto.streams import StreamKind
 
 from . import _exports, _streams
@@ -329,7 +329,9 @@ class Room(EventEmitter):
 
     def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
         session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
-        inner = Inner(session, _async.LocalParticipant(session, Participant(sid="", identity="")))
+        inner = Inner(
+            session, _async.LocalParticipant(session, ParticipantValue(sid="", identity=""))
+        )
         session.local = inner.local
         session.subscribe(Feeds(self._feeds, self._max_queued_events))
         for method, fn in self._rpc.items():
