@@ -65,11 +65,18 @@ def generated(table: dict[str, str]) -> str:
                 f"    ) -> Callable[[{handler}], {handler}]: ...",
             ]
         once = "True" if verb == "once" else "False"
+        doc = [f"        {DOCS[verb]}"]
+        if verb == "on":
+            doc += ["", "        Events, and the arguments their callbacks get:", ""]
+            doc += [f"        - `{name}`: ({args})" for name, args in table.items()]
         lines += [
             f"    def {verb}(",
             "        self, event: str, callback: Callable[..., object] | None = None",
             "    ) -> Callable[..., object]:",
-            f'        """{DOCS[verb]}"""',
+            '        """'
+            + "\n".join(doc).lstrip()
+            + ("\n        " if len(doc) > 1 else "")
+            + '"""',
             f"        return self._listen(event, callback, once={once})",
             "",
         ]

@@ -58,7 +58,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 C = TypeVar("C", str, bytes)
-RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | None"]
+RpcHandler: TypeAlias = Callable[[RpcInvocationData], str | None]
 H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, "int | None"], object]
 
@@ -188,9 +188,11 @@ class TextStreamReader(_Reader[str]):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo` (id, topic, attributes, size, ...)."""
         return self._async.info
 
     def read_all(self) -> str:
+        """Block until the stream ends; return all its text (raises `StreamError` if it fails)."""
         return "".join(self)
 
 
@@ -204,9 +206,11 @@ class ByteStreamReader(_Reader[bytes]):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo` (id, topic, name, size, attributes, ...)."""
         return self._async.info
 
     def read_all(self) -> bytes:
+        """Block until the stream ends; return all its bytes (raises `StreamError` if it fails)."""
         return b"".join(self)
 
 
@@ -247,9 +251,11 @@ class TextStreamWriter(_Writer):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo`."""
         return self._text.info
 
     def write(self, text: str) -> None:
+        """Send `text` as the next chunks; blocks while the channel is over its high mark."""
         self._io.call("write", lambda _: self._text.write(text))
 
 
@@ -262,9 +268,11 @@ class ByteStreamWriter(_Writer):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo`."""
         return self._bytes.info
 
     def write(self, data: bytes) -> None:
+        """Send `data` as the next chunks; blocks while the channel is over its high mark."""
         self._io.call("write", lambda _: self._bytes.write(data))
 
 
@@ -352,6 +360,7 @@ class LocalParticipant(LocalParticipantInfo):
         return None
 
     def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering `method` (callers then get 1400 UNSUPPORTED_METHOD). Idempotent."""
         self._register(method, None)
 
     def send_file(

@@ -272,7 +272,31 @@ class TypedEmitter:
     def on(
         self, event: str, callback: Callable[..., object] | None = None
     ) -> Callable[..., object]:
-        """Call `callback` at each emission of `event`; without one, return a decorator."""
+        """Call `callback` at each emission of `event`; without one, return a decorator.
+
+        Events, and the arguments their callbacks get:
+
+        - `participant_connected`: (RemoteParticipant)
+        - `participant_disconnected`: (RemoteParticipant)
+        - `participant_active`: (RemoteParticipant)
+        - `participant_metadata_changed`: (Participant, str, str)
+        - `participant_name_changed`: (Participant, str, str)
+        - `participant_attributes_changed`: (dict[str, str], Participant)
+        - `participant_permissions_changed`: (Participant, Permissions)
+        - `connection_quality_changed`: (Participant | None, int)
+        - `active_speakers_changed`: (list[Participant])
+        - `room_metadata_changed`: (str, str)
+        - `room_updated`: ()
+        - `data_received`: (DataPacket)
+        - `sip_dtmf_received`: (SipDTMF)
+        - `transcription_received`: (list[TranscriptionSegment], Participant | None, None)
+        - `connection_state_changed`: (ConnectionState)
+        - `connected`: ()
+        - `disconnected`: (DisconnectReason)
+        - `reconnecting`: ()
+        - `reconnected`: ()
+        - `token_refreshed`: ()
+        """
         return self._listen(event, callback, once=False)
 
     @overload

@@ -80,6 +80,7 @@ class LocalParticipant(LocalParticipantInfo):
         )
 
     async def publish_dtmf(self, *, code: int, digit: str) -> None:
+        """Send a SIP DTMF tone (`code`, `digit`) to the room."""
         await self._session.publish(
             "publish_dtmf",
             Channel.RELIABLE,
@@ -87,6 +88,7 @@ class LocalParticipant(LocalParticipantInfo):
         )
 
     async def publish_transcription(self, transcription: Transcription) -> None:
+        """Send a legacy transcription (the server forwards it only from agents)."""
         segments = [
             ev.TranscriptionSegment(
                 id=s.id,
@@ -183,6 +185,7 @@ class LocalParticipant(LocalParticipantInfo):
         return None
 
     def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering `method` (callers then get 1400 UNSUPPORTED_METHOD). Idempotent."""
         self._session.rpc.unregister(method)
 
     # -- data streams -----------------------------------------------------------------------

@@ -154,47 +154,58 @@ class _ParticipantBase:
 
     @property
     def sid(self) -> str:
+        """The participant's SID (server-assigned, new at every join)."""
         return self._info.sid
 
     @property
     def identity(self) -> str:
+        """The participant's identity (from its token)."""
         return self._info.identity
 
     @property
     def name(self) -> str:
+        """The participant's display name."""
         return self._info.name
 
     @property
     def metadata(self) -> str:
+        """The participant's metadata."""
         return self._info.metadata
 
     @property
     def attributes(self) -> dict[str, str]:
+        """The participant's attributes (a copy)."""
         return dict(self._info.attributes)
 
     @property
     def kind(self) -> ParticipantKind | int:
+        """The participant's kind (`ParticipantKind`: standard, agent, SIP, ...)."""
         return self._info.kind
 
     @property
     def state(self) -> ParticipantState:
+        """The participant's `ParticipantState` (joining, joined, active, disconnected)."""
         return self._info.state
 
     @property
     def permissions(self) -> Permissions:
+        """The participant's permissions (`Permissions`: can_publish_data, hidden, ...)."""
         return self._info.permissions
 
     @property
     def disconnect_reason(self) -> DisconnectReason:
+        """Why the participant left (`DisconnectReason`), once it has."""
         return self._info.disconnect_reason
 
     @property
     def joined_at(self) -> datetime.datetime | None:
+        """When the participant joined (UTC), if the server said."""
         ms = self._info.joined_at_ms
         return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
 
     @property
     def track_publications(self) -> Mapping[str, object]:
+        """Always empty: lkproto carries no media tracks."""
         return {}
 
     @property
@@ -263,11 +274,14 @@ class EventEmitter(TypedEmitter):
         return callback
 
     def off(self, event: EventTypes, callback: Callback) -> None:
+        """Remove `callback` from `event` (what `on` or `once` returned). Idempotent."""
         listeners = self._listeners.get(event, [])
         if callback in listeners:
             listeners.remove(callback)
 
     def emit(self, event: str, *args: object) -> None:
+        """Call every callback of `event` with `args`, in registration order (used by the room;
+        tests may call it)."""
         for callback in list(self._listeners.get(event, [])):
             try:
                 result = callback(*args)

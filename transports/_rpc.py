@@ -29,7 +29,7 @@ __all__ = ["Rpc", "RpcEvent", "RpcHandler"]
 
 log = logging.getLogger("lkproto.transports")
 
-RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | Awaitable[str | None] | None"]
+RpcHandler: TypeAlias = Callable[[RpcInvocationData], str | Awaitable[str | None] | None]
 RpcEvent: TypeAlias = (
     ev.RpcSucceeded | ev.RpcFailed | ev.RpcInvoked | ev.RpcInvocationCancelled | ev.RpcDropped
 )

@@ -56,6 +56,7 @@ from ._errors import (
     map_exceptions,
     redact,
 )
+from ._logging import log_connecting, log_event, log_signal_attempt, log_signal_failed
 from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
 from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions, RtcConfiguration
@@ -165,6 +166,7 @@ class Session:
         if options.connect_timeout is not None:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)
         self._token = token
+        log_connecting(url)
         conn = self.conn = Connection(
             config,
             now=anyio.current_time(),
@@ -255,6 +257,7 @@ class Session:
     # -- EventSink ------------------------------------------------------------------------------
 
     def deliver(self, event: ev.Event) -> None:
+        log_event(event)
         match event:
             case ev.Disconnected():
                 self._on_end(event)
@@ -509,11 +512,13 @@ class Session:
         pump = self.pump
         assert pump is not None
         end = ws.endpoint
+        log_signal_attempt(end.host, end.port, end.tls)
         try:
             with map_exceptions(f"could not connect to {end.host}:{end.port}", self._token):
                 stream = await self._dial(end.host, end.port, end.tls)
                 await stream.send(ws.handshake())
         except TransportError as exc:
+            log_signal_failed(str(exc))
             pump.on_signal_failed(None, str(exc))
             return None
         return stream

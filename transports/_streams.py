@@ -182,9 +182,11 @@ class TextStreamReader(_Reader[str]):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo` (id, topic, attributes, size, ...)."""
         return self._info
 
     async def read_all(self) -> str:
+        """Wait until the stream ends; return all its text (raises `StreamError` if it fails)."""
         return "".join([chunk async for chunk in self])
 
 
@@ -197,9 +199,11 @@ class ByteStreamReader(_Reader[bytes]):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo` (id, topic, name, size, attributes, ...)."""
         return self._info
 
     async def read_all(self) -> bytes:
+        """Wait until the stream ends; return all its bytes (raises `StreamError` if it fails)."""
         return b"".join([chunk async for chunk in self])
 
 
@@ -250,9 +254,11 @@ class TextStreamWriter(_Writer):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo`."""
         return self._info
 
     async def write(self, text: str) -> None:
+        """Send `text` as the next chunks; waits while the channel is over its high mark."""
         await self._write(text)
 
 
@@ -265,9 +271,11 @@ class ByteStreamWriter(_Writer):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo`."""
         return self._info
 
     async def write(self, data: bytes) -> None:
+        """Send `data` as the next chunks; waits while the channel is over its high mark."""
         await self._write(bytes(data))
 
 

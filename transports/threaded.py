@@ -141,6 +141,8 @@ class Room(EventEmitter):
 
     @property
     def local_participant(self) -> LocalParticipant:
+        """Our participant; available before `connect()` too, so RPC methods can be registered
+        early."""
         return self._local
 
     @property
@@ -150,24 +152,29 @@ class Room(EventEmitter):
 
     @property
     def connection_state(self) -> ConnectionState:
+        """`ConnectionState`: disconnected, connected, or reconnecting."""
         if self._io.portal is None:
             return ConnectionState.CONN_DISCONNECTED
         return self._model.connection_state
 
     @property
     def name(self) -> str:
+        """The room's name (empty before the join)."""
         return self._model.room_name
 
     @property
     def sid(self) -> str:
+        """The room's SID (empty before the join)."""
         return self._model.room_sid
 
     @property
     def metadata(self) -> str:
+        """The room's metadata."""
         return self._model.room_metadata
 
     @property
     def num_participants(self) -> int:
+        """The number of participants the server last reported."""
         return self._model.num_participants
 
     @property
@@ -180,6 +187,7 @@ class Room(EventEmitter):
         return _EMPTY if self._io.inner is None else self._io.inner.session.model
 
     def isconnected(self) -> bool:
+        """True unless the room is disconnected (connected or reconnecting)."""
         return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
     # -- connect / disconnect -------------------------------------------------------------------
@@ -293,9 +301,11 @@ class Room(EventEmitter):
         self._register_stream(False, topic, handler)
 
     def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop routing text streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._register_stream(True, topic, None)
 
     def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop routing byte streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._register_stream(False, topic, None)
 
     def _register_stream(self, text: bool, topic: str, fn: Callable[..., object] | None) -> None:

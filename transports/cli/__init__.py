@@ -70,9 +70,9 @@ from ._context import PROG, Context, Exit
 from ._progress import Console, format_progress
 
 if TYPE_CHECKING:
-    import anyio
+    import argparse
 
-    from ._parser import build_parser
+    import anyio
 
 __all__ = ["CliError", "ExitCode", "build_parser", "format_progress", "main"]
 
@@ -81,12 +81,12 @@ __all__ = ["CliError", "ExitCode", "build_parser", "format_progress", "main"]
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def __getattr__(name: str) -> object:
-    if name == "build_parser":  # imported on demand: it pulls in the adapters and aiortc
-        from ._parser import build_parser
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line grammar (for tests and documentation). Imported on demand: it
+    pulls in the adapters and aiortc."""
+    from ._parser import build_parser as build
 
-        return build_parser
-    raise AttributeError(name)
+    return build()
 
 
 def _redact(text: str, *secrets: str) -> str:
@@ -140,8 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The heavy imports (the adapters, aiortc, PyAV) come here, where a Ctrl-C during
         # them is caught: a console script's own imports run before any handler exists.
         import anyio
-
-        from ._parser import build_parser
 
         parser = build_parser()
         args = parser.parse_args(argv)
