@@ -183,3 +183,35 @@ async def test_a_room_connects_again_after_a_disconnect(anyio_backend: str) -> N
             assert answer == "me"  # registered before the first connect: carried over
             await _call(room, room.disconnect)
         await caller.disconnect()
+
+
+async def test_a_cancelled_send_tells_the_reader_in_plain_words(
+    anyio_backend: str, tmp_path: Any
+) -> None:
+    # Issue 19 item 5: the reason a peer sees names no Python exception ("CancelledError").
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * 600_000)
+    async with MemoryServer(update_interval=0) as server:
+        alice, bob = lk_anyio.Room(), lk_anyio.Room()
+        failures: list[str] = []
+        ended = anyio.Event()
+
+        async def on_file(reader: Any, identity: str) -> None:
+            try:
+                await reader.read_all()
+            except Exception as exc:
+                failures.append(str(exc))
+            ended.set()
+
+        bob.register_byte_stream_handler("files", on_file)
+        await alice.connect(server.url, server.token("alice"))
+        await bob.connect(server.url, server.token("bob"))
+        with anyio.CancelScope() as scope:
+            await alice.local_participant.send_file(
+                source, topic="files", on_progress=lambda sent, total: scope.cancel()
+            )
+        with anyio.fail_after(10):
+            await ended.wait()
+        assert failures == ["the sender aborted the stream: the sender cancelled the transfer"]
+        await alice.disconnect()
+        await bob.disconnect()
