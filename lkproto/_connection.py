@@ -16,6 +16,8 @@ Theory of operation
   - `_data.DataSender`, `_data.Deduplicator`, `_data.DataReceiver`: data packets (A);
   - `_exchange.Exchange`: data streams (C) and RPC (B), around `streams.StreamAssembler`
     and `rpc.RpcTable`;
+  - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
+    packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
   - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8).
 - Every state change goes through the tables in `_state.py`; application verbs are checked
   there (`Verb`) before anything changes.
@@ -48,6 +50,7 @@ from lkproto._data import (
     transcription_packet,
     user_packet,
 )
+from lkproto._encryption import Encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
 from lkproto._metadata import MetadataRequests
@@ -58,6 +61,7 @@ from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
 from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
+from lkproto.e2ee import E2EEOptions, KeyProvider
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
 from lkproto.models import (
     Channel,
@@ -98,9 +102,21 @@ class Connection:
         unix_time_ms: int,
         id_factory: Callable[[], str],
         random: Callable[[], float] | None = None,
+        encryption: E2EEOptions | None = None,
+        data_channel_encryption: bool = True,
+        iv_factory: Callable[[], bytes] | None = None,
     ) -> None:
         """`random` returns numbers in [0, 1) for the reconnect jitter; without it they are
-        derived from `id_factory`'s ids, which are unpredictable enough for spreading out."""
+        derived from `id_factory`'s ids, which are unpredictable enough for spreading out.
+
+        `encryption` turns end-to-end encryption on (protocol-reference-2 §2): its key
+        provider (`key_provider`) decrypts what peers encrypted, and with
+        `data_channel_encryption` our data packets are encrypted too (`False` is what
+        livekit.rtc's deprecated `RoomOptions.e2ee` does: media only, so nothing here).
+        `iv_factory` returns a fresh 12-byte AES-GCM IV per packet, never repeated under one
+        key (e.g. `lambda: os.urandom(12)`); required to encrypt. Raises TypeError for an
+        `encryption` that is not `E2EEOptions`, ValueError without the `iv_factory` needed.
+        """
         self.config = config or Config()
         self.close_exc: Exception | None = None
         ctx = self._ctx = Context(
@@ -117,6 +133,22 @@ class Connection:
         self._streams, self._rpc = self._exchange.streams, self._exchange.rpc
         self._receiver = DataReceiver(ctx, self._dedup)
         self._receiver.routes.update(self._exchange.routes)
+        self._encryption: Encryption | None = None
+        if encryption is not None:
+            if not isinstance(encryption, E2EEOptions):
+                raise TypeError(f"encryption must be E2EEOptions, not {type(encryption).__name__}")
+            if data_channel_encryption and iv_factory is None:
+                raise ValueError("encrypting data packets needs an iv_factory (12-byte IVs)")
+            self._encryption = Encryption(
+                ctx,
+                encryption,
+                roster=self._roster,
+                dispatch=self._receiver.dispatch,
+                encrypt_data=bool(data_channel_encryption),
+                iv_factory=iv_factory,
+            )
+            self._receiver.filter = self._encryption.receive
+            self._sender.seal = self._encryption.seal
         self._reconnector = Reconnector(
             ctx,
             peers=self._peers,
@@ -223,6 +255,17 @@ class Connection:
     def reconnect_mode(self) -> ReconnectMode | None:
         """What a reconnect under way is doing (None when not reconnecting)."""
         return self._reconnector.mode if self.state is _S.RECONNECTING else None
+
+    @property
+    def key_provider(self) -> KeyProvider | None:
+        """The end-to-end encryption keys (`set_shared_key`, `set_key`, `ratchet_*`,
+        `export_*`), or None if made without `encryption`. Its verbs produce no output."""
+        return self._encryption.key_provider if self._encryption is not None else None
+
+    @property
+    def data_channel_encryption(self) -> bool:
+        """Whether the data packets we send are end-to-end encrypted."""
+        return self._encryption is not None and self._encryption.encrypt_data
 
     @property
     def data_receive_states(self) -> dict[str, int]:
@@ -544,6 +587,8 @@ class Connection:
     def _participant_left(self, participant: Participant, now: float) -> None:
         self._dedup.forget(participant.sid)
         self._exchange.participant_left(participant.identity, participant.sid, now)
+        if self._encryption is not None:
+            self._encryption.participant_left(participant.identity)
 
     def _session_lost(self, reason: DisconnectReason, message: str, now: float) -> set[str]:
         self._roster.remove_all(reason, now)
@@ -679,6 +724,10 @@ class Connection:
             return
         if isinstance(command, cmd.SendDataPacket):
             return  # the adapter reports a broken channel through data_channel_closed
+        if isinstance(command, cmd.DeriveRatchets):
+            if self._encryption is not None:
+                self._encryption.derivation_failed(command.request_id, message, now)
+            return
         text = f"{type(command).__name__} failed: {message}"
         if self.state not in (_S.NEW, _S.CONNECTING):
             self._reconnector.command_failed(command, text, now)
@@ -837,6 +886,16 @@ class Connection:
         packet = transcription_packet(transcribed_participant_identity, track_id, segments)
         call = "publish_transcription"
         self._ctx.commands += self._sender.publish(packet, reliable=True, call=call)
+
+    def ratchets_derived(
+        self, request_id: int, chain: Sequence[tuple[bytes, bytes]], *, now: float
+    ) -> None:
+        """The result of `DeriveRatchets(request_id)` (its `run()`): the packets that waited
+        for those key ratchets are read now. Ignored after the session ended or for a request
+        no longer pending; raises `LocalProtocolError` (changing nothing) for a chain that is
+        not (32-byte material, 16-byte key) pairs."""
+        if self.state is not _S.CLOSED and self._encryption is not None:
+            self._encryption.ratchets_derived(request_id, chain, now)
 
     def resume_data(self, last_message_seq: int) -> None:
         """Apply `ReconnectResponse.last_message_seq`: replay unacknowledged reliable packets."""
@@ -1167,6 +1226,8 @@ class Connection:
         # Every pending call resolves (1503), every invocation is cancelled and every open
         # incoming stream fails, before the final `Disconnected`; our open streams are gone.
         self._exchange.ended(now, message)
+        if self._encryption is not None:
+            self._encryption.ended()
         self._reconnector.ended()
         self._sm.process(Input.ENDED)
         ctx.events.append(ev.Disconnected(reason=reason, message=message, exc=exc))

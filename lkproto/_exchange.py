@@ -478,9 +478,9 @@ class Exchange:
         self._ctx.commands += self._sender.send_reliable(packets, call=call)
 
     def _stream_packet(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
-        events = self.streams.receive(packet, now=now)
+        events = self.streams.receive(packet, now=now, encryption=encryption)
         header = packet.stream_header
         if packet.HasField("stream_header") and header.topic in RPC_TOPICS:
             first = events[0]
@@ -627,19 +627,21 @@ class Exchange:
         self.flush_rpc(now, "respond_rpc")
 
     def _rpc_request(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
         request = packet.rpc_request
         registered = request.method in self.rpc_methods
         self.rpc.request_received(request, caller_identity=sender, now=now, registered=registered)
         self.flush_rpc(now, "receive_data_packet")
 
-    def _rpc_ack(self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float) -> None:
+    def _rpc_ack(
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
+    ) -> None:
         self.rpc.ack_received(packet.rpc_ack.request_id, sender_identity=sender, now=now)
         self.flush_rpc(now, "receive_data_packet")
 
     def _rpc_response(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
         self.rpc.response_received(packet.rpc_response, sender_identity=sender, now=now)
         self.flush_rpc(now, "receive_data_packet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import attrs
 
+from lkproto.e2ee import KeyDerivationFunction, ratchet_chain
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "CreateDataChannel",
     "CreateOffer",
     "CreatePeerConnection",
+    "DeriveRatchets",
     "OpenSignal",
     "SendDataPacket",
     "SendSignal",
@@ -125,6 +127,31 @@ class ClosePeerConnection:
     target: PeerTarget
 
 
+@attrs.frozen(kw_only=True)
+class DeriveRatchets:
+    """Derive `steps` key ratchets of `material` where the CPU may be spent, then report them
+    with `Connection.ratchets_derived(request_id, <run()'s result>, now=...)` (or the failure
+    through `command_failed`).
+
+    A received E2EE packet failed with its key, and the ratchet window (protocol-reference-2
+    §2.5) needs keys not derived yet: two KDF runs a step, with PBKDF2 about 1 s for a
+    window of 16. The core never runs that on the receive path; the sender's packets wait
+    (bounded by `Config.e2ee_max_waiting_bytes`) until the answer comes. `run()` is pure and
+    thread-safe: the adapters run it in a worker thread; a synchronous driver may call it
+    inline. `material` is key material: never in a repr.
+    """
+
+    request_id: int
+    material: bytes = attrs.field(repr=False)
+    steps: int
+    salt: bytes
+    kdf: KeyDerivationFunction
+
+    def run(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The ratchets: (material, AES key) per step (`lkproto.e2ee.ratchet_chain`)."""
+        return ratchet_chain(self.material, self.steps, self.salt, self.kdf)
+
+
 Command = (
     OpenSignal
     | SendSignal
@@ -137,4 +164,5 @@ Command = (
     | AddIceCandidate
     | SendDataPacket
     | ClosePeerConnection
+    | DeriveRatchets
 )

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 import attrs
 
+from lkproto.e2ee import EncryptionState, EncryptionType
 from lkproto.models import (
     Channel,
     DisconnectReason,
@@ -49,6 +50,7 @@ __all__ = [
     "ConnectionQualityChanged",
     "DataReceived",
     "Disconnected",
+    "E2eeStateChanged",
     "Event",
     "Joined",
     "MetadataUpdateCompleted",
@@ -276,6 +278,8 @@ class DataReceived:
     topic: str | None
     channel: Channel
     destination_identities: tuple[str, ...] = ()
+    #: GCM if it arrived end-to-end encrypted, NONE if it was sent in clear.
+    encryption_type: EncryptionType = EncryptionType.NONE
 
 
 @attrs.frozen(kw_only=True)
@@ -329,12 +333,31 @@ class PacketDropped:
     `reason` is one of: "malformed", "duplicate", "encrypted" (E2EE not configured),
     "unsupported" (a payload a data-plane client does not handle: `speaker`, `metrics`),
     "empty". Stream and RPC packets have their own reports (`StreamDropped`, `RpcDropped`).
+    With E2EE configured, an encrypted packet that cannot be read is dropped with the
+    `lkproto.e2ee.DecryptionFailure` value as the reason ("decryption_failed",
+    "missing_key", "key_invalid", "malformed_envelope", "malformed_payload"), or
+    "e2ee_backlog" if it arrived while its sender's packets already waited for ratchets
+    past `Config.e2ee_max_waiting_bytes`.
     """
 
     reason: str
     channel: Channel
     detail: str = ""
     participant_identity: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class E2eeStateChanged:
+    """Reading `participant_identity`'s end-to-end encrypted data changed state (livekit.rtc's
+    `e2ee_state_changed`, which the official SDKs raise for media frames only).
+
+    OK: its packets decrypt; KEY_RATCHETED: one decrypted after following its ratchet
+    (OK follows with the next); DECRYPTION_FAILED or MISSING_KEY: one was dropped (each drop
+    is also a `PacketDropped` with the reason). Reported on each change, not per packet.
+    """
+
+    participant_identity: str
+    state: EncryptionState
 
 
 @attrs.frozen(kw_only=True)
@@ -387,6 +410,7 @@ Event = (
     | TranscriptionReceived
     | ChatMessageReceived
     | PacketDropped
+    | E2eeStateChanged
     | StreamOpened
     | StreamChunkReceived
     | StreamFinished

@@ -19,6 +19,7 @@ from lkproto import events as ev
 from lkproto.models import DisconnectReason, Participant, SimulateScenario
 from lkproto.streams import StreamKind
 
+from ._e2ee import E2EEManager
 from ._participant import LocalParticipant
 from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomOptions
 from ._runtime import Runtime
@@ -85,6 +86,12 @@ class AsyncRoom(EventEmitter):
     def num_participants(self) -> int:
         """The number of participants the server last reported."""
         return self._session.model.num_participants
+
+    @property
+    def e2ee_manager(self) -> E2EEManager:
+        """End-to-end encryption: its `key_provider` once connected with
+        `RoomOptions(encryption=...)` (transports/_e2ee.py)."""
+        return self._session.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:

@@ -2,17 +2,26 @@
 start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
 stream readers and writers (async, or blocking for the threaded adapter).
 
-Here: the `livekit.rtc` value types and enums, and every exception a user of an adapter may
-have to catch.
+Here: the `livekit.rtc` value types and enums, the end-to-end encryption names (the manager
+and key provider objects run their verbs on whichever thread the adapter gives them), and
+every exception a user of an adapter may have to catch.
 """
 
 from __future__ import annotations
 
+from lkproto.e2ee import (
+    E2EEOptions,
+    EncryptionState,
+    EncryptionType,
+    KeyDerivationFunction,
+    KeyProviderOptions,
+)
 from lkproto.errors import LkProtocolError, LocalProtocolError
 from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, SimulateScenario
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError
 
+from ._e2ee import E2EEManager, KeyProvider
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -41,6 +50,13 @@ __all__ = [
     "DataPacket",
     "DataPacketKind",
     "DisconnectReason",
+    "E2EEManager",
+    "E2EEOptions",
+    "EncryptionState",
+    "EncryptionType",
+    "KeyDerivationFunction",
+    "KeyProvider",
+    "KeyProviderOptions",
     "LkProtocolError",
     "LocalProtocolError",
     "MetadataUpdateError",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 import attrs
 
 from lkproto import events as ev
+from lkproto.e2ee import E2EEOptions
 from lkproto.models import (
     Channel,
     DisconnectReason,
@@ -80,6 +81,7 @@ EventTypes: TypeAlias = Literal[
     "reconnecting",
     "reconnected",
     "token_refreshed",
+    "e2ee_state_changed",
 ]
 
 Callback: TypeAlias = Callable[..., object]
@@ -117,11 +119,14 @@ class RoomOptions:
 
     `single_peer_connection` defaults to True here (the `/rtc/v1` path, falling back to `/rtc`
     on a 404); `livekit.rtc` 1.2 defaults to the dual-PC path. `ssl_context` (lkproto only)
-    verifies `wss://` servers, e.g. with a private CA.
+    verifies `wss://` servers, e.g. with a private CA. `encryption` end-to-end encrypts the
+    data packets (transports/_e2ee.py); `e2ee` is deprecated, as in livekit.rtc.
     """
 
     auto_subscribe: bool = True
     dynacast: bool = False
+    e2ee: E2EEOptions | None = None
+    encryption: E2EEOptions | None = None
     rtc_config: RtcConfiguration | None = None
     connect_timeout: float | None = None
     single_peer_connection: bool | None = None
@@ -412,6 +417,9 @@ class RoomModel:
             case ev.Disconnected():
                 out += self.set_state(ConnectionState.CONN_DISCONNECTED)
                 out.append(("disconnected", (event.reason,)))
+            case ev.E2eeStateChanged():
+                about = self.participant(event.participant_identity)
+                out.append(("e2ee_state_changed", (about, event.state)))
             case (
                 ev.MetadataUpdateCompleted()
                 | ev.MetadataUpdateFailed()

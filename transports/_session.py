@@ -47,6 +47,7 @@ from lkproto.models import Channel, DisconnectReason, SimulateScenario
 
 from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
+from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -122,6 +123,7 @@ class Session:
         self.model = RoomModel()
         self.streams = Streams(self)
         self.rpc = Rpc(self)
+        self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
         self._runtime = runtime
         self._emit = emit
         self._fresh()
@@ -167,18 +169,30 @@ class Session:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)
         self._token = token
         log_connecting(url)
+        encryption, data_channel_encryption = connection_settings(options)
         conn = self.conn = Connection(
             config,
             now=anyio.current_time(),
             unix_time_ms=int(time.time() * 1000),
             id_factory=lambda: uuid.uuid4().hex,
+            encryption=encryption,
+            data_channel_encryption=data_channel_encryption,
+            iv_factory=new_iv,
         )
+        if encryption is not None:
+            keys = session_key_provider(self, encryption.key_provider_options)
+            self.e2ee_manager = E2EEManager(encryption, keys)
         self.model = RoomModel(self.local)
         self.streams.attach()
         self.rpc.attach()
         rtc = options.rtc_config or RtcConfiguration()
         pump = self.pump = Pump(
-            conn, clock=anyio.current_time, signal=self._writer, peer=_NoPeer(), sink=self
+            conn,
+            clock=anyio.current_time,
+            signal=self._writer,
+            peer=_NoPeer(),
+            sink=self,
+            work=RatchetWorker(self),
         )
         self._connector = CONNECTOR.get()
         make_peer = (self._connector or self._runtime).make_peer
@@ -306,6 +320,7 @@ class Session:
                 | ev.TranscriptionReceived()
                 | ev.ChatMessageReceived()
                 | ev.PacketDropped()
+                | ev.E2eeStateChanged()
             ):
                 pass  # the room model's (below), and the subscribers'
             case _:

@@ -88,6 +88,7 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._exports import (  # after the * import, or mypy would not see them re-exported
     ConnectError,
     DisconnectReason,
+    E2EEManager,
     LocalProtocolError,
     SimulateScenario,
     TransportClosedError,
@@ -136,6 +137,7 @@ class Room(EventEmitter):
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
         self._local = LocalParticipant(self._io, self._register_rpc, config)
+        self._no_e2ee = E2EEManager(None, None)  # e2ee_manager before connect()
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
@@ -176,6 +178,12 @@ class Room(EventEmitter):
     def num_participants(self) -> int:
         """The number of participants the server last reported."""
         return self._model.num_participants
+
+    @property
+    def e2ee_manager(self) -> E2EEManager:
+        """As the anyio Room's; its key verbs block while the I/O thread carries them out."""
+        inner = self._io.inner
+        return self._no_e2ee if inner is None else inner.session.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:

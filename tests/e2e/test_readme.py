@@ -43,6 +43,16 @@ RUN: dict[str, tuple[str, bool, bool, list[str]]] = {
         ],
     ),
     "# core.py:": ("python", False, False, ["bob got b'hi' from alice at 0.0"]),
+    "# e2ee.py:": (
+        "python",
+        True,
+        False,
+        [
+            "bob: e2ee OK",
+            "bob read b'only the key holders can read this'",
+            "bob read b'read under the next key'",
+        ],
+    ),
     "# quickstart_trio.py:": (
         "python",
         True,
