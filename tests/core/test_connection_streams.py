@@ -643,3 +643,20 @@ def test_a_leave_of_an_older_session_of_a_present_identity_changes_nothing() -> 
     assert events(bob) == []
     assert "alice" in bob.remote_participants and bob.get_timer() is None
     assert stream_id
+
+
+def test_a_data_packet_the_leave_overtook_is_still_delivered() -> None:
+    # Issue 19 item 1, data packets: nothing waits on them, so one in flight when its sender's
+    # leave arrives is delivered as it comes (the adapters show no participant object for
+    # it, as livekit.rtc does for a sender it no longer knows).
+    sfu, alice, bob = room()
+    alice.publish_data(b"last words", now=T0, topic="t")
+    sends = sfu.take("alice")
+    peer = sfu.peers["alice"]
+    sfu.leave("alice", now=T0 + 1)
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    sfu.peers["alice"] = peer
+    sfu.forward("alice", sends, now=T0 + 2)
+    (got,) = events(bob)
+    assert isinstance(got, ev.DataReceived)
+    assert (got.payload, got.participant_identity, got.topic) == (b"last words", "alice", "t")

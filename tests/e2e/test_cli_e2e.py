@@ -14,6 +14,7 @@ Timing fact: the server announces a participant to the others about 3 s after it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -807,9 +808,58 @@ async def test_hostile_identities_are_escaped_and_sighup_leaves(
             "lkproto: the token does not allow sending data (its canPublishData grant is "
             "false); the server would drop it\n"
         )
+        itself = await run_cli(
+            env, "rpc", "call", "--room", room_name, "--identity", "me", "--to", "me",
+            "--method", "m",
+        )  # fmt: skip
+        assert (itself.returncode, itself.stdout) == (2, "")
+        assert itself.stderr == (
+            "lkproto: bad --to me: that is us (a participant cannot call itself)\n"
+        )
         assert await join.stop(signal.SIGHUP) == 0
         assert join.out[-1] == f"left room {room_name}"
     finally:
         join.kill()
+        if peer is not None:
+            await peer.disconnect()
+
+
+async def test_one_signal_ends_rpc_serve_even_while_a_handler_blocks(
+    livekit_server: LiveKitServer,
+    make_token: Any,
+    room_name: str,
+    official_loop: OfficialLoop,
+    tmp_path: Path,
+) -> None:
+    """Issue 19 item 3: a plain handler blocked for a minute on its worker thread neither
+    stalls the session nor keeps `rpc serve` from ending at the first SIGINT."""
+    handler = tmp_path / "slow.py"
+    handler.write_text("import time\n\ndef slow(data):\n    time.sleep(60)\n    return 'late'\n")
+    serve = Background(
+        cli_env(livekit_server),
+        *("rpc", "serve", "--room", room_name, "--identity", "server"),
+        *("--method", "slow", "--handler", f"{handler}:slow"),
+    )
+    peer: OfficialPeer | None = None
+    try:
+        await serve.line(lambda x: x == "serving rpc methods: slow", 30)
+        peer = await official(official_loop, livekit_server, make_token)
+
+        async def call(room: rtc.Room) -> None:
+            async def go() -> None:
+                with contextlib.suppress(rtc.RpcError):
+                    await room.local_participant.perform_rpc(
+                        destination_identity="server", method="slow", payload="x"
+                    )
+
+            asyncio.ensure_future(go())  # noqa: RUF006 - left running; the test ends it
+
+        await peer.do(call)
+        await serve.line(lambda x: x.startswith("rpc from official method=slow"), 30)
+        started = anyio.current_time()
+        assert await serve.stop(signal.SIGINT, timeout=15) == 0
+        assert anyio.current_time() - started < 15
+    finally:
+        serve.kill()
         if peer is not None:
             await peer.disconnect()

@@ -774,3 +774,17 @@ async def test_plain_handlers_run_on_worker_threads_concurrently() -> None:
             tg.start_soon(one, n)
     assert sorted(results) == ["0", "1", "2", "3"]  # type: ignore[type-var]
     assert loop_thread not in threads
+
+
+def test_importing_the_command_line_loads_no_webrtc() -> None:
+    # Issue 19 item 5: the console script's own imports are light (a Ctrl-C during them would
+    # print a traceback); the adapters and aiortc load inside main(), where it is caught.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, lkproto.transports.cli; "
+        "print(sorted({'aiortc', 'av', 'anyio'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "[]\n"), out.stderr
