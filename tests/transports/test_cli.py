@@ -665,6 +665,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_python_m_lkproto_is_the_command_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import importlib
     import runpy
 
     monkeypatch.setattr("sys.argv", ["lkproto", "--version"])
@@ -672,6 +673,7 @@ def test_python_m_lkproto_is_the_command_line(
         runpy.run_module("lkproto", run_name="__main__")
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("lkproto ")
+    importlib.import_module("lkproto.__main__")  # imported, not run: it does nothing
 
 
 def test_an_empty_url_is_refused_not_replaced(
