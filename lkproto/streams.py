@@ -857,9 +857,14 @@ class StreamAssembler:
 
     def sender_left(self, identity: str, sid: str = "", *, now: float = 0.0) -> list[StreamEvent]:
         """The participant left at `now`: its open streams (also those it opened under a
-        claimed identity, `sid`: its SID) fail with ABNORMAL_END once no packet of theirs has
-        arrived for `departed_timeout` seconds (at once if that is 0); see `handle_timer`."""
-        keys = [k for k, s in self._open.items() if k[0] == identity or (sid and s.origin == sid)]
+        claimed identity, `sid`: its SID; only those when `identity` is "") fail with
+        ABNORMAL_END once no packet of theirs has arrived for `departed_timeout` seconds (at
+        once if that is 0); see `handle_timer`."""
+        keys = [
+            k
+            for k, s in self._open.items()
+            if (identity and k[0] == identity) or (sid and s.origin == sid)
+        ]
         if not self.departed_timeout:
             return [self._failed(key, _departed(key[0], 0.0)) for key in keys]
         for key in keys:

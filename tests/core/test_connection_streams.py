@@ -660,3 +660,29 @@ def test_a_data_packet_the_leave_overtook_is_still_delivered() -> None:
     (got,) = events(bob)
     assert isinstance(got, ev.DataReceived)
     assert (got.payload, got.participant_identity, got.topic) == (b"last words", "alice", "t")
+
+
+def test_an_unannounced_leave_ends_only_that_sessions_streams() -> None:
+    # The DISCONNECTED update names an identity that a newer session may already use: only
+    # the streams of the SID that left are ended, never those of the identity's new session.
+    _sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    for sid, stream_id in (("PA_old", "old-1"), ("PA_new", "new-1")):
+        header = dpb.DataPacket(
+            participant_identity="carol",
+            participant_sid=sid,
+            stream_header=dpb.DataStream.Header(
+                stream_id=stream_id, topic="t", text_header=dpb.DataStream.TextHeader()
+            ),
+        )
+        bob.receive_data_packet(header.SerializeToString(), channel=Channel.RELIABLE, now=T0)
+    events(bob)
+    gone = ppb.ParticipantInfo(
+        identity="carol", sid="PA_old", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(gone), now=T0 + 1)
+    bob.handle_timer(T0 + 11.0)
+    assert [(type(e), e.stream_id) for e in events(bob)] == [(ev.StreamFailed, "old-1")]  # type: ignore[union-attr]
+    nameless = ppb.ParticipantInfo(state=ppb.ParticipantInfo.DISCONNECTED)  # no SID: ignored
+    bob.receive_signal(FakeSfu.update(nameless), now=T0 + 12)
+    assert events(bob) == [] and bob.get_timer() is None
