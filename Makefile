@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
+.PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
 setup: $(STAMP) $(VENV)/bin/livekit-server
 
@@ -42,8 +42,15 @@ typecheck: setup
 	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
 		tests/transports/test_exports.py tests/transports/test_typing.py
 
+# The tests run on TEST_WORKERS pytest-xdist workers, each a process with a network namespace
+# and a livekit-server of its own; most of an e2e test is waiting (on the server, the network,
+# a timeout), so more workers than cores pays. The tests marked `serial` run alone first, the
+# fault bench one test at a time beside the others, the secrets audit last
+# (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs everything in one process,
+# in file order.
+TEST_WORKERS ?= 6
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Two `lkproto` CLI participants (an RPC, a streamed text reply, a file with progress bars)
 # through a confined local livekit-server, or through the server in LIVEKIT_URL if set.
@@ -64,6 +71,12 @@ apidoc: setup
 # The whole suite: lint, types, then every test (core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
 test: lint typecheck pytest
+
+# The quick loop: lint, types, and every test that needs no server (`-m "not e2e"`; a test
+# using a server fixture is marked e2e by tests/conftest.py), without coverage. Under 2 min.
+CHECK_WORKERS ?= 2
+check: lint typecheck
+	$(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e" --no-cov -q
 
 # Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
 bench: setup

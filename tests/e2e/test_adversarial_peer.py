@@ -722,6 +722,7 @@ async def flood(
         stop.set()
 
 
+@pytest.mark.serial  # the flood loads the machine; it runs alone under xdist
 async def test_a_hostile_peer_is_contained_while_the_official_sdk_is_served_exactly(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

@@ -473,6 +473,9 @@ async def test_send_text_is_received_exactly(
         await peer.disconnect()
 
 
+# Alone under xdist: the CLI leaves once its 2 s drain is over, and beside other tests on a
+# loaded machine the 3 MiB (pure-Python SCTP) had not all gone by then (twice in four runs).
+@pytest.mark.serial
 async def test_send_file_arrives_with_the_same_sha256_and_shows_progress(
     livekit_server: LiveKitServer,
     make_token: Any,
