@@ -29,6 +29,7 @@ from ._errors import (
     TransportClosedError,
     TransportError,
 )
+from ._room import AnyParticipant as Participant
 from ._room import (
     ConnectionState,
     DataPacket,
@@ -59,6 +60,7 @@ __all__ = [
     "LkProtocolError",
     "LocalProtocolError",
     "MetadataUpdateError",
+    "Participant",
     "ParticipantKind",
     "PublishDataError",
     "ReconnectMode",
