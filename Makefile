@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test check lint typecheck pytest demo bench proto proto-check clean fuzz
+.PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
 setup: $(STAMP) $(VENV)/bin/livekit-server
 
@@ -40,7 +40,7 @@ typecheck: setup
 	PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps --no-build-isolation --no-index \
 		--target $(MYPY_SITE) --config-settings editable_mode=strict -e .
 	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
-		tests/transports/test_exports.py
+		tests/transports/test_exports.py tests/transports/test_typing.py
 
 # The tests run on TEST_WORKERS pytest-xdist workers, each a process with a network namespace
 # and a livekit-server of its own; most of an e2e test is waiting (on the server, the network,
@@ -56,6 +56,17 @@ pytest: setup
 # through a confined local livekit-server, or through the server in LIVEKIT_URL if set.
 demo: setup
 	$(PY) scripts/demo.py
+
+# A local livekit-server for your own programs (the README's quickstarts): bound to
+# 127.0.0.1 only; prints the LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET to export.
+# Runs until Ctrl-C.
+server: setup
+	LKPROTO_FORCE_LOOPBACK=1 $(PY) scripts/demo.py --serve
+
+# The API reference, generated from the docstrings by pdoc, in build/api/index.html (a test
+# in `make test` fails on a public name without a docstring).
+apidoc: setup
+	$(PY) scripts/apidoc.py build/api
 
 # The whole suite: lint, types, then every test (core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
@@ -109,3 +120,4 @@ clean:
 .PHONY: docs
 docs: setup
 	$(PY) scripts/draw_states.py
+	$(PY) scripts/gen_event_types.py

@@ -194,10 +194,12 @@ class Connection:
 
     @property
     def state(self) -> ConnectionState:
+        """Where the session is: the `ConnectionState` of the core's state table."""
         return self._sm.state
 
     @property
     def local_participant(self) -> Participant | None:
+        """Our own participant as the server last described it, or None before the join."""
         return self._roster.local
 
     @property
@@ -207,10 +209,12 @@ class Connection:
 
     @property
     def room(self) -> RoomInfo:
+        """The room as the server last described it, or None before the join."""
         return self._room
 
     @property
     def server_info(self) -> ServerInfo:
+        """What the server said about itself in the join, or None before it."""
         return self._server_info
 
     @property
@@ -220,10 +224,14 @@ class Connection:
 
     @property
     def single_peer_connection(self) -> bool:
+        """True when the session uses one peer connection (`/rtc/v1`), False for the
+        publisher/subscriber pair (`/rtc`)."""
         return self._peers.single_pc
 
     @property
     def max_data_message_size(self) -> int:
+        """The largest data channel message we send, in bytes (the peer's SCTP limit, at most
+        `Config.max_data_message_size`)."""
         return self._sender.max_message_size
 
     @property
@@ -276,14 +284,17 @@ class Connection:
         return self._dedup.receive_states()
 
     def wall_ms(self, now: float) -> int:
+        """The wall-clock time (ms since the epoch) that the monotonic `now` corresponds to."""
         return self._ctx.wall_ms(now)
 
     # -- outputs ----------------------------------------------------------------------------
 
     def next_event(self) -> ev.Event | None:
+        """The next event, or None when there is none; call until None after every input."""
         return self._ctx.next_event()
 
     def commands_to_send(self) -> list[cmd.Command]:
+        """Take every command produced since the last call, in order; carry them out in order."""
         return self._ctx.take_commands()
 
     def get_timer(self) -> float | None:
@@ -737,6 +748,7 @@ class Connection:
         self._reconnector.channel_opened(channel, now)
 
     def data_channel_closed(self, channel: Channel, *, now: float) -> None:
+        """A data channel of ours closed (the transport saw it): sends on it queue or fail."""
         if channel is Channel.DATA_TRACK:
             self._datatracks.channel_changed(False)
             return
@@ -1312,6 +1324,8 @@ class Connection:
         return self._metadata.request("set_metadata", self._local(), now, metadata=metadata)
 
     def set_name(self, name: str, *, now: float) -> int:
+        """Ask the server to set our name (needs `canUpdateOwnMetadata`); returns the request id
+        that `MetadataUpdateCompleted`/`MetadataUpdateFailed` will carry."""
         self._sm.check(Verb.SET_NAME)
         return self._metadata.request("set_name", self._local(), now, name=name)
 

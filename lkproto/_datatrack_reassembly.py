@@ -254,6 +254,7 @@ class Depacketizer:
 
     @property
     def max_partial_frames(self) -> int:
+        """Frames reassembled at once (a new one evicts the oldest partial frame)."""
         return self._max_partial_frames
 
     @property
@@ -268,6 +269,7 @@ class Depacketizer:
 
     @property
     def remembered_frames(self) -> int:
+        """Ended frame numbers remembered now (their late packets are dropped)."""
         return len(self._ended)
 
     def set_max_partial_frames(self, value: int) -> list[DroppedFrame]:

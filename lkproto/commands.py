@@ -49,6 +49,8 @@ class OpenSignal:
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
+        """The HTTP headers of the WebSocket upgrade, as (name, value) pairs; `Authorization`
+        carries the token."""
         return (("Authorization", f"Bearer {self.token}"),)
 
 
@@ -68,6 +70,8 @@ class CloseSignal:
 
 @attrs.frozen(kw_only=True)
 class CreatePeerConnection:
+    """Create a peer connection with these ICE servers (the publisher with its data channels)."""
+
     target: PeerTarget
     ice_servers: tuple[IceServer, ...] = ()
 
@@ -101,6 +105,9 @@ class CreateAnswer:
 
 @attrs.frozen(kw_only=True)
 class SetRemoteDescription:
+    """Apply the server's SDP (an offer to answer, or the answer to our offer) to the peer
+    connection."""
+
     target: PeerTarget
     sdp: str
     sdp_type: SdpType
@@ -124,6 +131,8 @@ class SendDataPacket:
 
 @attrs.frozen(kw_only=True)
 class ClosePeerConnection:
+    """Close the peer connection(s) and their data channels."""
+
     target: PeerTarget
 
 

@@ -125,6 +125,12 @@ class Config:
     #: None, like every SDK, never. Without it a sender that stays connected but abandons a
     #: stream holds its slot until it leaves.
     stream_idle_timeout: float | None = None
+    #: Seconds a received stream whose sender left may go without a packet before it fails
+    #: (ABNORMAL_END). The leave comes over signaling and overtakes the chunks still queued
+    #: for us at the server (a fast sender leaves once its own buffer drained; a slow
+    #: receiver can be megabytes behind), so the stream carries on while they keep coming.
+    #: 0: fail at the leave, as every SDK does (and loses the end of such a transfer).
+    stream_departed_sender_timeout: float = 10.0
     #: Most streams we send that are open (`open_stream` without `close_stream`) at once.
     max_open_outgoing_streams: int = 256
 
@@ -154,6 +160,10 @@ class Config:
     max_rpc_method_bytes: int = 64
     #: Incoming request ids remembered to ignore a duplicated request (B.4).
     max_remembered_rpc_requests: int = 1024
+    #: Seconds a call whose destination left still waits for an ack or response that the
+    #: leave may have overtaken (1503 RECIPIENT_DISCONNECTED after it, or at its own deadline
+    #: if sooner). 0: 1503 at the leave, as every SDK does.
+    rpc_departed_callee_timeout: float = 2.0
 
     # -- end-to-end encryption (protocol-reference-2 §2; `lkproto.e2ee`) ----------------------
     #: After a ratchet window from a key failed, how many more failing packets from that key
@@ -247,6 +257,10 @@ class Config:
         idle = self.stream_idle_timeout
         if idle is not None and not (idle > 0 and math.isfinite(idle)):
             raise ValueError("Config.stream_idle_timeout must be a positive number (or None)")
+        for name in ("stream_departed_sender_timeout", "rpc_departed_callee_timeout"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a non-negative number of seconds")
         if self.stream_chunk_size < 4:
             raise ValueError("Config.stream_chunk_size must be at least 4 (a UTF-8 character)")
         if self.client_protocol < 0:

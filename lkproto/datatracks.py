@@ -346,6 +346,7 @@ class SendDataTrackSignal:
 
     @property
     def data(self) -> bytes:
+        """The request serialized: what goes on the signal WebSocket."""
         return self.request.SerializeToString(deterministic=True)
 
 
@@ -454,6 +455,7 @@ class DataTrackSubscriptionEnded:
 
     @property
     def is_error(self) -> bool:
+        """Whether the reader should see `exception()` rather than a normal end."""
         if self.reason is SubscribeDataTrackErrorReason.CANCELLED:
             return False
         return not (self.reason is SubscribeDataTrackErrorReason.UNPUBLISHED and self.active)
@@ -1132,6 +1134,7 @@ class DataTrackManager:
         return tuple((t.publisher_identity, t.info) for t in self._remote.values())
 
     def subscription_state(self, sid: str) -> SubscriptionState:
+        """Our subscription to remote track `sid` (NONE if none, or `sid` is unknown)."""
         remote = self._remote.get(sid)
         return SubscriptionState.NONE if remote is None else remote.subscription
 

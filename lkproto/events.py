@@ -186,11 +186,15 @@ class TokenRefreshed:
 
 @attrs.frozen(kw_only=True)
 class ParticipantConnected:
+    """A remote participant joined (or was first announced to us)."""
+
     participant: Participant
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantDisconnected:
+    """A remote participant left; `reason` says why, when the server said."""
+
     participant: Participant
     reason: DisconnectReason
 
@@ -220,35 +224,48 @@ class ParticipantAttributesChanged:
 
 @attrs.frozen(kw_only=True)
 class ParticipantNameChanged:
+    """A participant's name changed (`old_name` -> `participant.name`)."""
+
     participant: Participant
     old_name: str
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantMetadataChanged:
+    """A participant's metadata changed (`old_metadata` -> `participant.metadata`)."""
+
     participant: Participant
     old_metadata: str
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantPermissionsChanged:
+    """A participant's permissions changed (`participant.permissions`)."""
+
     participant: Participant
     old_permissions: Permissions
 
 
 @attrs.frozen(kw_only=True)
 class RoomUpdated:
+    """The server sent new room facts (`room`: SID, participant count, ...)."""
+
     room: RoomInfo
 
 
 @attrs.frozen(kw_only=True)
 class RoomMetadataChanged:
+    """The room's metadata changed (`old_metadata` -> `metadata`)."""
+
     old_metadata: str
     metadata: str
 
 
 @attrs.frozen(kw_only=True)
 class SpeakerLevel:
+    """One speaker in `ActiveSpeakersChanged`: its SID, audio level (0..1) and whether it is
+    active."""
+
     sid: str
     level: float
     active: bool
@@ -256,11 +273,16 @@ class SpeakerLevel:
 
 @attrs.frozen(kw_only=True)
 class ActiveSpeakersChanged:
+    """The server's list of active speakers changed (`speakers`, loudest first)."""
+
     speakers: tuple[SpeakerLevel, ...]
 
 
 @attrs.frozen(kw_only=True)
 class ConnectionQualityChanged:
+    """The server rated a participant's connection quality (`quality`: 0 poor to 3 excellent;
+    `score`)."""
+
     participant_sid: str
     quality: int
     score: float
@@ -300,6 +322,8 @@ class DataReceived:
 
 @attrs.frozen(kw_only=True)
 class SipDtmfReceived:
+    """A SIP DTMF tone (`code`, `digit`) arrived from a participant."""
+
     code: int
     digit: str
     participant_identity: str
@@ -307,6 +331,8 @@ class SipDtmfReceived:
 
 @attrs.frozen(kw_only=True)
 class TranscriptionSegment:
+    """One segment of a transcription: its text, times (ms), language, and whether it is final."""
+
     id: str
     text: str
     start_time: int
@@ -317,6 +343,8 @@ class TranscriptionSegment:
 
 @attrs.frozen(kw_only=True)
 class TranscriptionReceived:
+    """A legacy `Transcription` data packet arrived (segments about one participant's track)."""
+
     participant_identity: str
     transcribed_participant_identity: str
     track_id: str
@@ -325,6 +353,8 @@ class TranscriptionReceived:
 
 @attrs.frozen(kw_only=True)
 class ChatMessageReceived:
+    """A legacy chat message (`ChatMessage` data packet) arrived."""
+
     participant_identity: str
     id: str
     timestamp: int

@@ -65,6 +65,8 @@ class PeerState(enum.StrEnum):
 
 
 class SdpType(enum.Enum):
+    """Whether an SDP is an offer or an answer."""
+
     OFFER = "offer"
     ANSWER = "answer"
 
@@ -152,6 +154,8 @@ class SimulateScenario(enum.IntEnum):
 
 
 class ParticipantState(enum.IntEnum):
+    """`ParticipantInfo.State`: joining, joined, active, disconnected (the protobuf's values)."""
+
     JOINING = 0
     JOINED = 1
     ACTIVE = 2
@@ -159,6 +163,8 @@ class ParticipantState(enum.IntEnum):
 
 
 class ParticipantKind(enum.IntEnum):
+    """`ParticipantInfo.Kind`: standard, ingress, egress, SIP, agent (the protobuf's values)."""
+
     STANDARD = 0
     INGRESS = 1
     EGRESS = 2
@@ -187,6 +193,7 @@ class Permissions:
 
     @classmethod
     def from_pb(cls, p: _ppb.ParticipantPermission) -> Permissions:
+        """The value of a protobuf `ParticipantPermission`."""
         return cls(
             can_subscribe=p.can_subscribe,
             can_publish=p.can_publish,
@@ -219,6 +226,7 @@ class Participant:
 
     @classmethod
     def from_pb(cls, info: _ppb.ParticipantInfo) -> Participant:
+        """The value of a protobuf `ParticipantInfo`."""
         try:
             kind: ParticipantKind | int = ParticipantKind(info.kind)
         except ValueError:
@@ -256,6 +264,7 @@ class RoomInfo:
 
     @classmethod
     def from_pb(cls, room: _ppb.Room) -> RoomInfo:
+        """The value of a protobuf `Room`."""
         return cls(
             sid=room.sid,
             name=room.name,
@@ -279,6 +288,7 @@ class ServerInfo:
 
     @classmethod
     def from_pb(cls, info: _ppb.ServerInfo) -> ServerInfo:
+        """The value of a protobuf `ServerInfo`."""
         return cls(
             version=info.version,
             protocol=info.protocol,
@@ -298,4 +308,5 @@ class IceServer:
 
     @classmethod
     def from_pb(cls, server: _spb.ICEServer) -> IceServer:
+        """The value of a protobuf `ICEServer`."""
         return cls(urls=tuple(server.urls), username=server.username, credential=server.credential)

@@ -59,26 +59,32 @@ class AsyncRoom(EventEmitter):
 
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
+        """The other participants, by identity (live objects, updated in place)."""
         return self._session.model.remote
 
     @property
     def connection_state(self) -> ConnectionState:
+        """`ConnectionState`: disconnected, connected, or reconnecting."""
         return self._session.model.connection_state
 
     @property
     def name(self) -> str:
+        """The room's name (empty before the join)."""
         return self._session.model.room_name
 
     @property
     def sid(self) -> str:
+        """The room's SID (empty before the join)."""
         return self._session.model.room_sid
 
     @property
     def metadata(self) -> str:
+        """The room's metadata."""
         return self._session.model.room_metadata
 
     @property
     def num_participants(self) -> int:
+        """The number of participants the server last reported."""
         return self._session.model.num_participants
 
     @property
@@ -93,6 +99,7 @@ class AsyncRoom(EventEmitter):
         return self._session.conn
 
     def isconnected(self) -> bool:
+        """True unless the room is disconnected (connected or reconnecting)."""
         return self._session.model.connection_state != ConnectionState.CONN_DISCONNECTED
 
     # -- connect / disconnect -------------------------------------------------------------------
@@ -159,7 +166,9 @@ class AsyncRoom(EventEmitter):
         self._session.streams.register_bytes(topic, handler)
 
     def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop routing text streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._session.streams.unregister(StreamKind.TEXT, topic)
 
     def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop routing byte streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._session.streams.unregister(StreamKind.BYTES, topic)

@@ -44,6 +44,7 @@ class LocalDataTrack:
 
     @property
     def info(self) -> DataTrackInfo:
+        """`sid` (changes after a full reconnect), `name`, `uses_e2ee`."""
         return self._inner.info
 
     def try_push(self, frame: DataTrackFrame) -> None:
@@ -56,6 +57,7 @@ class LocalDataTrack:
             raise PushFrameError(PushFrameErrorReason.TRACK_UNPUBLISHED, frame, str(exc)) from None
 
     def is_published(self) -> bool:
+        """Whether the track is still published (False once the room is disconnected)."""
         try:
             return self._io.call("is_published", lambda _: _run(self._inner.is_published))
         except TransportClosedError:
@@ -79,13 +81,17 @@ class RemoteDataTrack:
 
     @property
     def info(self) -> DataTrackInfo:
+        """`sid` (the server's; it changes after the publisher's full reconnect), `name`,
+        `uses_e2ee`."""
         return self._inner.info
 
     @property
     def publisher_identity(self) -> str:
+        """The identity of the participant publishing the track."""
         return self._inner.publisher_identity
 
     def is_published(self) -> bool:
+        """Whether the track is still published."""
         return self._inner.is_published()
 
     def subscribe(self, *, buffer_size: int | None = None) -> DataTrackStream:
@@ -96,6 +102,7 @@ class RemoteDataTrack:
         return DataTrackStream(self._io, stream)
 
     def set_pipeline_options(self, *, max_partial_frames: int | None = None) -> None:
+        """How many frames are reassembled at once (see the async adapter's)."""
         self._io.call(
             "set_pipeline_options",
             lambda _: _run(

@@ -54,6 +54,7 @@ from lkproto.datatracks import (
 )
 from lkproto.errors import LocalProtocolError
 
+from ._checks import check_str
 from ._errors import TransportClosedError
 from ._pump import Pump, SessionHost
 
@@ -106,6 +107,8 @@ class LocalDataTrack:
         self._part.push(self._handle, frame)
 
     def is_published(self) -> bool:
+        """Whether the track is still published (True while a full reconnect republishes
+        it; False once unpublished, by us or the server, or the room is gone)."""
         return self._part.is_published(self._handle)
 
     async def unpublish(self) -> None:
@@ -133,9 +136,12 @@ class RemoteDataTrack:
 
     @property
     def publisher_identity(self) -> str:
+        """The identity of the participant publishing the track."""
         return self._publisher_identity
 
     def is_published(self) -> bool:
+        """Whether the track is still published (False once unpublished, its publisher
+        left, or the room is gone)."""
         return self._published
 
     def subscribe(self, *, buffer_size: int | None = None) -> DataTrackStream:
@@ -175,6 +181,7 @@ class DataTrackStream:
 
     @property
     def track(self) -> RemoteDataTrack:
+        """The track this stream reads."""
         return self._track
 
     async def read(self) -> DataTrackFrame | None:
@@ -208,6 +215,7 @@ class DataTrackStream:
             self._wake.set()
 
     async def aclose(self) -> None:
+        """`close()`, for `async with contextlib.aclosing(...)` and livekit.rtc's name."""
         self.close()
 
     # Fed by the session (never blocks).
@@ -249,8 +257,7 @@ class DataTracks:
     # -- publishing -----------------------------------------------------------------------------
 
     async def publish(self, name: str) -> LocalDataTrack:
-        if not isinstance(name, str):
-            raise TypeError(f"publish_data_track: name must be str, not {type(name).__name__}")
+        check_str("publish_data_track", "name", name)
         pump, conn = self._host.live("publish_data_track")
         handle = pump.call(conn.publish_data_track, name=name, now=pump.now())
         waiter = self._publishing[handle] = _Publishing()

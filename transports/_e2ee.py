@@ -118,6 +118,7 @@ class KeyProvider:
 
     @property
     def options(self) -> KeyProviderOptions:
+        """The options the provider was made with (shared key, ratchet salt and window, ...)."""
         return self._options
 
     def set_shared_key(self, key: bytes, key_index: int) -> None:
@@ -177,6 +178,7 @@ class E2EEManager:
 
     @property
     def enabled(self) -> bool:
+        """Whether our data is being encrypted (and others' expected encrypted)."""
         return self._enabled
 
     def set_enabled(self, enabled: bool) -> None:

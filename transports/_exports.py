@@ -37,6 +37,7 @@ from ._errors import (
     TransportClosedError,
     TransportError,
 )
+from ._room import AnyParticipant as Participant
 from ._room import (
     ConnectionState,
     DataPacket,
@@ -69,6 +70,7 @@ __all__ = [
     "LkProtocolError",
     "LocalProtocolError",
     "MetadataUpdateError",
+    "Participant",
     "ParticipantKind",
     "PublishDataError",
     "PublishDataTrackError",

@@ -36,10 +36,13 @@ from lkproto.models import (
     Permissions,
 )
 
+from ._event_types import TypedEmitter
+
 if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "AnyParticipant",
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
@@ -158,47 +161,58 @@ class _ParticipantBase:
 
     @property
     def sid(self) -> str:
+        """The participant's SID (server-assigned, new at every join)."""
         return self._info.sid
 
     @property
     def identity(self) -> str:
+        """The participant's identity (from its token)."""
         return self._info.identity
 
     @property
     def name(self) -> str:
+        """The participant's display name."""
         return self._info.name
 
     @property
     def metadata(self) -> str:
+        """The participant's metadata."""
         return self._info.metadata
 
     @property
     def attributes(self) -> dict[str, str]:
+        """The participant's attributes (a copy)."""
         return dict(self._info.attributes)
 
     @property
     def kind(self) -> ParticipantKind | int:
+        """The participant's kind (`ParticipantKind`: standard, agent, SIP, ...)."""
         return self._info.kind
 
     @property
     def state(self) -> ParticipantState:
+        """The participant's `ParticipantState` (joining, joined, active, disconnected)."""
         return self._info.state
 
     @property
     def permissions(self) -> Permissions:
+        """The participant's permissions (`Permissions`: can_publish_data, hidden, ...)."""
         return self._info.permissions
 
     @property
     def disconnect_reason(self) -> DisconnectReason:
+        """Why the participant left (`DisconnectReason`), once it has."""
         return self._info.disconnect_reason
 
     @property
     def joined_at(self) -> datetime.datetime | None:
+        """When the participant joined (UTC), if the server said."""
         ms = self._info.joined_at_ms
         return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
 
     @property
     def track_publications(self) -> Mapping[str, object]:
+        """Always empty: lkproto carries no media tracks."""
         return {}
 
     @property
@@ -218,6 +232,12 @@ class LocalParticipantInfo(_ParticipantBase):
     """The local participant's properties; each adapter adds its verbs."""
 
 
+#: Any participant object an event can name: a remote one, or the room's local participant
+#: (`livekit.rtc.Participant`'s place in callback signatures; the adapters export it as
+#: `Participant`; here that name is lkproto's participant value).
+AnyParticipant: TypeAlias = RemoteParticipant | LocalParticipantInfo
+
+
 @dataclass
 class DataPacket:
     data: bytes
@@ -233,48 +253,42 @@ class SipDTMF:
     participant: RemoteParticipant | None = None
 
 
-class EventEmitter:
+class EventEmitter(TypedEmitter):
     """`on`/`once`/`off`/`emit`, as `livekit.rtc.EventEmitter`; exceptions in callbacks are
-    logged, never propagated into the session."""
+    logged, never propagated into the session. `on` and `once` are typed per event name
+    (transports/_event_types.py), so mypy checks a handler's arguments."""
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Callback]] = {}
 
-    def on(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Register `callback` for `event`; without one, return a decorator."""
+    def _listen(self, event: str, callback: Callback | None, *, once: bool) -> Callback:
         if callback is None:
 
             def decorator(fn: Callback) -> Callback:
-                self.on(event, fn)
+                self._listen(event, fn, once=once)
                 return fn
 
             return decorator
+        if once:
+            fn = callback
+
+            def once_callback(*args: object) -> object:
+                self.off(event, once_callback)  # type: ignore[arg-type]
+                return fn(*args)
+
+            callback = once_callback
         self._listeners.setdefault(event, []).append(callback)
         return callback
 
-    def once(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Like `on`, but the callback runs for the next emission only."""
-        if callback is None:
-
-            def decorator(fn: Callback) -> Callback:
-                self.once(event, fn)
-                return fn
-
-            return decorator
-        fn = callback
-
-        def once_callback(*args: object) -> object:
-            self.off(event, once_callback)
-            return fn(*args)
-
-        return self.on(event, once_callback)
-
     def off(self, event: EventTypes, callback: Callback) -> None:
+        """Remove `callback` from `event` (what `on` or `once` returned). Idempotent."""
         listeners = self._listeners.get(event, [])
         if callback in listeners:
             listeners.remove(callback)
 
     def emit(self, event: str, *args: object) -> None:
+        """Call every callback of `event` with `args`, in registration order (used by the room;
+        tests may call it)."""
         for callback in list(self._listeners.get(event, [])):
             try:
                 result = callback(*args)

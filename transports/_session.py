@@ -47,6 +47,7 @@ from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
 
+from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
 from ._datatracks import DataTracks
 from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
@@ -59,6 +60,7 @@ from ._errors import (
     map_exceptions,
     redact,
 )
+from ._logging import log_connecting, log_event, log_signal_attempt, log_signal_failed
 from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
 from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions, RtcConfiguration
@@ -132,6 +134,12 @@ class Session:
         self.rpc = Rpc(self)
         self.datatracks = DataTracks(self, emit, config.data_track_buffer_size)
         self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
+        self._runtime = runtime
+        self._emit = emit
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The state of one connection (a Room may connect again once it has ended)."""
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -140,8 +148,6 @@ class Session:
         self.subscribers: list[Subscriber] = []
         self.ended: ev.Disconnected | None = None
         self.done = anyio.Event()  # the session has finished: tasks ended, peer closed
-        self._runtime = runtime
-        self._emit = emit
         self._connector: Connector | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._token = ""
@@ -157,13 +163,22 @@ class Session:
 
     async def connect(self, url: str, token: str, options: RoomOptions | None) -> None:
         """Join; return when joined with the reliable data channel open, else `ConnectError`."""
+        check_connect_arguments(url, token, options)
         options = options or RoomOptions()
         if self.conn is not None:
-            raise LocalProtocolError("connect: this Room was already used", call="connect")
+            if not self.done.is_set():
+                raise LocalProtocolError(
+                    "connect: this Room is connected or connecting; disconnect() first",
+                    call="connect",
+                )
+            # Connecting again after a failed connect or a disconnect, as livekit.rtc allows:
+            # a new session; registered RPC methods and stream handlers carry over.
+            self._fresh()
         config = attrs.evolve(self.config, auto_subscribe=options.auto_subscribe)
         if options.connect_timeout is not None:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)
         self._token = token
+        log_connecting(url)
         encryption, data_channel_encryption = connection_settings(options)
         conn = self.conn = Connection(
             config,
@@ -266,6 +281,7 @@ class Session:
     # -- EventSink ------------------------------------------------------------------------------
 
     def deliver(self, event: ev.Event) -> None:
+        log_event(event)
         match event:
             case ev.Disconnected():
                 self._on_end(event)
@@ -538,11 +554,13 @@ class Session:
         pump = self.pump
         assert pump is not None
         end = ws.endpoint
+        log_signal_attempt(end.host, end.port, end.tls)
         try:
             with map_exceptions(f"could not connect to {end.host}:{end.port}", self._token):
                 stream = await self._dial(end.host, end.port, end.tls)
                 await stream.send(ws.handshake())
         except TransportError as exc:
+            log_signal_failed(str(exc))
             pump.on_signal_failed(None, str(exc))
             return None
         return stream

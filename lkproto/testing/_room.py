@@ -341,6 +341,7 @@ class MemoryRoom:
 
     @property
     def name(self) -> str:
+        """The room's name."""
         return self._sfu.name
 
     @property
@@ -350,6 +351,7 @@ class MemoryRoom:
 
     @property
     def now(self) -> float:
+        """The room's virtual clock, in seconds: pass it as `now=` to the connections' verbs."""
         return self._clock.now
 
     @property

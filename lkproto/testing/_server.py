@@ -198,7 +198,8 @@ class SignalEndpoint(Protocol):
 class PeerEndpoint(Protocol):
     """The client side of a peer connection: data channel messages from the server."""
 
-    def data_received(self, channel: Channel, data: bytes) -> None: ...
+    def data_received(self, channel: Channel, data: bytes) -> None:
+        """A data channel message for this client arrived."""
 
     def peer_closed(self) -> None:
         """The server closed the peer connection (its data channels are gone)."""
@@ -252,7 +253,8 @@ class DroppedPacket:
     reason: str
 
     def packet(self) -> dpb.DataPacket:
-        """The data packet (not for `_data_track`, whose packets are data-track packets)."""
+        """The dropped data packet, decoded (not for `_data_track`, whose packets are
+        data-track packets)."""
         return dpb.DataPacket.FromString(self.data)
 
 

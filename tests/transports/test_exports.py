@@ -74,6 +74,7 @@ COMMON: dict[str, tuple[object, object, object]] = {
         lk_trio.MetadataUpdateError,
         threaded.MetadataUpdateError,
     ),
+    "Participant": (lk_anyio.Participant, lk_trio.Participant, threaded.Participant),
     "ParticipantKind": (
         lk_anyio.ParticipantKind,
         lk_trio.ParticipantKind,

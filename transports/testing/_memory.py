@@ -130,6 +130,7 @@ class MemoryServer:
 
     @property
     def url(self) -> str:
+        """A URL to give `Room.connect` (any URL joins this server while it is entered)."""
         return URL
 
     def token(
@@ -309,6 +310,8 @@ class MemoryServer:
     async def dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
         # An OSError: the Room reports it as a failed connection (ConnectError, or a failed
         # reconnect attempt).
+        """@private The memory transport's signal connection (called by a Room's session, not by
+        applications)."""
         if self._home is None:
             raise ConnectionRefusedError("the MemoryServer is not running")
         try:
@@ -326,6 +329,8 @@ class MemoryServer:
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
     ) -> PeerPort:
+        """@private The memory transport's peer connection (called by a Room's session, not by
+        applications)."""
         return _MemoryPeer(self, listener)
 
 
