@@ -85,6 +85,7 @@ bench: setup
 	$(PY) benchmarks/bench_rpc.py
 	$(PY) benchmarks/bench_e2ee.py
 	$(PY) benchmarks/bench_streams.py
+	$(PY) benchmarks/bench_datatracks.py
 	$(PY) benchmarks/rss_streams.py
 	$(PY) benchmarks/bench_memory.py --seconds 2
 	$(PY) benchmarks/bench_faults.py --rounds 3
@@ -94,7 +95,7 @@ bench: setup
 # (build/fuzz-corpus/). A crashing input is saved under fuzz/crashers/<target>/; make it a
 # regression test. Extra libFuzzer flags go in FUZZ_FLAGS (e.g. -jobs=2 -workers=2).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= signal_connecting signal_joined data_packet streams rpc e2ee
+FUZZ_TARGETS ?= signal_connecting signal_joined data_packet streams rpc datatracks e2ee
 FUZZ_FLAGS ?=
 fuzz: setup
 	@status=0; for t in $(FUZZ_TARGETS); do \

@@ -2,12 +2,12 @@
 
 Loaded only by `fuzz/capture_corpus.py` (`-p fuzz._capture_plugin`, with the output path in
 `LKPROTO_CAPTURE_OUT`); it is never registered otherwise. It wraps, at class level, the
-inputs of `Connection`, `StreamAssembler` and `RpcTable` (bytes from the server, data channel
-messages, timer calls, application verbs) and records each outermost call per instance, in
-order, with its `now` and the ids the connection's `id_factory` drew during it. Nothing is
-changed: every wrapper calls the original with the original arguments. At the end of the
-session the log is pickled to `LKPROTO_CAPTURE_OUT`; `capture_corpus.py` turns it into
-seed files.
+inputs of `Connection`, `StreamAssembler`, `RpcTable` and `DataTrackManager` (bytes from the
+server, data channel messages, timer calls, application verbs) and records each outermost
+call per instance, in order, with its `now` and the ids the connection's `id_factory` drew
+during it. Nothing is changed: every wrapper calls the original with the original
+arguments. At the end of the session the log is pickled to `LKPROTO_CAPTURE_OUT`;
+`capture_corpus.py` turns it into seed files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from google.protobuf.message import Message
 
 from lkproto import Connection
+from lkproto.datatracks import DataTrackManager
 from lkproto.rpc import RpcError, RpcTable
 from lkproto.streams import StreamAssembler
 
@@ -61,6 +62,26 @@ RECORDED: Mapping[type, tuple[str, ...]] = {
         "discard",
         "sender_left",
         "abort_all",
+        "handle_timer",
+    ),
+    DataTrackManager: (
+        "joined",
+        "reconnecting",
+        "resumed",
+        "disconnected",
+        "receive_signal",
+        "participants_updated",
+        "request_response_received",
+        "subscriber_handles_received",
+        "subscription_permission_changed",
+        "receive_packet",
+        "publish_data_track",
+        "unpublish_data_track",
+        "try_push",
+        "frames_to_send",
+        "subscribe",
+        "unsubscribe",
+        "set_pipeline_options",
         "handle_timer",
     ),
     RpcTable: (
@@ -113,8 +134,8 @@ def plain(value: Any) -> Any:
         return value.value
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return tuple(plain(v) for v in value)
+    if isinstance(value, list | tuple) or type(value).__name__.startswith("Repeated"):
+        return tuple(plain(v) for v in value)  # (and protobuf's repeated fields)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if hasattr(value, "__attrs_attrs__"):  # an output value such as SendRpcStream

@@ -16,6 +16,8 @@ every input; anything else is a finding.
 - `rpc`: an `RpcTable`; requests (v1 packets, v2 stream events), acks and responses (raw or
   for a pending call), perform/respond, send failures, participants leaving, disconnect,
   timers, the server version and our permissions.
+- `datatracks`: a `DataTrackManager` (fuzz/_datatracks.py); `_data_track` packets, frames,
+  signal messages, verbs, resume and full reconnect, timers.
 - `e2ee`: a `lkproto.e2ee` `KeyProvider` and `DataCryptor`; encrypted DataPackets (raw,
   hostile envelopes with any key index, IV and tag length, or sealed with a real or
   ratcheted key), data-track frames, our own packets read back, and the key verbs.
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 
+from fuzz import _datatracks
 from fuzz._framing import TICK, Record, decode, split_field, text
 from fuzz._invariants import (
     ConnectionChecker,
@@ -1342,6 +1345,7 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "data_packet": _DATA_OPS,
     "streams": _STREAM_OPS,
     "rpc": _RPC_OPS,
+    "datatracks": _datatracks.OPS,
     "e2ee": _E2EE_OPS,
 }
 
@@ -1372,6 +1376,7 @@ TARGETS: Mapping[str, Callable[[bytes], None]] = {
     "data_packet": _target(partial(_Session, joined=True, data=True), _DATA_OPS),
     "streams": _target(_Streams, _STREAM_OPS),
     "rpc": _target(_Rpc, _RPC_OPS),
+    "datatracks": _target(_datatracks.DataTracks, _datatracks.OPS),
     "e2ee": _target(_E2ee, _E2EE_OPS),
 }
 

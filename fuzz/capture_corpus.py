@@ -33,8 +33,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fuzz import _datatracks
 from fuzz._framing import TICK, Record, encode, field
+from fuzz._invariants import InvariantViolation
 from fuzz._targets import BYTE_TOPICS, OPS, TEXT_TOPICS
+from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fuzz" / "corpus"
@@ -42,7 +46,10 @@ SELECTION = (
     "tests/e2e/test_anyio_rpc.py",
     "tests/e2e/test_anyio_streams.py",
     "tests/e2e/test_anyio_interop.py",
+    "tests/e2e/test_datatracks.py",
 )
+#: The e2e files a target's seeds come from (`--only`); the others' come from the rest.
+SELECTION_FOR = {"datatracks": ("tests/e2e/test_datatracks.py",)}
 KEYWORD = "anyio-asyncio"
 MAX_SEED = 12 * 1024
 WINDOWS = 2
@@ -52,7 +59,7 @@ _DEFAULT_TOPICS |= {("bytes", t) for t in BYTE_TOPICS}
 Op = tuple[str, float | None, bytes]  # (operation, now or None, payload)
 
 
-def capture(log: Path, timeout: float) -> None:
+def capture(log: Path, timeout: float, selection: tuple[str, ...] = SELECTION) -> None:
     env = {**os.environ, "LKPROTO_CAPTURE_OUT": str(log)}
     command = [
         sys.executable,
@@ -66,7 +73,7 @@ def capture(log: Path, timeout: float) -> None:
         "-q",
         "-k",
         KEYWORD,
-        *SELECTION,
+        *selection,
     ]
     print("+", " ".join(command), flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, check=False, timeout=timeout)
@@ -238,6 +245,136 @@ def rpc_ops(calls: list[Any]) -> Iterator[Op]:
             yield "disconnected", now, b""
 
 
+def _as_me(message: spb.SignalResponse, local: str) -> spb.SignalResponse:
+    """The message with our real identity renamed "me", the datatracks harness's."""
+    kind = message.WhichOneof("message")
+    if kind == "update" and local:
+        message = spb.SignalResponse.FromString(message.SerializeToString())
+        for info in message.update.participants:
+            if info.identity == local:
+                info.identity = "me"
+    return message
+
+
+def _update(infos: Iterable[Any], local: str) -> bytes:
+    update = ppb.ParticipantUpdate(
+        participants=[ppb.ParticipantInfo.FromString(_pb(i)) for i in infos]
+    )
+    return _as_me(spb.SignalResponse(update=update), local).SerializeToString()
+
+
+class _Replay:
+    """Records for the `datatracks` target, replayed through its harness as they are made."""
+
+    def __init__(self) -> None:
+        self.machine = _datatracks.DataTracks()
+        self.records: list[Record] = []
+        self.start: float | None = None
+        self.elapsed = 0  # ticks the replay has advanced
+        self.broken = False
+
+    def add(self, op: str, payload: bytes, now: float | None) -> None:
+        if self.broken:
+            return
+        names = _datatracks.OPS
+        ticks = 0
+        if now is not None:
+            if self.start is None:
+                self.start = now
+            ticks = max(0, round((now - self.start) / TICK) - self.elapsed)
+        out = []
+        while ticks > 255:
+            out.append(Record(names.index("timer"), 255, b""))
+            ticks -= 255
+        out.append(Record(names.index(op), ticks, payload[: MAX_SEED - 64]))
+        try:
+            for record in out:
+                self.machine.step(names[record.op], record)
+        except InvariantViolation:
+            self.broken = True  # what the harness cannot follow ends the seed here
+            return
+        self.elapsed += sum(r.dt for r in out)
+        self.records += out
+
+
+def datatrack_records(calls: list[Any]) -> list[Record]:
+    """A `DataTrackManager`'s recorded inputs as `datatracks` operations, replayed through
+    the target's own harness as they are converted (selections pick what the harness knows
+    by then: a subscribed SID among its remote tracks, a pushed handle among its live ones).
+    The harness starts joined as "me" with bob's two tracks; the recorded join becomes an
+    update listing the real others, and a rejoin keeps none of the harness's."""
+    replay = _Replay()
+    machine = replay.machine
+    local = ""
+    joins = 0
+    for name, args, _drawn, _result in calls:
+        now = args.get("now")
+        if name == "joined":
+            joins += 1
+            local = args["local_identity"]
+            if joins > 1:
+                replay.add("rejoin", b"\x00", now)
+            replay.add("signal", _update(args["other_participants"], local), now)
+        elif name == "receive_signal":
+            message = spb.SignalResponse.FromString(_pb(args["message"]))
+            replay.add("signal", _as_me(message, local).SerializeToString(), now)
+        elif name == "participants_updated":
+            replay.add("signal", _update(args["infos"], local), now)
+        elif name in _SIGNAL_FIELDS:
+            field_name, arg = _SIGNAL_FIELDS[name]
+            message = spb.SignalResponse()
+            getattr(message, field_name).MergeFromString(_pb(args[arg]))
+            replay.add("signal", message.SerializeToString(), now)
+        elif name == "receive_packet":
+            data = args["data"]
+            replay.add("packet", data if isinstance(data, bytes) else str(data).encode(), now)
+        elif name == "publish_data_track":
+            flags = 2 | (1 if args.get("uses_e2ee") else 0)
+            replay.add("publish", bytes((flags,)) + args["name"].encode(), now)
+        elif name in ("unpublish_data_track", "try_push"):
+            live = sorted(machine.live)
+            handle = args["pub_handle"]
+            sel = live.index(handle) if handle in live else 255
+            if name == "unpublish_data_track":
+                replay.add("unpublish", bytes((sel, 0)), now)
+            else:
+                frame = args["frame"][1]
+                stamp = frame["user_timestamp"]
+                flags = (8 | (stamp & 7)) if stamp is not None else 0
+                replay.add("push", bytes((sel, flags)) + frame["payload"][:2048], now)
+        elif name == "frames_to_send":
+            limit = args.get("max_frames")
+            replay.add("pull", b"" if limit is None else bytes((min(limit, 3),)), now)
+        elif name in ("subscribe", "unsubscribe", "set_pipeline_options"):
+            sids = sorted(machine.remote)
+            sid = args["sid"]
+            sel = sids.index(sid) if sid in sids else 250
+            if name == "set_pipeline_options":
+                value = args.get("max_partial_frames") or 0
+                replay.add("pipeline", bytes((sel, value % 5)), now)
+            else:
+                replay.add(name, bytes((sel,)), now)
+        elif name in _SIMPLE:
+            op, payload = _SIMPLE[name]
+            if name == "reconnecting" and args["full"]:
+                payload = b"\x01"
+            replay.add(op, payload, now)
+    return replay.records
+
+
+_SIGNAL_FIELDS = {
+    "request_response_received": ("request_response", "response"),
+    "subscriber_handles_received": ("data_track_subscriber_handles", "handles"),
+    "subscription_permission_changed": ("subscription_permission_update", "update"),
+}
+_SIMPLE = {
+    "handle_timer": ("timer", b""),
+    "reconnecting": ("reconnect", b"\x00"),
+    "resumed": ("resumed", b""),
+    "disconnected": ("disconnect", b""),
+}
+
+
 # -- operations to seed files -----------------------------------------------------------------
 
 
@@ -301,11 +438,16 @@ def seeds(logs: list[dict[str, Any]]) -> dict[str, list[bytes]]:
             out["streams"] += windows(records(stream_ops(calls), OPS["streams"], None))
         elif log["kind"] == "RpcTable":
             out["rpc"] += windows(records(rpc_ops(calls), OPS["rpc"], None))
+        elif log["kind"] == "DataTrackManager":
+            out["datatracks"] += windows(datatrack_records(calls))
+    out["datatracks"] += list(_datatracks.seeds().values())  # hand-made: the rare paths
     return out
 
 
-def write(corpora: dict[str, list[bytes]], root: Path = CORPUS) -> None:
+def write(corpora: dict[str, list[bytes]], root: Path = CORPUS, only: tuple[str, ...] = ()) -> None:
     for target, inputs in corpora.items():
+        if only and target not in only:
+            continue
         directory = root / target
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.iterdir():
@@ -323,17 +465,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-log", type=Path, help="skip the capture; use this raw log")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the e2e run")
     parser.add_argument("--out", type=Path, default=CORPUS, help="corpus root to rewrite")
+    parser.add_argument(
+        "--only", nargs="+", default=(), help="rewrite only these targets (and run their tests)"
+    )
     args = parser.parse_args(argv)
+    only = tuple(args.only)
+    selection = tuple(sorted({f for t in only for f in SELECTION_FOR.get(t, SELECTION)}))
     if args.from_log:
         log = args.from_log
     else:
         log = args.log or Path(tempfile.mkdtemp(prefix="lkproto-capture-")) / "capture.pkl"
-        capture(log, args.timeout)
+        capture(log, args.timeout, selection or SELECTION)
     with open(log, "rb") as f:
         logs = pickle.load(f)
     if not logs:
         raise SystemExit("nothing was captured")
-    write(seeds(logs), args.out)
+    write(seeds(logs), args.out, only)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,17 @@ Typical use by an adapter::
     deadline = conn.get_timer()  # call conn.handle_timer(now) when it passes
 
 Data streams (``register_stream_topic``, ``open_stream``/``write_stream``/``close_stream``,
-``send_stream``) and RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) are
-verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams`` and
-``lkproto.rpc`` for use alone. End-to-end encryption of all of it is on when the
-``Connection`` is made with ``encryption=`` (keys in ``Connection.key_provider``); its key
-provider and cryptor are public in ``lkproto.e2ee``.
+``send_stream``), RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) and data
+tracks (``publish_data_track``, ``push_data_track_frame``, ``subscribe_data_track``) are
+verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams``,
+``lkproto.rpc`` and ``lkproto.datatracks`` for use alone. End-to-end encryption of data
+packets, streams and RPC is on when the ``Connection`` is made with ``encryption=`` (keys in
+``Connection.key_provider``); its key provider and cryptor are public in ``lkproto.e2ee``.
 """
 
 from __future__ import annotations
 
-from lkproto import commands, e2ee, events, rpc, streams
+from lkproto import commands, datatracks, e2ee, events, rpc, streams
 from lkproto._connection import Connection
 from lkproto._version import __version__
 from lkproto.commands import Command
@@ -101,6 +102,7 @@ __all__ = [
     "StreamKind",
     "__version__",
     "commands",
+    "datatracks",
     "e2ee",
     "events",
     "rpc",

@@ -16,6 +16,8 @@ Theory of operation
   - `_data.DataSender`, `_data.Deduplicator`, `_data.DataReceiver`: data packets (A);
   - `_exchange.Exchange`: data streams (C) and RPC (B), around `streams.StreamAssembler`
     and `rpc.RpcTable`;
+  - `_datatracks.DataTracks`: data tracks (protocol-reference-2 section 1), around
+    `datatracks.DataTrackManager`, with the `_data_track` channel;
   - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
     packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
   - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8).
@@ -26,10 +28,11 @@ Theory of operation
   commands; a malformed data packet is dropped and reported as `PacketDropped`.
 - Timers (protocol-reference G): join response (`Config.join_timeout`, 5 s as in JS/Rust),
   keepalive, one per pending metadata request, and the reconnector's, all in the context's
-  one heap. `get_timer()` is the earliest of those, the RPC table's and the stream
-  assembler's; `handle_timer(now)` fires everything due across the three in time order (at
-  equal times: RPC, streams, then the session's own, in the order they were set), so a late
-  call still reports what happened first, first. Early or repeated calls are fine.
+  one heap. `get_timer()` is the earliest of those, the RPC table's, the stream assembler's
+  and the data-track manager's; `handle_timer(now)` fires everything due across the four in
+  time order (at equal times: RPC, streams, the session's own in the order they were set,
+  then data tracks), so a late call still reports what happened first, first. Early or
+  repeated calls are fine.
 - The session ending fails what is in flight (every call, invocation and open stream) before
   the final `Disconnected`.
 """
@@ -40,6 +43,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import ClassVar
 
 from lkproto import commands as cmd
+from lkproto import datatracks as dt
 from lkproto import events as ev
 from lkproto._context import Context, Timer
 from lkproto._data import (
@@ -50,12 +54,15 @@ from lkproto._data import (
     transcription_packet,
     user_packet,
 )
+from lkproto._datatracks import SIGNALS as DATA_TRACK_SIGNALS
+from lkproto._datatracks import DataTracks
 from lkproto._encryption import Encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
 from lkproto._metadata import MetadataRequests
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto._peers import Peers
 from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
@@ -133,6 +140,7 @@ class Connection:
         self._streams, self._rpc = self._exchange.streams, self._exchange.rpc
         self._receiver = DataReceiver(ctx, self._dedup)
         self._receiver.routes.update(self._exchange.routes)
+        self._datatracks = DataTracks(ctx, random=random)
         self._encryption: Encryption | None = None
         if encryption is not None:
             if not isinstance(encryption, E2EEOptions):
@@ -161,6 +169,9 @@ class Connection:
             server_answered=self._server_answered,
             rejoined=self._rejoined,
             random=random,
+            resuming=self._datatracks.resuming,
+            sync_state_resumed=self._sync_state_resumed,
+            data_tracks=self._datatracks.sync_state,
         )
         self._timer_handlers: dict[Hashable, Callable[[float], None]] = {
             Timer.JOIN: self._join_timed_out,
@@ -297,6 +308,7 @@ class Connection:
             (0, self._rpc.get_timer()),
             (1, self._streams.get_timer()),
             (2, self._ctx.deadlines.earliest()),
+            (3, self._datatracks.manager.get_timer()),
         )
 
     def handle_timer(self, now: float) -> None:
@@ -312,12 +324,15 @@ class Connection:
                 self._exchange.rpc_timer(when, now)
             elif rank == 1:
                 self._exchange.streams_timer(when, now)
-            else:
+            elif rank == 2:
                 key = self._ctx.deadlines.pop_earliest()
                 if isinstance(key, tuple):  # (Timer.METADATA, request_id)
                     self._metadata.timed_out(key[1])
                 else:
                     self._timer_handlers[key](now)
+            else:
+                self._datatracks.manager.handle_timer(when)
+            self._datatracks.flush()
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -421,6 +436,12 @@ class Connection:
             self._fatal(exc, now=now)
             return
         self._keepalive.heard(now)
+        try:
+            self._dispatch(msg, now)
+        finally:
+            self._datatracks.flush()  # what the data-track manager made of it, in order
+
+    def _dispatch(self, msg: spb.SignalResponse, now: float) -> None:
         kind = msg.WhichOneof("message")
         if self.state is _S.CONNECTING:
             self._first_message(msg, kind, now)
@@ -436,6 +457,8 @@ class Connection:
         handler = self._HANDLERS.get(kind or "")
         if handler is not None:
             handler(self, msg, now)
+        elif kind in DATA_TRACK_SIGNALS:
+            self._datatracks.receive_signal(msg, now)
         # Anything else (media, tracks, unknown future variants) is ignored, per D.3.
 
     def _first_message(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
@@ -482,6 +505,7 @@ class Connection:
         self._set_server_info(ServerInfo.from_pb(join.server_info))
         self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
         self._keepalive.configure(join.ping_interval, join.ping_timeout, now)
+        self._datatracks.joined(join.participant.identity, join.other_participants, now)
 
     def _set_server_info(self, info: ServerInfo) -> None:
         self._server_info = info
@@ -498,6 +522,7 @@ class Connection:
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
         self._roster.update(msg.update.participants, now)
+        self._datatracks.participants_updated(msg.update.participants, now)
 
     def _on_leave(self, msg: spb.SignalResponse, now: float) -> None:
         leave = msg.leave
@@ -563,7 +588,8 @@ class Connection:
             )
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
-        self._metadata.answered(msg.request_response)
+        if not self._datatracks.request_response(msg.request_response, now):
+            self._metadata.answered(msg.request_response)
 
     _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
         "answer": _on_answer,
@@ -592,6 +618,8 @@ class Connection:
 
     def _session_lost(self, reason: DisconnectReason, message: str, now: float) -> set[str]:
         self._roster.remove_all(reason, now)
+        self._datatracks.restarted(now)
+        self._datatracks.flush()
         cut_streams = self._exchange.restarted(now, message)
         # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
         # token's. Reconnecting happens only once joined, so the local participant is known.
@@ -600,6 +628,11 @@ class Connection:
         self._join_metadata = local.metadata
         self._join_attributes = dict(local.attributes)
         return cut_streams
+
+    def _sync_state_resumed(self, now: float) -> None:
+        """The resume's `SyncState` went out: requests held during the resume may follow."""
+        self._datatracks.resumed(now)
+        self._datatracks.flush()
 
     def _server_answered(self, response: spb.ReconnectResponse) -> None:
         if response.ice_servers:
@@ -705,6 +738,10 @@ class Connection:
         """A data channel opened; `max_message_size` is the remote SCTP limit if known."""
         if self.state is _S.CLOSED:
             return
+        if channel is Channel.DATA_TRACK:
+            self._datatracks.channel_changed(True)
+            self._datatracks.flush()
+            return
         if max_message_size is not None:
             self._sender.remote_max_message_size = max(0, max_message_size)
         self._ctx.commands += self._sender.channel_opened(channel)
@@ -712,6 +749,9 @@ class Connection:
 
     def data_channel_closed(self, channel: Channel, *, now: float) -> None:
         """A data channel of ours closed (the transport saw it): sends on it queue or fail."""
+        if channel is Channel.DATA_TRACK:
+            self._datatracks.channel_changed(False)
+            return
         self._sender.channel_closed(channel)
 
     def command_failed(self, command: cmd.Command, message: str, *, now: float) -> None:
@@ -722,7 +762,7 @@ class Connection:
         ICE restart the adapter cannot do) a full reconnect (D.8)."""
         if self.state is _S.CLOSED:
             return
-        if isinstance(command, cmd.SendDataPacket):
+        if isinstance(command, cmd.SendDataPacket | cmd.SendDataTrackFrame):
             return  # the adapter reports a broken channel through data_channel_closed
         if isinstance(command, cmd.DeriveRatchets):
             if self._encryption is not None:
@@ -838,9 +878,15 @@ class Connection:
     # -- data packets -----------------------------------------------------------------------
 
     def receive_data_packet(self, data: bytes, *, channel: Channel, now: float) -> None:
-        """One message from a data channel. Malformed packets are dropped and reported."""
-        if self.state is not _S.CLOSED:
-            self._receiver.receive(data, channel=channel, now=now)
+        """One message from a data channel. Malformed packets are dropped and reported
+        (`PacketDropped`; on `_data_track`, `DataTrackPacketDropped`)."""
+        if self.state is _S.CLOSED:
+            return
+        if channel is Channel.DATA_TRACK:
+            self._datatracks.receive_packet(data, now)
+            self._datatracks.flush()
+            return
+        self._receiver.receive(data, channel=channel, now=now)
 
     def publish_data(
         self,
@@ -1157,6 +1203,119 @@ class Connection:
         self._sm.check(Verb.RESPOND_RPC)
         self._exchange.respond_exception(request_id, exc, now, include_detail=include_detail)
 
+    # -- data tracks (protocol-reference-2 section 1; `lkproto.datatracks`) -------------------
+
+    def publish_data_track(
+        self,
+        *,
+        name: str,
+        now: float,
+        uses_e2ee: bool = False,
+        frame_encoding: tpb.DataTrackFrameEncoding | None = None,
+        schema: tpb.DataTrackSchemaId | None = None,
+    ) -> int:
+        """Publish a data track named `name`; returns its `pub_handle` (1, 2, 3, ...).
+
+        Exactly one `DataTrackPublished` or `DataTrackPublishFailed` with that handle follows
+        (the server's refusal reason: NOT_ALLOWED without canPublishData, DUPLICATE_NAME,
+        INVALID_NAME, ...; TIMEOUT after `Config.data_track_publish_timeout`). `uses_e2ee`
+        asks for GCM: every frame pushed must then carry its E2EE extension (the payload
+        encrypted by the caller). Raises `LocalProtocolError` (nothing sent) unless
+        CONNECTED, for a name that is not str, or at `Config.max_published_data_tracks`.
+        """
+        self._sm.check(Verb.PUBLISH_DATA_TRACK)
+        try:
+            return self._datatracks.publish(
+                now, name=name, uses_e2ee=uses_e2ee, frame_encoding=frame_encoding, schema=schema
+            )
+        finally:
+            self._datatracks.flush()
+
+    def unpublish_data_track(self, pub_handle: int, *, now: float) -> None:
+        """Unpublish our track (`DataTrackUnpublished` LOCAL at once; a pending publish is
+        cancelled instead). Idempotent; any state. Raises `LocalProtocolError` for a handle
+        never allocated."""
+        self._sm.check(Verb.UNPUBLISH_DATA_TRACK)
+        try:
+            self._datatracks.unpublish(pub_handle, now)
+        finally:
+            self._datatracks.flush()
+
+    def push_data_track_frame(
+        self,
+        pub_handle: int,
+        frame: dt.DataTrackFrame,
+        *,
+        now: float,
+        e2ee: dt.E2eeExtension | None = None,
+    ) -> None:
+        """Send `frame` on our published track (livekit.rtc `LocalDataTrack.try_push`).
+
+        Its packets leave as one `SendDataTrackFrame` command, at once if the `_data_track`
+        channel is open, else when it opens (at most `Config.max_data_track_queued_frames`
+        per track wait). Raises `PushFrameError` (QUEUE_FULL: too many waiting, or a full
+        reconnect is republishing the track; TRACK_UNPUBLISHED: it ended) or
+        `LocalProtocolError` (a handle never published or still pending, wrong types, a
+        frame over `Config.max_data_track_packets_per_frame` packets); nothing is queued then.
+        """
+        self._sm.check(Verb.PUSH_DATA_TRACK_FRAME)
+        try:
+            self._datatracks.push(pub_handle, frame, now, e2ee)
+        finally:
+            self._datatracks.flush()
+
+    def subscribe_data_track(self, sid: str, *, now: float) -> None:
+        """Subscribe to remote track `sid` (from `RemoteDataTrackPublished`).
+
+        `DataTrackSubscribed` follows, then a `DataTrackFrameReceived` per frame, until one
+        `DataTrackSubscriptionEnded` (at once, UNPUBLISHED, if `sid` is not known; TIMEOUT
+        after `Config.data_track_subscribe_timeout`; NOT_ALLOWED if the publisher's
+        permissions exclude us). Subscribing again is a no-op. Raises `LocalProtocolError`
+        unless CONNECTED or for a `sid` that is not str."""
+        self._sm.check(Verb.SUBSCRIBE_DATA_TRACK)
+        try:
+            self._datatracks.subscribe(sid, now)
+        finally:
+            self._datatracks.flush()
+
+    def unsubscribe_data_track(self, sid: str, *, now: float) -> None:
+        """End our subscription to `sid` (`DataTrackSubscriptionEnded` CANCELLED).
+        Idempotent; any state."""
+        self._sm.check(Verb.UNSUBSCRIBE_DATA_TRACK)
+        try:
+            self._datatracks.unsubscribe(sid, now)
+        finally:
+            self._datatracks.flush()
+
+    def set_data_track_pipeline_options(
+        self, sid: str, *, max_partial_frames: int | None = None
+    ) -> None:
+        """How many frames of remote track `sid` are reassembled at once (livekit.rtc
+        `RemoteDataTrack.set_pipeline_options`; 0 is clamped to 1, None keeps it). Partial
+        frames over a lowered bound are dropped and reported. Any state."""
+        self._sm.check(Verb.SET_DATA_TRACK_PIPELINE_OPTIONS)
+        try:
+            self._datatracks.set_pipeline_options(sid, max_partial_frames)
+        finally:
+            self._datatracks.flush()
+
+    def is_data_track_published(self, pub_handle: int) -> bool:
+        """livekit.rtc `LocalDataTrack.is_published()`: published, or being republished."""
+        return self._datatracks.is_published(pub_handle)
+
+    def data_track_info(self, pub_handle: int) -> dt.DataTrackInfo | None:
+        """Our track's info once accepted (its SID changes after a full reconnect)."""
+        return self._datatracks.local_info(pub_handle)
+
+    @property
+    def remote_data_tracks(self) -> tuple[tuple[str, dt.DataTrackInfo], ...]:
+        """(publisher identity, info) of every remote data track known, in discovery order."""
+        return tuple(self._datatracks.remote_tracks)
+
+    def data_track_subscription(self, sid: str) -> dt.SubscriptionState:
+        """Our subscription to remote track `sid` (NONE if none, or `sid` is unknown)."""
+        return self._datatracks.subscription(sid)
+
     # -- participant metadata -----------------------------------------------------------------
 
     def set_metadata(self, metadata: str, *, now: float) -> int:
@@ -1226,6 +1385,8 @@ class Connection:
         # Every pending call resolves (1503), every invocation is cancelled and every open
         # incoming stream fails, before the final `Disconnected`; our open streams are gone.
         self._exchange.ended(now, message)
+        self._datatracks.ended(now)
+        self._datatracks.flush()
         if self._encryption is not None:
             self._encryption.ended()
         self._reconnector.ended()

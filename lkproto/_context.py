@@ -2,14 +2,15 @@
 
 Theory of operation
 - A `Connection` is a composition of parts (`Roster`, `Peers`, `Keepalive`,
-  `MetadataRequests`, `DataReceiver`, `Exchange`, `Reconnector`, next to the public
-  sub-machines `StreamAssembler` and `RpcTable`). No part is given the `Connection`. Each
-  gets this one `Context`, the sibling parts it works with, and, where its decisions matter
-  elsewhere (a participant left, the session must end), a few typed hooks (callbacks) the
-  `Connection` wires at construction. Each part writes what it decides into the context:
-  events for the application (`events`), commands for the adapter (`commands`), deadlines
-  (`deadlines`, one heap for every part, so that deadlines due at the same moment fire in
-  the order they were set) and coarse state changes (`sm`, whose tables are in `_state.py`).
+  `MetadataRequests`, `DataReceiver`, `Exchange`, `DataTracks`, `Reconnector`, next to the
+  public sub-machines `StreamAssembler`, `RpcTable` and `DataTrackManager`). No part is
+  given the `Connection`. Each gets this one `Context`, the sibling parts it works with,
+  and, where its decisions matter elsewhere (a participant left, the session must end), a
+  few typed hooks (callbacks) the `Connection` wires at construction. Each part writes what
+  it decides into the context: events for the application (`events`), commands for the
+  adapter (`commands`), deadlines (`deadlines`, one heap for every part, so that deadlines
+  due at the same moment fire in the order they were set) and coarse state changes (`sm`,
+  whose tables are in `_state.py`).
 - A new feature (media tracks, data tracks, E2EE) is a new part: it takes the `Context`,
   owns its state, adds its deadline keys to `Timer` (the `Connection` dispatches each key
   through one table), its states to `_state.py`, and is wired in the `Connection`'s

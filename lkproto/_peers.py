@@ -6,8 +6,10 @@ Theory of operation (protocol-reference D.4-D.6)
   the fallback for servers that answer the upgrade with 404) the server's offers are for a
   second one, SUBSCRIBER, which we answer. ICE candidates from the server (`trickle`) go to
   the target the message names, or always to PUBLISHER in single-PC mode.
-- The publisher is created with two data channels: `_reliable` (ordered) and `_lossy`
-  (unordered, no retransmits), and an offer.
+- The publisher is created with three data channels: `_reliable` (ordered), `_lossy`
+  (unordered, no retransmits) and `_data_track` (the same options; created even when we only
+  subscribe, because in single-PC mode the server writes subscribed data-track packets back
+  on the channel we made, protocol-reference-2 1.4), and an offer.
 - The last offer and answer per target are kept (ours and the server's): a resume's
   `SyncState` tells the server which descriptions we hold (D.8 step 5).
 - `connected` holds the targets whose last reported state is "connected"; `ever_connected`
@@ -55,6 +57,7 @@ class Peers:
             cmd.CreatePeerConnection(target=PeerTarget.PUBLISHER, ice_servers=ice_servers),
             cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
             cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
+            cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
             cmd.CreateOffer(target=PeerTarget.PUBLISHER),
         ]
 

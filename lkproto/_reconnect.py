@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from lkproto import commands as cmd
@@ -52,6 +52,7 @@ from lkproto._exchange import RPC_TOPICS, STREAM_PACKETS
 from lkproto._keepalive import Keepalive
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto._peers import Peers
 from lkproto._state import (
     MODE_TRANSITIONS,
@@ -117,6 +118,7 @@ class Reconnector:
     __slots__ = (
         "_acknowledged",
         "_ctx",
+        "_data_tracks",
         "_dedup",
         "_end",
         "_keepalive",
@@ -126,9 +128,11 @@ class Reconnector:
         "_phase",
         "_random",
         "_rejoined_hook",
+        "_resuming",
         "_sender",
         "_server_answered",
         "_session_lost",
+        "_sync_state_resumed",
         "attempts",
         "cause",
         "last_message_seq",
@@ -151,6 +155,9 @@ class Reconnector:
         server_answered: Callable[[spb.ReconnectResponse], None],
         rejoined: Callable[[spb.JoinResponse, float], None],
         random: Callable[[], float] | None = None,
+        resuming: Callable[[float], None] | None = None,
+        sync_state_resumed: Callable[[float], None] | None = None,
+        data_tracks: Callable[[], Sequence[tpb.PublishDataTrackResponse]] | None = None,
     ) -> None:
         """The owner's hooks carry out what a decision means outside the reconnector:
         - `open_signal(now, resume)`: open a signal connection, a resume request (with our
@@ -162,7 +169,11 @@ class Reconnector:
         - `server_answered(response)`: take over what a `ReconnectResponse` says of the
           server;
         - `rejoined(join, now)`: take over a full reconnect's `JoinResponse` and report what
-          changed.
+          changed;
+        - `resuming(now)`: an interruption that a resume may repair (each time; requests
+          that need the server's session should wait);
+        - `sync_state_resumed(now)`: the resume's `SyncState` was sent (what waited may go);
+        - `data_tracks()`: `SyncState.publish_data_tracks`, our published data tracks.
 
         `random` returns numbers in [0, 1) for the jitter; without it they are derived from
         the context's ids, which are unpredictable enough for spreading out."""
@@ -172,6 +183,9 @@ class Reconnector:
         self._session_lost = session_lost
         self._server_answered = server_answered
         self._rejoined_hook = rejoined
+        self._resuming = resuming
+        self._sync_state_resumed = sync_state_resumed
+        self._data_tracks = data_tracks
         self._peers = peers
         self._keepalive = keepalive
         self._sender = sender
@@ -254,6 +268,8 @@ class Reconnector:
             ctx.events.append(ev.Reconnecting(mode=new, reason=reason, message=message))
         if new is ReconnectMode.FULL:
             self._restart_session(now, message)
+        elif self._resuming is not None:
+            self._resuming(now)
         if keep_signal:  # give a `leave` on the kept signal a moment before the first attempt
             ctx.deadlines.set(Timer.RETRY, now + _KEPT_SIGNAL_GRACE)
         else:
@@ -431,10 +447,15 @@ class Reconnector:
         ctx.commands.append(
             cmd.SendSignal(
                 data=ctx.codec.sync_state(
-                    offer=offer, answer=answer, receive_states=self._dedup.receive_states()
+                    offer=offer,
+                    answer=answer,
+                    receive_states=self._dedup.receive_states(),
+                    publish_data_tracks=() if self._data_tracks is None else self._data_tracks(),
                 )
             )
         )
+        if self._sync_state_resumed is not None:
+            self._sync_state_resumed(now)
         if self._peers.all_connected:
             self._reconnected(now)  # only the signal was lost: the peer connection carries on
             return

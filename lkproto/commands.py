@@ -3,12 +3,18 @@
 Drain them with `Connection.commands_to_send()` after every input and carry them out in order.
 `Command` is the union of them all. The adapter reports each outcome back as an input
 (`local_description_created`, `ice_candidate_gathered`, `data_channel_opened`, ...).
+
+`SendDataTrackFrame` is defined by its sub-machine (`lkproto.datatracks`) and re-exported:
+send its packets in order on `_data_track`, all of them or none. Data tracks are lossy: an
+adapter whose channel is backed up drops frames rather than queue them (the official SDKs
+hold only the newest frame while the channel's buffered amount is over 8 KiB).
 """
 
 from __future__ import annotations
 
 import attrs
 
+from lkproto.datatracks import SendDataTrackFrame
 from lkproto.e2ee import KeyDerivationFunction, ratchet_chain
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
 
@@ -24,6 +30,7 @@ __all__ = [
     "DeriveRatchets",
     "OpenSignal",
     "SendDataPacket",
+    "SendDataTrackFrame",
     "SendSignal",
     "SetRemoteDescription",
 ]
@@ -71,7 +78,9 @@ class CreatePeerConnection:
 
 @attrs.frozen(kw_only=True)
 class CreateDataChannel:
-    """Create an in-band (DCEP) data channel on the publisher peer connection."""
+    """Create an in-band (DCEP) data channel on the publisher peer connection: `_reliable`,
+    `_lossy`, or `_data_track` (unordered, no retransmits, created even when we only
+    subscribe: in single-PC mode the server writes subscribed packets back on it)."""
 
     channel: Channel
     ordered: bool
@@ -164,5 +173,6 @@ Command = (
     | AddIceCandidate
     | SendDataPacket
     | ClosePeerConnection
+    | SendDataTrackFrame
     | DeriveRatchets
 )

@@ -11,6 +11,17 @@ import math
 import attrs
 
 from lkproto._version import __version__
+from lkproto.datatracks import (
+    DEFAULT_MAX_PACKETS_PER_FRAME,
+    DEFAULT_MAX_PARTIAL_FRAMES,
+    DEFAULT_MAX_PUBLISHED_TRACKS,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_FRAMES,
+    DEFAULT_MAX_REMEMBERED_FRAMES,
+    DEFAULT_MAX_REMOTE_TRACKS,
+    DEFAULT_PUBLISH_TIMEOUT,
+    DEFAULT_SUBSCRIBE_TIMEOUT,
+)
 from lkproto.e2ee import (
     DEFAULT_MAX_CACHED_RATCHETS,
     DEFAULT_MAX_CLONED_IDENTITIES,
@@ -192,6 +203,38 @@ class Config:
     #: resume becomes a full reconnect and a full reconnect tries again.
     peer_connection_timeout: float = 15.0
 
+    # -- data tracks (protocol-reference-2 section 1; `lkproto.datatracks`) ---------------------
+    #: Seconds to wait for the server's answer to a data-track publish (or a full reconnect's
+    #: republish); `PublishDataTrackError` TIMEOUT after it. 10 s in Rust (`PUBLISH_TIMEOUT`)
+    #: and JS; a success arriving later is answered with an unpublish request.
+    data_track_publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    #: Seconds to wait for the server's subscriber handle; the subscription then ends with
+    #: TIMEOUT (and is withdrawn). 10 s in Rust and JS.
+    data_track_subscribe_timeout: float = DEFAULT_SUBSCRIBE_TIMEOUT
+    #: Frames `try_push` may queue per track while the `_data_track` channel is not open
+    #: (before it opens); `PushFrameError` QUEUE_FULL beyond. Rust `FRAME_BUFFER_COUNT`, 16.
+    max_data_track_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES
+    #: Payload bytes so queued over all tracks (QUEUE_FULL beyond): 16 frames of the largest
+    #: frame a receiver reassembles (2 MB) are 32 MB for one track.
+    max_data_track_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    #: Frames each subscription reassembles at once (the SDKs' default, 1; a new frame evicts
+    #: the oldest partial one). Per track with `RemoteDataTrack.set_pipeline_options`.
+    max_data_track_partial_frames: int = DEFAULT_MAX_PARTIAL_FRAMES
+    #: Packets of one frame, both ways (Rust/JS `MAX_BUFFER_PACKETS`, 128: about 2 MB at the
+    #: 16 000-byte MTU); a larger frame is refused by `try_push` and dropped on receipt.
+    max_data_track_packets_per_frame: int = DEFAULT_MAX_PACKETS_PER_FRAME
+    #: Ended frame numbers each subscription remembers, so their late packets are dropped
+    #: instead of starting a frame (ours).
+    max_data_track_remembered_frames: int = DEFAULT_MAX_REMEMBERED_FRAMES
+    #: Our data tracks pending or published at once (ours; the server allows 65 535 handles).
+    max_published_data_tracks: int = DEFAULT_MAX_PUBLISHED_TRACKS
+    #: Remote data tracks known at once; more are ignored and reported (ours).
+    max_remote_data_tracks: int = DEFAULT_MAX_REMOTE_TRACKS
+    #: Frames one `RemoteDataTrack.subscribe()` stream holds for a reader that is behind (the
+    #: adapters' default for `buffer_size`, 16 as Rust's `DataTrackSubscribeOptions`); the
+    #: oldest is dropped beyond it: a slow reader loses frames, never the connection.
+    data_track_buffer_size: int = 16
+
     def __attrs_post_init__(self) -> None:
         for name in (
             "join_timeout",
@@ -205,6 +248,8 @@ class Config:
             "rpc_response_timeout",
             "rpc_max_round_trip_latency",
             "rpc_max_handler_timeout",
+            "data_track_publish_timeout",
+            "data_track_subscribe_timeout",
         ):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -236,6 +281,14 @@ class Config:
             "max_incoming_rpcs",
             "max_rpc_method_bytes",
             "max_remembered_rpc_requests",
+            "max_data_track_queued_frames",
+            "max_data_track_queued_bytes",
+            "max_data_track_partial_frames",
+            "max_data_track_packets_per_frame",
+            "max_data_track_remembered_frames",
+            "max_published_data_tracks",
+            "max_remote_data_tracks",
+            "data_track_buffer_size",
             "e2ee_max_cached_ratchets",
             "e2ee_max_cloned_identities",
         ):

@@ -15,6 +15,16 @@ Data streams and RPC have one definition each, in their sub-machines, re-exporte
   RPC-related that was ignored (a late or foreign ack or response, a duplicate request, a
   `respond_rpc` for an invocation that already ended) is `RpcDropped`: its own event rather
   than `PacketDropped`, because it carries the request id and is not always about a packet.
+- data tracks (`lkproto.datatracks`): our publish ends with exactly one `DataTrackPublished`
+  or `DataTrackPublishFailed` (same `pub_handle`), a published track with one
+  `DataTrackUnpublished` (`DataTrackRepublished` after a full reconnect gave it a new SID);
+  remote tracks appear with `RemoteDataTrackPublished` (also those present at the join), may
+  move (`RemoteDataTrackSidChanged`, their publisher's full reconnect) and go with
+  `RemoteDataTrackUnpublished`; our subscription becomes `DataTrackSubscribed` and ends with
+  one `DataTrackSubscriptionEnded`, with `DataTrackFrameReceived` for each frame meanwhile.
+  Losses are `DataTrackFrameDropped` (a frame lost or cut short) and `DataTrackPacketDropped`
+  (a packet that reached no subscription); a data-track signal message that changed nothing
+  is `DataTrackSignalIgnored`. Lossy by design: none of them ends the connection.
 """
 
 from __future__ import annotations
@@ -24,6 +34,21 @@ from types import MappingProxyType
 
 import attrs
 
+from lkproto.datatracks import (
+    DataTrackFrameDropped,
+    DataTrackFrameReceived,
+    DataTrackPacketDropped,
+    DataTrackPublished,
+    DataTrackPublishFailed,
+    DataTrackRepublished,
+    DataTrackSignalIgnored,
+    DataTrackSubscribed,
+    DataTrackSubscriptionEnded,
+    DataTrackUnpublished,
+    RemoteDataTrackPublished,
+    RemoteDataTrackSidChanged,
+    RemoteDataTrackUnpublished,
+)
 from lkproto.e2ee import EncryptionState, EncryptionType
 from lkproto.models import (
     Channel,
@@ -49,6 +74,16 @@ __all__ = [
     "ChatMessageReceived",
     "ConnectionQualityChanged",
     "DataReceived",
+    "DataTrackFrameDropped",
+    "DataTrackFrameReceived",
+    "DataTrackPacketDropped",
+    "DataTrackPublishFailed",
+    "DataTrackPublished",
+    "DataTrackRepublished",
+    "DataTrackSignalIgnored",
+    "DataTrackSubscribed",
+    "DataTrackSubscriptionEnded",
+    "DataTrackUnpublished",
     "Disconnected",
     "E2eeStateChanged",
     "Event",
@@ -66,6 +101,9 @@ __all__ = [
     "ParticipantUpdated",
     "Reconnected",
     "Reconnecting",
+    "RemoteDataTrackPublished",
+    "RemoteDataTrackSidChanged",
+    "RemoteDataTrackUnpublished",
     "RoomMetadataChanged",
     "RoomUpdated",
     "RpcDropped",
@@ -421,4 +459,17 @@ Event = (
     | RpcInvoked
     | RpcInvocationCancelled
     | RpcDropped
+    | DataTrackPublished
+    | DataTrackPublishFailed
+    | DataTrackRepublished
+    | DataTrackUnpublished
+    | RemoteDataTrackPublished
+    | RemoteDataTrackUnpublished
+    | RemoteDataTrackSidChanged
+    | DataTrackSubscribed
+    | DataTrackSubscriptionEnded
+    | DataTrackFrameReceived
+    | DataTrackFrameDropped
+    | DataTrackPacketDropped
+    | DataTrackSignalIgnored
 )

@@ -35,10 +35,13 @@ __all__ = [
 
 
 class Channel(enum.Enum):
-    """The two data channels: `_reliable` (ordered) and `_lossy` (unordered, no retransmits)."""
+    """The data channels: `_reliable` (ordered) and `_lossy` (unordered, no retransmits) carry
+    data packets; `_data_track` (unordered, no retransmits) carries data-track packets
+    (protocol-reference-2 1.4)."""
 
     RELIABLE = "_reliable"
     LOSSY = "_lossy"
+    DATA_TRACK = "_data_track"
 
 
 class PeerTarget(enum.IntEnum):

@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from google.protobuf.message import DecodeError
 
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto.config import Config
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
 
@@ -202,15 +203,19 @@ class SignalCodec:
         offer: str | None,
         answer: str | None,
         receive_states: Mapping[str, int],
+        publish_data_tracks: Sequence[tpb.PublishDataTrackResponse] = (),
     ) -> bytes:
-        """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions and
-        the last reliable sequence received per publisher (A.7). We publish no tracks and,
-        as a data-plane client, subscribe to none, so those fields stay empty."""
+        """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions, the
+        last reliable sequence received per publisher (A.7) and our published data tracks
+        (field 8; protocol-reference-2 1.3: the server starts a full reconnect if it lists a
+        track the server does not have). We publish no media tracks and subscribe to none;
+        data-track subscriptions (field 9) are not sent, as in Rust (1.13.5 ignores them)."""
         state = spb.SyncState(
             datachannel_receive_states=[
                 spb.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
                 for sid, seq in sorted(receive_states.items())
-            ]
+            ],
+            publish_data_tracks=publish_data_tracks,
         )
         if offer is not None:
             state.offer.CopyFrom(spb.SessionDescription(type="offer", sdp=offer))

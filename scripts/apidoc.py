@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "lkproto",
     "lkproto.commands",
     "lkproto.config",
+    "lkproto.datatracks",
     "lkproto.e2ee",
     "lkproto.errors",
     "lkproto.events",

@@ -16,11 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lkproto._state import (
+    DATA_TRACK_VERBS,
     MODE_TRANSITIONS,
+    PUBLISH_TRANSITIONS,
     RECONNECT_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    SUBSCRIPTION_TRANSITIONS,
     TRANSITIONS,
     VERBS,
+    PublishState,
     ReconnectPhase,
+    SessionPhase,
+    SubscriptionState,
 )
 from lkproto.models import ConnectionState
 
@@ -66,6 +73,15 @@ def verbs_table() -> str:
     return "\n".join(rows)
 
 
+def data_track_verbs_table() -> str:
+    order = list(SessionPhase)
+    rows = ["| manager call | allowed in |", "|---|---|"]
+    for verb, phases in DATA_TRACK_VERBS.items():
+        allowed = ", ".join(p.name for p in order if p in phases)
+        rows.append(f"| `{verb}()` | {allowed} |")
+    return "\n".join(rows)
+
+
 def render() -> str:
     sections = [
         HEADER,
@@ -84,6 +100,29 @@ def render() -> str:
         "## Application verbs (`Verb`, `VERBS`)\n\n"
         "A verb called in another state raises `LocalProtocolError` naming the call and the "
         "state; nothing changes.\n\n" + verbs_table(),
+        "## Data tracks: the session phase (`SessionPhase`, `SESSION_TRANSITIONS`)\n\n"
+        "Where the session is as far as data tracks care (`lkproto.datatracks`): requests go "
+        "out while JOINED, wait while RESUMING, and are not sent while REJOINING (the server "
+        "forgot our tracks; the join that ends a full reconnect republishes them).\n\n"
+        + diagram(
+            SESSION_TRANSITIONS.items(), start=SessionPhase.IDLE, final=[SessionPhase.CLOSED]
+        ),
+        "## Data tracks: one of our tracks (`PublishState`, `PUBLISH_TRANSITIONS`)\n\n"
+        "PENDING until the server answers the publish; REPUBLISHING after a full reconnect "
+        "until the republish is answered (pushes fail with QUEUE_FULL).\n\n"
+        + diagram(
+            PUBLISH_TRANSITIONS.items(),
+            start=PublishState.PENDING,
+            final=[PublishState.UNPUBLISHED],
+        ),
+        "## Data tracks: our subscription to a remote track "
+        "(`SubscriptionState`, `SUBSCRIPTION_TRANSITIONS`)\n\n"
+        "PENDING until a `DataTrackSubscriberHandles` snapshot names the track; ACTIVE "
+        "while it is wanted (a withdrawn handle waits for a new one).\n\n"
+        + diagram(SUBSCRIPTION_TRANSITIONS.items(), start=SubscriptionState.NONE),
+        "## Data tracks: the manager's calls (`DATA_TRACK_VERBS`)\n\n"
+        "A call in another phase raises `LocalProtocolError`; `Connection` checks its own "
+        "verbs first (above).\n\n" + data_track_verbs_table(),
     ]
     return "\n\n".join(sections) + "\n"
 

@@ -1,8 +1,9 @@
 """The WebRTC side, on aiortc, running inside an asyncio event loop.
 
 `AiortcPeer` carries out the core's peer commands in order on one worker task (SDP operations
-are coroutines and must not interleave), except `SendDataPacket`, which aiortc sends
-synchronously, so it goes out at once and keeps the core's order relative to other sends.
+are coroutines and must not interleave), except `SendDataPacket` and `SendDataTrackFrame`,
+which aiortc sends synchronously, so they go out at once and keep the core's order relative
+to other sends.
 Outcomes are reported to a `PeerListener`: directly when the listener lives in this loop
 (anyio on asyncio), through `_asyncio_bridge` otherwise.
 
@@ -10,7 +11,15 @@ Channels (protocol-reference A.3): we create `_reliable` (ordered, unlimited ret
 `_lossy` (unordered, no retransmits) on the publisher. The server opens channels with the same
 labels towards us, on the subscriber PC (dual-PC) or on the publisher PC (single-PC); we adopt
 them by label for receiving and ignore other labels. Messages arriving on our own channels are
-read too.
+read too. `_data_track` (protocol-reference-2 1.4) is created and read the same way: in
+single-PC mode the server writes subscribed data-track packets back on the one we created.
+
+Data-track frames are lossy (rust-sdks `DataChannelSender`): a frame's packets are sent, all
+of them, only while `_data_track`'s buffered amount is at most its low threshold (8 KiB, set
+by the session from `MARKS`); otherwise the frame waits in a one-frame slot, replacing (and
+dropping) the one that waited there (`PENDING_FRAMES`), and goes out when the channel drains
+to the threshold.
+A frame for a channel that is not open is dropped. `data_track_frames_dropped` counts both.
 
 Limits and behaviour:
 - aiortc gathers every candidate before `setLocalDescription` returns, so our offers and
@@ -32,6 +41,7 @@ import contextvars
 import ipaddress
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import TypeAlias, assert_never
 
@@ -51,11 +61,14 @@ from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._ports import PeerCommand, PeerListener
 
-__all__ = ["AiortcPeer"]
+__all__ = ["PENDING_FRAMES", "AiortcPeer"]
 
 log = logging.getLogger("lkproto.transports")
 
 _LABELS = {c.value: c for c in Channel}
+PENDING_FRAMES = 1
+"""Data-track frames held while `_data_track` drains; a newer one pushes the oldest out
+(rust-sdks `DataChannelSender::QUEUE_CAPACITY`: only the freshest waits)."""
 _Queued: TypeAlias = (  # what the worker carries out in order (data goes out at once)
     cmd.CreatePeerConnection
     | cmd.CreateDataChannel
@@ -121,6 +134,8 @@ class AiortcPeer:
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        self._pending: deque[cmd.SendDataTrackFrame] = deque(maxlen=PENDING_FRAMES)
+        self.data_track_frames_dropped = 0
 
     # -- PeerPort -------------------------------------------------------------------------------
 
@@ -129,6 +144,9 @@ class AiortcPeer:
             return
         if isinstance(command, cmd.SendDataPacket):
             self._send_now(command)
+            return
+        if isinstance(command, cmd.SendDataTrackFrame):
+            self._send_frame(command)
             return
         self._queue.put_nowait(command)
         if self._worker is None:
@@ -193,6 +211,27 @@ class AiortcPeer:
         except Exception as exc:  # aiortc raises plain exceptions on a broken channel
             self._listener.on_command_failed(command, str(exc) or type(exc).__name__)
 
+    def _send_frame(self, command: cmd.SendDataTrackFrame) -> None:
+        dc = self._send.get(Channel.DATA_TRACK)
+        if dc is None or dc.readyState != "open":
+            self.data_track_frames_dropped += 1
+            return
+        if dc.bufferedAmount > dc.bufferedAmountLowThreshold:
+            if len(self._pending) == PENDING_FRAMES:
+                self.data_track_frames_dropped += 1  # the oldest waiting frame goes
+            self._pending.append(command)
+            return
+        try:
+            for packet in command.packets:
+                dc.send(packet)
+        except Exception:  # a broken channel: it reports its close; the frame is lost
+            self.data_track_frames_dropped += 1
+            log.debug("a data-track frame could not be sent", exc_info=True)
+
+    def _data_track_drained(self) -> None:
+        if self._pending:
+            self._send_frame(self._pending.popleft())
+
     async def _run(self) -> None:
         while True:
             command = await self._queue.get()
@@ -245,7 +284,7 @@ class AiortcPeer:
         @pc.on("datachannel")
         def _adopt(dc: RTCDataChannel) -> None:
             channel = _LABELS.get(dc.label)
-            if channel is not None:  # other labels (e.g. _data_track) are not ours to read
+            if channel is not None:  # other labels are not ours to read
                 self._read(dc, channel)
 
     def _create_channel(self, command: cmd.CreateDataChannel) -> None:
@@ -272,6 +311,8 @@ class AiortcPeer:
 
         @dc.on("bufferedamountlow")
         def _low() -> None:
+            if channel is Channel.DATA_TRACK:
+                self._data_track_drained()
             self._listener.on_writable(channel)
 
     def _read(self, dc: RTCDataChannel, channel: Channel) -> None:

@@ -33,6 +33,7 @@ from lkproto.rpc import RpcInvocationData
 
 from . import _participant as _async
 from . import _streams
+from ._blocking_datatracks import LocalDataTrack
 from ._checks import check_callable, check_rpc_method
 from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
@@ -332,6 +333,11 @@ class LocalParticipant(LocalParticipantInfo):
     stream_text.__doc__ = "Open a text stream: `with lp.stream_text(topic=t) as w: w.write(s)`."
     stream_bytes = _blocking(_async.LocalParticipant.stream_bytes, ByteStreamWriter)
     stream_bytes.__doc__ = "Open a byte stream: `with lp.stream_bytes(name) as w: w.write(b)`."
+    publish_data_track = _blocking(_async.LocalParticipant.publish_data_track, LocalDataTrack)
+    publish_data_track.__doc__ = (
+        "Publish a data track: `track = lp.publish_data_track(name=n)`; blocks until the "
+        "server accepted it (else `PublishDataTrackError`), then `track.try_push(frame)`."
+    )
 
     @overload
     def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[H], H]: ...

@@ -10,7 +10,8 @@ name is in `_room.EventTypes`.
 
 "Participant" below is `_room.AnyParticipant`, which every adapter exports as
 `Participant`: the remote participant object, or the room's local participant for events
-about ourselves.
+about ourselves. A remote data track is the async adapters' `RemoteDataTrack`, or the
+threaded adapter's blocking one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from lkproto.e2ee import EncryptionState
     from lkproto.models import DisconnectReason, Permissions
 
+    from ._blocking_datatracks import RemoteDataTrack as BlockingRemoteDataTrack
+    from ._datatracks import RemoteDataTrack
     from ._room import AnyParticipant as Participant
     from ._room import (
         ConnectionState,
@@ -54,6 +57,8 @@ SIGNATURES: dict[str, str] = {
     "reconnecting": "",
     "reconnected": "",
     "token_refreshed": "",
+    "data_track_published": "RemoteDataTrack | BlockingRemoteDataTrack",
+    "data_track_unpublished": "str",
     "e2ee_state_changed": "Participant | None, EncryptionState",
 }
 
@@ -274,6 +279,27 @@ class TypedEmitter:
     @overload
     def on(
         self,
+        event: Literal["data_track_published"],
+        callback: Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object],
+    ) -> Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object]: ...
+    @overload
+    def on(
+        self, event: Literal["data_track_published"], callback: None = None
+    ) -> Callable[
+        [Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object]],
+        Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object],
+    ]: ...
+    @overload
+    def on(
+        self, event: Literal["data_track_unpublished"], callback: Callable[[str], object]
+    ) -> Callable[[str], object]: ...
+    @overload
+    def on(
+        self, event: Literal["data_track_unpublished"], callback: None = None
+    ) -> Callable[[Callable[[str], object]], Callable[[str], object]]: ...
+    @overload
+    def on(
+        self,
         event: Literal["e2ee_state_changed"],
         callback: Callable[[Participant | None, EncryptionState], object],
     ) -> Callable[[Participant | None, EncryptionState], object]: ...
@@ -311,6 +337,8 @@ class TypedEmitter:
         - `reconnecting`: ()
         - `reconnected`: ()
         - `token_refreshed`: ()
+        - `data_track_published`: (RemoteDataTrack | BlockingRemoteDataTrack)
+        - `data_track_unpublished`: (str)
         - `e2ee_state_changed`: (Participant | None, EncryptionState)
         """
         return self._listen(event, callback, once=False)
@@ -517,6 +545,27 @@ class TypedEmitter:
     def once(
         self, event: Literal["token_refreshed"], callback: None = None
     ) -> Callable[[Callable[[], object]], Callable[[], object]]: ...
+    @overload
+    def once(
+        self,
+        event: Literal["data_track_published"],
+        callback: Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object],
+    ) -> Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object]: ...
+    @overload
+    def once(
+        self, event: Literal["data_track_published"], callback: None = None
+    ) -> Callable[
+        [Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object]],
+        Callable[[RemoteDataTrack | BlockingRemoteDataTrack], object],
+    ]: ...
+    @overload
+    def once(
+        self, event: Literal["data_track_unpublished"], callback: Callable[[str], object]
+    ) -> Callable[[str], object]: ...
+    @overload
+    def once(
+        self, event: Literal["data_track_unpublished"], callback: None = None
+    ) -> Callable[[Callable[[str], object]], Callable[[str], object]]: ...
     @overload
     def once(
         self,

@@ -2,13 +2,21 @@
 start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
 stream readers and writers (async, or blocking for the threaded adapter).
 
-Here: the `livekit.rtc` value types and enums, the end-to-end encryption names (the manager
-and key provider objects run their verbs on whichever thread the adapter gives them), and
-every exception a user of an adapter may have to catch.
+Here: the `livekit.rtc` value types and enums (data tracks' `DataTrackFrame` and
+`DataTrackInfo` are the core's, from `lkproto.datatracks`), the end-to-end encryption names
+(the manager and key provider objects run their verbs on whichever thread the adapter gives
+them), and every exception a user of an adapter may have to catch.
 """
 
 from __future__ import annotations
 
+from lkproto.datatracks import (
+    DataTrackFrame,
+    DataTrackInfo,
+    PublishDataTrackError,
+    PushFrameError,
+    SubscribeDataTrackError,
+)
 from lkproto.e2ee import (
     E2EEOptions,
     EncryptionState,
@@ -49,6 +57,8 @@ __all__ = [
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
+    "DataTrackFrame",
+    "DataTrackInfo",
     "DisconnectReason",
     "E2EEManager",
     "E2EEOptions",
@@ -63,6 +73,8 @@ __all__ = [
     "Participant",
     "ParticipantKind",
     "PublishDataError",
+    "PublishDataTrackError",
+    "PushFrameError",
     "ReconnectMode",
     "RemoteParticipant",
     "RoomOptions",
@@ -72,6 +84,7 @@ __all__ = [
     "SimulateScenario",
     "SipDTMF",
     "StreamError",
+    "SubscribeDataTrackError",
     "TextStreamInfo",
     "Transcription",
     "TranscriptionSegment",

@@ -29,6 +29,7 @@ from ._checks import (
     check_str,
     check_string_map,
 )
+from ._datatracks import LocalDataTrack
 from ._room import LocalParticipantInfo, Transcription
 from ._rpc import RpcHandler
 from ._session import Session
@@ -132,6 +133,21 @@ class LocalParticipant(LocalParticipantInfo):
         await self._session.update(
             "set_attributes", lambda c, now: c.set_attributes(attrs_, now=now)
         )
+
+    # -- data tracks ------------------------------------------------------------------------
+
+    async def publish_data_track(self, *, name: str) -> LocalDataTrack:
+        """Publish a data track; returns it once the server accepted it.
+
+        `name` must be unique among this participant's tracks (1-256 bytes). Raises
+        `PublishDataTrackError` with the server's reason (NOT_ALLOWED without canPublishData,
+        DUPLICATE_NAME, INVALID_NAME; TIMEOUT after `Config.data_track_publish_timeout`;
+        DISCONNECTED if the room goes first), `TypeError` for a name that is not str,
+        `TransportClosedError` when not connected, and `LocalProtocolError` while a reconnect
+        is under way or at `Config.max_published_data_tracks`. Cancelled while it waits, the
+        publish is withdrawn.
+        """
+        return await self._session.datatracks.publish(name)
 
     # -- RPC --------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ PeerCommand: TypeAlias = (
     | cmd.AddIceCandidate
     | cmd.SendDataPacket
     | cmd.ClosePeerConnection
+    | cmd.SendDataTrackFrame
 )
 """The commands for the peer connections. With `SignalCommand` and `cmd.DeriveRatchets`
 (a `WorkPort`'s), exactly `cmd.Command`: the pump routes with an exhaustive `match`, so a new

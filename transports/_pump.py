@@ -73,6 +73,7 @@ class Pump:
                         | cmd.AddIceCandidate()
                         | cmd.SendDataPacket()
                         | cmd.ClosePeerConnection()
+                        | cmd.SendDataTrackFrame()
                     ):
                         self.peer.submit(command)
                     case cmd.DeriveRatchets():

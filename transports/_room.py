@@ -81,6 +81,8 @@ EventTypes: TypeAlias = Literal[
     "reconnecting",
     "reconnected",
     "token_refreshed",
+    "data_track_published",
+    "data_track_unpublished",
     "e2ee_state_changed",
 ]
 
@@ -435,8 +437,23 @@ class RoomModel:
                 | ev.RpcInvoked()
                 | ev.RpcInvocationCancelled()
                 | ev.RpcDropped()
+                | ev.DataTrackPublished()
+                | ev.DataTrackPublishFailed()
+                | ev.DataTrackRepublished()
+                | ev.DataTrackUnpublished()
+                | ev.RemoteDataTrackPublished()
+                | ev.RemoteDataTrackUnpublished()
+                | ev.RemoteDataTrackSidChanged()
+                | ev.DataTrackSubscribed()
+                | ev.DataTrackSubscriptionEnded()
+                | ev.DataTrackFrameReceived()
+                | ev.DataTrackFrameDropped()
+                | ev.DataTrackPacketDropped()
+                | ev.DataTrackSignalIgnored()
             ):
-                pass  # no livekit.rtc emission (the session's streams and RPC handle some)
+                # No livekit.rtc emission here: the session's streams, RPC and data tracks
+                # handle some (data_track_published/unpublished carry their objects).
+                pass
             case _:
                 assert_never(event)
         return out

@@ -17,7 +17,9 @@ compose a Session; none of them overrides anything in it.
 `connect()` returns once the join succeeded and the reliable data channel is open, so the
 first `publish_data` is never lost. Whatever the core reports goes, in this order, to the
 session's own bookkeeping (joins, ends, metadata-update answers), to the data streams or RPC
-(`Streams`, `Rpc`), to the `RoomModel` (whose `livekit.rtc` emissions go to `emit`), and to
+(`Streams`, `Rpc`) or data tracks (`DataTracks`, which emits `data_track_published` and
+`data_track_unpublished` itself), to the `RoomModel` (whose `livekit.rtc` emissions go to
+`emit`), and to
 every subscriber (`events()`, trio's `event_channel()`, the threaded adapter's iterators).
 Flow control (protocol-reference A.3, client-sdk-js watermarks): a sender waits while more
 than the high mark is queued on its channel, until the queue drains to the low mark.
@@ -47,6 +49,7 @@ from lkproto.models import Channel, DisconnectReason, SimulateScenario
 
 from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
+from ._datatracks import DataTracks
 from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
 from ._errors import (
     ConnectError,
@@ -70,8 +73,14 @@ __all__ = ["MARKS", "Emit", "Session", "Subscriber"]
 
 log = logging.getLogger("lkproto.transports")
 
-MARKS = {Channel.RELIABLE: (64 * 1024, 1024 * 1024), Channel.LOSSY: (8 * 1024, 256 * 1024)}
-"""Per sending channel: (low, high) watermarks in bytes."""
+MARKS = {
+    Channel.RELIABLE: (64 * 1024, 1024 * 1024),
+    Channel.LOSSY: (8 * 1024, 256 * 1024),
+    Channel.DATA_TRACK: (8 * 1024, 8 * 1024),
+}
+"""Per sending channel: (low, high) watermarks in bytes. `_data_track`'s frames go out only
+while at most its low mark is buffered (rust-sdks `DATA_TRACK_BUFFERED_AMOUNT_LOW_THRESHOLD`,
+8 KiB); otherwise the peer keeps the newest frame and drops older ones (no writer waits)."""
 _DRAIN_TIMEOUT = 2.0  # disconnect() waits this long, at most, for our sends to be acked
 
 Emit: TypeAlias = Callable[..., object]
@@ -123,6 +132,7 @@ class Session:
         self.model = RoomModel()
         self.streams = Streams(self)
         self.rpc = Rpc(self)
+        self.datatracks = DataTracks(self, emit, config.data_track_buffer_size)
         self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
         self._runtime = runtime
         self._emit = emit
@@ -300,6 +310,22 @@ class Session:
             ):
                 self.rpc.on_event(event)
             case (
+                ev.DataTrackPublished()
+                | ev.DataTrackPublishFailed()
+                | ev.DataTrackRepublished()
+                | ev.DataTrackUnpublished()
+                | ev.RemoteDataTrackPublished()
+                | ev.RemoteDataTrackUnpublished()
+                | ev.RemoteDataTrackSidChanged()
+                | ev.DataTrackSubscribed()
+                | ev.DataTrackSubscriptionEnded()
+                | ev.DataTrackFrameReceived()
+                | ev.DataTrackFrameDropped()
+                | ev.DataTrackPacketDropped()
+                | ev.DataTrackSignalIgnored()
+            ):
+                self.datatracks.on_event(event)
+            case (
                 ev.Reconnecting()
                 | ev.Reconnected()
                 | ev.TokenRefreshed()
@@ -338,6 +364,7 @@ class Session:
 
     def _on_end(self, event: ev.Disconnected) -> None:
         self.ended = event
+        self.datatracks.ended()
         for waiter in self._waiters.values():
             waiter.failure = ev.MetadataUpdateFailed(
                 request_id=0, reason=-2, message=f"the session ended: {event.message}"

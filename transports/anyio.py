@@ -25,6 +25,7 @@ from lkproto import Config
 
 from . import _exports
 from ._async_room import AsyncRoom
+from ._datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
@@ -33,7 +34,10 @@ from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, Text
 __all__ = [
     "ByteStreamReader",
     "ByteStreamWriter",
+    "DataTrackStream",
+    "LocalDataTrack",
     "LocalParticipant",
+    "RemoteDataTrack",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",

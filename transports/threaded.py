@@ -70,7 +70,7 @@ from lkproto import events as ev
 from lkproto.models import Participant as ParticipantValue
 from lkproto.streams import StreamKind
 
-from . import _exports, _streams
+from . import _datatracks, _exports, _streams
 from . import _participant as _async
 from ._blocking import (
     ByteStreamReader,
@@ -83,6 +83,7 @@ from ._blocking import (
     TextStreamReader,
     TextStreamWriter,
 )
+from ._blocking_datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack, TrackWrappers
 from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
@@ -100,7 +101,10 @@ from ._session import Session
 __all__ = [
     "ByteStreamReader",
     "ByteStreamWriter",
+    "DataTrackStream",
+    "LocalDataTrack",
     "LocalParticipant",
+    "RemoteDataTrack",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
@@ -137,6 +141,7 @@ class Room(EventEmitter):
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
         self._local = LocalParticipant(self._io, self._register_rpc, config)
+        self._tracks = TrackWrappers(self._io)  # blocking twins of the remote data tracks
         self._no_e2ee = E2EEManager(None, None)  # e2ee_manager before connect()
 
     # -- livekit.rtc properties -----------------------------------------------------------------
@@ -415,6 +420,8 @@ class Room(EventEmitter):
         """Callbacks see this Room's local participant, not the session's async one."""
         if self._io.inner is not None and arg is self._io.inner.local:
             return self._local
+        if isinstance(arg, _datatracks.RemoteDataTrack):
+            return self._tracks.wrap(arg)
         return [self._swap(a) for a in arg] if isinstance(arg, list) else arg
 
     def _dispatch(self, name: str, args: tuple[object, ...]) -> None:

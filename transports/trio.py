@@ -48,6 +48,7 @@ from lkproto.models import IceServer
 
 from . import _exports
 from ._async_room import AsyncRoom
+from ._datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._participant import LocalParticipant
 from ._ports import PeerListener, PeerPort
@@ -59,8 +60,11 @@ __all__ = [
     "ByteStreamReader",
     "ByteStreamWriter",
     "Connecting",
+    "DataTrackStream",
     "Dialer",
+    "LocalDataTrack",
     "LocalParticipant",
+    "RemoteDataTrack",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",

@@ -13,7 +13,8 @@
 `MemoryRoom` routes signal and data between any number of `lkproto.Connection`s the way
 livekit-server v1.13.5 does (join responses, batched participant updates, sender stamping,
 destination filtering, silent drops for participants without canPublishData, hidden
-participants, reliable ordering and de-duplication, lossy delivery), on a virtual clock that
+participants, reliable ordering and de-duplication, lossy delivery, data tracks with an
+optional deterministic loss rate), on a virtual clock that
 fires every due timer in order, deterministically. Resumes and full reconnects are answered
 as the server answers them. Faults: per-link drop, delay, duplicate and cut (`link`,
 `uplink`), network cuts (`disconnect`, `restore`), `drop_signal`, `fail_peer`, server-

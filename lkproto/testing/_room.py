@@ -86,6 +86,11 @@ _SDP = "v=0\r\ns=lkproto-memory-client\r\nm=application 9 UDP/DTLS/SCTP webrtc-d
 EventHandler = Callable[[ev.Event], None]
 
 
+def _check_loss(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"data_track_loss must be a number from 0 to 1, not {value!r}")
+
+
 class _SignalPort:
     """One signal connection of a driven participant: the room reports only the current one
     (an adapter never hears from a socket it has closed or replaced)."""
@@ -138,7 +143,7 @@ class _PeerPort:
         driven, conn = self.driven, self.driven.conn
         self.link = None
         driven.touched()
-        for channel in (Channel.RELIABLE, Channel.LOSSY):
+        for channel in Channel:
             conn.data_channel_closed(channel, now=driven.now)
         for target in sorted(self.targets):
             conn.peer_state_changed(target, state, now=driven.now)
@@ -232,6 +237,11 @@ class _Driven:
                 peer = self.peer
                 assert peer is not None and peer.link is not None, "data only on open channels"
                 peer.link.send(command.channel, command.data)
+            case cmd.SendDataTrackFrame():
+                peer = self.peer
+                assert peer is not None and peer.link is not None, "frames only on open channels"
+                for packet in command.packets:
+                    peer.link.send(Channel.DATA_TRACK, packet)
             case cmd.CreateDataChannel() | cmd.AddIceCandidate():
                 pass  # nothing to simulate
             case cmd.DeriveRatchets():
@@ -260,7 +270,7 @@ class _Driven:
             conn.peer_state_changed(PeerTarget.PUBLISHER, PeerState.FAILED, now=now)
             return
         conn.peer_state_changed(PeerTarget.PUBLISHER, PeerState.CONNECTED, now=now)
-        for channel in (Channel.RELIABLE, Channel.LOSSY):
+        for channel in Channel:
             conn.data_channel_opened(channel, now=now, max_message_size=MAX_MESSAGE_SIZE)
 
 
@@ -272,6 +282,10 @@ class MemoryRoom:
     signed with `api_key`/`api_secret` and grant `roomJoin` for `name`. `update_interval` is
     the server's participant-update batch period (3 s, as livekit-server; 0 sends at once).
     `single_peer_connection=False` answers `/rtc/v1` with 404, as servers before 1.9 do.
+    `data_track_loss` (0 to 1) is the share of data-track packets the server loses on their
+    way to subscribers, drawn deterministically from `data_track_seed`: the same run loses the
+    same packets (a frame of several packets is lost with any of them). Change it any time
+    through the `data_track_loss` property.
     """
 
     def __init__(
@@ -285,9 +299,14 @@ class MemoryRoom:
         update_interval: float = 3.0,
         single_peer_connection: bool = True,
         max_steps: int = 1_000_000,
+        data_track_loss: float = 0.0,
+        data_track_seed: int = 0,
     ) -> None:
         if not (update_interval >= 0 and math.isfinite(update_interval)):
             raise ValueError("update_interval must be a non-negative number of seconds")
+        _check_loss(data_track_loss)
+        if isinstance(data_track_seed, bool) or not isinstance(data_track_seed, int):
+            raise TypeError(f"data_track_seed must be an int, not {data_track_seed!r}")
         self._clock = Scheduler(now)
         self._now0 = now
         self._unix0 = unix_time_ms
@@ -300,11 +319,23 @@ class MemoryRoom:
             api_secret=api_secret,
             update_interval=update_interval,
             single_peer_connection=single_peer_connection,
+            data_track_loss=data_track_loss,
+            data_track_seed=data_track_seed,
         )
         self._driven: dict[str, _Driven] = {}
         self._dirty: dict[_Driven, None] = {}  # driven connections given input since a pump
         self._busy = False  # inside advance_to/run_until (an on_event handler may act)
         self._ivs = itertools.count(1)  # AES-GCM IVs for encrypting participants
+
+    @property
+    def data_track_loss(self) -> float:
+        """The share of data-track packets lost on their way to subscribers (0 to 1)."""
+        return self._sfu.datatracks.loss
+
+    @data_track_loss.setter
+    def data_track_loss(self, value: float) -> None:
+        _check_loss(value)
+        self._sfu.datatracks.loss = float(value)
 
     # -- the clock ------------------------------------------------------------------------------
 

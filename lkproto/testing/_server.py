@@ -37,7 +37,10 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   peer connection is up -> DISCONNECTED; every change bumps `version`. State changes are
   batched per identity (the newest wins) and sent to every participant, the subject too,
   on the server's 3 s subscriber-update tick (counted from the room's creation): this is why
-  joins and departures are announced ~3 s late. Name, metadata, attribute and permission
+  joins and departures are announced ~3 s late (a data-track publisher's at once, see
+  `_sfu_datatracks`); the departure of a session replaced by a newer one of the same
+  identity (DUPLICATE_IDENTITY) is not sent to clients of protocol > 11, which reconnect by
+  identity. Name, metadata, attribute and permission
   changes go out at once (`immediate`). A hidden participant's changes go only to itself,
   and its state changes to nobody; updates about hidden others are never sent. Every
   update sent is remembered per receiver (SendParticipantUpdate's updateCache), even when
@@ -100,9 +103,13 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   connections fail 15 s later. Either way the room starts over empty, with a new SID, after
   `downtime` seconds during which connections are refused; resumes then find nothing.
 - Keepalive (D.6): `ping_req` is answered `pong_resp`, the legacy `ping` with `pong`.
+- Data tracks: `_sfu_datatracks.DataTrackRouter` (publish, unpublish, subscriber handles,
+  subscription permissions, packet forwarding with an optional deterministic loss rate, and
+  the resume's check of `SyncState.publish_data_tracks`); `_data_track` packets, like lossy
+  ones, are lost rather than held on a cut network.
 Not modelled: media, tracks and connection quality; the reliable-packet cache (for
-migration between nodes) and SyncState's track checks; data tracks and blobs; server-
-initiated RPC; token refresh on a timer; regions.
+migration between nodes) and SyncState's media-track checks; data blobs; data-track
+auto-subscription; server-initiated RPC; token refresh on a timer; regions.
 """
 
 from __future__ import annotations
@@ -120,9 +127,11 @@ import attrs
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto.models import Channel, DisconnectReason, LeaveAction
 from lkproto.testing._links import Link
 from lkproto.testing._schedule import Handle, Scheduler
+from lkproto.testing._sfu_datatracks import DataTrackRouter
 from lkproto.testing._tokens import Grants, TokenError, read_token
 from lkproto.tokens import VideoGrants, mint_token
 
@@ -244,7 +253,8 @@ class DroppedPacket:
     reason: str
 
     def packet(self) -> dpb.DataPacket:
-        """The dropped data packet, decoded."""
+        """The dropped data packet, decoded (not for `_data_track`, whose packets are
+        data-track packets)."""
         return dpb.DataPacket.FromString(self.data)
 
 
@@ -370,6 +380,8 @@ class Member:
         # sid -> (identity, version, state, when sent): SendParticipantUpdate's updateCache
         self.sent: dict[str, tuple[str, int, int, float]] = {}
         self.departure: Handle | None = None
+        self.data_tracks: dict[int, tpb.DataTrackInfo] = {}  # by pub_handle
+        self.is_publisher = False
 
     @property
     def hidden(self) -> bool:
@@ -391,6 +403,8 @@ class Member:
             disconnect_reason=self.disconnect_reason,  # type: ignore[arg-type]
             client_protocol=self.client_protocol,
             capabilities=self.capabilities,  # type: ignore[arg-type]
+            is_publisher=self.is_publisher,
+            data_tracks=list(self.data_tracks.values()),
         )
 
 
@@ -448,6 +462,8 @@ class Sfu:
         api_secret: str,
         update_interval: float,
         single_peer_connection: bool,
+        data_track_loss: float = 0.0,
+        data_track_seed: int = 0,
     ) -> None:
         self.clock = clock
         self._wall_ms = wall_ms
@@ -474,6 +490,9 @@ class Sfu:
         # Scenario flags (identity -> expiry): disconnect_signal_on_resume[_no_messages]
         self._close_on_resume: dict[str, float] = {}
         self._refuse_resume: dict[str, float] = {}
+        self.datatracks: DataTrackRouter[Member] = DataTrackRouter(
+            self, loss=data_track_loss, seed=data_track_seed
+        )
         self._start_room(self.clock.now)
 
     def _start_room(self, at: float) -> None:
@@ -784,7 +803,18 @@ class Sfu:
             self._update_metadata(member, request.update_metadata)
         elif kind == "simulate":
             self._simulate(member, request.simulate)
-        # Everything else (answers, trickles, subscriptions, sync state, media) needs no reply.
+        elif kind == "publish_data_track_request":
+            self.datatracks.publish(member, request.publish_data_track_request)
+        elif kind == "unpublish_data_track_request":
+            self.datatracks.unpublish(member, request.unpublish_data_track_request)
+        elif kind == "update_data_subscription":
+            self.datatracks.update_subscription(member, request.update_data_subscription)
+        elif kind == "subscription_permission":
+            self.datatracks.set_permission(member, request.subscription_permission)
+        elif kind == "sync_state" and not self.datatracks.knows_all(member, request.sync_state):
+            # ResumeParticipant: a published data track the server does not have
+            self.server_leave(member, LeaveAction.RECONNECT, DisconnectReason.STATE_MISMATCH)
+        # Everything else (answers, trickles, subscriptions, media) needs no reply.
 
     def client_closed_signal(self, session: _Session) -> None:
         """HandleSignalSourceClose: a participant whose peer connection never connected is
@@ -928,6 +958,8 @@ class Sfu:
     def _send(self, member: Member, message: spb.SignalResponse) -> None:
         self._deliver(member.session, message.SerializeToString())
 
+    send = _send  # for the data-track router
+
     def _deliver(self, session: _Session, data: bytes) -> None:
         def deliver() -> None:
             endpoint = session.endpoint
@@ -952,6 +984,8 @@ class Sfu:
         # `_broadcast_now`), and a SID's versions only grow here (the batch keeps the newest,
         # an immediate broadcast takes its entry out), so the server's filters for hidden
         # others and for versions older than the last sent have nothing to do.
+        if receiver.protocol > 11:  # SendParticipantUpdates: a newer session replaced these
+            infos = [i for i in infos if not _replaced(i)]
         for info in infos:
             receiver.sent.pop(info.sid, None)
             receiver.sent[info.sid] = (info.identity, info.version, info.state, self.clock.now)
@@ -968,8 +1002,16 @@ class Sfu:
         for receiver in list(self.members.values()):
             self._send_update(receiver, [info])
 
+    def publication_changed(self, member: Member) -> None:
+        """A data track was published or unpublished: the update goes out at once."""
+        member.version += 1
+        self._broadcast_now(member)
+
     def _enqueue(self, member: Member) -> None:
         if member.hidden:
+            return
+        if member.is_publisher:  # PushAndDequeueUpdates: a publisher's updates are immediate
+            self._broadcast_now(member)
             return
         self._batch.pop(member.identity, None)
         self._batch[member.identity] = member.info()
@@ -1034,6 +1076,7 @@ class Sfu:
         # requests from a session whose member left are ignored before they get here.
         assert self.members.get(member.identity) is member
         del self.members[member.identity]
+        self.datatracks.member_removed(member)
         for timer in (member.departure, member.join_timer):
             if timer is not None:
                 timer.cancel()
@@ -1180,6 +1223,8 @@ class Sfu:
             DroppedPacket(sender=sender, receiver=receiver, channel=channel, data=data, reason=why)
         )
 
+    drop = _drop  # for the data-track router
+
     def link(self, sender: str, receiver: str) -> Link:
         return self.links.setdefault((sender, receiver), Link())
 
@@ -1198,7 +1243,7 @@ class Sfu:
             self._drop(sender, None, channel, data, "over the SCTP max-message-size")
             return
         if sender in self.outages:
-            if channel is Channel.LOSSY:
+            if channel is not Channel.RELIABLE:
                 self._drop(sender, None, channel, data, "lost: the sender's network is cut")
                 return
             lost = DroppedPacket(
@@ -1234,6 +1279,9 @@ class Sfu:
         sender = member.identity
         if self.members.get(sender) is not member:
             self._drop(sender, None, channel, data, "the sender is not in the room")
+            return
+        if channel is Channel.DATA_TRACK:
+            self.datatracks.packet(member, data)
             return
         if not member.permission.can_publish_data:
             self._drop(sender, None, channel, data, "the sender lacks canPublishData")
@@ -1319,6 +1367,8 @@ class Sfu:
         for _ in range(copies):
             self.clock.call_at(due, lambda: self._arrive(sender, receiver, channel, data, epoch))
 
+    route = _route  # for the data-track router
+
     def _arrive(
         self, sender: str, receiver: Member, channel: Channel, data: bytes, epoch: int
     ) -> None:
@@ -1331,7 +1381,7 @@ class Sfu:
             self._drop(sender, name, channel, data, "lost with the receiver's peer connection")
             return
         if name in self.outages:
-            if channel is Channel.LOSSY:
+            if channel is not Channel.RELIABLE:
                 self._drop(sender, name, channel, data, "lost: the receiver's network is cut")
                 return
             lost = DroppedPacket(
@@ -1345,6 +1395,16 @@ class Sfu:
             self.via_network(name, retry, member=receiver, lost=lost)
             return
         peer.data_received(channel, data)
+
+
+def _replaced(info: ppb.ParticipantInfo) -> bool:
+    """The departure of a session a newer one of the same identity replaced, which clients
+    that reconnect by identity (protocol > 11) are not told of ([srv] SendParticipantUpdates,
+    IsCloseNotifySkippable)."""
+    return (
+        info.state == _DISCONNECTED
+        and int(info.disconnect_reason) == DisconnectReason.DUPLICATE_IDENTITY
+    )
 
 
 def _join_request(query: Mapping[str, str]) -> spb.JoinRequest:

@@ -575,6 +575,7 @@ def test_the_server_not_knowing_us_any_more_means_a_full_reconnect() -> None:
         cmd.CreatePeerConnection,
         cmd.CreateDataChannel,
         cmd.CreateDataChannel,
+        cmd.CreateDataChannel,
         cmd.CreateOffer,
     ]
     assert [type(e) for e in evs] == [

@@ -114,7 +114,7 @@ def test_401_fails_the_join_with_a_clear_reason() -> None:
     assert conn.state is ConnectionState.CLOSED
 
 
-def test_join_response_emits_joined_and_creates_publisher_with_both_channels() -> None:
+def test_join_response_emits_joined_and_creates_publisher_with_its_three_channels() -> None:
     conn = new_connection()
     conn.connect(URL, TOKEN, now=T0)
     conn.commands_to_send()
@@ -133,6 +133,7 @@ def test_join_response_emits_joined_and_creates_publisher_with_both_channels() -
         cmd.CreatePeerConnection(target=PeerTarget.PUBLISHER, ice_servers=joined.ice_servers),
         cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
         cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
+        cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
         cmd.CreateOffer(target=PeerTarget.PUBLISHER),
     ]
     assert conn.state is ConnectionState.CONNECTED
@@ -145,6 +146,7 @@ def test_embedded_offer_is_created_before_the_socket_opens() -> None:
     cmds = conn.commands_to_send()
     assert [type(c) for c in cmds] == [
         cmd.CreatePeerConnection,
+        cmd.CreateDataChannel,
         cmd.CreateDataChannel,
         cmd.CreateDataChannel,
         cmd.CreateOffer,

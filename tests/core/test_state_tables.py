@@ -25,8 +25,12 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import signal_pb2 as spb
 from lkproto._state import (
+    DATA_TRACK_VERBS,
     MODE_TRANSITIONS,
+    PUBLISH_TRANSITIONS,
     RECONNECT_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    SUBSCRIPTION_TRANSITIONS,
     TRANSITIONS,
     VERBS,
     Input,
@@ -73,8 +77,20 @@ def test_the_diagram_draws_every_row() -> None:
     assert "    FULL --> FULL: resume\n" in page  # a full reconnect stays one
     assert "    RESUME --> NONE: done\n" in page
     assert "| `respond_rpc()` | CONNECTED, RECONNECTING, CLOSED |" in page
+    assert "    REPUBLISHING --> PUBLISHED: accepted\n" in page  # the data-track machines
+    assert "    PENDING --> NONE: not_allowed\n" in page
+    assert "| `resumed()` | RESUMING |" in page
     arrows = [line for line in page.splitlines() if " --> " in line and "[*]" not in line]
-    assert len(arrows) == len(TRANSITIONS) + len(RECONNECT_TRANSITIONS) + len(MODE_TRANSITIONS)
+    tables = (
+        TRANSITIONS,
+        RECONNECT_TRANSITIONS,
+        MODE_TRANSITIONS,
+        SESSION_TRANSITIONS,
+        PUBLISH_TRANSITIONS,
+        SUBSCRIPTION_TRANSITIONS,
+    )
+    assert len(arrows) == sum(len(table) for table in tables)
+    assert page.count("| `") == len(VERBS) + len(DATA_TRACK_VERBS)
 
 
 def test_every_verb_is_a_connection_method_with_its_states() -> None:

@@ -75,6 +75,7 @@ class OfficialPeer:
         self.records: list[Record] = []
         self._cond = threading.Condition()
         self.tasks: set[asyncio.Future[None]] = set()  # keeps handler tasks alive
+        self.data_tracks: dict[str, rtc.RemoteDataTrack] = {}  # by SID, as published
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Start a task on the official loop (from official-side code) and keep it alive."""
@@ -115,6 +116,8 @@ class OfficialPeer:
                     int(d.kind),
                 ),
             )
+            on("data_track_published", self._data_track_published)
+            on("data_track_unpublished", lambda sid: self._record("data_track_unpublished", sid))
             on("reconnecting", lambda: self._record("reconnecting"))
             on("reconnected", lambda: self._record("reconnected"))
             options.setdefault("auto_subscribe", False)
@@ -122,6 +125,31 @@ class OfficialPeer:
             # Participants already present count as joined, so tests can wait on either.
             for identity in room.remote_participants:
                 self._record("joined", identity)
+
+        await self._loop.run(go)
+
+    def _data_track_published(self, track: rtc.RemoteDataTrack) -> None:
+        self.data_tracks[track.info.sid] = track
+        info = track.info
+        self._record("data_track_published", info.sid, info.name, track.publisher_identity)
+
+    async def subscribe_data_track(self, sid: str) -> None:
+        """Subscribe to the remote data track `sid`; record each frame as ("frame", sid,
+        payload, user_timestamp) and the end as ("frames_ended", sid, error or None)."""
+
+        async def go() -> None:
+            stream = self.data_tracks[sid].subscribe()
+
+            async def read() -> None:
+                error: str | None = None
+                try:
+                    async for frame in stream:
+                        self._record("frame", sid, bytes(frame.payload), frame.user_timestamp)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+                self._record("frames_ended", sid, error)
+
+            self.spawn(read())
 
         await self._loop.run(go)
 

@@ -73,6 +73,8 @@ class FacadeRoom:
     def _swap(self, arg: Any) -> Any:
         if arg is self.threaded.local_participant:
             return self._local
+        if isinstance(arg, threaded.RemoteDataTrack):
+            return FacadeRemoteDataTrack(self, arg)
         return [self._swap(a) for a in arg] if isinstance(arg, list) else arg
 
     # -- properties ---------------------------------------------------------------------------
@@ -233,6 +235,82 @@ class AsyncWriter:
         await self._room._blocking(self._writer.__exit__, exc_type, exc, tb)
 
 
+class FacadeLocalDataTrack:
+    """A threaded `LocalDataTrack` with the async adapter's API (`await unpublish()`)."""
+
+    def __init__(self, room: FacadeRoom, track: Any) -> None:
+        self._room = room
+        self.threaded = track
+
+    @property
+    def info(self) -> Any:
+        return self.threaded.info
+
+    def try_push(self, frame: Any) -> None:
+        self.threaded.try_push(frame)  # a short call to the I/O thread, as livekit.rtc's
+
+    def is_published(self) -> bool:
+        return bool(self.threaded.is_published())
+
+    async def unpublish(self) -> None:
+        await self._room._blocking(self.threaded.unpublish)
+
+
+class FacadeRemoteDataTrack:
+    """A threaded `RemoteDataTrack` whose streams are read from the test's loop."""
+
+    def __init__(self, room: FacadeRoom, track: Any) -> None:
+        self._room = room
+        self.threaded = track
+
+    @property
+    def info(self) -> Any:
+        return self.threaded.info
+
+    @property
+    def publisher_identity(self) -> str:
+        return str(self.threaded.publisher_identity)
+
+    def is_published(self) -> bool:
+        return bool(self.threaded.is_published())
+
+    def subscribe(self, *, buffer_size: int | None = None) -> AsyncDataTrackStream:
+        return AsyncDataTrackStream(self._room, self.threaded.subscribe(buffer_size=buffer_size))
+
+    def set_pipeline_options(self, *, max_partial_frames: int | None = None) -> None:
+        self.threaded.set_pipeline_options(max_partial_frames=max_partial_frames)
+
+
+class AsyncDataTrackStream:
+    """A threaded `DataTrackStream`, iterated from the test's loop."""
+
+    def __init__(self, room: FacadeRoom, stream: Any) -> None:
+        self._room = room
+        self.threaded = stream
+
+    @property
+    def dropped(self) -> int:
+        return int(self.threaded.dropped)
+
+    def __aiter__(self) -> AsyncDataTrackStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        frame = await self._room._blocking(next, self.threaded, _END)
+        if frame is _END:
+            raise StopAsyncIteration
+        return frame
+
+    async def read(self) -> Any:
+        return await self._room._blocking(self.threaded.read)
+
+    def close(self) -> None:
+        self.threaded.close()
+
+    async def aclose(self) -> None:
+        await self._room._blocking(self.threaded.close)
+
+
 def _forward(name: str) -> Callable[..., Any]:
     """An async method running the threaded LocalParticipant's blocking `name`."""
 
@@ -265,6 +343,11 @@ class FacadeLocalParticipant:
     perform_rpc = _forward("perform_rpc")
     send_text = _forward("send_text")
     send_bytes = _forward("send_bytes")
+
+    async def publish_data_track(self, *, name: str) -> FacadeLocalDataTrack:
+        lp = self._room.threaded.local_participant
+        track = await self._room._blocking(functools.partial(lp.publish_data_track, name=name))
+        return FacadeLocalDataTrack(self._room, track)
 
     async def stream_text(self, **kwargs: Any) -> AsyncWriter:
         lp = self._room.threaded.local_participant

@@ -73,6 +73,7 @@ class RawClient:
         self.closes: list[int | None] = []
         self.data: list[tuple[Channel, dpb.DataPacket]] = []
         self.raw: list[bytes] = []
+        self.track_packets: list[bytes] = []  # what arrived on `_data_track`
         self.peer_closes = 0
         self.peer_failures = 0
         self.peer: PeerLink | None = None
@@ -96,6 +97,9 @@ class RawClient:
         self.closes.append(code)
 
     def data_received(self, channel: Channel, data: bytes) -> None:
+        if channel is Channel.DATA_TRACK:
+            self.track_packets.append(data)
+            return
         self.raw.append(data)
         self.data.append((channel, dpb.DataPacket.FromString(data)))
 

@@ -33,6 +33,8 @@ COMMON: dict[str, tuple[object, object, object]] = {
     ),
     "DataPacket": (lk_anyio.DataPacket, lk_trio.DataPacket, threaded.DataPacket),
     "DataPacketKind": (lk_anyio.DataPacketKind, lk_trio.DataPacketKind, threaded.DataPacketKind),
+    "DataTrackFrame": (lk_anyio.DataTrackFrame, lk_trio.DataTrackFrame, threaded.DataTrackFrame),
+    "DataTrackInfo": (lk_anyio.DataTrackInfo, lk_trio.DataTrackInfo, threaded.DataTrackInfo),
     "DisconnectReason": (
         lk_anyio.DisconnectReason,
         lk_trio.DisconnectReason,
@@ -83,6 +85,12 @@ COMMON: dict[str, tuple[object, object, object]] = {
         lk_trio.PublishDataError,
         threaded.PublishDataError,
     ),
+    "PublishDataTrackError": (
+        lk_anyio.PublishDataTrackError,
+        lk_trio.PublishDataTrackError,
+        threaded.PublishDataTrackError,
+    ),
+    "PushFrameError": (lk_anyio.PushFrameError, lk_trio.PushFrameError, threaded.PushFrameError),
     "ReconnectMode": (lk_anyio.ReconnectMode, lk_trio.ReconnectMode, threaded.ReconnectMode),
     "RemoteParticipant": (
         lk_anyio.RemoteParticipant,
@@ -108,6 +116,11 @@ COMMON: dict[str, tuple[object, object, object]] = {
     ),
     "SipDTMF": (lk_anyio.SipDTMF, lk_trio.SipDTMF, threaded.SipDTMF),
     "StreamError": (lk_anyio.StreamError, lk_trio.StreamError, threaded.StreamError),
+    "SubscribeDataTrackError": (
+        lk_anyio.SubscribeDataTrackError,
+        lk_trio.SubscribeDataTrackError,
+        threaded.SubscribeDataTrackError,
+    ),
     "TextStreamInfo": (lk_anyio.TextStreamInfo, lk_trio.TextStreamInfo, threaded.TextStreamInfo),
     "Transcription": (lk_anyio.Transcription, lk_trio.Transcription, threaded.Transcription),
     "TranscriptionSegment": (
@@ -134,10 +147,21 @@ OWN: dict[str, tuple[object, object, object]] = {
         lk_trio.ByteStreamWriter,
         threaded.ByteStreamWriter,
     ),
+    "DataTrackStream": (
+        lk_anyio.DataTrackStream,
+        lk_trio.DataTrackStream,
+        threaded.DataTrackStream,
+    ),
+    "LocalDataTrack": (lk_anyio.LocalDataTrack, lk_trio.LocalDataTrack, threaded.LocalDataTrack),
     "LocalParticipant": (
         lk_anyio.LocalParticipant,
         lk_trio.LocalParticipant,
         threaded.LocalParticipant,
+    ),
+    "RemoteDataTrack": (
+        lk_anyio.RemoteDataTrack,
+        lk_trio.RemoteDataTrack,
+        threaded.RemoteDataTrack,
     ),
     "Room": (lk_anyio.Room, lk_trio.Room, threaded.Room),
     "TextStreamReader": (
@@ -158,8 +182,11 @@ MUST_CATCH = [
     "LocalProtocolError",
     "MetadataUpdateError",
     "PublishDataError",
+    "PublishDataTrackError",
+    "PushFrameError",
     "RpcError",
     "StreamError",
+    "SubscribeDataTrackError",
     "TransportClosedError",
     "TransportError",
 ]

@@ -178,21 +178,25 @@ def test_join_dispatches_peer_commands_in_core_order_then_the_event() -> None:
     rig.take()
     rig.at(T0 + 0.5).pump.on_signal(FakeSfu.join(others=[sfu.participant("alice")]))
     log = rig.take()
-    assert log[:4] == [
+    assert log[:5] == [
         ("peer", cmd.CreatePeerConnection(target=PUB, ice_servers=STUN)),
         (
             "peer",
             cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
         ),
         ("peer", cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0)),
+        (
+            "peer",
+            cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
+        ),
         ("peer", cmd.CreateOffer(target=PUB)),
     ]
-    kind, joined = log[4]
+    kind, joined = log[5]
     assert kind == "event" and isinstance(joined, ev.Joined)
     assert joined.local_participant.identity == "me"
     assert [p.identity for p in joined.participants] == ["alice"]
     # The join timer (T0 + 5) is replaced by the ping timer: T0 + 0.5 + 5.
-    assert log[5:] == [("deadline", T0 + 5.5)]
+    assert log[6:] == [("deadline", T0 + 5.5)]
 
 
 def test_signal_and_peer_commands_go_to_their_ports() -> None:

@@ -23,7 +23,16 @@ import pytest
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.testing._room import _Driven
-from lkproto.transports import _aiortc, _ports, _pump, _room, _rpc, _session, _streams
+from lkproto.transports import (
+    _aiortc,
+    _datatracks,
+    _ports,
+    _pump,
+    _room,
+    _rpc,
+    _session,
+    _streams,
+)
 from lkproto.transports.testing import _memory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,13 +87,17 @@ def test_the_pump_routes_every_command_to_exactly_one_port() -> None:
     assert not signal & peer and not (signal | peer) & work
     assert signal | peer | work == set(get_args(cmd.Command))
     queued = set(get_args(_aiortc._Queued))
-    assert queued | {cmd.SendDataPacket} == peer  # the rest goes out at once
+    assert queued | {cmd.SendDataPacket, cmd.SendDataTrackFrame} == peer  # the rest at once
 
 
 def test_the_session_routes_stream_and_rpc_events_to_their_parts() -> None:
     streams, rpc = set(get_args(_streams.StreamEvent)), set(get_args(_rpc.RpcEvent))
-    assert not streams & rpc
-    assert streams | rpc <= set(get_args(ev.Event))
+    tracks = set(get_args(_datatracks.DataTrackEvent))
+    assert not streams & rpc and not tracks & (streams | rpc)
+    assert streams | rpc | tracks <= set(get_args(ev.Event))
+    assert {t.__name__ for t in tracks} == {
+        n for n in ev.__all__ if "DataTrack" in n and isinstance(getattr(ev, n), type)
+    }
     assert {t.__name__ for t in streams} == {
         n for n in ev.__all__ if n.startswith("Stream") and isinstance(getattr(ev, n), type)
     } - {"StreamInfo", "StreamError"}

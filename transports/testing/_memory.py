@@ -555,6 +555,16 @@ class _MemoryPeer:
                 else:
                     channel, data = command.channel, command.data
                     self._server.submit(lambda: link.send(channel, data))
+            case cmd.SendDataTrackFrame():
+                frame_link = self._link
+                if frame_link is not None:  # else lost, as a lossy frame is
+                    packets = command.packets
+
+                    def send_frame() -> None:
+                        for packet in packets:
+                            frame_link.send(Channel.DATA_TRACK, packet)
+
+                    self._server.submit(send_frame)
             case cmd.ClosePeerConnection():
                 self._targets.discard(command.target)
                 if command.target is PeerTarget.PUBLISHER:
@@ -579,7 +589,7 @@ class _MemoryPeer:
                 return
             self._link = link
             listener.on_peer_state(PeerTarget.PUBLISHER, PeerState.CONNECTED)
-            for channel in (Channel.RELIABLE, Channel.LOSSY):
+            for channel in Channel:
                 listener.on_channel_open(channel, _MAX_MESSAGE_SIZE)
 
         self._soon(report)
@@ -590,7 +600,7 @@ class _MemoryPeer:
             return
         self._link = None
         listener = self._listener
-        for channel in (Channel.RELIABLE, Channel.LOSSY):
+        for channel in Channel:
             listener.on_channel_closed(channel)
         for target in sorted(self._targets):
             listener.on_peer_state(target, state)
