@@ -5,8 +5,8 @@ they are, in a fresh interpreter, against this session's livekit-server (LIVEKIT
 LIVEKIT_API_KEY, LIVEKIT_API_SECRET, as `make server` prints them) or with no server at all,
 and must exit 0 printing what the README says they do. Shell blocks run under `bash -e` with
 the same environment. A block not listed here fails the test (a new block must be run by
-it), and so does a listed block that is no longer in the README. The two blocks that are
-not run here say why.
+it), and so does a listed block that is no longer in the README. The blocks that are not
+run here say why.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ NOT_RUN = {
     "pip install lkproto": "installing: tests/test_packaging.py builds the wheel and installs it",
     "make demo": "`make test` is this suite; tests/e2e/test_cli_e2e.py runs the demo",
     "# test_weather.py:": "it is tests/testing/test_readme_example.py verbatim, run by the suite",
+    "# test_sensor.py:": "it is tests/testing/test_readme_datatracks.py verbatim, run by the suite",
 }
 
 
