@@ -643,9 +643,9 @@ class MediaSectionsLimited:
 class TrackSignalIgnored:
     """A track-related message (or part of one), or a late adapter report, changed nothing.
 
-    `reason`: "unknown-cid" (a publish answer for no pending publication of ours), "late"
-    (one for a publication that already failed or ended), "unexpected" (one our
-    publication's state does not expect), "invalid-info" (a TrackInfo without sid),
+    `reason`: "unknown-cid" (a publish answer for no publication of ours: never ours, or
+    one that already failed, timed out or ended), "unexpected" (a publish answer for a
+    publication that awaits none), "invalid-info" (a TrackInfo without sid),
     "unknown-sid" (a message about a track sid we do not know), "conflict" (a sid already
     listed by another participant), "too-many-tracks" (over `max_remote_tracks`),
     "unknown-mid" (an answer maps a mid none of our receive slots has), "duplicate-sid" (an

@@ -321,6 +321,29 @@ def test_republish_waits_while_the_idle_slot_is_still_negotiated_sendonly() -> N
     ]
 
 
+def test_an_abandoned_inactive_offer_does_not_free_the_slot() -> None:
+    m = manager()
+    publish_mic(m)
+    m.unpublish("c1", now=T0)
+    driver = Driver(m)
+    driver.run(m.drain())  # offer 2 (slot 1 inactive) is sent, never answered
+    m.publish(TrackKind.AUDIO, name="mic", now=T0)
+    m.receive_signal(published("c2", "TR_a2"), now=T0)
+    m.drain()
+    m.handle_timer(T0 + 15)
+    # the server may never have seen slot 1 inactive: the new offer does not reuse it yet
+    out = m.drain()
+    assert commands(out) == [CreateTrackOffer(offer_id=3)]
+    driver.run(out)
+    assert commands(driver.settle()) == [
+        ApplyAnswer(offer_id=3, sdp="answer-3"),
+        SetSendSource(slot=1, source_cid="c2"),
+        SetTransceiverDirection(slot=1, direction=Direction.SENDONLY),
+        CreateTrackOffer(offer_id=4),
+        ApplyAnswer(offer_id=4, sdp="answer-4"),
+    ]
+
+
 def test_a_slot_never_offered_is_reused_at_once() -> None:
     m = manager()
     m.request_offer(now=T0)
