@@ -130,6 +130,7 @@ class TracksMachine(RuleBasedStateMachine):
                 self.eager_server
                 and self.m.phase is SessionPhase.JOINED
                 and self.m.negotiation is NegotiationState.OFFERING
+                and self.sent_offer is not None
                 and self.sent_offer == self.m.offer_in_flight
             ):
                 self.send_answer(self.sent_offer, self.server_map())
