@@ -94,6 +94,15 @@ F3.2). Carry the commands out in order, each finished before the next:
   track's id (F4.9) and drain every started receiver (F8.3).
 - A failure of any of these is the session's business (`Connection` escalates to a full
   reconnect, D.8), which this manager learns through `reconnecting(full=True)`.
+
+Composition (how `Connection` drives it, as it drives `DataTrackManager`): `joined()` on
+every JoinResponse; `receive_signal()` for every SignalResponse while joined (answers too:
+this queue owns every offer of the single peer connection, so the data channels' first
+offer is `request_offer()`, called once the peer connection exists; `joined()` itself makes
+no offer); `request_response_received()` says whether a RequestResponse was ours;
+`reconnecting(full=...)` when a resume or full reconnect begins, `resumed()` once the
+resume's SyncState (with the `sync_state_*` fields) went out, `disconnected()` at the end.
+The state tables live in `lkproto/_tracks_state.py` until they join `_state.py`.
 """
 
 from __future__ import annotations
@@ -807,6 +816,17 @@ def _require(value: object, kind: type, what: str, call: str) -> None:
         )
 
 
+def _require_text(value: object, what: str, call: str) -> str:
+    """A str protobuf can carry (valid Unicode: no lone surrogates)."""
+    _require(value, str, what, call)
+    text = cast(str, value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"{call}: {what} is not valid Unicode", call=call) from exc
+    return text
+
+
 def _require_count(value: object, what: str, call: str, maximum: int) -> int:
     _require(value, int, what, call)
     number = cast(int, value)
@@ -1195,7 +1215,8 @@ class TrackManager:
                 f"{call}: a {kind.name} track cannot have the source {source.name}", call=call
             )
         for value, what in ((name, "name"), (stream, "stream"), (video_codec, "video_codec")):
-            _require(value, str, what, call)
+            _require_text(value, what, call)
+        video_codec = video_codec.lower()
         for flag, what in ((muted, "muted"), (stereo, "stereo")):
             _require(flag, bool, what, call)
         width = _require_count(width, "width", call, _MAX_DIMENSION)
@@ -1383,6 +1404,10 @@ class TrackManager:
         permissions = []
         for entry in participant_permissions:
             _require(entry, ParticipantTrackPermission, "a participant permission", call)
+            _require_text(entry.participant_identity, "participant_identity", call)
+            _require(entry.allow_all, bool, "allow_all", call)
+            for sid in entry.allowed_track_sids:
+                _require_text(sid, "a track sid", call)
             permissions.append(
                 tpb.TrackPermission(
                     participant_identity=entry.participant_identity,
@@ -1577,7 +1602,15 @@ class TrackManager:
         return next((p for p in self._local.values() if p.cid == cid), None)
 
     def _by_sid(self, sid: str) -> _Local | None:
-        return next((p for p in self._local.values() if sid and p.sid == sid), None)
+        """Our PUBLISHED publication `sid` (a republishing one's old sid is gone)."""
+        return next(
+            (
+                p
+                for p in self._local.values()
+                if p.state is LocalTrackState.PUBLISHED and p.sid == sid
+            ),
+            None,
+        )
 
     def _new_cid(self, call: str) -> str:
         cid = self._id_factory()
@@ -1677,7 +1710,7 @@ class TrackManager:
 
     def _on_server_unpublish(self, sid: str) -> None:
         local = self._by_sid(sid)
-        if local is None or local.state is not LocalTrackState.PUBLISHED:
+        if local is None:
             self._ignored("unknown-sid", f"track_unpublished for {sid}")
             return
         self._end(local, LocalTrackInput.SERVER_UNPUBLISHED, UnpublishReason.SERVER, "")

@@ -109,7 +109,7 @@ def test_publish_video_with_a_codec_hint_bitrate_and_screen_share() -> None:
         source=TrackSource.SCREEN_SHARE,
         width=1920,
         height=1080,
-        video_codec="h264",
+        video_codec="H264",
         max_bitrate=2_500_000,
     )
     request = spb.SignalRequest.FromString(sent(m.drain())[0]).add_track
@@ -486,6 +486,7 @@ def test_track_subscribed_f4_11_is_reported_once() -> None:
         ({"source": TrackSource.CAMERA}, "AUDIO track cannot have the source CAMERA"),
         ({"source": 2}, "source must be TrackSource"),
         ({"name": b"mic"}, "name must be str"),
+        ({"name": "mic\ud800"}, "name is not valid Unicode"),
         ({"muted": 1}, "muted must be bool"),
         ({"width": True}, "width must be int"),
         ({"width": -1}, "width must be in 0..16384"),

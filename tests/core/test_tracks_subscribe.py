@@ -508,6 +508,22 @@ def test_our_subscription_permissions() -> None:
         )
     some = ParticipantTrackPermission(participant_identity="x", allowed_track_sids=["TR_1"])
     assert some.allowed_track_sids == ("TR_1",)
+    for bad, text in (
+        (ParticipantTrackPermission(participant_identity="\ud800"), "participant_identity is"),
+        (ParticipantTrackPermission(participant_identity="x", allow_all=1), "allow_all must"),  # type: ignore[arg-type]
+        (
+            ParticipantTrackPermission(
+                participant_identity="x",
+                allowed_track_sids=cast("list[str]", [1]),
+            ),
+            "a track sid must",
+        ),
+    ):
+        with pytest.raises(LocalProtocolError, match=text):
+            m.set_track_subscription_permissions(
+                allow_all_participants=False, participant_permissions=[bad], now=T0
+            )
+    assert m.drain() == []
 
 
 # -- resume and full reconnect (F5.1, F5.2) ----------------------------------------------------
