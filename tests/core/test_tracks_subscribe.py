@@ -794,3 +794,17 @@ def test_a_rejoin_refuses_a_repeated_cid_and_changes_nothing() -> None:
         m.joined("me", [], now=T0)
     assert m.local_cids == ("a1", "a2")
     assert m.drain() == []
+
+
+def test_a_late_joiner_subscribes_through_the_requirement_after_the_join_answer_f2_3() -> None:
+    m = manager(person("bob", [audio_info("TR_B")]))  # bob published before we joined
+    m.drain()
+    driver = Driver(m)
+    m.request_offer(now=T0)  # the data channels' offer
+    assert events(driver.settle()) == []
+    m.receive_signal(msr(1), now=T0)  # right after the answer to the join offer
+    assert events(driver.settle({"1": "TR_B"})) == [subscribed("TR_B", 1)]
+    m.receive_signal(msr(0, 0), now=T0 + 0.13)  # then 0/0; the answer repeats the map
+    assert events(driver.settle({"1": "TR_B"})) == []
+    assert m.subscribed_slot("TR_B") == 1
+    assert len(m.slots) == 1
