@@ -31,8 +31,14 @@ raised only for a refused call, and then nothing changed.
   publication of the same kind (and video codec) (F4.6), but only once an applied answer has
   negotiated it `inactive`: a send slot switched from one cid to another without that round
   would keep its SSRC, which the server already bound to the old track. Receive slots are
-  added only when the server asks, exactly as many as `MediaSectionsRequirement` says
-  (F3.3: never pre-add), and stay `recvonly`; the server reuses them (F4.7).
+  added only when the server asks (F3.3: never pre-add), and stay `recvonly`; the server
+  reuses them (F4.7). A `MediaSectionsRequirement` counts the server's transceivers that
+  still lack an m-line: new ones as they come, and all of them again after each answer
+  (livekit-server 1.13.5 `transport.go` `createAndSendAnswer`). So a requirement is met
+  first by our receive slots the server has not yet seen in an answered offer (added for an
+  earlier requirement while an offer was in flight) and only the rest become new slots;
+  adding exactly the count asked for would leave spare m-lines that pion answers without
+  SSRC (F3.3).
 - Negotiation (F3.5, F3.6, F5.3). Anything that changes the SDP (a slot to add, a direction
   or a send source to change), any `MediaSectionsRequirement` (also 0/0, F3.8) and
   `request_offer` make the queue dirty. With no offer in flight the pending transceiver
@@ -638,12 +644,12 @@ class NegotiationTimedOut:
 
 @attrs.frozen(kw_only=True)
 class MediaSectionsLimited:
-    """A `MediaSectionsRequirement` asked for more receive slots than the bounds allow; the
-    rest were not added (their tracks will fail to subscribe, and the server does not ask
-    for them again)."""
+    """A `MediaSectionsRequirement` needed more new receive slots than the bounds allow; the
+    rest were not added. The server asks again after each answer while its tracks lack an
+    m-line; until then they fail to subscribe (`TrackSubscriptionFailed`, F2.6)."""
 
-    requested_audios: int
-    requested_videos: int
+    needed_audios: int
+    needed_videos: int
     added_audios: int
     added_videos: int
 
@@ -741,6 +747,7 @@ class _Slot:
     flushed_direction: Direction | None = None  # what the adapter was last told
     flushed_source: str | None = None
     negotiated: Direction | None = None  # as offered in the latest applied offer
+    first_offer: int = 0  # the first offer that carried it (0: none yet)
     mid: str = ""
     bound_sid: str = ""
 
@@ -944,6 +951,9 @@ class TrackManager:
         self._offered: dict[int, Direction] = {}  # slot -> direction in the offer in flight
         self._answer: dict[str, str] = {}  # mid_to_track_id of the answer being applied
         self._applied: dict[str, str] = {}  # mid_to_track_id of the last applied answer
+        # Receive slots the server has not seen yet and no requirement has claimed since its
+        # last answer: they will absorb that many of its next requests (see _on_answer).
+        self._credit = dict.fromkeys(TrackKind, 0)
         self._remote: dict[str, _Remote] = {}
         self._participants: dict[str, tuple[str, int]] = {}  # identity -> (sid, version)
         self._announced: dict[str, tuple[int, str]] = {}  # sid -> (slot, identity)
@@ -1773,7 +1783,15 @@ class TrackManager:
             local.slot = slot.id
 
     def _on_media_sections(self, requirement: spb.MediaSectionsRequirement) -> None:
-        audios, videos = requirement.num_audios, requirement.num_videos
+        needed = {}
+        for kind, count in (
+            (TrackKind.AUDIO, requirement.num_audios),
+            (TrackKind.VIDEO, requirement.num_videos),
+        ):
+            covered = min(count, self._credit[kind])
+            self._credit[kind] -= covered
+            needed[kind] = count - covered
+        audios, videos = needed[TrackKind.AUDIO], needed[TrackKind.VIDEO]
         receiving = sum(1 for s in self._slots.values() if s.role is SlotRole.RECV)
         room = min(self.max_slots_per_requirement, self.max_receive_slots - receiving)
         add_audios = min(audios, room)
@@ -1781,8 +1799,8 @@ class TrackManager:
         if (add_audios, add_videos) != (audios, videos):
             self._out.append(
                 MediaSectionsLimited(
-                    requested_audios=audios,
-                    requested_videos=videos,
+                    needed_audios=audios,
+                    needed_videos=videos,
                     added_audios=add_audios,
                     added_videos=add_videos,
                 )
@@ -1807,6 +1825,7 @@ class TrackManager:
                 continue
             if not slot.created:
                 slot.created = True
+                slot.first_offer = self._offer_id + 1
                 self._out.append(
                     AddTransceiver(
                         slot=slot.id,
@@ -1835,7 +1854,22 @@ class TrackManager:
 
     def _on_answer(self, answer: spb.SessionDescription) -> None:
         outstanding = self._offer_id if self._negotiation is NegotiationState.OFFERING else None
-        if outstanding is None or answer.id not in (outstanding, 0):
+        accepted = outstanding is not None and answer.id in (outstanding, 0)
+        answered = outstanding if accepted else answer.id
+        if answered and answered <= self._offer_id:
+            # livekit-server 1.13.5 `createAndSendAnswer`: with each answer the server
+            # recounts its transceivers still without an m-line and asks for all of them
+            # again in the MediaSectionsRequirement that follows, including those our slots
+            # not yet in an answered offer will take. Those slots are credited against it.
+            for kind in TrackKind:
+                self._credit[kind] = sum(
+                    1
+                    for s in self._slots.values()
+                    if s.role is SlotRole.RECV
+                    and s.kind is kind
+                    and not 0 < s.first_offer <= answered
+                )
+        if outstanding is None or not accepted:
             self._out.append(AnswerDropped(answer_id=answer.id, outstanding_offer_id=outstanding))
             return
         self._deadlines.cancel((_NEGOTIATION, outstanding))
@@ -1856,6 +1890,7 @@ class TrackManager:
         self._offered = {}
         self._answer = {}
         self._applied = {}
+        self._credit = dict.fromkeys(TrackKind, 0)
         self._slots.clear()
         self._reconcile()
 

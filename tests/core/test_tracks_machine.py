@@ -477,3 +477,109 @@ class TracksMachine(RuleBasedStateMachine):
 
 TracksMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 test_tracks_machine = TracksMachine.TestCase
+
+
+class MediaSectionsMachine(RuleBasedStateMachine):
+    """The receive-slot count against a model of livekit-server 1.13.5's requirement logic
+    (`transport.go`): a new server transceiver without an m-line is asked for as a delta
+    (`sendUnmatchedMediaRequirement`), and with every answer the server recounts the ones
+    still unmatched and asks for all of them again (`createAndSendAnswer`). Messages reach us
+    in order, whenever `deliver` says; the adapter is eager.
+
+    Invariants: we never hold more receive slots of a kind than the server has transceivers
+    of it (no pre-add, no double count), and once everything is delivered and negotiated,
+    exactly as many (every transceiver got its m-line).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.m = TrackManager(id_factory=lambda: "c", max_receive_slots=64)
+        self.m.joined("me", [], now=0.0)
+        self.transceivers: dict[TrackKind, int] = dict.fromkeys(TrackKind, 0)
+        self.matched: dict[TrackKind, int] = dict.fromkeys(TrackKind, 0)
+        self.asked: dict[TrackKind, int] = dict.fromkeys(TrackKind, 0)  # since the last answer
+        self.seen: set[str] = set()  # mids the server has matched or refused
+        self.outbox: list[spb.SignalResponse] = []
+        self.mids: dict[int, str] = {}
+        self.next_mid = 1
+        self.m.request_offer(now=0.0)
+        self.take()
+
+    def unmatched(self, kind: TrackKind) -> int:
+        return self.transceivers[kind] - self.matched[kind]
+
+    def take(self) -> None:
+        for out in self.m.drain():
+            if isinstance(out, AddTransceiver):
+                self.mids[out.slot] = ""
+            elif isinstance(out, CreateTrackOffer):
+                for slot, mid in self.mids.items():
+                    if not mid:
+                        self.mids[slot] = str(self.next_mid)
+                        self.next_mid += 1
+                self.m.offer_created(out.offer_id, "o", slot_mids=dict(self.mids), now=0.0)
+                self.take()
+            elif isinstance(out, SendTrackSignal) and out.request.HasField("offer"):
+                self.server_receives_offer(out.request.offer.id)
+            elif isinstance(out, ApplyAnswer):
+                self.m.remote_description_applied(out.offer_id, now=0.0)
+                self.take()
+
+    def server_receives_offer(self, offer_id: int) -> None:
+        kinds = {s.mid: s.kind for s in self.m.slots if s.role is SlotRole.RECV and s.mid}
+        for mid in sorted(kinds, key=int):
+            if mid not in self.seen:
+                self.seen.add(mid)
+                if self.unmatched(kinds[mid]):
+                    self.matched[kinds[mid]] += 1
+        self.asked = dict.fromkeys(TrackKind, 0)
+        sd = spb.SessionDescription(type="answer", sdp="a", id=offer_id)
+        self.outbox.append(spb.SignalResponse(answer=sd))
+        self.ask(force=False)
+
+    def ask(self, *, force: bool) -> None:
+        delta = {k: self.unmatched(k) - self.asked[k] for k in TrackKind}
+        for kind in TrackKind:
+            self.asked[kind] += delta[kind]
+        if force or any(delta.values()):
+            requirement = spb.MediaSectionsRequirement(
+                num_audios=delta[TrackKind.AUDIO], num_videos=delta[TrackKind.VIDEO]
+            )
+            self.outbox.append(spb.SignalResponse(media_sections_requirement=requirement))
+
+    @rule(video=st.booleans(), force=st.booleans())
+    def server_subscribes_us(self, video: bool, force: bool) -> None:
+        self.transceivers[TrackKind.VIDEO if video else TrackKind.AUDIO] += 1
+        self.ask(force=force)
+
+    @rule(force=st.just(True))
+    def server_renegotiates(self, force: bool) -> None:
+        self.ask(force=force)
+
+    @precondition(lambda self: bool(self.outbox))
+    @rule(count=st.integers(1, 3))
+    def deliver(self, count: int) -> None:
+        for _ in range(count):
+            if self.outbox:
+                self.m.receive_signal(self.outbox.pop(0), now=0.0)
+                self.take()
+
+    @invariant()
+    def never_more_slots_than_the_server_needs(self) -> None:
+        for kind in TrackKind:
+            slots = sum(1 for s in self.m.slots if s.role is SlotRole.RECV and s.kind is kind)
+            assert slots <= self.transceivers[kind], (kind, slots, self.transceivers)
+
+    def teardown(self) -> None:
+        while self.outbox:
+            self.deliver(3)
+        assert self.m.negotiation is NegotiationState.IDLE
+        for kind in TrackKind:
+            slots = sum(1 for s in self.m.slots if s.role is SlotRole.RECV and s.kind is kind)
+            assert slots == self.transceivers[kind] == self.matched[kind]
+
+
+MediaSectionsMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
+test_media_sections_machine = MediaSectionsMachine.TestCase

@@ -88,15 +88,54 @@ def test_requirements_during_an_outstanding_offer_wait_for_its_answer_f3_5() -> 
     m.receive_signal(answer(1), now=T0)
     assert m.drain() == [ApplyAnswer(offer_id=1, sdp="answer-1")]
     assert m.negotiation is NegotiationState.APPLYING
-    m.receive_signal(msr(1), now=T0)
-    assert m.drain() == []
     m.remote_description_applied(1, now=T0)
+    assert m.drain() == [recv(1), recv(2, TrackKind.VIDEO), CreateTrackOffer(offer_id=2)]
+
+
+def test_the_requirement_repeated_after_an_answer_is_not_added_twice() -> None:
+    """livekit-server recounts its unmatched transceivers with every answer and asks for all
+    of them again: slots the server has not seen in an answered offer cover that request."""
+    m = manager()
+    driver = in_flight(m)
+    m.receive_signal(msr(1, 1), now=T0)  # for the server's new transceivers A and V
+    m.receive_signal(answer(1), now=T0)  # offer 1 had no slot for them ...
+    m.receive_signal(msr(1, 1), now=T0)  # ... so it asks again, right after the answer
+    m.receive_signal(msr(1), now=T0)  # and once more for another new track
+    assert m.drain() == [ApplyAnswer(offer_id=1, sdp="answer-1")]
+    m.remote_description_applied(1, now=T0)
+    out = m.drain()
+    assert out == [recv(1), recv(2, TrackKind.VIDEO), recv(3), CreateTrackOffer(offer_id=2)]
+    driver.run(out)
+    m.drain()
+    m.receive_signal(answer(2, {"1": "TR_a", "2": "TR_v", "3": "TR_b"}), now=T0)
+    m.receive_signal(msr(0, 0), now=T0)  # all matched: nothing is asked again
+    m.remote_description_applied(2, now=T0)
     assert m.drain() == [
-        recv(1),
-        recv(2, TrackKind.VIDEO),
-        recv(3),
-        CreateTrackOffer(offer_id=2),
+        ApplyAnswer(offer_id=2, sdp="answer-2"),
+        CreateTrackOffer(offer_id=3),
     ]
+    assert len(m.slots) == 3
+
+
+def test_a_requirement_repeated_while_the_slots_are_in_flight_is_covered() -> None:
+    m = manager()
+    driver = in_flight(m)
+    m.receive_signal(msr(1), now=T0)
+    m.receive_signal(answer(1), now=T0)
+    m.remote_description_applied(1, now=T0)
+    driver.run(m.drain())  # offer 2 carries slot 1: the server has not seen it yet
+    m.drain()
+    m.receive_signal(msr(1), now=T0)  # the repeat that followed answer 1
+    m.receive_signal(answer(7), now=T0)  # a stray answer past our offers: credits nothing
+    m.receive_signal(answer(2, {"1": "TR_a"}), now=T0)
+    m.remote_description_applied(2, now=T0)
+    m.receive_signal(msr(1), now=T0)  # a new track: slot 1 is taken, a new slot is needed
+    assert m.drain() == [
+        AnswerDropped(answer_id=7, outstanding_offer_id=2),
+        ApplyAnswer(offer_id=2, sdp="answer-2"),
+        CreateTrackOffer(offer_id=3),  # for the repeated requirement (also 0/0 renegotiates)
+    ]
+    assert [(s.slot, s.mid) for s in m.slots] == [(1, "1"), (2, "")]  # slot 2 waits for offer 4
 
 
 def test_answers_for_other_offers_are_dropped_and_reported() -> None:
@@ -230,7 +269,7 @@ def test_requirements_are_bounded_per_message_and_in_total() -> None:
     m.receive_signal(msr(3, 2), now=T0)
     out = m.drain()
     assert out[0] == MediaSectionsLimited(
-        requested_audios=3, requested_videos=2, added_audios=2, added_videos=0
+        needed_audios=3, needed_videos=2, added_audios=2, added_videos=0
     )
     assert commands(out) == [recv(1), recv(2), CreateTrackOffer(offer_id=1)]
     driver = Driver(m)
@@ -239,15 +278,13 @@ def test_requirements_are_bounded_per_message_and_in_total() -> None:
     m.receive_signal(msr(1, 1), now=T0)
     out = m.drain()
     assert out[0] == MediaSectionsLimited(
-        requested_audios=1, requested_videos=1, added_audios=1, added_videos=0
+        needed_audios=1, needed_videos=1, added_audios=1, added_videos=0
     )
     driver.run(out)
     driver.settle()
     m.receive_signal(msr(0, 1), now=T0)
     assert m.drain()[:2] == [
-        MediaSectionsLimited(
-            requested_audios=0, requested_videos=1, added_audios=0, added_videos=0
-        ),
+        MediaSectionsLimited(needed_audios=0, needed_videos=1, added_audios=0, added_videos=0),
         CreateTrackOffer(offer_id=3),
     ]
     assert sum(s.role is SlotRole.RECV for s in m.slots) == 3
