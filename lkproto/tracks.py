@@ -40,8 +40,8 @@ raised only for a refused call, and then nothing changed.
   adding exactly the count asked for would leave spare m-lines that pion answers without
   SSRC (F3.3).
 - Negotiation (F3.5, F3.6, F5.3). Anything that changes the SDP (a slot to add, a direction
-  or a send source to change), any `MediaSectionsRequirement` (also 0/0, F3.8) and
-  `request_offer` make the queue dirty. With no offer in flight the pending transceiver
+  or a send source to change), a `MediaSectionsRequirement` of 0/0 (the server's request to
+  renegotiate, F3.8) and `request_offer` make the queue dirty. With no offer in flight the pending transceiver
   commands are emitted, then `CreateTrackOffer(n)`; offer ids count from 1 and travel in
   `SessionDescription.id`, which the server echoes in the answer. Changes made while an
   offer is in flight wait for the next one. Only the answer with id n (or id 0, from a
@@ -1808,7 +1808,11 @@ class TrackManager:
         for kind, count in ((TrackKind.AUDIO, add_audios), (TrackKind.VIDEO, add_videos)):
             for _ in range(count):
                 self._new_slot(kind, SlotRole.RECV, "", Direction.RECVONLY)
-        self._forced = True  # also for 0/0 (F3.3, F3.8)
+        if not requirement.num_audios and not requirement.num_videos:
+            self._forced = True  # 0/0: the server wants to renegotiate (F3.3, F3.8)
+        # New slots make the queue dirty. A count met by slots already queued or in flight
+        # needs no offer of its own, and one the bounds refused must not cause one: the
+        # server would ask again after its answer, and again, without end.
         self._maybe_offer()
 
     def _maybe_offer(self) -> None:

@@ -132,10 +132,10 @@ def test_a_requirement_repeated_while_the_slots_are_in_flight_is_covered() -> No
     m.receive_signal(msr(1), now=T0)  # a new track: slot 1 is taken, a new slot is needed
     assert m.drain() == [
         AnswerDropped(answer_id=7, outstanding_offer_id=2),
-        ApplyAnswer(offer_id=2, sdp="answer-2"),
-        CreateTrackOffer(offer_id=3),  # for the repeated requirement (also 0/0 renegotiates)
+        ApplyAnswer(offer_id=2, sdp="answer-2"),  # the repeat caused no offer of its own
+        recv(2),
+        CreateTrackOffer(offer_id=3),
     ]
-    assert [(s.slot, s.mid) for s in m.slots] == [(1, "1"), (2, "")]  # slot 2 waits for offer 4
 
 
 def test_answers_for_other_offers_are_dropped_and_reported() -> None:
@@ -283,10 +283,11 @@ def test_requirements_are_bounded_per_message_and_in_total() -> None:
     driver.run(out)
     driver.settle()
     m.receive_signal(msr(0, 1), now=T0)
-    assert m.drain()[:2] == [
-        MediaSectionsLimited(needed_audios=0, needed_videos=1, added_audios=0, added_videos=0),
-        CreateTrackOffer(offer_id=3),
+    # nothing could be added: no offer, or the server's repeat would start an endless loop
+    assert m.drain() == [
+        MediaSectionsLimited(needed_audios=0, needed_videos=1, added_audios=0, added_videos=0)
     ]
+    assert m.offer_in_flight is None
     assert sum(s.role is SlotRole.RECV for s in m.slots) == 3
 
 
