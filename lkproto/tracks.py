@@ -41,8 +41,9 @@ raised only for a refused call, and then nothing changed.
   SSRC (F3.3).
 - Negotiation (F3.5, F3.6, F5.3). Anything that changes the SDP (a slot to add, a direction
   or a send source to change), a `MediaSectionsRequirement` of 0/0 (the server's request to
-  renegotiate, F3.8) and `request_offer` make the queue dirty. With no offer in flight the pending transceiver
-  commands are emitted, then `CreateTrackOffer(n)`; offer ids count from 1 and travel in
+  renegotiate, F3.8) and `request_offer` make the queue dirty. With no offer in flight the
+  pending transceiver commands are emitted, then `CreateTrackOffer(n)`; offer ids count
+  from 1 and travel in
   `SessionDescription.id`, which the server echoes in the answer. Changes made while an
   offer is in flight wait for the next one. Only the answer with id n (or id 0, from a
   server that does not echo) is applied (`ApplyAnswer(n)`); any other is dropped and
@@ -1455,7 +1456,7 @@ class TrackManager:
         """
         call = "offer_created"
         _require(offer_id, int, "offer_id", call)
-        _require(sdp, str, "sdp", call)
+        _require_text(sdp, "sdp", call)
         _require(slot_mids, Mapping, "slot_mids", call)
         now = _require_now(now, call)
         if self._negotiation is not NegotiationState.CREATING or offer_id != self._offer_id:
@@ -1515,7 +1516,8 @@ class TrackManager:
             if slot is None or slot.role is SlotRole.SEND:
                 self._ignored("unknown-mid", f"the answer maps mid {mid!r} to {sid}")
             elif sid in claimed:
-                self._ignored("duplicate-sid", f"the answer maps {sid} to mids {mid!r} and more")
+                detail = f"the answer maps {sid} to mid {mid!r} too; the first mid keeps it"
+                self._ignored("duplicate-sid", detail)
             else:
                 claimed[sid] = slot.id
         bound = {slot_id: sid for sid, slot_id in claimed.items()}

@@ -328,7 +328,8 @@ def test_answer_maps_that_name_no_receive_slot_are_reported() -> None:
         # offer 2 added receive slots 2 and 3 (mids 2, 3)
         unknown("1", "TR_Z"),
         TrackSignalIgnored(
-            reason="duplicate-sid", detail="the answer maps TR_A to mids '3' and more"
+            reason="duplicate-sid",
+            detail="the answer maps TR_A to mid '3' too; the first mid keeps it",
         ),
         unknown("9", "TR_Q"),
         subscribed("TR_A", 2),
