@@ -43,13 +43,12 @@ raised only for a refused call, and then nothing changed.
   or a send source to change), a `MediaSectionsRequirement` of 0/0 (the server's request to
   renegotiate, F3.8) and `request_offer` make the queue dirty. With no offer in flight the
   pending transceiver commands are emitted, then `CreateTrackOffer(n)`; offer ids count
-  from 1 and travel in
-  `SessionDescription.id`, which the server echoes in the answer. Changes made while an
-  offer is in flight wait for the next one. Only the answer with id n (or id 0, from a
-  server that does not echo) is applied (`ApplyAnswer(n)`); any other is dropped and
-  reported (`AnswerDropped`). An answer not received within `negotiation_timeout`, or an
-  offer outstanding when the signal was resumed (its answer was lost), is abandoned and a
-  new offer with a new id goes out.
+  from 1 and travel in `SessionDescription.id`, which the server echoes in the answer.
+  Changes made while an offer is in flight wait for the next one. Only the answer with id
+  n (or id 0, from a server that does not echo) is applied (`ApplyAnswer(n)`); any other is
+  dropped and reported (`AnswerDropped`). An answer not received within
+  `negotiation_timeout`, or an offer outstanding when the signal was resumed (its answer
+  was lost), is abandoned and a new offer with a new id goes out.
 - Subscribing (F2.1-F2.6, F4.7, F4.9). Remote publications come from `ParticipantInfo.tracks`
   in the join and in every `ParticipantUpdate` (diffs: `TrackPublished`, `TrackUnpublished`,
   `TrackMuted`/`TrackUnmuted`, F4.3). With `auto_subscribe` (the official default) the
