@@ -108,7 +108,7 @@ offer is `request_offer()`, called once the peer connection exists; `joined()` i
 no offer); `request_response_received()` says whether a RequestResponse was ours;
 `reconnecting(full=...)` when a resume or full reconnect begins, `resumed()` once the
 resume's SyncState (with the `sync_state_*` fields) went out, `disconnected()` at the end.
-The state tables live in `lkproto/_tracks_state.py` until they join `_state.py`.
+The state tables live in `lkproto/_state.py` (drawn in docs/state.md).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ from lkproto._deadlines import Deadlines
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
-from lkproto._tracks_state import (
+from lkproto._state import (
     LOCAL_TRACK_TRANSITIONS,
     NEGOTIATION_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -136,8 +136,8 @@ from lkproto._tracks_state import (
     SessionInput,
     SessionPhase,
     advance,
-    check_verb,
 )
+from lkproto._state import check_track_verb as check_verb
 from lkproto.errors import LkProtocolError, LocalProtocolError
 
 __all__ = [

@@ -16,11 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lkproto._state import (
+    LOCAL_TRACK_TRANSITIONS,
     MODE_TRANSITIONS,
+    NEGOTIATION_TRANSITIONS,
     RECONNECT_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    TRACK_VERBS,
     TRANSITIONS,
     VERBS,
+    LocalTrackState,
+    NegotiationState,
     ReconnectPhase,
+    SessionPhase,
 )
 from lkproto.models import ConnectionState
 
@@ -66,6 +73,15 @@ def verbs_table() -> str:
     return "\n".join(rows)
 
 
+def track_verbs_table() -> str:
+    order = list(SessionPhase)
+    rows = ["| verb | allowed in |", "|---|---|"]
+    for verb, phases in TRACK_VERBS.items():
+        allowed = ", ".join(p.name for p in order if p in phases)
+        rows.append(f"| `TrackManager.{verb}()` | {allowed} |")
+    return "\n".join(rows)
+
+
 def render() -> str:
     sections = [
         HEADER,
@@ -84,6 +100,26 @@ def render() -> str:
         "## Application verbs (`Verb`, `VERBS`)\n\n"
         "A verb called in another state raises `LocalProtocolError` naming the call and the "
         "state; nothing changes.\n\n" + verbs_table(),
+        "## Media-track session phase (`SessionPhase`, `SESSION_TRANSITIONS`)\n\n"
+        "Where the signal session is for `lkproto.tracks.TrackManager`: requests wait while "
+        "RESUMING and are re-sent after the join that ends REJOINING.\n\n"
+        + diagram(
+            SESSION_TRANSITIONS.items(), start=SessionPhase.IDLE, final=[SessionPhase.CLOSED]
+        ),
+        "## Local publication (`LocalTrackState`, `LOCAL_TRACK_TRANSITIONS`)\n\n"
+        "One of our published tracks, from its `AddTrackRequest` to its end.\n\n"
+        + diagram(
+            LOCAL_TRACK_TRANSITIONS.items(),
+            start=LocalTrackState.PENDING,
+            final=[LocalTrackState.UNPUBLISHED],
+        ),
+        "## Offer/answer queue (`NegotiationState`, `NEGOTIATION_TRANSITIONS`)\n\n"
+        "The single peer connection's negotiation: one offer in flight at most, answers "
+        "matched by `SessionDescription.id`.\n\n"
+        + diagram(NEGOTIATION_TRANSITIONS.items(), start=NegotiationState.IDLE),
+        "## Media-track verbs (`TRACK_VERBS`)\n\n"
+        "A `TrackManager` verb called in another phase raises `LocalProtocolError`.\n\n"
+        + track_verbs_table(),
     ]
     return "\n\n".join(sections) + "\n"
 
