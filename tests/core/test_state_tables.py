@@ -25,8 +25,11 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import signal_pb2 as spb
 from lkproto._state import (
+    LOCAL_TRACK_TRANSITIONS,
     MODE_TRANSITIONS,
+    NEGOTIATION_TRANSITIONS,
     RECONNECT_TRANSITIONS,
+    SESSION_TRANSITIONS,
     TRANSITIONS,
     VERBS,
     Input,
@@ -73,8 +76,19 @@ def test_the_diagram_draws_every_row() -> None:
     assert "    FULL --> FULL: resume\n" in page  # a full reconnect stays one
     assert "    RESUME --> NONE: done\n" in page
     assert "| `respond_rpc()` | CONNECTED, RECONNECTING, CLOSED |" in page
+    assert "    OFFERING --> APPLYING: answered\n" in page  # the media-track offer queue
+    assert "    REPUBLISHING --> PUBLISHED: accepted\n" in page
+    assert "| `TrackManager.publish()` | JOINED |" in page
     arrows = [line for line in page.splitlines() if " --> " in line and "[*]" not in line]
-    assert len(arrows) == len(TRANSITIONS) + len(RECONNECT_TRANSITIONS) + len(MODE_TRANSITIONS)
+    tables = (
+        TRANSITIONS,
+        RECONNECT_TRANSITIONS,
+        MODE_TRANSITIONS,
+        SESSION_TRANSITIONS,
+        LOCAL_TRACK_TRANSITIONS,
+        NEGOTIATION_TRANSITIONS,
+    )
+    assert len(arrows) == sum(len(t) for t in tables)
 
 
 def test_every_verb_is_a_connection_method_with_its_states() -> None:
