@@ -7,7 +7,8 @@ Theory of operation (protocol-reference D.4-D.6)
   second one, SUBSCRIBER, which we answer. ICE candidates from the server (`trickle`) go to
   the target the message names, or always to PUBLISHER in single-PC mode.
 - The publisher is created with two data channels: `_reliable` (ordered) and `_lossy`
-  (unordered, no retransmits), and an offer.
+  (unordered, no retransmits), and an offer: through `request_offer` when it is set (the
+  media-track queue owns every offer of the single peer connection, `_media`), else at once.
 - The last offer and answer per target are kept (ours and the server's): a resume's
   `SyncState` tells the server which descriptions we hold (D.8 step 5).
 - `connected` holds the targets whose last reported state is "connected"; `ever_connected`
@@ -18,6 +19,8 @@ Theory of operation (protocol-reference D.4-D.6)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from lkproto import commands as cmd
 from lkproto._context import Context
@@ -35,6 +38,7 @@ class Peers:
         "connected",
         "ever_connected",
         "ice_servers",
+        "request_offer",
         "single_pc",
         "targets",
     )
@@ -48,15 +52,19 @@ class Peers:
         self.ever_connected = False
         self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
         self._answers: dict[PeerTarget, str] = {}
+        self.request_offer: Callable[[float], None] | None = None
 
-    def create_publisher(self, ice_servers: tuple[IceServer, ...]) -> None:
+    def create_publisher(self, ice_servers: tuple[IceServer, ...], now: float) -> None:
         self.targets.add(PeerTarget.PUBLISHER)
         self._ctx.commands += [
             cmd.CreatePeerConnection(target=PeerTarget.PUBLISHER, ice_servers=ice_servers),
             cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
             cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
-            cmd.CreateOffer(target=PeerTarget.PUBLISHER),
         ]
+        if self.request_offer is not None:
+            self.request_offer(now)
+        else:
+            self._ctx.commands.append(cmd.CreateOffer(target=PeerTarget.PUBLISHER))
 
     def remote_answer(self, sdp: str) -> None:
         self._answers[PeerTarget.PUBLISHER] = sdp
@@ -89,6 +97,10 @@ class Peers:
         )
 
     def local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
+        self.remember(target, sdp, sdp_type)
+
+    def remember(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
+        """Keep `sdp` as the last offer or answer of `target` (ours or the server's)."""
         (self._offers if sdp_type is SdpType.OFFER else self._answers)[target] = sdp
 
     def sync_descriptions(self) -> tuple[str | None, str | None]:

@@ -175,6 +175,12 @@ class Verb(enum.StrEnum):
     UNREGISTER_RPC_METHOD = "unregister_rpc_method"
     PERFORM_RPC = "perform_rpc"
     RESPOND_RPC = "respond_rpc"
+    PUBLISH_TRACK = "publish_track"
+    UNPUBLISH_TRACK = "unpublish_track"
+    SET_TRACK_MUTED = "set_track_muted"
+    SET_TRACK_SUBSCRIBED = "set_track_subscribed"
+    UPDATE_TRACK_SETTINGS = "update_track_settings"
+    SET_TRACK_SUBSCRIPTION_PERMISSIONS = "set_track_subscription_permissions"
 
 
 _ANY = frozenset(S)
@@ -205,6 +211,15 @@ VERBS: dict[Verb, frozenset[S]] = {
     Verb.UNREGISTER_RPC_METHOD: _ANY,
     Verb.PERFORM_RPC: _JOINED,
     Verb.RESPOND_RPC: _JOINED | {S.CLOSED},
+    # Media tracks. A publish needs the server's answer now; ending one is always allowed;
+    # wishes (mute, subscriptions, settings, permissions) made while reconnecting are kept
+    # and sent once the session is back (`lkproto.tracks`).
+    Verb.PUBLISH_TRACK: frozenset({S.CONNECTED}),
+    Verb.UNPUBLISH_TRACK: _ANY,
+    Verb.SET_TRACK_MUTED: _JOINED,
+    Verb.SET_TRACK_SUBSCRIBED: _JOINED,
+    Verb.UPDATE_TRACK_SETTINGS: _JOINED,
+    Verb.SET_TRACK_SUBSCRIPTION_PERMISSIONS: _JOINED,
 }
 
 

@@ -2,7 +2,13 @@
 
 Drain them with `Connection.commands_to_send()` after every input and carry them out in order.
 `Command` is the union of them all. The adapter reports each outcome back as an input
-(`local_description_created`, `ice_candidate_gathered`, `data_channel_opened`, ...).
+(`local_description_created`, `remote_description_applied`, `ice_candidate_gathered`,
+`data_channel_opened`, ...).
+
+Media tracks have one definition each, in their sub-machine (`lkproto.tracks`), re-exported
+here: `AddTransceiver`, `SetTransceiverDirection`, `SetSendSource` (the adapter contract is in
+that module's docstring). Their offers and answers are the `CreateOffer` and
+`SetRemoteDescription` below with a non-zero `offer_id`.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ from __future__ import annotations
 import attrs
 
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
+from lkproto.tracks import AddTransceiver, SetSendSource, SetTransceiverDirection
 
 __all__ = [
     "AddIceCandidate",
+    "AddTransceiver",
     "ClosePeerConnection",
     "CloseSignal",
     "Command",
@@ -24,6 +32,8 @@ __all__ = [
     "SendDataPacket",
     "SendSignal",
     "SetRemoteDescription",
+    "SetSendSource",
+    "SetTransceiverDirection",
 ]
 
 
@@ -75,10 +85,16 @@ class CreateDataChannel:
 
 @attrs.frozen(kw_only=True)
 class CreateOffer:
-    """Create an offer, set it as local description, then report `local_description_created`."""
+    """Create an offer, set it as local description, then report `local_description_created`.
+
+    `offer_id` (single peer connection): the offer/answer queue's number for this offer
+    (`lkproto.tracks`); report it back with `offer_id=` and the mid of every transceiver
+    created for a slot (`slot_mids=`). 0: an offer outside the queue (an ICE restart, the
+    offer embedded in the join, the dual-PC publisher's)."""
 
     target: PeerTarget
     ice_restart: bool = False
+    offer_id: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -90,9 +106,14 @@ class CreateAnswer:
 
 @attrs.frozen(kw_only=True)
 class SetRemoteDescription:
+    """Set the remote description. For an answer with a non-zero `offer_id`, re-register the
+    receivers' SSRCs from it (see `lkproto.tracks`), then report
+    `remote_description_applied(target, offer_id)`."""
+
     target: PeerTarget
     sdp: str
     sdp_type: SdpType
+    offer_id: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -128,4 +149,7 @@ Command = (
     | AddIceCandidate
     | SendDataPacket
     | ClosePeerConnection
+    | AddTransceiver
+    | SetTransceiverDirection
+    | SetSendSource
 )

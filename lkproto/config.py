@@ -22,6 +22,15 @@ from lkproto.streams import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     STREAM_CHUNK_SIZE,
 )
+from lkproto.tracks import (
+    DEFAULT_MAX_LOCAL_PUBLICATIONS,
+    DEFAULT_MAX_RECEIVE_SLOTS,
+    DEFAULT_MAX_REMEMBERED_SUBSCRIPTION_ERRORS,
+    DEFAULT_MAX_REMOTE_TRACKS,
+    DEFAULT_MAX_SLOTS_PER_REQUIREMENT,
+    DEFAULT_NEGOTIATION_TIMEOUT,
+    DEFAULT_PUBLISH_TIMEOUT,
+)
 
 __all__ = ["Config"]
 
@@ -159,6 +168,33 @@ class Config:
     #: resume becomes a full reconnect and a full reconnect tries again.
     peer_connection_timeout: float = 15.0
 
+    # -- media tracks (protocol-reference-2 section 3; `lkproto.tracks`) -------------------------
+    #: Seconds to wait for the server's answer to a publish (`AddTrackRequest`); Rust's
+    #: TRACK_PUBLISH_TIMEOUT, 10 s. A publish unanswered by then fails with TIMEOUT.
+    track_publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    #: Seconds to wait for the answer to one of our offers before a new offer (a new id)
+    #: replaces it; JS `peerConnectionTimeout`, 15 s.
+    negotiation_timeout: float = DEFAULT_NEGOTIATION_TIMEOUT
+    #: Most of our tracks published or pending at once; `publish_track` refuses more. aiortc
+    #: falls behind between 8 and 16 paced audio tracks per process (media findings F7).
+    max_published_tracks: int = DEFAULT_MAX_LOCAL_PUBLICATIONS
+    #: Most receive transceivers on the peer connection, ever: each started aiortc receiver
+    #: keeps a decoder thread until the connection closes (F8.7). The server reuses them, so
+    #: this is the peak of simultaneous subscriptions.
+    max_receive_slots: int = DEFAULT_MAX_RECEIVE_SLOTS
+    #: Most receive transceivers one `MediaSectionsRequirement` may add (the counts come from
+    #: the server; more are refused and reported as `MediaSectionsLimited`).
+    max_slots_per_requirement: int = DEFAULT_MAX_SLOTS_PER_REQUIREMENT
+    #: Most remote publications tracked at once; more are ignored and reported.
+    max_remote_tracks: int = DEFAULT_MAX_REMOTE_TRACKS
+    #: (track, error) pairs remembered so each `SubscriptionResponse` error is reported once
+    #: (the server repeats them every 3 s, F2.6).
+    max_remembered_subscription_errors: int = DEFAULT_MAX_REMEMBERED_SUBSCRIPTION_ERRORS
+    #: The adapters' audio: frames an `AudioStream(capacity=0)` holds for its reader (20 ms
+    #: each; livekit.rtc's 0 means unbounded). Past it the oldest frame is dropped, so a
+    #: reader that falls behind costs bounded memory and hears the newest audio.
+    audio_stream_capacity: int = 250
+
     def __attrs_post_init__(self) -> None:
         for name in (
             "join_timeout",
@@ -168,6 +204,10 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
+        for name in ("track_publish_timeout", "negotiation_timeout"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a positive number of seconds")
         for name in (
             "rpc_response_timeout",
             "rpc_max_round_trip_latency",
@@ -199,6 +239,12 @@ class Config:
             "max_incoming_rpcs",
             "max_rpc_method_bytes",
             "max_remembered_rpc_requests",
+            "max_published_tracks",
+            "max_receive_slots",
+            "max_slots_per_requirement",
+            "max_remote_tracks",
+            "max_remembered_subscription_errors",
+            "audio_stream_capacity",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be at least 1")

@@ -15,6 +15,15 @@ Data streams and RPC have one definition each, in their sub-machines, re-exporte
   RPC-related that was ignored (a late or foreign ack or response, a duplicate request, a
   `respond_rpc` for an invocation that already ended) is `RpcDropped`: its own event rather
   than `PacketDropped`, because it carries the request id and is not always about a packet.
+- media tracks (`lkproto.tracks`): our publications (`LocalTrackPublished` or
+  `LocalTrackPublishFailed`, then `LocalTrackMuted`/`LocalTrackUnmuted`,
+  `LocalTrackSubscribed`, `LocalTrackRepublishing`/`LocalTrackRepublished` across a full
+  reconnect, and `LocalTrackUnpublished`), remote ones (`TrackPublished`, `TrackMuted`/
+  `TrackUnmuted`, `TrackSubscribed`/`TrackUnsubscribed` when a receive slot starts or stops
+  carrying the track, `TrackSubscriptionFailed`, `TrackUnpublished`), and what the
+  offer/answer queue or the server did that changed nothing (`AnswerDropped`,
+  `NegotiationTimedOut`, `MediaSectionsLimited`, `TrackSignalIgnored`,
+  `LocalTrackMuteRefused`).
 """
 
 from __future__ import annotations
@@ -42,17 +51,53 @@ from lkproto.streams import (
     StreamFinished,
     StreamOpened,
 )
+from lkproto.tracks import (
+    AnswerDropped,
+    LocalTrackMuted,
+    LocalTrackMuteRefused,
+    LocalTrackPublished,
+    LocalTrackPublishFailed,
+    LocalTrackRepublished,
+    LocalTrackRepublishing,
+    LocalTrackSubscribed,
+    LocalTrackUnmuted,
+    LocalTrackUnpublished,
+    MediaSectionsLimited,
+    NegotiationTimedOut,
+    TrackMuted,
+    TrackPublished,
+    TrackSignalIgnored,
+    TrackStreamStateChanged,
+    TrackSubscribed,
+    TrackSubscriptionFailed,
+    TrackSubscriptionPermissionChanged,
+    TrackUnmuted,
+    TrackUnpublished,
+    TrackUnsubscribed,
+)
 
 __all__ = [
     "ActiveSpeakersChanged",
+    "AnswerDropped",
     "ChatMessageReceived",
     "ConnectionQualityChanged",
     "DataReceived",
     "Disconnected",
     "Event",
     "Joined",
+    "LocalTrackMuteRefused",
+    "LocalTrackMuted",
+    "LocalTrackPublishFailed",
+    "LocalTrackPublished",
+    "LocalTrackRepublished",
+    "LocalTrackRepublishing",
+    "LocalTrackSubscribed",
+    "LocalTrackUnmuted",
+    "LocalTrackUnpublished",
+    "MediaSectionsLimited",
     "MetadataUpdateCompleted",
     "MetadataUpdateFailed",
+    "NegotiationTimedOut",
     "PacketDropped",
     "ParticipantActive",
     "ParticipantAttributesChanged",
@@ -79,6 +124,16 @@ __all__ = [
     "StreamFinished",
     "StreamOpened",
     "TokenRefreshed",
+    "TrackMuted",
+    "TrackPublished",
+    "TrackSignalIgnored",
+    "TrackStreamStateChanged",
+    "TrackSubscribed",
+    "TrackSubscriptionFailed",
+    "TrackSubscriptionPermissionChanged",
+    "TrackUnmuted",
+    "TrackUnpublished",
+    "TrackUnsubscribed",
     "TranscriptionReceived",
     "TranscriptionSegment",
 ]
@@ -367,4 +422,26 @@ Event = (
     | RpcInvoked
     | RpcInvocationCancelled
     | RpcDropped
+    | AnswerDropped
+    | LocalTrackMuteRefused
+    | LocalTrackMuted
+    | LocalTrackPublishFailed
+    | LocalTrackPublished
+    | LocalTrackRepublished
+    | LocalTrackRepublishing
+    | LocalTrackSubscribed
+    | LocalTrackUnmuted
+    | LocalTrackUnpublished
+    | MediaSectionsLimited
+    | NegotiationTimedOut
+    | TrackMuted
+    | TrackPublished
+    | TrackSignalIgnored
+    | TrackStreamStateChanged
+    | TrackSubscribed
+    | TrackSubscriptionFailed
+    | TrackSubscriptionPermissionChanged
+    | TrackUnmuted
+    | TrackUnpublished
+    | TrackUnsubscribed
 )

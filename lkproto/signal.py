@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from google.protobuf.message import DecodeError
 
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto.config import Config
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
 
@@ -196,16 +197,24 @@ class SignalCodec:
         offer: str | None,
         answer: str | None,
         receive_states: Mapping[str, int],
+        publish_tracks: Sequence[tpb.TrackPublishedResponse] = (),
+        subscription: tpb.UpdateSubscription | None = None,
+        track_sids_disabled: Sequence[str] = (),
     ) -> bytes:
-        """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions and
-        the last reliable sequence received per publisher (A.7). We publish no tracks and,
-        as a data-plane client, subscribe to none, so those fields stay empty."""
+        """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions, the
+        last reliable sequence received per publisher (A.7), and the media tracks: every
+        published track with its full TrackInfo, our subscription choices and the tracks we
+        disabled (`lkproto.tracks`, media findings F5.1)."""
         state = spb.SyncState(
             datachannel_receive_states=[
                 spb.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
                 for sid, seq in sorted(receive_states.items())
-            ]
+            ],
+            publish_tracks=list(publish_tracks),
+            track_sids_disabled=list(track_sids_disabled),
         )
+        if subscription is not None:
+            state.subscription.CopyFrom(subscription)
         if offer is not None:
             state.offer.CopyFrom(spb.SessionDescription(type="offer", sdp=offer))
         if answer is not None:

@@ -110,6 +110,7 @@ class _PeerPort:
         self.driven = driven
         self.link: PeerLink | None = None
         self.targets: set[PeerTarget] = set()
+        self.mids: dict[int, str] = {}  # media-track slot -> the mid its transceiver got
 
     def _current(self) -> bool:
         return self.driven.peer is self and self.link is not None
@@ -213,19 +214,40 @@ class _Driven:
             case cmd.ClosePeerConnection():
                 self._close_peer(command.target)
             case cmd.CreateOffer():
-                conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
+                mids = dict(self.peer.mids) if self.peer is not None else {}
+                conn.local_description_created(
+                    command.target,
+                    _SDP,
+                    SdpType.OFFER,
+                    now=now,
+                    offer_id=command.offer_id,
+                    slot_mids=mids,
+                )
             case cmd.CreateAnswer():
                 conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
                 if command.target is PeerTarget.SUBSCRIBER:
                     conn.peer_state_changed(PeerTarget.SUBSCRIBER, PeerState.CONNECTED, now=now)
             case cmd.SetRemoteDescription():
                 if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
-                    self._connect(ice_ufrag(command.sdp) or "")
+                    if self.peer is None or self.peer.link is None:  # not a renegotiation
+                        self._connect(ice_ufrag(command.sdp) or "")
+                    if command.offer_id:
+                        conn.remote_description_applied(
+                            command.target, command.offer_id, now=self.now
+                        )
             case cmd.SendDataPacket():
                 peer = self.peer
                 assert peer is not None and peer.link is not None, "data only on open channels"
                 peer.link.send(command.channel, command.data)
-            case cmd.CreateDataChannel() | cmd.AddIceCandidate():
+            case cmd.AddTransceiver():
+                if self.peer is not None:  # transceivers get mids in order, after the data's 0
+                    self.peer.mids[command.slot] = str(len(self.peer.mids) + 1)
+            case (
+                cmd.CreateDataChannel()
+                | cmd.AddIceCandidate()
+                | cmd.SetTransceiverDirection()
+                | cmd.SetSendSource()
+            ):
                 pass  # nothing to simulate
             case _:
                 assert_never(command)
@@ -621,6 +643,15 @@ class MemoryRoom:
         The server keeps a participant whose peer connection has connected, for a resume;
         one that never connected is removed (SIGNAL_CLOSE)."""
         self._sfu.reset_signal(self._sfu_member(identity))
+        self._settle()
+
+    def fail_client_peer(self, identity: str) -> None:
+        """Make `identity`'s own peer connection fail (its ICE gives up) while the server
+        has not noticed and the signal is intact: the client resumes and restarts ICE, which
+        the server answers on the same session."""
+        driven = self._driven[identity]
+        if driven.peer is not None:
+            driven.peer.peer_failed()
         self._settle()
 
     def fail_peer(self, identity: str) -> None:

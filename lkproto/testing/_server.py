@@ -764,7 +764,9 @@ class Sfu:
         member.last_signal_at = self.clock.now
         kind = request.WhichOneof("message")
         if kind == "offer":
-            answer = spb.SessionDescription(type="answer", sdp=_sdp("answer", member.ufrag))
+            answer = spb.SessionDescription(
+                type="answer", sdp=_sdp("answer", member.ufrag), id=request.offer.id
+            )  # livekit-server echoes the offer's id (media findings F3.6)
             self._send(member, spb.SignalResponse(answer=answer))
         elif kind == "leave":
             reason = int(request.leave.reason)
