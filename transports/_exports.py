@@ -2,8 +2,9 @@
 start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
 stream readers and writers (async, or blocking for the threaded adapter).
 
-Here: the `livekit.rtc` value types and enums, and every exception a user of an adapter may
-have to catch.
+Here: the `livekit.rtc` value types and enums, the track and publication objects, and every
+exception a user of an adapter may have to catch. The audio objects that wait (`AudioSource`,
+`AudioStream`) and `LocalAudioTrack` are per adapter (async, or blocking for the threaded one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, Sim
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError
 
+from ._audio import AudioFrame, AudioFrameEvent
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -20,6 +22,7 @@ from ._errors import (
     TransportClosedError,
     TransportError,
 )
+from ._media import UnpublishTrackError
 from ._room import (
     ConnectionState,
     DataPacket,
@@ -32,8 +35,24 @@ from ._room import (
     TranscriptionSegment,
 )
 from ._streams import ByteStreamInfo, TextStreamInfo
+from ._tracks import (
+    LocalTrackPublication,
+    ParticipantTrackPermission,
+    PublishTrackError,
+    RemoteAudioTrack,
+    RemoteTrackPublication,
+    RemoteVideoTrack,
+    StreamState,
+    Track,
+    TrackKind,
+    TrackPublication,
+    TrackPublishOptions,
+    TrackSource,
+)
 
 __all__ = [
+    "AudioFrame",
+    "AudioFrameEvent",
     "ByteStreamInfo",
     "ConnectError",
     "ConnectionState",
@@ -42,11 +61,17 @@ __all__ = [
     "DisconnectReason",
     "LkProtocolError",
     "LocalProtocolError",
+    "LocalTrackPublication",
     "MetadataUpdateError",
     "ParticipantKind",
+    "ParticipantTrackPermission",
     "PublishDataError",
+    "PublishTrackError",
     "ReconnectMode",
+    "RemoteAudioTrack",
     "RemoteParticipant",
+    "RemoteTrackPublication",
+    "RemoteVideoTrack",
     "RoomOptions",
     "RpcError",
     "RpcInvocationData",
@@ -54,9 +79,16 @@ __all__ = [
     "SimulateScenario",
     "SipDTMF",
     "StreamError",
+    "StreamState",
     "TextStreamInfo",
+    "Track",
+    "TrackKind",
+    "TrackPublication",
+    "TrackPublishOptions",
+    "TrackSource",
     "Transcription",
     "TranscriptionSegment",
     "TransportClosedError",
     "TransportError",
+    "UnpublishTrackError",
 ]

@@ -3,7 +3,8 @@
 `RoomModel` turns the core's events into the objects and callbacks `livekit.rtc` users know:
 stable participant objects updated in place, and `(event name, *args)` emissions with the same
 names and arguments as `livekit.rtc.Room` (room.py `_on_room_event`). Adapters own the I/O and
-call `apply(event)` for each core event, then emit what it returns.
+call `apply(event)` for each core event, then emit what it returns. Media-track events go to
+its `TrackModel` (transports/_tracks.py), which keeps each participant's publications.
 
 Divergences from `livekit.rtc`, on purpose:
 - `Participant.permissions` is lkproto's `Permissions` value (same field names as the
@@ -20,7 +21,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, assert_never
 
 import attrs
 
@@ -34,6 +35,8 @@ from lkproto.models import (
     ParticipantState,
     Permissions,
 )
+
+from ._tracks import FrameRouter, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
     import ssl
@@ -71,6 +74,17 @@ EventTypes: TypeAlias = Literal[
     "data_received",
     "sip_dtmf_received",
     "transcription_received",
+    "track_published",
+    "track_unpublished",
+    "track_subscribed",
+    "track_unsubscribed",
+    "track_subscription_failed",
+    "track_muted",
+    "track_unmuted",
+    "local_track_published",
+    "local_track_unpublished",
+    "local_track_republished",
+    "local_track_subscribed",
     "connection_state_changed",
     "connected",
     "disconnected",
@@ -146,8 +160,10 @@ class Transcription:
 class _ParticipantBase:
     """The properties `livekit.rtc.Participant` exposes, over lkproto's `Participant` value."""
 
-    def __init__(self, info: Participant) -> None:
+    def __init__(self, info: Participant, router: FrameRouter | None = None) -> None:
         self._info = info
+        self._router = router  # where this participant's audio is read (`AudioStream`)
+        self._publications: dict[str, Any] = {}  # sid -> its TrackPublication
 
     @property
     def sid(self) -> str:
@@ -191,8 +207,9 @@ class _ParticipantBase:
         return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
 
     @property
-    def track_publications(self) -> Mapping[str, object]:
-        return {}
+    def track_publications(self) -> Mapping[str, TrackPublication]:
+        """This participant's publications by sid (a snapshot)."""
+        return dict(self._publications)
 
     @property
     def info(self) -> Participant:
@@ -293,6 +310,16 @@ class RoomModel:
         self.room_name = ""
         self.room_metadata = ""
         self.num_participants = 0
+        self.tracks = TrackModel()
+
+    @property
+    def router(self) -> FrameRouter | None:
+        return self.tracks.router
+
+    @property
+    def joined(self) -> bool:
+        """The join has completed (publications found later are announced)."""
+        return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
     def participant(self, identity: str) -> _ParticipantBase | None:
         if self.local is not None and self.local.identity == identity:
@@ -302,7 +329,7 @@ class RoomModel:
     def _touch(self, info: Participant) -> _ParticipantBase:
         found = self.participant(info.identity)
         if found is None:
-            found = RemoteParticipant(info)
+            found = RemoteParticipant(info, self.router)
             self.remote[info.identity] = found
         found._info = info
         return found
@@ -324,12 +351,14 @@ class RoomModel:
                 if self.local is None:
                     self.local = LocalParticipantInfo(event.local_participant)
                 self.local._info = event.local_participant
-                self.remote = {p.identity: RemoteParticipant(p) for p in event.participants}
+                self.remote = {
+                    p.identity: RemoteParticipant(p, self.router) for p in event.participants
+                }
             case ev.ParticipantConnected():
                 out.append(("participant_connected", (self._touch(event.participant),)))
             case ev.ParticipantDisconnected():
                 gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
-                    event.participant
+                    event.participant, self.router
                 )
                 gone._info = attrs.evolve(event.participant, disconnect_reason=event.reason)
                 out.append(("participant_disconnected", (gone,)))
@@ -398,6 +427,31 @@ class RoomModel:
             case ev.Disconnected():
                 out += self.set_state(ConnectionState.CONN_DISCONNECTED)
                 out.append(("disconnected", (event.reason,)))
+            case (
+                ev.LocalTrackPublished()
+                | ev.LocalTrackPublishFailed()
+                | ev.LocalTrackRepublishing()
+                | ev.LocalTrackRepublished()
+                | ev.LocalTrackUnpublished()
+                | ev.LocalTrackMuted()
+                | ev.LocalTrackUnmuted()
+                | ev.LocalTrackMuteRefused()
+                | ev.LocalTrackSubscribed()
+                | ev.TrackPublished()
+                | ev.TrackUnpublished()
+                | ev.TrackMuted()
+                | ev.TrackUnmuted()
+                | ev.TrackSubscribed()
+                | ev.TrackUnsubscribed()
+                | ev.TrackSubscriptionFailed()
+                | ev.TrackSubscriptionPermissionChanged()
+                | ev.TrackStreamStateChanged()
+                | ev.AnswerDropped()
+                | ev.NegotiationTimedOut()
+                | ev.MediaSectionsLimited()
+                | ev.TrackSignalIgnored()
+            ):
+                out += self.tracks.apply(event, self)
             case (
                 ev.MetadataUpdateCompleted()
                 | ev.MetadataUpdateFailed()

@@ -25,14 +25,19 @@ from lkproto import Config
 
 from . import _exports
 from ._async_room import AsyncRoom
+from ._audio import AudioSource
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
+from ._tracks import AudioStream, LocalAudioTrack
 
 __all__ = [
+    "AudioSource",
+    "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
+    "LocalAudioTrack",
     "LocalParticipant",
     "Room",
     "TextStreamReader",

@@ -58,6 +58,7 @@ from lkproto.models import Channel, IceServer, ParticipantKind, PeerState, PeerT
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
 from .._connector import CONNECTOR, Connector
+from .._media import MediaRouter
 from .._ports import PeerCommand, PeerListener, PeerPort
 
 __all__ = ["MemoryServer"]
@@ -325,8 +326,9 @@ class MemoryServer:
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
-        return _MemoryPeer(self, listener)
+        return _MemoryPeer(self, listener, media)
 
 
 def _spawn(
@@ -496,9 +498,13 @@ class _SignalEndpoint:
 class _MemoryPeer:
     """The `PeerPort` of a Room connected to a MemoryServer (see the module docstring)."""
 
-    def __init__(self, server: MemoryServer, listener: PeerListener) -> None:
+    def __init__(
+        self, server: MemoryServer, listener: PeerListener, media: MediaRouter | None = None
+    ) -> None:
         self._server = server
         self._listener = listener
+        self._media = media
+        self._mids: dict[int, str] = {}  # media-track slot -> its transceiver's mid
         self._loop = _LoopRef()
         self._endpoint: _PeerEndpoint | None = None  # the current publisher connection's
         self._link: PeerLink | None = None
@@ -525,7 +531,11 @@ class _MemoryPeer:
             case cmd.CreateOffer() | cmd.CreateAnswer():
                 kind = SdpType.OFFER if isinstance(command, cmd.CreateOffer) else SdpType.ANSWER
                 target = command.target
-                self._soon(lambda: listener.on_local_description(target, _SDP, kind))
+                offer_id = command.offer_id if isinstance(command, cmd.CreateOffer) else 0
+                mids = dict(self._mids) if offer_id else None
+                self._soon(
+                    lambda: listener.on_local_description(target, _SDP, kind, offer_id, mids)
+                )
                 if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
                     self._soon(
                         lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, PeerState.CONNECTED)
@@ -533,12 +543,19 @@ class _MemoryPeer:
             case cmd.SetRemoteDescription():
                 endpoint = self._endpoint
                 publisher = command.target is PeerTarget.PUBLISHER
-                if publisher and command.sdp_type is SdpType.ANSWER and endpoint is not None:
+                answer = publisher and command.sdp_type is SdpType.ANSWER
+                if answer and endpoint is not None and not endpoint.connecting:
+                    endpoint.connecting = True  # later answers renegotiate the same link
                     ufrag = ice_ufrag(command.sdp) or ""
                     self._server.submit(
                         lambda: self._connected(
                             endpoint, self._server.room.connect_peer(ufrag, endpoint)
                         )
+                    )
+                if command.offer_id:
+                    applied = command.offer_id
+                    self._soon(
+                        lambda: listener.on_remote_description(PeerTarget.PUBLISHER, applied)
                     )
             case cmd.SendDataPacket():
                 link = self._link
@@ -555,7 +572,15 @@ class _MemoryPeer:
                 if command.target is PeerTarget.PUBLISHER:
                     self._disconnect()
                     self._endpoint = None
-            case cmd.CreateDataChannel() | cmd.AddIceCandidate():
+                    self._mids.clear()
+            case cmd.AddTransceiver():
+                self._mids[command.slot] = str(len(self._mids) + 1)  # after the data's "0"
+            case (
+                cmd.CreateDataChannel()
+                | cmd.AddIceCandidate()
+                | cmd.SetTransceiverDirection()
+                | cmd.SetSendSource()
+            ):
                 pass  # nothing to simulate
             case _:
                 assert_never(command)
@@ -616,6 +641,7 @@ class _PeerEndpoint:
 
     def __init__(self, peer: _MemoryPeer) -> None:
         self._peer = peer
+        self.connecting = False  # its first answer asked the room to connect it
 
     def data_received(self, channel: Channel, data: bytes) -> None:
         peer = self._peer
