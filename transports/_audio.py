@@ -46,6 +46,7 @@ __all__ = [
     "FrameQueue",
     "Latch",
     "PcmQueue",
+    "PcmSource",
     "StreamFormat",
     "check_format",
     "poster",
@@ -381,27 +382,14 @@ class FrameQueue(_Waitable):
 # -- the livekit.rtc objects ----------------------------------------------------------------------
 
 
-class AudioSource:
-    """A real-time source of PCM to publish (`livekit.rtc.AudioSource`).
+class PcmSource:
+    """What every adapter's `AudioSource` is: a format and its `PcmQueue` (the async and
+    the blocking `capture_frame` are the subclasses')."""
 
-    `capture_frame` queues a frame, waiting while more than `queue_size_ms` is queued; once
-    the track is published, the sender takes 20 ms every 20 ms (silence when short). Frames
-    must have the source's rate and channel count (ValueError otherwise). Usable from any
-    thread and any event loop; the threaded adapter's `AudioSource` blocks instead of
-    awaiting.
-    """
-
-    def __init__(
-        self,
-        sample_rate: int,
-        num_channels: int,
-        queue_size_ms: int = 1000,
-        loop: object = None,
-    ) -> None:
+    def __init__(self, sample_rate: int, num_channels: int, queue_size_ms: int = 1000) -> None:
         """Raises TypeError/ValueError for a rate that is not 8 to 192 kHz in steps of
         100 Hz, a channel count other than 1 or 2, or a negative queue size (at least one
-        20 ms frame always fits). `loop` is accepted for compatibility."""
-        del loop
+        20 ms frame always fits)."""
         self._sample_rate, self._num_channels = check_format(
             sample_rate, num_channels, "AudioSource"
         )
@@ -438,6 +426,32 @@ class AudioSource:
                 f"with {self._num_channels}"
             )
         return frame.pcm()
+
+    def __repr__(self) -> str:
+        return (
+            f"rtc.AudioSource(sample_rate={self._sample_rate}, num_channels={self._num_channels})"
+        )
+
+
+class AudioSource(PcmSource):
+    """A real-time source of PCM to publish (`livekit.rtc.AudioSource`).
+
+    `capture_frame` queues a frame, waiting while more than `queue_size_ms` is queued; once
+    the track is published, the sender takes 20 ms every 20 ms (silence when short). The
+    queue drains only while the track is published. Frames must have the source's rate and
+    channel count (ValueError otherwise). Any event loop may use it (asyncio or trio).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        num_channels: int,
+        queue_size_ms: int = 1000,
+        loop: object = None,
+    ) -> None:
+        """As `PcmSource`; `loop` is accepted for compatibility with livekit.rtc."""
+        del loop
+        super().__init__(sample_rate, num_channels, queue_size_ms)
 
     async def capture_frame(self, frame: AudioFrame) -> None:
         """Queue `frame`, waiting while the queue is full. After `aclose()` it is dropped."""

@@ -3,8 +3,9 @@ start their `__all__` from this one list, then add their own `Room`, `LocalParti
 stream readers and writers (async, or blocking for the threaded adapter).
 
 Here: the `livekit.rtc` value types and enums, the track and publication objects, and every
-exception a user of an adapter may have to catch. The audio objects that wait (`AudioSource`,
-`AudioStream`) and `LocalAudioTrack` are per adapter (async, or blocking for the threaded one).
+exception a user of an adapter may have to catch. The objects that wait (`AudioSource`,
+`AudioStream`, `LocalTrackPublication`) and `LocalAudioTrack` are each adapter's own (async, or
+blocking for the threaded one).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from ._room import (
 )
 from ._streams import ByteStreamInfo, TextStreamInfo
 from ._tracks import (
-    LocalTrackPublication,
     ParticipantTrackPermission,
     PublishTrackError,
     RemoteAudioTrack,
@@ -61,7 +61,6 @@ __all__ = [
     "DisconnectReason",
     "LkProtocolError",
     "LocalProtocolError",
-    "LocalTrackPublication",
     "MetadataUpdateError",
     "ParticipantKind",
     "ParticipantTrackPermission",

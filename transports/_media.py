@@ -34,7 +34,7 @@ from ._audio import FrameQueue, Latch, PcmQueue, StreamFormat
 from ._errors import TransportError
 from ._tracks import (
     LocalAudioTrack,
-    LocalTrackPublication,
+    LocalPublication,
     ParticipantTrackPermission,
     PublishTrackError,
     TrackPublishOptions,
@@ -180,7 +180,7 @@ class MediaRouter:
 @attrs.define(eq=False)
 class _Publishing:
     done: Latch = attrs.field(factory=Latch)
-    publication: LocalTrackPublication | None = None
+    publication: LocalPublication | None = None
     failure: PublishTrackError | None = None
 
 
@@ -196,7 +196,7 @@ class Media:
 
     async def publish_track(
         self, track: LocalAudioTrack, options: TrackPublishOptions | None
-    ) -> LocalTrackPublication:
+    ) -> LocalPublication:
         if not isinstance(track, LocalAudioTrack):
             raise TypeError(
                 f"publish_track: expected a LocalAudioTrack, not {type(track).__name__}"

@@ -125,7 +125,9 @@ class LocalParticipant(LocalParticipantInfo):
         `Config.track_publish_timeout`, TypeError for a track that is not a
         `LocalAudioTrack`, ValueError for one already published or an unknown source,
         `LocalProtocolError` at `Config.max_published_tracks`."""
-        return await self._session.media.publish_track(track, options)
+        publication = await self._session.media.publish_track(track, options)
+        assert isinstance(publication, LocalTrackPublication)
+        return publication
 
     async def unpublish_track(self, track_sid: str) -> None:
         """Unpublish our track `track_sid` (`local_track_unpublished` follows at once).

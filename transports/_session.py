@@ -46,6 +46,7 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
+from lkproto.tracks import TrackPublicationInfo
 
 from ._audio import poster
 from ._connector import CONNECTOR, Connector
@@ -65,6 +66,7 @@ from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions
 from ._rpc import Rpc
 from ._runtime import Runtime
 from ._streams import Streams
+from ._tracks import LocalAudioTrack, LocalPublication, LocalTrackPublication
 from ._ws import Accepted, Closed, Message, Rejected, WebSocketClient
 
 __all__ = ["MARKS", "Emit", "Session", "Subscriber"]
@@ -125,6 +127,10 @@ class Session:
         self.streams = Streams(self)
         self.rpc = Rpc(self)
         self.media = Media(self)
+        # What `publish_track` returns: async, or the threaded adapter's blocking one.
+        self.local_publication: Callable[
+            [TrackPublicationInfo, LocalAudioTrack], LocalPublication
+        ] = LocalTrackPublication
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -167,6 +173,7 @@ class Session:
         )
         self.model = RoomModel(self.local)
         self.model.tracks.router, self.model.tracks.controls = self.media.router, self.media
+        self.model.tracks.publication = self.local_publication
         self._thread, self._post = threading.get_ident(), poster()
         self.streams.attach()
         self.rpc.attach()

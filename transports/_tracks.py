@@ -27,9 +27,9 @@ already exists so that a subscribed video track has an object.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
 
 import attrs
 
@@ -39,9 +39,9 @@ from lkproto.tracks import ParticipantTrackPermission, PublishTrackError, TrackP
 
 from ._audio import (
     AudioFrameEvent,
-    AudioSource,
     FrameQueue,
     Latch,
+    PcmSource,
     StreamFormat,
     check_format,
 )
@@ -51,9 +51,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioStream",
+    "AudioStreamBase",
     "Controls",
     "FrameRouter",
     "LocalAudioTrack",
+    "LocalPublication",
     "LocalTrack",
     "LocalTrackPublication",
     "ParticipantTrackPermission",
@@ -179,10 +181,10 @@ class Track:
 class LocalAudioTrack(Track):
     """An audio track fed by an `AudioSource` (`livekit.rtc.LocalAudioTrack`)."""
 
-    def __init__(self, name: str, source: AudioSource) -> None:
+    def __init__(self, name: str, source: PcmSource) -> None:
         if not isinstance(name, str):
             raise TypeError(f"create_audio_track: name must be str, not {type(name).__name__}")
-        if not isinstance(source, AudioSource):
+        if not isinstance(source, PcmSource):
             raise TypeError(
                 f"create_audio_track: source must be an AudioSource, not {type(source).__name__}"
             )
@@ -192,11 +194,11 @@ class LocalAudioTrack(Track):
         self._controls: Controls | None = None
 
     @staticmethod
-    def create_audio_track(name: str, source: AudioSource) -> LocalAudioTrack:
+    def create_audio_track(name: str, source: PcmSource) -> LocalAudioTrack:
         return LocalAudioTrack(name, source)
 
     @property
-    def source(self) -> AudioSource:
+    def source(self) -> PcmSource:
         """The `AudioSource` feeding this track (lkproto)."""
         return self._source
 
@@ -299,7 +301,10 @@ class TrackPublication:
         return f"rtc.{type(self).__name__}(sid={self.sid}, name={self.name}, kind={self.kind})"
 
 
-class LocalTrackPublication(TrackPublication):
+class LocalPublication(TrackPublication):
+    """What every adapter's `LocalTrackPublication` is (waiting for the first subscriber is
+    async, or blocking for the threaded adapter)."""
+
     def __init__(self, info: TrackPublicationInfo, track: LocalAudioTrack) -> None:
         super().__init__(info)
         self._track: LocalAudioTrack | None = track
@@ -309,6 +314,8 @@ class LocalTrackPublication(TrackPublication):
     def track(self) -> LocalAudioTrack | None:
         return self._track
 
+
+class LocalTrackPublication(LocalPublication):
     async def wait_for_subscription(self) -> None:
         """Wait until another participant subscribed to this track for the first time."""
         await self._subscribed.wait()
@@ -341,9 +348,9 @@ class RemoteTrackPublication(TrackPublication):
 # -- streams ------------------------------------------------------------------------------------
 
 
-class AudioStream:
-    """The audio of one remote track, resampled, as an async iterator of `AudioFrameEvent`
-    (`livekit.rtc.AudioStream`).
+class AudioStreamBase:
+    """What every adapter's `AudioStream` is: the audio of one remote track, resampled, in a
+    bounded queue (async iteration, or blocking iteration for the threaded adapter).
 
     Frames are 20 ms (as decoded) unless `frame_size_ms` is given. At most `capacity`
     frames wait (0: `Config.audio_stream_capacity`); the oldest is dropped when the reader
@@ -421,7 +428,7 @@ class AudioStream:
         num_channels: int = 1,
         frame_size_ms: int | None = None,
         noise_cancellation: object = None,
-    ) -> AudioStream:
+    ) -> Self:
         return cls(
             None,
             loop,
@@ -445,7 +452,7 @@ class AudioStream:
         num_channels: int = 1,
         frame_size_ms: int | None = None,
         noise_cancellation: object = None,
-    ) -> AudioStream:
+    ) -> Self:
         return cls(
             track, loop, capacity, sample_rate, num_channels, frame_size_ms, noise_cancellation
         )
@@ -463,6 +470,16 @@ class AudioStream:
         """Frames dropped because the reader fell `capacity` frames behind (lkproto)."""
         return self._queue.dropped
 
+    def close(self) -> None:
+        """End the stream now; frames still queued are dropped."""
+        self._router.detach(self._key, self._queue)
+        self._queue.close()
+
+
+class AudioStream(AudioStreamBase):
+    """The audio of one remote track, resampled, as an async iterator of `AudioFrameEvent`
+    (`livekit.rtc.AudioStream`). See `AudioStreamBase` for the frames, bound and end."""
+
     def __aiter__(self) -> AsyncIterator[AudioFrameEvent]:
         return self
 
@@ -471,17 +488,6 @@ class AudioStream:
         if frame is None:
             raise StopAsyncIteration
         return AudioFrameEvent(frame)
-
-    def frames(self, timeout: float | None = None) -> Iterator[AudioFrameEvent]:
-        """Block for each next frame (for threads); TimeoutError after `timeout` seconds
-        without one. Ends with the stream."""
-        while (frame := self._queue.get_blocking(timeout)) is not None:
-            yield AudioFrameEvent(frame)
-
-    def close(self) -> None:
-        """End the stream now; frames still queued are dropped."""
-        self._router.detach(self._key, self._queue)
-        self._queue.close()
 
     async def aclose(self) -> None:
         self.close()
@@ -523,9 +529,12 @@ class TrackModel:
         self.router: FrameRouter | None = None
         self.controls: Controls | None = None
         self.tracks: dict[str, LocalAudioTrack] = {}  # cid -> our track being published
-        self.local: dict[str, LocalTrackPublication] = {}  # cid -> our publication
+        self.local: dict[str, LocalPublication] = {}  # cid -> our publication
+        # The adapter's LocalTrackPublication (async, or the threaded adapter's blocking one).
+        self.publication: Callable[[TrackPublicationInfo, LocalAudioTrack], LocalPublication]
+        self.publication = LocalTrackPublication
 
-    def local_by_sid(self, sid: str) -> tuple[str, LocalTrackPublication] | None:
+    def local_by_sid(self, sid: str) -> tuple[str, LocalPublication] | None:
         return next(((c, p) for c, p in self.local.items() if p.sid == sid), None)
 
     def apply(self, event: TrackEvent, room: RoomModel) -> list[Emission]:
@@ -584,7 +593,7 @@ class TrackModel:
             case ev.LocalTrackPublished():
                 local_track = self.tracks.get(event.cid)
                 if local_track is not None:
-                    publication_ = LocalTrackPublication(event.info, local_track)
+                    publication_ = self.publication(event.info, local_track)
                     local_track._sid = event.info.sid
                     self.local[event.cid] = publication_
                     if room.local is not None:

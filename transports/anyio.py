@@ -30,7 +30,7 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalAudioTrack
+from ._tracks import AudioStream, LocalAudioTrack, LocalTrackPublication
 
 __all__ = [
     "AudioSource",
@@ -39,6 +39,7 @@ __all__ = [
     "ByteStreamWriter",
     "LocalAudioTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",

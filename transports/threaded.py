@@ -83,6 +83,7 @@ from ._blocking import (
     TextStreamReader,
     TextStreamWriter,
 )
+from ._blocking_media import AudioSource, AudioStream, LocalTrackPublication
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
     ConnectError,
@@ -94,11 +95,16 @@ from ._exports import (  # after the * import, or mypy would not see them re-exp
 from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomModel, RoomOptions
 from ._runtime import AnyioRuntime
 from ._session import Session
+from ._tracks import LocalAudioTrack
 
 __all__ = [
+    "AudioSource",
+    "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
+    "LocalAudioTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
@@ -316,6 +322,7 @@ class Room(EventEmitter):
 
     def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
         session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
+        session.local_publication = LocalTrackPublication
         inner = Inner(session, _async.LocalParticipant(session, Participant(sid="", identity="")))
         session.local = inner.local
         session.subscribe(Feeds(self._feeds, self._max_queued_events))

@@ -56,7 +56,7 @@ from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
 from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalAudioTrack
+from ._tracks import AudioStream, LocalAudioTrack, LocalTrackPublication
 
 __all__ = [
     "AudioSource",
@@ -67,6 +67,7 @@ __all__ = [
     "Dialer",
     "LocalAudioTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
