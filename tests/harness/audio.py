@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 from livekit import rtc
 
+from harness.official import OfficialPeer
+
 LOUD = 1000.0  # RMS of int16 samples above which 10 ms count as loud (a 0.5 sine: ~11 600)
 
 
@@ -94,6 +96,20 @@ class Capture:
             return 0.0
         return dominant(loud, self.rate)
 
+    def longest_quiet(self) -> float:
+        """The longest run of quiet 10 ms windows between the first and last loud one, in
+        seconds (how long the audio stopped, e.g. across a reconnect)."""
+        data = self.samples().astype(np.float64)
+        if not self.rate or not len(data):
+            return 0.0
+        win = self.rate // 100
+        n = len(data) // win
+        loud = np.sqrt((data[: n * win].reshape(n, win) ** 2).mean(axis=1)) > LOUD
+        where = np.flatnonzero(loud)
+        if len(where) < 2:
+            return 0.0
+        return float((np.diff(where) - 1).max()) / 100
+
     def summary(self) -> str:
         return (
             f"{self.loud_seconds():.2f}s loud at {self.frequency():.1f} Hz ({self.frames} frames)"
@@ -136,14 +152,18 @@ async def official_publish(
 _KEEP: set[asyncio.Future[None]] = set()
 
 
-def official_reader(room: rtc.Room, capture: Capture, identity: str) -> None:
-    """Read every audio track `identity` gets subscribed into `capture` (48 kHz mono)."""
+def official_reader(room: rtc.Room, captures: dict[str, Capture], identity: str) -> None:
+    """Read each audio track of `identity` the official room subscribes to into
+    `captures[track sid]` (48 kHz mono; created on subscription unless already there)."""
 
     def subscribed(
-        track: rtc.Track, publication: object, participant: rtc.RemoteParticipant
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
     ) -> None:
         if participant.identity != identity or track.kind != rtc.TrackKind.KIND_AUDIO:
             return
+        capture = captures.setdefault(publication.sid, Capture())
 
         async def read() -> None:
             stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1)
@@ -155,3 +175,30 @@ def official_reader(room: rtc.Room, capture: Capture, identity: str) -> None:
         task.add_done_callback(_KEEP.discard)
 
     room.on("track_subscribed", subscribed)
+
+
+def track_events(peer: OfficialPeer) -> None:
+    """Record the official room's track events as (name, (identity, sid)), and its
+    `local_track_*` as (name, (sid,)), in `peer.records`."""
+
+    def install(room: rtc.Room) -> None:
+        def pub_participant(name: str) -> None:
+            room.on(name, lambda pub, p: peer._record(name, p.identity, pub.sid))
+
+        def track_pub_participant(name: str) -> None:
+            room.on(name, lambda _t, pub, p: peer._record(name, p.identity, pub.sid))
+
+        def participant_pub(name: str) -> None:
+            room.on(name, lambda p, pub: peer._record(name, p.identity, pub.sid))
+
+        pub_participant("track_published")
+        pub_participant("track_unpublished")
+        track_pub_participant("track_subscribed")
+        track_pub_participant("track_unsubscribed")
+        participant_pub("track_muted")
+        participant_pub("track_unmuted")
+        room.on(
+            "active_speakers_changed", lambda s: peer._record("speakers", [p.identity for p in s])
+        )
+
+    peer.on_room.append(install)

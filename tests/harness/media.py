@@ -8,13 +8,16 @@ from worker threads, the way a threaded application uses them.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from harness.audio import Capture, frames
+from harness.audio import Capture, frames, tone
 from lkproto.transports import anyio as lk
 from lkproto.transports import threaded
 
@@ -53,6 +56,63 @@ class AsyncMedia:
                 frame = event.frame
                 capture.add(bytes(frame.data), frame.sample_rate, frame.num_channels)
         await stream.aclose()
+
+    @contextlib.asynccontextmanager
+    async def playing(self, source: Any, freq: float) -> AsyncIterator[None]:
+        """Play `freq` into `source` in the background until the block ends."""
+        rate, channels = source.sample_rate, source.num_channels
+        step = rate // 50
+
+        async def run() -> None:
+            n = 0
+            while True:
+                chunk = tone(freq, rate, channels, step, n * step)
+                await source.capture_frame(lk.AudioFrame(chunk, rate, channels, step))
+                n += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    @contextlib.asynccontextmanager
+    async def recording(self, stream: Any, capture: Capture) -> AsyncIterator[None]:
+        """Read `stream` into `capture` in the background until the block ends."""
+
+        async def run() -> None:
+            async for event in stream:
+                frame = event.frame
+                capture.add(bytes(frame.data), frame.sample_rate, frame.num_channels)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+                await stream.aclose()
+
+    def from_participant(self, participant: Any, rate: int = 48000, channels: int = 1) -> Any:
+        return lk.AudioStream.from_participant(
+            participant=participant,
+            track_source=lk.TrackSource.SOURCE_MICROPHONE,
+            sample_rate=rate,
+            num_channels=channels,
+        )
+
+    async def unpublish(self, sid: str) -> None:
+        await self.room.local_participant.unpublish_track(sid)
+
+    async def set_permissions(self, allow_all: bool, identities: list[str]) -> None:
+        self.room.local_participant.set_track_subscription_permissions(
+            allow_all_participants=allow_all,
+            participant_permissions=[
+                lk.ParticipantTrackPermission(participant_identity=i, allow_all=True)
+                for i in identities
+            ],
+        )
 
 
 class ThreadedMedia:
@@ -104,6 +164,69 @@ class ThreadedMedia:
                 stream.close()
 
         await anyio.to_thread.run_sync(run)
+
+    @contextlib.asynccontextmanager
+    async def playing(self, source: Any, freq: float) -> AsyncIterator[None]:
+        rate, channels = source.sample_rate, source.num_channels
+        step = rate // 50
+        stop = threading.Event()
+
+        def run() -> None:
+            n = 0
+            while not stop.is_set():
+                chunk = tone(freq, rate, channels, step, n * step)
+                try:
+                    source.capture_frame(threaded.AudioFrame(chunk, rate, channels, step), 0.5)
+                except TimeoutError:
+                    continue
+                n += 1
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            await anyio.to_thread.run_sync(thread.join, 5)
+
+    @contextlib.asynccontextmanager
+    async def recording(self, stream: Any, capture: Capture) -> AsyncIterator[None]:
+        def run() -> None:
+            for event in stream:
+                frame = event.frame
+                capture.add(bytes(frame.data), frame.sample_rate, frame.num_channels)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stream.aclose()
+            await anyio.to_thread.run_sync(thread.join, 5)
+
+    def from_participant(self, participant: Any, rate: int = 48000, channels: int = 1) -> Any:
+        return threaded.AudioStream.from_participant(
+            participant=participant,
+            track_source=threaded.TrackSource.SOURCE_MICROPHONE,
+            sample_rate=rate,
+            num_channels=channels,
+        )
+
+    async def unpublish(self, sid: str) -> None:
+        local = self.room.threaded.local_participant
+        await anyio.to_thread.run_sync(local.unpublish_track, sid)
+
+    async def set_permissions(self, allow_all: bool, identities: list[str]) -> None:
+        local = self.room.threaded.local_participant
+        permissions = [
+            threaded.ParticipantTrackPermission(participant_identity=i, allow_all=True)
+            for i in identities
+        ]
+        await anyio.to_thread.run_sync(
+            lambda: local.set_track_subscription_permissions(
+                allow_all_participants=allow_all, participant_permissions=permissions
+            )
+        )
 
 
 def media_for(room: Any) -> AsyncMedia | ThreadedMedia:

@@ -51,6 +51,8 @@ class OfficialPeer:
         self.records: list[Record] = []
         self._cond = threading.Condition()
         self.tasks: set[asyncio.Future[None]] = set()  # keeps handler tasks alive
+        # More listeners to install before connecting (e.g. harness/audio.py's track events).
+        self.on_room: list[Callable[[rtc.Room], None]] = []
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Start a task on the official loop (from official-side code) and keep it alive."""
@@ -93,6 +95,8 @@ class OfficialPeer:
             )
             on("reconnecting", lambda: self._record("reconnecting"))
             on("reconnected", lambda: self._record("reconnected"))
+            for install in self.on_room:
+                install(room)
             options.setdefault("auto_subscribe", False)
             await room.connect(url, token, rtc.RoomOptions(**options))
             # Participants already present count as joined, so tests can wait on either.
