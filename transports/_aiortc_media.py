@@ -79,26 +79,43 @@ class SlotClock:
         self.last: float | None = None  # loop time the last frame was made
 
 
+def to_stereo(mono: bytes) -> bytes:
+    """Interleaved int16 mono to stereo, each sample copied to both channels (a resampler's
+    upmix would lower the level by 3 dB)."""
+    out = bytearray(len(mono) * 2)
+    for offset in (0, 2):
+        out[offset::4] = mono[0::2]
+        out[offset + 1 :: 4] = mono[1::2]
+    return bytes(out)
+
+
 class _Converter:
     """Source PCM (any rate, mono or stereo) to 48 kHz stereo, 20 ms at a time."""
 
     def __init__(self, rate: int, channels: int) -> None:
         self.rate, self.channels = rate, channels
-        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=RATE)
-        self._pending = bytearray()
+        layout = _LAYOUTS[channels]
+        self._resampler = av.AudioResampler(format="s16", layout=layout, rate=RATE)
+        self._pending = bytearray()  # 48 kHz, the source's channels
 
     def convert(self, pcm: bytes) -> bytes | None:
-        samples = len(pcm) // (2 * self.channels)
-        frame = av.AudioFrame(format="s16", layout=_LAYOUTS[self.channels], samples=samples)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = self.rate
-        for out in self._resampler.resample(frame):
-            self._pending += bytes(out.planes[0])[: out.samples * CHANNELS * 2]
-        if len(self._pending) < FRAME_BYTES:
+        per = 2 * self.channels
+        if self.rate == RATE:
+            self._pending += pcm
+        else:
+            frame = av.AudioFrame(
+                format="s16", layout=_LAYOUTS[self.channels], samples=len(pcm) // per
+            )
+            frame.planes[0].update(pcm)
+            frame.sample_rate = self.rate
+            for out in self._resampler.resample(frame):
+                self._pending += bytes(out.planes[0])[: out.samples * per]
+        size = FRAME_SAMPLES * per
+        if len(self._pending) < size:
             return None  # the resampler's delay, at the start: silence this once
-        data = bytes(self._pending[:FRAME_BYTES])
-        del self._pending[:FRAME_BYTES]
-        return data
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data if self.channels == CHANNELS else to_stereo(data)
 
 
 class SendTrack(MediaStreamTrack):

@@ -4,8 +4,8 @@ stream readers and writers (async, or blocking for the threaded adapter).
 
 Here: the `livekit.rtc` value types and enums, the track and publication objects, and every
 exception a user of an adapter may have to catch. The objects that wait (`AudioSource`,
-`AudioStream`, `LocalTrackPublication`) and `LocalAudioTrack` are each adapter's own (async, or
-blocking for the threaded one).
+`AudioStream`, `LocalTrackPublication`) are each adapter's own (async, or blocking for the
+threaded one).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ._room import (
 )
 from ._streams import ByteStreamInfo, TextStreamInfo
 from ._tracks import (
+    LocalAudioTrack,
     ParticipantTrackPermission,
     PublishTrackError,
     RemoteAudioTrack,
@@ -60,6 +61,7 @@ __all__ = [
     "DataPacketKind",
     "DisconnectReason",
     "LkProtocolError",
+    "LocalAudioTrack",
     "LocalProtocolError",
     "MetadataUpdateError",
     "ParticipantKind",

@@ -21,7 +21,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 
 import attrs
 
@@ -36,7 +36,7 @@ from lkproto.models import (
     Permissions,
 )
 
-from ._tracks import FrameRouter, TrackModel, TrackPublication
+from ._tracks import FrameRouter, ParticipantMedia, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
     import ssl
@@ -157,13 +157,12 @@ class Transcription:
     segments: list[TranscriptionSegment]
 
 
-class _ParticipantBase:
+class _ParticipantBase(ParticipantMedia):
     """The properties `livekit.rtc.Participant` exposes, over lkproto's `Participant` value."""
 
     def __init__(self, info: Participant, router: FrameRouter | None = None) -> None:
+        super().__init__(router)
         self._info = info
-        self._router = router  # where this participant's audio is read (`AudioStream`)
-        self._publications: dict[str, Any] = {}  # sid -> its TrackPublication
 
     @property
     def sid(self) -> str:

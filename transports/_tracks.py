@@ -47,7 +47,7 @@ from ._audio import (
 )
 
 if TYPE_CHECKING:
-    from ._room import RoomModel, _ParticipantBase
+    from ._room import RoomModel
 
 __all__ = [
     "AudioStream",
@@ -58,6 +58,7 @@ __all__ = [
     "LocalPublication",
     "LocalTrack",
     "LocalTrackPublication",
+    "ParticipantMedia",
     "ParticipantTrackPermission",
     "PublishTrackError",
     "RemoteAudioTrack",
@@ -131,6 +132,20 @@ class FrameRouter(Protocol):
         source)) to `queue`, converted to `fmt`; closes it at once if `key` is gone."""
 
     def detach(self, key: tuple[str, ...], queue: FrameQueue) -> None: ...
+
+
+class ParticipantMedia:
+    """What a participant object carries for media: its publications by sid and the router
+    its audio is read through (`AudioStream.from_participant`). `_room`'s participants
+    derive from it."""
+
+    @property
+    def identity(self) -> str:
+        raise NotImplementedError  # the participant classes' property
+
+    def __init__(self, router: FrameRouter | None) -> None:
+        self._router = router
+        self._publications: dict[str, Any] = {}  # sid -> its TrackPublication
 
 
 class Controls(Protocol):
@@ -376,8 +391,6 @@ class AudioStreamBase:
         `AudioSource` would refuse, a negative capacity, a frame size that is not 10 to
         1000 ms in steps of 10, or noise cancellation (not available)."""
         del loop
-        from ._room import _ParticipantBase
-
         rate, channels = check_format(sample_rate, num_channels, "AudioStream")
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
             raise ValueError(f"AudioStream: capacity must be a non-negative int, not {capacity!r}")
@@ -396,7 +409,7 @@ class AudioStreamBase:
             raise TypeError(f"AudioStream: unexpected arguments {sorted(kwargs)}")
         router: FrameRouter | None
         if participant is not None:
-            if not isinstance(participant, _ParticipantBase):
+            if not isinstance(participant, ParticipantMedia):
                 raise TypeError("AudioStream.from_participant: participant must be a Participant")
             router = participant._router
             key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
@@ -420,7 +433,7 @@ class AudioStreamBase:
     def from_participant(
         cls,
         *,
-        participant: _ParticipantBase,
+        participant: ParticipantMedia,
         track_source: TrackSource | int,
         loop: object = None,
         capacity: int = 0,

@@ -30,14 +30,13 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalAudioTrack, LocalTrackPublication
+from ._tracks import AudioStream, LocalTrackPublication
 
 __all__ = [
     "AudioSource",
     "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
-    "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrackPublication",
     "Room",

@@ -95,14 +95,12 @@ from ._exports import (  # after the * import, or mypy would not see them re-exp
 from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomModel, RoomOptions
 from ._runtime import AnyioRuntime
 from ._session import Session
-from ._tracks import LocalAudioTrack
 
 __all__ = [
     "AudioSource",
     "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
-    "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrackPublication",
     "Room",

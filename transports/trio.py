@@ -56,7 +56,7 @@ from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
 from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalAudioTrack, LocalTrackPublication
+from ._tracks import AudioStream, LocalTrackPublication
 
 __all__ = [
     "AudioSource",
@@ -65,7 +65,6 @@ __all__ = [
     "ByteStreamWriter",
     "Connecting",
     "Dialer",
-    "LocalAudioTrack",
     "LocalParticipant",
     "LocalTrackPublication",
     "Room",
