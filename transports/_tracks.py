@@ -27,6 +27,7 @@ already exists so that a subscribed video track has an object.
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
@@ -533,6 +534,7 @@ TrackEvent: TypeAlias = (
     | ev.TrackSignalIgnored
 )
 Emission: TypeAlias = tuple[str, tuple[object, ...]]
+_GONE_REMEMBERED = 256
 
 
 class TrackModel:
@@ -546,6 +548,9 @@ class TrackModel:
         # The adapter's LocalTrackPublication (async, or the threaded adapter's blocking one).
         self.publication: Callable[[TrackPublicationInfo, LocalAudioTrack], LocalPublication]
         self.publication = LocalTrackPublication
+        # Unpublished remote sids -> publisher, so that subscribing to a track that is gone
+        # still names its publisher in `track_subscription_failed` (bounded).
+        self._gone: OrderedDict[str, str] = OrderedDict()
 
     def local_by_sid(self, sid: str) -> tuple[str, LocalPublication] | None:
         return next(((c, p) for c, p in self.local.items() if p.sid == sid), None)
@@ -566,6 +571,9 @@ class TrackModel:
                     removed = participant._publications.pop(event.sid, None)
                     if removed is not None:
                         out.append(("track_unpublished", (removed, participant)))
+                self._gone[event.sid] = event.participant_identity
+                while len(self._gone) > _GONE_REMEMBERED:
+                    self._gone.popitem(last=False)
             case ev.TrackMuted() | ev.TrackUnmuted():
                 muted = isinstance(event, ev.TrackMuted)
                 participant = room.remote.get(event.participant_identity)
@@ -599,7 +607,8 @@ class TrackModel:
                     ended_sub._subscribed = False
                     out.append(("track_unsubscribed", (gone, ended_sub, participant)))
             case ev.TrackSubscriptionFailed():
-                participant = room.remote.get(event.participant_identity)
+                identity = event.participant_identity or self._gone.get(event.sid, "")
+                participant = room.remote.get(identity)
                 if participant is not None:
                     text = event.message or event.error.name
                     out.append(("track_subscription_failed", (participant, event.sid, text)))

@@ -22,9 +22,16 @@ from harness.audio import Capture, official_publish, official_reader, track_even
 from harness.media import media_for
 from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
-from lkproto.models import SimulateScenario
-from lkproto.tracks import SlotRole
-from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+from lkproto.models import PeerTarget, SimulateScenario
+from lkproto.tracks import PublishTrackErrorReason, SlotRole
+from lkproto.transports.anyio import (
+    AudioFrame,
+    PublishTrackError,
+    Room,
+    RoomOptions,
+    RtcConfiguration,
+    UnpublishTrackError,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -414,3 +421,82 @@ async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
     finally:
         await room.disconnect()
         await peer.disconnect()
+
+
+async def test_bad_input_gets_its_error_or_event_and_the_session_carries_on(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    peer = await official(official_loop, livekit_server.url, make_token("official"))
+    room = Room()
+    media = media_for(room)
+    events = Recorder(room, "track_subscribed", "track_unpublished", "track_subscription_failed")
+    try:
+        await room.connect(
+            livekit_server.url, make_token("lk", can_publish=False, can_publish_data=True), options
+        )
+        source = media.source(48000, 1)
+        with pytest.raises(PublishTrackError) as refused:  # no canPublish (F1.4)
+            await media.publish(source, "mic")
+        assert refused.value.reason is PublishTrackErrorReason.NOT_ALLOWED
+        assert room.local_participant.track_publications == {}
+        with pytest.raises(ValueError, match="16000 Hz"):
+            frame = AudioFrame(bytes(640), 16000, 1, 320)
+            await _capture(media, source, frame)
+        with pytest.raises(TypeError, match="LocalAudioTrack"):
+            await room.local_participant.publish_track(source)  # not a track
+        with pytest.raises(UnpublishTrackError):
+            await room.local_participant.unpublish_track("TR_Anope")
+
+        # Subscribing again to a track that is gone: track_subscription_failed.
+        theirs = await peer.do(lambda r: official_publish(r, 1000, 30.0))
+        subscribed = await events.wait_for(lambda: events.of("track_subscribed"))
+        publication = subscribed[0][1]
+        await peer.do(lambda r: r.local_participant.unpublish_track(theirs.sid))
+        await events.wait_for(lambda: events.of("track_unpublished"))
+        publication.set_subscribed(True)
+        failed = await events.wait_for(lambda: events.of("track_subscription_failed"))
+        assert failed[0][0].identity == "official" and failed[0][1] == theirs.sid
+        assert "TRACK_NOT_FOUND" in failed[0][2] or "no remote participant" in failed[0][2]
+
+        # The session and its data plane carry on.
+        await room.local_participant.publish_data(b"still here", topic="t")
+        await peer.wait_for(lambda r: [a for n, a in r if n == "data" and a[1] == b"still here"])
+        assert room.isconnected()
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def _capture(media: Any, source: Any, frame: Any) -> None:
+    result = source.capture_frame(frame)
+    if result is not None:
+        await result
+
+
+async def test_a_room_that_never_reads_audio_subscribes_drains_and_stays_bounded_f2_6(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    room = Room()
+    events = Recorder(room, "track_subscribed")
+    peer = None
+    try:
+        await room.connect(livekit_server.url, make_token("lk"), options)  # auto-subscribe
+        peer = await official(official_loop, livekit_server.url, make_token("official"))
+        await peer.do(lambda r: official_publish(r, 1000, 30.0))
+        await peer.do(lambda r: official_publish(r, 700, 30.0, name="other"))
+        # The requirement was met (no SubscriptionResponse errors every 3 s, F2.6) ...
+        await events.wait_for(lambda: len(events.of("track_subscribed")) >= 2)
+        await anyio.sleep(2.0)  # 100 frames per track that nobody reads
+        # ... and aiortc's unbounded queues are drained although nothing reads them (F8.3).
+        session = room._session
+        aiortc_peer = getattr(session.peer, "_peer", session.peer)
+        pc = aiortc_peer._pcs[PeerTarget.PUBLISHER]
+        tracks = [t.receiver.track for t in pc.getTransceivers() if t.receiver.track is not None]
+        assert len(tracks) == 2
+        assert all(t.readyState == "live" and t._queue.qsize() <= 5 for t in tracks), [
+            t._queue.qsize() for t in tracks
+        ]
+    finally:
+        await room.disconnect()
+        if peer is not None:
+            await peer.disconnect()
