@@ -100,7 +100,8 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   connections fail 15 s later. Either way the room starts over empty, with a new SID, after
   `downtime` seconds during which connections are refused; resumes then find nothing.
 - Keepalive (D.6): `ping_req` is answered `pong_resp`, the legacy `ping` with `pong`.
-Not modelled: media, tracks and connection quality; the reliable-packet cache (for
+- Media tracks and their frames: lkproto/testing/_media.py.
+Not modelled: RTP and connection quality; the reliable-packet cache (for
 migration between nodes) and SyncState's track checks; data tracks and blobs; server-
 initiated RPC; token refresh on a timer; regions.
 """
@@ -120,8 +121,10 @@ import attrs
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto._pb import tracks_pb2 as tpb
 from lkproto.models import Channel, DisconnectReason, LeaveAction
 from lkproto.testing._links import Link
+from lkproto.testing._media import MediaModel
 from lkproto.testing._schedule import Handle, Scheduler
 from lkproto.testing._tokens import Grants, TokenError, read_token
 from lkproto.tokens import VideoGrants, mint_token
@@ -196,6 +199,9 @@ class PeerEndpoint(Protocol):
 
     def peer_failed(self) -> None:
         """The peer connection failed (ICE gave up): its data channels are gone."""
+
+    def media_received(self, mid: str, payload: object) -> None:
+        """A media frame the room forwards on the m-line `mid` (see `_media`)."""
 
 
 @attrs.frozen
@@ -368,6 +374,7 @@ class Member:
         # sid -> (identity, version, state, when sent): SendParticipantUpdate's updateCache
         self.sent: dict[str, tuple[str, int, int, float]] = {}
         self.departure: Handle | None = None
+        self.tracks: list[tpb.TrackInfo] = []  # published media tracks (`_media`)
 
     @property
     def hidden(self) -> bool:
@@ -389,6 +396,7 @@ class Member:
             disconnect_reason=self.disconnect_reason,  # type: ignore[arg-type]
             client_protocol=self.client_protocol,
             capabilities=self.capabilities,  # type: ignore[arg-type]
+            tracks=self.tracks,
         )
 
 
@@ -427,6 +435,12 @@ class PeerLink:
         """One data channel message from the client."""
         self._sfu.uplink_data(self._member, self._epoch, channel, bytes(data))
 
+    def send_media(self, mid: str, payload: object) -> None:
+        """One media frame from the client on its m-line `mid` (lost on a cut network)."""
+        sfu, member = self._sfu, self._member
+        if member.peer_epoch == self._epoch and member.identity not in sfu.outages:
+            sfu.clock.call_soon(lambda: sfu.media.forward(member, mid, payload))
+
     def close(self) -> None:
         """The client closed its peer connection."""
         sfu, member, epoch = self._sfu, self._member, self._epoch
@@ -455,6 +469,7 @@ class Sfu:
         self.update_interval = update_interval
         self.single_peer_connection = single_peer_connection
         self.members: dict[str, Member] = {}
+        self.media = MediaModel(self)  # a new one with each start of the room
         self.dropped: list[DroppedPacket] = []
         self.upgrades: list[Upgrade] = []
         self.links: dict[tuple[str, str], Link] = {}
@@ -480,6 +495,7 @@ class Sfu:
         self._created = at
         self._created_ms = self._wall_ms() + round((at - self.clock.now) * 1000)
         self._room_count = 0
+        self.media = MediaModel(self)
         self._nonces.clear()
         self._close_on_resume.clear()
         self._refuse_resume.clear()
@@ -629,6 +645,7 @@ class Sfu:
             member.metadata = request.metadata
         member.attributes.update({k: v for k, v in request.participant_attributes.items() if v})
         self.members[member.identity] = member
+        self.media.joined(member, request.connection_settings.auto_subscribe)
         others = [m.info() for m in self.members.values() if m is not member and not m.hidden]
         for other in others:
             member.sent[other.sid] = (other.identity, other.version, other.state, self.clock.now)
@@ -763,11 +780,10 @@ class Sfu:
             return
         member.last_signal_at = self.clock.now
         kind = request.WhichOneof("message")
-        if kind == "offer":
-            answer = spb.SessionDescription(
-                type="answer", sdp=_sdp("answer", member.ufrag), id=request.offer.id
-            )  # livekit-server echoes the offer's id (media findings F3.6)
-            self._send(member, spb.SignalResponse(answer=answer))
+        if kind == "offer":  # the answer echoes the offer's id (media findings F3.6)
+            self.media.answer(member, request.offer, _sdp("answer", member.ufrag))
+        elif self.media.request(member, request):
+            pass  # a media-track request
         elif kind == "leave":
             reason = int(request.leave.reason)
             if reason not in _LEAVE_REASONS:
@@ -1034,6 +1050,7 @@ class Sfu:
         # requests from a session whose member left are ignored before they get here.
         assert self.members.get(member.identity) is member
         del self.members[member.identity]
+        self.media.left(member)
         for timer in (member.departure, member.join_timer):
             if timer is not None:
                 timer.cancel()
