@@ -101,14 +101,20 @@ F3.2). Carry the commands out in order, each finished before the next:
 - A failure of any of these is the session's business (`Connection` escalates to a full
   reconnect, D.8), which this manager learns through `reconnecting(full=True)`.
 
-Composition (how `Connection` drives it, as it drives `DataTrackManager`): `joined()` on
-every JoinResponse; `receive_signal()` for every SignalResponse while joined (answers too:
-this queue owns every offer of the single peer connection, so the data channels' first
-offer is `request_offer()`, called once the peer connection exists; `joined()` itself makes
-no offer); `request_response_received()` says whether a RequestResponse was ours;
-`reconnecting(full=...)` when a resume or full reconnect begins, `resumed()` once the
-resume's SyncState (with the `sync_state_*` fields) went out, `disconnected()` at the end.
-The state tables live in `lkproto/_state.py` (drawn in docs/state.md).
+Composition (`Connection`'s part `lkproto/_media.py` drives it): `joined()` on every
+JoinResponse, after the events reporting its participants; the track messages of every
+SignalResponse (answers too: this queue owns every offer of the single peer connection, so
+the data channels' first offer is `request_offer()`, called once the peer connection exists;
+`joined()` itself makes no offer; an offer made outside the queue, an ICE restart or the
+offer embedded in the join, is answered directly and holds requirements back meanwhile);
+`request_response_received()` says whether a RequestResponse was ours;
+`reconnecting(full=...)` when a resume or full reconnect begins, `resumed()` once the resume
+completed (its SyncState carried the `sync_state_*` fields), `disconnected()` at the end.
+`CreateTrackOffer` and `ApplyAnswer` leave the `Connection` as `commands.CreateOffer` and
+`commands.SetRemoteDescription` with the offer's id; the adapter reports back through
+`Connection.local_description_created(offer_id=, slot_mids=)` and
+`Connection.remote_description_applied`. The state tables live in `lkproto/_state.py` (drawn
+in docs/state.md).
 """
 
 from __future__ import annotations
@@ -449,10 +455,8 @@ class SetSendSource:
 
 @attrs.frozen(kw_only=True)
 class CreateTrackOffer:
-    """Create and set an offer, then report `offer_created(offer_id, ...)`.
-
-    At integration this becomes `commands.CreateOffer(target=PUBLISHER, offer_id=...)`.
-    """
+    """Create and set an offer, then report `offer_created(offer_id, ...)` (a `Connection`
+    sends it as `commands.CreateOffer(target=PUBLISHER, offer_id=...)`)."""
 
     offer_id: int
 

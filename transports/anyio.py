@@ -1,4 +1,4 @@
-"""`lkproto.transports.anyio`: the `livekit.rtc` data-plane API on anyio (asyncio or trio).
+"""`lkproto.transports.anyio`: the `livekit.rtc` API (data plane and audio) on anyio.
 
 Code written for `livekit.rtc`'s data plane runs after changing only the import:
 
@@ -16,7 +16,10 @@ Divergences from `livekit.rtc` (deliberate, for a production client):
 - `set_metadata`/`set_name`/`set_attributes` raise `MetadataUpdateError` when the server
   refuses (e.g. no `canUpdateOwnMetadata`); `livekit.rtc` 1.2 returns silently.
 - `async for event in room.events()` yields lkproto's typed events as well.
-- Media (tracks) is out of scope: this is the data plane.
+- Audio tracks follow `livekit.rtc` (`AudioSource`, `LocalAudioTrack`, `publish_track`,
+  `AudioStream`); aiortc sends plain Opus (no DTX, RED or noise cancellation), and
+  `AudioStream` yields 20 ms frames unless `frame_size_ms` is given. Video is not supported
+  yet.
 """
 
 from __future__ import annotations

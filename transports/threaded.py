@@ -30,6 +30,9 @@ Theory of operation. A connected Room owns three kinds of threads:
   other calls do not wait for callbacks, so a call may return before the callback for an
   event that came just before its result (e.g. `participant_disconnected` and the 1503 of
   an RPC to that participant).
+Audio: `AudioSource.capture_frame` blocks while its queue is full and an `AudioStream` is a
+blocking iterator (both thread-safe, with timeouts); `track.mute()` and
+`publication.set_subscribed()` may be called from any thread.
 `disconnect()` (or leaving the `with` block) leaves the room, then stops and joins the I/O
 thread; a new Room can be created at any time. Rooms still connected when the interpreter
 exits are disconnected by an `atexit` hook. Errors are lkproto's (`ConnectError`,
