@@ -90,6 +90,8 @@ async def test_a_440_hz_tone_published_by_lkproto_reaches_the_official_sdk(
         assert abs(capture.frequency() - 440) <= 5, capture.summary()
         subscribed = await events.wait_for(lambda: events.of("local_track_subscribed"))
         assert subscribed == [(publication.track,)]
+        # aiortc sends the audio level extension: the server names us a speaker (F4.13).
+        assert [a for n, a in peer.records if n == "speakers" and "lk" in a[0]]
     finally:
         await room.disconnect()
         await peer.disconnect()
