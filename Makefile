@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test lint typecheck pytest demo bench proto proto-check clean fuzz
+.PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
 setup: $(STAMP) $(VENV)/bin/livekit-server
 
@@ -40,25 +40,50 @@ typecheck: setup
 	PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps --no-build-isolation --no-index \
 		--target $(MYPY_SITE) --config-settings editable_mode=strict -e .
 	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
-		tests/transports/test_exports.py
+		tests/transports/test_exports.py tests/transports/test_typing.py
 
+# The tests run on TEST_WORKERS pytest-xdist workers, each a process with a network namespace
+# and a livekit-server of its own; most of an e2e test is waiting (on the server, the network,
+# a timeout), so more workers than cores pays. The tests marked `serial` run alone first, the
+# fault bench one test at a time beside the others, the secrets audit last
+# (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs everything in one process,
+# in file order.
+TEST_WORKERS ?= 6
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Two `lkproto` CLI participants (an RPC, a streamed text reply, a file with progress bars)
 # through a confined local livekit-server, or through the server in LIVEKIT_URL if set.
 demo: setup
 	$(PY) scripts/demo.py
 
+# A local livekit-server for your own programs (the README's quickstarts): bound to
+# 127.0.0.1 only; prints the LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET to export.
+# Runs until Ctrl-C.
+server: setup
+	LKPROTO_FORCE_LOOPBACK=1 $(PY) scripts/demo.py --serve
+
+# The API reference, generated from the docstrings by pdoc, in build/api/index.html (a test
+# in `make test` fails on a public name without a docstring).
+apidoc: setup
+	$(PY) scripts/apidoc.py build/api
+
 # The whole suite: lint, types, then every test (core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
 test: lint typecheck pytest
+
+# The quick loop: lint, types, and every test that needs no server (`-m "not e2e"`; a test
+# using a server fixture is marked e2e by tests/conftest.py), without coverage. Under 2 min.
+CHECK_WORKERS ?= 2
+check: lint typecheck
+	$(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e" --no-cov -q
 
 # Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
 bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_rpc.py
+	$(PY) benchmarks/bench_e2ee.py
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/rss_streams.py
 	$(PY) benchmarks/bench_memory.py --seconds 2
@@ -70,7 +95,7 @@ bench: setup
 # (build/fuzz-corpus/). A crashing input is saved under fuzz/crashers/<target>/; make it a
 # regression test. Extra libFuzzer flags go in FUZZ_FLAGS (e.g. -jobs=2 -workers=2).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= signal_connecting signal_joined data_packet streams rpc
+FUZZ_TARGETS ?= signal_connecting signal_joined data_packet streams rpc e2ee
 FUZZ_FLAGS ?=
 fuzz: setup
 	@status=0; for t in $(FUZZ_TARGETS); do \
@@ -95,3 +120,4 @@ clean:
 .PHONY: docs
 docs: setup
 	$(PY) scripts/draw_states.py
+	$(PY) scripts/gen_event_types.py

@@ -16,6 +16,9 @@ every input; anything else is a finding.
 - `rpc`: an `RpcTable`; requests (v1 packets, v2 stream events), acks and responses (raw or
   for a pending call), perform/respond, send failures, participants leaving, disconnect,
   timers, the server version and our permissions.
+- `e2ee`: a `lkproto.e2ee` `KeyProvider` and `DataCryptor`; encrypted DataPackets (raw,
+  hostile envelopes with any key index, IV and tag length, or sealed with a real or
+  ratcheted key), data-track frames, our own packets read back, and the key verbs.
 
 `OPS[target]` names each target's operations; an input's op byte is taken modulo their
 number. `capture_corpus.py` writes seeds with the same names.
@@ -33,6 +36,7 @@ from google.protobuf.message import DecodeError
 from fuzz._framing import TICK, Record, decode, split_field, text
 from fuzz._invariants import (
     ConnectionChecker,
+    InvariantViolation,
     RpcModel,
     StreamModel,
     check,
@@ -46,6 +50,24 @@ from lkproto import Channel, Config, Connection, RpcError
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
+from lkproto.e2ee import (
+    ENCRYPTED_KINDS,
+    IV_LENGTH,
+    DataCryptor,
+    Decrypted,
+    DecryptedPacket,
+    DecryptionFailed,
+    DecryptionFailure,
+    EncryptionType,
+    KeyDerivationFunction,
+    KeyProvider,
+    KeyProviderOptions,
+    RatchetsNeeded,
+    aes_gcm_encrypt,
+    derive_encryption_key,
+    ratchet_material,
+)
+from lkproto.errors import LocalProtocolError
 from lkproto.rpc import (
     ATTR_REQUEST_ID,
     RPC_REQUEST_TOPIC,
@@ -980,6 +1002,338 @@ _RPC_OPS = (
 )
 
 
+# -- end-to-end encryption ----------------------------------------------------------------------
+
+#: The fuzz room's keys: HKDF (PBKDF2 would spend each execution in key derivation), a window
+#: of 3, a ring of 4 (so that a key index from 4 up is outside it), small caches.
+E2EE_KEYS = (b"fuzz room key", b"another key", b"")
+E2EE_OPTIONS = KeyProviderOptions(
+    shared_key=E2EE_KEYS[0],
+    ratchet_salt=b"fuzz salt",
+    ratchet_window_size=3,
+    failure_tolerance=2,
+    key_ring_size=4,
+    key_derivation_function=KeyDerivationFunction.HKDF,
+)
+E2EE_BOUNDS: Mapping[str, Any] = {
+    "ratchet_retry_interval": 3,
+    "max_cached_ratchets": 8,
+    "max_cloned_identities": 3,
+}
+#: Peers; never LOCAL, whose key only our own `encrypt` operations use.
+E2EE_SENDERS = ("alice", "bob", "", "carol", "dave")
+E2EE_IV = bytes(range(12))
+_KINDS = tuple(sorted(ENCRYPTED_KINDS))
+
+
+def e2ee_ratchet(material: bytes, times: int) -> bytes:
+    """`material` ratcheted `times` times with the fuzz options."""
+    for _ in range(times):
+        material = ratchet_material(
+            material, E2EE_OPTIONS.ratchet_salt, E2EE_OPTIONS.key_derivation_function
+        )
+    return material
+
+
+def e2ee_seal(material: bytes, plaintext: bytes, iv: bytes = E2EE_IV) -> bytes:
+    """What a peer holding `material` sends for `plaintext` (ciphertext || tag)."""
+    key = derive_encryption_key(
+        material, E2EE_OPTIONS.ratchet_salt, E2EE_OPTIONS.key_derivation_function
+    )
+    return aes_gcm_encrypt(key, iv, plaintext)
+
+
+def e2ee_payload(kind_sel: int, body: bytes) -> bytes:
+    """A serialized EncryptedPacketPayload of kind `_KINDS[kind_sel % 8]` carrying `body`."""
+    payload = dpb.EncryptedPacketPayload()
+    kind = _KINDS[kind_sel % len(_KINDS)]
+    value = getattr(payload, kind)
+    value.SetInParent()
+    if kind == "user":
+        value.payload = body
+    elif kind == "stream_chunk":
+        value.content = body
+    return payload.SerializeToString()
+
+
+class _E2ee:
+    """A `KeyProvider` and `DataCryptor` fed hostile envelopes, sealed packets, frames and
+    key verbs.
+
+    - packet: raw DataPacket bytes to `decrypt_packet`.
+    - envelope: `sel flags key_index(4, little endian) iv-field value`: an EncryptedPacket
+      from E2EE_SENDERS[sel % 5] with encryption_type flags & 3 and that key index (modulo
+      8 if flags & 4, else as is: up to 2**32 - 1).
+    - sealed: `sel ratchets flags body`: a packet that E2EE_SENDERS[sel % 5] really encrypted
+      under key index (sel >> 3) % 6 with its key (or, flags & 1, another) ratcheted
+      `ratchets % 6` times; the plaintext is `body` raw (flags & 2) or a payload of kind
+      flags >> 2; flags & 32 cuts (flags >> 6) + 1 bytes off, flags & 16 flips a tag bit.
+    - frame: `sel key_index iv-field payload`: `decrypt_frame`; with sel & 128 the payload is
+      sealed with the publisher's key first.
+    - set_shared_key / set_key / ratchet_shared_key / ratchet_key / forget: the verbs, with
+      `sel` naming the identity (sel & 128: LOCAL), the key (E2EE_KEYS, or the rest) and the
+      index (sel >> 2).
+    - encrypt: raw DataPacket bytes that we send, encrypted as LOCAL and read back.
+
+    Packets are read as `Connection` reads them: `try_decrypt_packet`, and when it needs
+    ratchets, `RatchetsNeeded.derive()` "elsewhere" and `add_ratchets`, then again; frames
+    with `decrypt_frame`, which derives inline.
+
+    Besides "never raises": a failed decryption leaves the participant's key as it was; a
+    success after r ratchets leaves it ratcheted r times; a packet sealed with the right key
+    and no ratchet decrypts (unless its key is invalid or its payload malformed); the outer
+    fields survive; one decryption derives at most 2 x window keys, inline and elsewhere
+    together, and asks for ratchets at most window times; caches stay bounded.
+    """
+
+    def __init__(self) -> None:
+        self.keys = KeyProvider(E2EE_OPTIONS, **E2EE_BOUNDS)
+        self.ivs = 0
+        self.cryptor = DataCryptor(self.keys, iv_source=self._iv)
+        self.elsewhere = 0  # KDF runs of ratchets derived outside the key provider
+
+    def _offloaded(self, packet: dpb.DataPacket) -> DecryptedPacket | DecryptionFailed:
+        """`decrypt_packet` as `Connection` does it, with the KDF runs "off the loop"."""
+        window = E2EE_OPTIONS.ratchet_window_size
+        for _ in range(window + 1):
+            result = self.cryptor.try_decrypt_packet(packet)
+            if not isinstance(result, RatchetsNeeded):
+                return result
+            check(1 <= result.steps <= window, f"asked for {result.steps} ratchets")
+            chain = result.derive()
+            self.elsewhere += 2 * len(chain)
+            self.keys.add_ratchets(result.material, chain)
+        raise InvariantViolation(f"a packet asked for ratchets more than {window} times")
+
+    def _iv(self) -> bytes:
+        self.ivs += 1
+        return self.ivs.to_bytes(IV_LENGTH, "big")
+
+    def _material(self, identity: str, index: int) -> bytes | None:
+        if index >= E2EE_OPTIONS.key_ring_size:
+            return None
+        try:
+            return self.keys.export_key(identity, index)
+        except LocalProtocolError:
+            return None
+
+    def _checked(
+        self, what: str, identity: str, index: int, fn: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Run a decryption and check what it did to the keys."""
+        window = E2EE_OPTIONS.ratchet_window_size
+        before, derivations = self._material(identity, index), self.keys.derivations
+        elsewhere = self.elsewhere
+        result = remote_call(what, fn, *args)
+        spent = self.keys.derivations - derivations + self.elsewhere - elsewhere
+        check(spent <= 2 * window, f"{what} derived {spent} keys (window {window})")
+        after = self._material(identity, index)
+        if isinstance(result, DecryptionFailed):
+            check(
+                (result.participant_identity, result.key_index) == (identity, index),
+                f"{what}: failure for {result.participant_identity!r}/{result.key_index}",
+            )
+            check(isinstance(result.reason, DecryptionFailure), f"{what}: {result.reason!r}")
+            if result.reason is not DecryptionFailure.MALFORMED_PAYLOAD:
+                check(after == before, f"{what}: a failed decryption changed the key")
+        else:
+            check(isinstance(result, Decrypted | DecryptedPacket), f"{what} returned {result!r}")
+            check(0 <= result.ratchets <= window, f"{what}: {result.ratchets} ratchets")
+            if result.key_index is not None:
+                check(before is not None, f"{what}: decrypted without a key")
+                expected = e2ee_ratchet(before or b"", result.ratchets)
+                check(after == expected, f"{what}: the key is not the one that decrypted")
+        check(self.keys.cloned_identities <= self.keys.max_cloned_identities, "copies")
+        check(self.keys.cached_ratchets <= self.keys.max_cached_ratchets, "ratchet cache")
+        return result
+
+    def _receive(self, packet: dpb.DataPacket) -> DecryptedPacket | DecryptionFailed:
+        envelope = packet.encrypted_packet
+        result: DecryptedPacket | DecryptionFailed = self._checked(
+            "decrypt_packet",
+            packet.participant_identity,
+            envelope.key_index,
+            self._offloaded,
+            packet,
+        )
+        if packet.WhichOneof("value") != "encrypted_packet":
+            check(
+                isinstance(result, DecryptedPacket)
+                and result.packet is packet
+                and result.encryption_type is EncryptionType.NONE,
+                "a clear packet was not passed through",
+            )
+        elif isinstance(result, DecryptedPacket):
+            out = result.packet
+            check(out.WhichOneof("value") in ENCRYPTED_KINDS, f"decrypted to {out!r}")
+            check(
+                (
+                    out.kind,
+                    out.participant_identity,
+                    list(out.destination_identities),
+                    out.sequence,
+                    out.participant_sid,
+                )
+                == (
+                    packet.kind,
+                    packet.participant_identity,
+                    list(packet.destination_identities),
+                    packet.sequence,
+                    packet.participant_sid,
+                ),
+                "the outer fields changed",
+            )
+            check(result.encryption_type is EncryptionType.GCM, "not reported as GCM")
+        return result
+
+    def _identity(self, sel: int) -> str:
+        return LOCAL if sel & 128 else E2EE_SENDERS[sel % len(E2EE_SENDERS)]
+
+    def step(self, name: str, record: Record) -> None:
+        payload = record.payload
+        head = (payload + b"\0\0\0")[:3]
+        if name == "packet":
+            try:
+                packet = dpb.DataPacket.FromString(payload)
+            except DecodeError:
+                return
+            self._receive(packet)
+        elif name == "envelope":
+            sel, flags = head[0], head[1]
+            raw_index = int.from_bytes(payload[2:6].ljust(4, b"\0"), "little")
+            iv, value = split_field(payload[6:])
+            packet = dpb.DataPacket(
+                participant_identity=E2EE_SENDERS[sel % len(E2EE_SENDERS)],
+                destination_identities=[LOCAL],
+                sequence=sel,
+                encrypted_packet=dpb.EncryptedPacket(
+                    encryption_type=flags & 3,  # type: ignore[arg-type]
+                    iv=iv,
+                    key_index=raw_index % 8 if flags & 4 else raw_index,
+                    encrypted_value=value,
+                ),
+            )
+            self._receive(dpb.DataPacket.FromString(packet.SerializeToString()))
+        elif name == "sealed":
+            self._sealed(head[0], head[1] % 6, head[2], payload[3:])
+        elif name == "frame":
+            sel, key_index = head[0], head[1]
+            identity = E2EE_SENDERS[sel % len(E2EE_SENDERS)]
+            iv, data = split_field(payload[2:])
+            if sel & 128:
+                data = e2ee_seal(self._material(identity, key_index) or b"?", data, iv=E2EE_IV)
+                iv = E2EE_IV
+            self._checked(
+                "decrypt_frame", identity, key_index, self.cryptor.decrypt_frame,
+                identity, key_index, iv, data,
+            )  # fmt: skip
+        elif name == "encrypt":
+            self._encrypt(payload)
+        else:
+            self._verb(name, head[0], payload[1:])
+
+    def _sealed(self, sel: int, ratchets: int, flags: int, body: bytes) -> None:
+        identity = E2EE_SENDERS[sel % len(E2EE_SENDERS)]
+        index = (sel >> 3) % 6
+        own = self._material(identity, index)
+        material = E2EE_KEYS[1] if flags & 1 else own
+        plaintext = body if flags & 2 else e2ee_payload(flags >> 2, body)
+        data = e2ee_seal(e2ee_ratchet(material or b"no key", ratchets), plaintext)
+        tampered = bool(flags & 48)
+        if flags & 32:
+            data = data[: -((flags >> 6) + 1)]
+        if flags & 16:
+            data = data[:-1] + bytes((data[-1] ^ 1,)) if data else data
+        packet = dpb.DataPacket(
+            participant_identity=identity,
+            encrypted_packet=dpb.EncryptedPacket(
+                encryption_type=dpb.Encryption.GCM, iv=E2EE_IV, key_index=index,
+                encrypted_value=data,
+            ),
+        )  # fmt: skip
+        result = self._receive(packet)
+        if own is not None and material == own and not tampered and ratchets == 0:
+            allowed = {DecryptionFailure.KEY_INVALID}
+            if flags & 2:
+                allowed.add(DecryptionFailure.MALFORMED_PAYLOAD)
+            check(
+                isinstance(result, DecryptedPacket) or result.reason in allowed,
+                f"a packet sealed with the key did not decrypt: {result!r}",
+            )
+
+    def _encrypt(self, raw: bytes) -> None:
+        try:
+            packet = dpb.DataPacket.FromString(raw)
+        except DecodeError:
+            return
+        out = local_call(
+            "encrypt_packet", self.cryptor.encrypt_packet, packet, participant_identity=LOCAL
+        )
+        if isinstance(out, LocalProtocolError):
+            return
+        kind = packet.WhichOneof("value")
+        if kind not in ENCRYPTED_KINDS:
+            check(out is packet, "a clear packet was changed")
+            return
+        check(out.WhichOneof("value") == "encrypted_packet", "an encrypted kind was sent clear")
+        out.participant_identity = LOCAL
+        result = self._receive(out)
+        if isinstance(result, DecryptionFailed):
+            check(
+                result.reason is DecryptionFailure.KEY_INVALID,
+                f"our own packet did not read back: {result!r}",
+            )
+            return
+        expected = dpb.DataPacket(
+            kind=packet.kind,
+            participant_identity=LOCAL,
+            destination_identities=packet.destination_identities,
+            sequence=packet.sequence,
+            participant_sid=packet.participant_sid,
+        )
+        getattr(expected, kind).CopyFrom(getattr(packet, kind))
+        check(result.packet == expected, "our own packet read back differently")
+        check(result.ratchets == 0, "our own packet needed a ratchet")
+
+    def _verb(self, name: str, sel: int, rest: bytes) -> None:
+        keys = self.keys
+        identity, index = self._identity(sel), sel >> 2
+        key = rest or E2EE_KEYS[sel % len(E2EE_KEYS)]
+        derivations = keys.derivations
+        if name == "set_shared_key":
+            local_call(name, keys.set_shared_key, key, index)
+        elif name == "set_key":
+            local_call(name, keys.set_key, identity, key, index)
+        elif name == "ratchet_shared_key":
+            local_call(name, keys.ratchet_shared_key, index)
+        elif name == "ratchet_key":
+            local_call(name, keys.ratchet_key, identity, index)
+        else:
+            assert name == "forget"
+            local_call(name, keys.forget_participant, identity)
+        check(keys.derivations - derivations <= 2, f"{name} derived more than one ratchet")
+        check(keys.cloned_identities <= keys.max_cloned_identities, "copies")
+        check(keys.cached_ratchets <= keys.max_cached_ratchets, "ratchet cache")
+
+    def finish(self) -> None:
+        """Whatever happened, our own current key (if any) still encrypts and reads back."""
+        self._encrypt(dpb.DataPacket(user=dpb.UserPacket(payload=b"end")).SerializeToString())
+
+
+_E2EE_OPS = (
+    "packet",
+    "envelope",
+    "sealed",
+    "frame",
+    "encrypt",
+    "set_shared_key",
+    "set_key",
+    "ratchet_shared_key",
+    "ratchet_key",
+    "forget",
+)
+
+
 # -- the table of targets ---------------------------------------------------------------------
 
 OPS: Mapping[str, tuple[str, ...]] = {
@@ -988,6 +1342,7 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "data_packet": _DATA_OPS,
     "streams": _STREAM_OPS,
     "rpc": _RPC_OPS,
+    "e2ee": _E2EE_OPS,
 }
 
 
@@ -1017,6 +1372,7 @@ TARGETS: Mapping[str, Callable[[bytes], None]] = {
     "data_packet": _target(partial(_Session, joined=True, data=True), _DATA_OPS),
     "streams": _target(_Streams, _STREAM_OPS),
     "rpc": _target(_Rpc, _RPC_OPS),
+    "e2ee": _target(_E2ee, _E2EE_OPS),
 }
 
 

@@ -17,12 +17,14 @@ Typical use by an adapter::
 Data streams (``register_stream_topic``, ``open_stream``/``write_stream``/``close_stream``,
 ``send_stream``) and RPC (``register_rpc_method``, ``perform_rpc``, ``respond_rpc``) are
 verbs of the same ``Connection``; their sub-machines are public in ``lkproto.streams`` and
-``lkproto.rpc`` for use alone.
+``lkproto.rpc`` for use alone. End-to-end encryption of all of it is on when the
+``Connection`` is made with ``encryption=`` (keys in ``Connection.key_provider``); its key
+provider and cryptor are public in ``lkproto.e2ee``.
 """
 
 from __future__ import annotations
 
-from lkproto import commands, events, rpc, streams
+from lkproto import commands, e2ee, events, rpc, streams
 from lkproto._connection import Connection
 from lkproto._version import __version__
 from lkproto.commands import Command
@@ -99,6 +101,7 @@ __all__ = [
     "StreamKind",
     "__version__",
     "commands",
+    "e2ee",
     "events",
     "rpc",
     "streams",

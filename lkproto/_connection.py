@@ -16,6 +16,8 @@ Theory of operation
   - `_data.DataSender`, `_data.Deduplicator`, `_data.DataReceiver`: data packets (A);
   - `_exchange.Exchange`: data streams (C) and RPC (B), around `streams.StreamAssembler`
     and `rpc.RpcTable`;
+  - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
+    packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
   - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8);
   - `_media.MediaTracks`: media tracks and the single peer connection's offer/answer queue,
     around `tracks.TrackManager` (protocol-reference-2 section 3).
@@ -51,6 +53,7 @@ from lkproto._data import (
     transcription_packet,
     user_packet,
 )
+from lkproto._encryption import Encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
 from lkproto._media import MEDIA_SIGNALS, MediaTracks
@@ -62,6 +65,7 @@ from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
 from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
+from lkproto.e2ee import E2EEOptions, KeyProvider
 from lkproto.errors import LocalProtocolError, RemoteProtocolError
 from lkproto.models import (
     Channel,
@@ -109,9 +113,21 @@ class Connection:
         unix_time_ms: int,
         id_factory: Callable[[], str],
         random: Callable[[], float] | None = None,
+        encryption: E2EEOptions | None = None,
+        data_channel_encryption: bool = True,
+        iv_factory: Callable[[], bytes] | None = None,
     ) -> None:
         """`random` returns numbers in [0, 1) for the reconnect jitter; without it they are
-        derived from `id_factory`'s ids, which are unpredictable enough for spreading out."""
+        derived from `id_factory`'s ids, which are unpredictable enough for spreading out.
+
+        `encryption` turns end-to-end encryption on (protocol-reference-2 §2): its key
+        provider (`key_provider`) decrypts what peers encrypted, and with
+        `data_channel_encryption` our data packets are encrypted too (`False` is what
+        livekit.rtc's deprecated `RoomOptions.e2ee` does: media only, so nothing here).
+        `iv_factory` returns a fresh 12-byte AES-GCM IV per packet, never repeated under one
+        key (e.g. `lambda: os.urandom(12)`); required to encrypt. Raises TypeError for an
+        `encryption` that is not `E2EEOptions`, ValueError without the `iv_factory` needed.
+        """
         self.config = config or Config()
         self.close_exc: Exception | None = None
         ctx = self._ctx = Context(
@@ -128,6 +144,22 @@ class Connection:
         self._streams, self._rpc = self._exchange.streams, self._exchange.rpc
         self._receiver = DataReceiver(ctx, self._dedup)
         self._receiver.routes.update(self._exchange.routes)
+        self._encryption: Encryption | None = None
+        if encryption is not None:
+            if not isinstance(encryption, E2EEOptions):
+                raise TypeError(f"encryption must be E2EEOptions, not {type(encryption).__name__}")
+            if data_channel_encryption and iv_factory is None:
+                raise ValueError("encrypting data packets needs an iv_factory (12-byte IVs)")
+            self._encryption = Encryption(
+                ctx,
+                encryption,
+                roster=self._roster,
+                dispatch=self._receiver.dispatch,
+                encrypt_data=bool(data_channel_encryption),
+                iv_factory=iv_factory,
+            )
+            self._receiver.filter = self._encryption.receive
+            self._sender.seal = self._encryption.seal
         self._media = MediaTracks(ctx, self._peers)
         self._reconnector = Reconnector(
             ctx,
@@ -164,10 +196,12 @@ class Connection:
 
     @property
     def state(self) -> ConnectionState:
+        """Where the session is: the `ConnectionState` of the core's state table."""
         return self._sm.state
 
     @property
     def local_participant(self) -> Participant | None:
+        """Our own participant as the server last described it, or None before the join."""
         return self._roster.local
 
     @property
@@ -177,10 +211,12 @@ class Connection:
 
     @property
     def room(self) -> RoomInfo:
+        """The room as the server last described it, or None before the join."""
         return self._room
 
     @property
     def server_info(self) -> ServerInfo:
+        """What the server said about itself in the join, or None before it."""
         return self._server_info
 
     @property
@@ -190,10 +226,14 @@ class Connection:
 
     @property
     def single_peer_connection(self) -> bool:
+        """True when the session uses one peer connection (`/rtc/v1`), False for the
+        publisher/subscriber pair (`/rtc`)."""
         return self._peers.single_pc
 
     @property
     def max_data_message_size(self) -> int:
+        """The largest data channel message we send, in bytes (the peer's SCTP limit, at most
+        `Config.max_data_message_size`)."""
         return self._sender.max_message_size
 
     @property
@@ -236,19 +276,33 @@ class Connection:
         return self._media.manager
 
     @property
+    def key_provider(self) -> KeyProvider | None:
+        """The end-to-end encryption keys (`set_shared_key`, `set_key`, `ratchet_*`,
+        `export_*`), or None if made without `encryption`. Its verbs produce no output."""
+        return self._encryption.key_provider if self._encryption is not None else None
+
+    @property
+    def data_channel_encryption(self) -> bool:
+        """Whether the data packets we send are end-to-end encrypted."""
+        return self._encryption is not None and self._encryption.encrypt_data
+
+    @property
     def data_receive_states(self) -> dict[str, int]:
         """Last reliable sequence per sender SID, for `SyncState.datachannel_receive_states`."""
         return self._dedup.receive_states()
 
     def wall_ms(self, now: float) -> int:
+        """The wall-clock time (ms since the epoch) that the monotonic `now` corresponds to."""
         return self._ctx.wall_ms(now)
 
     # -- outputs ----------------------------------------------------------------------------
 
     def next_event(self) -> ev.Event | None:
+        """The next event, or None when there is none; call until None after every input."""
         return self._ctx.next_event()
 
     def commands_to_send(self) -> list[cmd.Command]:
+        """Take every command produced since the last call, in order; carry them out in order."""
         return self._ctx.take_commands()
 
     def get_timer(self) -> float | None:
@@ -574,6 +628,8 @@ class Connection:
     def _participant_left(self, participant: Participant, now: float) -> None:
         self._dedup.forget(participant.sid)
         self._exchange.participant_left(participant.identity, participant.sid, now)
+        if self._encryption is not None:
+            self._encryption.participant_left(participant.identity)
 
     def _session_lost(self, reason: DisconnectReason, message: str, now: float) -> set[str]:
         self._roster.remove_all(reason, now)
@@ -719,6 +775,7 @@ class Connection:
         self._reconnector.channel_opened(channel, now)
 
     def data_channel_closed(self, channel: Channel, *, now: float) -> None:
+        """A data channel of ours closed (the transport saw it): sends on it queue or fail."""
         self._sender.channel_closed(channel)
 
     def command_failed(self, command: cmd.Command, message: str, *, now: float) -> None:
@@ -731,6 +788,10 @@ class Connection:
             return
         if isinstance(command, cmd.SendDataPacket):
             return  # the adapter reports a broken channel through data_channel_closed
+        if isinstance(command, cmd.DeriveRatchets):
+            if self._encryption is not None:
+                self._encryption.derivation_failed(command.request_id, message, now)
+            return
         text = f"{type(command).__name__} failed: {message}"
         if self.state not in (_S.NEW, _S.CONNECTING):
             self._reconnector.command_failed(command, text, now)
@@ -889,6 +950,16 @@ class Connection:
         packet = transcription_packet(transcribed_participant_identity, track_id, segments)
         call = "publish_transcription"
         self._ctx.commands += self._sender.publish(packet, reliable=True, call=call)
+
+    def ratchets_derived(
+        self, request_id: int, chain: Sequence[tuple[bytes, bytes]], *, now: float
+    ) -> None:
+        """The result of `DeriveRatchets(request_id)` (its `run()`): the packets that waited
+        for those key ratchets are read now. Ignored after the session ended or for a request
+        no longer pending; raises `LocalProtocolError` (changing nothing) for a chain that is
+        not (32-byte material, 16-byte key) pairs."""
+        if self.state is not _S.CLOSED and self._encryption is not None:
+            self._encryption.ratchets_derived(request_id, chain, now)
 
     def resume_data(self, last_message_seq: int) -> None:
         """Apply `ReconnectResponse.last_message_seq`: replay unacknowledged reliable packets."""
@@ -1175,9 +1246,16 @@ class Connection:
         `Config.track_publish_timeout`); once accepted, a send slot is negotiated. Options
         as `TrackManager.publish`. Raises `LocalProtocolError` (nothing sent) when not
         connected, on the dual peer connection path or with an embedded offer, for wrong
-        arguments, or at `Config.max_published_tracks`. After calling this, drain the
-        commands."""
+        arguments, at `Config.max_published_tracks`, or with end-to-end encryption on (media
+        frames are not encrypted). After calling this, drain the commands."""
         self._sm.check(Verb.PUBLISH_TRACK)
+        if self._encryption is not None:  # clear media in an encrypted room: refused
+            raise LocalProtocolError(
+                "publish_track: media tracks are not end-to-end encrypted by lkproto; this "
+                "Connection was made with encryption",
+                call="publish_track",
+                state=self.state.name,
+            )
         return self._media.publish(
             kind,
             name=name,
@@ -1252,6 +1330,8 @@ class Connection:
         return self._metadata.request("set_metadata", self._local(), now, metadata=metadata)
 
     def set_name(self, name: str, *, now: float) -> int:
+        """Ask the server to set our name (needs `canUpdateOwnMetadata`); returns the request id
+        that `MetadataUpdateCompleted`/`MetadataUpdateFailed` will carry."""
         self._sm.check(Verb.SET_NAME)
         return self._metadata.request("set_name", self._local(), now, name=name)
 
@@ -1312,6 +1392,8 @@ class Connection:
         # Every pending call resolves (1503), every invocation is cancelled and every open
         # incoming stream fails, before the final `Disconnected`; our open streams are gone.
         self._exchange.ended(now, message)
+        if self._encryption is not None:
+            self._encryption.ended()
         self._reconnector.ended()
         self._sm.process(Input.ENDED)
         ctx.events.append(ev.Disconnected(reason=reason, message=message, exc=exc))

@@ -29,6 +29,11 @@ Theory of operation (protocol-reference A.1-A.7):
   literal table of kinds that become one event each (user data, DTMF, transcriptions, chat,
   and the reports for encrypted and empty packets). Any other kind is reported as
   `PacketDropped(reason="unsupported")`: a malformed or unknown packet is never fatal.
+- End-to-end encryption plugs in at two seams (`_encryption.Encryption`): `DataSender.seal`
+  turns each stamped packet into what is actually sent (so the size check, the queue and the
+  replay buffer all see the encrypted bytes), and `DataReceiver.filter` takes every packet
+  after de-duplication and hands it to `DataReceiver.dispatch` (decrypted, now or once its
+  sender's ratchets are derived) with the `Encryption.Type` it arrived under.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from lkproto._context import Context
 from lkproto._pb import data_pb2 as dpb
 from lkproto.commands import SendDataPacket
 from lkproto.config import Config
+from lkproto.e2ee import EncryptionType
 from lkproto.errors import DataPacketTooLargeError, LocalProtocolError
 from lkproto.models import Channel
 
@@ -49,7 +55,9 @@ __all__ = [
     "DataReceiver",
     "DataSender",
     "Deduplicator",
+    "PacketFilter",
     "PacketRoute",
+    "Seal",
     "dtmf_packet",
     "transcription_packet",
     "user_packet",
@@ -57,6 +65,9 @@ __all__ = [
 
 KIND_RELIABLE = 0
 KIND_LOSSY = 1
+
+#: What turns a stamped packet into the one sent (E2EE), given the verb's name for errors.
+Seal = Callable[[dpb.DataPacket, str], dpb.DataPacket]
 
 
 class DataSender:
@@ -74,6 +85,7 @@ class DataSender:
         self._queued_bytes = 0
         self._open: set[Channel] = set()
         self.remote_max_message_size = 0  # 0 = unknown / no limit from the SDP
+        self.seal: Seal | None = None  # E2EE: what is sent instead of the stamped packet
 
     @property
     def max_message_size(self) -> int:
@@ -103,6 +115,8 @@ class DataSender:
     def _stamp(self, packet: dpb.DataPacket, *, reliable: bool, sequence: int, call: str) -> bytes:
         packet.kind = KIND_RELIABLE if reliable else KIND_LOSSY  # type: ignore[assignment]
         packet.sequence = sequence
+        if self.seal is not None:
+            packet = self.seal(packet, call)
         data = packet.SerializeToString()
         if len(data) > self.max_message_size:
             raise DataPacketTooLargeError(size=len(data), limit=self.max_message_size, call=call)
@@ -303,7 +317,7 @@ def transcription_packet(
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def _user(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _user(packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int) -> ev.Event:
     user = packet.user
     return ev.DataReceived(
         payload=user.payload,
@@ -313,16 +327,19 @@ def _user(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
         channel=channel,
         destination_identities=tuple(packet.destination_identities)
         or tuple(user.destination_identities),
+        encryption_type=EncryptionType(encryption),
     )
 
 
-def _dtmf(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _dtmf(packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int) -> ev.Event:
     return ev.SipDtmfReceived(
         code=packet.sip_dtmf.code, digit=packet.sip_dtmf.digit, participant_identity=sender
     )
 
 
-def _transcription(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _transcription(
+    packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int
+) -> ev.Event:
     t = packet.transcription
     return ev.TranscriptionReceived(
         participant_identity=sender,
@@ -342,7 +359,7 @@ def _transcription(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.
     )
 
 
-def _chat(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _chat(packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int) -> ev.Event:
     c = packet.chat_message
     return ev.ChatMessageReceived(
         participant_identity=sender,
@@ -355,7 +372,7 @@ def _chat(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
     )
 
 
-def _encrypted(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _encrypted(packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int) -> ev.Event:
     return ev.PacketDropped(
         reason="encrypted",
         channel=channel,
@@ -364,19 +381,22 @@ def _encrypted(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Even
     )
 
 
-def _empty(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _empty(packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int) -> ev.Event:
     return ev.PacketDropped(reason="empty", channel=channel, participant_identity=sender)
 
 
-def _unsupported(packet: dpb.DataPacket, sender: str, channel: Channel) -> ev.Event:
+def _unsupported(
+    packet: dpb.DataPacket, sender: str, channel: Channel, encryption: int
+) -> ev.Event:
     kind = packet.WhichOneof("value")
     return ev.PacketDropped(
         reason="unsupported", channel=channel, detail=kind or "", participant_identity=sender
     )
 
 
-#: Packet kinds (`DataPacket.value`, None for a packet without one) that become one event.
-DECODERS: dict[str | None, Callable[[dpb.DataPacket, str, Channel], ev.Event]] = {
+#: Packet kinds (`DataPacket.value`, None for a packet without one) that become one event:
+#: (packet, sender identity, channel, the `Encryption.Type` it arrived under) -> the event.
+DECODERS: dict[str | None, Callable[[dpb.DataPacket, str, Channel, int], ev.Event]] = {
     "user": _user,
     "sip_dtmf": _dtmf,
     "transcription": _transcription,
@@ -385,20 +405,25 @@ DECODERS: dict[str | None, Callable[[dpb.DataPacket, str, Channel], ev.Event]] =
     None: _empty,
 }
 
-#: A part's handler for the packet kinds it claims: (packet, sender identity, channel, now).
-PacketRoute = Callable[[dpb.DataPacket, str, Channel, float], None]
+#: A part's handler for the packet kinds it claims: (packet, sender identity, channel, now,
+#: the `Encryption.Type` it arrived under: 0 in clear, 1 decrypted from AES-GCM).
+PacketRoute = Callable[[dpb.DataPacket, str, Channel, float, int], None]
+#: What takes every packet after de-duplication when set (E2EE): (packet, channel, now). It
+#: hands each on to `DataReceiver.dispatch`, at once or later, or drops it with an event.
+PacketFilter = Callable[[dpb.DataPacket, Channel, float], None]
 
 
 class DataReceiver:
     """Decodes data channel messages into events, or hands them to the part that claimed
     their kind. Never raises for what a peer sent."""
 
-    __slots__ = ("_ctx", "_dedup", "routes")
+    __slots__ = ("_ctx", "_dedup", "filter", "routes")
 
     def __init__(self, ctx: Context, dedup: Deduplicator) -> None:
         self._ctx = ctx
         self._dedup = dedup
         self.routes: dict[str, PacketRoute] = {}
+        self.filter: PacketFilter | None = None
 
     def receive(self, data: bytes, *, channel: Channel, now: float) -> None:
         events = self._ctx.events
@@ -423,10 +448,20 @@ class DataReceiver:
                 )
             )
             return
+        if self.filter is not None:
+            self.filter(packet, channel, now)
+        else:
+            self.dispatch(packet, channel, now)
+
+    def dispatch(
+        self, packet: dpb.DataPacket, channel: Channel, now: float, encryption: int = 0
+    ) -> None:
+        """Hand a parsed, de-duplicated (and decrypted) packet to its route or decoder."""
         kind = packet.WhichOneof("value")
         sender = packet.participant_identity
         route = self.routes.get(kind) if kind is not None else None
         if route is not None:
-            route(packet, sender, channel, now)
+            route(packet, sender, channel, now, encryption)
             return
-        events.append(DECODERS.get(kind, _unsupported)(packet, sender, channel))
+        event = DECODERS.get(kind, _unsupported)(packet, sender, channel, encryption)
+        self._ctx.events.append(event)

@@ -18,7 +18,9 @@ Theory of operation
   goes out when a request's header arrives), and never surface as stream events. An RPC
   payload is held against `Config.max_buffered_stream_bytes` until it is complete.
 - A participant leaving fails our calls to it (1503), cancels its invocations and fails the
-  streams it was sending (`participant_left`); the session ending (`ended`) or restarting
+  streams it was sending (`participant_left`), the calls and streams only after what the leave
+  overtook has had `Config.rpc_departed_callee_timeout` / `stream_departed_sender_timeout`
+  to arrive; the session ending (`ended`) or restarting
   (`restarted`, a full reconnect) does the same for everyone.
 - Misuse raises `LocalProtocolError` naming the `Connection` verb and state; the
   `Connection` has checked the verb's state before calling in.
@@ -114,6 +116,7 @@ class Exchange:
             max_buffered_bytes_per_sender=c.max_buffered_stream_bytes_per_sender,
             max_remembered_streams=c.max_remembered_streams,
             idle_timeout=c.stream_idle_timeout,
+            departed_timeout=c.stream_departed_sender_timeout,
         )
         for topic in sorted(RPC_TOPICS):
             self.streams.add_topic(StreamKind.TEXT, topic)
@@ -132,6 +135,7 @@ class Exchange:
             ),
             max_method_bytes=c.max_rpc_method_bytes,
             max_remembered_requests=c.max_remembered_rpc_requests,
+            departed_timeout=c.rpc_departed_callee_timeout,
         )
         self.outgoing: dict[str, OutgoingStream] = {}
         self.cut_streams: set[str] = set()  # our streams a full reconnect ended
@@ -162,10 +166,16 @@ class Exchange:
 
     def participant_left(self, identity: str, sid: str, now: float) -> None:
         # Our calls to it fail (1503), its invocations are cancelled, and the streams it was
-        # sending fail (their RPC ones were just settled).
+        # sending fail (their RPC ones were just settled); calls and streams only once what
+        # the leave overtook has had its time to arrive (Config.*_departed_* timeouts).
         self.rpc.participant_left(identity, now=now)
         self.flush_rpc(now, "participant_left")
-        self.stream_events(self.streams.sender_left(identity, sid=sid), now, settle_rpc=False)
+        left = self.streams.sender_left(identity, sid=sid, now=now)
+        self.stream_events(left, now, settle_rpc=False)
+        # Its unread requests can never be answered now: drop them at once.
+        for key in [k for k, s in self.rpc_streams.items() if k[0] == identity and s.request]:
+            del self.rpc_streams[key]
+            self.streams.discard(*key)
 
     def ended(self, now: float, message: str) -> None:
         """The session ended: every pending call resolves (1503), every invocation is
@@ -468,9 +478,9 @@ class Exchange:
         self._ctx.commands += self._sender.send_reliable(packets, call=call)
 
     def _stream_packet(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
-        events = self.streams.receive(packet, now=now)
+        events = self.streams.receive(packet, now=now, encryption=encryption)
         header = packet.stream_header
         if packet.HasField("stream_header") and header.topic in RPC_TOPICS:
             first = events[0]
@@ -617,19 +627,21 @@ class Exchange:
         self.flush_rpc(now, "respond_rpc")
 
     def _rpc_request(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
         request = packet.rpc_request
         registered = request.method in self.rpc_methods
         self.rpc.request_received(request, caller_identity=sender, now=now, registered=registered)
         self.flush_rpc(now, "receive_data_packet")
 
-    def _rpc_ack(self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float) -> None:
+    def _rpc_ack(
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
+    ) -> None:
         self.rpc.ack_received(packet.rpc_ack.request_id, sender_identity=sender, now=now)
         self.flush_rpc(now, "receive_data_packet")
 
     def _rpc_response(
-        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float
+        self, packet: dpb.DataPacket, sender: str, channel: Channel, now: float, encryption: int
     ) -> None:
         self.rpc.response_received(packet.rpc_response, sender_identity=sender, now=now)
         self.flush_rpc(now, "receive_data_packet")

@@ -92,6 +92,11 @@ class Roster:
             if int(info.state) == ParticipantState.DISCONNECTED:
                 if existing is not None and (not info.sid or info.sid == existing.sid):
                     self.remove(existing, DisconnectReason.of(info.disconnect_reason), now)
+                elif existing is None and info.sid:
+                    # Joined and left within one of the server's update batches: never
+                    # announced, so no event, but what it was sending us must still end. By
+                    # its SID only: the identity may already belong to a newer session.
+                    self._on_left(Participant(sid=info.sid, identity=""), now)
                 continue
             new = Participant.from_pb(info)
             if not new.identity:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import attrs
 
+from lkproto.e2ee import KeyDerivationFunction, ratchet_chain
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
 from lkproto.tracks import AddTransceiver, SetSendSource, SetTransceiverDirection
 
@@ -28,6 +29,7 @@ __all__ = [
     "CreateDataChannel",
     "CreateOffer",
     "CreatePeerConnection",
+    "DeriveRatchets",
     "OpenSignal",
     "SendDataPacket",
     "SendSignal",
@@ -50,6 +52,8 @@ class OpenSignal:
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
+        """The HTTP headers of the WebSocket upgrade, as (name, value) pairs; `Authorization`
+        carries the token."""
         return (("Authorization", f"Bearer {self.token}"),)
 
 
@@ -69,6 +73,8 @@ class CloseSignal:
 
 @attrs.frozen(kw_only=True)
 class CreatePeerConnection:
+    """Create a peer connection with these ICE servers (the publisher with its data channels)."""
+
     target: PeerTarget
     ice_servers: tuple[IceServer, ...] = ()
 
@@ -106,9 +112,10 @@ class CreateAnswer:
 
 @attrs.frozen(kw_only=True)
 class SetRemoteDescription:
-    """Set the remote description. For an answer with a non-zero `offer_id`, re-register the
-    receivers' SSRCs from it (see `lkproto.tracks`), then report
-    `remote_description_applied(target, offer_id)`."""
+    """Apply the server's SDP (an offer to answer, or the answer to our offer) to the peer
+    connection. For an answer with a non-zero `offer_id`, re-register the receivers' SSRCs
+    from it (see `lkproto.tracks`), then report `remote_description_applied(target,
+    offer_id)`."""
 
     target: PeerTarget
     sdp: str
@@ -134,7 +141,34 @@ class SendDataPacket:
 
 @attrs.frozen(kw_only=True)
 class ClosePeerConnection:
+    """Close the peer connection(s) and their data channels."""
+
     target: PeerTarget
+
+
+@attrs.frozen(kw_only=True)
+class DeriveRatchets:
+    """Derive `steps` key ratchets of `material` where the CPU may be spent, then report them
+    with `Connection.ratchets_derived(request_id, <run()'s result>, now=...)` (or the failure
+    through `command_failed`).
+
+    A received E2EE packet failed with its key, and the ratchet window (protocol-reference-2
+    §2.5) needs keys not derived yet: two KDF runs a step, with PBKDF2 about 1 s for a
+    window of 16. The core never runs that on the receive path; the sender's packets wait
+    (bounded by `Config.e2ee_max_waiting_bytes`) until the answer comes. `run()` is pure and
+    thread-safe: the adapters run it in a worker thread; a synchronous driver may call it
+    inline. `material` is key material: never in a repr.
+    """
+
+    request_id: int
+    material: bytes = attrs.field(repr=False)
+    steps: int
+    salt: bytes
+    kdf: KeyDerivationFunction
+
+    def run(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The ratchets: (material, AES key) per step (`lkproto.e2ee.ratchet_chain`)."""
+        return ratchet_chain(self.material, self.steps, self.salt, self.kdf)
 
 
 Command = (
@@ -152,4 +186,5 @@ Command = (
     | AddTransceiver
     | SetTransceiverDirection
     | SetSendSource
+    | DeriveRatchets
 )

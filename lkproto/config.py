@@ -11,6 +11,11 @@ import math
 import attrs
 
 from lkproto._version import __version__
+from lkproto.e2ee import (
+    DEFAULT_MAX_CACHED_RATCHETS,
+    DEFAULT_MAX_CLONED_IDENTITIES,
+    DEFAULT_RATCHET_RETRY_INTERVAL,
+)
 from lkproto.rpc import (
     DEFAULT_MAX_HANDLER_TIMEOUT,
     DEFAULT_MAX_ROUND_TRIP_LATENCY,
@@ -118,6 +123,12 @@ class Config:
     #: None, like every SDK, never. Without it a sender that stays connected but abandons a
     #: stream holds its slot until it leaves.
     stream_idle_timeout: float | None = None
+    #: Seconds a received stream whose sender left may go without a packet before it fails
+    #: (ABNORMAL_END). The leave comes over signaling and overtakes the chunks still queued
+    #: for us at the server (a fast sender leaves once its own buffer drained; a slow
+    #: receiver can be megabytes behind), so the stream carries on while they keep coming.
+    #: 0: fail at the leave, as every SDK does (and loses the end of such a transfer).
+    stream_departed_sender_timeout: float = 10.0
     #: Most streams we send that are open (`open_stream` without `close_stream`) at once.
     max_open_outgoing_streams: int = 256
 
@@ -147,6 +158,28 @@ class Config:
     max_rpc_method_bytes: int = 64
     #: Incoming request ids remembered to ignore a duplicated request (B.4).
     max_remembered_rpc_requests: int = 1024
+    #: Seconds a call whose destination left still waits for an ack or response that the
+    #: leave may have overtaken (1503 RECIPIENT_DISCONNECTED after it, or at its own deadline
+    #: if sooner). 0: 1503 at the leave, as every SDK does.
+    rpc_departed_callee_timeout: float = 2.0
+
+    # -- end-to-end encryption (protocol-reference-2 §2; `lkproto.e2ee`) ----------------------
+    #: After a ratchet window from a key failed, how many more failing packets from that key
+    #: only try the ratchets already derived (AES tag checks, microseconds) before a window
+    #: may derive again (`KeyProvider(ratchet_retry_interval=)`). Native SDKs have no such
+    #: bound: every undecryptable packet costs them a window of KDF runs. 0: always derive.
+    e2ee_ratchet_retry_interval: int = DEFAULT_RATCHET_RETRY_INTERVAL
+    #: Ratchet results kept, by key material, least recently used forgotten (1024: 64
+    #: windows of 16). Keep it >= `ratchet_window_size`, or a window cannot be searched whole.
+    e2ee_max_cached_ratchets: int = DEFAULT_MAX_CACHED_RATCHETS
+    #: Participants holding their own copy of the shared key ring (shared-key mode: a copy is
+    #: made when their key ratchets or fails); the least recently used copy is forgotten.
+    e2ee_max_cloned_identities: int = DEFAULT_MAX_CLONED_IDENTITIES
+    #: Bytes of received packets held while their sender's ratchets are derived off the
+    #: event loop (`commands.DeriveRatchets`); a sender's later packets wait behind its first
+    #: so that order is kept. Past it a packet is dropped (`PacketDropped(reason=
+    #: "e2ee_backlog")`). A window of 16 PBKDF2 ratchets takes ~1 s of one core.
+    e2ee_max_waiting_bytes: int = 4 * 1024 * 1024
 
     # -- resume and reconnect (protocol-reference D.7, D.8; `ReconnectMode`) --------------------
     #: Try a resume (same participant, `reconnect=1`) before a full reconnect. The server can
@@ -219,6 +252,10 @@ class Config:
         idle = self.stream_idle_timeout
         if idle is not None and not (idle > 0 and math.isfinite(idle)):
             raise ValueError("Config.stream_idle_timeout must be a positive number (or None)")
+        for name in ("stream_departed_sender_timeout", "rpc_departed_callee_timeout"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a non-negative number of seconds")
         if self.stream_chunk_size < 4:
             raise ValueError("Config.stream_chunk_size must be at least 4 (a UTF-8 character)")
         if self.client_protocol < 0:
@@ -245,6 +282,8 @@ class Config:
             "max_remote_tracks",
             "max_remembered_subscription_errors",
             "audio_stream_capacity",
+            "e2ee_max_cached_ratchets",
+            "e2ee_max_cloned_identities",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be at least 1")
@@ -252,7 +291,12 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"Config.{name} must be at least 1 (or None)")
-        for name in ("replay_buffer_bytes", "max_queued_send_bytes"):
+        for name in (
+            "replay_buffer_bytes",
+            "max_queued_send_bytes",
+            "e2ee_ratchet_retry_interval",
+            "e2ee_max_waiting_bytes",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must not be negative")
         if self.reconnect_attempts < 0:

@@ -33,6 +33,7 @@ from types import MappingProxyType
 
 import attrs
 
+from lkproto.e2ee import EncryptionState, EncryptionType
 from lkproto.models import (
     Channel,
     DisconnectReason,
@@ -83,6 +84,7 @@ __all__ = [
     "ConnectionQualityChanged",
     "DataReceived",
     "Disconnected",
+    "E2eeStateChanged",
     "Event",
     "Joined",
     "LocalTrackMuteRefused",
@@ -201,11 +203,15 @@ class TokenRefreshed:
 
 @attrs.frozen(kw_only=True)
 class ParticipantConnected:
+    """A remote participant joined (or was first announced to us)."""
+
     participant: Participant
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantDisconnected:
+    """A remote participant left; `reason` says why, when the server said."""
+
     participant: Participant
     reason: DisconnectReason
 
@@ -235,35 +241,48 @@ class ParticipantAttributesChanged:
 
 @attrs.frozen(kw_only=True)
 class ParticipantNameChanged:
+    """A participant's name changed (`old_name` -> `participant.name`)."""
+
     participant: Participant
     old_name: str
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantMetadataChanged:
+    """A participant's metadata changed (`old_metadata` -> `participant.metadata`)."""
+
     participant: Participant
     old_metadata: str
 
 
 @attrs.frozen(kw_only=True)
 class ParticipantPermissionsChanged:
+    """A participant's permissions changed (`participant.permissions`)."""
+
     participant: Participant
     old_permissions: Permissions
 
 
 @attrs.frozen(kw_only=True)
 class RoomUpdated:
+    """The server sent new room facts (`room`: SID, participant count, ...)."""
+
     room: RoomInfo
 
 
 @attrs.frozen(kw_only=True)
 class RoomMetadataChanged:
+    """The room's metadata changed (`old_metadata` -> `metadata`)."""
+
     old_metadata: str
     metadata: str
 
 
 @attrs.frozen(kw_only=True)
 class SpeakerLevel:
+    """One speaker in `ActiveSpeakersChanged`: its SID, audio level (0..1) and whether it is
+    active."""
+
     sid: str
     level: float
     active: bool
@@ -271,11 +290,16 @@ class SpeakerLevel:
 
 @attrs.frozen(kw_only=True)
 class ActiveSpeakersChanged:
+    """The server's list of active speakers changed (`speakers`, loudest first)."""
+
     speakers: tuple[SpeakerLevel, ...]
 
 
 @attrs.frozen(kw_only=True)
 class ConnectionQualityChanged:
+    """The server rated a participant's connection quality (`quality`: 0 poor to 3 excellent;
+    `score`)."""
+
     participant_sid: str
     quality: int
     score: float
@@ -309,10 +333,14 @@ class DataReceived:
     topic: str | None
     channel: Channel
     destination_identities: tuple[str, ...] = ()
+    #: GCM if it arrived end-to-end encrypted, NONE if it was sent in clear.
+    encryption_type: EncryptionType = EncryptionType.NONE
 
 
 @attrs.frozen(kw_only=True)
 class SipDtmfReceived:
+    """A SIP DTMF tone (`code`, `digit`) arrived from a participant."""
+
     code: int
     digit: str
     participant_identity: str
@@ -320,6 +348,8 @@ class SipDtmfReceived:
 
 @attrs.frozen(kw_only=True)
 class TranscriptionSegment:
+    """One segment of a transcription: its text, times (ms), language, and whether it is final."""
+
     id: str
     text: str
     start_time: int
@@ -330,6 +360,8 @@ class TranscriptionSegment:
 
 @attrs.frozen(kw_only=True)
 class TranscriptionReceived:
+    """A legacy `Transcription` data packet arrived (segments about one participant's track)."""
+
     participant_identity: str
     transcribed_participant_identity: str
     track_id: str
@@ -338,6 +370,8 @@ class TranscriptionReceived:
 
 @attrs.frozen(kw_only=True)
 class ChatMessageReceived:
+    """A legacy chat message (`ChatMessage` data packet) arrived."""
+
     participant_identity: str
     id: str
     timestamp: int
@@ -354,12 +388,31 @@ class PacketDropped:
     `reason` is one of: "malformed", "duplicate", "encrypted" (E2EE not configured),
     "unsupported" (a payload a data-plane client does not handle: `speaker`, `metrics`),
     "empty". Stream and RPC packets have their own reports (`StreamDropped`, `RpcDropped`).
+    With E2EE configured, an encrypted packet that cannot be read is dropped with the
+    `lkproto.e2ee.DecryptionFailure` value as the reason ("decryption_failed",
+    "missing_key", "key_invalid", "malformed_envelope", "malformed_payload"), or
+    "e2ee_backlog" if it arrived while its sender's packets already waited for ratchets
+    past `Config.e2ee_max_waiting_bytes`.
     """
 
     reason: str
     channel: Channel
     detail: str = ""
     participant_identity: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class E2eeStateChanged:
+    """Reading `participant_identity`'s end-to-end encrypted data changed state (livekit.rtc's
+    `e2ee_state_changed`, which the official SDKs raise for media frames only).
+
+    OK: its packets decrypt; KEY_RATCHETED: one decrypted after following its ratchet
+    (OK follows with the next); DECRYPTION_FAILED or MISSING_KEY: one was dropped (each drop
+    is also a `PacketDropped` with the reason). Reported on each change, not per packet.
+    """
+
+    participant_identity: str
+    state: EncryptionState
 
 
 @attrs.frozen(kw_only=True)
@@ -412,6 +465,7 @@ Event = (
     | TranscriptionReceived
     | ChatMessageReceived
     | PacketDropped
+    | E2eeStateChanged
     | StreamOpened
     | StreamChunkReceived
     | StreamFinished

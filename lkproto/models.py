@@ -62,6 +62,8 @@ class PeerState(enum.StrEnum):
 
 
 class SdpType(enum.Enum):
+    """Whether an SDP is an offer or an answer."""
+
     OFFER = "offer"
     ANSWER = "answer"
 
@@ -149,6 +151,8 @@ class SimulateScenario(enum.IntEnum):
 
 
 class ParticipantState(enum.IntEnum):
+    """`ParticipantInfo.State`: joining, joined, active, disconnected (the protobuf's values)."""
+
     JOINING = 0
     JOINED = 1
     ACTIVE = 2
@@ -156,6 +160,8 @@ class ParticipantState(enum.IntEnum):
 
 
 class ParticipantKind(enum.IntEnum):
+    """`ParticipantInfo.Kind`: standard, ingress, egress, SIP, agent (the protobuf's values)."""
+
     STANDARD = 0
     INGRESS = 1
     EGRESS = 2
@@ -184,6 +190,7 @@ class Permissions:
 
     @classmethod
     def from_pb(cls, p: _ppb.ParticipantPermission) -> Permissions:
+        """The value of a protobuf `ParticipantPermission`."""
         return cls(
             can_subscribe=p.can_subscribe,
             can_publish=p.can_publish,
@@ -216,6 +223,7 @@ class Participant:
 
     @classmethod
     def from_pb(cls, info: _ppb.ParticipantInfo) -> Participant:
+        """The value of a protobuf `ParticipantInfo`."""
         try:
             kind: ParticipantKind | int = ParticipantKind(info.kind)
         except ValueError:
@@ -253,6 +261,7 @@ class RoomInfo:
 
     @classmethod
     def from_pb(cls, room: _ppb.Room) -> RoomInfo:
+        """The value of a protobuf `Room`."""
         return cls(
             sid=room.sid,
             name=room.name,
@@ -276,6 +285,7 @@ class ServerInfo:
 
     @classmethod
     def from_pb(cls, info: _ppb.ServerInfo) -> ServerInfo:
+        """The value of a protobuf `ServerInfo`."""
         return cls(
             version=info.version,
             protocol=info.protocol,
@@ -295,4 +305,5 @@ class IceServer:
 
     @classmethod
     def from_pb(cls, server: _spb.ICEServer) -> IceServer:
+        """The value of a protobuf `ICEServer`."""
         return cls(urls=tuple(server.urls), username=server.username, credential=server.credential)

@@ -111,7 +111,7 @@ DEFAULT_MAX_HANDLER_TIMEOUT: Final = 600.0
 _MIN_EFFECTIVE_MARGIN = 1.0  # JS minEffectiveTimeoutMs = maxRoundTripLatencyMs + 1000
 _MIN_SERVER_VERSION = (1, 8, 0)
 _UINT32_MAX = 0xFFFFFFFF
-_ACK, _RESPONSE, _HANDLER = "ack", "response", "handler"
+_ACK, _RESPONSE, _HANDLER, _DEPARTED = "ack", "response", "handler", "departed"
 _HIDDEN = (
     "hidden participants cannot perform RPC: the server strips the sender identity from "
     "their data packets, so the callee cannot address an answer (livekit/livekit#3832)"
@@ -421,6 +421,7 @@ class RpcTable:
         max_remembered_requests: int = 1024,
         max_incoming_invocations_per_caller: int | None = None,
         max_handler_timeout: float = DEFAULT_MAX_HANDLER_TIMEOUT,
+        departed_timeout: float = 0.0,
     ) -> None:
         """Args:
         id_factory: returns a fresh request id per call (LiveKit uses `str(uuid4())`).
@@ -435,8 +436,12 @@ class RpcTable:
             rule, no SDK limits it, but it must fit the packet/header budget).
         max_remembered_requests: incoming request ids kept to ignore duplicates (1024).
         max_handler_timeout: the cap on the handler deadline a request asks for (600 s).
+        departed_timeout: seconds a call whose destination left still waits for its ack and
+            response, which the leave (over signaling) may have overtaken; 0 (the default,
+            as every SDK): 1503 at the leave.
 
-        Raises `ValueError` for a non-positive timeout or bound.
+        Raises `ValueError` for a non-positive timeout or bound (a negative or infinite
+        `departed_timeout`).
         """
         for name, value in (
             ("response_timeout", response_timeout),
@@ -459,6 +464,9 @@ class RpcTable:
         ):
             if bound < 1:
                 raise ValueError(f"RpcTable.{name} must be at least 1")
+        if not 0 <= departed_timeout < float("inf"):
+            raise ValueError("RpcTable.departed_timeout must be a finite number >= 0")
+        self.departed_timeout = departed_timeout
         self._id_factory = id_factory
         self.response_timeout = float(response_timeout)
         self.max_round_trip_latency = float(max_round_trip_latency)
@@ -513,6 +521,8 @@ class RpcTable:
                 caller = self._invocations[request_id].caller
                 self._send_error(request_id, caller, _E.RESPONSE_TIMEOUT)
                 self._cancel(request_id, _E.RESPONSE_TIMEOUT)
+            elif kind == _DEPARTED:  # resolving a call cancels this one
+                self._fail(request_id, RpcError.built_in(_E.RECIPIENT_DISCONNECTED))
             elif request_id in self._calls:  # an ack and a response deadline may fire together
                 code = _E.CONNECTION_TIMEOUT if kind == _ACK else _E.RESPONSE_TIMEOUT
                 self._fail(request_id, RpcError.built_in(code))
@@ -688,10 +698,14 @@ class RpcTable:
             self._send_error(output.request_id, output.destination_identity, _E.SEND_FAILED)
 
     def participant_left(self, identity: str, *, now: float) -> None:
-        """`identity` disconnected: its pending calls fail with 1503 and its invocations
+        """`identity` disconnected: its pending calls fail with 1503 (after
+        `departed_timeout` seconds, unless their answer still arrives) and its invocations
         are cancelled (nothing is sent to it)."""
         for request_id in [r for r, c in self._calls.items() if c.destination == identity]:
-            self._fail(request_id, RpcError.built_in(_E.RECIPIENT_DISCONNECTED))
+            if self.departed_timeout:
+                self._deadlines.set((_DEPARTED, request_id), now + self.departed_timeout)
+            else:
+                self._fail(request_id, RpcError.built_in(_E.RECIPIENT_DISCONNECTED))
         for request_id in [r for r, i in self._invocations.items() if i.caller == identity]:
             self._cancel(request_id, _E.RECIPIENT_DISCONNECTED)
 
@@ -837,6 +851,7 @@ class RpcTable:
         del self._calls[request_id]
         self._deadlines.cancel((_ACK, request_id))
         self._deadlines.cancel((_RESPONSE, request_id))
+        self._deadlines.cancel((_DEPARTED, request_id))
         self._out.append(outcome)
 
     def _fail(self, request_id: str, error: RpcError) -> None:

@@ -50,6 +50,7 @@ class SignalCodec:
     # -- join -------------------------------------------------------------------------------
 
     def client_info(self) -> ppb.ClientInfo:
+        """The `ClientInfo` we send in the join URL (SDK, version, protocol, capabilities)."""
         c = self.config
         return ppb.ClientInfo(
             sdk=SDK_PYTHON,  # type: ignore[arg-type]
@@ -163,30 +164,35 @@ class SignalCodec:
 
     @staticmethod
     def offer(sdp: str) -> bytes:
+        """A `SignalRequest` carrying our SDP offer."""
         return spb.SignalRequest(
             offer=spb.SessionDescription(type="offer", sdp=sdp)
         ).SerializeToString()
 
     @staticmethod
     def answer(sdp: str) -> bytes:
+        """A `SignalRequest` carrying our SDP answer (for `target`)."""
         return spb.SignalRequest(
             answer=spb.SessionDescription(type="answer", sdp=sdp)
         ).SerializeToString()
 
     @staticmethod
     def trickle(candidate_init: str, target: int) -> bytes:
+        """A `SignalRequest` carrying one ICE candidate of ours (for `target`)."""
         return spb.SignalRequest(
             trickle=spb.TrickleRequest(candidateInit=candidate_init, target=target)  # type: ignore[arg-type]
         ).SerializeToString()
 
     @staticmethod
     def ping(timestamp_ms: int, rtt_ms: int) -> bytes:
+        """A `SignalRequest` ping (`ping_req` with our timestamp and last RTT)."""
         return spb.SignalRequest(
             ping_req=spb.Ping(timestamp=timestamp_ms, rtt=rtt_ms)
         ).SerializeToString()
 
     @staticmethod
     def leave(reason: int, action: int = 0) -> bytes:
+        """A `SignalRequest` saying we leave (`LeaveRequest` with `reason`)."""
         return spb.SignalRequest(
             leave=spb.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
         ).SerializeToString()
@@ -232,6 +238,7 @@ class SignalCodec:
     def update_metadata(
         *, request_id: int, name: str, metadata: str, attributes: Mapping[str, str]
     ) -> bytes:
+        """A `SignalRequest` asking the server to update our metadata, name or attributes."""
         return spb.SignalRequest(
             update_metadata=spb.UpdateParticipantMetadata(
                 request_id=request_id, name=name, metadata=metadata, attributes=dict(attributes)

@@ -38,8 +38,12 @@ Theory of operation (protocol-reference C):
 - Ends. A trailer with a non-empty `reason` fails the stream (ABNORMAL_END); a normal
   trailer before `total_length` bytes fails it (INCOMPLETE), one before the end of a
   compressed stream's deflate data fails it too (DECODE_FAILED); more bytes than `total_length`
-  fail it at once (LENGTH_EXCEEDED); a sender leaving fails its open streams (ABNORMAL_END,
-  the message JS uses), so no reader hangs (node-sdks#651).
+  fail it at once (LENGTH_EXCEEDED). A sender leaving fails its open streams (ABNORMAL_END,
+  the message JS uses), so no reader hangs (node-sdks#651), but not at once: the leave comes
+  over signaling and overtakes the chunks still queued for us at the server (a fast sender
+  leaves as soon as its own buffer has drained, while a slow receiver may be megabytes
+  behind). So a departed sender's stream carries on while chunks keep arriving, and fails only
+  after `departed_timeout` seconds without a packet (0: at once, as every SDK does).
 """
 
 from __future__ import annotations
@@ -609,6 +613,7 @@ class _Incoming:
         self.next_index = 0
         self.received = 0  # payload bytes, after inflation
         self.last_activity = now
+        self.departed: float | None = None  # when its sender left, if it did
 
 
 class StreamAssembler:
@@ -628,6 +633,7 @@ class StreamAssembler:
         max_remembered_streams: int = 4096,
         idle_timeout: float | None = None,
         max_buffered_bytes_per_sender: int | None = None,
+        departed_timeout: float = 0.0,
     ) -> None:
         """Set the bounds.
 
@@ -644,14 +650,20 @@ class StreamAssembler:
         - `max_buffered_bytes_per_sender`: the share of `max_buffered_bytes` one sender's
           streams may hold, so that one sender (a slow reader's peer, or unfinished RPC
           payloads) cannot fail everyone else's streams; None: half of `max_buffered_bytes`.
+        - `departed_timeout`: seconds a stream whose sender left (`sender_left`) may go
+          without a packet before it fails; 0 (the default, like every SDK): it fails at the
+          leave. What is still in flight when the leave arrives keeps it open.
 
-        Raises ValueError for a bound below 1 or a timeout that is not positive.
+        Raises ValueError for a bound below 1 or a timeout that is not positive (or, for
+        `departed_timeout`, negative).
         """
         bounds = (max_stream_bytes, max_decompressed_bytes, max_buffered_bytes)
         if min(*bounds, max_open_streams_per_sender, max_remembered_streams) < 1:
             raise ValueError("StreamAssembler bounds must be at least 1")
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("StreamAssembler idle_timeout must be positive")
+        if not 0 <= departed_timeout < float("inf"):
+            raise ValueError("StreamAssembler departed_timeout must be a finite number >= 0")
         self.max_stream_bytes = max_stream_bytes
         self.max_decompressed_bytes = max_decompressed_bytes
         self.max_buffered_bytes = max_buffered_bytes
@@ -663,6 +675,7 @@ class StreamAssembler:
         self.max_open_streams_per_sender = max_open_streams_per_sender
         self.max_remembered_streams = max_remembered_streams
         self.idle_timeout = idle_timeout
+        self.departed_timeout = departed_timeout
         self._topics: dict[StreamKind, set[str]] = {StreamKind.TEXT: set(), StreamKind.BYTES: set()}
         self._open: dict[_Key, _Incoming] = {}
         self._per_sender: dict[str, int] = {}  # by origin (see `_Incoming.origin`)
@@ -842,32 +855,58 @@ class StreamAssembler:
         stream.next_index += 1
         return self._accept(key, stream, chunk.content)
 
-    def sender_left(self, identity: str, sid: str = "") -> list[StreamEvent]:
-        """The participant left: fail every stream it still had open (ABNORMAL_END), also
-        those it opened under a claimed identity (`sid`: its SID)."""
-        message = f"Participant {identity} unexpectedly disconnected in the middle of sending data"
-        keys = [k for k, s in self._open.items() if k[0] == identity or (sid and s.origin == sid)]
-        return [self._failed(key, _error(StreamErrorReason.ABNORMAL_END, message)) for key in keys]
+    def sender_left(self, identity: str, sid: str = "", *, now: float = 0.0) -> list[StreamEvent]:
+        """The participant left at `now`: its open streams (also those it opened under a
+        claimed identity, `sid`: its SID; only those when `identity` is "") fail with
+        ABNORMAL_END once no packet of theirs has arrived for `departed_timeout` seconds (at
+        once if that is 0); see `handle_timer`."""
+        keys = [
+            k
+            for k, s in self._open.items()
+            if (identity and k[0] == identity) or (sid and s.origin == sid)
+        ]
+        if not self.departed_timeout:
+            return [self._failed(key, _departed(key[0], 0.0)) for key in keys]
+        for key in keys:
+            self._open[key].departed = now
+        return []
 
     def abort_all(self, message: str) -> list[StreamEvent]:
         """Fail every open stream (ABNORMAL_END, `message`): the session ended or restarted."""
         error = _error(StreamErrorReason.ABNORMAL_END, message)
         return [self._failed(key, error) for key in list(self._open)]
 
+    def _deadline(self, stream: _Incoming) -> float | None:
+        when = None
+        if self.idle_timeout is not None:
+            when = stream.last_activity + self.idle_timeout
+        if stream.departed is not None:
+            left = max(stream.last_activity, stream.departed) + self.departed_timeout
+            when = left if when is None else min(when, left)
+        return when
+
     def get_timer(self) -> float | None:
-        """When `handle_timer` must next run (an idle deadline), or None."""
-        if self.idle_timeout is None or not self._open:
-            return None
-        return min(s.last_activity for s in self._open.values()) + self.idle_timeout
+        """When `handle_timer` must next run (an idle or departed-sender deadline), or None."""
+        deadlines = [d for s in self._open.values() if (d := self._deadline(s)) is not None]
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> list[StreamEvent]:
-        """Fail every stream idle for `idle_timeout` seconds (IDLE_TIMEOUT)."""
-        timeout = self.idle_timeout
-        if timeout is None:
-            return []
-        error = _error(StreamErrorReason.IDLE_TIMEOUT, f"no packet for {timeout:g}s")
-        expired = [k for k, s in self._open.items() if s.last_activity + timeout <= now]
-        return [self._failed(key, error) for key in expired]
+        """Fail every stream idle for `idle_timeout` seconds (IDLE_TIMEOUT), and every stream
+        of a departed sender with no packet for `departed_timeout` seconds (ABNORMAL_END)."""
+        out: list[StreamEvent] = []
+        for key, stream in list(self._open.items()):
+            idle = self.idle_timeout
+            if idle is not None and stream.last_activity + idle <= now:
+                out.append(
+                    self._failed(
+                        key, _error(StreamErrorReason.IDLE_TIMEOUT, f"no packet for {idle:g}s")
+                    )
+                )
+            elif stream.departed is not None and (
+                max(stream.last_activity, stream.departed) + self.departed_timeout <= now
+            ):
+                out.append(self._failed(key, _departed(key[0], self.departed_timeout)))
+        return out
 
     # -- internals --------------------------------------------------------------------------
 
@@ -1011,3 +1050,10 @@ class StreamAssembler:
 
 def _error(reason: StreamErrorReason, message: str) -> StreamError:
     return StreamError(message, reason=reason)
+
+
+def _departed(identity: str, waited: float) -> StreamError:
+    message = f"Participant {identity} unexpectedly disconnected in the middle of sending data"
+    if waited:
+        message += f" (no more of it arrived in the {waited:g}s after it left)"
+    return _error(StreamErrorReason.ABNORMAL_END, message)

@@ -43,6 +43,7 @@ class VideoGrants:
     hidden: bool | None = None
 
     def to_claim(self) -> dict[str, object]:
+        """The grants as the token's `video` claim (camelCase keys, unset permissions left out)."""
         claim: dict[str, object] = {}
         for field in attrs.fields(type(self)):
             value = getattr(self, field.name)

@@ -23,6 +23,9 @@ Every wait has a deadline; the whole demo takes some seconds. Exit status 0 when
 worked, 1 otherwise (the reason is printed).
 
 Run: .venv/bin/python scripts/demo.py
+With --serve (`make server`), it only starts the local server (loopback only with
+LKPROTO_FORCE_LOOPBACK=1), prints the three variables to export for your own programs, and
+keeps it running until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -391,7 +394,34 @@ def run_demo(screen: Screen, env: dict[str, str], work: Path) -> None:
     screen.say(f"done in {time.monotonic() - started:.1f}s")
 
 
+def serve() -> int:
+    """`make server`: a local server for your own programs, until Ctrl-C (or SIGTERM)."""
+    try:
+        local = LocalServer()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"could not start a local livekit-server: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        print(f"livekit-server is running ({local.where()}); in another shell:")
+        print(
+            f"export LIVEKIT_URL={local.url} LIVEKIT_API_KEY={local.api_key} "
+            f"LIVEKIT_API_SECRET={local.api_secret}",
+            flush=True,
+        )
+        print("Ctrl-C stops it.", flush=True)
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        local.close()
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
     screen = Screen(sys.stdout)
     url = os.environ.get("LIVEKIT_URL", "")
     local: LocalServer | None = None

@@ -4,13 +4,20 @@
 harness/netns.py). Every test that talks to the server gets a fresh, unique room name, so one
 server process serves the whole session. Set LKPROTO_FORCE_LOOPBACK=1 to test the non-root
 loopback confinement while running as root.
+
+Under pytest-xdist (`make test` runs `-n`, docs/testing.md) every worker is a process of its
+own: it confines itself to a network namespace of its own (`lkproto-<its pid>`) and starts its
+own server there, and harness/phases.py schedules the tests: `serial` ones alone first,
+`xdist_group` ones one at a time on a worker of their own, the rest in parallel. A failed
+test that used a server names that server's log file (kept in the pytest temporary
+directory) in its report.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -18,7 +25,10 @@ from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 from harness.official import OfficialLoop
 
-pytest_plugins = ["harness.secrets_audit"]  # the whole session is audited for leaked secrets
+pytest_plugins = [
+    "harness.phases",  # the xdist scheduler: `serial` tests alone, groups, parallel tests
+    "harness.secrets_audit",  # the whole session is audited for leaked secrets
+]
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()
 _room_counter = itertools.count(1)
 
@@ -40,14 +50,51 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"lkproto harness: confined to {where}, server address {c.host}"
 
 
+# A test that uses one of these starts or talks to a real livekit-server: it is e2e.
+SERVER_FIXTURES = ("livekit_server", "fault_server")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses a server carries the `e2e` marker, so `-m "not e2e"` (`make
+    check`) selects exactly the tests that need no server."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("e2e") is None and any(f in fixtures for f in SERVER_FIXTURES):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure names the log of every server the test used (and the xdist worker)."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        logs = [
+            f"{name}: {server.log_path}"
+            for name in SERVER_FIXTURES
+            if isinstance(server := funcargs.get(name), LiveKitServer)
+        ]
+        if logs:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main process")
+            report.sections.append((f"livekit-server log ({worker})", "\n".join(logs)))
+    return report
+
+
 @pytest.fixture(scope="session")
 def confinement(pytestconfig: pytest.Config) -> Confinement:
     return pytestconfig.stash[_CONFINEMENT_KEY]
 
 
 @pytest.fixture(scope="session")
-def livekit_server(confinement: Confinement) -> Iterator[LiveKitServer]:
-    server = LiveKitServer(confinement)
+def livekit_server(
+    confinement: Confinement, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveKitServer]:
+    """This process's server (one per xdist worker). Its log outlives the session, in the
+    pytest temporary directory (`.../popen-gw<n>/livekit-server0/server.log` under xdist)."""
+    server = LiveKitServer(confinement, log_dir=tmp_path_factory.mktemp("livekit-server"))
     server.start()
     try:
         yield server

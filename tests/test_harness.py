@@ -63,6 +63,7 @@ def test_official_verifier_rejects_a_token_signed_with_another_secret() -> None:
         api.TokenVerifier(API_KEY, API_SECRET).verify(token)
 
 
+@pytest.mark.e2e  # starts a real livekit-server
 @pytest.mark.timeout(60)
 def test_server_starts_confined_and_stops_without_orphans(confinement: Confinement) -> None:
     server = LiveKitServer(confinement)

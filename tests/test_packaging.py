@@ -57,6 +57,21 @@ def test_wheel_installs_lkproto_and_transports_into_a_clean_virtualenv(tmp_path:
     assert "lkproto/py.typed" in names
     assert not [n for n in names if n.startswith("transports/")]
     assert not [n for n in names if n.startswith(("tests/", "proto/", "benchmarks/"))]
+    # Issue 19 item 14: the license travels with the wheel, as an SPDX expression; no
+    # made-up project URL; the long description starts with what a pip user can do.
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (REPO / "LICENSE").read_bytes()
+    (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata_name).decode()
+    headers, _, description = metadata.partition("\n\n")
+    assert "License-Expression: Apache-2.0" in headers.splitlines()
+    assert "License-File: LICENSE" in headers.splitlines()
+    assert "Project-URL" not in headers and "example.invalid" not in metadata
+    assert description.startswith(
+        "# lkproto\n\nA pure-Python implementation of the LiveKit client protocol: join a "
+        "LiveKit room from Python"
+    )
+    assert "Apache License" in (REPO / "LICENSE").read_text()
 
     venv = tmp_path / "venv"
     subprocess.run(
@@ -90,3 +105,31 @@ def test_editable_install_maps_transports_under_lkproto(tmp_path: Path) -> None:
     assert Path(str(info["lkproto"])) == REPO / "lkproto" / "__init__.py"
     assert Path(str(info["transports"])) == REPO / "transports" / "__init__.py"
     assert info["top_level_transports"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_sdist_carries_the_license_and_the_readme(tmp_path: Path) -> None:
+    import tarfile
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", ".cache", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", str(dist), str(src)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    (sdist,) = dist.glob("lkproto-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+        pkg_info = tar.extractfile(next(n for n in tar.getnames() if n.endswith("/PKG-INFO")))
+        assert pkg_info is not None
+        info = pkg_info.read().decode()
+    assert {"LICENSE", "README.md", "pyproject.toml"} <= names
+    assert "License-Expression: Apache-2.0" in info.splitlines()

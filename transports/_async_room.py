@@ -19,6 +19,7 @@ from lkproto import events as ev
 from lkproto.models import DisconnectReason, Participant, SimulateScenario
 from lkproto.streams import StreamKind
 
+from ._e2ee import E2EEManager
 from ._participant import LocalParticipant
 from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomOptions
 from ._runtime import Runtime
@@ -58,27 +59,39 @@ class AsyncRoom(EventEmitter):
 
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
+        """The other participants, by identity (live objects, updated in place)."""
         return self._session.model.remote
 
     @property
     def connection_state(self) -> ConnectionState:
+        """`ConnectionState`: disconnected, connected, or reconnecting."""
         return self._session.model.connection_state
 
     @property
     def name(self) -> str:
+        """The room's name (empty before the join)."""
         return self._session.model.room_name
 
     @property
     def sid(self) -> str:
+        """The room's SID (empty before the join)."""
         return self._session.model.room_sid
 
     @property
     def metadata(self) -> str:
+        """The room's metadata."""
         return self._session.model.room_metadata
 
     @property
     def num_participants(self) -> int:
+        """The number of participants the server last reported."""
         return self._session.model.num_participants
+
+    @property
+    def e2ee_manager(self) -> E2EEManager:
+        """End-to-end encryption: its `key_provider` once connected with
+        `RoomOptions(encryption=...)` (transports/_e2ee.py)."""
+        return self._session.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:
@@ -86,6 +99,7 @@ class AsyncRoom(EventEmitter):
         return self._session.conn
 
     def isconnected(self) -> bool:
+        """True unless the room is disconnected (connected or reconnecting)."""
         return self._session.model.connection_state != ConnectionState.CONN_DISCONNECTED
 
     # -- connect / disconnect -------------------------------------------------------------------
@@ -152,7 +166,9 @@ class AsyncRoom(EventEmitter):
         self._session.streams.register_bytes(topic, handler)
 
     def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop routing text streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._session.streams.unregister(StreamKind.TEXT, topic)
 
     def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop routing byte streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._session.streams.unregister(StreamKind.BYTES, topic)

@@ -21,11 +21,12 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
+from typing import Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 import attrs
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from lkproto import Config
 from lkproto import events as ev
 from lkproto.models import Participant
 from lkproto.rpc import RpcInvocationData
@@ -33,6 +34,7 @@ from lkproto.rpc import RpcInvocationData
 from . import _participant as _async
 from . import _streams
 from ._blocking_media import LocalTrackPublication
+from ._checks import check_callable, check_rpc_method
 from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
 from ._session import Session
@@ -58,7 +60,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 C = TypeVar("C", str, bytes)
-RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | None"]
+RpcHandler: TypeAlias = Callable[[RpcInvocationData], str | None]
+H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, "int | None"], object]
 
 
@@ -187,9 +190,11 @@ class TextStreamReader(_Reader[str]):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo` (id, topic, attributes, size, ...)."""
         return self._async.info
 
     def read_all(self) -> str:
+        """Block until the stream ends; return all its text (raises `StreamError` if it fails)."""
         return "".join(self)
 
 
@@ -203,9 +208,11 @@ class ByteStreamReader(_Reader[bytes]):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo` (id, topic, name, size, attributes, ...)."""
         return self._async.info
 
     def read_all(self) -> bytes:
+        """Block until the stream ends; return all its bytes (raises `StreamError` if it fails)."""
         return b"".join(self)
 
 
@@ -246,9 +253,11 @@ class TextStreamWriter(_Writer):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo`."""
         return self._text.info
 
     def write(self, text: str) -> None:
+        """Send `text` as the next chunks; blocks while the channel is over its high mark."""
         self._io.call("write", lambda _: self._text.write(text))
 
 
@@ -261,9 +270,11 @@ class ByteStreamWriter(_Writer):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo`."""
         return self._bytes.info
 
     def write(self, data: bytes) -> None:
+        """Send `data` as the next chunks; blocks while the channel is over its high mark."""
         self._io.call("write", lambda _: self._bytes.write(data))
 
 
@@ -290,9 +301,15 @@ def _keep(io: IoThread, result: T) -> T:
 class LocalParticipant(LocalParticipantInfo):
     """`livekit.rtc.LocalParticipant`'s data plane; every method blocks until done."""
 
-    def __init__(self, io: IoThread, register: Callable[[str, RpcHandler | None], None]) -> None:
+    def __init__(
+        self,
+        io: IoThread,
+        register: Callable[[str, RpcHandler | None], None],
+        config: Config | None = None,
+    ) -> None:
         self._io = io
         self._register = register  # the Room's: it keeps the handlers for its whole life
+        self._config = config or Config()
         super().__init__(Participant(sid="", identity=""))
 
     @property
@@ -318,23 +335,34 @@ class LocalParticipant(LocalParticipantInfo):
     stream_bytes = _blocking(_async.LocalParticipant.stream_bytes, ByteStreamWriter)
     stream_bytes.__doc__ = "Open a byte stream: `with lp.stream_bytes(name) as w: w.write(b)`."
 
+    @overload
+    def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def register_rpc_method(self, method_name: str, handler: RpcHandler) -> None: ...
     def register_rpc_method(
         self, method_name: str, handler: RpcHandler | None = None
-    ) -> Callable[[RpcHandler], RpcHandler] | None:
+    ) -> Callable[[H], H] | None:
         """Register `handler(data) -> str` (a plain function, run on a handler thread) for
         `method_name`; usable as a decorator, before or after `connect()`. Raising `RpcError`
-        answers with its code; any other exception answers 1500 (details stay here)."""
+        answers with its code; any other exception answers 1500 (details stay here).
+        Registering a method again replaces its handler, as in `livekit.rtc`; a bad name or
+        a handler that is not callable raises `TypeError`/`ValueError` at once."""
+        call = "register_rpc_method"
+        check_rpc_method(call, method_name, self._config)
         if handler is None:
 
-            def register(fn: RpcHandler) -> RpcHandler:
+            def register(fn: H) -> H:
+                check_callable(call, "handler", fn)
                 self._register(method_name, fn)
                 return fn
 
             return register
+        check_callable(call, "handler", handler)
         self._register(method_name, handler)
         return None
 
     def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering `method` (callers then get 1400 UNSUPPORTED_METHOD). Idempotent."""
         self._register(method, None)
 
     # -- media tracks -------------------------------------------------------------------------

@@ -2,20 +2,29 @@
 start their `__all__` from this one list, then add their own `Room`, `LocalParticipant` and
 stream readers and writers (async, or blocking for the threaded adapter).
 
-Here: the `livekit.rtc` value types and enums, the track and publication objects, and every
-exception a user of an adapter may have to catch. The objects that wait (`AudioSource`,
-`AudioStream`, `LocalTrackPublication`) are each adapter's own (async, or blocking for the
-threaded one).
+Here: the `livekit.rtc` value types and enums, the track and publication objects, the
+end-to-end encryption names (the manager and key provider objects run their verbs on
+whichever thread the adapter gives them), and every exception a user of an adapter may have
+to catch. The objects that wait (`AudioSource`, `AudioStream`, `LocalTrackPublication`)
+are each adapter's own (async, or blocking for the threaded one).
 """
 
 from __future__ import annotations
 
+from lkproto.e2ee import (
+    E2EEOptions,
+    EncryptionState,
+    EncryptionType,
+    KeyDerivationFunction,
+    KeyProviderOptions,
+)
 from lkproto.errors import LkProtocolError, LocalProtocolError
 from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, SimulateScenario
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError
 
 from ._audio import AudioFrame, AudioFrameEvent
+from ._e2ee import E2EEManager, KeyProvider
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -24,6 +33,7 @@ from ._errors import (
     TransportError,
 )
 from ._media import UnpublishTrackError
+from ._room import AnyParticipant as Participant
 from ._room import (
     ConnectionState,
     DataPacket,
@@ -60,10 +70,18 @@ __all__ = [
     "DataPacket",
     "DataPacketKind",
     "DisconnectReason",
+    "E2EEManager",
+    "E2EEOptions",
+    "EncryptionState",
+    "EncryptionType",
+    "KeyDerivationFunction",
+    "KeyProvider",
+    "KeyProviderOptions",
     "LkProtocolError",
     "LocalAudioTrack",
     "LocalProtocolError",
     "MetadataUpdateError",
+    "Participant",
     "ParticipantKind",
     "ParticipantTrackPermission",
     "PublishDataError",

@@ -12,7 +12,7 @@ import contextlib
 import mimetypes
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar, overload
 
 import anyio
 
@@ -20,6 +20,15 @@ from lkproto import events as ev
 from lkproto.models import Channel, Participant
 from lkproto.streams import StreamKind
 
+from ._checks import (
+    check_callable,
+    check_identities,
+    check_identity,
+    check_payload,
+    check_rpc_method,
+    check_str,
+    check_string_map,
+)
 from ._room import LocalParticipantInfo, Transcription
 from ._rpc import RpcHandler
 from ._session import Session
@@ -33,6 +42,7 @@ from ._tracks import (
 
 __all__ = ["LocalParticipant", "ProgressCallback"]
 
+H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, int | None], object]
 _FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
 
@@ -52,8 +62,17 @@ class LocalParticipant(LocalParticipantInfo):
         destination_identities: Sequence[str] = (),
         topic: str = "",
     ) -> None:
-        """Send a data packet; waits while the channel's send buffer is over its high mark."""
-        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        """Send a data packet; waits while the channel's send buffer is over its high mark.
+
+        `payload` is bytes or str (sent as UTF-8). One packet carries at most
+        `Config.max_data_message_size` bytes (64 000) including its framing, so a little less
+        payload; larger data goes as a byte stream. Raises `TypeError`/`ValueError` for wrong
+        arguments and `PublishDataError` when the packet cannot be sent.
+        """
+        call = "publish_data"
+        data = check_payload(call, payload, self._session.config.max_data_message_size)
+        destination_identities = check_identities(call, destination_identities)
+        check_str(call, "topic", topic)
         await self._session.publish(
             "publish_data",
             Channel.RELIABLE if reliable else Channel.LOSSY,
@@ -67,6 +86,7 @@ class LocalParticipant(LocalParticipantInfo):
         )
 
     async def publish_dtmf(self, *, code: int, digit: str) -> None:
+        """Send a SIP DTMF tone (`code`, `digit`) to the room."""
         await self._session.publish(
             "publish_dtmf",
             Channel.RELIABLE,
@@ -74,6 +94,7 @@ class LocalParticipant(LocalParticipantInfo):
         )
 
     async def publish_transcription(self, transcription: Transcription) -> None:
+        """Send a legacy transcription (the server forwards it only from agents)."""
         segments = [
             ev.TranscriptionSegment(
                 id=s.id,
@@ -97,14 +118,23 @@ class LocalParticipant(LocalParticipantInfo):
         )
 
     async def set_metadata(self, metadata: str) -> None:
+        """Set our metadata; waits for the server's answer. Needs the token's
+        `canUpdateOwnMetadata` grant, else raises `MetadataUpdateError`."""
+        check_str("set_metadata", "metadata", metadata)
         await self._session.update("set_metadata", lambda c, now: c.set_metadata(metadata, now=now))
 
     async def set_name(self, name: str) -> None:
+        """Set our name; needs `canUpdateOwnMetadata`, as `set_metadata`."""
+        check_str("set_name", "name", name)
         await self._session.update("set_name", lambda c, now: c.set_name(name, now=now))
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
-        """Merge `attributes` into ours; an empty value deletes that key."""
-        attrs_ = dict(attributes)
+        """Merge `attributes` into ours; an empty value deletes that key.
+
+        Needs the token's `canUpdateOwnMetadata` grant: without it the server refuses and
+        this raises `MetadataUpdateError` (livekit.rtc returns silently).
+        """
+        attrs_ = check_string_map("set_attributes", attributes)
         await self._session.update(
             "set_attributes", lambda c, now: c.set_attributes(attrs_, now=now)
         )
@@ -160,28 +190,44 @@ class LocalParticipant(LocalParticipantInfo):
 
         `max_round_trip_latency` bounds the wait for the callee's ack (default 7 s).
         """
+        call = "perform_rpc"
+        check_identity(call, "destination_identity", destination_identity)
+        check_rpc_method(call, method, self._session.config)
+        check_str(call, "payload", payload)
         return await self._session.rpc.perform(
             destination_identity, method, payload, response_timeout, max_round_trip_latency
         )
 
+    @overload
+    def register_rpc_method(self, method_name: str, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def register_rpc_method(self, method_name: str, handler: RpcHandler) -> None: ...
     def register_rpc_method(
         self, method_name: str, handler: RpcHandler | None = None
-    ) -> Callable[[RpcHandler], RpcHandler] | None:
+    ) -> Callable[[H], H] | None:
         """Register a handler (sync or async) for `method_name`; usable as a decorator.
 
-        Allowed before `connect()`; registrations last for the Room's lifetime.
+        Allowed before `connect()`; registrations last for the Room's lifetime. Registering
+        a method again replaces its handler, as in `livekit.rtc`. Raises `TypeError` or
+        `ValueError` at once for a name that is not a non-empty str of at most
+        `Config.max_rpc_method_bytes` (64) UTF-8 bytes, or a handler that is not callable.
         """
+        call = "register_rpc_method"
+        check_rpc_method(call, method_name, self._session.config)
         if handler is None:
 
-            def register(fn: RpcHandler) -> RpcHandler:
+            def register(fn: H) -> H:
+                check_callable(call, "handler", fn)
                 self._session.rpc.register(method_name, fn)
                 return fn
 
             return register
+        check_callable(call, "handler", handler)
         self._session.rpc.register(method_name, handler)
         return None
 
     def unregister_rpc_method(self, method: str) -> None:
+        """Stop answering `method` (callers then get 1400 UNSUPPORTED_METHOD). Idempotent."""
         self._session.rpc.unregister(method)
 
     # -- data streams -----------------------------------------------------------------------
@@ -283,7 +329,7 @@ class LocalParticipant(LocalParticipantInfo):
         """Send `data` as one byte stream."""
         info = await self._session.streams.send(
             StreamKind.BYTES,
-            bytes(data),
+            data,
             topic=topic,
             destination_identities=destination_identities,
             attributes=attributes,
@@ -334,8 +380,15 @@ class LocalParticipant(LocalParticipantInfo):
                     if on_progress is not None:
                         on_progress(sent, total)
         except BaseException as exc:
+            # The reason every reader sees: plain words, no Python exception names.
+            if isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt):
+                reason = "the sender cancelled the transfer"
+            elif isinstance(exc, OSError):
+                reason = "the sender could not read the file"
+            else:
+                reason = "the sender's transfer failed"
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await writer.aclose(reason=f"send_file failed: {type(exc).__name__}")
+                await writer.aclose(reason=reason)
             raise
         await writer.aclose()
         return writer.info

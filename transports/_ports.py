@@ -14,7 +14,15 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.models import Channel, PeerState, PeerTarget, SdpType
 
-__all__ = ["EventSink", "PeerCommand", "PeerListener", "PeerPort", "SignalCommand", "SignalPort"]
+__all__ = [
+    "EventSink",
+    "PeerCommand",
+    "PeerListener",
+    "PeerPort",
+    "SignalCommand",
+    "SignalPort",
+    "WorkPort",
+]
 
 SignalCommand: TypeAlias = cmd.OpenSignal | cmd.SendSignal | cmd.CloseSignal
 """The commands for the signal connection (the WebSocket)."""
@@ -32,8 +40,9 @@ PeerCommand: TypeAlias = (
     | cmd.SetTransceiverDirection
     | cmd.SetSendSource
 )
-"""The commands for the peer connections. With `SignalCommand`, exactly `cmd.Command`: the
-pump routes with an exhaustive `match`, so a new command type is a type error until routed."""
+"""The commands for the peer connections. With `SignalCommand` and `cmd.DeriveRatchets`
+(a `WorkPort`'s), exactly `cmd.Command`: the pump routes with an exhaustive `match`, so a new
+command type is a type error until routed."""
 
 
 class SignalPort(Protocol):
@@ -90,6 +99,12 @@ class PeerPort(Protocol):
 
     async def aclose(self) -> None:
         """Close every peer connection. Idempotent."""
+
+
+class WorkPort(Protocol):
+    def submit(self, command: cmd.DeriveRatchets) -> None:
+        """Run `command.run()` off the event loop (CPU: key derivation), then report it
+        through `Pump.on_ratchets_derived`, or `on_command_failed` if it raised."""
 
 
 class EventSink(Protocol):

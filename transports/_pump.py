@@ -1,7 +1,9 @@
 """The one synchronous pump every adapter shares.
 
 Each input method feeds the core with `now=clock()`, then runs the contract's triad:
-1. drain `commands_to_send()` and dispatch each, in order, to a non-blocking port;
+1. drain `commands_to_send()` and dispatch each, in order, to a non-blocking port (the
+   signal, the peer, or the work port for CPU-heavy key derivation; without one, a
+   `DeriveRatchets` runs inline);
 2. drain `next_event()` into the event sink;
 3. re-arm: tell the sink the core's next deadline.
 
@@ -23,7 +25,7 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.models import Channel, PeerState, PeerTarget, SdpType
 
-from ._ports import EventSink, PeerPort, SignalPort
+from ._ports import EventSink, PeerPort, SignalPort, WorkPort
 
 __all__ = ["Pump", "SessionHost"]
 
@@ -40,12 +42,14 @@ class Pump:
         signal: SignalPort,
         peer: PeerPort,
         sink: EventSink,
+        work: WorkPort | None = None,
     ) -> None:
         self.conn = conn
         self.clock = clock
         self.signal = signal
         self.peer = peer
         self.sink = sink
+        self.work = work
         self._deadline: float | None = None
 
     @property
@@ -74,6 +78,13 @@ class Pump:
                         | cmd.SetSendSource()
                     ):
                         self.peer.submit(command)
+                    case cmd.DeriveRatchets():
+                        if self.work is not None:
+                            self.work.submit(command)
+                        else:
+                            conn.ratchets_derived(
+                                command.request_id, command.run(), now=self.clock()
+                            )
                     case _:
                         assert_never(command)
         while (event := conn.next_event()) is not None:
@@ -154,6 +165,10 @@ class Pump:
 
     def on_writable(self, channel: Channel) -> None:
         self.sink.writable(channel)
+
+    def on_ratchets_derived(self, request_id: int, chain: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.conn.ratchets_derived(request_id, chain, now=self.clock())
+        self.flush()
 
     def on_command_failed(self, command: cmd.Command, message: str) -> None:
         self.conn.command_failed(command, message, now=self.clock())

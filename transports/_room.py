@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 import attrs
 
 from lkproto import events as ev
+from lkproto.e2ee import E2EEOptions
 from lkproto.models import (
     Channel,
     DisconnectReason,
@@ -36,12 +37,14 @@ from lkproto.models import (
     Permissions,
 )
 
+from ._event_types import TypedEmitter
 from ._tracks import FrameRouter, ParticipantMedia, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "AnyParticipant",
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
@@ -91,6 +94,7 @@ EventTypes: TypeAlias = Literal[
     "reconnecting",
     "reconnected",
     "token_refreshed",
+    "e2ee_state_changed",
 ]
 
 Callback: TypeAlias = Callable[..., object]
@@ -128,11 +132,14 @@ class RoomOptions:
 
     `single_peer_connection` defaults to True here (the `/rtc/v1` path, falling back to `/rtc`
     on a 404); `livekit.rtc` 1.2 defaults to the dual-PC path. `ssl_context` (lkproto only)
-    verifies `wss://` servers, e.g. with a private CA.
+    verifies `wss://` servers, e.g. with a private CA. `encryption` end-to-end encrypts the
+    data packets (transports/_e2ee.py); `e2ee` is deprecated, as in livekit.rtc.
     """
 
     auto_subscribe: bool = True
     dynacast: bool = False
+    e2ee: E2EEOptions | None = None
+    encryption: E2EEOptions | None = None
     rtc_config: RtcConfiguration | None = None
     connect_timeout: float | None = None
     single_peer_connection: bool | None = None
@@ -166,42 +173,52 @@ class _ParticipantBase(ParticipantMedia):
 
     @property
     def sid(self) -> str:
+        """The participant's SID (server-assigned, new at every join)."""
         return self._info.sid
 
     @property
     def identity(self) -> str:
+        """The participant's identity (from its token)."""
         return self._info.identity
 
     @property
     def name(self) -> str:
+        """The participant's display name."""
         return self._info.name
 
     @property
     def metadata(self) -> str:
+        """The participant's metadata."""
         return self._info.metadata
 
     @property
     def attributes(self) -> dict[str, str]:
+        """The participant's attributes (a copy)."""
         return dict(self._info.attributes)
 
     @property
     def kind(self) -> ParticipantKind | int:
+        """The participant's kind (`ParticipantKind`: standard, agent, SIP, ...)."""
         return self._info.kind
 
     @property
     def state(self) -> ParticipantState:
+        """The participant's `ParticipantState` (joining, joined, active, disconnected)."""
         return self._info.state
 
     @property
     def permissions(self) -> Permissions:
+        """The participant's permissions (`Permissions`: can_publish_data, hidden, ...)."""
         return self._info.permissions
 
     @property
     def disconnect_reason(self) -> DisconnectReason:
+        """Why the participant left (`DisconnectReason`), once it has."""
         return self._info.disconnect_reason
 
     @property
     def joined_at(self) -> datetime.datetime | None:
+        """When the participant joined (UTC), if the server said."""
         ms = self._info.joined_at_ms
         return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
 
@@ -227,6 +244,12 @@ class LocalParticipantInfo(_ParticipantBase):
     """The local participant's properties; each adapter adds its verbs."""
 
 
+#: Any participant object an event can name: a remote one, or the room's local participant
+#: (`livekit.rtc.Participant`'s place in callback signatures; the adapters export it as
+#: `Participant`; here that name is lkproto's participant value).
+AnyParticipant: TypeAlias = RemoteParticipant | LocalParticipantInfo
+
+
 @dataclass
 class DataPacket:
     data: bytes
@@ -242,48 +265,42 @@ class SipDTMF:
     participant: RemoteParticipant | None = None
 
 
-class EventEmitter:
+class EventEmitter(TypedEmitter):
     """`on`/`once`/`off`/`emit`, as `livekit.rtc.EventEmitter`; exceptions in callbacks are
-    logged, never propagated into the session."""
+    logged, never propagated into the session. `on` and `once` are typed per event name
+    (transports/_event_types.py), so mypy checks a handler's arguments."""
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Callback]] = {}
 
-    def on(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Register `callback` for `event`; without one, return a decorator."""
+    def _listen(self, event: str, callback: Callback | None, *, once: bool) -> Callback:
         if callback is None:
 
             def decorator(fn: Callback) -> Callback:
-                self.on(event, fn)
+                self._listen(event, fn, once=once)
                 return fn
 
             return decorator
+        if once:
+            fn = callback
+
+            def once_callback(*args: object) -> object:
+                self.off(event, once_callback)  # type: ignore[arg-type]
+                return fn(*args)
+
+            callback = once_callback
         self._listeners.setdefault(event, []).append(callback)
         return callback
 
-    def once(self, event: EventTypes, callback: Callback | None = None) -> Callback:
-        """Like `on`, but the callback runs for the next emission only."""
-        if callback is None:
-
-            def decorator(fn: Callback) -> Callback:
-                self.once(event, fn)
-                return fn
-
-            return decorator
-        fn = callback
-
-        def once_callback(*args: object) -> object:
-            self.off(event, once_callback)
-            return fn(*args)
-
-        return self.on(event, once_callback)
-
     def off(self, event: EventTypes, callback: Callback) -> None:
+        """Remove `callback` from `event` (what `on` or `once` returned). Idempotent."""
         listeners = self._listeners.get(event, [])
         if callback in listeners:
             listeners.remove(callback)
 
     def emit(self, event: str, *args: object) -> None:
+        """Call every callback of `event` with `args`, in registration order (used by the room;
+        tests may call it)."""
         for callback in list(self._listeners.get(event, [])):
             try:
                 result = callback(*args)
@@ -426,6 +443,9 @@ class RoomModel:
             case ev.Disconnected():
                 out += self.set_state(ConnectionState.CONN_DISCONNECTED)
                 out.append(("disconnected", (event.reason,)))
+            case ev.E2eeStateChanged():
+                about = self.participant(event.participant_identity)
+                out.append(("e2ee_state_changed", (about, event.state)))
             case (
                 ev.LocalTrackPublished()
                 | ev.LocalTrackPublishFailed()

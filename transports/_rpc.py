@@ -29,7 +29,7 @@ __all__ = ["Rpc", "RpcEvent", "RpcHandler"]
 
 log = logging.getLogger("lkproto.transports")
 
-RpcHandler: TypeAlias = Callable[[RpcInvocationData], "str | Awaitable[str | None] | None"]
+RpcHandler: TypeAlias = Callable[[RpcInvocationData], str | Awaitable[str | None] | None]
 RpcEvent: TypeAlias = (
     ev.RpcSucceeded | ev.RpcFailed | ev.RpcInvoked | ev.RpcInvocationCancelled | ev.RpcDropped
 )
@@ -53,9 +53,13 @@ class Rpc:
         self._invocations: dict[str, anyio.CancelScope] = {}
 
     def register(self, method: str, handler: RpcHandler) -> None:
+        """A second registration replaces the handler, as in livekit.rtc."""
+        known = method in self.handlers
         self.handlers[method] = handler
         conn = self._host.conn
-        if conn is not None:
+        if known:
+            log.debug("RPC method %r registered again: the new handler replaces the old", method)
+        elif conn is not None:
             conn.register_rpc_method(method)
 
     def unregister(self, method: str) -> None:

@@ -49,7 +49,9 @@ from lkproto.models import Channel, DisconnectReason, SimulateScenario
 from lkproto.tracks import TrackPublicationInfo
 
 from ._audio import poster
+from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
+from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
 from ._errors import (
     ConnectError,
     MetadataUpdateError,
@@ -59,6 +61,7 @@ from ._errors import (
     map_exceptions,
     redact,
 )
+from ._logging import log_connecting, log_event, log_signal_attempt, log_signal_failed
 from ._media import Media
 from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
@@ -126,11 +129,18 @@ class Session:
         self.model = RoomModel()
         self.streams = Streams(self)
         self.rpc = Rpc(self)
-        self.media = Media(self)
+        self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
         # What `publish_track` returns: async, or the threaded adapter's blocking one.
         self.local_publication: Callable[
             [TrackPublicationInfo, LocalAudioTrack], LocalPublication
         ] = LocalTrackPublication
+        self._runtime = runtime
+        self._emit = emit
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The state of one connection (a Room may connect again once it has ended)."""
+        self.media = Media(self)  # its frame routing and publishes in flight
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -139,8 +149,6 @@ class Session:
         self.subscribers: list[Subscriber] = []
         self.ended: ev.Disconnected | None = None
         self.done = anyio.Event()  # the session has finished: tasks ended, peer closed
-        self._runtime = runtime
-        self._emit = emit
         self._connector: Connector | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._token = ""
@@ -158,19 +166,35 @@ class Session:
 
     async def connect(self, url: str, token: str, options: RoomOptions | None) -> None:
         """Join; return when joined with the reliable data channel open, else `ConnectError`."""
+        check_connect_arguments(url, token, options)
         options = options or RoomOptions()
         if self.conn is not None:
-            raise LocalProtocolError("connect: this Room was already used", call="connect")
+            if not self.done.is_set():
+                raise LocalProtocolError(
+                    "connect: this Room is connected or connecting; disconnect() first",
+                    call="connect",
+                )
+            # Connecting again after a failed connect or a disconnect, as livekit.rtc allows:
+            # a new session; registered RPC methods and stream handlers carry over.
+            self._fresh()
         config = attrs.evolve(self.config, auto_subscribe=options.auto_subscribe)
         if options.connect_timeout is not None:
             config = attrs.evolve(config, join_timeout=options.connect_timeout)
         self._token = token
+        log_connecting(url)
+        encryption, data_channel_encryption = connection_settings(options)
         conn = self.conn = Connection(
             config,
             now=anyio.current_time(),
             unix_time_ms=int(time.time() * 1000),
             id_factory=lambda: uuid.uuid4().hex,
+            encryption=encryption,
+            data_channel_encryption=data_channel_encryption,
+            iv_factory=new_iv,
         )
+        if encryption is not None:
+            keys = session_key_provider(self, encryption.key_provider_options)
+            self.e2ee_manager = E2EEManager(encryption, keys)
         self.model = RoomModel(self.local)
         self.model.tracks.router, self.model.tracks.controls = self.media.router, self.media
         self.model.tracks.publication = self.local_publication
@@ -179,7 +203,12 @@ class Session:
         self.rpc.attach()
         rtc = options.rtc_config or RtcConfiguration()
         pump = self.pump = Pump(
-            conn, clock=anyio.current_time, signal=self._writer, peer=_NoPeer(), sink=self
+            conn,
+            clock=anyio.current_time,
+            signal=self._writer,
+            peer=_NoPeer(),
+            sink=self,
+            work=RatchetWorker(self),
         )
         self._connector = CONNECTOR.get()
         make_peer = (self._connector or self._runtime).make_peer
@@ -280,6 +309,7 @@ class Session:
     # -- EventSink ------------------------------------------------------------------------------
 
     def deliver(self, event: ev.Event) -> None:
+        log_event(event)
         match event:
             case ev.Disconnected():
                 self._on_end(event)
@@ -353,6 +383,7 @@ class Session:
                 | ev.TranscriptionReceived()
                 | ev.ChatMessageReceived()
                 | ev.PacketDropped()
+                | ev.E2eeStateChanged()
             ):
                 pass  # the room model's (below), and the subscribers'
             case _:
@@ -562,11 +593,13 @@ class Session:
         pump = self.pump
         assert pump is not None
         end = ws.endpoint
+        log_signal_attempt(end.host, end.port, end.tls)
         try:
             with map_exceptions(f"could not connect to {end.host}:{end.port}", self._token):
                 stream = await self._dial(end.host, end.port, end.tls)
                 await stream.send(ws.handshake())
         except TransportError as exc:
+            log_signal_failed(str(exc))
             pump.on_signal_failed(None, str(exc))
             return None
         return stream

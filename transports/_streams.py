@@ -35,6 +35,7 @@ from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel
 from lkproto.streams import StreamError, StreamErrorReason, StreamInfo, StreamKind
 
+from ._checks import check_identities, check_str, check_string_map
 from ._pump import SessionHost
 
 __all__ = [
@@ -181,9 +182,11 @@ class TextStreamReader(_Reader[str]):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo` (id, topic, attributes, size, ...)."""
         return self._info
 
     async def read_all(self) -> str:
+        """Wait until the stream ends; return all its text (raises `StreamError` if it fails)."""
         return "".join([chunk async for chunk in self])
 
 
@@ -196,9 +199,11 @@ class ByteStreamReader(_Reader[bytes]):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo` (id, topic, name, size, attributes, ...)."""
         return self._info
 
     async def read_all(self) -> bytes:
+        """Wait until the stream ends; return all its bytes (raises `StreamError` if it fails)."""
         return b"".join([chunk async for chunk in self])
 
 
@@ -249,9 +254,11 @@ class TextStreamWriter(_Writer):
 
     @property
     def info(self) -> TextStreamInfo:
+        """The stream's `TextStreamInfo`."""
         return self._info
 
     async def write(self, text: str) -> None:
+        """Send `text` as the next chunks; waits while the channel is over its high mark."""
         await self._write(text)
 
 
@@ -264,9 +271,11 @@ class ByteStreamWriter(_Writer):
 
     @property
     def info(self) -> ByteStreamInfo:
+        """The stream's `ByteStreamInfo`."""
         return self._info
 
     async def write(self, data: bytes) -> None:
+        """Send `data` as the next chunks; waits while the channel is over its high mark."""
         await self._write(bytes(data))
 
 
@@ -332,6 +341,10 @@ class Streams:
     ) -> TextStreamInfo | ByteStreamInfo:
         """Open a stream to write incrementally; its header is sent now. `sender_identity`:
         see `LocalParticipant.stream_text`."""
+        call = "stream_text" if kind is StreamKind.TEXT else "stream_bytes"
+        destination_identities = check_identities(call, destination_identities)
+        attributes = None if attributes is None else check_string_map(call, attributes)
+        check_str(call, "topic", topic)
         pump, conn = self._host.live("stream")
         me = conn.local_participant
         if sender_identity is not None and not isinstance(sender_identity, str):
@@ -370,6 +383,16 @@ class Streams:
         stream_id: str | None = None,
     ) -> TextStreamInfo | ByteStreamInfo:
         """Send `payload` as one whole stream (inline and compressed where it can be)."""
+        call = "send_text" if kind is StreamKind.TEXT else "send_bytes"
+        if kind is StreamKind.TEXT:
+            check_str(call, "text", payload)
+        elif not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"{call}: data must be bytes, not {type(payload).__name__}")
+        else:
+            payload = bytes(payload)
+        destination_identities = check_identities(call, destination_identities)
+        attributes = None if attributes is None else check_string_map(call, attributes)
+        check_str(call, "topic", topic)
         pump, conn = self._host.live("send_stream")
         now = pump.now()
         sent = pump.call(

@@ -138,9 +138,11 @@ class ServerEndpoint:
 
     @property
     def url(self) -> str:
+        """The server's base URL (http or https)."""
         return f"{'https' if self.tls else 'http'}://{self.netloc}{self.base_path}"
 
     def target(self, service: str, method: str) -> str:
+        """The request target (path) of a Twirp `service`/`method`."""
         return f"{self.base_path}/twirp/livekit.{service}/{method}"
 
 

@@ -70,7 +70,7 @@ from typing import TypeAlias, TypeVar
 
 from lkproto import Config, Connection
 from lkproto import events as ev
-from lkproto.models import Participant
+from lkproto.models import Participant as ParticipantValue
 from lkproto.streams import StreamKind
 
 from . import _exports, _streams
@@ -87,10 +87,12 @@ from ._blocking import (
     TextStreamWriter,
 )
 from ._blocking_media import AudioSource, AudioStream, LocalTrackPublication
+from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
     ConnectError,
     DisconnectReason,
+    E2EEManager,
     LocalProtocolError,
     SimulateScenario,
     TransportClosedError,
@@ -138,16 +140,18 @@ class Room(EventEmitter):
         self._handlers: concurrent.futures.ThreadPoolExecutor | None = None
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending = 0
-        self._used = False
         self._feeds: list[queue.SimpleQueue[ev.Event | None]] = []
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
-        self._local = LocalParticipant(self._io, self._register_rpc)
+        self._local = LocalParticipant(self._io, self._register_rpc, config)
+        self._no_e2ee = E2EEManager(None, None)  # e2ee_manager before connect()
 
     # -- livekit.rtc properties -----------------------------------------------------------------
 
     @property
     def local_participant(self) -> LocalParticipant:
+        """Our participant; available before `connect()` too, so RPC methods can be registered
+        early."""
         return self._local
 
     @property
@@ -157,25 +161,36 @@ class Room(EventEmitter):
 
     @property
     def connection_state(self) -> ConnectionState:
+        """`ConnectionState`: disconnected, connected, or reconnecting."""
         if self._io.portal is None:
             return ConnectionState.CONN_DISCONNECTED
         return self._model.connection_state
 
     @property
     def name(self) -> str:
+        """The room's name (empty before the join)."""
         return self._model.room_name
 
     @property
     def sid(self) -> str:
+        """The room's SID (empty before the join)."""
         return self._model.room_sid
 
     @property
     def metadata(self) -> str:
+        """The room's metadata."""
         return self._model.room_metadata
 
     @property
     def num_participants(self) -> int:
+        """The number of participants the server last reported."""
         return self._model.num_participants
+
+    @property
+    def e2ee_manager(self) -> E2EEManager:
+        """As the anyio Room's; its key verbs block while the I/O thread carries them out."""
+        inner = self._io.inner
+        return self._no_e2ee if inner is None else inner.session.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:
@@ -187,6 +202,7 @@ class Room(EventEmitter):
         return _EMPTY if self._io.inner is None else self._io.inner.session.model
 
     def isconnected(self) -> bool:
+        """True unless the room is disconnected (connected or reconnecting)."""
         return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
     # -- connect / disconnect -------------------------------------------------------------------
@@ -194,8 +210,12 @@ class Room(EventEmitter):
     def connect(self, url: str, token: str, options: RoomOptions | None = None) -> None:
         """Join the room; returns when joined with the reliable data channel open.
 
-        Raises `ConnectError` (the server's reason, token redacted) on failure or timeout.
+        Raises `ConnectError` (the server's reason, token redacted) on failure or timeout,
+        `TypeError`/`ValueError` for wrong arguments. A Room may connect again after a
+        failed connect or a `disconnect()`, as in `livekit.rtc`; its RPC methods and stream
+        handlers carry over.
         """
+        check_connect_arguments(url, token, options)
         self._open()
         try:
             self._io.call("connect", lambda inner: inner.session.connect(url, token, options))
@@ -210,9 +230,18 @@ class Room(EventEmitter):
     def _open(self) -> None:
         """Start the I/O thread (with the session), the handler pool and the dispatcher."""
         with self._life:
-            if self._used or self._io.inherited:
-                raise LocalProtocolError("connect: this Room was already used", call="connect")
-            self._used = True
+            if self._io.inherited:
+                raise LocalProtocolError(
+                    "connect: this Room was inherited through fork(); its I/O thread exists "
+                    "only in the parent process. Create a new Room in this process.",
+                    call="connect",
+                )
+            if self._io.portal is not None:
+                raise LocalProtocolError(
+                    "connect: this Room is connected or connecting; disconnect() first",
+                    call="connect",
+                )
+            self._feeds.clear()  # the last session's iterators have ended
             portal = self._io.start_thread()
             _live_rooms.add(self)
             self._handlers = concurrent.futures.ThreadPoolExecutor(
@@ -287,9 +316,11 @@ class Room(EventEmitter):
         self._register_stream(False, topic, handler)
 
     def unregister_text_stream_handler(self, topic: str) -> None:
+        """Stop routing text streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._register_stream(True, topic, None)
 
     def unregister_byte_stream_handler(self, topic: str) -> None:
+        """Stop routing byte streams on `topic`; new ones are dropped (and reported). Idempotent."""
         self._register_stream(False, topic, None)
 
     def _register_stream(self, text: bool, topic: str, fn: Callable[..., object] | None) -> None:
@@ -324,7 +355,9 @@ class Room(EventEmitter):
     def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
         session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
         session.local_publication = LocalTrackPublication
-        inner = Inner(session, _async.LocalParticipant(session, Participant(sid="", identity="")))
+        inner = Inner(
+            session, _async.LocalParticipant(session, ParticipantValue(sid="", identity=""))
+        )
         session.local = inner.local
         session.subscribe(Feeds(self._feeds, self._max_queued_events))
         for method, fn in self._rpc.items():

@@ -186,6 +186,7 @@ class Connecting(Coroutine[object, object, None]):
         return self._coroutine.__await__()
 
     def send(self, value: object) -> object:
+        """Part of `Coroutine`: what `await room.connect(...)` drives."""
         return self._coroutine.send(value)
 
     def throw(
@@ -194,11 +195,13 @@ class Connecting(Coroutine[object, object, None]):
         val: object = None,
         tb: TracebackType | None = None,
     ) -> object:
+        """Part of `Coroutine`: what `await room.connect(...)` drives."""
         if isinstance(typ, BaseException):
             return self._coroutine.throw(typ)
         return self._coroutine.throw(typ, val, tb)  # pragma: no cover - legacy signature
 
     def close(self) -> None:
+        """Close the coroutine (part of `Coroutine`; `await` or `async with` it instead)."""
         if self._started is not None:
             self._started.close()
 

@@ -64,6 +64,7 @@ from lkproto import ParticipantKind
 from lkproto.tokens import VideoGrants, mint_token
 from lkproto.transports.anyio import (
     DisconnectReason,
+    Participant,
     RemoteParticipant,
     Room,
     RoomOptions,
@@ -414,8 +415,8 @@ class Agent:
     def _on_legacy_transcription(
         self,
         segments: list[TranscriptionSegment],
-        participant: RemoteParticipant | None,
-        publication: object,
+        participant: Participant | None,
+        publication: None,
     ) -> None:
         if participant is None or self._tg is None:
             return

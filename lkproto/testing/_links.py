@@ -55,6 +55,7 @@ class Link:
         return self
 
     def up(self, *, channel: Channel | None = None) -> Link:
+        """Bring the link back up (for `channel`, or every channel); returns the link."""
         self._down.discard(channel)
         return self
 

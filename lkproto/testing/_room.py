@@ -17,6 +17,12 @@ Theory of operation
   `now=room.now`, then let the room run.
 - Clients from elsewhere (an adapter's memory transport) join through `accept` and
   `connect_peer`, speaking the same bytes as to a real server.
+- Encrypted rooms: `join(encryption=E2EEOptions(...))` makes an end-to-end encrypting
+  participant. The server forwards its `encrypted_packet`s as livekit-server does: it stamps
+  the outer participant identity and sid and never reads the envelope. The room carries out
+  `DeriveRatchets` inline at once (deterministic), and hands out IVs from one counter for
+  the whole room (unique under any key here, predictable: for tests only) unless `join` is
+  given an `iv_factory`.
 - Faults: `link(sender, receiver)` and `uplink(identity)` (drop, delay, duplicate, down),
   `disconnect` (cut a client's network for a while, optionally resetting its socket) and
   `restore`, `drop_signal` (only the socket breaks), `fail_peer` (only the peer connection
@@ -44,6 +50,7 @@ from lkproto import events as ev
 from lkproto._connection import Connection
 from lkproto._pb import data_pb2 as dpb
 from lkproto.config import Config
+from lkproto.e2ee import E2EEOptions
 from lkproto.models import (
     Channel,
     DisconnectReason,
@@ -273,6 +280,8 @@ class _Driven:
                 self.peer.slots[command.slot][3] = command.source_cid or ""
             case cmd.CreateDataChannel() | cmd.AddIceCandidate():
                 pass  # nothing to simulate
+            case cmd.DeriveRatchets():
+                conn.ratchets_derived(command.request_id, command.run(), now=now)
             case _:
                 assert_never(command)
 
@@ -341,11 +350,13 @@ class MemoryRoom:
         self._driven: dict[str, _Driven] = {}
         self._dirty: dict[_Driven, None] = {}  # driven connections given input since a pump
         self._busy = False  # inside advance_to/run_until (an on_event handler may act)
+        self._ivs = itertools.count(1)  # AES-GCM IVs for encrypting participants
 
     # -- the clock ------------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        """The room's name."""
         return self._sfu.name
 
     @property
@@ -355,6 +366,7 @@ class MemoryRoom:
 
     @property
     def now(self) -> float:
+        """The room's virtual clock, in seconds: pass it as `now=` to the connections' verbs."""
         return self._clock.now
 
     @property
@@ -529,6 +541,9 @@ class MemoryRoom:
         before_connect: Callable[[Connection], None] | None = None,
         on_event: EventHandler | None = None,
         random: Callable[[], float] | None = None,
+        encryption: E2EEOptions | None = None,
+        data_channel_encryption: bool = True,
+        iv_factory: Callable[[], bytes] | None = None,
     ) -> Connection:
         """Add a participant the room drives; returns its `Connection`, joined (or refused).
 
@@ -536,7 +551,9 @@ class MemoryRoom:
         runs on the new connection first (register RPC methods and stream topics there).
         `join_metadata`/`join_attributes` travel in the JoinRequest. `random` is the
         connection's source of reconnect jitter (numbers in [0, 1); by default derived from
-        its ids, so a run is still a pure function of its inputs). Runs the room until
+        its ids, so a run is still a pure function of its inputs). `encryption`,
+        `data_channel_encryption` and `iv_factory` are the `Connection`'s (end-to-end
+        encryption; IVs from the room's counter by default). Runs the room until
         idle, so the connection is CONNECTED with its data channels open on return, unless
         the server refused it. The others hear of it on the next update tick.
         """
@@ -560,6 +577,9 @@ class MemoryRoom:
             unix_time_ms=self.wall_ms,
             id_factory=lambda: f"{identity}-{next(ids)}",
             random=random,
+            encryption=encryption,
+            data_channel_encryption=data_channel_encryption,
+            iv_factory=iv_factory or self._next_iv,
         )
         driven = _Driven(self, conn, identity, on_event)
         self._driven[identity] = driven
@@ -575,6 +595,9 @@ class MemoryRoom:
         )
         self._settle()
         return conn
+
+    def _next_iv(self) -> bytes:
+        return next(self._ivs).to_bytes(12, "big")
 
     def _driver(self, who: str | Connection) -> _Driven:
         for driven in self._driven.values():

@@ -192,7 +192,8 @@ class SignalEndpoint(Protocol):
 class PeerEndpoint(Protocol):
     """The client side of a peer connection: data channel messages from the server."""
 
-    def data_received(self, channel: Channel, data: bytes) -> None: ...
+    def data_received(self, channel: Channel, data: bytes) -> None:
+        """A data channel message for this client arrived."""
 
     def peer_closed(self) -> None:
         """The server closed the peer connection (its data channels are gone)."""
@@ -249,6 +250,7 @@ class DroppedPacket:
     reason: str
 
     def packet(self) -> dpb.DataPacket:
+        """The dropped data packet, decoded."""
         return dpb.DataPacket.FromString(self.data)
 
 

@@ -357,9 +357,13 @@ def test_1503_when_the_destination_leaves(bob_config: Config | None) -> None:
     alice.perform_rpc(destination_identity="carol", method="greet", payload="2", now=T0)
     sfu.deliver("alice", now=T0)
     sfu.leave("bob", now=T0 + 1)
+    assert [type(e) for e in events(alice)] == [ev.ParticipantDisconnected]
+    # What the leave overtook has Config.rpc_departed_callee_timeout (2 s) to arrive.
+    alice.handle_timer(T0 + 2.9)
+    assert events(alice) == []
+    alice.handle_timer(T0 + 3)
     out = events(alice)
-    assert [type(e) for e in out] == [ev.ParticipantDisconnected, ev.RpcFailed]
-    assert out[1] == ev.RpcFailed(request_id="alice-1", error=built_in(E.RECIPIENT_DISCONNECTED))
+    assert out == [ev.RpcFailed(request_id="alice-1", error=built_in(E.RECIPIENT_DISCONNECTED))]
     # The call to carol carries on.
     sfu.settle(now=T0 + 1)
     carol_request = next(e for e in events(carol) if isinstance(e, ev.RpcInvoked))
@@ -370,8 +374,38 @@ def test_1503_when_the_destination_leaves(bob_config: Config | None) -> None:
     ]
 
 
-def test_the_caller_leaving_cancels_its_invocation_and_its_unread_request() -> None:
-    sfu, alice, bob = pair(bob=Config(client_protocol=1, capabilities=()))
+@pytest.mark.parametrize("bob_config", [None, LEGACY], ids=["v2", "v1"])
+def test_a_response_the_leave_overtook_still_resolves_the_call(bob_config: Config | None) -> None:
+    # issue 19 item 1: bob answers and leaves; the leave (signaling) arrives first.
+    sfu, alice, bob = pair(bob=bob_config)
+    alice.perform_rpc(destination_identity="bob", method="greet", payload="hi", now=T0)
+    sfu.deliver("alice", now=T0)
+    request = next(e for e in events(bob) if isinstance(e, ev.RpcInvoked))
+    bob.respond_rpc(request.invocation.request_id, "hello", now=T0)
+    answer = sfu.take("bob")  # the ack and the response, still in flight
+    peer = sfu.peers["bob"]
+    sfu.leave("bob", now=T0 + 0.5)
+    assert [type(e) for e in events(alice)] == [ev.ParticipantDisconnected]
+    sfu.peers["bob"] = peer
+    sfu.forward("bob", answer, now=T0 + 1)
+    assert events(alice) == [ev.RpcSucceeded(request_id="alice-1", payload="hello")]
+    assert alice.get_timer() != T0 + 2.5  # the departed deadline went with the call
+
+
+def test_a_departed_callee_timeout_of_zero_fails_the_call_at_the_leave() -> None:
+    sfu, alice, _bob = pair(alice=Config(rpc_departed_callee_timeout=0))
+    alice.perform_rpc(destination_identity="bob", method="greet", payload="1", now=T0)
+    sfu.deliver("alice", now=T0)
+    sfu.leave("bob", now=T0 + 1)
+    out = events(alice)
+    assert out[1:] == [ev.RpcFailed(request_id="alice-1", error=built_in(E.RECIPIENT_DISCONNECTED))]
+
+
+@pytest.mark.parametrize("departed", [10.0, 0.0])
+def test_the_caller_leaving_cancels_its_invocation_and_its_unread_request(departed: float) -> None:
+    # The unread request is dropped at the leave, whatever the departed-sender timeout.
+    config = Config(client_protocol=1, capabilities=(), stream_departed_sender_timeout=departed)
+    sfu, alice, bob = pair(bob=config)
     alice.perform_rpc(destination_identity="bob", method="greet", payload="a", now=T0)
     alice.perform_rpc(destination_identity="bob", method="greet", payload="b" * 20_000, now=T0)
     sends = sfu.take("alice")

@@ -27,6 +27,7 @@ from lkproto import (
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
+from lkproto._pb import participants_pb2 as ppb
 from lkproto.streams import DropReason
 
 TEXT, BYTES = StreamKind.TEXT, StreamKind.BYTES
@@ -419,11 +420,63 @@ def test_topic_registration_rules() -> None:
                 conn.unregister_stream_topic(kind, topic)
 
 
-def test_a_sender_leaving_mid_stream_fails_the_reader() -> None:
+def test_a_sender_leaving_mid_stream_fails_the_reader_when_nothing_more_comes() -> None:
     sfu, alice, bob = room()
     bob.register_stream_topic(TEXT, "t")
     stream_id = alice.open_stream(now=T0, kind=TEXT, topic="t")
     alice.write_stream(stream_id, "partial", now=T0)
+    sfu.deliver("alice", now=T0)
+    events(bob)
+    sfu.leave("alice", now=T0 + 1)
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    assert bob.get_timer() == T0 + 11.0  # Config.stream_departed_sender_timeout after the leave
+    bob.handle_timer(T0 + 10.9)
+    assert events(bob) == []
+    bob.handle_timer(T0 + 11.0)
+    assert events(bob) == [
+        ev.StreamFailed(
+            sender_identity="alice",
+            stream_id=stream_id,
+            reason=StreamErrorReason.ABNORMAL_END,
+            message="Participant alice unexpectedly disconnected in the middle of sending data "
+            "(no more of it arrived in the 10s after it left)",
+        )
+    ]
+    assert bob.buffered_stream_bytes == 0
+    assert bob.get_timer() is None
+
+
+def test_a_departed_sender_stream_finishes_from_what_was_in_flight() -> None:
+    # issue 19 item 1: the leave (signaling) overtakes the chunks still queued at the server.
+    sfu, alice, bob = room()
+    bob.register_stream_topic(BYTES, "file")
+    stream_id = alice.open_stream(now=T0, kind=BYTES, topic="file", total_length=30)
+    sends = []
+    for _ in range(3):
+        alice.write_stream(stream_id, b"x" * 10, now=T0)
+        sends += sfu.take("alice")
+    alice.close_stream(stream_id, now=T0)
+    sends += sfu.take("alice")
+    sfu.forward("alice", sends[:2], now=T0)  # the header and the first chunk
+    events(bob)
+    peer = sfu.peers["alice"]
+    sfu.leave("alice", now=T0 + 1)  # alice has sent everything and left
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    sfu.peers["alice"] = peer  # the server still relays what it had queued for bob
+    sfu.forward("alice", sends[2:3], now=T0 + 9)  # 8 s after the leave: refreshes the deadline
+    assert bob.get_timer() == T0 + 19.0
+    bob.handle_timer(T0 + 11.0)
+    sfu.forward("alice", sends[3:], now=T0 + 18)
+    out = consume(bob, events(bob))
+    assert [type(e) for e in out] == [ev.StreamChunkReceived] * 2 + [ev.StreamFinished]
+    assert payload(out) == b"x" * 20  # the first 10 bytes came before the leave
+    assert bob.get_timer() is None
+
+
+def test_a_departed_sender_timeout_of_zero_fails_at_the_leave() -> None:
+    sfu, alice, bob = room(bob=Config(stream_departed_sender_timeout=0))
+    bob.register_stream_topic(TEXT, "t")
+    stream_id = alice.open_stream(now=T0, kind=TEXT, topic="t")
     sfu.deliver("alice", now=T0)
     events(bob)
     sfu.leave("alice", now=T0 + 1)
@@ -435,7 +488,6 @@ def test_a_sender_leaving_mid_stream_fails_the_reader() -> None:
         reason=StreamErrorReason.ABNORMAL_END,
         message="Participant alice unexpectedly disconnected in the middle of sending data",
     )
-    assert bob.buffered_stream_bytes == 0
 
 
 def test_the_session_ending_fails_open_streams_before_disconnected() -> None:
@@ -552,3 +604,85 @@ def test_any_text_round_trips_through_two_connections(
     assert payload(out) == text or (text == "" and payload(out) == b"")
     assert bob.buffered_stream_bytes == 0
     assert packets(alice.commands_to_send()) == []
+
+
+def test_a_sender_never_announced_still_ends_its_stream_when_it_leaves() -> None:
+    # It joined and left within one of the server's update batches: the only sign is a
+    # DISCONNECTED update for a participant we never saw. No event, but its stream ends.
+    _sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    header = dpb.DataPacket(
+        participant_identity="carol",
+        participant_sid="PA_carol",
+        stream_header=dpb.DataStream.Header(
+            stream_id="c-1", topic="t", text_header=dpb.DataStream.TextHeader()
+        ),
+    )
+    bob.receive_data_packet(header.SerializeToString(), channel=Channel.RELIABLE, now=T0)
+    assert [type(e) for e in events(bob)] == [ev.StreamOpened]
+    gone = ppb.ParticipantInfo(
+        identity="carol", sid="PA_carol", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(gone), now=T0 + 1)
+    assert events(bob) == []
+    assert bob.get_timer() == T0 + 11.0
+    bob.handle_timer(T0 + 11.0)
+    assert [(type(e), e.stream_id) for e in events(bob)] == [(ev.StreamFailed, "c-1")]  # type: ignore[union-attr]
+
+
+def test_a_leave_of_an_older_session_of_a_present_identity_changes_nothing() -> None:
+    sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    stream_id = _alice.open_stream(now=T0, kind=TEXT, topic="t")
+    sfu.deliver("alice", now=T0)
+    events(bob)
+    stale = ppb.ParticipantInfo(
+        identity="alice", sid="PA_older", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(stale), now=T0 + 1)
+    assert events(bob) == []
+    assert "alice" in bob.remote_participants and bob.get_timer() is None
+    assert stream_id
+
+
+def test_a_data_packet_the_leave_overtook_is_still_delivered() -> None:
+    # Issue 19 item 1, data packets: nothing waits on them, so one in flight when its sender's
+    # leave arrives is delivered as it comes (the adapters show no participant object for
+    # it, as livekit.rtc does for a sender it no longer knows).
+    sfu, alice, bob = room()
+    alice.publish_data(b"last words", now=T0, topic="t")
+    sends = sfu.take("alice")
+    peer = sfu.peers["alice"]
+    sfu.leave("alice", now=T0 + 1)
+    assert [type(e) for e in events(bob)] == [ev.ParticipantDisconnected]
+    sfu.peers["alice"] = peer
+    sfu.forward("alice", sends, now=T0 + 2)
+    (got,) = events(bob)
+    assert isinstance(got, ev.DataReceived)
+    assert (got.payload, got.participant_identity, got.topic) == (b"last words", "alice", "t")
+
+
+def test_an_unannounced_leave_ends_only_that_sessions_streams() -> None:
+    # The DISCONNECTED update names an identity that a newer session may already use: only
+    # the streams of the SID that left are ended, never those of the identity's new session.
+    _sfu, _alice, bob = room()
+    bob.register_stream_topic(TEXT, "t")
+    for sid, stream_id in (("PA_old", "old-1"), ("PA_new", "new-1")):
+        header = dpb.DataPacket(
+            participant_identity="carol",
+            participant_sid=sid,
+            stream_header=dpb.DataStream.Header(
+                stream_id=stream_id, topic="t", text_header=dpb.DataStream.TextHeader()
+            ),
+        )
+        bob.receive_data_packet(header.SerializeToString(), channel=Channel.RELIABLE, now=T0)
+    events(bob)
+    gone = ppb.ParticipantInfo(
+        identity="carol", sid="PA_old", state=ppb.ParticipantInfo.DISCONNECTED
+    )
+    bob.receive_signal(FakeSfu.update(gone), now=T0 + 1)
+    bob.handle_timer(T0 + 11.0)
+    assert [(type(e), e.stream_id) for e in events(bob)] == [(ev.StreamFailed, "old-1")]  # type: ignore[union-attr]
+    nameless = ppb.ParticipantInfo(state=ppb.ParticipantInfo.DISCONNECTED)  # no SID: ignored
+    bob.receive_signal(FakeSfu.update(nameless), now=T0 + 12)
+    assert events(bob) == [] and bob.get_timer() is None

@@ -123,9 +123,9 @@ def test_the_roster_works_without_hooks() -> None:
 def test_the_data_receiver_dispatches_through_its_tables() -> None:
     ctx = context()
     receiver = DataReceiver(ctx, Deduplicator(Config()))
-    claimed: list[tuple[str, str, Channel, float]] = []
-    receiver.routes["rpc_ack"] = lambda packet, sender, channel, now: claimed.append(
-        (packet.rpc_ack.request_id, sender, channel, now)
+    claimed: list[tuple[str, str, Channel, float, int]] = []
+    receiver.routes["rpc_ack"] = lambda packet, sender, channel, now, encryption: claimed.append(
+        (packet.rpc_ack.request_id, sender, channel, now, encryption)
     )
     packets = [
         dpb.DataPacket(participant_identity="bob", rpc_ack=dpb.RpcAck(request_id="r1")),
@@ -136,7 +136,7 @@ def test_the_data_receiver_dispatches_through_its_tables() -> None:
     for packet in packets:
         receiver.receive(packet.SerializeToString(), channel=Channel.LOSSY, now=T0)
     receiver.receive(b"\xff", channel=Channel.RELIABLE, now=T0)
-    assert claimed == [("r1", "bob", Channel.LOSSY, T0)]
+    assert claimed == [("r1", "bob", Channel.LOSSY, T0, 0)]
     out = events(ctx)
     assert out[:3] == [
         ev.SipDtmfReceived(code=1, digit="1", participant_identity="bob"),

@@ -652,3 +652,9 @@ def test_late_v1_response_is_dropped() -> None:
     outputs = alice.drain()
     assert isinstance(outputs[0], RpcFailed)
     assert dropped(outputs) == [("unknown", "req-1")]
+
+
+@pytest.mark.parametrize("value", [-1.0, float("inf")])
+def test_departed_timeout_must_be_finite_and_not_negative(value: float) -> None:
+    with pytest.raises(ValueError, match=r"^RpcTable.departed_timeout must be a finite number"):
+        RpcTable(id_factory=lambda: "x", departed_timeout=value)

@@ -792,3 +792,32 @@ def test_idle_timeout() -> None:
     never = assembler()
     feed(never, [header()])
     assert never.get_timer() is None and never.handle_timer(1e9) == []
+
+
+def test_a_departed_sender_stream_lives_while_packets_come() -> None:
+    # T0 = 100. The leave at 110 starts the departed clock; each packet restarts it.
+    asm = assembler(departed_timeout=5.0, idle_timeout=60.0)
+    feed(asm, [header("s1"), header("s2")], now=T0)
+    feed(asm, [header("s1")], sender="carol", now=T0)
+    assert asm.sender_left("bob", now=T0 + 10) == []
+    assert asm.get_timer() == 115.0  # s1 and s2: the leave + 5 (idle alone would be 160)
+    feed(asm, [chunk(0, b"in flight", "s1")], now=T0 + 13)
+    assert asm.get_timer() == 115.0  # s2 still
+    assert asm.handle_timer(114.9) == []
+    message = (
+        "Participant bob unexpectedly disconnected in the middle of sending data "
+        "(no more of it arrived in the 5s after it left)"
+    )
+    assert asm.handle_timer(115.0) == [failed(StreamErrorReason.ABNORMAL_END, message, "s2")]
+    assert asm.get_timer() == 118.0  # s1: its last chunk + 5
+    assert feed(asm, [trailer("s1")], now=T0 + 17)[-1] == StreamFinished(
+        sender_identity="bob", stream_id="s1", attributes={}
+    )
+    assert asm.get_timer() == 160.0  # carol's stream: idle only
+    assert asm.handle_timer(160.0)[0].reason is StreamErrorReason.IDLE_TIMEOUT  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", [-1.0, float("inf"), float("nan")])
+def test_departed_timeout_must_be_finite_and_not_negative(value: float) -> None:
+    with pytest.raises(ValueError, match="departed_timeout must be a finite number >= 0"):
+        StreamAssembler(departed_timeout=value)

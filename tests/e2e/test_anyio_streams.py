@@ -112,6 +112,7 @@ async def joined(room: Room, url: str, token: str, options: RoomOptions, *peers:
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
 
 
+@pytest.mark.serial  # CPU-bound (pure-Python SCTP): starved by other tests, so alone
 async def test_a_10_mib_file_crosses_both_ways_with_identical_sha256(
     livekit_server: Any,
     make_token: Any,

@@ -21,7 +21,13 @@ from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from lkproto.transports.anyio import ConnectionState, Room, RoomOptions, RtcConfiguration
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150)]
+# Real faults on a server of the test's own: one at a time under xdist (the "faults" group).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    pytest.mark.timeout(150),
+    pytest.mark.xdist_group("faults"),
+]
 
 
 async def join_both(
@@ -76,6 +82,9 @@ async def test_a_server_killed_and_restarted_is_rejoined(
         await peer.disconnect()
 
 
+# Alone (first, under xdist): what is sent into the outage is retransmitted on SCTP's backed-off
+# timer after the restore, and beside other tests on a loaded machine it missed the wait.
+@pytest.mark.serial
 async def test_a_network_cut_longer_than_the_ping_timeout_is_survived(
     fault_server: FaultServer, make_token: Any, official_loop: OfficialLoop
 ) -> None:

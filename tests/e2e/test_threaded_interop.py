@@ -101,12 +101,18 @@ class Official:
     def record_streams(self) -> None:
         """Record every text stream on "chat" and byte stream on "files" that reaches it."""
         peer = self.peer
+        # Each text stream is read by a task of its own, so they may finish in any order; a
+        # record carries the rank of its header's arrival, which follows the sending order.
+        headers = itertools.count()
 
         def on_text(reader: Any, identity: str) -> None:
+            rank = next(headers)
+
             async def read() -> None:
                 text = await reader.read_all()
                 info = reader.info
-                peer._record("text", identity, info.topic, dict(info.attributes or {}), text)
+                attributes = dict(info.attributes or {})
+                peer._record("text", rank, identity, info.topic, attributes, text)
 
             peer.spawn(read())
 
@@ -391,9 +397,9 @@ def test_text_and_byte_streams_both_ways(session: Any, tmp_path: Path) -> None:
             writer.write("part one, ")
             writer.write("part two")
         official.wait_for(lambda r: len([a for n, a in r if n == "text"]) == 2)
-        assert official.of("text") == [
-            (LK, "chat", {"k": "v"}, "héllo 😀"),
-            (LK, "chat", {}, "part one, part two"),
+        assert sorted(official.of("text"), key=lambda record: record[0]) == [
+            (0, LK, "chat", {"k": "v"}, "héllo 😀"),
+            (1, LK, "chat", {}, "part one, part two"),
         ]
         progress: list[tuple[int, int | None, str]] = []
         sent = me.send_file(
@@ -627,6 +633,7 @@ def _run_child(
             proc.join(5)
 
 
+@pytest.mark.serial  # a child process of a many-threaded parent: alone under xdist
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_child_process_joins_publishes_and_calls(
     method: str,
@@ -663,6 +670,7 @@ def test_a_child_process_joins_publishes_and_calls(
         official.disconnect()
 
 
+@pytest.mark.serial  # a child process of a many-threaded parent: alone under xdist
 def test_a_forked_child_cannot_use_the_parents_room_but_can_make_its_own(
     livekit_server: Any,
     make_token: Any,

@@ -1,6 +1,7 @@
 """The fuzz targets' smoke pass, run by `make test` (issue 11; see fuzz/README.md).
 
-- Every seed in fuzz/corpus/<target>/ (real traffic, from `fuzz/capture_corpus.py`) and
+- Every seed in fuzz/corpus/<target>/ (real traffic, from `fuzz/capture_corpus.py`; built by
+  `fuzz/e2ee_corpus.py` for `e2ee`) and
   every saved crasher in fuzz/crashers/<target>/ goes through the target's one-input
   function, in process: deterministic, and each must satisfy the invariant of
   fuzz/_invariants.py.
@@ -15,14 +16,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fuzz import _targets
+from fuzz import _targets, e2ee_corpus
 from fuzz._framing import Record, decode, encode, field, split_field
 from fuzz._invariants import InvariantViolation
 from fuzz._targets import OPS, TARGETS, run
 from lkproto._pb import data_pb2 as dpb
+from lkproto.e2ee import KeyProvider
 from lkproto.streams import StreamAssembler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +42,7 @@ def _inputs(kind: str, target: str) -> list[Path]:
 
 
 def test_every_target_has_a_module_a_seed_corpus_and_a_crasher_directory() -> None:
-    assert NAMES == ["data_packet", "rpc", "signal_connecting", "signal_joined", "streams"]
+    assert NAMES == ["data_packet", "e2ee", "rpc", "signal_connecting", "signal_joined", "streams"]
     for name in NAMES:
         assert (FUZZ / f"fuzz_{name}.py").is_file()
         assert len(_inputs("corpus", name)) >= 10, name
@@ -79,6 +82,44 @@ def test_seeds_reach_deep_state() -> None:
         "ParticipantConnected",
         "Disconnected",
     } <= seen
+
+
+def test_the_e2ee_seeds_are_exactly_what_the_generator_writes() -> None:
+    """No capture has encrypted traffic yet: fuzz/e2ee_corpus.py builds the seeds."""
+    committed = {p.read_bytes() for p in _inputs("corpus", "e2ee")}
+    assert committed == set(e2ee_corpus.seeds())
+
+
+def test_the_e2ee_seeds_reach_every_outcome() -> None:
+    """Decrypted (with and without ratchets), passed through in clear, and every failure."""
+    seen: set[str] = set()
+    ops = OPS["e2ee"]
+    for path in _inputs("corpus", "e2ee"):
+        machine = _targets._E2ee()
+        receive = machine._receive
+
+        def spy(packet: dpb.DataPacket, receive: Any = receive) -> Any:
+            result = receive(packet)
+            reason = getattr(result, "reason", None)
+            seen.add(
+                reason.value if reason else f"{result.encryption_type.name}/{result.ratchets > 0}"
+            )
+            return result
+
+        machine._receive = spy  # type: ignore[method-assign]
+        for record in decode(path.read_bytes(), len(ops)):
+            machine.step(ops[record.op], record)
+        machine.finish()
+    assert seen == {
+        "GCM/False",
+        "GCM/True",
+        "NONE/False",
+        "malformed_envelope",
+        "missing_key",
+        "key_invalid",
+        "decryption_failed",
+        "malformed_payload",
+    }
 
 
 # -- the framing ------------------------------------------------------------------------------
@@ -143,6 +184,27 @@ def test_an_exception_escaping_a_remote_input_is_caught(monkeypatch: pytest.Monk
     signal = OPS["signal_connecting"].index("signal")
     with pytest.raises(InvariantViolation, match="receive_signal raised KeyError: 'boom'"):
         run("signal_connecting", encode([Record(signal, 0, b"")]))
+
+
+def test_a_failed_decryption_that_changed_the_key_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If a window that failed kept its last ratchet instead of restoring the key, the
+    invariant reports it."""
+    unseal = KeyProvider._unseal
+
+    def leaky(
+        self: KeyProvider, identity: str, key_index: int, iv: bytes, data: bytes, **kw: Any
+    ) -> Any:
+        result = unseal(self, identity, key_index, iv, data, **kw)
+        if getattr(result, "reason", None) is not None and self._view(identity) is not None:
+            self.ratchet_key(identity, key_index % 4)
+        return result
+
+    monkeypatch.setattr(KeyProvider, "_unseal", leaky)
+    sealed = OPS["e2ee"].index("sealed")
+    with pytest.raises(InvariantViolation, match="a failed decryption changed the key"):
+        run("e2ee", encode([Record(sealed, 0, bytes((0, 0, 1)) + b"wrong key")]))
 
 
 # -- the atheris targets, for a few seconds each ------------------------------------------------

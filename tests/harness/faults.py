@@ -171,7 +171,9 @@ class FaultServer(LiveKitServer):
     Use as a context manager (or `start()` then `close()`). See the module doc.
     """
 
-    def __init__(self, confinement: Confinement, *, log_level: str = "info") -> None:
+    def __init__(
+        self, confinement: Confinement, *, log_level: str = "info", log_dir: Path | None = None
+    ) -> None:
         self.index = next(_counter)
         self.link: Link | None = None
         self.restarts = 0
@@ -189,9 +191,10 @@ class FaultServer(LiveKitServer):
                     host=self.link.server_ip,
                     ports=NETNS_PORTS,
                     stun_host=confinement.host,
+                    log_dir=log_dir,
                 )
             else:
-                super().__init__(confinement, log_level=log_level)
+                super().__init__(confinement, log_level=log_level, log_dir=log_dir)
         except BaseException:
             self._spawner.shutdown()
             if self.link is not None:
@@ -351,9 +354,10 @@ def require_cut(server: FaultServer) -> None:
 
 
 @pytest.fixture(name="fault_server")
-def fault_server_fixture(confinement: Confinement) -> Iterator[FaultServer]:
-    """A started FaultServer of this test's own; closed (and its namespaces deleted) after."""
-    server = FaultServer(confinement)
+def fault_server_fixture(confinement: Confinement, tmp_path: Path) -> Iterator[FaultServer]:
+    """A started FaultServer of this test's own; closed (and its namespaces deleted) after.
+    Its log stays in the test's `tmp_path`, which a failure report names."""
+    server = FaultServer(confinement, log_dir=tmp_path)
     try:
         server.start()
         yield server

@@ -9,6 +9,7 @@ tuples under a lock; tests wait for a predicate over that record without polling
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,10 +22,33 @@ T = TypeVar("T")
 Record = tuple[str, tuple[Any, ...]]
 
 
+_FORK_SAFE = False
+
+
+def _hold_the_ffi_queue_lock_across_fork() -> None:
+    """The SDK's native threads deliver every event under one lock (`FfiQueue._lock`), often
+    (the audit has them forward their debug logs). A fork that lands while one of them holds
+    it leaves the child a lock nobody will release, and the first inherited `rtc.Room` the
+    child's garbage collector finalizes blocks on it forever (`Room.__del__` unsubscribes).
+    So the forking thread takes the lock for the fork, as `logging` does with its own, and
+    both sides release it. Registered once per process."""
+    global _FORK_SAFE
+    if _FORK_SAFE:
+        return
+    from livekit.rtc._ffi_client import FfiClient
+
+    lock = FfiClient.instance.queue._lock
+    os.register_at_fork(
+        before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release
+    )
+    _FORK_SAFE = True
+
+
 class OfficialLoop:
     """An asyncio loop on a daemon thread, hosting official SDK rooms."""
 
     def __init__(self) -> None:
+        _hold_the_ffi_queue_lock_across_fork()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()

@@ -21,6 +21,12 @@ cheap: base64url runs of 20+ characters are looked up in a set of signature piec
 
 `tests/e2e/test_zz_secrets.py` runs last among the e2e files and asserts that nothing leaked
 and that the audit saw a large number of records and tokens.
+
+Under pytest-xdist every worker process audits itself. Its tests are marked `last`
+(harness/phases.py): they run on one worker after every other worker has exited, each of
+those having left a snapshot of what it saw (counts, hit descriptions, its number of tokens,
+never a token) in the scheduler's directory; that worker absorbs them all before its first
+`last` test, so the check covers the whole session.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import json
 import logging
 import os
 import re
@@ -40,6 +47,7 @@ from typing import Any
 
 import pytest
 
+from harness import phases
 from harness.tokens import API_SECRET
 from lkproto import events as ev
 from lkproto import tokens
@@ -73,7 +81,11 @@ class Auditor:
     """What was seen, and what leaked. Thread-safe."""
 
     def __init__(self, api_secret: str = API_SECRET) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: building a hit or a piece may run the garbage collector, whose finalizers
+        # may log (asyncio's do), and that record comes back here on the same thread. The
+        # log handler has no lock of its own (`_Handler.createLock`), so this is the only
+        # lock on the audit's path: no thread holds it while waiting for another.
+        self._lock = threading.RLock()
         self.api_secret = api_secret
         self.tokens: list[str] = []
         self._pieces: set[str] = set()
@@ -88,20 +100,47 @@ class Auditor:
         self.hits: list[str] = []
         self.loggers: Counter[str] = Counter()  # records per top-level logger name
         self.e2e_files: set[str] = set()  # the e2e test files collected this session
+        self.other_tokens = 0  # tokens recorded by the other xdist workers (`absorb`)
         self._add_pieces(api_secret)
+
+    @property
+    def token_count(self) -> int:
+        """Tokens recorded in this process, plus those the absorbed workers recorded."""
+        return len(self.tokens) + self.other_tokens
+
+    # -- across xdist workers ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What this process saw, as JSON-able data for another worker to `absorb`: counts,
+        hit descriptions (which name no secret) and the number of tokens, never a token."""
+        with self._lock:
+            return {
+                "counts": dict(self.counts),
+                "hits": list(self.hits),
+                "loggers": dict(self.loggers),
+                "tokens": self.token_count,
+            }
+
+    def absorb(self, snapshot: dict[str, Any]) -> None:
+        """Add what another worker saw (its `snapshot`) to this audit."""
+        with self._lock:
+            for kind, n in snapshot["counts"].items():
+                self.counts[kind] += n
+            self.hits.extend(snapshot["hits"])
+            self.loggers.update(snapshot["loggers"])
+            self.other_tokens += snapshot["tokens"]
 
     # -- what is secret ---------------------------------------------------------------------
 
     def _add_pieces(self, secret: str) -> None:
-        for start in range(len(secret) - WINDOW + 1):
-            self._pieces.add(secret[start : start + WINDOW])
+        self._pieces.update(_windows(secret))
 
     def add_token(self, token: str) -> None:
         """A credential: its signature (and so the whole token) must never show."""
-        signature = token.rsplit(".", 1)[-1]
+        pieces = _windows(token.rsplit(".", 1)[-1])
         with self._lock:
             self.tokens.append(token)
-            self._add_pieces(signature)
+            self._pieces.update(pieces)
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -130,10 +169,22 @@ class Auditor:
             self.counts[kind] += 1
 
 
+def _windows(secret: str) -> set[str]:
+    return {secret[start : start + WINDOW] for start in range(len(secret) - WINDOW + 1)}
+
+
 class _Handler(logging.Handler):
     def __init__(self, auditor: Auditor) -> None:
         super().__init__(logging.DEBUG)
         self.auditor = auditor
+
+    def createLock(self) -> None:
+        """No handler lock: `emit` is thread-safe through the auditor's own lock. With one
+        (logging takes it around `emit`), a thread logging from the official SDK's callback
+        held it while waiting for the auditor's lock, which the test's thread held while a
+        garbage-collector finalizer logged and waited for the handler's: a deadlock that hung
+        a worker (tests/fuzz under xdist)."""
+        self.lock = None  # type: ignore[assignment]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -313,22 +364,25 @@ def _handlers() -> list[logging.Handler]:
 
 
 def _hold_for_fork(auditor: Auditor) -> None:
+    # The auditor's lock first: a thread holding it may still log (a finalizer), so it must
+    # be able to take any handler's lock until the forking thread has the auditor's.
+    auditor._lock.acquire()
     for handler in _handlers():
         handler.acquire()
         _HELD.append(handler)
-    auditor._lock.acquire()
 
 
 def _release_after_fork(auditor: Auditor, *, in_child: bool = False) -> None:
-    auditor._lock.release()
     held = list(_HELD)
     _HELD.clear()
     if not in_child:  # in the child, `logging` has already replaced these locks
         for handler in reversed(held):
             handler.release()
+    auditor._lock.release()
 
 
 AUDITOR: Auditor | None = None
+_ABSORBED = False
 _KEY = pytest.StashKey[Installation]()
 
 
@@ -414,6 +468,38 @@ def _report_text(longrepr: Any) -> str:
             for name, value in getattr(funcargs, "args", ()):
                 text = text.replace(f"{name} = {value}", f"{name} = <argument>")
     return text
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under the phased xdist scheduler (harness/phases.py), each worker leaves what it saw
+    for the worker that runs the `last` tests (the audit's own check)."""
+    where = phases.phases_dir(session.config)
+    if AUDITOR is not None and where is not None:
+        target = where / f"audit-{phases.worker_id(session.config)}.json"
+        target.with_suffix(".tmp").write_text(json.dumps(AUDITOR.snapshot()))
+        target.with_suffix(".tmp").replace(target)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Every test starts audited at DEBUG: a test that reconfigures logging in-process (the
+    CLI's `main()` sets "lkproto", "aiortc" and "aioice" to ERROR and leaves them so) must not
+    blind the audit for whatever this worker runs after it, in whatever order.
+
+    Before this worker's first `last` test: every other worker has exited (the scheduler
+    sends `last` tests only then), so absorb what each of them saw, once."""
+    global _ABSORBED
+    if AUDITOR is not None:
+        for name in ("", *_DEBUG_LOGGERS):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    where = phases.phases_dir(item.config)
+    if AUDITOR is None or where is None or _ABSORBED or phases.phase_of(item) != phases.LAST:
+        return
+    _ABSORBED = True
+    own = f"audit-{phases.worker_id(item.config)}.json"
+    for path in sorted(where.glob("audit-*.json")):
+        if path.name != own:
+            AUDITOR.absorb(json.loads(path.read_text()))
 
 
 def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str) -> None:

@@ -88,10 +88,13 @@ class LiveKitServer:
         host: str | None = None,
         ports: tuple[int, int, int] | None = None,
         stun_host: str | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         """By default the server binds the confinement's address on free ports. `host`, `ports`
         (signal, rtc tcp, rtc udp) and `stun_host` (where the STUN responder listens) override
-        that for a server in a namespace of its own (harness/faults.py)."""
+        that for a server in a namespace of its own (harness/faults.py). The log goes to
+        `log_dir`/server.log if given (it outlives the server, so a failure can name it),
+        else into the server's temporary directory."""
         self.confinement = confinement
         self.host = host or confinement.host
         if ports is None:
@@ -103,7 +106,7 @@ class LiveKitServer:
         self.port, self.rtc_tcp_port, self.rtc_udp_port = ports
         self.log_level = log_level
         self._dir = tempfile.TemporaryDirectory(prefix="lkproto-server-")
-        self.log_path = Path(self._dir.name) / "server.log"
+        self.log_path = Path(log_dir or self._dir.name) / "server.log"
         self.config_path = Path(self._dir.name) / "config.yaml"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: object = None
@@ -180,15 +183,23 @@ class LiveKitServer:
             time.sleep(0.05)
         raise TimeoutError(f"livekit-server not ready after {timeout}s:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, grace: float = 1.0) -> None:
+        """SIGTERM, which asks livekit-server to drain. 1.13.5 logs "exit requested" and then
+        keeps running well past any wait worth paying (over 10 s, even with no room), so after
+        `grace` seconds a second SIGTERM forces the shutdown (its log: "force": true), as a
+        second Ctrl-C does; SIGKILL only if that has not ended it within `timeout`."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout)
+                proc.wait(grace)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None

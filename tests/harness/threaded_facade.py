@@ -106,6 +106,11 @@ class FacadeRoom:
         return self.threaded.num_participants
 
     @property
+    def e2ee_manager(self) -> Any:
+        """The threaded Room's: its key verbs block briefly (the I/O thread runs them)."""
+        return self.threaded.e2ee_manager
+
+    @property
     def connection(self) -> Any:
         return self.threaded.connection
 

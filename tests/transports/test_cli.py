@@ -272,11 +272,12 @@ def test_a_given_token_is_used_as_is_and_names_room_and_identity() -> None:
         ({"url": None}, "no server URL: give --url or set LIVEKIT_URL"),
         (
             {"api_secret": None},
-            "missing credentials: give --token, or --api-key and --api-secret "
+            "missing credentials: give --token-file (or set LIVEKIT_TOKEN), or --api-key and "
+            "--api-secret "
             "(or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
         ),
         ({"room": None}, "missing --room: the room to join"),
-        ({"token": "  "}, "bad token: --token is empty"),
+        ({"token": "  "}, "bad token: the token is empty"),
     ],
 )
 def test_missing_configuration(kwargs: dict[str, str | None], message: str) -> None:
@@ -529,8 +530,8 @@ def test_missing_credentials_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert (code, out) == (2, "")
     assert err == (
-        "lkproto: missing credentials: give --token, or --api-key and --api-secret "
-        "(or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)\n"
+        "lkproto: missing credentials: give --token-file (or set LIVEKIT_TOKEN), or --api-key "
+        "and --api-secret (or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)\n"
     )
 
 
@@ -651,3 +652,142 @@ def test_token_from_the_environment_and_its_errors(
     code, out, err = run(capsys, "token", "--identity", "a", "--room", "r", "--attribute", "k")
     assert (code, err) == (2, "lkproto: bad --attribute 'k': use KEY=VALUE\n")
     assert SECRET not in err
+
+
+# -- issue 19: the first hour ------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from lkproto._version import __version__
+
+    assert run(capsys, "--version") == (0, f"lkproto {__version__}\n", "")
+
+
+def test_python_m_lkproto_is_the_command_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["lkproto", "--version"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("lkproto", run_name="__main__")
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("lkproto ")
+    importlib.import_module("lkproto.__main__")  # imported, not run: it does nothing
+
+
+def test_an_empty_url_is_refused_not_replaced(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEKIT_URL", "ws://127.0.0.1:9")
+    code, out, err = run(capsys, "send-text", "hi", "--url", "", "--token", "a.b.c")
+    assert (code, out, err) == (2, "", "lkproto: bad --url: it is empty\n")
+
+
+@pytest.mark.parametrize(
+    ("method", "line"),
+    [
+        ("", "lkproto: bad --method: it is empty\n"),
+        ("m" * 65, "lkproto: bad --method: over 64 bytes of UTF-8\n"),
+    ],
+)
+def test_rpc_call_checks_the_method_before_connecting(
+    capsys: pytest.CaptureFixture[str], method: str, line: str
+) -> None:
+    # Port 9 on loopback: nothing is sent there, the check comes first.
+    argv = ("rpc", "call", "--to", "x", "--method", method, "--url", "ws://127.0.0.1:9")
+    assert run(capsys, *argv, "--token", "a.b.c") == (2, "", line)
+
+
+def _ctx(*argv: str) -> object:
+    from lkproto.transports.cli import build_parser
+    from lkproto.transports.cli._context import Context
+
+    return Context(build_parser().parse_args(argv), Console(io.StringIO(), io.StringIO()))
+
+
+def test_a_token_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lkproto.transports.cli._session import given_token
+
+    base = ("join", "--url", "ws://127.0.0.1:9")
+    path = tmp_path / "token"
+    path.write_text("from.the.file\n")
+    assert given_token(_ctx(*base, "--token-file", str(path))) == "from.the.file"  # type: ignore[arg-type]
+    assert given_token(_ctx(*base)) is None  # type: ignore[arg-type]
+    monkeypatch.setenv("LIVEKIT_TOKEN", "from.the.env")
+    assert given_token(_ctx(*base)) == "from.the.env"  # type: ignore[arg-type]
+    assert given_token(_ctx(*base, "--token", "a.b.c")) == "a.b.c"  # type: ignore[arg-type]
+    # Asking for a minted token (a room, an identity, a key) leaves LIVEKIT_TOKEN alone.
+    assert given_token(_ctx(*base, "--room", "r")) is None  # type: ignore[arg-type]
+    code, out, err = run(capsys, *base, "--token-file", str(tmp_path / "missing"))
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == f"lkproto: cannot read --token-file {tmp_path / 'missing'}: No such file or directory\n"
+    )
+
+
+def test_peer_chosen_strings_are_escaped() -> None:
+    from lkproto.transports.cli._session import who
+
+    hostile = "evil\x1b[31m\nparticipant joined admin\r"
+    assert who(hostile) == "evil\\x1b[31m\\nparticipant joined admin\\r"
+    assert "\n" not in who(hostile) and "\x1b" not in who(hostile)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.timeout(30)
+async def test_plain_handlers_run_on_worker_threads_concurrently() -> None:
+    # Four calls of a blocking handler that only returns once all four run at once: on the
+    # event loop (before the fix) the first would block the others, and the barrier breaks.
+    import threading
+
+    import anyio
+
+    from lkproto.rpc import RpcInvocationData
+    from lkproto.transports.cli._commands import run_handler
+
+    barrier = threading.Barrier(4, timeout=10)
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def handler(data: RpcInvocationData) -> str:
+        threads.append(threading.get_ident())
+        barrier.wait()
+        return data.payload
+
+    results: list[object] = []
+
+    async def one(n: int) -> None:
+        data = RpcInvocationData(
+            request_id=str(n),
+            caller_identity="c",
+            method="m",
+            payload=str(n),
+            response_timeout=10.0,
+        )
+        results.append(await run_handler(handler, data, None, with_room=False))
+
+    async with anyio.create_task_group() as tg:
+        for n in range(4):
+            tg.start_soon(one, n)
+    assert sorted(results) == ["0", "1", "2", "3"]  # type: ignore[type-var]
+    assert loop_thread not in threads
+
+
+def test_importing_the_command_line_loads_no_webrtc() -> None:
+    # Issue 19 item 5: the console script's own imports are light (a Ctrl-C during them would
+    # print a traceback); the adapters and aiortc load inside main(), where it is caught.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, lkproto.transports.cli; "
+        "print(sorted({'aiortc', 'av', 'anyio'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "[]\n"), out.stderr

@@ -93,6 +93,25 @@ COMMON: dict[str, tuple[object, object, object]] = {
         lk_trio.DisconnectReason,
         threaded.DisconnectReason,
     ),
+    "E2EEManager": (lk_anyio.E2EEManager, lk_trio.E2EEManager, threaded.E2EEManager),
+    "E2EEOptions": (lk_anyio.E2EEOptions, lk_trio.E2EEOptions, threaded.E2EEOptions),
+    "EncryptionState": (
+        lk_anyio.EncryptionState,
+        lk_trio.EncryptionState,
+        threaded.EncryptionState,
+    ),
+    "EncryptionType": (lk_anyio.EncryptionType, lk_trio.EncryptionType, threaded.EncryptionType),
+    "KeyDerivationFunction": (
+        lk_anyio.KeyDerivationFunction,
+        lk_trio.KeyDerivationFunction,
+        threaded.KeyDerivationFunction,
+    ),
+    "KeyProvider": (lk_anyio.KeyProvider, lk_trio.KeyProvider, threaded.KeyProvider),
+    "KeyProviderOptions": (
+        lk_anyio.KeyProviderOptions,
+        lk_trio.KeyProviderOptions,
+        threaded.KeyProviderOptions,
+    ),
     "LkProtocolError": (
         lk_anyio.LkProtocolError,
         lk_trio.LkProtocolError,
@@ -108,6 +127,7 @@ COMMON: dict[str, tuple[object, object, object]] = {
         lk_trio.MetadataUpdateError,
         threaded.MetadataUpdateError,
     ),
+    "Participant": (lk_anyio.Participant, lk_trio.Participant, threaded.Participant),
     "ParticipantKind": (
         lk_anyio.ParticipantKind,
         lk_trio.ParticipantKind,

@@ -33,7 +33,8 @@ from harness.recorder import Recorder
 from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
 from lkproto.transports.api import LiveKitAPI
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# Cuts, kills and timed observations: one at a time under xdist (the "faults" group).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.xdist_group("faults")]
 
 T = TypeVar("T")
 
@@ -261,6 +262,7 @@ async def test_official_sdk_and_lkproto_exchange_data_across_the_link(
             await peer.disconnect()
 
 
+@pytest.mark.serial  # a cut past the ping timeout: alone under xdist, as the resilience cut test
 @pytest.mark.anyio
 async def test_record_when_the_official_sdk_notices_a_cut(
     fault_server: FaultServer, make_token: Any, room_name: str, official_loop: OfficialLoop

@@ -30,6 +30,7 @@ from lkproto.transports.threaded import (
     ConnectionState,
     DataPacket,
     Room,
+    RoomOptions,
     RpcError,
     RpcInvocationData,
     TextStreamReader,
@@ -153,17 +154,19 @@ def test_handler_registration_rules() -> None:
     room.register_text_stream_handler("topic", lambda reader, who: None)  # free again
 
 
-def test_a_room_connects_once() -> None:
+def test_a_room_connects_again_only_once_disconnected() -> None:
     room = Room()
     room._open()
     try:
         with pytest.raises(LocalProtocolError) as info:
             room.connect("ws://127.0.0.1:1", TOKEN)
-        assert "connect: this Room was already used" in str(info.value)
+        assert "connect: this Room is connected or connecting; disconnect() first" in str(
+            info.value
+        )
     finally:
         room.disconnect()
-    with pytest.raises(LocalProtocolError):
-        room.connect("ws://127.0.0.1:1", TOKEN)
+    with pytest.raises(ConnectError):  # a new attempt, as livekit.rtc allows (nobody listens)
+        room.connect("ws://127.0.0.1:1", TOKEN, RoomOptions(connect_timeout=2))
 
 
 def test_a_failed_connect_raises_connect_error_and_stops_every_thread() -> None:

@@ -5,19 +5,25 @@ from __future__ import annotations
 import codecs
 import hashlib
 import inspect
+import json
 import os
 import sys
+import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
+from lkproto import Config
 from lkproto.errors import LkProtocolError
 from lkproto.streams import StreamError
 
 from ..anyio import (
+    RemoteParticipant,
     RpcError,
     RpcInvocationData,
     TextStreamReader,
@@ -29,8 +35,9 @@ from ._config import (
 )
 from ._context import PROG, Context, Exit
 from ._progress import ProgressBar
-from ._session import Session, topic_suffix
+from ._session import RECEIPT_ATTRIBUTE, RECEIPT_METHOD, Session, topic_suffix
 from ._util import (
+    Handler,
     load_handler,
     one_line,
     printable,
@@ -39,6 +46,17 @@ from ._util import (
 __all__ = ["cmd_rpc_call", "cmd_send_file", "cmd_send_text", "cmd_stay", "cmd_token"]
 
 _STDIN_READ = 64 * 1024
+_START_RECEIPT_WAIT = 5.0  # seconds, after the send, for the receiver's first receipt
+_AFTER_LEAVE_WAIT = 3.0  # seconds a receipt may still come after its sender left
+_HANDLER_THREADS = anyio.CapacityLimiter(64)  # plain --handler calls running at once
+_BUSY = [0]  # plain handlers still running on their threads
+_BUSY_LOCK = threading.Lock()
+
+
+def busy_handlers() -> int:
+    """Plain --handler calls still running (abandoned by a cancelled call or a signal)."""
+    with _BUSY_LOCK:
+        return _BUSY[0]
 
 
 async def cmd_token(ctx: Context) -> int:
@@ -95,12 +113,10 @@ async def cmd_stay(ctx: Context) -> int:
     console, room = ctx.console, session.room
 
     async def serve(data: RpcInvocationData) -> str:
-        who, method = data.caller_identity, one_line(data.method, 100)
+        who, method = one_line(data.caller_identity, 200), one_line(data.method, 100)
         console.print(f"rpc from {who} method={method} payload={one_line(data.payload)}")
         try:
-            result = fn(data, room) if with_room else fn(data)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await run_handler(fn, data, room, with_room=with_room)
         except RpcError as exc:
             console.print(f"rpc error to {who} method={method}: {exc.code} {one_line(exc.message)}")
             raise
@@ -132,6 +148,35 @@ def _echo(data: RpcInvocationData) -> str:
     return data.payload
 
 
+async def run_handler(
+    fn: Handler, data: RpcInvocationData, room: object, *, with_room: bool
+) -> object:
+    """Run a --handler: an async one on the event loop, a plain one on a worker thread (as
+    the threaded adapter does), so a slow or blocking handler never stalls the session, its
+    keepalive or other calls. A cancelled call abandons the thread (it cannot be stopped)."""
+    args = (data, room) if with_room else (data,)
+    result: object
+    if inspect.iscoroutinefunction(fn):
+        result = fn(*args)
+    else:
+
+        def call() -> object:
+            with _BUSY_LOCK:
+                _BUSY[0] += 1
+            try:
+                return fn(*args)
+            finally:
+                with _BUSY_LOCK:
+                    _BUSY[0] -= 1
+
+        result = await anyio.to_thread.run_sync(
+            call, abandon_on_cancel=True, limiter=_HANDLER_THREADS
+        )
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
 async def _read_stdin() -> AsyncIterator[str]:
     """stdin as text, piece by piece as it arrives (invalid UTF-8 is replaced)."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -151,6 +196,9 @@ async def cmd_rpc_call(ctx: Context) -> int:
     a = ctx.args
     destination: str = a.to
     payload: str = a.payload
+    check_method(a.method)
+    if not destination:
+        raise CliError("bad --to: it is empty", ExitCode.USAGE)
     if payload == "-":
         payload = "".join([piece async for piece in _read_stdin()])
     session = Session(ctx)
@@ -188,6 +236,12 @@ async def cmd_rpc_call(ctx: Context) -> int:
             room.register_text_stream_handler(a.follow, on_text)
         try:
             async with session.joined(watch=False):
+                if destination == room.local_participant.identity:
+                    raise CliError(
+                        f"bad --to {one_line(destination, 200)}: that is us (a participant "
+                        "cannot call itself)",
+                        ExitCode.USAGE,
+                    )
                 await session.wait_for_participants([destination], a.wait)
                 try:
                     response = await room.local_participant.perform_rpc(
@@ -219,9 +273,10 @@ async def cmd_send_text(ctx: Context) -> int:
     session = Session(ctx)
     console, room = ctx.console, session.room
     async with session.joined(watch=False):
+        _check_can_publish(session)
         await session.wait_for_participants(destinations, a.wait)
         local = room.local_participant
-        to = ",".join(destinations) or "the room"
+        to = ",".join(one_line(d, 200) for d in destinations) or "the room"
         try:
             if a.text is not None and a.text != "-":
                 await local.send_text(a.text, destination_identities=destinations, topic=a.topic)
@@ -237,8 +292,28 @@ async def cmd_send_text(ctx: Context) -> int:
                         count += len(piece)
         except LkProtocolError as exc:
             raise CliError(f"send-text failed: {exc}", ExitCode.FAILED) from None
-        console.print(f"sent {count} characters to {to}{topic_suffix(a.topic)}")
+        # The server acknowledges nothing end to end: say only what we know.
+        console.print(f"sent {count} characters to the server for {to}{topic_suffix(a.topic)}")
     return ExitCode.OK
+
+
+def check_method(method: str) -> None:
+    """An RPC method name the library will accept (exit 2 before connecting otherwise)."""
+    limit = Config().max_rpc_method_bytes
+    if not method:
+        raise CliError("bad --method: it is empty", ExitCode.USAGE)
+    if len(method.encode()) > limit:
+        raise CliError(f"bad --method: over {limit} bytes of UTF-8", ExitCode.USAGE)
+
+
+def _check_can_publish(session: Session) -> None:
+    permissions = session.room.local_participant.permissions
+    if not permissions.can_publish_data:
+        raise CliError(
+            "the token does not allow sending data (its canPublishData grant is false); "
+            "the server would drop it",
+            ExitCode.USAGE,
+        )
 
 
 def _sha256_file(path: Path) -> str:
@@ -263,7 +338,14 @@ async def cmd_send_file(ctx: Context) -> int:
     destinations: list[str] = list(a.to or [])
     session = Session(ctx)
     console, room = ctx.console, session.room
+    receipts = Receipts(destinations[0]) if len(destinations) == 1 else None
+    attributes: dict[str, str] = {}
+    if receipts is not None:
+        room.local_participant.register_rpc_method(RECEIPT_METHOD, receipts.on_receipt)
+        room.on("participant_disconnected", receipts.on_left)
+        attributes[RECEIPT_ATTRIBUTE] = RECEIPT_METHOD
     async with session.joined(watch=False):
+        _check_can_publish(session)
         await session.wait_for_participants(destinations, a.wait)
         size = path.stat().st_size
         bar = ProgressBar(console, f"sending {path.name}", size, mode=ctx.progress)
@@ -274,16 +356,102 @@ async def cmd_send_file(ctx: Context) -> int:
             sent = done
             bar.update(done)
 
+        stream_id = uuid.uuid4().hex
+        if receipts is not None:
+            receipts.stream_id = stream_id
         try:
             await room.local_participant.send_file(
-                path, destination_identities=destinations, topic=a.topic, on_progress=progress
+                path,
+                destination_identities=destinations,
+                topic=a.topic,
+                on_progress=progress,
+                attributes=attributes or None,
+                stream_id=stream_id,
             )
         except (LkProtocolError, OSError) as exc:
             bar.finish(sent)
             raise CliError(f"send-file failed: {exc}", ExitCode.FAILED) from None
         bar.finish(size)
-        to = ",".join(destinations) or "the room"
-        console.print(
-            f"sent {path.name} to {to}{topic_suffix(a.topic)}: {size} bytes sha256={digest}"
-        )
+        to = ",".join(one_line(d, 200) for d in destinations) or "the room"
+        what = f"{path.name} to {to}{topic_suffix(a.topic)}: {size} bytes sha256={digest}"
+        if receipts is None:
+            console.print(f"sent {what} (to the server; delivery is not confirmed)")
+            return ExitCode.OK
+        final = await receipts.wait(float(a.receipt_timeout))
+        if final is None and not receipts.receiving.is_set():
+            console.print(
+                f"sent {what} (to the server; no receipt: this receiver does not confirm "
+                "deliveries)"
+            )
+            return ExitCode.OK
+        if final is None:
+            why = "it left" if receipts.left else f"none within {a.receipt_timeout:g}s"
+            raise CliError(
+                f"no receipt from {to} ({why}): {path.name} was sent to the server, its "
+                "delivery is not confirmed",
+                ExitCode.FAILED,
+            )
+        if final.get("status") != "received":
+            error = one_line(str(final.get("error", "no reason given")))
+            raise CliError(f"{to} did not receive {path.name}: {error}", ExitCode.FAILED)
+        if final.get("sha256") != digest or final.get("size") != size:
+            raise CliError(
+                f"{to} received {path.name} damaged: {final.get('size')} bytes "
+                f"sha256={one_line(str(final.get('sha256')), 80)}",
+                ExitCode.FAILED,
+            )
+        console.print(f"delivered {what} (confirmed by {to})")
     return ExitCode.OK
+
+
+class Receipts:
+    """The sender's side of `lkproto.receipt` (see the package docstring, "Delivery")."""
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+        self.stream_id = ""
+        self.receiving = anyio.Event()  # the receiver confirmed the stream's start
+        self.done = anyio.Event()
+        self.final: dict[str, object] | None = None
+        self.left = False
+        self._gone = anyio.Event()
+
+    def on_receipt(self, data: RpcInvocationData) -> str:
+        if data.caller_identity != self.destination:
+            raise RpcError(RpcError.ErrorCode.APPLICATION_ERROR, "not a receiver of ours")
+        try:
+            receipt = json.loads(data.payload)
+        except ValueError:
+            raise RpcError(RpcError.ErrorCode.APPLICATION_ERROR, "not JSON") from None
+        if not isinstance(receipt, dict) or receipt.get("stream_id") != self.stream_id:
+            raise RpcError(RpcError.ErrorCode.APPLICATION_ERROR, "not one of our streams")
+        self.receiving.set()
+        if receipt.get("status") != "receiving":
+            self.final = receipt
+            self.done.set()
+        return "ok"
+
+    def on_left(self, participant: RemoteParticipant) -> None:
+        if participant.identity == self.destination:
+            self.left = True
+            self._gone.set()
+
+    async def wait(self, timeout: float) -> dict[str, object] | None:
+        """The final receipt; None if the receiver never confirmed the start within a few
+        seconds of the end of the send, left, or sent no final receipt within `timeout`."""
+        with anyio.move_on_after(min(_START_RECEIPT_WAIT, timeout)):
+            await self.receiving.wait()
+        if not self.receiving.is_set():
+            return None
+        with anyio.move_on_after(timeout):
+            async with anyio.create_task_group() as tg:
+
+                async def after_leave() -> None:
+                    await self._gone.wait()
+                    await anyio.sleep(_AFTER_LEAVE_WAIT)  # a receipt the leave overtook
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(after_leave)
+                await self.done.wait()
+                tg.cancel_scope.cancel()
+        return self.final

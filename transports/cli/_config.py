@@ -125,13 +125,15 @@ def resolve_credentials(
     `--identity` and `--name` may not accompany it); otherwise a token is minted for
     `--room` and `--identity` with the API key and secret.
     """
+    if url is not None and not url.strip():
+        raise CliError("bad --url: it is empty", ExitCode.USAGE)
     server = _pick(url, env, "LIVEKIT_URL")
     if not server:
         raise CliError("no server URL: give --url or set LIVEKIT_URL", ExitCode.USAGE)
     validate_url(server)
     if token is not None:
         if not token.strip():
-            raise CliError("bad token: --token is empty", ExitCode.USAGE)
+            raise CliError("bad token: the token is empty", ExitCode.USAGE)
         given = [f for f, v in (("--room", room), ("--identity", identity), ("--name", name)) if v]
         if given:
             raise CliError(
@@ -143,7 +145,8 @@ def resolve_credentials(
     secret = _pick(api_secret, env, "LIVEKIT_API_SECRET")
     if not key or not secret:
         raise CliError(
-            "missing credentials: give --token, or --api-key and --api-secret "
+            "missing credentials: give --token-file (or set LIVEKIT_TOKEN), or --api-key and "
+            "--api-secret "
             "(or set LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
             ExitCode.USAGE,
         )

@@ -30,6 +30,7 @@ class Context:
         self.secrets: list[str] = []
         self.stay = False  # join/listen/serve: a signal is the normal way to stop
         self.signalled: int | None = None
+        self.cut_short = False  # a signal stopped a stay command while a file was arriving
 
     @property
     def progress(self) -> ProgressMode:

@@ -11,9 +11,10 @@ from ._commands import cmd_rpc_call, cmd_send_file, cmd_send_text, cmd_stay, cmd
 from ._config import ExitCode
 from ._context import PROG
 
-__all__ = ["DEFAULT_WAIT", "build_parser"]
+__all__ = ["DEFAULT_RECEIPT_TIMEOUT", "DEFAULT_WAIT", "build_parser"]
 
 DEFAULT_WAIT = 5.0  # seconds a command waits for its --to participants to appear
+DEFAULT_RECEIPT_TIMEOUT = 120.0  # seconds send-file waits for a receipt once all is sent
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +45,16 @@ def _connection_options() -> _Parser:
     group.add_argument(
         "--api-secret", help="API secret to mint a token with (env LIVEKIT_API_SECRET)"
     )
-    group.add_argument("--token", help="a ready access token instead of key and secret")
+    group.add_argument(
+        "--token",
+        help="a ready access token instead of key and secret (visible in `ps`: prefer "
+        "--token-file or LIVEKIT_TOKEN)",
+    )
+    group.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read a ready access token from PATH ('-': stdin); or set LIVEKIT_TOKEN",
+    )
     group.add_argument("--room", help="room to join (with key and secret)")
     group.add_argument(
         "--identity", help="our identity (with key and secret; default lkproto-<random>)"
@@ -156,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from lkproto._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _connection_options()
 
@@ -267,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     send_file.add_argument("path", metavar="PATH")
     _to_options(send_file, many=True)
     send_file.add_argument("--topic", default="files", help="(default files)")
+    send_file.add_argument(
+        "--receipt-timeout",
+        type=_positive,
+        default=DEFAULT_RECEIPT_TIMEOUT,
+        metavar="SECONDS",
+        help="with one --to: how long to wait, once sent, for the receiver's receipt "
+        f"(default {DEFAULT_RECEIPT_TIMEOUT:g}; see Delivery below)",
+    )
     send_file.set_defaults(run=cmd_send_file)
 
     publish_audio = sub.add_parser(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -40,13 +42,47 @@ from ._util import (
     show_bytes,
 )
 
-__all__ = ["Session", "topic_suffix"]
+__all__ = ["RECEIPT_ATTRIBUTE", "RECEIPT_METHOD", "Session", "topic_suffix"]
 
 _LEAVE_TIMEOUT = 10.0
+#: The RPC method an lkproto receiver calls on a file's sender, when the stream's header
+#: carries RECEIPT_ATTRIBUTE naming it: {"stream_id", "status": "receiving"} at the start,
+#: then {"stream_id", "status": "received", "size", "sha256"} or {..., "status": "failed",
+#: "error"} (the package docstring's "Delivery").
+RECEIPT_METHOD = "lkproto.receipt"
+RECEIPT_ATTRIBUTE = "lkproto.receipt"
+_RECEIPT_TIMEOUT = 10.0
+
+
+def who(identity: str) -> str:
+    """A peer-chosen identity, printable on one line (escaped, clipped)."""
+    return one_line(identity, 200)
 
 
 def _default_identity() -> str:
     return f"lkproto-{secrets.token_hex(3)}"
+
+
+def _read_token(path: str) -> str:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        raise CliError(f"cannot read --token-file {path}: {detail}", ExitCode.USAGE) from None
+    return text.strip()
+
+
+def given_token(ctx: Context) -> str | None:
+    """The ready token, if any: --token, else --token-file, else LIVEKIT_TOKEN when no key,
+    secret, room or identity flag asks for a minted one."""
+    a = ctx.args
+    if a.token is not None:
+        return str(a.token)
+    if getattr(a, "token_file", None):
+        return _read_token(a.token_file)
+    minting = a.api_key or a.api_secret or a.room or a.identity or a.name
+    env = os.environ.get("LIVEKIT_TOKEN", "")
+    return env if env and not minting else None
 
 
 def _credentials(ctx: Context) -> Credentials:
@@ -55,14 +91,15 @@ def _credentials(ctx: Context) -> Credentials:
         ctx.secrets.append(a.api_secret)
     if os.environ.get("LIVEKIT_API_SECRET"):
         ctx.secrets.append(os.environ["LIVEKIT_API_SECRET"])
-    if a.token:
-        ctx.secrets.append(a.token)
+    token = given_token(ctx)
+    if token:
+        ctx.secrets.append(token)
     identity = a.identity
-    if a.token is None and not identity:
+    if token is None and not identity:
         identity = _default_identity()
     creds = resolve_credentials(
         url=a.url,
-        token=a.token,
+        token=token,
         api_key=a.api_key,
         api_secret=a.api_secret,
         room=a.room,
@@ -102,6 +139,7 @@ class Session:
         self.ended: ev.Disconnected | None = None
         self.ended_event = anyio.Event()
         self.leaving = False
+        self.tg: anyio.abc.TaskGroup | None = None
 
     # -- setup (before connect) -------------------------------------------------------------
 
@@ -130,6 +168,7 @@ class Session:
     async def joined(self, *, watch: bool) -> AsyncIterator[Room]:
         """Connect (exit code 3 on failure); leave on exit, even when cancelled."""
         async with anyio.create_task_group() as tg:
+            self.tg = tg
             if watch:
                 tg.start_soon(self._watch_events)
                 await anyio.sleep(0)  # let the watcher subscribe before the join starts
@@ -167,10 +206,11 @@ class Session:
     def announce(self) -> None:
         """Print the join and who is here; the printed events start after this."""
         room = self.room
-        self.console.print(f"joined room {room.name} as {room.local_participant.identity}")
+        me = who(room.local_participant.identity)
+        self.console.print(f"joined room {one_line(room.name, 200)} as {me}")
         for identity in sorted(room.remote_participants):
             self.announced.add(identity)
-            self.console.print(f"participant present {identity}")
+            self.console.print(f"participant present {who(identity)}")
         self.ready.set()
 
     async def wait_for_participants(self, identities: Sequence[str], timeout: float) -> None:
@@ -196,8 +236,8 @@ class Session:
         missing = [i for i in identities if i not in room.remote_participants]
         if missing:
             raise CliError(
-                f"unknown participant {missing[0]!r}: not in room {room.name!r} "
-                f"(waited {timeout:g}s)",
+                f"unknown participant {who(missing[0])!r}: not in room "
+                f"{one_line(room.name, 200)!r} (waited {timeout:g}s)",
                 ExitCode.UNKNOWN_PARTICIPANT,
             )
 
@@ -207,7 +247,7 @@ class Session:
             await self.ended_event.wait()
         if self.ended is not None:
             reason = self.ended.reason.name
-            message = " ".join(self.ended.message.split())
+            message = one_line(" ".join(self.ended.message.split()))
             text = f"{message} ({reason})" if message and reason not in message else message
             raise CliError(f"disconnected: {text or reason}", ExitCode.FAILED)
 
@@ -224,56 +264,85 @@ class Session:
             self._show(event)
 
     def _show(self, event: ev.Event) -> None:
+        # Every string a peer or the server chose is escaped (`who`, `one_line`): no
+        # terminal escape sequences, no forged output lines.
         say = self.console.print
         if isinstance(event, ev.ParticipantConnected):
             identity = event.participant.identity
             if identity not in self.announced:
                 self.announced.add(identity)
-                say(f"participant joined {identity}")
+                say(f"participant joined {who(identity)}")
         elif isinstance(event, ev.ParticipantDisconnected):
             self.announced.discard(event.participant.identity)
-            say(f"participant left {event.participant.identity}")
+            say(f"participant left {who(event.participant.identity)}")
         elif isinstance(event, ev.DataReceived):
-            who = event.participant_identity or "the server"
-            say(f"data from {who}{topic_suffix(event.topic)}: {show_bytes(event.payload)}")
+            sender = who(event.participant_identity) or "the server"
+            say(f"data from {sender}{topic_suffix(event.topic)}: {show_bytes(event.payload)}")
         elif isinstance(event, ev.ChatMessageReceived):
-            say(f"chat from {event.participant_identity}: {one_line(event.message)}")
+            say(f"chat from {who(event.participant_identity)}: {one_line(event.message)}")
         elif isinstance(event, ev.ParticipantAttributesChanged):
             changed = ", ".join(f"{k}={v}" for k, v in sorted(event.changed.items()))
-            say(f"participant {event.participant.identity} attributes {one_line(changed)}")
+            say(f"participant {who(event.participant.identity)} attributes {one_line(changed)}")
         elif isinstance(event, ev.ParticipantNameChanged):
             p = event.participant
-            say(f"participant {p.identity} name {one_line(p.name)}")
+            say(f"participant {who(p.identity)} name {one_line(p.name)}")
         elif isinstance(event, ev.ParticipantMetadataChanged):
             p = event.participant
-            say(f"participant {p.identity} metadata {one_line(p.metadata)}")
+            say(f"participant {who(p.identity)} metadata {one_line(p.metadata)}")
         elif isinstance(event, ev.RoomMetadataChanged):
             say(f"room metadata {one_line(event.metadata)}")
         elif isinstance(event, ev.SipDtmfReceived):
-            say(f"dtmf from {event.participant_identity}: {event.digit}")
+            say(f"dtmf from {who(event.participant_identity)}: {one_line(event.digit, 10)}")
         elif isinstance(event, ev.TranscriptionReceived):
             text = " ".join(s.text for s in event.segments)
-            say(f"transcription from {event.participant_identity}: {one_line(text)}")
+            say(f"transcription from {who(event.participant_identity)}: {one_line(text)}")
         elif isinstance(event, ev.StreamDropped) and event.reason is DropReason.NO_HANDLER:
-            say(f"ignored a stream from {event.sender_identity}: {event.detail} (see --topic)")
+            detail = one_line(event.detail)
+            say(f"ignored a stream from {who(event.sender_identity)}: {detail} (see --topic)")
 
     async def _on_text(self, reader: TextStreamReader, sender: str) -> None:
         info = reader.info
         try:
             text = await reader.read_all()
         except StreamError as exc:
-            self.console.error(f"{PROG}: text stream from {sender} failed: {exc}")
+            self.console.error(
+                f"{PROG}: text stream from {who(sender)} failed: {one_line(str(exc))}"
+            )
             return
-        self.console.print(f"text stream from {sender}{topic_suffix(info.topic)}: {one_line(text)}")
+        topic = topic_suffix(info.topic)
+        self.console.print(f"text stream from {who(sender)}{topic}: {one_line(text)}")
+
+    def _receipt(
+        self, sender: str, info_attributes: dict[str, str], receipt: dict[str, object]
+    ) -> None:
+        """Tell the sender how its file went, if it asked (RECEIPT_ATTRIBUTE)."""
+        if info_attributes.get(RECEIPT_ATTRIBUTE) != RECEIPT_METHOD or self.tg is None:
+            return
+        payload = json.dumps(receipt)
+
+        async def call() -> None:
+            with contextlib.suppress(LkProtocolError):  # RpcError, or the room closing
+                await self.room.local_participant.perform_rpc(
+                    destination_identity=sender,
+                    method=RECEIPT_METHOD,
+                    payload=payload,
+                    response_timeout=_RECEIPT_TIMEOUT,
+                )
+
+        self.tg.start_soon(call)
 
     async def _on_bytes(self, reader: ByteStreamReader, sender: str) -> None:
         info = reader.info
         shown = one_line(info.name, 80) or info.stream_id
         bar = ProgressBar(
-            self.console, f"receiving {shown} from {sender}", info.size, mode=self.ctx.progress
+            self.console, f"receiving {shown} from {who(sender)}", info.size, mode=self.ctx.progress
         )
+        attributes = dict(info.attributes or {})
+        self._receipt(sender, attributes, {"stream_id": info.stream_id, "status": "receiving"})
         digest, size = hashlib.sha256(), 0
-        target: Path | None = None
+        part: Path | None = None
+        saved: Path | None = None
+        error: str | None = None
         try:
             if self.save_dir is None:
                 async for chunk in reader:
@@ -281,31 +350,60 @@ class Session:
                     size += len(chunk)
                     bar.update(size)
             else:
+                # Written as NAME.part and renamed once whole: an interrupted transfer never
+                # leaves a file that looks complete under its real name.
                 name = safe_filename(info.name, f"stream-{info.stream_id}")
-                target, raw = create_unique(self.save_dir, name)
+                part, raw = create_unique(self.save_dir, f"{name}.part")
                 async with anyio.wrap_file(raw) as f:
                     async for chunk in reader:
                         digest.update(chunk)
                         size += len(chunk)
                         await f.write(chunk)
                         bar.update(size)
+                final, placeholder = create_unique(self.save_dir, name)
+                placeholder.close()
+                os.replace(part, final)
+                saved, part = final, None
         except (StreamError, OSError) as exc:
-            bar.finish(size)
+            error = str(exc)
             await reader.aclose()  # discard the rest instead of buffering it
-            if target is not None:
+        finally:
+            if part is not None:  # failed, or cancelled: remove what we wrote
                 with contextlib.suppress(OSError):
-                    target.unlink()
-            self.console.error(f"{PROG}: file {shown} from {sender} failed: {exc}")
+                    part.unlink()
+            if error is None and saved is None and self.save_dir is not None:
+                error = "interrupted"  # cancelled: the finally of a cancelled task
+            if error is not None:
+                bar.finish(size)
+                if self.leaving:
+                    self.ctx.cut_short = True
+                removed = "; the partial file was removed" if self.save_dir is not None else ""
+                self.console.error(
+                    f"{PROG}: file {shown} from {who(sender)} failed after {size} bytes: "
+                    f"{one_line(error)}{removed}"
+                )
+                self._receipt(
+                    sender,
+                    attributes,
+                    {"stream_id": info.stream_id, "status": "failed", "error": error},
+                )
+        if error is not None:
             return
         bar.finish(size)
         topic = topic_suffix(info.topic)
-        if target is None:
+        sha = digest.hexdigest()
+        self._receipt(
+            sender,
+            attributes,
+            {"stream_id": info.stream_id, "status": "received", "size": size, "sha256": sha},
+        )
+        if saved is None:
             self.console.print(
-                f"file from {sender}{topic} name={shown}: {size} bytes sha256={digest.hexdigest()}"
+                f"file from {who(sender)}{topic} name={shown}: {size} bytes sha256={sha}"
             )
         else:
             self.console.print(
-                f"saved {target} from {sender}{topic}: {size} bytes sha256={digest.hexdigest()}"
+                f"saved {saved} from {who(sender)}{topic}: {size} bytes sha256={sha}"
             )
 
 

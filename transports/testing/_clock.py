@@ -65,4 +65,5 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(_AutojumpSelector(self._virtual))
 
     def time(self) -> float:
+        """The loop's virtual clock: jumps to the next timer when every task waits."""
         return self._virtual.now

@@ -136,6 +136,7 @@ class MemoryServer:
 
     @property
     def url(self) -> str:
+        """A URL to give `Room.connect` (any URL joins this server while it is entered)."""
         return URL
 
     def token(
@@ -315,6 +316,8 @@ class MemoryServer:
     async def dial(self, host: str, port: int, tls: bool) -> anyio.abc.ByteStream:
         # An OSError: the Room reports it as a failed connection (ConnectError, or a failed
         # reconnect attempt).
+        """@private The memory transport's signal connection (called by a Room's session, not by
+        applications)."""
         if self._home is None:
             raise ConnectionRefusedError("the MemoryServer is not running")
         try:
@@ -333,6 +336,8 @@ class MemoryServer:
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
     ) -> PeerPort:
+        """@private The memory transport's peer connection (called by a Room's session, not by
+        applications)."""
         return _MemoryPeer(self, listener, media)
 
 

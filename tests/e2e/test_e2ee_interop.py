@@ -1,0 +1,343 @@
+"""End-to-end encrypted data between lkproto and the official SDK, through a real server.
+
+Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded). Both
+sides connect with `RoomOptions(encryption=E2EEOptions(KeyProviderOptions(shared_key=...)))`
+(PBKDF2, the default everywhere). Proven here, with exact contents:
+- both ways: `publish_data`, `send_text` of 300 000 characters, `send_file` of 5 MiB (sha256),
+  RPC v2 (lk, client_protocol 2) and RPC v1 (lk1, client_protocol 0);
+- what the server forwards carries no plaintext: a third participant without the key ("eve",
+  an anyio Room) records the raw `DataPacket`s its data channel delivers; it gets the
+  broadcasts, every one an `encrypted_packet`, and none of the plaintext bytes (RPC packets
+  are addressed to one participant, so the server never forwards them to eve; their
+  encryption is the official peer reading them, and tests/core/test_connection_e2ee.py);
+- a wrong key on one side: nothing decrypts either way, lk reports it (`e2ee_state_changed`
+  DECRYPTION_FAILED and `PacketDropped("decryption_failed")` with the participant), nothing
+  crashes, and after `set_shared_key` with the right key the next messages arrive. Reliable
+  ordering makes "the next one arrived, the earlier one never will" exact, with no sleeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from livekit import rtc
+
+# Every test runs once per adapter: the fixtures swap this module's `Room` for the adapter
+# under test. See harness/adapters.py.
+from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.official import OfficialLoop, OfficialPeer
+from lkproto import Config
+from lkproto import events as ev
+from lkproto._pb import data_pb2 as dpb
+from lkproto.transports import anyio as lk_anyio
+from lkproto.transports.anyio import (
+    E2EEOptions,
+    EncryptionState,
+    KeyProviderOptions,
+    Room,
+    RoomOptions,
+    RtcConfiguration,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(180)]
+
+KEY = b"lkproto e2ee interop key"
+WRONG = b"a key nobody else has"
+TEXT = ("lkproto → 官方 E2EE 😀 ñ; " * 13_000)[:300_000]  # 300 000 characters, 1-4 bytes each
+FILE_SIZE = 5 * 1024 * 1024
+ENCRYPTED_KINDS = {
+    "user",
+    "chat_message",
+    "rpc_request",
+    "rpc_ack",
+    "rpc_response",
+    "stream_header",
+    "stream_chunk",
+    "stream_trailer",
+}
+
+
+def options(host: str, key: bytes | None) -> RoomOptions:
+    encryption = None if key is None else E2EEOptions(KeyProviderOptions(shared_key=key))
+    return RoomOptions(
+        auto_subscribe=False,
+        rtc_config=RtcConfiguration(host_addresses=[host]),
+        encryption=encryption,
+    )
+
+
+async def official(loop: OfficialLoop, url: str, token: str, key: bytes) -> OfficialPeer:
+    """An official participant with E2EE, recording data, text, files and RPC calls."""
+    peer = OfficialPeer(loop)
+    encryption = rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(shared_key=key))
+    await peer.connect(url, token, encryption=encryption)
+
+    async def register(room: rtc.Room) -> None:
+        def on_text(reader: rtc.TextStreamReader, identity: str) -> None:
+            async def read() -> None:
+                text = await reader.read_all()
+                peer._record("text", identity, reader.info.topic, text)
+
+            peer.spawn(read())
+
+        def on_file(reader: rtc.ByteStreamReader, identity: str) -> None:
+            async def read() -> None:
+                digest, size = hashlib.sha256(), 0
+                async for chunk in reader:
+                    digest.update(chunk)
+                    size += len(chunk)
+                peer._record("file", identity, reader.info.name, size, digest.hexdigest())
+
+            peer.spawn(read())
+
+        async def echo(data: rtc.RpcInvocationData) -> str:
+            peer._record("rpc", data.caller_identity, data.payload)
+            return f"official echoes {data.payload}"
+
+        room.register_text_stream_handler("e2ee-text", on_text)
+        room.register_byte_stream_handler("e2ee-files", on_file)
+        room.local_participant.register_rpc_method("e2ee-echo", echo)
+
+    await peer.do(register)
+    return peer
+
+
+class Inbox:
+    """What an lkproto Room received, awaited without polling (callbacks of the threaded
+    adapter arrive on the test's loop through the facade)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, ...]] = []
+        self._changed = anyio.Event()
+
+    def add(self, *item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait(
+        self, predicate: Callable[[list[tuple[Any, ...]]], bool], timeout: float = 60
+    ) -> None:
+        with anyio.fail_after(timeout):
+            while not predicate(self.items):
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        return [item[1:] for item in self.items if item[0] == kind]
+
+
+def handlers(room: Room, inbox: Inbox) -> None:
+    async def on_text(reader: Any, identity: str) -> None:
+        inbox.add("text", identity, reader.info.topic, await reader.read_all())
+
+    async def on_file(reader: Any, identity: str) -> None:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in reader:
+            digest.update(chunk)
+            size += len(chunk)
+        inbox.add("file", identity, reader.info.name, size, digest.hexdigest())
+
+    async def echo(data: Any) -> str:
+        inbox.add("rpc", data.caller_identity, data.payload)
+        return f"lk echoes {data.payload}"
+
+    room.register_text_stream_handler("e2ee-text", on_text)
+    room.register_byte_stream_handler("e2ee-files", on_file)
+    room.local_participant.register_rpc_method("e2ee-echo", echo)
+    room.on("data_received", lambda p: inbox.add("data", p.participant.identity, p.data, p.topic))
+    room.on("e2ee_state_changed", lambda p, state: inbox.add("state", p.identity, state))
+
+
+async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, list[bytes]]:
+    """A participant without the key that records every raw data channel message."""
+    eve = lk_anyio.Room()
+    await eve.connect(url, token, options(host, None))
+    raw: list[bytes] = []
+    pump = eve._session.pump
+    assert pump is not None
+    deliver = pump.on_data
+
+    def record(channel: Any, data: bytes) -> None:
+        raw.append(bytes(data))
+        deliver(channel, data)
+
+    pump.on_data = record  # type: ignore[method-assign]
+    return eve, raw
+
+
+def no_key_in(texts: list[str]) -> list[str]:
+    """The texts that show a key, as text, repr or hex."""
+    shapes = [form for key in (KEY, WRONG) for form in (key.decode(), repr(key), key.hex())]
+    return [text for text in texts if any(shape in text for shape in shapes)]
+
+
+async def knows(peer: OfficialPeer, *identities: str) -> None:
+    for identity in identities:
+        await peer.wait_for(lambda r, i=identity: ("joined", (i,)) in r)
+
+
+async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none(
+    livekit_server: Any,
+    make_token: Any,
+    confinement: Any,
+    official_loop: OfficialLoop,
+    tmp_path: Path,
+) -> None:
+    url, host = livekit_server.url, confinement.host
+    files = {}
+    for name in ("from-lk.bin", "from-official.bin"):
+        data = os.urandom(FILE_SIZE)
+        (tmp_path / name).write_bytes(data)
+        files[name] = (data, hashlib.sha256(data).hexdigest())
+    eve, raw = await eavesdropper(url, make_token("eve"), host)
+    peer = await official(official_loop, url, make_token("official"), KEY)
+    lk, lk1 = Room(), Room(config=Config(client_protocol=0))  # lk1 speaks RPC v1
+    inbox, inbox1 = Inbox(), Inbox()
+    handlers(lk, inbox)
+    handlers(lk1, inbox1)
+    try:
+        await lk.connect(url, make_token("lk"), options(host, KEY))
+        await lk1.connect(url, make_token("lk1"), options(host, KEY))
+        await knows(peer, "lk", "lk1", "eve")
+
+        # publish_data, both ways
+        await lk.local_participant.publish_data(b"lk's secret datum", topic="e2ee-topic")
+        await peer.do(
+            lambda r: r.local_participant.publish_data(
+                b"official's secret datum", topic="e2ee-topic"
+            )
+        )
+        got = await peer.wait_for(lambda r: [a for n, a in r if n == "data"])
+        assert got == [
+            ("lk", b"lk's secret datum", "e2ee-topic", int(rtc.DataPacketKind.KIND_RELIABLE))
+        ]
+        await inbox.wait(lambda items: bool([i for i in items if i[0] == "data"]))
+        assert inbox.of("data") == [("official", b"official's secret datum", "e2ee-topic")]
+
+        # send_text of 300 000 characters, both ways
+        info = await lk.local_participant.send_text(TEXT, topic="e2ee-text")
+        assert info.topic == "e2ee-text"
+        got = await peer.wait_for(lambda r: [a for n, a in r if n == "text"], 90)
+        assert got == [("lk", "e2ee-text", TEXT)]
+        await peer.do(lambda r: r.local_participant.send_text(TEXT[::-1], topic="e2ee-text"), 90)
+        await inbox.wait(lambda items: bool([i for i in items if i[0] == "text"]), 90)
+        assert inbox.of("text") == [("official", "e2ee-text", TEXT[::-1])]
+
+        # send_file of 5 MiB, both ways
+        await lk.local_participant.send_file(tmp_path / "from-lk.bin", topic="e2ee-files")
+        got = await peer.wait_for(lambda r: [a for n, a in r if n == "file"], 90)
+        assert got == [("lk", "from-lk.bin", FILE_SIZE, files["from-lk.bin"][1])]
+        source = str(tmp_path / "from-official.bin")
+        await peer.do(lambda r: r.local_participant.send_file(source, topic="e2ee-files"), 90)
+        await inbox.wait(lambda items: bool([i for i in items if i[0] == "file"]), 90)
+        digest = files["from-official.bin"][1]
+        assert inbox.of("file") == [("official", "from-official.bin", FILE_SIZE, digest)]
+
+        # RPC v2 (lk) and v1 (lk1), both ways
+        for room, name in ((lk, "lk"), (lk1, "lk1")):
+            with anyio.fail_after(30):
+                answer = await room.local_participant.perform_rpc(
+                    destination_identity="official", method="e2ee-echo", payload=f"{name} asks"
+                )
+            assert answer == f"official echoes {name} asks"
+
+            async def call(r: rtc.Room, name: str = name) -> str:
+                return await r.local_participant.perform_rpc(
+                    destination_identity=name, method="e2ee-echo", payload=f"official asks {name}"
+                )
+
+            assert await peer.do(call) == f"lk echoes official asks {name}"
+        assert inbox.of("rpc") == [("official", "official asks lk")]
+        assert inbox1.of("rpc") == [("official", "official asks lk1")]
+        assert peer.of("rpc") == [("lk", "lk asks"), ("lk1", "lk1 asks")]
+        assert lk.remote_participants["official"].info.client_protocol >= 1  # so v2 to it
+        assert lk1.local_participant.info.client_protocol == 0  # so v1 both ways
+
+        # What eve got: the broadcasts, all encrypted, none of the plaintext.
+        packets = [dpb.DataPacket.FromString(data) for data in raw]
+        senders = {p.participant_identity for p in packets}
+        assert {"lk", "official"} <= senders
+        kinds = {(p.participant_identity, p.WhichOneof("value")) for p in packets}
+        assert ("lk", "encrypted_packet") in kinds and ("official", "encrypted_packet") in kinds
+        assert not {k for s, k in kinds if s in ("lk", "official")} & ENCRYPTED_KINDS
+        carried = sum(len(p.encrypted_packet.encrypted_value) for p in packets)
+        assert carried > 2 * FILE_SIZE + 2 * len(TEXT)  # the files and texts went past eve
+        everything = b"".join(raw)
+        secrets = [b"secret datum", b"e2ee-topic", b"e2ee-text", b"e2ee-files", b"from-lk.bin"]
+        secrets += [TEXT[i : i + 16].encode() for i in range(0, len(TEXT), 9973)]
+        for data, _ in files.values():
+            secrets += [data[i : i + 32] for i in range(0, FILE_SIZE, 65_537)]
+        assert [s for s in secrets if s in everything] == []
+        assert eve.connection_state == lk_anyio.ConnectionState.CONN_CONNECTED
+    finally:
+        await lk.disconnect()
+        await lk1.disconnect()
+        await eve.disconnect()
+        await peer.disconnect()
+
+
+async def test_a_wrong_key_reads_nothing_reports_it_and_the_right_key_recovers(
+    livekit_server: Any,
+    make_token: Any,
+    confinement: Any,
+    official_loop: OfficialLoop,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lkproto")
+    url, host = livekit_server.url, confinement.host
+    peer = await official(official_loop, url, make_token("official"), KEY)
+    lk = Room()
+    inbox = Inbox()
+    handlers(lk, inbox)
+    dropped: list[ev.PacketDropped] = []
+    try:
+        await lk.connect(url, make_token("lk"), options(host, WRONG))
+        await knows(peer, "lk")
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                async for event in lk.events():
+                    if isinstance(event, ev.PacketDropped):
+                        dropped.append(event)
+
+            tg.start_soon(watch)
+            # official -> lk with the wrong key: reported, not delivered
+            await peer.do(lambda r: r.local_participant.publish_data(b"unreadable 1"))
+            await inbox.wait(lambda items: bool([i for i in items if i[0] == "state"]), 30)
+            assert inbox.of("state") == [("official", EncryptionState.DECRYPTION_FAILED)]
+            # lk -> official with the wrong key: the official SDK drops it
+            await lk.local_participant.publish_data(b"unreadable 2")
+            # the right key; the next messages arrive, both ways, the earlier ones never
+            lk.e2ee_manager.key_provider.set_shared_key(KEY, 0)
+            await lk.local_participant.publish_data(b"readable 2")
+            got = await peer.wait_for(lambda r: [a[1] for n, a in r if n == "data"], 30)
+            assert got == [b"readable 2"]
+            await peer.do(lambda r: r.local_participant.publish_data(b"readable 1"))
+            await inbox.wait(lambda items: bool([i for i in items if i[0] == "data"]), 30)
+            assert inbox.of("data") == [("official", b"readable 1", "")]
+            assert inbox.of("state") == [
+                ("official", EncryptionState.DECRYPTION_FAILED),
+                ("official", EncryptionState.OK),
+            ]
+            tg.cancel_scope.cancel()
+        assert [(d.reason, d.participant_identity) for d in dropped] == [
+            ("decryption_failed", "official")
+        ]
+        assert "16 of 16 ratchets failed" in dropped[0].detail
+        assert lk.isconnected() and lk.e2ee_manager.key_provider.export_shared_key(0) == KEY
+        assert peer.of("data") == [("lk", b"readable 2", "", int(rtc.DataPacketKind.KIND_RELIABLE))]
+        # No key in what lkproto logged, reported or shows in a repr.
+        manager = lk.e2ee_manager
+        shown = [r.getMessage() for r in caplog.records if r.name.startswith("lkproto")]
+        shown += [repr(d) for d in dropped] + [repr(manager.key_provider), repr(manager.options)]
+        assert len(shown) >= 3 and no_key_in(shown) == []
+    finally:
+        await lk.disconnect()
+        await peer.disconnect()

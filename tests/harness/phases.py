@@ -1,0 +1,386 @@
+"""Scheduling the suite over pytest-xdist workers: tests alone, parallel tests and groups, last.
+
+Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one phase:
+- **parallel** (the default): spread over every worker. Each worker is a process of its own,
+  confined to its own network namespace (harness/netns.py) with its own livekit-server (the
+  session fixture), so tests on different workers share nothing but the CPU. The `slow` ones
+  go first; then e2e tests (which mostly wait: on the server, the network, a timeout) are
+  interleaved with the others (which mostly compute), so the waiting of the ones overlaps the
+  computing of the others instead of all workers computing at once.
+- **group** (`@pytest.mark.xdist_group("name")`): the tests of one group run one after the
+  other on one worker, which takes nothing else until the group is done, while the other
+  workers run the parallel tests. For tests that must not overlap each other but bear the
+  rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
+  observations; they mostly wait, with wide margins). Groups are handed out before the
+  parallel tests (after the serial ones): they are the longest chains.
+- **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
+  adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
+  transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
+  past the ping timeout, whose data comes back on SCTP's backed-off timer). They run first, one
+  at a time, on the first worker to ask, while every other worker waits: alone on the
+  machine, in a fresh process (the flood failed after a few hundred tests in the same
+  process, in the sequential baseline too; it still fails now and then on a loaded machine,
+  see docs/testing.md).
+- **last** (`@pytest.mark.last`): after everything else (the secrets audit,
+  tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
+  written what it saw (harness/secrets_audit.py merges it).
+
+Without xdist (`-p no:xdist`, `-n 0`) the tests simply run in collection order, which puts
+tests/e2e/test_zz_secrets.py after the other e2e files as before.
+
+How the controller learns the phases: it does not collect, so each worker writes the phase
+of every collected test, aligned with the ids it reports, into a directory the controller
+made and handed to it (`workerinput`), before it reports its collection. The scheduler
+reads the first worker's file when every worker has collected.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PARALLEL, GROUP, SERIAL, LAST = "parallel", "group", "serial", "last"
+_DIR_KEY = "lkproto_phases_dir"
+_STASH = pytest.StashKey[Path]()
+
+
+def phase_of(item: pytest.Item) -> str:
+    if item.get_closest_marker("last") is not None:
+        return LAST
+    if item.get_closest_marker("serial") is not None:
+        return SERIAL
+    if group_of(item) is not None:
+        return GROUP
+    return PARALLEL
+
+
+def group_of(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def _weight(item: pytest.Item) -> int:
+    """0: slow (first), 1: e2e (mostly waiting), 2: the rest (mostly computing)."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    if item.get_closest_marker("e2e") is not None:
+        return 1
+    return 2
+
+
+def interleave(first: list[int], second: list[int]) -> list[int]:
+    """Both lists in their order, merged evenly: each item at its fraction of its own list."""
+    n, m = len(first), len(second)
+    keyed = [((i + 0.5) / n, 0, x) for i, x in enumerate(first)]
+    keyed += [((j + 0.5) / m, 1, y) for j, y in enumerate(second)]
+    return [x for _, _, x in sorted(keyed)]
+
+
+def phases_dir(config: pytest.Config) -> Path | None:
+    """In a worker run by the phased scheduler: the directory shared with the controller and
+    the other workers; otherwise None."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or _DIR_KEY not in workerinput:
+        return None
+    return Path(workerinput[_DIR_KEY])
+
+
+def worker_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "main"
+
+
+# -- in the workers ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reports the collection
+def pytest_collection_finish(session: pytest.Session) -> None:
+    where = phases_dir(session.config)
+    if where is None:
+        return
+    seen: dict[str, int] = {}
+    variants = []  # 0 for a test function's first parametrization, 1 for its second, ...
+    for item in session.items:
+        function = item.nodeid.split("[", 1)[0]
+        variants.append(seen.get(function, 0))
+        seen[function] = variants[-1] + 1
+    table = {
+        "ids": [item.nodeid for item in session.items],
+        "phases": [phase_of(item) for item in session.items],
+        "weights": [_weight(item) for item in session.items],
+        "variants": variants,
+        "groups": [group_of(item) for item in session.items],
+    }
+    target = where / f"phases-{worker_id(session.config)}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table))
+    tmp.replace(target)
+
+
+# -- in the controller -----------------------------------------------------------------------
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    where = config.stash.get(_STASH, None)
+    if where is not None:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config = node.config
+    if config.getoption("dist") != "load":
+        return  # another --dist mode asked for explicitly: xdist schedules as it does
+    if _STASH not in config.stash:
+        config.stash[_STASH] = Path(tempfile.mkdtemp(prefix="lkproto-phases-"))
+    node.workerinput[_DIR_KEY] = str(config.stash[_STASH])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> PhasedScheduling | None:
+    where = config.stash.get(_STASH, None)
+    if where is None:
+        return None
+    return PhasedScheduling(config, where, log)
+
+
+class PhasedScheduling:
+    """An xdist scheduler (see xdist.scheduler.protocol.Scheduling) for the phases above.
+
+    A worker runs a test only once it holds the next one (xdist needs `nextitem` for fixture
+    teardown) or has been told to shut down, so every worker is kept two tests deep. The
+    first worker to ask gets every serial test (plus its next one); the others get nothing
+    until the serial tests are complete. Then a worker asking for work takes, in this order:
+    more of the group it owns; a group nobody owns; the parallel queue. When all three are
+    empty, the first worker to find nothing more becomes the last worker; the others are shut
+    down as they run dry (they finish what they hold and exit), and once they are gone the
+    last worker gets the last tests in collection order, then its shutdown.
+    """
+
+    DEPTH = 2
+
+    def __init__(self, config: pytest.Config, where: Path, log: Any) -> None:
+        from xdist.workermanage import parse_tx_spec_config
+
+        self.config = config
+        self.where = where
+        self.log = log.phasedsched
+        self.numnodes = len(parse_tx_spec_config(config))
+        self.node2collection: dict[Any, list[str]] = {}
+        self.node2pending: dict[Any, list[int]] = {}
+        self.collection: list[str] | None = None
+        self.phase: list[str] = []
+        self.parallel: deque[int] = deque()
+        self.first: deque[int] = deque()  # serial: alone, before anything else
+        self.first_node: Any = None  # the worker running them
+        self.first_running: set[int] = set()  # sent to it, not yet complete
+        self.alone: deque[int] = deque()  # last: alone, after everything else
+        self.groups: dict[str, deque[int]] = {}
+        self.group: list[str | None] = []
+        self.owner: dict[Any, str] = {}  # worker -> the group it runs
+        self.serial_node: Any = None
+
+    # -- the protocol's properties ----------------------------------------------------------
+
+    @property
+    def nodes(self) -> list[Any]:
+        return list(self.node2pending)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return len(self.node2collection) >= self.numnodes
+
+    @property
+    def tests_finished(self) -> bool:
+        if not self.collection_is_completed or self.collection is None:
+            return False
+        if self.first or self.parallel or self.alone or any(self.groups.values()):
+            return False
+        return all(len(pending) < 2 for pending in self.node2pending.values())
+
+    @property
+    def has_pending(self) -> bool:
+        queued = self.first or self.parallel or self.alone or any(self.groups.values())
+        return bool(queued or any(self.node2pending.values()))
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def add_node(self, node: Any) -> None:
+        assert node not in self.node2pending
+        self.node2pending[node] = []
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        assert node in self.node2pending
+        if self.collection is not None and list(collection) != self.collection:
+            self.log(f"worker {node.gateway.id} collected other tests: not used")
+            return
+        self.node2collection[node] = list(collection)
+
+    def remove_node(self, node: Any) -> str | None:
+        pending = self.node2pending.pop(node)
+        self.owner.pop(node, None)
+        if node is self.serial_node:
+            self.serial_node = None
+        if node is self.first_node:
+            self.first_node = None
+            self.first_running.difference_update(pending)
+        crashitem = None
+        if pending:  # it crashed: the first one was running, the rest go back in the queues
+            assert self.collection is not None
+            crashitem = self.collection[pending.pop(0)]
+            for index in reversed(pending):
+                self._requeue(index)
+        for other in self.nodes:
+            self.check_schedule(other)
+        return crashitem
+
+    def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
+        raise NotImplementedError  # only work stealing asks for this
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        assert self.collection_is_completed
+        if self.collection is not None:  # a replacement worker joined later
+            for node in self.nodes:
+                self.check_schedule(node)
+            return
+        collections = list(self.node2collection.values())
+        if any(c != collections[0] for c in collections[1:]):
+            raise pytest.UsageError("xdist workers collected different tests")
+        self.collection = collections[0]
+        first = next(iter(self.node2collection))
+        table = json.loads((self.where / f"phases-{first.gateway.id}.json").read_text())
+        if table["ids"] != self.collection:
+            raise pytest.UsageError("the phase table does not match the collection")
+        self.phase = table["phases"]
+        self.group = table["groups"]
+        for i, phase in enumerate(self.phase):
+            if phase == GROUP:
+                self.groups.setdefault(str(self.group[i]), deque()).append(i)
+        weights = table["weights"]
+        parallel = [i for i, p in enumerate(self.phase) if p == PARALLEL]
+        by_weight = [[i for i in parallel if weights[i] == w] for w in (0, 1, 2)]
+        # The variants of one e2e test (one per adapter) do the same work: spread them out
+        # (every first variant, then every second, ...) rather than run them side by side.
+        by_weight[1].sort(key=lambda i: table["variants"][i])  # stable
+        self.parallel = deque(by_weight[0] + interleave(by_weight[1], by_weight[2]))
+        self.first = deque(i for i, p in enumerate(self.phase) if p == SERIAL)
+        self.alone = deque(i for i, p in enumerate(self.phase) if p == LAST)
+        grouped = {name: len(queue) for name, queue in self.groups.items()}
+        self.log(
+            f"{len(self.first)} serial first, {len(self.parallel)} parallel, groups {grouped},"
+            f" {len(self.alone)} last"
+        )
+        for node in self.nodes:
+            self.check_schedule(node)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        self.node2pending[node].remove(item_index)
+        if item_index in self.first_running:
+            self.first_running.discard(item_index)
+            if not self.first_running and not self.first:
+                for other in self.nodes:  # the serial tests are done: everyone to work
+                    self.check_schedule(other)
+                return
+        self.check_schedule(node)
+
+    def mark_test_pending(self, item: str) -> None:
+        assert self.collection is not None
+        self._requeue(self.collection.index(item))
+        for node in self.nodes:
+            self.check_schedule(node)
+
+    def _requeue(self, index: int) -> None:
+        if self.phase[index] == PARALLEL:
+            self.parallel.appendleft(index)
+        elif self.phase[index] == GROUP:
+            self.groups[str(self.group[index])].appendleft(index)
+        elif self.phase[index] == SERIAL:
+            self.first.appendleft(index)
+        else:
+            self.alone.appendleft(index)
+
+    def check_schedule(self, node: Any, duration: float = 0) -> None:
+        if node.shutting_down or self.collection is None:
+            return
+        pending = self.node2pending[node]
+        if self.first or self.first_running:
+            # The serial tests run first, alone, on the first worker to ask (a fresh process):
+            # the others wait (mark_test_complete wakes them). It is also handed its next
+            # test, which runs after them (a worker runs a test once it holds the next one).
+            if self.first_node is None:
+                self.first_node = node
+            if node is not self.first_node:
+                return
+            if self.first:
+                batch = list(self.first)
+                self.first.clear()
+                self.first_running.update(batch)
+                self._send(node, batch)
+        while len(pending) < self.DEPTH and (queue := self._next_queue(node)) is not None:
+            self._send(node, [queue.popleft()])
+        if len(pending) >= self.DEPTH:
+            return  # busy; it asks again when it completes one
+        # Nothing more for this worker now or later (the groups left belong to others).
+        if not self.alone:
+            node.shutdown()  # it runs what it holds, then exits
+            return
+        # Nothing but tests that run alone remain (and groups other workers are finishing):
+        # this worker will run them; every other one finishes what it holds and exits.
+        if self.serial_node is None:
+            self.serial_node = node
+            for other in self.nodes:
+                if other is not node and other not in self.owner:
+                    other.shutdown()
+        if node is not self.serial_node:
+            node.shutdown()
+            return
+        if len(self.node2pending) > 1:
+            return  # not before every other worker has exited (remove_node calls back)
+        batch = list(self.alone)
+        self.alone.clear()
+        self._send(node, batch)
+        node.shutdown()
+
+    def _next_queue(self, node: Any) -> deque[int] | None:
+        """Where `node`'s next test comes from: the group it owns, else a group nobody owns
+        (it becomes the owner), else the parallel queue; None when all are empty for it."""
+        group = self.owner.get(node)
+        if group is not None:
+            if self.groups[group]:
+                return self.groups[group]
+            del self.owner[node]  # done with it (its last tests may still be running here)
+        owned = set(self.owner.values())
+        for name, queue in self.groups.items():
+            if queue and name not in owned:
+                self.owner[node] = name
+                return queue
+        return self.parallel or None
+
+    def _send(self, node: Any, indices: list[int]) -> None:
+        if indices:
+            self.node2pending[node].extend(indices)
+            node.send_runtest_some(indices)
+
+
+__all__ = [
+    "GROUP",
+    "LAST",
+    "PARALLEL",
+    "SERIAL",
+    "PhasedScheduling",
+    "group_of",
+    "interleave",
+    "phase_of",
+    "phases_dir",
+]
