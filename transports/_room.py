@@ -77,6 +77,13 @@ EventTypes: TypeAlias = Literal[
     "data_received",
     "sip_dtmf_received",
     "transcription_received",
+    "connection_state_changed",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "reconnected",
+    "token_refreshed",
+    "e2ee_state_changed",
     "track_published",
     "track_unpublished",
     "track_subscribed",
@@ -88,13 +95,6 @@ EventTypes: TypeAlias = Literal[
     "local_track_unpublished",
     "local_track_republished",
     "local_track_subscribed",
-    "connection_state_changed",
-    "connected",
-    "disconnected",
-    "reconnecting",
-    "reconnected",
-    "token_refreshed",
-    "e2ee_state_changed",
 ]
 
 Callback: TypeAlias = Callable[..., object]
