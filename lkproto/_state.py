@@ -336,6 +336,8 @@ class LocalTrackState(enum.Enum):
 
 
 class LocalTrackInput(enum.Enum):
+    """What happens to one of our publications."""
+
     ACCEPTED = "accepted"  #: TrackPublishedResponse with our cid
     REFUSED = "refused"  #: RequestResponse echoing our AddTrackRequest (not QUEUED)
     TIMED_OUT = "timed_out"  #: no answer within the publish timeout

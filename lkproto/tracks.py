@@ -305,6 +305,8 @@ class Direction(enum.Enum):
 
 
 class SlotRole(enum.Enum):
+    """What a slot is for."""
+
     SEND = "send"  #: carries one of our publications (or idles, waiting for reuse)
     RECV = "recv"  #: added for a MediaSectionsRequirement; the server binds tracks to it
 
@@ -424,6 +426,7 @@ class SendTrackSignal:
 
     @property
     def data(self) -> bytes:
+        """The serialized `SignalRequest`, ready for the WebSocket."""
         return self.request.SerializeToString(deterministic=True)
 
 
@@ -440,6 +443,8 @@ class AddTransceiver:
 
 @attrs.frozen(kw_only=True)
 class SetTransceiverDirection:
+    """Set the direction of `slot`'s transceiver (offered by the next offer)."""
+
     slot: int
     direction: Direction
 
@@ -490,6 +495,7 @@ class LocalTrackPublishFailed:
     message: str
 
     def exception(self) -> PublishTrackError:
+        """The `PublishTrackError` an adapter raises for this failure."""
         return PublishTrackError(self.reason, self.message)
 
 
@@ -523,6 +529,9 @@ class LocalTrackUnpublished:
 
 @attrs.frozen(kw_only=True)
 class LocalTrackMuted:
+    """Our track `cid` was muted: by us (`set_muted`), or by the server (an admin or API
+    mute, F4.2)."""
+
     cid: str
     sid: str
     by_server: bool = False  #: SignalResponse.mute (an admin or API mute, F4.2)
@@ -530,6 +539,8 @@ class LocalTrackMuted:
 
 @attrs.frozen(kw_only=True)
 class LocalTrackUnmuted:
+    """Our track `cid` was unmuted, by us or by the server."""
+
     cid: str
     sid: str
     by_server: bool = False
@@ -575,12 +586,16 @@ class TrackUnpublished:
 
 @attrs.frozen(kw_only=True)
 class TrackMuted:
+    """A remote publication was muted (its `TrackInfo.muted`, F4.3)."""
+
     participant_identity: str
     sid: str
 
 
 @attrs.frozen(kw_only=True)
 class TrackUnmuted:
+    """A remote publication was unmuted."""
+
     participant_identity: str
     sid: str
 
@@ -626,6 +641,8 @@ class TrackSubscriptionPermissionChanged:
 
 @attrs.frozen(kw_only=True)
 class TrackStreamStateChanged:
+    """The server started or paused forwarding a subscribed remote track."""
+
     participant_identity: str
     sid: str
     state: StreamState
@@ -1001,6 +1018,7 @@ class TrackManager:
 
     @property
     def negotiation(self) -> NegotiationState:
+        """Where the offer/answer queue is."""
         return self._negotiation
 
     @property
@@ -1037,6 +1055,7 @@ class TrackManager:
         return attrs.evolve(info, muted=local.muted)
 
     def is_muted(self, cid: str) -> bool:
+        """Whether our publication `cid` is muted (False if unknown)."""
         local = self._by_cid(cid)
         return local is not None and local.muted
 

@@ -124,14 +124,17 @@ class AudioFrame:
 
     @property
     def sample_rate(self) -> int:
+        """Samples per second per channel."""
         return self._sample_rate
 
     @property
     def num_channels(self) -> int:
+        """Channels, interleaved."""
         return self._num_channels
 
     @property
     def samples_per_channel(self) -> int:
+        """Samples in each channel."""
         return self._samples_per_channel
 
     @property
@@ -141,6 +144,7 @@ class AudioFrame:
 
     @property
     def userdata(self) -> dict[str, Any]:
+        """Free-form data the application attaches to the frame."""
         return self._userdata
 
     def pcm(self) -> bytes:
@@ -401,10 +405,12 @@ class PcmSource:
 
     @property
     def sample_rate(self) -> int:
+        """Sample rate of every frame the source takes, in Hz."""
         return self._sample_rate
 
     @property
     def num_channels(self) -> int:
+        """Channels of every frame the source takes (1 or 2)."""
         return self._num_channels
 
     @property

@@ -388,6 +388,8 @@ class LocalParticipant(LocalParticipantInfo):
         return done
 
     def unpublish_track(self, track_sid: str) -> None:
+        """Unpublish our track `track_sid`; blocks until done (`UnpublishTrackError` for a
+        sid that is not ours)."""
         self._io.call("unpublish_track", lambda inner: inner.local.unpublish_track(track_sid))
 
     def set_track_subscription_permissions(
@@ -396,6 +398,8 @@ class LocalParticipant(LocalParticipantInfo):
         allow_all_participants: bool,
         participant_permissions: Sequence[ParticipantTrackPermission] | None = None,
     ) -> None:
+        """Who may subscribe to our tracks (see the async `set_track_subscription_permissions`)."""
+
         async def run(inner: Inner) -> None:
             inner.local.set_track_subscription_permissions(
                 allow_all_participants=allow_all_participants,

@@ -60,10 +60,13 @@ class AudioStream(AudioStreamBase):
             yield AudioFrameEvent(frame)
 
     def aclose(self) -> None:
+        """End the stream now (`close`)."""
         self.close()
 
 
 class LocalTrackPublication(LocalPublication):
+    """One of our published tracks (`livekit.rtc.LocalTrackPublication`), for threads."""
+
     def wait_for_subscription(self, timeout: float | None = None) -> None:
         """Block until another participant subscribed to this track for the first time."""
         if not self._subscribed.wait_blocking(timeout):

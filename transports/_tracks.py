@@ -172,22 +172,27 @@ class Track:
 
     @property
     def sid(self) -> str:
+        """The server's id of the track ("" before it is published)."""
         return self._sid
 
     @property
     def name(self) -> str:
+        """The name the publisher gave it."""
         return self._name
 
     @property
     def kind(self) -> TrackKind:
+        """Audio or video."""
         return self._kind
 
     @property
     def muted(self) -> bool:
+        """Whether the track is muted now."""
         return self._muted
 
     @property
     def stream_state(self) -> StreamState:
+        """Whether the server forwards it now (remote tracks)."""
         return self._stream_state
 
     def __repr__(self) -> str:
@@ -211,6 +216,8 @@ class LocalAudioTrack(Track):
 
     @staticmethod
     def create_audio_track(name: str, source: PcmSource) -> LocalAudioTrack:
+        """A track named `name` that sends what `source` is given
+        (`livekit.rtc.LocalAudioTrack.create_audio_track`)."""
         return LocalAudioTrack(name, source)
 
     @property
@@ -224,6 +231,7 @@ class LocalAudioTrack(Track):
         self._set_muted(True)
 
     def unmute(self) -> None:
+        """Unmute: the server forwards the track again."""
         self._set_muted(False)
 
     def _set_muted(self, muted: bool) -> None:
@@ -266,46 +274,57 @@ class TrackPublication:
 
     @property
     def sid(self) -> str:
+        """The server's id of the track."""
         return self._info.sid
 
     @property
     def name(self) -> str:
+        """The name the publisher gave it."""
         return self._info.name
 
     @property
     def kind(self) -> TrackKind:
+        """Audio or video."""
         return _KINDS[self._info.kind]
 
     @property
     def source(self) -> TrackSource:
+        """Microphone, camera, screen share, ..."""
         return TrackSource(int(self._info.source))
 
     @property
     def simulcasted(self) -> bool:
+        """Whether the publisher sends simulcast layers."""
         return self._info.simulcasted
 
     @property
     def width(self) -> int:
+        """Video width (0 for audio)."""
         return self._info.width
 
     @property
     def height(self) -> int:
+        """Video height (0 for audio)."""
         return self._info.height
 
     @property
     def mime_type(self) -> str:
+        """The codec, e.g. audio/opus ("" until negotiated)."""
         return self._info.mime_type
 
     @property
     def muted(self) -> bool:
+        """Whether it is muted now."""
         return self._info.muted
 
     @property
     def encryption_type(self) -> int:
+        """Always 0 (NONE): lkproto does not encrypt media."""
         return 0  # NONE: lkproto does not encrypt media
 
     @property
     def audio_features(self) -> list[int]:
+        """Audio features announced with it (`AudioTrackFeature` values)."""
         return list(self._info.audio_features)
 
     @property
@@ -328,16 +347,21 @@ class LocalPublication(TrackPublication):
 
     @property
     def track(self) -> LocalAudioTrack | None:
+        """Our track, until it is unpublished."""
         return self._track
 
 
 class LocalTrackPublication(LocalPublication):
+    """One of our published tracks (`livekit.rtc.LocalTrackPublication`)."""
+
     async def wait_for_subscription(self) -> None:
         """Wait until another participant subscribed to this track for the first time."""
         await self._subscribed.wait()
 
 
 class RemoteTrackPublication(TrackPublication):
+    """A remote participant's publication (`livekit.rtc.RemoteTrackPublication`)."""
+
     def __init__(self, info: TrackPublicationInfo, controls: Controls | None) -> None:
         super().__init__(info)
         self._track: RemoteTrack | None = None
@@ -346,10 +370,12 @@ class RemoteTrackPublication(TrackPublication):
 
     @property
     def track(self) -> RemoteTrack | None:
+        """The subscribed track (read it with `AudioStream`), or None."""
         return self._track
 
     @property
     def subscribed(self) -> bool:
+        """Whether its media reaches us now."""
         return self._subscribed
 
     def set_subscribed(self, subscribed: bool) -> None:
@@ -443,6 +469,8 @@ class AudioStreamBase:
         frame_size_ms: int | None = None,
         noise_cancellation: object = None,
     ) -> Self:
+        """A stream of `participant`'s track of `track_source` (the one subscribed now, and
+        the next ones), until the participant leaves."""
         return cls(
             None,
             loop,
@@ -467,16 +495,19 @@ class AudioStreamBase:
         frame_size_ms: int | None = None,
         noise_cancellation: object = None,
     ) -> Self:
+        """A stream of `track`, as the constructor makes."""
         return cls(
             track, loop, capacity, sample_rate, num_channels, frame_size_ms, noise_cancellation
         )
 
     @property
     def sample_rate(self) -> int:
+        """Sample rate of the frames this stream yields, in Hz."""
         return self._format.sample_rate
 
     @property
     def num_channels(self) -> int:
+        """Channels of the frames this stream yields."""
         return self._format.num_channels
 
     @property
@@ -504,6 +535,7 @@ class AudioStream(AudioStreamBase):
         return AudioFrameEvent(frame)
 
     async def aclose(self) -> None:
+        """End the stream now; frames still queued are dropped."""
         self.close()
 
 
