@@ -157,7 +157,9 @@ async def test_our_mute_unmute_unpublish_and_a_republish_on_the_reused_slot(
             await listen(1.0, heard[sid])
             assert heard[sid].loud_seconds() >= 0.7, heard[sid].summary()
         await media.unpublish(sid)
-        assert events.of("local_track_unpublished") == [(publication,)]
+        # (threaded: callbacks run on their own thread, so the event may come a moment later)
+        unpublished = await events.wait_for(lambda: events.of("local_track_unpublished"))
+        assert unpublished == [(publication,)]
         assert room.local_participant.track_publications == {}
         await peer.wait_for(seen("track_unpublished", "lk", sid))
 
