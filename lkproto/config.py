@@ -64,7 +64,9 @@ class Config:
     sdk_version: str = __version__
     #: `ClientInfo.os`, informational.
     os_name: str = ""
-    #: `ConnectionSettings.auto_subscribe`; a data-plane client subscribes to no media.
+    #: `ConnectionSettings.auto_subscribe`: whether the server subscribes us to every remote
+    #: track (the adapters pass `RoomOptions.auto_subscribe`, True as in livekit.rtc); the
+    #: core's default, False, suits a data-plane client.
     auto_subscribe: bool = False
     #: Seconds to wait for the first signal message (`join`) after opening; JS and Rust use 5.
     join_timeout: float = 5.0
