@@ -20,7 +20,8 @@ peers encrypted, with the keys of an `lkproto.e2ee.KeyProvider`. What the adapte
 - `e2ee_state_changed(participant, state)` is emitted by the room model from the core's
   `E2eeStateChanged` (for data; livekit.rtc raises it for media frames).
   `participant_encryption_status_changed` is not: it says whether all of a participant's
-  published media tracks are encrypted, and there are no tracks here.
+  published media tracks are encrypted, and media is never encrypted here (publishing a
+  track with encryption on is refused).
 """
 
 from __future__ import annotations
