@@ -89,6 +89,7 @@ bench: setup
 	$(PY) benchmarks/rss_streams.py
 	$(PY) benchmarks/bench_memory.py --seconds 2
 	$(PY) benchmarks/bench_faults.py --rounds 3
+	$(PY) benchmarks/bench_audio.py --clicks 10
 
 # Coverage-guided fuzzing (atheris, fuzz/README.md): each target for FUZZ_SECONDS, starting
 # from its seed corpus (fuzz/corpus/, real traffic) plus what earlier runs found

@@ -20,7 +20,9 @@ Theory of operation
     `datatracks.DataTrackManager`, with the `_data_track` channel;
   - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
     packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
-  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8).
+  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8);
+  - `_media.MediaTracks`: media tracks and the single peer connection's offer/answer queue,
+    around `tracks.TrackManager` (protocol-reference-2 section 3).
 - Every state change goes through the tables in `_state.py`; application verbs are checked
   there (`Verb`) before anything changes.
 - Remote faults never raise out of `receive_*`: a malformed or unexpected signal message ends
@@ -28,11 +30,11 @@ Theory of operation
   commands; a malformed data packet is dropped and reported as `PacketDropped`.
 - Timers (protocol-reference G): join response (`Config.join_timeout`, 5 s as in JS/Rust),
   keepalive, one per pending metadata request, and the reconnector's, all in the context's
-  one heap. `get_timer()` is the earliest of those, the RPC table's, the stream assembler's
-  and the data-track manager's; `handle_timer(now)` fires everything due across the four in
-  time order (at equal times: RPC, streams, the session's own in the order they were set,
-  then data tracks), so a late call still reports what happened first, first. Early or
-  repeated calls are fine.
+  one heap. `get_timer()` is the earliest of those, the RPC table's, the stream assembler's,
+  the track manager's and the data-track manager's; `handle_timer(now)` fires everything due
+  across the five in time order (at equal times: RPC, streams, the session's own in the order
+  they were set, media tracks, then data tracks), so a late call still reports what happened
+  first, first. Early or repeated calls are fine.
 - The session ending fails what is in flight (every call, invocation and open stream) before
   the final `Disconnected`.
 """
@@ -59,6 +61,7 @@ from lkproto._datatracks import DataTracks
 from lkproto._encryption import Encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
+from lkproto._media import MEDIA_SIGNALS, MediaTracks
 from lkproto._metadata import MetadataRequests
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
@@ -88,6 +91,13 @@ from lkproto.models import (
 )
 from lkproto.rpc import RpcError
 from lkproto.streams import OperationType, StreamInfo, StreamKind
+from lkproto.tracks import (
+    ParticipantTrackPermission,
+    TrackKind,
+    TrackManager,
+    TrackSource,
+    VideoQuality,
+)
 
 __all__ = ["Connection"]
 
@@ -157,12 +167,14 @@ class Connection:
             )
             self._receiver.filter = self._encryption.receive
             self._sender.seal = self._encryption.seal
+        self._media = MediaTracks(ctx, self._peers)
         self._reconnector = Reconnector(
             ctx,
             peers=self._peers,
             keepalive=self._keepalive,
             sender=self._sender,
             dedup=self._dedup,
+            media=self._media,
             open_signal=self._open_signal,
             end=self._end,
             session_lost=self._session_lost,
@@ -268,6 +280,12 @@ class Connection:
         return self._reconnector.mode if self.state is _S.RECONNECTING else None
 
     @property
+    def tracks(self) -> TrackManager:
+        """The media-track sub-machine of this session, for reading (its slots, publications
+        and negotiation state); drive it only through this Connection's track verbs."""
+        return self._media.manager
+
+    @property
     def key_provider(self) -> KeyProvider | None:
         """The end-to-end encryption keys (`set_shared_key`, `set_key`, `ratchet_*`,
         `export_*`), or None if made without `encryption`. Its verbs produce no output."""
@@ -308,7 +326,8 @@ class Connection:
             (0, self._rpc.get_timer()),
             (1, self._streams.get_timer()),
             (2, self._ctx.deadlines.earliest()),
-            (3, self._datatracks.manager.get_timer()),
+            (3, self._media.get_timer()),
+            (4, self._datatracks.manager.get_timer()),
         )
 
     def handle_timer(self, now: float) -> None:
@@ -330,6 +349,8 @@ class Connection:
                     self._metadata.timed_out(key[1])
                 else:
                     self._timer_handlers[key](now)
+            elif rank == 3:
+                self._media.timer(now)
             else:
                 self._datatracks.manager.handle_timer(when)
             self._datatracks.flush()
@@ -366,7 +387,7 @@ class Connection:
         self._embed_offer = embed_publisher_offer and single_peer_connection
         self._sm.process(Input.CONNECT)
         if self._embed_offer:
-            self._peers.create_publisher(())
+            self._peers.create_publisher((), now)
         else:
             self._open_signal(now)
 
@@ -494,8 +515,17 @@ class Connection:
                 single_peer_connection=self._peers.single_pc,
             )
         )
+        self._media_joined(join, now)
         if PeerTarget.PUBLISHER not in self._peers.targets:
-            self._peers.create_publisher(self._peers.ice_servers)
+            self._peers.create_publisher(self._peers.ice_servers, now)
+
+    def _media_joined(self, join: spb.JoinResponse, now: float) -> None:
+        """Media tracks take over a JoinResponse, after the events reporting its people."""
+        enabled = self._peers.single_pc
+        self._peers.request_offer = self._media.request_offer if enabled else None
+        local = self._roster.local
+        assert local is not None  # set by _apply_join
+        self._media.joined(local.identity, join.other_participants, enabled=enabled, now=now)
 
     def _apply_join(self, join: spb.JoinResponse, now: float) -> None:
         """Take over a JoinResponse's facts (a first join or a full reconnect's rejoin)."""
@@ -512,7 +542,9 @@ class Connection:
         self._rpc.server_version = info.version
 
     def _on_answer(self, msg: spb.SignalResponse, now: float) -> None:
-        self._peers.remote_answer(msg.answer.sdp)
+        if not self._media.answer(msg.answer, now):  # the queue's, unless sent outside it
+            self._peers.remote_answer(msg.answer.sdp)
+            self._media.release(now)
 
     def _on_offer(self, msg: spb.SignalResponse, now: float) -> None:
         self._peers.remote_offer(msg.offer.sdp)
@@ -521,8 +553,11 @@ class Connection:
         self._peers.remote_candidate(msg.trickle)
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
-        self._roster.update(msg.update.participants, now)
-        self._datatracks.participants_updated(msg.update.participants, now)
+        infos = msg.update.participants
+        self._media.leaving(infos, now)  # their tracks end before they leave
+        self._roster.update(infos, now)
+        self._media.updated(infos, now)  # new participants are reported before their tracks
+        self._datatracks.participants_updated(infos, now)
 
     def _on_leave(self, msg: spb.SignalResponse, now: float) -> None:
         leave = msg.leave
@@ -588,8 +623,22 @@ class Connection:
             )
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
-        if not self._datatracks.request_response(msg.request_response, now):
+        if not self._media.request_response(
+            msg.request_response, now
+        ) and not self._datatracks.request_response(msg.request_response, now):
             self._metadata.answered(msg.request_response)
+
+    def _on_track_signal(self, msg: spb.SignalResponse, now: float) -> None:
+        self._media.receive(msg, now)
+
+    def _on_permission_update(self, msg: spb.SignalResponse, now: float) -> None:
+        # One message for both kinds of track: a data track's if the data-track manager
+        # knows its SID, else a media track's.
+        sid = msg.subscription_permission_update.track_sid
+        if self._datatracks.manager.knows_remote_track(sid):
+            self._datatracks.receive_signal(msg, now)
+        else:
+            self._media.receive(msg, now)
 
     _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
         "answer": _on_answer,
@@ -603,6 +652,8 @@ class Connection:
         "refresh_token": _on_refresh_token,
         "pong_resp": _on_pong_resp,
         "request_response": _on_request_response,
+        **dict.fromkeys(MEDIA_SIGNALS, _on_track_signal),
+        "subscription_permission_update": _on_permission_update,
     }
 
     # -- the parts' hooks --------------------------------------------------------------
@@ -652,24 +703,47 @@ class Connection:
             self._ctx.events.append(ev.ParticipantConnected(participant=participant))
             if participant.state is ParticipantState.ACTIVE:
                 self._ctx.events.append(ev.ParticipantActive(participant=participant))
+        self._media_joined(join, now)  # republishes our tracks, lists the others' again
 
     # -- peer connection results ------------------------------------------------------------
 
     def local_description_created(
-        self, target: PeerTarget, sdp: str, sdp_type: SdpType, *, now: float
+        self,
+        target: PeerTarget,
+        sdp: str,
+        sdp_type: SdpType,
+        *,
+        now: float,
+        offer_id: int = 0,
+        slot_mids: Mapping[int, str] | None = None,
     ) -> None:
-        """The adapter created (and set) a local offer or answer."""
+        """The adapter created (and set) a local offer or answer.
+
+        For `CreateOffer(offer_id=n)` with n > 0, report `offer_id=n` and `slot_mids`: the
+        mid of the transceiver of every slot created so far (`lkproto.tracks`); the offer is
+        sent with that id. Raises `LocalProtocolError` for slot mids that do not fit."""
         if self.state is _S.CLOSED or target not in self._peers.targets:
+            return
+        if sdp_type is SdpType.OFFER and offer_id:
+            self._media.offer_created(offer_id, sdp, slot_mids or {}, now)
             return
         self._peers.local_description(target, sdp, sdp_type)
         codec = self._ctx.codec
         if sdp_type is SdpType.OFFER:
+            self._media.direct_offer = True  # its answer (id 0) is applied directly
             if self.state is _S.CONNECTING and self._embed_offer:
                 self._open_signal(now, offer=sdp)
             else:
                 self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
         else:
             self._ctx.commands.append(cmd.SendSignal(data=codec.answer(sdp)))
+
+    def remote_description_applied(self, target: PeerTarget, offer_id: int, *, now: float) -> None:
+        """The adapter applied `SetRemoteDescription(offer_id=n)` (n > 0), after
+        re-registering its receivers' SSRCs: the answer's bindings take effect."""
+        if self.state is _S.CLOSED or target not in self._peers.targets:
+            return
+        self._media.applied(offer_id, now)
 
     def ice_candidate_gathered(
         self, target: PeerTarget, candidate_init: str | None, *, now: float
@@ -1316,6 +1390,107 @@ class Connection:
         """Our subscription to remote track `sid` (NONE if none, or `sid` is unknown)."""
         return self._datatracks.subscription(sid)
 
+    # -- media tracks (protocol-reference-2 section 3; `lkproto.tracks`) ----------------------
+
+    def publish_track(
+        self,
+        kind: TrackKind,
+        *,
+        name: str,
+        now: float,
+        source: TrackSource | None = None,
+        muted: bool = False,
+        stream: str = "",
+        stereo: bool = False,
+        width: int = 0,
+        height: int = 0,
+        video_codec: str = "",
+        max_bitrate: int = 0,
+    ) -> str:
+        """Publish a track; returns its cid, which the adapter's send track must use as its
+        id (the server matches the RTP to the publication by it).
+
+        The outcome follows as `LocalTrackPublished` or `LocalTrackPublishFailed` with that
+        cid (NOT_ALLOWED without canPublish or for a source not allowed, TIMEOUT after
+        `Config.track_publish_timeout`); once accepted, a send slot is negotiated. Options
+        as `TrackManager.publish`. Raises `LocalProtocolError` (nothing sent) when not
+        connected, on the dual peer connection path or with an embedded offer, for wrong
+        arguments, at `Config.max_published_tracks`, or with end-to-end encryption on (media
+        frames are not encrypted). After calling this, drain the commands."""
+        self._sm.check(Verb.PUBLISH_TRACK)
+        if self._encryption is not None:  # clear media in an encrypted room: refused
+            raise LocalProtocolError(
+                "publish_track: media tracks are not end-to-end encrypted by lkproto; this "
+                "Connection was made with encryption",
+                call="publish_track",
+                state=self.state.name,
+            )
+        return self._media.publish(
+            kind,
+            name=name,
+            now=now,
+            source=source,
+            muted=muted,
+            stream=stream,
+            stereo=stereo,
+            width=width,
+            height=height,
+            video_codec=video_codec,
+            max_bitrate=max_bitrate,
+        )
+
+    def unpublish_track(self, cid: str, *, now: float) -> bool:
+        """Unpublish our track `cid` (a pending publish is cancelled). Idempotent: False if
+        no such publication exists any more."""
+        self._sm.check(Verb.UNPUBLISH_TRACK)
+        return self._media.unpublish(cid, now)
+
+    def set_track_muted(self, cid: str, muted: bool, *, now: float) -> None:
+        """Mute or unmute our track `cid` (`MuteTrackRequest`). The server stops forwarding a
+        muted track; what the sender sends meanwhile is the adapter's choice. Raises
+        `LocalProtocolError` for an unknown cid."""
+        self._sm.check(Verb.SET_TRACK_MUTED)
+        self._media.set_muted(cid, muted, now)
+
+    def set_track_subscribed(self, sid: str, subscribed: bool, *, now: float) -> None:
+        """Subscribe to or unsubscribe from remote track `sid` (`UpdateSubscription`); an
+        unknown sid gives `TrackSubscriptionFailed(TRACK_NOT_FOUND)` when subscribing."""
+        self._sm.check(Verb.SET_TRACK_SUBSCRIBED)
+        self._media.set_subscribed(sid, subscribed, now)
+
+    def update_track_settings(
+        self,
+        sid: str,
+        *,
+        now: float,
+        enabled: bool | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        quality: VideoQuality | None = None,
+        fps: int | None = None,
+    ) -> None:
+        """`UpdateTrackSettings` for remote track `sid` (see `TrackManager`)."""
+        self._sm.check(Verb.UPDATE_TRACK_SETTINGS)
+        self._media.update_settings(
+            sid, now=now, enabled=enabled, width=width, height=height, quality=quality, fps=fps
+        )
+
+    def set_track_subscription_permissions(
+        self,
+        *,
+        allow_all_participants: bool,
+        now: float,
+        participant_permissions: Sequence[ParticipantTrackPermission] = (),
+    ) -> None:
+        """Who may subscribe to our tracks (`SubscriptionPermission`); kept across a full
+        reconnect."""
+        self._sm.check(Verb.SET_TRACK_SUBSCRIPTION_PERMISSIONS)
+        self._media.set_permissions(
+            allow_all_participants=allow_all_participants,
+            participant_permissions=participant_permissions,
+            now=now,
+        )
+
     # -- participant metadata -----------------------------------------------------------------
 
     def set_metadata(self, metadata: str, *, now: float) -> int:
@@ -1380,6 +1555,7 @@ class Connection:
         if close_signal:
             ctx.commands.append(cmd.CloseSignal(code=close_code))
         self._peers.close_all()
+        self._media.disconnected(now)  # our tracks end, the others' are withdrawn
         ctx.deadlines.clear()
         self._metadata.pending.clear()
         # Every pending call resolves (1503), every invocation is cancelled and every open

@@ -9,7 +9,9 @@ Theory of operation (protocol-reference D.4-D.6)
 - The publisher is created with three data channels: `_reliable` (ordered), `_lossy`
   (unordered, no retransmits) and `_data_track` (the same options; created even when we only
   subscribe, because in single-PC mode the server writes subscribed data-track packets back
-  on the channel we made, protocol-reference-2 1.4), and an offer.
+  on the channel we made, protocol-reference-2 1.4), and an offer: through `request_offer`
+  when it is set (the media-track queue owns every offer of the single peer connection,
+  `_media`), else at once.
 - The last offer and answer per target are kept (ours and the server's): a resume's
   `SyncState` tells the server which descriptions we hold (D.8 step 5).
 - `connected` holds the targets whose last reported state is "connected"; `ever_connected`
@@ -20,6 +22,8 @@ Theory of operation (protocol-reference D.4-D.6)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from lkproto import commands as cmd
 from lkproto._context import Context
@@ -37,6 +41,7 @@ class Peers:
         "connected",
         "ever_connected",
         "ice_servers",
+        "request_offer",
         "single_pc",
         "targets",
     )
@@ -50,16 +55,20 @@ class Peers:
         self.ever_connected = False
         self._offers: dict[PeerTarget, str] = {}  # the last offer per PC, ours or the server's
         self._answers: dict[PeerTarget, str] = {}
+        self.request_offer: Callable[[float], None] | None = None
 
-    def create_publisher(self, ice_servers: tuple[IceServer, ...]) -> None:
+    def create_publisher(self, ice_servers: tuple[IceServer, ...], now: float) -> None:
         self.targets.add(PeerTarget.PUBLISHER)
         self._ctx.commands += [
             cmd.CreatePeerConnection(target=PeerTarget.PUBLISHER, ice_servers=ice_servers),
             cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
             cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
             cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
-            cmd.CreateOffer(target=PeerTarget.PUBLISHER),
         ]
+        if self.request_offer is not None:
+            self.request_offer(now)
+        else:
+            self._ctx.commands.append(cmd.CreateOffer(target=PeerTarget.PUBLISHER))
 
     def remote_answer(self, sdp: str) -> None:
         self._answers[PeerTarget.PUBLISHER] = sdp
@@ -92,6 +101,10 @@ class Peers:
         )
 
     def local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
+        self.remember(target, sdp, sdp_type)
+
+    def remember(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
+        """Keep `sdp` as the last offer or answer of `target` (ours or the server's)."""
         (self._offers if sdp_type is SdpType.OFFER else self._answers)[target] = sdp
 
     def sync_descriptions(self) -> tuple[str | None, str | None]:

@@ -50,6 +50,7 @@ from lkproto._context import Context, Timer
 from lkproto._data import DataSender, Deduplicator
 from lkproto._exchange import RPC_TOPICS, STREAM_PACKETS
 from lkproto._keepalive import Keepalive
+from lkproto._media import MediaTracks
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
@@ -122,6 +123,7 @@ class Reconnector:
         "_dedup",
         "_end",
         "_keepalive",
+        "_media",
         "_mode",
         "_open_signal",
         "_peers",
@@ -149,6 +151,7 @@ class Reconnector:
         keepalive: Keepalive,
         sender: DataSender,
         dedup: Deduplicator,
+        media: MediaTracks,
         open_signal: Callable[[float, bool], None],
         end: EndSession,
         session_lost: Callable[[DisconnectReason, str, float], set[str]],
@@ -190,6 +193,7 @@ class Reconnector:
         self._keepalive = keepalive
         self._sender = sender
         self._dedup = dedup
+        self._media = media
         self._random = random or self._random_from_ids
         self._phase = Machine(RECONNECT_TRANSITIONS, ReconnectPhase.IDLE)
         self._mode: Machine[ReconnectMode | None, ModeInput] = Machine(MODE_TRANSITIONS, None)
@@ -266,6 +270,9 @@ class Reconnector:
         if new is not old:
             assert new is not None
             ctx.events.append(ev.Reconnecting(mode=new, reason=reason, message=message))
+        # Media tracks first: a full reconnect withdraws remote publications before the
+        # roster reports their publishers gone (livekit.rtc's order).
+        self._media.reconnecting(full=new is ReconnectMode.FULL, now=now)
         if new is ReconnectMode.FULL:
             self._restart_session(now, message)
         elif self._resuming is not None:
@@ -444,12 +451,16 @@ class Reconnector:
         self._phase.process(ReconnectInput.ANSWERED)
         self._keepalive.start(now)
         offer, answer = self._peers.sync_descriptions()
+        publish_tracks, subscription, disabled = self._media.sync_state()
         ctx.commands.append(
             cmd.SendSignal(
                 data=ctx.codec.sync_state(
                     offer=offer,
                     answer=answer,
                     receive_states=self._dedup.receive_states(),
+                    publish_tracks=publish_tracks,
+                    subscription=subscription,
+                    track_sids_disabled=disabled,
                     publish_data_tracks=() if self._data_tracks is None else self._data_tracks(),
                 )
             )
@@ -467,7 +478,7 @@ class Reconnector:
         self._rejoined_hook(join, now)
         self._phase.process(ReconnectInput.ANSWERED)
         self._ctx.deadlines.set(Timer.PEER_WAIT, now + self._ctx.config.peer_connection_timeout)
-        self._peers.create_publisher(self._peers.ice_servers)
+        self._peers.create_publisher(self._peers.ice_servers, now)
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -496,6 +507,7 @@ class Reconnector:
         self._ctx.deadlines.cancel(Timer.PEER_WAIT)
         if mode is ReconnectMode.RESUME:
             self._ctx.commands += self._sender.resume(self.last_message_seq)
+            self._media.resumed(now)  # requests held during the resume go out now
         self._ctx.sm.process(Input.RECONNECTED)
         self._mode.process(ModeInput.DONE)
         self._ctx.events.append(

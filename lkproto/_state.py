@@ -2,10 +2,13 @@
 
 Theory of operation
 - Three machines of the connection, each a table `(state, input) -> state` driven through
-  `Machine`, and three of data tracks (last bullet); `scripts/draw_states.py` draws them all
-  into docs/state.md (a test fails when that page is stale). The sub-machines `streams` and
-  `rpc` keep their own per-stream and per-call state; a new feature's machine (tracks,
-  E2EE) gets its table here.
+  `Machine`; `scripts/draw_states.py` draws them, and the track managers' machines below, into
+  docs/state.md (a test fails when that page is stale). The sub-machines `streams` and `rpc`
+  keep their own per-stream and per-call state; a new feature's machine gets its table here.
+  The media-track manager's three machines (`lkproto.tracks`: its session phase, each local
+  publication, the single peer connection's offer/answer queue) are at the end, with their own
+  verb table, and after them the data-track manager's (`lkproto.datatracks`: the same session
+  phase table, each local publication, each subscription), with theirs.
 - The coarse connection state, `ConnectionState`: NEW -> CONNECTING -> CONNECTED -> CLOSED,
   with RECONNECTING between CONNECTED and CONNECTED again while an interrupted session is
   resumed or rejoined (protocol-reference D.7, D.8): the signal closed or went quiet, the
@@ -50,16 +53,23 @@ from lkproto.models import ReconnectMode
 
 __all__ = [
     "DATA_TRACK_VERBS",
+    "LOCAL_TRACK_TRANSITIONS",
     "MODE_TRANSITIONS",
+    "NEGOTIATION_TRANSITIONS",
     "PUBLISH_TRANSITIONS",
     "RECONNECT_TRANSITIONS",
     "SESSION_TRANSITIONS",
     "SUBSCRIPTION_TRANSITIONS",
+    "TRACK_VERBS",
     "TRANSITIONS",
     "VERBS",
     "Input",
+    "LocalTrackInput",
+    "LocalTrackState",
     "Machine",
     "ModeInput",
+    "NegotiationInput",
+    "NegotiationState",
     "PublishInput",
     "PublishState",
     "ReconnectInput",
@@ -71,7 +81,8 @@ __all__ = [
     "SubscriptionState",
     "Verb",
     "advance",
-    "check_verb",
+    "check_data_track_verb",
+    "check_track_verb",
 ]
 
 
@@ -192,6 +203,12 @@ class Verb(enum.StrEnum):
     SUBSCRIBE_DATA_TRACK = "subscribe_data_track"
     UNSUBSCRIBE_DATA_TRACK = "unsubscribe_data_track"
     SET_DATA_TRACK_PIPELINE_OPTIONS = "set_data_track_pipeline_options"
+    PUBLISH_TRACK = "publish_track"
+    UNPUBLISH_TRACK = "unpublish_track"
+    SET_TRACK_MUTED = "set_track_muted"
+    SET_TRACK_SUBSCRIBED = "set_track_subscribed"
+    UPDATE_TRACK_SETTINGS = "update_track_settings"
+    SET_TRACK_SUBSCRIPTION_PERMISSIONS = "set_track_subscription_permissions"
 
 
 _ANY = frozenset(S)
@@ -231,6 +248,15 @@ VERBS: dict[Verb, frozenset[S]] = {
     Verb.SUBSCRIBE_DATA_TRACK: frozenset({S.CONNECTED}),
     Verb.UNSUBSCRIBE_DATA_TRACK: _ANY,
     Verb.SET_DATA_TRACK_PIPELINE_OPTIONS: _ANY,
+    # Media tracks. A publish needs the server's answer now; ending one is always allowed;
+    # wishes (mute, subscriptions, settings, permissions) made while reconnecting are kept
+    # and sent once the session is back (`lkproto.tracks`).
+    Verb.PUBLISH_TRACK: frozenset({S.CONNECTED}),
+    Verb.UNPUBLISH_TRACK: _ANY,
+    Verb.SET_TRACK_MUTED: _JOINED,
+    Verb.SET_TRACK_SUBSCRIBED: _JOINED,
+    Verb.UPDATE_TRACK_SETTINGS: _JOINED,
+    Verb.SET_TRACK_SUBSCRIPTION_PERMISSIONS: _JOINED,
 }
 
 
@@ -278,11 +304,31 @@ class StateMachine(Machine[S, Input]):
             )
 
 
-# -- data tracks (lkproto.datatracks) ---------------------------------------------------------
+# -- media tracks (lkproto.tracks) ------------------------------------------------------------
+#
+# Three machines, each keyed by `(state, input)` (after h11's `_state.py`):
+#
+# - `SessionPhase`, one per manager: where the signal session is. Track requests go out only
+#   while JOINED; while RESUMING they wait for the resume to finish (the server kept our
+#   publications and subscriptions, findings F5.1); while REJOINING (a full reconnect) the
+#   server has forgotten them, so nothing is sent until the new join (F5.2).
+# - `LocalTrackState`, one per local publication: PENDING until the server answers the
+#   `AddTrackRequest`, PUBLISHED, REPUBLISHING after a full reconnect until the republish (with
+#   a new cid) is answered, UNPUBLISHED for good. A PENDING publication that is interrupted by
+#   a full reconnect stays PENDING and is re-requested after the join (F5.2).
+# - `NegotiationState`, one per manager: the single-PC offer/answer queue. At most one offer is
+#   in flight (F3.5): CREATING (the adapter is creating and setting offer `n`), OFFERING (offer
+#   `n` was sent; waiting for the answer whose `SessionDescription.id` is `n`, F3.6), APPLYING
+#   (the adapter is setting that answer). Back to IDLE once the adapter confirms, or when an
+#   offer is given up: its answer was lost in a resume (F5.3) or never came in time.
+#
+# A transition missing from a table is a bug in the manager: verbs check their allowed phases
+# first (`TRACK_VERBS`) and raise `LocalProtocolError`, so `advance` raises `AssertionError`
+# only for a core bug.
 
 
 class SessionPhase(enum.Enum):
-    """Where the signal session is, as far as data tracks care."""
+    """Where the signal session is, as far as media tracks care."""
 
     IDLE = "idle"  #: not joined yet
     JOINED = "joined"  #: requests go out at once
@@ -299,21 +345,119 @@ class SessionInput(enum.Enum):
     CLOSE = "close"  #: the session ended
 
 
+_SP, _SI = SessionPhase, SessionInput
 SESSION_TRANSITIONS: dict[tuple[SessionPhase, SessionInput], SessionPhase] = {
-    (SessionPhase.IDLE, SessionInput.JOIN): SessionPhase.JOINED,
-    (SessionPhase.JOINED, SessionInput.RESUME): SessionPhase.RESUMING,
-    (SessionPhase.JOINED, SessionInput.REJOIN): SessionPhase.REJOINING,
-    (SessionPhase.RESUMING, SessionInput.RESUME): SessionPhase.RESUMING,  # a retry
-    (SessionPhase.RESUMING, SessionInput.RESUMED): SessionPhase.JOINED,
-    (SessionPhase.RESUMING, SessionInput.REJOIN): SessionPhase.REJOINING,  # resume refused
-    (SessionPhase.REJOINING, SessionInput.REJOIN): SessionPhase.REJOINING,  # a retry
-    (SessionPhase.REJOINING, SessionInput.JOIN): SessionPhase.JOINED,
-    (SessionPhase.IDLE, SessionInput.CLOSE): SessionPhase.CLOSED,
-    (SessionPhase.JOINED, SessionInput.CLOSE): SessionPhase.CLOSED,
-    (SessionPhase.RESUMING, SessionInput.CLOSE): SessionPhase.CLOSED,
-    (SessionPhase.REJOINING, SessionInput.CLOSE): SessionPhase.CLOSED,
-    (SessionPhase.CLOSED, SessionInput.CLOSE): SessionPhase.CLOSED,  # idempotent
+    (_SP.IDLE, _SI.JOIN): _SP.JOINED,
+    (_SP.JOINED, _SI.RESUME): _SP.RESUMING,
+    (_SP.JOINED, _SI.REJOIN): _SP.REJOINING,
+    (_SP.RESUMING, _SI.RESUME): _SP.RESUMING,  # a retry
+    (_SP.RESUMING, _SI.RESUMED): _SP.JOINED,
+    (_SP.RESUMING, _SI.REJOIN): _SP.REJOINING,  # the resume was refused
+    (_SP.REJOINING, _SI.REJOIN): _SP.REJOINING,  # a retry
+    (_SP.REJOINING, _SI.JOIN): _SP.JOINED,
+    (_SP.IDLE, _SI.CLOSE): _SP.CLOSED,
+    (_SP.JOINED, _SI.CLOSE): _SP.CLOSED,
+    (_SP.RESUMING, _SI.CLOSE): _SP.CLOSED,
+    (_SP.REJOINING, _SI.CLOSE): _SP.CLOSED,
+    (_SP.CLOSED, _SI.CLOSE): _SP.CLOSED,  # idempotent
 }
+
+
+class LocalTrackState(enum.Enum):
+    """One of our publications."""
+
+    PENDING = "pending"  #: AddTrackRequest sent (or to be re-sent after the join); no answer yet
+    PUBLISHED = "published"  #: the server accepted it; it has a sid and (soon) a send slot
+    REPUBLISHING = "republishing"  #: full reconnect: republished under a new cid, no answer yet
+    UNPUBLISHED = "unpublished"  #: ended for good
+
+
+class LocalTrackInput(enum.Enum):
+    """What happens to one of our publications."""
+
+    ACCEPTED = "accepted"  #: TrackPublishedResponse with our cid
+    REFUSED = "refused"  #: RequestResponse echoing our AddTrackRequest (not QUEUED)
+    TIMED_OUT = "timed_out"  #: no answer within the publish timeout
+    UNPUBLISH = "unpublish"  #: the application unpublished (or cancelled the publish)
+    SERVER_UNPUBLISHED = "server_unpublished"  #: SignalResponse.track_unpublished (F4.5)
+    CONNECTION_LOST = "connection_lost"  #: a full reconnect began
+    CLOSE = "close"  #: the session ended
+
+
+_L, _LI = LocalTrackState, LocalTrackInput
+LOCAL_TRACK_TRANSITIONS: dict[tuple[LocalTrackState, LocalTrackInput], LocalTrackState] = {
+    (_L.PENDING, _LI.ACCEPTED): _L.PUBLISHED,
+    (_L.PENDING, _LI.REFUSED): _L.UNPUBLISHED,
+    (_L.PENDING, _LI.TIMED_OUT): _L.UNPUBLISHED,
+    (_L.PENDING, _LI.UNPUBLISH): _L.UNPUBLISHED,
+    (_L.PENDING, _LI.CONNECTION_LOST): _L.PENDING,  # re-requested, new cid, after the join
+    (_L.PENDING, _LI.CLOSE): _L.UNPUBLISHED,
+    (_L.PUBLISHED, _LI.UNPUBLISH): _L.UNPUBLISHED,
+    (_L.PUBLISHED, _LI.SERVER_UNPUBLISHED): _L.UNPUBLISHED,
+    (_L.PUBLISHED, _LI.CONNECTION_LOST): _L.REPUBLISHING,
+    (_L.PUBLISHED, _LI.CLOSE): _L.UNPUBLISHED,
+    (_L.REPUBLISHING, _LI.ACCEPTED): _L.PUBLISHED,
+    (_L.REPUBLISHING, _LI.REFUSED): _L.UNPUBLISHED,
+    (_L.REPUBLISHING, _LI.TIMED_OUT): _L.UNPUBLISHED,
+    (_L.REPUBLISHING, _LI.UNPUBLISH): _L.UNPUBLISHED,
+    (_L.REPUBLISHING, _LI.CONNECTION_LOST): _L.REPUBLISHING,
+    (_L.REPUBLISHING, _LI.CLOSE): _L.UNPUBLISHED,
+}
+
+
+class NegotiationState(enum.Enum):
+    """The single peer connection's offer/answer queue: one offer in flight at most."""
+
+    IDLE = "idle"  #: no offer in flight
+    CREATING = "creating"  #: `CreateTrackOffer(n)` issued; waiting for `offer_created(n)`
+    OFFERING = "offering"  #: offer n sent; waiting for the answer with id n
+    APPLYING = "applying"  #: `ApplyAnswer(n)` issued; waiting for `remote_description_applied(n)`
+
+
+class NegotiationInput(enum.Enum):
+    OFFER = "offer"  #: something changed the SDP (or must be re-offered): a new offer
+    CREATED = "created"  #: the adapter created and set the offer; it was sent
+    ANSWERED = "answered"  #: the answer with the offer's id arrived
+    APPLIED = "applied"  #: the adapter set the answer
+    ABANDONED = "abandoned"  #: the answer was lost in a resume (F5.3) or timed out
+    RESET = "reset"  #: a full reconnect: the peer connection is gone
+
+
+_N, _NI = NegotiationState, NegotiationInput
+NEGOTIATION_TRANSITIONS: dict[tuple[NegotiationState, NegotiationInput], NegotiationState] = {
+    (_N.IDLE, _NI.OFFER): _N.CREATING,
+    (_N.CREATING, _NI.CREATED): _N.OFFERING,
+    (_N.OFFERING, _NI.ANSWERED): _N.APPLYING,
+    (_N.APPLYING, _NI.APPLIED): _N.IDLE,
+    (_N.OFFERING, _NI.ABANDONED): _N.IDLE,
+    (_N.IDLE, _NI.RESET): _N.IDLE,
+    (_N.CREATING, _NI.RESET): _N.IDLE,
+    (_N.OFFERING, _NI.RESET): _N.IDLE,
+    (_N.APPLYING, _NI.RESET): _N.IDLE,
+}
+
+_ANY_PHASE = frozenset(SessionPhase)
+_LIVE = frozenset({SessionPhase.JOINED, SessionPhase.RESUMING, SessionPhase.REJOINING})
+
+#: The session phases in which each application verb of the manager is allowed.
+TRACK_VERBS: dict[str, frozenset[SessionPhase]] = {
+    "joined": frozenset({SessionPhase.IDLE, SessionPhase.REJOINING}),
+    "reconnecting": _LIVE,
+    "resumed": frozenset({SessionPhase.RESUMING}),
+    "disconnected": _ANY_PHASE,
+    # A new publication needs the server now: its answer is awaited with a deadline.
+    "publish": frozenset({SessionPhase.JOINED}),
+    # Ending is always allowed.
+    "unpublish": _ANY_PHASE,
+    # Wishes are kept and carried over: sent now, after the resume, or after the rejoin.
+    "set_muted": _LIVE,
+    "set_subscribed": _LIVE,
+    "update_track_settings": _LIVE,
+    "set_track_subscription_permissions": _LIVE,
+    "request_offer": _LIVE,
+}
+
+# -- data tracks (lkproto.datatracks): the same SessionPhase, then their own machines ------
 
 
 class PublishState(enum.Enum):
@@ -408,12 +552,19 @@ DATA_TRACK_VERBS: dict[str, frozenset[SessionPhase]] = {
     "set_pipeline_options": _DT_ANY,
 }
 
-_DState = TypeVar("_DState", SessionPhase, PublishState, SubscriptionState)
+_TrackState = TypeVar(
+    "_TrackState",
+    SessionPhase,
+    LocalTrackState,
+    NegotiationState,
+    PublishState,
+    SubscriptionState,
+)
 
 
 def advance(
-    table: Mapping[tuple[_DState, _Input], _DState], state: _DState, event: _Input
-) -> _DState:
+    table: Mapping[tuple[_TrackState, _Input], _TrackState], state: _TrackState, event: _Input
+) -> _TrackState:
     """The state after `event`; AssertionError if the table has no such transition."""
     new = table.get((state, event))
     if new is None:
@@ -421,7 +572,19 @@ def advance(
     return new
 
 
-def check_verb(verb: str, phase: SessionPhase) -> None:
+def check_track_verb(verb: str, phase: SessionPhase) -> None:
+    """Raise `LocalProtocolError` if `verb` is not allowed in `phase`."""
+    if phase not in TRACK_VERBS[verb]:
+        allowed = ", ".join(sorted(p.name for p in TRACK_VERBS[verb]))
+        raise LocalProtocolError(
+            f"{verb}() is not allowed while the media-track session is {phase.name} "
+            f"(allowed: {allowed})",
+            call=verb,
+            state=phase.name,
+        )
+
+
+def check_data_track_verb(verb: str, phase: SessionPhase) -> None:
     """Raise `LocalProtocolError` if `verb` is not allowed in `phase`."""
     if phase not in DATA_TRACK_VERBS[verb]:
         allowed = ", ".join(sorted(p.name for p in DATA_TRACK_VERBS[verb]))

@@ -2,7 +2,13 @@
 
 Drain them with `Connection.commands_to_send()` after every input and carry them out in order.
 `Command` is the union of them all. The adapter reports each outcome back as an input
-(`local_description_created`, `ice_candidate_gathered`, `data_channel_opened`, ...).
+(`local_description_created`, `remote_description_applied`, `ice_candidate_gathered`,
+`data_channel_opened`, ...).
+
+Media tracks have one definition each, in their sub-machine (`lkproto.tracks`), re-exported
+here: `AddTransceiver`, `SetTransceiverDirection`, `SetSendSource` (the adapter contract is in
+that module's docstring). Their offers and answers are the `CreateOffer` and
+`SetRemoteDescription` below with a non-zero `offer_id`.
 
 `SendDataTrackFrame` is defined by its sub-machine (`lkproto.datatracks`) and re-exported:
 send its packets in order on `_data_track`, all of them or none. Data tracks are lossy: an
@@ -17,9 +23,11 @@ import attrs
 from lkproto.datatracks import SendDataTrackFrame
 from lkproto.e2ee import KeyDerivationFunction, ratchet_chain
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
+from lkproto.tracks import AddTransceiver, SetSendSource, SetTransceiverDirection
 
 __all__ = [
     "AddIceCandidate",
+    "AddTransceiver",
     "ClosePeerConnection",
     "CloseSignal",
     "Command",
@@ -33,6 +41,8 @@ __all__ = [
     "SendDataTrackFrame",
     "SendSignal",
     "SetRemoteDescription",
+    "SetSendSource",
+    "SetTransceiverDirection",
 ]
 
 
@@ -90,10 +100,16 @@ class CreateDataChannel:
 
 @attrs.frozen(kw_only=True)
 class CreateOffer:
-    """Create an offer, set it as local description, then report `local_description_created`."""
+    """Create an offer, set it as local description, then report `local_description_created`.
+
+    `offer_id` (single peer connection): the offer/answer queue's number for this offer
+    (`lkproto.tracks`); report it back with `offer_id=` and the mid of every transceiver
+    created for a slot (`slot_mids=`). 0: an offer outside the queue (an ICE restart, the
+    offer embedded in the join, the dual-PC publisher's)."""
 
     target: PeerTarget
     ice_restart: bool = False
+    offer_id: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -106,11 +122,14 @@ class CreateAnswer:
 @attrs.frozen(kw_only=True)
 class SetRemoteDescription:
     """Apply the server's SDP (an offer to answer, or the answer to our offer) to the peer
-    connection."""
+    connection. For an answer with a non-zero `offer_id`, re-register the receivers' SSRCs
+    from it (see `lkproto.tracks`), then report `remote_description_applied(target,
+    offer_id)`."""
 
     target: PeerTarget
     sdp: str
     sdp_type: SdpType
+    offer_id: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -174,5 +193,8 @@ Command = (
     | SendDataPacket
     | ClosePeerConnection
     | SendDataTrackFrame
+    | AddTransceiver
+    | SetTransceiverDirection
+    | SetSendSource
     | DeriveRatchets
 )

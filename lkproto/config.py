@@ -18,10 +18,10 @@ from lkproto.datatracks import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_FRAMES,
     DEFAULT_MAX_REMEMBERED_FRAMES,
-    DEFAULT_MAX_REMOTE_TRACKS,
-    DEFAULT_PUBLISH_TIMEOUT,
     DEFAULT_SUBSCRIBE_TIMEOUT,
 )
+from lkproto.datatracks import DEFAULT_MAX_REMOTE_TRACKS as DEFAULT_MAX_REMOTE_DATA_TRACKS
+from lkproto.datatracks import DEFAULT_PUBLISH_TIMEOUT as DEFAULT_DATA_TRACK_PUBLISH_TIMEOUT
 from lkproto.e2ee import (
     DEFAULT_MAX_CACHED_RATCHETS,
     DEFAULT_MAX_CLONED_IDENTITIES,
@@ -37,6 +37,15 @@ from lkproto.streams import (
     CLIENT_PROTOCOL_DATA_STREAM_V2,
     DEFAULT_MAX_PAYLOAD_BYTES,
     STREAM_CHUNK_SIZE,
+)
+from lkproto.tracks import (
+    DEFAULT_MAX_LOCAL_PUBLICATIONS,
+    DEFAULT_MAX_RECEIVE_SLOTS,
+    DEFAULT_MAX_REMEMBERED_SUBSCRIPTION_ERRORS,
+    DEFAULT_MAX_REMOTE_TRACKS,
+    DEFAULT_MAX_SLOTS_PER_REQUIREMENT,
+    DEFAULT_NEGOTIATION_TIMEOUT,
+    DEFAULT_PUBLISH_TIMEOUT,
 )
 
 __all__ = ["Config"]
@@ -66,7 +75,9 @@ class Config:
     sdk_version: str = __version__
     #: `ClientInfo.os`, informational.
     os_name: str = ""
-    #: `ConnectionSettings.auto_subscribe`; a data-plane client subscribes to no media.
+    #: `ConnectionSettings.auto_subscribe`: whether the server subscribes us to every remote
+    #: track (the adapters pass `RoomOptions.auto_subscribe`, True as in livekit.rtc); the
+    #: core's default, False, suits a data-plane client.
     auto_subscribe: bool = False
     #: Seconds to wait for the first signal message (`join`) after opening; JS and Rust use 5.
     join_timeout: float = 5.0
@@ -203,11 +214,37 @@ class Config:
     #: resume becomes a full reconnect and a full reconnect tries again.
     peer_connection_timeout: float = 15.0
 
+    # -- media tracks (protocol-reference-2 section 3; `lkproto.tracks`) -------------------------
+    #: Seconds to wait for the server's answer to a publish (`AddTrackRequest`); Rust's
+    #: TRACK_PUBLISH_TIMEOUT, 10 s. A publish unanswered by then fails with TIMEOUT.
+    track_publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    #: Seconds to wait for the answer to one of our offers before a new offer (a new id)
+    #: replaces it; JS `peerConnectionTimeout`, 15 s.
+    negotiation_timeout: float = DEFAULT_NEGOTIATION_TIMEOUT
+    #: Most of our tracks published or pending at once; `publish_track` refuses more. aiortc
+    #: falls behind between 8 and 16 paced audio tracks per process (media findings F7).
+    max_published_tracks: int = DEFAULT_MAX_LOCAL_PUBLICATIONS
+    #: Most receive transceivers on the peer connection, ever: each started aiortc receiver
+    #: keeps a decoder thread until the connection closes (F8.7). The server reuses them, so
+    #: this is the peak of simultaneous subscriptions.
+    max_receive_slots: int = DEFAULT_MAX_RECEIVE_SLOTS
+    #: Most receive transceivers one `MediaSectionsRequirement` may add (the counts come from
+    #: the server; more are refused and reported as `MediaSectionsLimited`).
+    max_slots_per_requirement: int = DEFAULT_MAX_SLOTS_PER_REQUIREMENT
+    #: Most remote publications tracked at once; more are ignored and reported.
+    max_remote_tracks: int = DEFAULT_MAX_REMOTE_TRACKS
+    #: (track, error) pairs remembered so each `SubscriptionResponse` error is reported once
+    #: (the server repeats them every 3 s, F2.6).
+    max_remembered_subscription_errors: int = DEFAULT_MAX_REMEMBERED_SUBSCRIPTION_ERRORS
+    #: The adapters' audio: frames an `AudioStream(capacity=0)` holds for its reader (20 ms
+    #: each; livekit.rtc's 0 means unbounded). Past it the oldest frame is dropped, so a
+    #: reader that falls behind costs bounded memory and hears the newest audio.
+    audio_stream_capacity: int = 250
     # -- data tracks (protocol-reference-2 section 1; `lkproto.datatracks`) ---------------------
     #: Seconds to wait for the server's answer to a data-track publish (or a full reconnect's
     #: republish); `PublishDataTrackError` TIMEOUT after it. 10 s in Rust (`PUBLISH_TIMEOUT`)
     #: and JS; a success arriving later is answered with an unpublish request.
-    data_track_publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    data_track_publish_timeout: float = DEFAULT_DATA_TRACK_PUBLISH_TIMEOUT
     #: Seconds to wait for the server's subscriber handle; the subscription then ends with
     #: TIMEOUT (and is withdrawn). 10 s in Rust and JS.
     data_track_subscribe_timeout: float = DEFAULT_SUBSCRIBE_TIMEOUT
@@ -229,7 +266,7 @@ class Config:
     #: Our data tracks pending or published at once (ours; the server allows 65 535 handles).
     max_published_data_tracks: int = DEFAULT_MAX_PUBLISHED_TRACKS
     #: Remote data tracks known at once; more are ignored and reported (ours).
-    max_remote_data_tracks: int = DEFAULT_MAX_REMOTE_TRACKS
+    max_remote_data_tracks: int = DEFAULT_MAX_REMOTE_DATA_TRACKS
     #: Frames one `RemoteDataTrack.subscribe()` stream holds for a reader that is behind (the
     #: adapters' default for `buffer_size`, 16 as Rust's `DataTrackSubscribeOptions`); the
     #: oldest is dropped beyond it: a slow reader loses frames, never the connection.
@@ -244,6 +281,10 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
+        for name in ("track_publish_timeout", "negotiation_timeout"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"Config.{name} must be a positive number of seconds")
         for name in (
             "rpc_response_timeout",
             "rpc_max_round_trip_latency",
@@ -281,6 +322,12 @@ class Config:
             "max_incoming_rpcs",
             "max_rpc_method_bytes",
             "max_remembered_rpc_requests",
+            "max_published_tracks",
+            "max_receive_slots",
+            "max_slots_per_requirement",
+            "max_remote_tracks",
+            "max_remembered_subscription_errors",
+            "audio_stream_capacity",
             "max_data_track_queued_frames",
             "max_data_track_queued_bytes",
             "max_data_track_partial_frames",

@@ -156,8 +156,8 @@ from lkproto._state import (
     SubscriptionInput,
     SubscriptionState,
     advance,
-    check_verb,
 )
+from lkproto._state import check_data_track_verb as check_verb
 from lkproto.errors import LkProtocolError, LocalProtocolError
 
 __all__ = [
@@ -1132,6 +1132,11 @@ class DataTrackManager:
     def remote_tracks(self) -> tuple[tuple[str, DataTrackInfo], ...]:
         """(publisher identity, info) of every known remote track, in discovery order."""
         return tuple((t.publisher_identity, t.info) for t in self._remote.values())
+
+    def knows_remote_track(self, sid: str) -> bool:
+        """Whether `sid` is a remote data track known here (a `SubscriptionPermissionUpdate`
+        names media and data tracks alike; the session routes it by this)."""
+        return sid in self._remote
 
     def subscription_state(self, sid: str) -> SubscriptionState:
         """Our subscription to remote track `sid` (NONE if none, or `sid` is unknown)."""

@@ -15,6 +15,15 @@ Data streams and RPC have one definition each, in their sub-machines, re-exporte
   RPC-related that was ignored (a late or foreign ack or response, a duplicate request, a
   `respond_rpc` for an invocation that already ended) is `RpcDropped`: its own event rather
   than `PacketDropped`, because it carries the request id and is not always about a packet.
+- media tracks (`lkproto.tracks`): our publications (`LocalTrackPublished` or
+  `LocalTrackPublishFailed`, then `LocalTrackMuted`/`LocalTrackUnmuted`,
+  `LocalTrackSubscribed`, `LocalTrackRepublishing`/`LocalTrackRepublished` across a full
+  reconnect, and `LocalTrackUnpublished`), remote ones (`TrackPublished`, `TrackMuted`/
+  `TrackUnmuted`, `TrackSubscribed`/`TrackUnsubscribed` when a receive slot starts or stops
+  carrying the track, `TrackSubscriptionFailed`, `TrackUnpublished`), and what the
+  offer/answer queue or the server did that changed nothing (`AnswerDropped`,
+  `NegotiationTimedOut`, `MediaSectionsLimited`, `TrackSignalIgnored`,
+  `LocalTrackMuteRefused`).
 - data tracks (`lkproto.datatracks`): our publish ends with exactly one `DataTrackPublished`
   or `DataTrackPublishFailed` (same `pub_handle`), a published track with one
   `DataTrackUnpublished` (`DataTrackRepublished` after a full reconnect gave it a new SID);
@@ -68,9 +77,34 @@ from lkproto.streams import (
     StreamFinished,
     StreamOpened,
 )
+from lkproto.tracks import (
+    AnswerDropped,
+    LocalTrackMuted,
+    LocalTrackMuteRefused,
+    LocalTrackPublished,
+    LocalTrackPublishFailed,
+    LocalTrackRepublished,
+    LocalTrackRepublishing,
+    LocalTrackSubscribed,
+    LocalTrackUnmuted,
+    LocalTrackUnpublished,
+    MediaSectionsLimited,
+    NegotiationTimedOut,
+    TrackMuted,
+    TrackPublished,
+    TrackSignalIgnored,
+    TrackStreamStateChanged,
+    TrackSubscribed,
+    TrackSubscriptionFailed,
+    TrackSubscriptionPermissionChanged,
+    TrackUnmuted,
+    TrackUnpublished,
+    TrackUnsubscribed,
+)
 
 __all__ = [
     "ActiveSpeakersChanged",
+    "AnswerDropped",
     "ChatMessageReceived",
     "ConnectionQualityChanged",
     "DataReceived",
@@ -88,8 +122,19 @@ __all__ = [
     "E2eeStateChanged",
     "Event",
     "Joined",
+    "LocalTrackMuteRefused",
+    "LocalTrackMuted",
+    "LocalTrackPublishFailed",
+    "LocalTrackPublished",
+    "LocalTrackRepublished",
+    "LocalTrackRepublishing",
+    "LocalTrackSubscribed",
+    "LocalTrackUnmuted",
+    "LocalTrackUnpublished",
+    "MediaSectionsLimited",
     "MetadataUpdateCompleted",
     "MetadataUpdateFailed",
+    "NegotiationTimedOut",
     "PacketDropped",
     "ParticipantActive",
     "ParticipantAttributesChanged",
@@ -119,6 +164,16 @@ __all__ = [
     "StreamFinished",
     "StreamOpened",
     "TokenRefreshed",
+    "TrackMuted",
+    "TrackPublished",
+    "TrackSignalIgnored",
+    "TrackStreamStateChanged",
+    "TrackSubscribed",
+    "TrackSubscriptionFailed",
+    "TrackSubscriptionPermissionChanged",
+    "TrackUnmuted",
+    "TrackUnpublished",
+    "TrackUnsubscribed",
     "TranscriptionReceived",
     "TranscriptionSegment",
 ]
@@ -459,6 +514,28 @@ Event = (
     | RpcInvoked
     | RpcInvocationCancelled
     | RpcDropped
+    | AnswerDropped
+    | LocalTrackMuteRefused
+    | LocalTrackMuted
+    | LocalTrackPublishFailed
+    | LocalTrackPublished
+    | LocalTrackRepublished
+    | LocalTrackRepublishing
+    | LocalTrackSubscribed
+    | LocalTrackUnmuted
+    | LocalTrackUnpublished
+    | MediaSectionsLimited
+    | NegotiationTimedOut
+    | TrackMuted
+    | TrackPublished
+    | TrackSignalIgnored
+    | TrackStreamStateChanged
+    | TrackSubscribed
+    | TrackSubscriptionFailed
+    | TrackSubscriptionPermissionChanged
+    | TrackUnmuted
+    | TrackUnpublished
+    | TrackUnsubscribed
     | DataTrackPublished
     | DataTrackPublishFailed
     | DataTrackRepublished

@@ -203,20 +203,29 @@ class SignalCodec:
         offer: str | None,
         answer: str | None,
         receive_states: Mapping[str, int],
+        publish_tracks: Sequence[tpb.TrackPublishedResponse] = (),
+        subscription: tpb.UpdateSubscription | None = None,
+        track_sids_disabled: Sequence[str] = (),
         publish_data_tracks: Sequence[tpb.PublishDataTrackResponse] = (),
     ) -> bytes:
         """`SyncState` after a resume (D.8 step 4): the negotiated session descriptions, the
-        last reliable sequence received per publisher (A.7) and our published data tracks
-        (field 8; protocol-reference-2 1.3: the server starts a full reconnect if it lists a
-        track the server does not have). We publish no media tracks and subscribe to none;
-        data-track subscriptions (field 9) are not sent, as in Rust (1.13.5 ignores them)."""
+        last reliable sequence received per publisher (A.7), the media tracks (every published
+        track with its full TrackInfo, our subscription choices and the tracks we disabled;
+        `lkproto.tracks`, media findings F5.1) and our published data tracks (field 8;
+        protocol-reference-2 1.3: the server starts a full reconnect if it lists a track the
+        server does not have). Data-track subscriptions (field 9) are not sent, as in Rust
+        (1.13.5 ignores them)."""
         state = spb.SyncState(
             datachannel_receive_states=[
                 spb.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
                 for sid, seq in sorted(receive_states.items())
             ],
+            publish_tracks=list(publish_tracks),
+            track_sids_disabled=list(track_sids_disabled),
             publish_data_tracks=publish_data_tracks,
         )
+        if subscription is not None:
+            state.subscription.CopyFrom(subscription)
         if offer is not None:
             state.offer.CopyFrom(spb.SessionDescription(type="offer", sdp=offer))
         if answer is not None:

@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "lkproto.rpc",
     "lkproto.signal",
     "lkproto.streams",
+    "lkproto.tracks",
     "lkproto.testing",
     "lkproto.tokens",
     "lkproto.transports.anyio",

@@ -1,4 +1,4 @@
-"""`make demo`: two participants talk through a LiveKit server with the `lkproto` command line.
+"""`make demo`: participants talk through a LiveKit server with the `lkproto` command line.
 
 What it shows, each participant a real `lkproto` process whose output is prefixed with its
 name:
@@ -8,7 +8,10 @@ name:
    text as it streams, then the response;
 3. alice runs `lkproto send-file` with a few MiB of random bytes: a progress bar on both
    sides; bob saves the file, and the demo checks that the sha256 of what bob saved matches;
-4. bob is stopped with SIGINT (he leaves the room), then the server.
+4. carol runs `lkproto record --participant alice`, and alice `lkproto publish-audio` of a
+   2 s 440 Hz WAV file (generated here) once carol subscribed; the demo checks the pitch of
+   what carol recorded;
+5. bob is stopped with SIGINT (he leaves the room), then the server.
 
 The server: with LIVEKIT_URL (and LIVEKIT_API_KEY, LIVEKIT_API_SECRET) set, that one.
 Otherwise a local livekit-server is started exactly as the test harness does it
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import math
 import os
 import shlex
 import signal
@@ -37,6 +41,8 @@ import sys
 import tempfile
 import threading
 import time
+import wave
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Protocol, cast
@@ -274,9 +280,45 @@ class LocalServer:
 
 # -- the demo --------------------------------------------------------------------------------
 
+TONE_HZ, TONE_RATE, TONE_SECONDS = 440, 16000, 2.0
+
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_tone(path: Path) -> None:
+    samples = array(
+        "h",
+        (
+            round(16000 * math.sin(2 * math.pi * TONE_HZ * n / TONE_RATE))
+            for n in range(int(TONE_RATE * TONE_SECONDS))
+        ),
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(TONE_RATE)
+        out.writeframes(samples.tobytes())
+
+
+def pitch(path: Path) -> tuple[float, float]:
+    """(seconds of audio, strongest of 300..600 Hz in 5 Hz steps) of a mono 16-bit WAV file,
+    by the Goertzel algorithm over its middle second."""
+    with wave.open(str(path), "rb") as wav:
+        rate = wav.getframerate()
+        data = array("h", wav.readframes(wav.getnframes()))
+    seconds = len(data) / rate
+    middle = data[len(data) // 2 - rate // 2 : len(data) // 2 + rate // 2]
+
+    def power(freq: float) -> float:
+        coeff = 2 * math.cos(2 * math.pi * freq / rate)
+        s1 = s2 = 0.0
+        for x in middle:
+            s1, s2 = x + coeff * s1 - s2, s1
+        return s1 * s1 + s2 * s2 - coeff * s1 * s2
+
+    return seconds, max(range(300, 605, 5), key=power)
 
 
 def run_demo(screen: Screen, env: dict[str, str], work: Path) -> None:
@@ -321,7 +363,28 @@ def run_demo(screen: Screen, env: dict[str, str], work: Path) -> None:
             )
         screen.say(f"sha256 of the sent file and bob's saved copy match: {sent_digest}")
 
-        screen.say("4. bob leaves (SIGINT)")
+        screen.say("4. carol records alice, who plays a 2 s 440 Hz tone as an audio track")
+        tone, recorded = work / "tone.wav", work / "carol-recorded.wav"
+        write_tone(tone)
+        record = ["record", *common, "--identity", "carol", "--participant", "alice"]
+        carol = Participant(
+            screen,
+            "carol",
+            [*record, "--out", str(recorded), "--duration", "2", "--rate", "16000"],
+            env,
+        )
+        play = ["publish-audio", str(tone), *common, "--identity", "alice"]
+        alice = Participant(screen, "alice", [*play, "--wait-for-subscriber"], env)
+        if (code := alice.wait(40)) != 0:
+            raise DemoError(f"alice's publish-audio exited with {code}")
+        if (code := carol.wait(20)) != 0:
+            raise DemoError(f"carol's record exited with {code}")
+        seconds, heard = pitch(recorded)
+        if seconds < 1.8 or abs(heard - TONE_HZ) > 5:
+            raise DemoError(f"carol recorded {seconds:.2f} s at {heard} Hz, not 2 s at 440 Hz")
+        screen.say(f"carol's recording: {seconds:.2f} s, strongest at {heard} Hz")
+
+        screen.say("5. bob leaves (SIGINT)")
         if (code := bob.stop()) != 0:
             raise DemoError(f"bob exited with {code}")
     finally:

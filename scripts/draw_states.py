@@ -17,13 +17,18 @@ from pathlib import Path
 
 from lkproto._state import (
     DATA_TRACK_VERBS,
+    LOCAL_TRACK_TRANSITIONS,
     MODE_TRANSITIONS,
+    NEGOTIATION_TRANSITIONS,
     PUBLISH_TRANSITIONS,
     RECONNECT_TRANSITIONS,
     SESSION_TRANSITIONS,
     SUBSCRIPTION_TRANSITIONS,
+    TRACK_VERBS,
     TRANSITIONS,
     VERBS,
+    LocalTrackState,
+    NegotiationState,
     PublishState,
     ReconnectPhase,
     SessionPhase,
@@ -73,6 +78,15 @@ def verbs_table() -> str:
     return "\n".join(rows)
 
 
+def track_verbs_table() -> str:
+    order = list(SessionPhase)
+    rows = ["| verb | allowed in |", "|---|---|"]
+    for verb, phases in TRACK_VERBS.items():
+        allowed = ", ".join(p.name for p in order if p in phases)
+        rows.append(f"| `TrackManager.{verb}()` | {allowed} |")
+    return "\n".join(rows)
+
+
 def data_track_verbs_table() -> str:
     order = list(SessionPhase)
     rows = ["| manager call | allowed in |", "|---|---|"]
@@ -100,13 +114,29 @@ def render() -> str:
         "## Application verbs (`Verb`, `VERBS`)\n\n"
         "A verb called in another state raises `LocalProtocolError` naming the call and the "
         "state; nothing changes.\n\n" + verbs_table(),
-        "## Data tracks: the session phase (`SessionPhase`, `SESSION_TRANSITIONS`)\n\n"
-        "Where the session is as far as data tracks care (`lkproto.datatracks`): requests go "
-        "out while JOINED, wait while RESUMING, and are not sent while REJOINING (the server "
-        "forgot our tracks; the join that ends a full reconnect republishes them).\n\n"
+        "## Track session phase (`SessionPhase`, `SESSION_TRANSITIONS`)\n\n"
+        "Where the signal session is for each track manager, media "
+        "(`lkproto.tracks.TrackManager`) and data (`lkproto.datatracks`), each with its own "
+        "copy: requests go out while JOINED, wait while RESUMING, and are not sent while "
+        "REJOINING (the server forgot our tracks; the join that ends a full reconnect "
+        "republishes them).\n\n"
         + diagram(
             SESSION_TRANSITIONS.items(), start=SessionPhase.IDLE, final=[SessionPhase.CLOSED]
         ),
+        "## Local publication (`LocalTrackState`, `LOCAL_TRACK_TRANSITIONS`)\n\n"
+        "One of our published media tracks, from its `AddTrackRequest` to its end.\n\n"
+        + diagram(
+            LOCAL_TRACK_TRANSITIONS.items(),
+            start=LocalTrackState.PENDING,
+            final=[LocalTrackState.UNPUBLISHED],
+        ),
+        "## Offer/answer queue (`NegotiationState`, `NEGOTIATION_TRANSITIONS`)\n\n"
+        "The single peer connection's negotiation: one offer in flight at most, answers "
+        "matched by `SessionDescription.id`.\n\n"
+        + diagram(NEGOTIATION_TRANSITIONS.items(), start=NegotiationState.IDLE),
+        "## Media-track verbs (`TRACK_VERBS`)\n\n"
+        "A `TrackManager` verb called in another phase raises `LocalProtocolError`.\n\n"
+        + track_verbs_table(),
         "## Data tracks: one of our tracks (`PublishState`, `PUBLISH_TRANSITIONS`)\n\n"
         "PENDING until the server answers the publish; REPUBLISHING after a full reconnect "
         "until the republish is answered (pushes fail with QUEUE_FULL).\n\n"

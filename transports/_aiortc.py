@@ -31,6 +31,11 @@ Limits and behaviour:
   closed (a full reconnect) must not be taken for its successor.
 - `host_addresses` restricts the host candidates aioice gathers (the test harness confines
   ICE to one private address; loopback addresses are allowed only if named here).
+- Media tracks (transports/_aiortc_media.py): the peer connection bundles every m-line on
+  one transport (`bundlePolicy=MAX_BUNDLE`, media findings F3.2); the transceiver commands
+  run on the worker like SDP operations; an offer made for the core's queue is reported
+  with its id and the slots' mids; after every answer the receivers' SSRCs are re-registered
+  before `on_remote_description` reports it applied.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from typing import TypeAlias, assert_never
 import aioice.ice
 import aioice.turn
 from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
@@ -59,6 +66,8 @@ from aiortc.sdp import candidate_from_sdp
 from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
+from ._aiortc_media import AiortcMedia, refresh_receiver_ssrcs
+from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
 
 __all__ = ["PENDING_FRAMES", "AiortcPeer"]
@@ -77,6 +86,9 @@ _Queued: TypeAlias = (  # what the worker carries out in order (data goes out at
     | cmd.SetRemoteDescription
     | cmd.AddIceCandidate
     | cmd.ClosePeerConnection
+    | cmd.AddTransceiver
+    | cmd.SetTransceiverDirection
+    | cmd.SetSendSource
 )
 _ALLOWED_HOSTS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
     "lkproto_ice_host_addresses", default=None
@@ -125,8 +137,10 @@ class AiortcPeer:
         *,
         host_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[IceServer] | None = None,
+        media: MediaRouter | None = None,
     ) -> None:
         self._listener = listener
+        self._media = AiortcMedia(media)
         self._host_addresses = None if host_addresses is None else frozenset(host_addresses)
         self._ice_override = None if not ice_servers else tuple(ice_servers)
         self._pcs: dict[PeerTarget, RTCPeerConnection] = {}
@@ -198,6 +212,7 @@ class AiortcPeer:
         for pc in pcs:
             with contextlib.suppress(Exception):
                 await pc.close()
+        await self._media.aclose()
 
     # -- carrying out commands ------------------------------------------------------------------
 
@@ -259,13 +274,25 @@ class AiortcPeer:
                     description = await pc.createAnswer()
                 await pc.setLocalDescription(description)
                 local = pc.localDescription
-                self._listener.on_local_description(command.target, local.sdp, SdpType(local.type))
+                offer_id = command.offer_id if isinstance(command, cmd.CreateOffer) else 0
+                mids = self._media.slot_mids() if offer_id else None
+                self._listener.on_local_description(
+                    command.target, local.sdp, SdpType(local.type), offer_id, mids
+                )
             case cmd.SetRemoteDescription():
                 remote = RTCSessionDescription(sdp=command.sdp, type=command.sdp_type.value)
-                await self._pcs[command.target].setRemoteDescription(remote)
+                pc = self._pcs[command.target]
+                await pc.setRemoteDescription(remote)
+                refresh_receiver_ssrcs(pc)  # F8.1: tracks moved onto started receivers
+                if command.offer_id:
+                    self._listener.on_remote_description(command.target, command.offer_id)
+            case cmd.AddTransceiver() | cmd.SetTransceiverDirection() | cmd.SetSendSource():
+                self._media.execute(self._pcs[PeerTarget.PUBLISHER], command)
             case cmd.AddIceCandidate():
                 await self._add_candidate(command)
             case cmd.ClosePeerConnection():
+                if command.target is PeerTarget.PUBLISHER:
+                    self._media.reset()
                 if command.target in self._pcs:
                     await self._pcs.pop(command.target).close()
             case _:
@@ -273,8 +300,18 @@ class AiortcPeer:
 
     def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
         chosen = self._ice_override if self._ice_override is not None else tuple(servers)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=_rtc_ice_servers(chosen)))
+        configuration = RTCConfiguration(
+            iceServers=_rtc_ice_servers(chosen), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+        pc = RTCPeerConnection(configuration)
         self._pcs[target] = pc
+
+        @pc.on("track")
+        def _track(track: MediaStreamTrack) -> None:
+            if target is PeerTarget.PUBLISHER and self._pcs.get(target) is pc:
+                self._media.on_track(pc, track)
+            else:  # the dual-PC subscriber's: nobody reads it, but it must be drained
+                self._media.on_track(pc, track, ours=False)
 
         @pc.on("connectionstatechange")
         def _state() -> None:

@@ -7,7 +7,8 @@ event loop on a daemon thread and presents the same `PeerPort`:
 - every outcome the peer reports is posted back to the caller's side through `post`, a
   thread-safe, non-blocking "run this soon over there" (trio's `TrioToken.run_sync_soon`,
   or a queue a threaded adapter drains), also FIFO.
-Nothing else crosses threads: the core and the pump stay on the caller's side.
+Nothing else crosses threads: the core and the pump stay on the caller's side. Media frames
+cross through the session's `MediaRouter` (thread-safe bounded queues, transports/_media.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 
 import anyio.to_thread
@@ -24,6 +25,7 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._aiortc import AiortcPeer
+from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
 
 __all__ = ["AsyncioThreadBridge"]
@@ -42,8 +44,17 @@ class _PostingListener:
         with contextlib.suppress(RuntimeError):  # the other side has already gone away
             self._post(fn)
 
-    def on_local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
-        self._send(lambda: self._target.on_local_description(target, sdp, sdp_type))
+    def on_local_description(
+        self,
+        target: PeerTarget,
+        sdp: str,
+        sdp_type: SdpType,
+        offer_id: int = 0,
+        slot_mids: Mapping[int, str] | None = None,
+    ) -> None:
+        self._send(
+            lambda: self._target.on_local_description(target, sdp, sdp_type, offer_id, slot_mids)
+        )
 
     def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None:
         self._send(lambda: self._target.on_ice_candidate(target, candidate_init))
@@ -66,6 +77,9 @@ class _PostingListener:
     def on_command_failed(self, command: cmd.Command, message: str) -> None:
         self._send(lambda: self._target.on_command_failed(command, message))
 
+    def on_remote_description(self, target: PeerTarget, offer_id: int) -> None:
+        self._send(lambda: self._target.on_remote_description(target, offer_id))
+
 
 class AsyncioThreadBridge:
     """A `PeerPort` whose aiortc peer lives in an asyncio loop on its own thread."""
@@ -77,6 +91,7 @@ class AsyncioThreadBridge:
         *,
         host_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[IceServer] | None = None,
+        media: MediaRouter | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -86,6 +101,7 @@ class AsyncioThreadBridge:
             _PostingListener(listener, post),
             host_addresses=host_addresses,
             ice_servers=ice_servers,
+            media=media,
         )
         self._closed = False
         self._thread.start()

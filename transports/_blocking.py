@@ -34,11 +34,13 @@ from lkproto.rpc import RpcInvocationData
 from . import _participant as _async
 from . import _streams
 from ._blocking_datatracks import LocalDataTrack
+from ._blocking_media import LocalTrackPublication
 from ._checks import check_callable, check_rpc_method
 from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
 from ._session import Session
 from ._streams import ByteStreamInfo, TextStreamInfo
+from ._tracks import LocalAudioTrack, ParticipantTrackPermission, TrackPublishOptions
 
 __all__ = [
     "ByteStreamReader",
@@ -368,6 +370,49 @@ class LocalParticipant(LocalParticipantInfo):
     def unregister_rpc_method(self, method: str) -> None:
         """Stop answering `method` (callers then get 1400 UNSUPPORTED_METHOD). Idempotent."""
         self._register(method, None)
+
+    # -- media tracks -------------------------------------------------------------------------
+
+    @property
+    def track_publications(self) -> Mapping[str, LocalTrackPublication]:
+        """Our publications by sid (a snapshot)."""
+        inner = self._io.inner
+        if inner is None:
+            return {}
+        found = dict(inner.local._publications)  # the session makes blocking ones for us
+        return {sid: p for sid, p in found.items() if isinstance(p, LocalTrackPublication)}
+
+    def publish_track(
+        self, track: LocalAudioTrack, options: TrackPublishOptions | None = None
+    ) -> LocalTrackPublication:
+        """Publish `track` (fed by a blocking `AudioSource`); blocks until the server accepted
+        it. Errors as the async `publish_track`."""
+        done = self._io.call(
+            "publish_track", lambda inner: inner.session.media.publish_track(track, options)
+        )
+        assert isinstance(done, LocalTrackPublication)
+        return done
+
+    def unpublish_track(self, track_sid: str) -> None:
+        """Unpublish our track `track_sid`; blocks until done (`UnpublishTrackError` for a
+        sid that is not ours)."""
+        self._io.call("unpublish_track", lambda inner: inner.local.unpublish_track(track_sid))
+
+    def set_track_subscription_permissions(
+        self,
+        *,
+        allow_all_participants: bool,
+        participant_permissions: Sequence[ParticipantTrackPermission] | None = None,
+    ) -> None:
+        """Who may subscribe to our tracks (see the async `set_track_subscription_permissions`)."""
+
+        async def run(inner: Inner) -> None:
+            inner.local.set_track_subscription_permissions(
+                allow_all_participants=allow_all_participants,
+                participant_permissions=participant_permissions,
+            )
+
+        self._io.call("set_track_subscription_permissions", run)
 
     def send_file(
         self,

@@ -15,6 +15,7 @@ import anyio.abc
 
 from lkproto.models import IceServer
 
+from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
 
 __all__ = ["CONNECTOR", "Connector"]
@@ -31,8 +32,10 @@ class Connector(Protocol):
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
-        """The peer-connection side for one session, reporting to `listener`."""
+        """The peer-connection side for one session, reporting to `listener`, carrying media
+        through `media`."""
         ...
 
 

@@ -9,17 +9,19 @@ peers encrypted, with the keys of an `lkproto.e2ee.KeyProvider`. What the adapte
 - `room.e2ee_manager`: `enabled`, `set_enabled` (as in livekit.rtc it switches media frame
   encryption only, so here it only records the flag: data packets stay encrypted whenever
   the room connected with `encryption`), `key_provider` (None without E2EE) and
-  `frame_cryptors()` (none: no media). Its `KeyProvider` has livekit.rtc 1.2.0's verbs, with
-  the same names and arguments, synchronous as there; a key change derives once (one PBKDF2
-  run, ~15 ms). They run on the session's thread: directly when called there (the async
-  adapters), else through its event loop (the threaded adapter's I/O thread), blocking.
+  `frame_cryptors()` (none: media is not encrypted). Its `KeyProvider` has livekit.rtc
+  1.2.0's verbs, with the same names and arguments, synchronous as there; a key change
+  derives once (one PBKDF2 run, ~15 ms). They run on the session's thread: directly when
+  called there (the async adapters), else through its event loop (the threaded adapter's
+  I/O thread), blocking.
 - `RatchetWorker`, the session's `WorkPort`: the core's `DeriveRatchets` (a ratchet search
   after a failed decryption: up to ~1 s of PBKDF2) runs in a worker thread, never on the
   event loop, and its result goes back through the pump.
 - `e2ee_state_changed(participant, state)` is emitted by the room model from the core's
   `E2eeStateChanged` (for data; livekit.rtc raises it for media frames).
   `participant_encryption_status_changed` is not: it says whether all of a participant's
-  published media tracks are encrypted, and there are no tracks here.
+  published media tracks are encrypted, and media is never encrypted here (publishing a
+  track with encryption on is refused).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class E2EEManager:
         self._enabled = enabled
 
     def frame_cryptors(self) -> list[object]:
-        """Media frame cryptors: none (lkproto has no media tracks)."""
+        """Media frame cryptors: none (lkproto does not encrypt its media tracks)."""
         return []
 
 

@@ -3,9 +3,12 @@ start their `__all__` from this one list, then add their own `Room`, `LocalParti
 stream readers and writers (async, or blocking for the threaded adapter).
 
 Here: the `livekit.rtc` value types and enums (data tracks' `DataTrackFrame` and
-`DataTrackInfo` are the core's, from `lkproto.datatracks`), the end-to-end encryption names
-(the manager and key provider objects run their verbs on whichever thread the adapter gives
-them), and every exception a user of an adapter may have to catch.
+`DataTrackInfo` are the core's, from `lkproto.datatracks`), the track and publication
+objects, the end-to-end encryption names (the manager and key provider objects run their
+verbs on whichever thread the adapter gives them), and every exception a user of an adapter
+may have to catch. The objects that wait (`AudioSource`, `AudioStream`,
+`LocalTrackPublication`, the data-track objects) are each adapter's own (async, or blocking
+for the threaded one).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lkproto.models import DisconnectReason, ParticipantKind, ReconnectMode, Sim
 from lkproto.rpc import RpcError, RpcInvocationData
 from lkproto.streams import StreamError
 
+from ._audio import AudioFrame, AudioFrameEvent
 from ._e2ee import E2EEManager, KeyProvider
 from ._errors import (
     ConnectError,
@@ -37,6 +41,7 @@ from ._errors import (
     TransportClosedError,
     TransportError,
 )
+from ._media import UnpublishTrackError
 from ._room import AnyParticipant as Participant
 from ._room import (
     ConnectionState,
@@ -50,8 +55,24 @@ from ._room import (
     TranscriptionSegment,
 )
 from ._streams import ByteStreamInfo, TextStreamInfo
+from ._tracks import (
+    LocalAudioTrack,
+    ParticipantTrackPermission,
+    PublishTrackError,
+    RemoteAudioTrack,
+    RemoteTrackPublication,
+    RemoteVideoTrack,
+    StreamState,
+    Track,
+    TrackKind,
+    TrackPublication,
+    TrackPublishOptions,
+    TrackSource,
+)
 
 __all__ = [
+    "AudioFrame",
+    "AudioFrameEvent",
     "ByteStreamInfo",
     "ConnectError",
     "ConnectionState",
@@ -68,15 +89,21 @@ __all__ = [
     "KeyProvider",
     "KeyProviderOptions",
     "LkProtocolError",
+    "LocalAudioTrack",
     "LocalProtocolError",
     "MetadataUpdateError",
     "Participant",
     "ParticipantKind",
+    "ParticipantTrackPermission",
     "PublishDataError",
     "PublishDataTrackError",
+    "PublishTrackError",
     "PushFrameError",
     "ReconnectMode",
+    "RemoteAudioTrack",
     "RemoteParticipant",
+    "RemoteTrackPublication",
+    "RemoteVideoTrack",
     "RoomOptions",
     "RpcError",
     "RpcInvocationData",
@@ -84,10 +111,17 @@ __all__ = [
     "SimulateScenario",
     "SipDTMF",
     "StreamError",
+    "StreamState",
     "SubscribeDataTrackError",
     "TextStreamInfo",
+    "Track",
+    "TrackKind",
+    "TrackPublication",
+    "TrackPublishOptions",
+    "TrackSource",
     "Transcription",
     "TranscriptionSegment",
     "TransportClosedError",
     "TransportError",
+    "UnpublishTrackError",
 ]

@@ -1,9 +1,9 @@
-"""The local participant on a session: `livekit.rtc.LocalParticipant`'s data plane, async.
+"""The local participant on a session: `livekit.rtc.LocalParticipant`, async.
 
 The anyio and trio Rooms hand out this class; the threaded Room wraps each method in a
 blocking twin (transports/threaded.py). Every verb goes through the session: publishing and
 stream writes wait on the channel's watermarks, metadata updates on the server's answer, RPC
-calls on the core's outcome.
+calls on the core's outcome, track publishing on the server's answer (transports/_media.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ from ._room import LocalParticipantInfo, Transcription
 from ._rpc import RpcHandler
 from ._session import Session
 from ._streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
+from ._tracks import (
+    LocalAudioTrack,
+    LocalTrackPublication,
+    ParticipantTrackPermission,
+    TrackPublishOptions,
+)
 
 __all__ = ["LocalParticipant", "ProgressCallback"]
 
@@ -43,7 +49,7 @@ _FILE_READ = 4 * 15_000  # send_file reads this much per write: four chunks
 
 
 class LocalParticipant(LocalParticipantInfo):
-    """`livekit.rtc.LocalParticipant`'s data plane."""
+    """`livekit.rtc.LocalParticipant`."""
 
     def __init__(self, session: Session, info: Participant) -> None:
         super().__init__(info)
@@ -133,6 +139,42 @@ class LocalParticipant(LocalParticipantInfo):
         await self._session.update(
             "set_attributes", lambda c, now: c.set_attributes(attrs_, now=now)
         )
+
+    # -- media tracks -------------------------------------------------------------------------
+
+    @property
+    def track_publications(self) -> Mapping[str, LocalTrackPublication]:
+        """Our publications by sid (a snapshot)."""
+        return dict(self._publications)
+
+    async def publish_track(
+        self, track: LocalAudioTrack, options: TrackPublishOptions | None = None
+    ) -> LocalTrackPublication:
+        """Publish `track`; returns once the server accepted it (then `local_track_published`
+        is emitted). Raises `PublishTrackError` when the server refuses (no canPublish, a
+        source not allowed: NOT_ALLOWED) or does not answer within
+        `Config.track_publish_timeout`, TypeError for a track that is not a
+        `LocalAudioTrack`, ValueError for one already published or an unknown source,
+        `LocalProtocolError` at `Config.max_published_tracks`."""
+        publication = await self._session.media.publish_track(track, options)
+        assert isinstance(publication, LocalTrackPublication)
+        return publication
+
+    async def unpublish_track(self, track_sid: str) -> None:
+        """Unpublish our track `track_sid` (`local_track_unpublished` follows at once).
+        Raises `UnpublishTrackError` for a sid that is not one of ours."""
+        await self._session.media.unpublish_track(track_sid)
+
+    def set_track_subscription_permissions(
+        self,
+        *,
+        allow_all_participants: bool,
+        participant_permissions: Sequence[ParticipantTrackPermission] | None = None,
+    ) -> None:
+        """Who may subscribe to our tracks; `participant_permissions` apply when
+        `allow_all_participants` is False. The server enforces it (media stops at once for
+        the others; livekit.rtc 1.2 emits no event on their side)."""
+        self._session.media.set_permissions(allow_all_participants, participant_permissions or ())
 
     # -- data tracks ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ application sees). The peer port reports outcomes through a `PeerListener`; the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, TypeAlias
 
 from lkproto import commands as cmd
@@ -36,6 +37,9 @@ PeerCommand: TypeAlias = (
     | cmd.SendDataPacket
     | cmd.ClosePeerConnection
     | cmd.SendDataTrackFrame
+    | cmd.AddTransceiver
+    | cmd.SetTransceiverDirection
+    | cmd.SetSendSource
 )
 """The commands for the peer connections. With `SignalCommand` and `cmd.DeriveRatchets`
 (a `WorkPort`'s), exactly `cmd.Command`: the pump routes with an exhaustive `match`, so a new
@@ -50,7 +54,19 @@ class SignalPort(Protocol):
 class PeerListener(Protocol):
     """What a peer port reports back; each call becomes one core input."""
 
-    def on_local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None: ...
+    def on_local_description(
+        self,
+        target: PeerTarget,
+        sdp: str,
+        sdp_type: SdpType,
+        offer_id: int = 0,
+        slot_mids: Mapping[int, str] | None = None,
+    ) -> None:
+        """A local description was set: for `CreateOffer(offer_id=n)`, with that id and the
+        mid of every media-track slot's transceiver."""
+
+    def on_remote_description(self, target: PeerTarget, offer_id: int) -> None:
+        """`SetRemoteDescription(offer_id=n)` (n > 0) was applied, receivers re-registered."""
 
     def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None: ...
 

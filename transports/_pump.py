@@ -15,7 +15,7 @@ into it (through a thread bridge where aiortc runs on another thread).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ParamSpec, Protocol, TypeVar, assert_never
 
 import anyio.abc
@@ -74,6 +74,9 @@ class Pump:
                         | cmd.SendDataPacket()
                         | cmd.ClosePeerConnection()
                         | cmd.SendDataTrackFrame()
+                        | cmd.AddTransceiver()
+                        | cmd.SetTransceiverDirection()
+                        | cmd.SetSendSource()
                     ):
                         self.peer.submit(command)
                     case cmd.DeriveRatchets():
@@ -122,8 +125,21 @@ class Pump:
 
     # -- PeerListener -------------------------------------------------------------------------
 
-    def on_local_description(self, target: PeerTarget, sdp: str, sdp_type: SdpType) -> None:
-        self.conn.local_description_created(target, sdp, sdp_type, now=self.clock())
+    def on_local_description(
+        self,
+        target: PeerTarget,
+        sdp: str,
+        sdp_type: SdpType,
+        offer_id: int = 0,
+        slot_mids: Mapping[int, str] | None = None,
+    ) -> None:
+        self.conn.local_description_created(
+            target, sdp, sdp_type, now=self.clock(), offer_id=offer_id, slot_mids=slot_mids
+        )
+        self.flush()
+
+    def on_remote_description(self, target: PeerTarget, offer_id: int) -> None:
+        self.conn.remote_description_applied(target, offer_id, now=self.clock())
         self.flush()
 
     def on_ice_candidate(self, target: PeerTarget, candidate_init: str | None) -> None:

@@ -3,7 +3,8 @@
 `RoomModel` turns the core's events into the objects and callbacks `livekit.rtc` users know:
 stable participant objects updated in place, and `(event name, *args)` emissions with the same
 names and arguments as `livekit.rtc.Room` (room.py `_on_room_event`). Adapters own the I/O and
-call `apply(event)` for each core event, then emit what it returns.
+call `apply(event)` for each core event, then emit what it returns. Media-track events go to
+its `TrackModel` (transports/_tracks.py), which keeps each participant's publications.
 
 Divergences from `livekit.rtc`, on purpose:
 - `Participant.permissions` is lkproto's `Permissions` value (same field names as the
@@ -37,6 +38,7 @@ from lkproto.models import (
 )
 
 from ._event_types import TypedEmitter
+from ._tracks import FrameRouter, ParticipantMedia, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
     import ssl
@@ -84,6 +86,17 @@ EventTypes: TypeAlias = Literal[
     "data_track_published",
     "data_track_unpublished",
     "e2ee_state_changed",
+    "track_published",
+    "track_unpublished",
+    "track_subscribed",
+    "track_unsubscribed",
+    "track_subscription_failed",
+    "track_muted",
+    "track_unmuted",
+    "local_track_published",
+    "local_track_unpublished",
+    "local_track_republished",
+    "local_track_subscribed",
 ]
 
 Callback: TypeAlias = Callable[..., object]
@@ -153,10 +166,11 @@ class Transcription:
     segments: list[TranscriptionSegment]
 
 
-class _ParticipantBase:
+class _ParticipantBase(ParticipantMedia):
     """The properties `livekit.rtc.Participant` exposes, over lkproto's `Participant` value."""
 
-    def __init__(self, info: Participant) -> None:
+    def __init__(self, info: Participant, router: FrameRouter | None = None) -> None:
+        super().__init__(router)
         self._info = info
 
     @property
@@ -211,9 +225,9 @@ class _ParticipantBase:
         return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) if ms else None
 
     @property
-    def track_publications(self) -> Mapping[str, object]:
-        """Always empty: lkproto carries no media tracks."""
-        return {}
+    def track_publications(self) -> Mapping[str, TrackPublication]:
+        """This participant's publications by sid (a snapshot)."""
+        return dict(self._publications)
 
     @property
     def info(self) -> Participant:
@@ -314,6 +328,16 @@ class RoomModel:
         self.room_name = ""
         self.room_metadata = ""
         self.num_participants = 0
+        self.tracks = TrackModel()
+
+    @property
+    def router(self) -> FrameRouter | None:
+        return self.tracks.router
+
+    @property
+    def joined(self) -> bool:
+        """The join has completed (publications found later are announced)."""
+        return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
     def participant(self, identity: str) -> _ParticipantBase | None:
         if self.local is not None and self.local.identity == identity:
@@ -323,7 +347,7 @@ class RoomModel:
     def _touch(self, info: Participant) -> _ParticipantBase:
         found = self.participant(info.identity)
         if found is None:
-            found = RemoteParticipant(info)
+            found = RemoteParticipant(info, self.router)
             self.remote[info.identity] = found
         found._info = info
         return found
@@ -345,12 +369,14 @@ class RoomModel:
                 if self.local is None:
                     self.local = LocalParticipantInfo(event.local_participant)
                 self.local._info = event.local_participant
-                self.remote = {p.identity: RemoteParticipant(p) for p in event.participants}
+                self.remote = {
+                    p.identity: RemoteParticipant(p, self.router) for p in event.participants
+                }
             case ev.ParticipantConnected():
                 out.append(("participant_connected", (self._touch(event.participant),)))
             case ev.ParticipantDisconnected():
                 gone = self.remote.pop(event.participant.identity, None) or RemoteParticipant(
-                    event.participant
+                    event.participant, self.router
                 )
                 gone._info = attrs.evolve(event.participant, disconnect_reason=event.reason)
                 out.append(("participant_disconnected", (gone,)))
@@ -422,6 +448,31 @@ class RoomModel:
             case ev.E2eeStateChanged():
                 about = self.participant(event.participant_identity)
                 out.append(("e2ee_state_changed", (about, event.state)))
+            case (
+                ev.LocalTrackPublished()
+                | ev.LocalTrackPublishFailed()
+                | ev.LocalTrackRepublishing()
+                | ev.LocalTrackRepublished()
+                | ev.LocalTrackUnpublished()
+                | ev.LocalTrackMuted()
+                | ev.LocalTrackUnmuted()
+                | ev.LocalTrackMuteRefused()
+                | ev.LocalTrackSubscribed()
+                | ev.TrackPublished()
+                | ev.TrackUnpublished()
+                | ev.TrackMuted()
+                | ev.TrackUnmuted()
+                | ev.TrackSubscribed()
+                | ev.TrackUnsubscribed()
+                | ev.TrackSubscriptionFailed()
+                | ev.TrackSubscriptionPermissionChanged()
+                | ev.TrackStreamStateChanged()
+                | ev.AnswerDropped()
+                | ev.NegotiationTimedOut()
+                | ev.MediaSectionsLimited()
+                | ev.TrackSignalIgnored()
+            ):
+                out += self.tracks.apply(event, self)
             case (
                 ev.MetadataUpdateCompleted()
                 | ev.MetadataUpdateFailed()

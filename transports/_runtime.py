@@ -6,7 +6,8 @@ parameter. Three things do differ, and an adapter hands them over as a `Runtime`
 - `spawn`: where the session's tasks live. The anyio Room detaches them from the caller (a
   loop task on asyncio, a system task on trio); the trio Room can host them in a nursery of
   the caller's task (structured lifetime), shielded so that leaving still says goodbye.
-- `make_peer`: the WebRTC side. aiortc is asyncio-only: on asyncio it runs in the session's
+- `make_peer`: the WebRTC side, given the session's `MediaRouter` (frames in and out). aiortc
+  is asyncio-only: on asyncio it runs in the session's
   loop; on trio it runs in an asyncio loop on a helper thread (`AsyncioThreadBridge`).
 - `dialer`: a custom way to open the signal connection's byte stream (the trio Room's
   `dialer=`), or None for TCP (TLS for `wss://`).
@@ -27,6 +28,7 @@ from lkproto.models import IceServer
 
 from ._aiortc import AiortcPeer
 from ._asyncio_bridge import AsyncioThreadBridge
+from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
 
 __all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
@@ -47,27 +49,36 @@ class Runtime(Protocol):
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
         """The peer-connection side for one session, reporting to `listener`."""
         ...
 
 
 def aiortc_peer(
-    listener: PeerListener, *, host_addresses: list[str] | None, ice_servers: list[IceServer]
+    listener: PeerListener,
+    *,
+    host_addresses: list[str] | None,
+    ice_servers: list[IceServer],
+    media: MediaRouter | None = None,
 ) -> PeerPort:
     """aiortc in the running asyncio loop."""
-    return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers)
+    return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
 
 
 def bridged_peer(
-    listener: PeerListener, *, host_addresses: list[str] | None, ice_servers: list[IceServer]
+    listener: PeerListener,
+    *,
+    host_addresses: list[str] | None,
+    ice_servers: list[IceServer],
+    media: MediaRouter | None = None,
 ) -> PeerPort:
     """aiortc in an asyncio loop on a helper thread, reporting back into this trio run."""
     import trio
 
     post = trio.lowlevel.current_trio_token().run_sync_soon
     return AsyncioThreadBridge(
-        listener, post, host_addresses=host_addresses, ice_servers=ice_servers
+        listener, post, host_addresses=host_addresses, ice_servers=ice_servers, media=media
     )
 
 
@@ -94,6 +105,7 @@ class AnyioRuntime:
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
         make = aiortc_peer if sniffio.current_async_library() == "asyncio" else bridged_peer
-        return make(listener, host_addresses=host_addresses, ice_servers=ice_servers)
+        return make(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)

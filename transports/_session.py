@@ -18,9 +18,9 @@ compose a Session; none of them overrides anything in it.
 first `publish_data` is never lost. Whatever the core reports goes, in this order, to the
 session's own bookkeeping (joins, ends, metadata-update answers), to the data streams or RPC
 (`Streams`, `Rpc`) or data tracks (`DataTracks`, which emits `data_track_published` and
-`data_track_unpublished` itself), to the `RoomModel` (whose `livekit.rtc` emissions go to
-`emit`), and to
-every subscriber (`events()`, trio's `event_channel()`, the threaded adapter's iterators).
+`data_track_unpublished` itself), to media tracks (`Media`: frame routing before the model,
+publish waiters after), to the `RoomModel` (whose `livekit.rtc` emissions go to `emit`), and
+to every subscriber (`events()`, trio's `event_channel()`, the threaded adapter's iterators).
 Flow control (protocol-reference A.3, client-sdk-js watermarks): a sender waits while more
 than the high mark is queued on its channel, until the queue drains to the low mark.
 """
@@ -31,6 +31,7 @@ import contextlib
 import logging
 import math
 import ssl
+import threading
 import time
 import uuid
 from collections import deque
@@ -46,7 +47,9 @@ from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
+from lkproto.tracks import TrackPublicationInfo
 
+from ._audio import poster
 from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
 from ._datatracks import DataTracks
@@ -61,12 +64,14 @@ from ._errors import (
     redact,
 )
 from ._logging import log_connecting, log_event, log_signal_attempt, log_signal_failed
+from ._media import Media
 from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
 from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions, RtcConfiguration
 from ._rpc import Rpc
 from ._runtime import Runtime
 from ._streams import Streams
+from ._tracks import LocalAudioTrack, LocalPublication, LocalTrackPublication
 from ._ws import Accepted, Closed, Message, Rejected, WebSocketClient
 
 __all__ = ["MARKS", "Emit", "Session", "Subscriber"]
@@ -134,12 +139,17 @@ class Session:
         self.rpc = Rpc(self)
         self.datatracks = DataTracks(self, emit, config.data_track_buffer_size)
         self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
+        # What `publish_track` returns: async, or the threaded adapter's blocking one.
+        self.local_publication: Callable[
+            [TrackPublicationInfo, LocalAudioTrack], LocalPublication
+        ] = LocalTrackPublication
         self._runtime = runtime
         self._emit = emit
         self._fresh()
 
     def _fresh(self) -> None:
         """The state of one connection (a Room may connect again once it has ended)."""
+        self.media = Media(self)  # its frame routing and publishes in flight
         self.conn: Connection | None = None
         self.pump: Pump | None = None
         self.peer: PeerPort | None = None
@@ -158,6 +168,8 @@ class Session:
         self._progress = anyio.Event()  # set on join, channel open or end: connect() rechecks
         self._end_seen = anyio.Event()
         self._waiters: dict[int, _Waiter] = {}
+        self._thread: int | None = None  # the session's loop thread, and a way onto it
+        self._post: Callable[[Callable[[], None]], None] | None = None
 
     # -- connect / disconnect -------------------------------------------------------------------
 
@@ -193,6 +205,9 @@ class Session:
             keys = session_key_provider(self, encryption.key_provider_options)
             self.e2ee_manager = E2EEManager(encryption, keys)
         self.model = RoomModel(self.local)
+        self.model.tracks.router, self.model.tracks.controls = self.media.router, self.media
+        self.model.tracks.publication = self.local_publication
+        self._thread, self._post = threading.get_ident(), poster()
         self.streams.attach()
         self.rpc.attach()
         rtc = options.rtc_config or RtcConfiguration()
@@ -207,7 +222,10 @@ class Session:
         self._connector = CONNECTOR.get()
         make_peer = (self._connector or self._runtime).make_peer
         self.peer = pump.peer = make_peer(
-            pump, host_addresses=rtc.host_addresses, ice_servers=rtc.ice_servers
+            pump,
+            host_addresses=rtc.host_addresses,
+            ice_servers=rtc.ice_servers,
+            media=self.media.router,
         )
         self._ssl_context = options.ssl_context
         await self._start()
@@ -270,6 +288,25 @@ class Session:
         pump, conn = self.live("simulate_scenario")
         pump.call(conn.simulate_scenario, SimulateScenario(scenario), now=pump.now())
 
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the session's loop: now if called there, else soon (from any thread).
+        A `TransportClosedError` (the session ended meanwhile) is ignored; other errors are
+        logged."""
+
+        def run() -> None:
+            try:
+                fn()
+            except TransportClosedError:
+                pass
+            except Exception:
+                log.exception("a media control failed")
+
+        if self._thread == threading.get_ident() or self._post is None:
+            run()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the session ended
+                self._post(run)
+
     def subscribe(self, subscriber: Subscriber) -> bool:
         """Copy every event from now on to `subscriber`, until it breaks or the session ends
         (then it is closed). False, and nothing kept, if the session has ended already."""
@@ -326,6 +363,31 @@ class Session:
             ):
                 self.datatracks.on_event(event)
             case (
+                ev.LocalTrackPublished()
+                | ev.LocalTrackPublishFailed()
+                | ev.LocalTrackRepublishing()
+                | ev.LocalTrackRepublished()
+                | ev.LocalTrackUnpublished()
+                | ev.LocalTrackMuted()
+                | ev.LocalTrackUnmuted()
+                | ev.LocalTrackMuteRefused()
+                | ev.LocalTrackSubscribed()
+                | ev.TrackPublished()
+                | ev.TrackUnpublished()
+                | ev.TrackMuted()
+                | ev.TrackUnmuted()
+                | ev.TrackSubscribed()
+                | ev.TrackUnsubscribed()
+                | ev.TrackSubscriptionFailed()
+                | ev.TrackSubscriptionPermissionChanged()
+                | ev.TrackStreamStateChanged()
+                | ev.AnswerDropped()
+                | ev.NegotiationTimedOut()
+                | ev.MediaSectionsLimited()
+                | ev.TrackSignalIgnored()
+            ):
+                pass  # media tracks (below), the room model's and the subscribers'
+            case (
                 ev.Reconnecting()
                 | ev.Reconnected()
                 | ev.TokenRefreshed()
@@ -351,8 +413,10 @@ class Session:
                 pass  # the room model's (below), and the subscribers'
             case _:
                 assert_never(event)
+        self.media.before(event)
         for name, args in self.model.apply(event):
             self._emit(name, *args)
+        self.media.after(event)
         for subscriber in list(self.subscribers):
             try:
                 subscriber.send_nowait(event)
@@ -365,6 +429,7 @@ class Session:
     def _on_end(self, event: ev.Disconnected) -> None:
         self.ended = event
         self.datatracks.ended()
+        self.media.ended(event.message)
         for waiter in self._waiters.values():
             waiter.failure = ev.MetadataUpdateFailed(
                 request_id=0, reason=-2, message=f"the session ended: {event.message}"

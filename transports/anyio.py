@@ -1,4 +1,4 @@
-"""`lkproto.transports.anyio`: the `livekit.rtc` data-plane API on anyio (asyncio or trio).
+"""`lkproto.transports.anyio`: the `livekit.rtc` API (data plane and audio) on anyio.
 
 Code written for `livekit.rtc`'s data plane runs after changing only the import:
 
@@ -16,7 +16,10 @@ Divergences from `livekit.rtc` (deliberate, for a production client):
 - `set_metadata`/`set_name`/`set_attributes` raise `MetadataUpdateError` when the server
   refuses (e.g. no `canUpdateOwnMetadata`); `livekit.rtc` 1.2 returns silently.
 - `async for event in room.events()` yields lkproto's typed events as well.
-- Media (tracks) is out of scope: this is the data plane.
+- Audio tracks follow `livekit.rtc` (`AudioSource`, `LocalAudioTrack`, `publish_track`,
+  `AudioStream`); aiortc sends plain Opus (no DTX, RED or noise cancellation), and
+  `AudioStream` yields 20 ms frames unless `frame_size_ms` is given. Video is not supported
+  yet.
 """
 
 from __future__ import annotations
@@ -25,18 +28,23 @@ from lkproto import Config
 
 from . import _exports
 from ._async_room import AsyncRoom
+from ._audio import AudioSource
 from ._datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
+from ._tracks import AudioStream, LocalTrackPublication
 
 __all__ = [
+    "AudioSource",
+    "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
     "DataTrackStream",
     "LocalDataTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "RemoteDataTrack",
     "Room",
     "TextStreamReader",

@@ -30,6 +30,9 @@ Theory of operation. A connected Room owns three kinds of threads:
   other calls do not wait for callbacks, so a call may return before the callback for an
   event that came just before its result (e.g. `participant_disconnected` and the 1503 of
   an RPC to that participant).
+Audio: `AudioSource.capture_frame` blocks while its queue is full and an `AudioStream` is a
+blocking iterator (both thread-safe, with timeouts); `track.mute()` and
+`publication.set_subscribed()` may be called from any thread.
 `disconnect()` (or leaving the `with` block) leaves the room, then stops and joins the I/O
 thread; a new Room can be created at any time. Rooms still connected when the interpreter
 exits are disconnected by an `atexit` hook. Errors are lkproto's (`ConnectError`,
@@ -84,6 +87,7 @@ from ._blocking import (
     TextStreamWriter,
 )
 from ._blocking_datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack, TrackWrappers
+from ._blocking_media import AudioSource, AudioStream, LocalTrackPublication
 from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
@@ -99,11 +103,14 @@ from ._runtime import AnyioRuntime
 from ._session import Session
 
 __all__ = [
+    "AudioSource",
+    "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
     "DataTrackStream",
     "LocalDataTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "RemoteDataTrack",
     "Room",
     "TextStreamReader",
@@ -352,6 +359,7 @@ class Room(EventEmitter):
 
     def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
         session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
+        session.local_publication = LocalTrackPublication
         inner = Inner(
             session, _async.LocalParticipant(session, ParticipantValue(sid="", identity=""))
         )

@@ -48,15 +48,20 @@ from lkproto.models import IceServer
 
 from . import _exports
 from ._async_room import AsyncRoom
+from ._audio import AudioSource
 from ._datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
+from ._media import MediaRouter
 from ._participant import LocalParticipant
 from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
 from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
+from ._tracks import AudioStream, LocalTrackPublication
 
 __all__ = [
+    "AudioSource",
+    "AudioStream",
     "ByteStreamReader",
     "ByteStreamWriter",
     "Connecting",
@@ -64,6 +69,7 @@ __all__ = [
     "Dialer",
     "LocalDataTrack",
     "LocalParticipant",
+    "LocalTrackPublication",
     "RemoteDataTrack",
     "Room",
     "TextStreamReader",
@@ -151,8 +157,11 @@ class _TrioRuntime:
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
-        return bridged_peer(listener, host_addresses=host_addresses, ice_servers=ice_servers)
+        return bridged_peer(
+            listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media
+        )
 
 
 def _wrap_dialer(dialer: Dialer) -> Dial:

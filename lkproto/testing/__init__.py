@@ -19,7 +19,9 @@ fires every due timer in order, deterministically. Resumes and full reconnects a
 as the server answers them. Faults: per-link drop, delay, duplicate and cut (`link`,
 `uplink`), network cuts (`disconnect`, `restore`), `drop_signal`, `fail_peer`, server-
 initiated `leave` with each action, `restart` (graceful or a crash, with downtime), and the
-scenarios a client asks for with `Connection.simulate_scenario`.
+scenarios a client asks for with `Connection.simulate_scenario`. Media tracks are signalled
+as the server does (publish, subscribe, mute, permissions, `MediaSectionsRequirement`,
+`mid_to_track_id`) and their frames forwarded whole, without RTP (`send_media`, `media`).
 No threads, no sockets, no real time: the adapters' memory transport
 (`lkproto.transports.testing`) puts it behind unchanged application code.
 """
@@ -27,6 +29,7 @@ No threads, no sockets, no real time: the adapters' memory transport
 from __future__ import annotations
 
 from lkproto.testing._links import Link
+from lkproto.testing._media import media_lines
 from lkproto.testing._room import MemoryRoom
 from lkproto.testing._server import (
     DroppedPacket,
@@ -52,4 +55,5 @@ __all__ = [
     "Unreachable",
     "Upgrade",
     "ice_ufrag",
+    "media_lines",
 ]

@@ -62,6 +62,7 @@ from lkproto.models import (
     SdpType,
 )
 from lkproto.testing._links import Link
+from lkproto.testing._media import media_lines
 from lkproto.testing._schedule import Scheduler
 from lkproto.testing._server import (
     MAX_MESSAGE_SIZE,
@@ -78,6 +79,7 @@ from lkproto.testing._server import (
     ice_ufrag,
 )
 from lkproto.testing._tokens import Grants
+from lkproto.tracks import TrackKind
 
 __all__ = ["MemoryRoom"]
 
@@ -122,6 +124,8 @@ class _PeerPort:
         self.driven = driven
         self.link: PeerLink | None = None
         self.targets: set[PeerTarget] = set()
+        # media-track slot -> [mid, kind, direction, source cid] of its transceiver
+        self.slots: dict[int, list[str]] = {}
 
     def _current(self) -> bool:
         return self.driven.peer is self and self.link is not None
@@ -136,6 +140,15 @@ class _PeerPort:
 
     def peer_failed(self) -> None:
         self._lost(PeerState.FAILED)
+
+    def media_received(self, mid: str, payload: object) -> None:
+        if not self._current():
+            return
+        slot = next((s for s, line in self.slots.items() if line[0] == mid), None)
+        bound = {i.slot: i.bound_sid for i in self.driven.conn.tracks.slots}
+        sid = bound.get(slot, "") if slot is not None else ""
+        if sid:  # the core routes by the slot's binding; unbound frames are dropped
+            self.driven.media.append((sid, payload))
 
     def _lost(self, state: PeerState) -> None:
         if not self._current():
@@ -163,6 +176,7 @@ class _Driven:
         self.signal: _SignalPort | None = None
         self.peer: _PeerPort | None = None
         self.timer: float | None = None  # conn.get_timer() as of the last pump
+        self.media: list[tuple[str, object]] = []  # (remote track sid, frame) received
 
     @property
     def now(self) -> float:
@@ -225,14 +239,29 @@ class _Driven:
             case cmd.ClosePeerConnection():
                 self._close_peer(command.target)
             case cmd.CreateOffer():
-                conn.local_description_created(command.target, _SDP, SdpType.OFFER, now=now)
+                slots = self.peer.slots if self.peer is not None else {}
+                mids = {slot: line[0] for slot, line in slots.items()}
+                sdp = _SDP + media_lines((m, k, d, c or None) for m, k, d, c in slots.values())
+                conn.local_description_created(
+                    command.target,
+                    sdp,
+                    SdpType.OFFER,
+                    now=now,
+                    offer_id=command.offer_id,
+                    slot_mids=mids,
+                )
             case cmd.CreateAnswer():
                 conn.local_description_created(command.target, _SDP, SdpType.ANSWER, now=now)
                 if command.target is PeerTarget.SUBSCRIBER:
                     conn.peer_state_changed(PeerTarget.SUBSCRIBER, PeerState.CONNECTED, now=now)
             case cmd.SetRemoteDescription():
                 if command.target is PeerTarget.PUBLISHER and command.sdp_type is SdpType.ANSWER:
-                    self._connect(ice_ufrag(command.sdp) or "")
+                    if self.peer is None or self.peer.link is None:  # not a renegotiation
+                        self._connect(ice_ufrag(command.sdp) or "")
+                    if command.offer_id:
+                        conn.remote_description_applied(
+                            command.target, command.offer_id, now=self.now
+                        )
             case cmd.SendDataPacket():
                 peer = self.peer
                 assert peer is not None and peer.link is not None, "data only on open channels"
@@ -242,6 +271,23 @@ class _Driven:
                 assert peer is not None and peer.link is not None, "frames only on open channels"
                 for packet in command.packets:
                     peer.link.send(Channel.DATA_TRACK, packet)
+            case cmd.AddTransceiver():
+                peer_port = self.peer
+                assert peer_port is not None, "transceivers only on a peer connection the core made"
+                mid = str(len(peer_port.slots) + 1)  # in order, after the data channels' "0"
+                kind = "audio" if command.kind is TrackKind.AUDIO else "video"
+                peer_port.slots[command.slot] = [
+                    mid,
+                    kind,
+                    command.direction.value,
+                    command.source_cid or "",
+                ]
+            case cmd.SetTransceiverDirection():
+                assert self.peer is not None, "transceivers only on a peer connection the core made"
+                self.peer.slots[command.slot][2] = command.direction.value
+            case cmd.SetSendSource():
+                assert self.peer is not None, "transceivers only on a peer connection the core made"
+                self.peer.slots[command.slot][3] = command.source_cid or ""
             case cmd.CreateDataChannel() | cmd.AddIceCandidate():
                 pass  # nothing to simulate
             case cmd.DeriveRatchets():
@@ -607,6 +653,32 @@ class MemoryRoom:
             driven.events.clear()
         return out
 
+    def send_media(self, who: str | Connection, cid: str, payload: object) -> None:
+        """`who` sends one media frame (any object) on the send transceiver that carries its
+        publication `cid`; the room forwards it to every subscriber of that track (none while
+        it is muted). Nothing happens if no transceiver carries `cid` (yet)."""
+        driven = self._driver(who)
+        port = driven.peer
+        line = None
+        if port is not None and port.link is not None:
+            line = next(
+                (ln for ln in port.slots.values() if ln[3] == cid and ln[2] == "sendonly"), None
+            )
+        if port is not None and port.link is not None and line is not None:
+            port.link.send_media(line[0], payload)
+        self._settle()
+
+    def media(self, who: str | Connection, *, clear: bool = True) -> list[tuple[str, object]]:
+        """The media frames `who` received since the last call: (remote track sid, frame),
+        routed by its receive slots' bindings as an adapter does."""
+        driven = self._driver(who)
+        if not self._busy:
+            self._pump()
+        out = list(driven.media)
+        if clear:
+            driven.media.clear()
+        return out
+
     @property
     def participants(self) -> Mapping[str, Participant]:
         """Everyone in the room now, hidden ones too, as the server sees them."""
@@ -675,6 +747,15 @@ class MemoryRoom:
         The server keeps a participant whose peer connection has connected, for a resume;
         one that never connected is removed (SIGNAL_CLOSE)."""
         self._sfu.reset_signal(self._sfu_member(identity))
+        self._settle()
+
+    def fail_client_peer(self, identity: str) -> None:
+        """Make `identity`'s own peer connection fail (its ICE gives up) while the server
+        has not noticed and the signal is intact: the client resumes and restarts ICE, which
+        the server answers on the same session."""
+        driven = self._driven[identity]
+        if driven.peer is not None:
+            driven.peer.peer_failed()
         self._settle()
 
     def fail_peer(self, identity: str) -> None:

@@ -107,9 +107,10 @@ v1.13.5, pkg/rtc/room.go, participant.go and participant_signal.go unless named)
   subscription permissions, packet forwarding with an optional deterministic loss rate, and
   the resume's check of `SyncState.publish_data_tracks`); `_data_track` packets, like lossy
   ones, are lost rather than held on a cut network.
-Not modelled: media, tracks and connection quality; the reliable-packet cache (for
-migration between nodes) and SyncState's media-track checks; data blobs; data-track
-auto-subscription; server-initiated RPC; token refresh on a timer; regions.
+- Media tracks and their frames: lkproto/testing/_media.py.
+Not modelled: RTP and connection quality; the reliable-packet cache (for migration between
+nodes) and SyncState's media-track checks; data blobs; data-track auto-subscription;
+server-initiated RPC; token refresh on a timer; regions.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
 from lkproto.models import Channel, DisconnectReason, LeaveAction
 from lkproto.testing._links import Link
+from lkproto.testing._media import MediaModel
 from lkproto.testing._schedule import Handle, Scheduler
 from lkproto.testing._sfu_datatracks import DataTrackRouter
 from lkproto.testing._tokens import Grants, TokenError, read_token
@@ -206,6 +208,9 @@ class PeerEndpoint(Protocol):
 
     def peer_failed(self) -> None:
         """The peer connection failed (ICE gave up): its data channels are gone."""
+
+    def media_received(self, mid: str, payload: object) -> None:
+        """A media frame the room forwards on the m-line `mid` (see `_media`)."""
 
 
 @attrs.frozen
@@ -382,6 +387,7 @@ class Member:
         self.departure: Handle | None = None
         self.data_tracks: dict[int, tpb.DataTrackInfo] = {}  # by pub_handle
         self.is_publisher = False
+        self.tracks: list[tpb.TrackInfo] = []  # published media tracks (`_media`)
 
     @property
     def hidden(self) -> bool:
@@ -405,6 +411,7 @@ class Member:
             capabilities=self.capabilities,  # type: ignore[arg-type]
             is_publisher=self.is_publisher,
             data_tracks=list(self.data_tracks.values()),
+            tracks=self.tracks,
         )
 
 
@@ -443,6 +450,12 @@ class PeerLink:
         """One data channel message from the client."""
         self._sfu.uplink_data(self._member, self._epoch, channel, bytes(data))
 
+    def send_media(self, mid: str, payload: object) -> None:
+        """One media frame from the client on its m-line `mid` (lost on a cut network)."""
+        sfu, member = self._sfu, self._member
+        if member.peer_epoch == self._epoch and member.identity not in sfu.outages:
+            sfu.clock.call_soon(lambda: sfu.media.forward(member, mid, payload))
+
     def close(self) -> None:
         """The client closed its peer connection."""
         sfu, member, epoch = self._sfu, self._member, self._epoch
@@ -473,6 +486,7 @@ class Sfu:
         self.update_interval = update_interval
         self.single_peer_connection = single_peer_connection
         self.members: dict[str, Member] = {}
+        self.media = MediaModel(self)  # a new one with each start of the room
         self.dropped: list[DroppedPacket] = []
         self.upgrades: list[Upgrade] = []
         self.links: dict[tuple[str, str], Link] = {}
@@ -501,6 +515,7 @@ class Sfu:
         self._created = at
         self._created_ms = self._wall_ms() + round((at - self.clock.now) * 1000)
         self._room_count = 0
+        self.media = MediaModel(self)
         self._nonces.clear()
         self._close_on_resume.clear()
         self._refuse_resume.clear()
@@ -650,6 +665,7 @@ class Sfu:
             member.metadata = request.metadata
         member.attributes.update({k: v for k, v in request.participant_attributes.items() if v})
         self.members[member.identity] = member
+        self.media.joined(member, request.connection_settings.auto_subscribe)
         others = [m.info() for m in self.members.values() if m is not member and not m.hidden]
         for other in others:
             member.sent[other.sid] = (other.identity, other.version, other.state, self.clock.now)
@@ -784,9 +800,13 @@ class Sfu:
             return
         member.last_signal_at = self.clock.now
         kind = request.WhichOneof("message")
-        if kind == "offer":
-            answer = spb.SessionDescription(type="answer", sdp=_sdp("answer", member.ufrag))
-            self._send(member, spb.SignalResponse(answer=answer))
+        if kind == "offer":  # the answer echoes the offer's id (media findings F3.6)
+            self.media.answer(member, request.offer, _sdp("answer", member.ufrag))
+        elif kind == "subscription_permission":  # it covers both kinds of track
+            self.media.request(member, request)
+            self.datatracks.set_permission(member, request.subscription_permission)
+        elif self.media.request(member, request):
+            pass  # a media-track request
         elif kind == "leave":
             reason = int(request.leave.reason)
             if reason not in _LEAVE_REASONS:
@@ -809,8 +829,6 @@ class Sfu:
             self.datatracks.unpublish(member, request.unpublish_data_track_request)
         elif kind == "update_data_subscription":
             self.datatracks.update_subscription(member, request.update_data_subscription)
-        elif kind == "subscription_permission":
-            self.datatracks.set_permission(member, request.subscription_permission)
         elif kind == "sync_state" and not self.datatracks.knows_all(member, request.sync_state):
             # ResumeParticipant: a published data track the server does not have
             self.server_leave(member, LeaveAction.RECONNECT, DisconnectReason.STATE_MISMATCH)
@@ -1077,6 +1095,7 @@ class Sfu:
         assert self.members.get(member.identity) is member
         del self.members[member.identity]
         self.datatracks.member_removed(member)
+        self.media.left(member)
         for timer in (member.departure, member.join_timer):
             if timer is not None:
                 timer.cancel()

@@ -279,7 +279,9 @@ def test_discovery_subscription_and_frames_from_the_data_track_channel() -> None
     ]
 
 
-def test_a_permission_refusal_ends_the_subscription_and_media_updates_are_ignored() -> None:
+def test_a_permission_refusal_ends_the_subscription_and_media_updates_go_to_the_media_tracks() -> (
+    None
+):
     conn = joined()
     conn.subscribe_data_track("DTR_b1", now=T0)
     drain(conn)
@@ -291,12 +293,14 @@ def test_a_permission_refusal_ends_the_subscription_and_media_updates_are_ignore
     cmds, evs = drain(conn)
     assert signals(cmds) == []
     assert evs == [
+        # not a data track: the media-track manager's, which does not know it either
+        ev.TrackSignalIgnored(reason="unknown-sid", detail="subscription permission for TR_media"),
         ev.DataTrackSubscriptionEnded(
             sid="DTR_b1",
             publisher_identity="bob",
             reason=SubscribeDataTrackErrorReason.NOT_ALLOWED,
             active=False,
-        )
+        ),
     ]
 
 

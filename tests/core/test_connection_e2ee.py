@@ -33,6 +33,7 @@ from lkproto.models import ConnectionState, SimulateScenario
 from lkproto.rpc import RpcError
 from lkproto.streams import StreamErrorReason, StreamFailed, StreamKind
 from lkproto.testing import MemoryRoom
+from lkproto.tracks import TrackKind
 
 KEY = b"password"
 OTHER = b"not the password"
@@ -675,3 +676,10 @@ def test_the_official_sdks_reliability_test_encrypted_across_resumes() -> None:
         (20, "encrypted_packet"),
         (21, "encrypted_packet"),
     ]
+
+
+def test_publishing_media_with_encryption_on_is_refused() -> None:
+    conn = connection()
+    with pytest.raises(LocalProtocolError, match="not end-to-end encrypted by lkproto"):
+        conn.publish_track(TrackKind.AUDIO, name="mic", now=T0 + 1)
+    assert conn.commands_to_send() == [] and conn.tracks.local_cids == ()

@@ -28,6 +28,7 @@ from lkproto._context import Context, Timer
 from lkproto._data import DECODERS, DataReceiver, DataSender, Deduplicator
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
+from lkproto._media import MediaTracks
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
@@ -158,7 +159,7 @@ def test_peers_alone_negotiate_and_close() -> None:
     ctx = context()
     peers = Peers(ctx)
     peers.single_pc = False
-    peers.create_publisher(())
+    peers.create_publisher((), T0)
     peers.remote_offer("v=0 sub")
     trickle = spb.TrickleRequest(candidateInit='{"c":1}', target=1)  # type: ignore[arg-type]
     peers.remote_candidate(trickle)
@@ -236,6 +237,7 @@ def reconnector(ctx: Context, host: Host, peers: Peers) -> Reconnector:
         keepalive=Keepalive(ctx),
         sender=DataSender(config),
         dedup=Deduplicator(config),
+        media=MediaTracks(ctx, peers),
         open_signal=host.open_signal,
         end=host.end,
         session_lost=host.session_lost,

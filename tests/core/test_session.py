@@ -134,7 +134,7 @@ def test_join_response_emits_joined_and_creates_publisher_with_its_three_channel
         cmd.CreateDataChannel(channel=Channel.RELIABLE, ordered=True, max_retransmits=None),
         cmd.CreateDataChannel(channel=Channel.LOSSY, ordered=False, max_retransmits=0),
         cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
-        cmd.CreateOffer(target=PeerTarget.PUBLISHER),
+        cmd.CreateOffer(target=PeerTarget.PUBLISHER, offer_id=1),  # the offer queue's first
     ]
     assert conn.state is ConnectionState.CONNECTED
     assert conn.get_timer() == T0 + 0.5 + 5  # first ping

@@ -26,11 +26,14 @@ from lkproto import events as ev
 from lkproto._pb import signal_pb2 as spb
 from lkproto._state import (
     DATA_TRACK_VERBS,
+    LOCAL_TRACK_TRANSITIONS,
     MODE_TRANSITIONS,
+    NEGOTIATION_TRANSITIONS,
     PUBLISH_TRANSITIONS,
     RECONNECT_TRANSITIONS,
     SESSION_TRANSITIONS,
     SUBSCRIPTION_TRANSITIONS,
+    TRACK_VERBS,
     TRANSITIONS,
     VERBS,
     Input,
@@ -77,8 +80,10 @@ def test_the_diagram_draws_every_row() -> None:
     assert "    FULL --> FULL: resume\n" in page  # a full reconnect stays one
     assert "    RESUME --> NONE: done\n" in page
     assert "| `respond_rpc()` | CONNECTED, RECONNECTING, CLOSED |" in page
-    assert "    REPUBLISHING --> PUBLISHED: accepted\n" in page  # the data-track machines
-    assert "    PENDING --> NONE: not_allowed\n" in page
+    assert "    OFFERING --> APPLYING: answered\n" in page  # the media-track offer queue
+    assert "    REPUBLISHING --> PUBLISHED: accepted\n" in page  # both publication machines
+    assert "| `TrackManager.publish()` | JOINED |" in page
+    assert "    PENDING --> NONE: not_allowed\n" in page  # the data-track subscription
     assert "| `resumed()` | RESUMING |" in page
     arrows = [line for line in page.splitlines() if " --> " in line and "[*]" not in line]
     tables = (
@@ -86,11 +91,13 @@ def test_the_diagram_draws_every_row() -> None:
         RECONNECT_TRANSITIONS,
         MODE_TRANSITIONS,
         SESSION_TRANSITIONS,
+        LOCAL_TRACK_TRANSITIONS,
+        NEGOTIATION_TRANSITIONS,
         PUBLISH_TRANSITIONS,
         SUBSCRIPTION_TRANSITIONS,
     )
     assert len(arrows) == sum(len(table) for table in tables)
-    assert page.count("| `") == len(VERBS) + len(DATA_TRACK_VERBS)
+    assert page.count("| `") == len(VERBS) + len(TRACK_VERBS) + len(DATA_TRACK_VERBS)
 
 
 def test_every_verb_is_a_connection_method_with_its_states() -> None:

@@ -66,6 +66,7 @@ RUN: dict[str, tuple[str, bool, bool, list[str]]] = {
         ["user got 'hello user'", "agent read 'hello world' from user"],
     ),
     "# faults.py:": ("python", False, False, ["bob got [b'kept'] and reconnected"]),
+    "# audio.py:": ("python", True, False, ["listener heard a 440 Hz tone"]),
     "lkproto token --room demo": (
         "sh",
         True,

@@ -76,6 +76,8 @@ class OfficialPeer:
         self._cond = threading.Condition()
         self.tasks: set[asyncio.Future[None]] = set()  # keeps handler tasks alive
         self.data_tracks: dict[str, rtc.RemoteDataTrack] = {}  # by SID, as published
+        # More listeners to install before connecting (e.g. harness/audio.py's track events).
+        self.on_room: list[Callable[[rtc.Room], None]] = []
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Start a task on the official loop (from official-side code) and keep it alive."""
@@ -120,6 +122,8 @@ class OfficialPeer:
             on("data_track_unpublished", lambda sid: self._record("data_track_unpublished", sid))
             on("reconnecting", lambda: self._record("reconnecting"))
             on("reconnected", lambda: self._record("reconnected"))
+            for install in self.on_room:
+                install(room)
             options.setdefault("auto_subscribe", False)
             await room.connect(url, token, rtc.RoomOptions(**options))
             # Participants already present count as joined, so tests can wait on either.

@@ -76,6 +76,7 @@ class RawClient:
         self.track_packets: list[bytes] = []  # what arrived on `_data_track`
         self.peer_closes = 0
         self.peer_failures = 0
+        self.media: list[tuple[str, object]] = []  # (our m-line, frame) forwarded to us
         self.peer: PeerLink | None = None
         if token is None:
             token = room.token(identity, **grants)  # type: ignore[arg-type]
@@ -109,6 +110,9 @@ class RawClient:
     def peer_failed(self) -> None:
         self.peer_failures += 1
 
+    def media_received(self, mid: str, payload: object) -> None:
+        self.media.append((mid, payload))
+
     # -- acting ----------------------------------------------------------------------------------
 
     def send(self, **message: object) -> None:
@@ -116,9 +120,9 @@ class RawClient:
         self.link.send(spb.SignalRequest(**message).SerializeToString())  # type: ignore[arg-type]
         self.room.run_until_idle()
 
-    def connect(self) -> RawClient:
-        """Offer, take the server's answer, bring the peer connection up."""
-        self.send(offer=spb.SessionDescription(type="offer", sdp="v=0\r\n"))
+    def connect(self, sdp: str = "v=0\r\n") -> RawClient:
+        """Offer (`sdp`), take the server's answer, bring the peer connection up."""
+        self.send(offer=spb.SessionDescription(type="offer", sdp=sdp))
         answers = [s.answer for s in self.signals if s.WhichOneof("message") == "answer"]
         self.peer = self.room.connect_peer(ice_ufrag(answers[-1].sdp) or "", self)
         assert self.peer is not None

@@ -715,9 +715,8 @@ def test_the_room_rejects_a_negative_cut() -> None:
 
 
 def test_what_reaches_a_peer_connection_that_just_failed_is_lost() -> None:
-    room, alice, bob = pair()
-    ufrag = spb.SessionDescription(type="answer", sdp="v=0\r\na=ice-ufrag:unknown\r\n")
-    alice.receive_signal(spb.SignalResponse(answer=ufrag).SerializeToString(), now=room.now)
+    room, _alice, bob = pair()
+    room.fail_client_peer("alice")
     bob.publish_data(b"lost", now=room.now)  # reaches Alice's failed connection first
     room.advance(0.25)  # Alice's first attempt waits that long for a leave on her signal
     assert [s[0] for s in seen(room, "alice")][-1] == "Reconnected"

@@ -199,12 +199,22 @@ def test_server_actions_from_an_event_handler_run_with_the_room() -> None:
     assert bob.state is ConnectionState.CONNECTED
 
 
-def test_a_peer_connection_the_server_does_not_know_fails_and_is_restarted() -> None:
+def test_an_unsolicited_answer_is_dropped_and_changes_nothing() -> None:
     room = new_room()
     alice = room.join("alice")
     room.events("alice")
-    answer = spb.SessionDescription(type="answer", sdp="v=0\r\na=ice-ufrag:unknown\r\n")
+    answer = spb.SessionDescription(type="answer", sdp="v=0\r\na=ice-ufrag:unknown\r\n", id=7)
     alice.receive_signal(spb.SignalResponse(answer=answer).SerializeToString(), now=room.now)
+    room.advance(1)
+    assert room.events("alice") == [ev.AnswerDropped(answer_id=7, outstanding_offer_id=None)]
+    assert alice.state is ConnectionState.CONNECTED
+
+
+def test_a_failed_client_peer_connection_is_restarted() -> None:
+    room = new_room()
+    room.join("alice")
+    room.events("alice")
+    room.fail_client_peer("alice")
     room.advance(0.25)  # the first attempt waits that long for a leave on the kept signal
     events = room.events("alice")
     assert kinds(events) == [

@@ -510,7 +510,8 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         (
             ("fly",),
             "lkproto: error: argument COMMAND: invalid choice: 'fly' (choose from 'token', "
-            "'join', 'listen', 'rpc', 'send-text', 'send-file') (see --help)",
+            "'join', 'listen', 'rpc', 'send-text', 'send-file', 'publish-audio', 'record') "
+            "(see --help)",
         ),
     ],
 )

@@ -24,6 +24,61 @@ from lkproto.transports import trio as lk_trio
 ADAPTERS: list[ModuleType] = [lk_anyio, lk_trio, threaded]
 
 COMMON: dict[str, tuple[object, object, object]] = {
+    "AudioFrame": (lk_anyio.AudioFrame, lk_trio.AudioFrame, threaded.AudioFrame),
+    "AudioFrameEvent": (
+        lk_anyio.AudioFrameEvent,
+        lk_trio.AudioFrameEvent,
+        threaded.AudioFrameEvent,
+    ),
+    "LocalAudioTrack": (
+        lk_anyio.LocalAudioTrack,
+        lk_trio.LocalAudioTrack,
+        threaded.LocalAudioTrack,
+    ),
+    "ParticipantTrackPermission": (
+        lk_anyio.ParticipantTrackPermission,
+        lk_trio.ParticipantTrackPermission,
+        threaded.ParticipantTrackPermission,
+    ),
+    "PublishTrackError": (
+        lk_anyio.PublishTrackError,
+        lk_trio.PublishTrackError,
+        threaded.PublishTrackError,
+    ),
+    "RemoteAudioTrack": (
+        lk_anyio.RemoteAudioTrack,
+        lk_trio.RemoteAudioTrack,
+        threaded.RemoteAudioTrack,
+    ),
+    "RemoteTrackPublication": (
+        lk_anyio.RemoteTrackPublication,
+        lk_trio.RemoteTrackPublication,
+        threaded.RemoteTrackPublication,
+    ),
+    "RemoteVideoTrack": (
+        lk_anyio.RemoteVideoTrack,
+        lk_trio.RemoteVideoTrack,
+        threaded.RemoteVideoTrack,
+    ),
+    "StreamState": (lk_anyio.StreamState, lk_trio.StreamState, threaded.StreamState),
+    "Track": (lk_anyio.Track, lk_trio.Track, threaded.Track),
+    "TrackKind": (lk_anyio.TrackKind, lk_trio.TrackKind, threaded.TrackKind),
+    "TrackPublication": (
+        lk_anyio.TrackPublication,
+        lk_trio.TrackPublication,
+        threaded.TrackPublication,
+    ),
+    "TrackPublishOptions": (
+        lk_anyio.TrackPublishOptions,
+        lk_trio.TrackPublishOptions,
+        threaded.TrackPublishOptions,
+    ),
+    "TrackSource": (lk_anyio.TrackSource, lk_trio.TrackSource, threaded.TrackSource),
+    "UnpublishTrackError": (
+        lk_anyio.UnpublishTrackError,
+        lk_trio.UnpublishTrackError,
+        threaded.UnpublishTrackError,
+    ),
     "ByteStreamInfo": (lk_anyio.ByteStreamInfo, lk_trio.ByteStreamInfo, threaded.ByteStreamInfo),
     "ConnectError": (lk_anyio.ConnectError, lk_trio.ConnectError, threaded.ConnectError),
     "ConnectionState": (
@@ -137,6 +192,13 @@ COMMON: dict[str, tuple[object, object, object]] = {
 }
 
 OWN: dict[str, tuple[object, object, object]] = {
+    "AudioSource": (lk_anyio.AudioSource, lk_trio.AudioSource, threaded.AudioSource),
+    "AudioStream": (lk_anyio.AudioStream, lk_trio.AudioStream, threaded.AudioStream),
+    "LocalTrackPublication": (
+        lk_anyio.LocalTrackPublication,
+        lk_trio.LocalTrackPublication,
+        threaded.LocalTrackPublication,
+    ),
     "ByteStreamReader": (
         lk_anyio.ByteStreamReader,
         lk_trio.ByteStreamReader,
@@ -184,11 +246,13 @@ MUST_CATCH = [
     "PublishDataError",
     "PublishDataTrackError",
     "PushFrameError",
+    "PublishTrackError",
     "RpcError",
     "StreamError",
     "SubscribeDataTrackError",
     "TransportClosedError",
     "TransportError",
+    "UnpublishTrackError",
 ]
 
 

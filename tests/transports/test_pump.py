@@ -189,7 +189,7 @@ def test_join_dispatches_peer_commands_in_core_order_then_the_event() -> None:
             "peer",
             cmd.CreateDataChannel(channel=Channel.DATA_TRACK, ordered=False, max_retransmits=0),
         ),
-        ("peer", cmd.CreateOffer(target=PUB)),
+        ("peer", cmd.CreateOffer(target=PUB, offer_id=1)),  # the core's offer queue's first
     ]
     kind, joined = log[5]
     assert kind == "event" and isinstance(joined, ev.Joined)

@@ -1,4 +1,4 @@
-"""`lkproto`: a LiveKit data-plane client on the command line.
+"""`lkproto`: a LiveKit client on the command line (data, RPC, streams and audio).
 
 Subcommands:
   token       print an access token minted with the API key and secret
@@ -8,6 +8,8 @@ Subcommands:
   rpc serve   stay in a room and answer RPC calls (echo, or a Python handler)
   send-text   send text (an argument, or stdin streamed as it comes) as a text stream
   send-file   send a file as a byte stream, with a progress bar
+  publish-audio  publish a 16-bit WAV file as an audio track in real time, with progress
+  record      record a participant's audio track to a WAV file, with progress
 
 Configuration: --url, --api-key and --api-secret, else the environment variables LIVEKIT_URL,
 LIVEKIT_API_KEY and LIVEKIT_API_SECRET (flags win). With the key and secret, a token is

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import NoReturn
 
+from ._audio import cmd_publish_audio, cmd_record
 from ._commands import cmd_rpc_call, cmd_send_file, cmd_send_text, cmd_stay, cmd_token
 from ._config import ExitCode
 from ._context import PROG
@@ -288,4 +289,54 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_RECEIPT_TIMEOUT:g}; see Delivery below)",
     )
     send_file.set_defaults(run=cmd_send_file)
+
+    publish_audio = sub.add_parser(
+        "publish-audio",
+        parents=[common],
+        help="publish a WAV file as an audio track",
+        description="Publish the 16-bit PCM WAV file at PATH (mono or stereo, 8 to 192 kHz "
+        "in steps of 100 Hz) as a microphone track in real time, with a progress bar; "
+        "unpublish and leave once it was all sent.",
+    )
+    publish_audio.add_argument("path", metavar="PATH")
+    publish_audio.add_argument(
+        "--track-name", default="audio", help="the track's name (default audio)"
+    )
+    publish_audio.add_argument(
+        "--wait-for-subscriber",
+        action="store_true",
+        help="start playing once another participant subscribed to the track",
+    )
+    publish_audio.set_defaults(run=cmd_publish_audio)
+
+    record = sub.add_parser(
+        "record",
+        parents=[common],
+        help="record a participant's audio to a WAV file",
+        description="Subscribe to the audio track of --participant (its microphone first) "
+        "and write it to --out as a 16-bit WAV file, until --duration, the end of the "
+        "track, SIGINT or SIGTERM.",
+    )
+    record.add_argument("--participant", required=True, metavar="IDENTITY")
+    record.add_argument("--out", required=True, metavar="FILE.wav")
+    record.add_argument(
+        "--rate", type=int, default=48000, help="sample rate of the file (default 48000)"
+    )
+    record.add_argument(
+        "--channels", type=int, default=1, choices=(1, 2), help="1 or 2 (default 1)"
+    )
+    record.add_argument(
+        "--duration",
+        type=_positive,
+        metavar="SECONDS",
+        help="stop after this much audio (default: until the track ends or a signal)",
+    )
+    record.add_argument(
+        "--wait",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="wait this long for the participant and its audio track (default 10)",
+    )
+    record.set_defaults(run=cmd_record)
     return parser

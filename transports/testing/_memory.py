@@ -29,6 +29,9 @@ Theory of operation
   always 0 (delivery is immediate, so there is no backpressure to model), and `drain` is a
   round trip through the home loop, after which everything sent before has reached the
   room.
+- Media tracks (transports/testing/_media.py): the transceiver commands build the offer's
+  m-lines (`lkproto.testing.media_lines`), a pacer sends each published track's audio to
+  the room 20 ms at a time, and what the room forwards goes to the session's streams.
 - The network: while the room is down (a restart's downtime) `dial` is refused; an upgrade
   from a client whose network the room has cut gets no answer at all (the core's join
   timer gives up on it), as a lost SYN would.
@@ -57,8 +60,11 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, ParticipantKind, PeerState, PeerTarget, SdpType
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
+from .._audio import AudioFrame
 from .._connector import CONNECTOR, Connector
+from .._media import MediaRouter
 from .._ports import PeerCommand, PeerListener, PeerPort
+from ._media import MemoryMedia
 
 __all__ = ["MemoryServer"]
 
@@ -328,10 +334,11 @@ class MemoryServer:
         *,
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
+        media: MediaRouter | None = None,
     ) -> PeerPort:
         """@private The memory transport's peer connection (called by a Room's session, not by
         applications)."""
-        return _MemoryPeer(self, listener)
+        return _MemoryPeer(self, listener, media)
 
 
 def _spawn(
@@ -501,9 +508,12 @@ class _SignalEndpoint:
 class _MemoryPeer:
     """The `PeerPort` of a Room connected to a MemoryServer (see the module docstring)."""
 
-    def __init__(self, server: MemoryServer, listener: PeerListener) -> None:
+    def __init__(
+        self, server: MemoryServer, listener: PeerListener, media: MediaRouter | None = None
+    ) -> None:
         self._server = server
         self._listener = listener
+        self._media = MemoryMedia(media, self._send_media)
         self._loop = _LoopRef()
         self._endpoint: _PeerEndpoint | None = None  # the current publisher connection's
         self._link: PeerLink | None = None
@@ -530,7 +540,10 @@ class _MemoryPeer:
             case cmd.CreateOffer() | cmd.CreateAnswer():
                 kind = SdpType.OFFER if isinstance(command, cmd.CreateOffer) else SdpType.ANSWER
                 target = command.target
-                self._soon(lambda: listener.on_local_description(target, _SDP, kind))
+                offer_id = command.offer_id if isinstance(command, cmd.CreateOffer) else 0
+                mids = self._media.slot_mids() if offer_id else None
+                sdp = _SDP + self._media.offer_lines()
+                self._soon(lambda: listener.on_local_description(target, sdp, kind, offer_id, mids))
                 if kind is SdpType.ANSWER and target is PeerTarget.SUBSCRIBER:
                     self._soon(
                         lambda: listener.on_peer_state(PeerTarget.SUBSCRIBER, PeerState.CONNECTED)
@@ -538,12 +551,19 @@ class _MemoryPeer:
             case cmd.SetRemoteDescription():
                 endpoint = self._endpoint
                 publisher = command.target is PeerTarget.PUBLISHER
-                if publisher and command.sdp_type is SdpType.ANSWER and endpoint is not None:
+                answer = publisher and command.sdp_type is SdpType.ANSWER
+                if answer and endpoint is not None and not endpoint.connecting:
+                    endpoint.connecting = True  # later answers renegotiate the same link
                     ufrag = ice_ufrag(command.sdp) or ""
                     self._server.submit(
                         lambda: self._connected(
                             endpoint, self._server.room.connect_peer(ufrag, endpoint)
                         )
+                    )
+                if command.offer_id:
+                    applied = command.offer_id
+                    self._soon(
+                        lambda: listener.on_remote_description(PeerTarget.PUBLISHER, applied)
                     )
             case cmd.SendDataPacket():
                 link = self._link
@@ -570,6 +590,10 @@ class _MemoryPeer:
                 if command.target is PeerTarget.PUBLISHER:
                     self._disconnect()
                     self._endpoint = None
+                    self._media.reset()
+            case cmd.AddTransceiver() | cmd.SetTransceiverDirection() | cmd.SetSendSource():
+                if self._media.execute(command):
+                    _spawn(self._pace, anyio.Event())
             case cmd.CreateDataChannel() | cmd.AddIceCandidate():
                 pass  # nothing to simulate
             case _:
@@ -599,6 +623,7 @@ class _MemoryPeer:
         if self._endpoint is not endpoint or self._link is None:
             return
         self._link = None
+        endpoint.connecting = False  # an ICE restart's answer connects it again
         listener = self._listener
         for channel in Channel:
             listener.on_channel_closed(channel)
@@ -622,7 +647,15 @@ class _MemoryPeer:
 
     async def aclose(self) -> None:
         self._disconnect()
-        self._closed = True
+        self._closed = self._media.closed = True
+
+    async def _pace(self, started: anyio.Event) -> None:
+        await self._media.pace()
+
+    def _send_media(self, mid: str, frame: AudioFrame) -> None:
+        link = self._link
+        if link is not None:
+            self._server.submit(lambda: link.send_media(mid, frame))
 
 
 class _PeerEndpoint:
@@ -631,6 +664,7 @@ class _PeerEndpoint:
 
     def __init__(self, peer: _MemoryPeer) -> None:
         self._peer = peer
+        self.connecting = False  # its first answer asked the room to connect it
 
     def data_received(self, channel: Channel, data: bytes) -> None:
         peer = self._peer
@@ -646,6 +680,15 @@ class _PeerEndpoint:
 
     def peer_failed(self) -> None:
         self._later(lambda: self._peer._lost(self, PeerState.FAILED))
+
+    def media_received(self, mid: str, payload: object) -> None:
+        peer = self._peer
+
+        def deliver() -> None:
+            if peer._endpoint is self:
+                peer._media.received(mid, payload)
+
+        peer._soon(deliver)
 
     def _later(self, fn: Callable[[], None]) -> None:
         """Report one loop turn late: what the room said on the signal socket before (a

@@ -1,0 +1,372 @@
+"""Media tracks on aiortc: transceiver slots, paced send tracks, receive readers, and the
+receivers' SSRC refresh. Runs on the asyncio loop that owns the peer connection.
+
+Theory of operation (media findings F1-F8, read against aiortc 1.16)
+- Slots. The core numbers transceivers (`lkproto.tracks` slots); `AddTransceiver(slot)`
+  adds one with `pc.addTransceiver` (never `pc.addTrack`, which would turn one of our
+  receive slots into sendrecv, F8.9) and `slot_mids()` reports each slot's mid with every
+  offer. The peer connection uses `bundlePolicy=MAX_BUNDLE` (F3.2, set by the caller).
+- Send side. A send slot has a `SlotClock`: one pts timeline, in 48 kHz stereo samples, for
+  every track the slot ever carries, so pts never go backwards when a republish reuses the
+  slot (F4.6, F8.4: the SFU drops "pre-start" timestamps, and `pts=None` kills the sender).
+  Its `SendTrack`'s id is the publication's cid (the server matches the RTP to the
+  publication by msid track id == cid, F1.3). `recv()` sleeps to an absolute 20 ms schedule
+  and re-anchors when it fell more than 100 ms behind instead of bursting (F8.6); after an
+  idle gap (a new source on the slot, a stalled loop) the pts jump by the wall time that
+  passed. It pulls 20 ms from the source's `PcmQueue` (silence when short or muted, F4.1),
+  converts it to 48 kHz stereo (what aiortc's Opus encoder wants; its own resampler
+  refuses a format change, so every frame of a slot has one format) and never raises
+  anything but `MediaStreamError`: a failure becomes silence and a logged warning.
+- Receive side. Every track aiortc starts (its "track" event, once per transceiver, F8.2)
+  gets a reader task that drains it for as long as it lives, even with nobody listening:
+  aiortc's queue is unbounded (F8.3). Each frame goes to the readers of whatever remote
+  track the slot carries NOW (`MediaRouter.consumers(slot)`, fed from the core's
+  `TrackSubscribed`, F4.9), resampled per `AudioStream` to its rate and channels; with no
+  reader it is dropped. Frames of a transceiver that is no slot of ours (the dual-PC
+  subscriber connection) are drained and dropped.
+- SSRC refresh (F8.1). aiortc registers a receiver's SSRCs with its RTP router once, when
+  the receiver starts, and otherwise routes an unknown SSRC only if a single receiver has
+  its payload type, so a track the server later moves onto an already-started transceiver
+  is dropped. After every remote description, `refresh_receiver_ssrcs` maps each `a=ssrc`
+  (and each RTX FID pair) of a started transceiver's m-line to its receiver. This touches
+  aiortc private attributes (`RTCDtlsTransport._rtp_router`, `RtpRouter.ssrc_table`,
+  `RTCRtpReceiver.__rtx_ssrc`): pyproject pins `aiortc==1.16.*`, and if they are missing
+  the refresh is skipped with a WARNING (moved tracks then stay silent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+from collections.abc import Mapping
+from importlib.metadata import version
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver
+from aiortc import sdp as aiortc_sdp
+from aiortc.mediastreams import MediaStreamError
+
+from lkproto import commands as cmd
+from lkproto.tracks import TrackKind
+
+from ._audio import FRAME_MS, AudioFrame
+from ._media import Consumer, MediaRouter
+
+__all__ = ["AiortcMedia", "SendTrack", "SlotClock", "refresh_receiver_ssrcs"]
+
+log = logging.getLogger("lkproto.transports")
+
+RATE = 48_000  #: every send slot's format: what aiortc's Opus encoder wants
+CHANNELS = 2
+FRAME_SAMPLES = RATE * FRAME_MS // 1000
+FRAME_BYTES = FRAME_SAMPLES * CHANNELS * 2
+REANCHOR = 0.1  #: seconds behind schedule after which the schedule restarts from now
+TESTED_AIORTC = "1.16."
+_LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+# -- the send side ---------------------------------------------------------------------------
+
+
+class SlotClock:
+    """One send slot's timeline: the next pts (48 kHz samples) and the absolute schedule."""
+
+    def __init__(self) -> None:
+        self.pts = 0
+        self.deadline: float | None = None  # loop time of the next frame
+        self.last: float | None = None  # loop time the last frame was made
+
+
+def to_stereo(mono: bytes) -> bytes:
+    """Interleaved int16 mono to stereo, each sample copied to both channels (a resampler's
+    upmix would lower the level by 3 dB)."""
+    out = bytearray(len(mono) * 2)
+    for offset in (0, 2):
+        out[offset::4] = mono[0::2]
+        out[offset + 1 :: 4] = mono[1::2]
+    return bytes(out)
+
+
+class _Converter:
+    """Source PCM (any rate, mono or stereo) to 48 kHz stereo, 20 ms at a time."""
+
+    def __init__(self, rate: int, channels: int) -> None:
+        self.rate, self.channels = rate, channels
+        layout = _LAYOUTS[channels]
+        self._resampler = av.AudioResampler(format="s16", layout=layout, rate=RATE)
+        self._pending = bytearray()  # 48 kHz, the source's channels
+
+    def convert(self, pcm: bytes) -> bytes | None:
+        per = 2 * self.channels
+        if self.rate == RATE:
+            self._pending += pcm
+        else:
+            frame = av.AudioFrame(
+                format="s16", layout=_LAYOUTS[self.channels], samples=len(pcm) // per
+            )
+            frame.planes[0].update(pcm)
+            frame.sample_rate = self.rate
+            for out in self._resampler.resample(frame):
+                self._pending += bytes(out.planes[0])[: out.samples * per]
+        size = FRAME_SAMPLES * per
+        if len(self._pending) < size:
+            return None  # the resampler's delay, at the start: silence this once
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data if self.channels == CHANNELS else to_stereo(data)
+
+
+class SendTrack(MediaStreamTrack):
+    """The aiortc track of one publication on one slot (see the module docstring)."""
+
+    kind = "audio"
+
+    def __init__(self, cid: str, router: MediaRouter, clock: SlotClock) -> None:
+        super().__init__()
+        self._cid = cid
+        self._router = router
+        self._clock = clock
+        self._converter: _Converter | None = None
+        self.silent_frames = 0  # frames sent as silence: underrun, muted, or a failure
+        self.reanchors = 0
+
+    @property
+    def id(self) -> str:
+        return self._cid  # the msid track id the server matches to the publication (F1.3)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            await self._pace()
+            pcm = self._pull()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never end the sender (F8.4): send silence, say why
+            log.warning("audio send track %s failed; sending silence", self._cid, exc_info=True)
+            pcm = None
+        if pcm is None:
+            self.silent_frames += 1
+            pcm = bytes(FRAME_BYTES)
+        return self._frame(pcm)
+
+    async def _pace(self) -> None:
+        clock = self._clock
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if clock.deadline is None or now - clock.deadline > REANCHOR:
+            if clock.deadline is not None:
+                self.reanchors += 1
+            if clock.last is not None:  # an idle gap: the timeline follows the wall clock
+                gap = max(0.0, now - clock.last - FRAME_MS / 1000)
+                clock.pts += round(gap * RATE)
+            clock.deadline = now
+        delay = clock.deadline - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        clock.deadline += FRAME_MS / 1000
+
+    def _pull(self) -> bytes | None:
+        source = self._router.source(self._cid)
+        if source is None:
+            return None
+        queue = source.queue
+        pcm = queue.pop_frame()
+        if pcm is None or source.muted:
+            return None  # short (silence), or muted (the queue still drains in real time)
+        if (queue.sample_rate, queue.num_channels) == (RATE, CHANNELS):
+            return pcm
+        if self._converter is None:
+            self._converter = _Converter(queue.sample_rate, queue.num_channels)
+        return self._converter.convert(pcm)
+
+    def _frame(self, pcm: bytes) -> av.AudioFrame:
+        clock = self._clock
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=FRAME_SAMPLES)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = RATE
+        frame.time_base = fractions.Fraction(1, RATE)
+        frame.pts = clock.pts
+        clock.pts += FRAME_SAMPLES
+        clock.last = asyncio.get_running_loop().time()
+        return frame
+
+
+# -- the receive side --------------------------------------------------------------------------
+
+
+class _StreamConverter:
+    """Decoded frames (s16 stereo 48 kHz from aiortc) to one stream's format and size."""
+
+    def __init__(self, rate: int, channels: int, frame_ms: int | None) -> None:
+        self.rate, self.channels = rate, channels
+        self._resampler = av.AudioResampler(format="s16", layout=_LAYOUTS[channels], rate=rate)
+        self._chunk = None if frame_ms is None else rate * frame_ms // 1000 * channels * 2
+        self._pending = bytearray()
+
+    def convert(self, frame: av.AudioFrame) -> list[AudioFrame]:
+        out: list[AudioFrame] = []
+        per = self.channels * 2
+        for piece in self._resampler.resample(frame):
+            data = bytes(piece.planes[0])[: piece.samples * per]
+            if self._chunk is None:
+                out.append(AudioFrame(data, self.rate, self.channels, piece.samples))
+                continue
+            self._pending += data
+            while len(self._pending) >= self._chunk:
+                chunk = bytes(self._pending[: self._chunk])
+                del self._pending[: self._chunk]
+                out.append(AudioFrame(chunk, self.rate, self.channels, self._chunk // per))
+        return out
+
+
+def deliver(consumers: list[Consumer], frame: av.AudioFrame) -> None:
+    """Hand a decoded frame to each reader, in its own format."""
+    for consumer in consumers:
+        converter = consumer.converter
+        if not isinstance(converter, _StreamConverter):
+            fmt = consumer.fmt
+            converter = consumer.converter = _StreamConverter(
+                fmt.sample_rate, fmt.num_channels, fmt.frame_size_ms
+            )
+        for out in converter.convert(frame):
+            consumer.queue.put(out)
+
+
+# -- the SSRC refresh (F8.1) --------------------------------------------------------------------
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
+
+
+def refresh_receiver_ssrcs(pc: RTCPeerConnection) -> int:
+    """Map every `a=ssrc` of each started transceiver's m-line in the remote description
+    to its receiver (primary and RTX); returns how many entries were added."""
+    remote = pc.remoteDescription
+    if remote is None:
+        return 0
+    parsed = aiortc_sdp.SessionDescription.parse(remote.sdp)
+    added = 0
+    for transceiver in pc.getTransceivers():
+        if transceiver.mid is None:
+            continue
+        media = next((m for m in parsed.media if m.rtp.muxId == transceiver.mid), None)
+        if media is None or not media.ssrc:
+            continue
+        receiver = transceiver.receiver
+        router = getattr(receiver.transport, "_rtp_router", None)
+        table = getattr(router, "ssrc_table", None)
+        started = getattr(router, "receivers", None)
+        rtx = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", None)
+        if not isinstance(table, dict) or not isinstance(started, set) or not isinstance(rtx, dict):
+            _warn_once(
+                "internals",
+                "aiortc %s: its receivers' SSRC tables are not where lkproto looks "
+                "(tested with aiortc %sx); a remote track the server moves onto a reused "
+                "transceiver will be silent",
+                version("aiortc"),
+                TESTED_AIORTC,
+            )
+            return added
+        if receiver not in started:
+            continue  # not started yet: starting registers what the description says
+        for ssrc in media.ssrc:
+            if table.get(ssrc.ssrc) is not receiver:
+                table[ssrc.ssrc] = receiver
+                added += 1
+        for group in media.ssrc_group:
+            if group.semantic == "FID" and len(group.items) == 2:
+                rtx[int(group.items[1])] = int(group.items[0])
+    return added
+
+
+# -- the slots of one peer connection -----------------------------------------------------------
+
+
+class AiortcMedia:
+    """The media side of an `AiortcPeer`: its slots, send tracks and readers."""
+
+    def __init__(self, router: MediaRouter | None) -> None:
+        if not version("aiortc").startswith(TESTED_AIORTC):
+            _warn_once(
+                "version",
+                "aiortc %s is not the version lkproto's media was tested with (%sx)",
+                version("aiortc"),
+                TESTED_AIORTC,
+            )
+        self.router = router or MediaRouter(1)
+        self._slots: dict[int, RTCRtpTransceiver] = {}
+        self._clocks: dict[int, SlotClock] = {}
+        self._readers: set[asyncio.Task[None]] = set()
+
+    def slot_mids(self) -> Mapping[int, str]:
+        return {slot: t.mid for slot, t in self._slots.items() if t.mid is not None}
+
+    def execute(
+        self,
+        pc: RTCPeerConnection,
+        command: cmd.AddTransceiver | cmd.SetTransceiverDirection | cmd.SetSendSource,
+    ) -> None:
+        match command:
+            case cmd.AddTransceiver():
+                if command.kind is TrackKind.VIDEO and command.source_cid is not None:
+                    raise NotImplementedError("publishing video is not supported yet")
+                track = self._track(command.slot, command.source_cid)
+                kind = "audio" if command.kind is TrackKind.AUDIO else "video"
+                self._slots[command.slot] = pc.addTransceiver(
+                    track or kind, direction=command.direction.value
+                )
+            case cmd.SetTransceiverDirection():
+                self._slots[command.slot].direction = command.direction.value
+            case cmd.SetSendSource():
+                track = self._track(command.slot, command.source_cid)
+                self._slots[command.slot].sender.replaceTrack(track)
+
+    def _track(self, slot: int, cid: str | None) -> SendTrack | None:
+        if cid is None:
+            return None
+        clock = self._clocks.setdefault(slot, SlotClock())
+        return SendTrack(cid, self.router, clock)
+
+    def on_track(
+        self, pc: RTCPeerConnection, track: MediaStreamTrack, *, ours: bool = True
+    ) -> None:
+        """aiortc started a receiver: drain it for as long as it lives."""
+        slot = None
+        if ours:
+            slot = next((s for s, t in self._slots.items() if t.receiver.track is track), None)
+        task = asyncio.get_running_loop().create_task(self._read(slot, track))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+
+    async def _read(self, slot: int | None, track: MediaStreamTrack) -> None:
+        audio = track.kind == "audio"
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if slot is None or not audio or not isinstance(frame, av.AudioFrame):
+                    continue  # not ours to read (or video: issue 23): drained, dropped
+                try:
+                    deliver(self.router.consumers(slot), frame)
+                except Exception:  # a bad frame must not stop the drain
+                    log.warning("an audio frame could not be delivered", exc_info=True)
+
+    def reset(self) -> None:
+        """The peer connection closed: its slots are gone (its tracks end by themselves)."""
+        self._slots.clear()
+        self._clocks.clear()
+
+    async def aclose(self) -> None:
+        self.reset()
+        for task in list(self._readers):
+            task.cancel()
+        for task in list(self._readers):
+            with contextlib.suppress(BaseException):
+                await task

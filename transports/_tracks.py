@@ -1,0 +1,722 @@
+"""Tracks and publications as `livekit.rtc` shapes them, and the model of them every adapter
+shares: no I/O, no backend.
+
+- `LocalAudioTrack.create_audio_track(name, source)` is published with
+  `LocalParticipant.publish_track(track, TrackPublishOptions(...))`, which returns a
+  `LocalTrackPublication`; `track.mute()`/`unmute()` tell the server (`MuteTrackRequest`).
+- Remote publications (`RemoteTrackPublication`) live in `participant.track_publications`;
+  once subscribed, `publication.track` is a `RemoteAudioTrack` to read with `AudioStream`.
+  `publication.set_subscribed(False)` unsubscribes (`UpdateSubscription`).
+- `TrackModel` (a part of `RoomModel`) turns the core's track events into these objects and
+  into `(event name, *args)` emissions with `livekit.rtc`'s names and arguments:
+  `track_published`, `track_unpublished`, `track_subscribed`, `track_unsubscribed`,
+  `track_subscription_failed`, `track_muted`, `track_unmuted` (remote and local tracks),
+  `local_track_published`, `local_track_unpublished`, `local_track_republished`,
+  `local_track_subscribed`. Publications known when the join completes are listed without
+  a `track_published` (as `livekit.rtc` does); `track_subscribed` follows for each.
+- Frames reach `AudioStream`s through a `FrameRouter` (the session's, transports/_media.py)
+  that the tracks and participants of a session carry: a stream attaches its bounded queue
+  under the track's sid (or a participant and source) and the media side fills it.
+- Anything a user may call from another thread (`mute()`, `set_subscribed()`) goes through
+  the session's `call_soon` hook (`Controls`), which runs it on the session's own loop.
+
+Video (issue 23) adds `LocalVideoTrack`/`VideoStream` beside these; `RemoteVideoTrack`
+already exists so that a subscribed video track has an object.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
+
+import attrs
+
+from lkproto import events as ev
+from lkproto import tracks as core
+from lkproto.tracks import ParticipantTrackPermission, PublishTrackError, TrackPublicationInfo
+
+from ._audio import (
+    AudioFrameEvent,
+    FrameQueue,
+    Latch,
+    PcmSource,
+    StreamFormat,
+    check_format,
+)
+
+if TYPE_CHECKING:
+    from ._room import RoomModel
+
+__all__ = [
+    "AudioStream",
+    "AudioStreamBase",
+    "Controls",
+    "FrameRouter",
+    "LocalAudioTrack",
+    "LocalPublication",
+    "LocalTrack",
+    "LocalTrackPublication",
+    "ParticipantMedia",
+    "ParticipantTrackPermission",
+    "PublishTrackError",
+    "RemoteAudioTrack",
+    "RemoteTrack",
+    "RemoteTrackPublication",
+    "RemoteVideoTrack",
+    "StreamState",
+    "Track",
+    "TrackEvent",
+    "TrackKind",
+    "TrackModel",
+    "TrackPublication",
+    "TrackPublishOptions",
+    "TrackSource",
+]
+
+
+class TrackKind(enum.IntEnum):
+    """`livekit.rtc.TrackKind` values."""
+
+    KIND_UNKNOWN = 0
+    KIND_AUDIO = 1
+    KIND_VIDEO = 2
+
+
+class TrackSource(enum.IntEnum):
+    """`livekit.rtc.TrackSource` values (the protocol's)."""
+
+    SOURCE_UNKNOWN = 0
+    SOURCE_CAMERA = 1
+    SOURCE_MICROPHONE = 2
+    SOURCE_SCREENSHARE = 3
+    SOURCE_SCREENSHARE_AUDIO = 4
+
+
+class StreamState(enum.IntEnum):
+    """`livekit.rtc.StreamState` values."""
+
+    STATE_UNKNOWN = 0
+    STATE_ACTIVE = 1
+    STATE_PAUSED = 2
+
+
+_KINDS = {core.TrackKind.AUDIO: TrackKind.KIND_AUDIO, core.TrackKind.VIDEO: TrackKind.KIND_VIDEO}
+
+
+@dataclass
+class TrackPublishOptions:
+    """`livekit.rtc.TrackPublishOptions`, for audio. `source` defaults to the microphone.
+
+    aiortc sends plain Opus at 96 kbps without DTX or RED: `dtx` and `red` are accepted and
+    ignored (the track is announced without them), as are `audio_encoding` and
+    `preconnect_buffer`."""
+
+    source: TrackSource | int = TrackSource.SOURCE_MICROPHONE
+    stream: str = ""
+    dtx: bool = True
+    red: bool = True
+    preconnect_buffer: bool = False
+    audio_encoding: object = None
+
+
+class FrameRouter(Protocol):
+    """Where an `AudioStream` attaches its queue (the session's router)."""
+
+    @property
+    def default_capacity(self) -> int: ...
+
+    def attach(self, key: tuple[str, ...], fmt: StreamFormat, queue: FrameQueue) -> None:
+        """Deliver the frames of `key` (("track", sid) or ("participant", identity,
+        source)) to `queue`, converted to `fmt`; closes it at once if `key` is gone."""
+
+    def detach(self, key: tuple[str, ...], queue: FrameQueue) -> None: ...
+
+
+class ParticipantMedia:
+    """What a participant object carries for media: its publications by sid and the router
+    its audio is read through (`AudioStream.from_participant`). `_room`'s participants
+    derive from it."""
+
+    @property
+    def identity(self) -> str:
+        raise NotImplementedError  # the participant classes' property
+
+    def __init__(self, router: FrameRouter | None) -> None:
+        self._router = router
+        self._publications: dict[str, Any] = {}  # sid -> its TrackPublication
+
+
+class Controls(Protocol):
+    """What tracks and publications ask of their session, from any thread."""
+
+    def set_muted(self, cid: str, muted: bool) -> None: ...
+
+    def set_subscribed(self, sid: str, subscribed: bool) -> None: ...
+
+
+# -- tracks -------------------------------------------------------------------------------------
+
+
+class Track:
+    """`livekit.rtc.Track`: sid, name, kind, muted, stream_state."""
+
+    def __init__(self, sid: str, name: str, kind: TrackKind, *, muted: bool = False) -> None:
+        self._sid = sid
+        self._name = name
+        self._kind = kind
+        self._muted = muted
+        self._stream_state = StreamState.STATE_ACTIVE
+
+    @property
+    def sid(self) -> str:
+        """The server's id of the track ("" before it is published)."""
+        return self._sid
+
+    @property
+    def name(self) -> str:
+        """The name the publisher gave it."""
+        return self._name
+
+    @property
+    def kind(self) -> TrackKind:
+        """Audio or video."""
+        return self._kind
+
+    @property
+    def muted(self) -> bool:
+        """Whether the track is muted now."""
+        return self._muted
+
+    @property
+    def stream_state(self) -> StreamState:
+        """Whether the server forwards it now (remote tracks)."""
+        return self._stream_state
+
+    def __repr__(self) -> str:
+        return f"rtc.{type(self).__name__}(sid={self._sid}, name={self._name})"
+
+
+class LocalAudioTrack(Track):
+    """An audio track fed by an `AudioSource` (`livekit.rtc.LocalAudioTrack`)."""
+
+    def __init__(self, name: str, source: PcmSource) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"create_audio_track: name must be str, not {type(name).__name__}")
+        if not isinstance(source, PcmSource):
+            raise TypeError(
+                f"create_audio_track: source must be an AudioSource, not {type(source).__name__}"
+            )
+        super().__init__("", name, TrackKind.KIND_AUDIO)
+        self._source = source
+        self._cid = ""  # while published: the core's cid (the sender's track id)
+        self._controls: Controls | None = None
+
+    @staticmethod
+    def create_audio_track(name: str, source: PcmSource) -> LocalAudioTrack:
+        """A track named `name` that sends what `source` is given
+        (`livekit.rtc.LocalAudioTrack.create_audio_track`)."""
+        return LocalAudioTrack(name, source)
+
+    @property
+    def source(self) -> PcmSource:
+        """The `AudioSource` feeding this track (lkproto)."""
+        return self._source
+
+    def mute(self) -> None:
+        """Mute: the server stops forwarding the track and silence is sent meanwhile. Before
+        publishing, the track is published muted."""
+        self._set_muted(True)
+
+    def unmute(self) -> None:
+        """Unmute: the server forwards the track again."""
+        self._set_muted(False)
+
+    def _set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self._controls is not None and self._cid:
+            self._controls.set_muted(self._cid, muted)
+
+
+LocalTrack: TypeAlias = LocalAudioTrack
+
+
+class RemoteAudioTrack(Track):
+    """A subscribed remote audio track: read it with `AudioStream(track)`."""
+
+    def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
+        super().__init__(info.sid, info.name, TrackKind.KIND_AUDIO, muted=info.muted)
+        self._router = router
+
+
+class RemoteVideoTrack(Track):
+    """A subscribed remote video track (its frames are dropped until `VideoStream`, issue
+    23, reads them)."""
+
+    def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
+        super().__init__(info.sid, info.name, TrackKind.KIND_VIDEO, muted=info.muted)
+        self._router = router
+
+
+RemoteTrack: TypeAlias = RemoteAudioTrack | RemoteVideoTrack
+
+
+# -- publications ---------------------------------------------------------------------------
+
+
+class TrackPublication:
+    """`livekit.rtc.TrackPublication`'s properties, over the core's `TrackPublicationInfo`."""
+
+    def __init__(self, info: TrackPublicationInfo) -> None:
+        self._info = info
+
+    @property
+    def sid(self) -> str:
+        """The server's id of the track."""
+        return self._info.sid
+
+    @property
+    def name(self) -> str:
+        """The name the publisher gave it."""
+        return self._info.name
+
+    @property
+    def kind(self) -> TrackKind:
+        """Audio or video."""
+        return _KINDS[self._info.kind]
+
+    @property
+    def source(self) -> TrackSource:
+        """Microphone, camera, screen share, ..."""
+        return TrackSource(int(self._info.source))
+
+    @property
+    def simulcasted(self) -> bool:
+        """Whether the publisher sends simulcast layers."""
+        return self._info.simulcasted
+
+    @property
+    def width(self) -> int:
+        """Video width (0 for audio)."""
+        return self._info.width
+
+    @property
+    def height(self) -> int:
+        """Video height (0 for audio)."""
+        return self._info.height
+
+    @property
+    def mime_type(self) -> str:
+        """The codec, e.g. audio/opus ("" until negotiated)."""
+        return self._info.mime_type
+
+    @property
+    def muted(self) -> bool:
+        """Whether it is muted now."""
+        return self._info.muted
+
+    @property
+    def encryption_type(self) -> int:
+        """Always 0 (NONE): lkproto does not encrypt media."""
+        return 0  # NONE: lkproto does not encrypt media
+
+    @property
+    def audio_features(self) -> list[int]:
+        """Audio features announced with it (`AudioTrackFeature` values)."""
+        return list(self._info.audio_features)
+
+    @property
+    def info(self) -> TrackPublicationInfo:
+        """lkproto's immutable snapshot of this publication."""
+        return self._info
+
+    def __repr__(self) -> str:
+        return f"rtc.{type(self).__name__}(sid={self.sid}, name={self.name}, kind={self.kind})"
+
+
+class LocalPublication(TrackPublication):
+    """What every adapter's `LocalTrackPublication` is (waiting for the first subscriber is
+    async, or blocking for the threaded adapter)."""
+
+    def __init__(self, info: TrackPublicationInfo, track: LocalAudioTrack) -> None:
+        super().__init__(info)
+        self._track: LocalAudioTrack | None = track
+        self._subscribed = Latch()
+
+    @property
+    def track(self) -> LocalAudioTrack | None:
+        """Our track, until it is unpublished."""
+        return self._track
+
+
+class LocalTrackPublication(LocalPublication):
+    """One of our published tracks (`livekit.rtc.LocalTrackPublication`)."""
+
+    async def wait_for_subscription(self) -> None:
+        """Wait until another participant subscribed to this track for the first time."""
+        await self._subscribed.wait()
+
+
+class RemoteTrackPublication(TrackPublication):
+    """A remote participant's publication (`livekit.rtc.RemoteTrackPublication`)."""
+
+    def __init__(self, info: TrackPublicationInfo, controls: Controls | None) -> None:
+        super().__init__(info)
+        self._track: RemoteTrack | None = None
+        self._controls = controls
+        self._subscribed = False
+
+    @property
+    def track(self) -> RemoteTrack | None:
+        """The subscribed track (read it with `AudioStream`), or None."""
+        return self._track
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether its media reaches us now."""
+        return self._subscribed
+
+    def set_subscribed(self, subscribed: bool) -> None:
+        """Subscribe or unsubscribe (`UpdateSubscription`); `track_subscribed` or
+        `track_unsubscribed` follows."""
+        if not isinstance(subscribed, bool):
+            raise TypeError("set_subscribed: subscribed must be a bool")
+        if self._controls is not None:
+            self._controls.set_subscribed(self.sid, subscribed)
+
+
+# -- streams ------------------------------------------------------------------------------------
+
+
+class AudioStreamBase:
+    """What every adapter's `AudioStream` is: the audio of one remote track, resampled, in a
+    bounded queue (async iteration, or blocking iteration for the threaded adapter).
+
+    Frames are 20 ms (as decoded) unless `frame_size_ms` is given. At most `capacity`
+    frames wait (0: `Config.audio_stream_capacity`); the oldest is dropped when the reader
+    falls behind (`dropped_frames` counts them). The stream ends (the iteration stops) when
+    the track is unsubscribed or unpublished, the session ends, or on `aclose()`.
+    `from_participant` follows whichever track of that source the participant has
+    subscribed, until the participant leaves.
+    """
+
+    def __init__(
+        self,
+        track: RemoteTrack | None,
+        loop: object = None,
+        capacity: int = 0,
+        sample_rate: int = 48000,
+        num_channels: int = 1,
+        frame_size_ms: int | None = None,
+        noise_cancellation: object = None,
+        **kwargs: Any,
+    ) -> None:
+        """Raises TypeError for a track that is not a `RemoteAudioTrack` (or a participant
+        that is not one of a session's), ValueError for a rate or channel count
+        `AudioSource` would refuse, a negative capacity, a frame size that is not 10 to
+        1000 ms in steps of 10, or noise cancellation (not available)."""
+        del loop
+        rate, channels = check_format(sample_rate, num_channels, "AudioStream")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise ValueError(f"AudioStream: capacity must be a non-negative int, not {capacity!r}")
+        if frame_size_ms is not None and (
+            isinstance(frame_size_ms, bool)
+            or not isinstance(frame_size_ms, int)
+            or not 10 <= frame_size_ms <= 1000
+            or frame_size_ms % 10
+        ):
+            raise ValueError("AudioStream: frame_size_ms must be 10 to 1000 in steps of 10")
+        if noise_cancellation is not None:
+            raise ValueError("AudioStream: noise cancellation is not available in lkproto")
+        participant = kwargs.pop("participant", None)
+        source = kwargs.pop("track_source", TrackSource.SOURCE_MICROPHONE)
+        if kwargs:
+            raise TypeError(f"AudioStream: unexpected arguments {sorted(kwargs)}")
+        router: FrameRouter | None
+        if participant is not None:
+            if not isinstance(participant, ParticipantMedia):
+                raise TypeError("AudioStream.from_participant: participant must be a Participant")
+            router = participant._router
+            key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
+        else:
+            if not isinstance(track, RemoteAudioTrack):
+                raise TypeError(
+                    "AudioStream: track must be a RemoteAudioTrack (a subscribed remote audio "
+                    f"track), not {type(track).__name__}"
+                )
+            router = track._router
+            key = ("track", track.sid)
+        if router is None:
+            raise TypeError("AudioStream: that track or participant belongs to no session")
+        self._format = StreamFormat(rate, channels, frame_size_ms)
+        self._queue = FrameQueue(capacity or router.default_capacity)
+        self._router = router
+        self._key = key
+        router.attach(key, self._format, self._queue)
+
+    @classmethod
+    def from_participant(
+        cls,
+        *,
+        participant: ParticipantMedia,
+        track_source: TrackSource | int,
+        loop: object = None,
+        capacity: int = 0,
+        sample_rate: int = 48000,
+        num_channels: int = 1,
+        frame_size_ms: int | None = None,
+        noise_cancellation: object = None,
+    ) -> Self:
+        """A stream of `participant`'s track of `track_source` (the one subscribed now, and
+        the next ones), until the participant leaves."""
+        return cls(
+            None,
+            loop,
+            capacity,
+            sample_rate,
+            num_channels,
+            frame_size_ms,
+            noise_cancellation,
+            participant=participant,
+            track_source=track_source,
+        )
+
+    @classmethod
+    def from_track(
+        cls,
+        *,
+        track: RemoteTrack,
+        loop: object = None,
+        capacity: int = 0,
+        sample_rate: int = 48000,
+        num_channels: int = 1,
+        frame_size_ms: int | None = None,
+        noise_cancellation: object = None,
+    ) -> Self:
+        """A stream of `track`, as the constructor makes."""
+        return cls(
+            track, loop, capacity, sample_rate, num_channels, frame_size_ms, noise_cancellation
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the frames this stream yields, in Hz."""
+        return self._format.sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        """Channels of the frames this stream yields."""
+        return self._format.num_channels
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames dropped because the reader fell `capacity` frames behind (lkproto)."""
+        return self._queue.dropped
+
+    def close(self) -> None:
+        """End the stream now; frames still queued are dropped."""
+        self._router.detach(self._key, self._queue)
+        self._queue.close()
+
+
+class AudioStream(AudioStreamBase):
+    """The audio of one remote track, resampled, as an async iterator of `AudioFrameEvent`
+    (`livekit.rtc.AudioStream`). See `AudioStreamBase` for the frames, bound and end."""
+
+    def __aiter__(self) -> AsyncIterator[AudioFrameEvent]:
+        return self
+
+    async def __anext__(self) -> AudioFrameEvent:
+        frame = await self._queue.get()
+        if frame is None:
+            raise StopAsyncIteration
+        return AudioFrameEvent(frame)
+
+    async def aclose(self) -> None:
+        """End the stream now; frames still queued are dropped."""
+        self.close()
+
+
+# -- the model ----------------------------------------------------------------------------------
+
+TrackEvent: TypeAlias = (
+    ev.LocalTrackPublished
+    | ev.LocalTrackPublishFailed
+    | ev.LocalTrackRepublishing
+    | ev.LocalTrackRepublished
+    | ev.LocalTrackUnpublished
+    | ev.LocalTrackMuted
+    | ev.LocalTrackUnmuted
+    | ev.LocalTrackMuteRefused
+    | ev.LocalTrackSubscribed
+    | ev.TrackPublished
+    | ev.TrackUnpublished
+    | ev.TrackMuted
+    | ev.TrackUnmuted
+    | ev.TrackSubscribed
+    | ev.TrackUnsubscribed
+    | ev.TrackSubscriptionFailed
+    | ev.TrackSubscriptionPermissionChanged
+    | ev.TrackStreamStateChanged
+    | ev.AnswerDropped
+    | ev.NegotiationTimedOut
+    | ev.MediaSectionsLimited
+    | ev.TrackSignalIgnored
+)
+Emission: TypeAlias = tuple[str, tuple[object, ...]]
+_GONE_REMEMBERED = 256
+
+
+class TrackModel:
+    """The publications of a room, rebuilt from the core's track events (see the module)."""
+
+    def __init__(self) -> None:
+        self.router: FrameRouter | None = None
+        self.controls: Controls | None = None
+        self.tracks: dict[str, LocalAudioTrack] = {}  # cid -> our track being published
+        self.local: dict[str, LocalPublication] = {}  # cid -> our publication
+        # The adapter's LocalTrackPublication (async, or the threaded adapter's blocking one).
+        self.publication: Callable[[TrackPublicationInfo, LocalAudioTrack], LocalPublication]
+        self.publication = LocalTrackPublication
+        # Unpublished remote sids -> publisher, so that subscribing to a track that is gone
+        # still names its publisher in `track_subscription_failed` (bounded).
+        self._gone: OrderedDict[str, str] = OrderedDict()
+
+    def local_by_sid(self, sid: str) -> tuple[str, LocalPublication] | None:
+        return next(((c, p) for c, p in self.local.items() if p.sid == sid), None)
+
+    def apply(self, event: TrackEvent, room: RoomModel) -> list[Emission]:
+        out: list[Emission] = []
+        match event:
+            case ev.TrackPublished():
+                participant = room.remote.get(event.participant_identity)
+                if participant is not None:
+                    publication = RemoteTrackPublication(event.info, self.controls)
+                    participant._publications[event.info.sid] = publication
+                    if room.joined:
+                        out.append(("track_published", (publication, participant)))
+            case ev.TrackUnpublished():
+                participant = room.remote.get(event.participant_identity)
+                if participant is not None:
+                    removed = participant._publications.pop(event.sid, None)
+                    if removed is not None:
+                        out.append(("track_unpublished", (removed, participant)))
+                self._gone[event.sid] = event.participant_identity
+                while len(self._gone) > _GONE_REMEMBERED:
+                    self._gone.popitem(last=False)
+            case ev.TrackMuted() | ev.TrackUnmuted():
+                muted = isinstance(event, ev.TrackMuted)
+                participant = room.remote.get(event.participant_identity)
+                if participant is not None and event.sid in participant._publications:
+                    publication = participant._publications[event.sid]
+                    publication._info = attrs.evolve(publication._info, muted=muted)
+                    if publication._track is not None:
+                        publication._track._muted = muted
+                    out.append(
+                        ("track_muted" if muted else "track_unmuted", (participant, publication))
+                    )
+            case ev.TrackSubscribed():
+                participant = room.remote.get(event.participant_identity)
+                if participant is not None and event.info.sid in participant._publications:
+                    publication = participant._publications[event.info.sid]
+                    publication._info = event.info
+                    track: RemoteTrack
+                    if event.info.kind is core.TrackKind.AUDIO:
+                        track = RemoteAudioTrack(event.info, self.router)
+                    else:
+                        track = RemoteVideoTrack(event.info, self.router)
+                    publication._track, publication._subscribed = track, True
+                    out.append(("track_subscribed", (track, publication, participant)))
+            case ev.TrackUnsubscribed():
+                participant = room.remote.get(event.participant_identity)
+                ended_sub: RemoteTrackPublication | None = (
+                    None if participant is None else participant._publications.get(event.sid)
+                )
+                if ended_sub is not None and ended_sub._track is not None:
+                    gone, ended_sub._track = ended_sub._track, None
+                    ended_sub._subscribed = False
+                    out.append(("track_unsubscribed", (gone, ended_sub, participant)))
+            case ev.TrackSubscriptionFailed():
+                identity = event.participant_identity or self._gone.get(event.sid, "")
+                participant = room.remote.get(identity)
+                if participant is not None:
+                    text = event.message or event.error.name
+                    out.append(("track_subscription_failed", (participant, event.sid, text)))
+            case ev.LocalTrackPublished():
+                local_track = self.tracks.get(event.cid)
+                if local_track is not None:
+                    publication_ = self.publication(event.info, local_track)
+                    local_track._sid = event.info.sid
+                    self.local[event.cid] = publication_
+                    if room.local is not None:
+                        room.local._publications[event.info.sid] = publication_
+                    out.append(("local_track_published", (publication_, local_track)))
+            case ev.LocalTrackRepublishing():
+                self._rekey(event.previous_cid, event.cid)
+            case ev.LocalTrackRepublished():
+                found = self.local.get(event.cid)
+                if found is not None:
+                    found._info = event.info
+                    if found._track is not None:
+                        found._track._sid = event.info.sid
+                    if room.local is not None:
+                        room.local._publications.pop(event.previous_sid, None)
+                        room.local._publications[event.info.sid] = found
+                    out.append(("local_track_republished", (found, event.previous_sid)))
+            case ev.LocalTrackUnpublished():
+                ended = self.local.pop(event.cid, None)
+                local_track = self.tracks.pop(event.cid, None)
+                if local_track is not None:
+                    local_track._cid = ""
+                    local_track._sid = ""
+                if ended is not None:
+                    if room.local is not None:
+                        room.local._publications.pop(ended.sid, None)
+                    ended._track = None
+                    out.append(("local_track_unpublished", (ended,)))
+            case ev.LocalTrackMuted() | ev.LocalTrackUnmuted():
+                muted = isinstance(event, ev.LocalTrackMuted)
+                found = self.local.get(event.cid)
+                if found is not None:
+                    found._info = attrs.evolve(found._info, muted=muted)
+                    if found._track is not None:
+                        found._track._muted = muted
+                    name = "track_muted" if muted else "track_unmuted"
+                    out.append((name, (room.local, found)))
+            case ev.LocalTrackSubscribed():
+                found = self.local.get(event.cid)
+                if found is not None:
+                    found._subscribed.set()
+                    out.append(("local_track_subscribed", (found._track,)))
+            case ev.TrackStreamStateChanged():
+                participant = room.remote.get(event.participant_identity)
+                streamed: RemoteTrackPublication | None = (
+                    None if participant is None else participant._publications.get(event.sid)
+                )
+                if streamed is not None and streamed._track is not None:
+                    streamed._track._stream_state = (
+                        StreamState.STATE_ACTIVE
+                        if event.state is core.StreamState.ACTIVE
+                        else StreamState.STATE_PAUSED
+                    )
+            case ev.LocalTrackPublishFailed():
+                self.tracks.pop(event.cid, None)  # publish_track raises
+            case (
+                ev.LocalTrackMuteRefused()
+                | ev.TrackSubscriptionPermissionChanged()
+                | ev.AnswerDropped()
+                | ev.NegotiationTimedOut()
+                | ev.MediaSectionsLimited()
+                | ev.TrackSignalIgnored()
+            ):
+                pass  # no livekit.rtc emission (the session logs some)
+        return out
+
+    def _rekey(self, previous: str, cid: str) -> None:
+        if previous in self.tracks:
+            track = self.tracks[cid] = self.tracks.pop(previous)
+            track._cid = cid
+        if previous in self.local:
+            self.local[cid] = self.local.pop(previous)
