@@ -483,7 +483,9 @@ class DataTrackFrameReceived:
     """A frame of subscribed track `sid` was reassembled.
 
     If `e2ee` is set the payload is ciphertext: decrypt it with the publisher's key, the key
-    index and the IV (protocol-reference-2 1.7). `timestamp` is the packets' 90 kHz stamp.
+    index and the IV (protocol-reference-2 1.7). A `Connection` made with `encryption` does
+    that before reporting the frame (then `e2ee` is None and the payload plain).
+    `timestamp` is the packets' 90 kHz stamp.
     """
 
     sid: str
@@ -1132,6 +1134,11 @@ class DataTrackManager:
     def remote_tracks(self) -> tuple[tuple[str, DataTrackInfo], ...]:
         """(publisher identity, info) of every known remote track, in discovery order."""
         return tuple((t.publisher_identity, t.info) for t in self._remote.values())
+
+    def remote_info(self, sid: str) -> DataTrackInfo | None:
+        """The info of remote track `sid` (None if it is not known)."""
+        remote = self._remote.get(sid)
+        return None if remote is None else remote.info
 
     def knows_remote_track(self, sid: str) -> bool:
         """Whether `sid` is a remote data track known here (a `SubscriptionPermissionUpdate`
