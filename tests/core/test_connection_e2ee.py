@@ -279,7 +279,9 @@ def test_bad_encryption_arguments_are_refused_at_construction() -> None:
         make(encryption=options())
     with pytest.raises(ValueError, match="needs an iv_factory"):  # data tracks encrypt anyway
         make(encryption=options(), data_channel_encryption=False)
-    deprecated = make(encryption=options(), data_channel_encryption=False, iv_factory=lambda: bytes(12))
+    deprecated = make(
+        encryption=options(), data_channel_encryption=False, iv_factory=lambda: bytes(12)
+    )
     assert deprecated.key_provider is not None
     with pytest.raises(ValueError, match="encryption_type must be GCM"):
         E2EEOptions(encryption_type=EncryptionType.NONE)
