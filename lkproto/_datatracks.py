@@ -24,6 +24,12 @@ Theory of operation (protocol-reference-2 section 1)
   forgotten, the old channel is gone), and the session's end.
 - Deadlines: the manager keeps its own (publish and subscribe timeouts); the `Connection`
   reads `get_timer()` beside its other deadlines and calls `handle_timer`.
+- End-to-end encryption stays out of this part: with `encryption`, the Connection sets
+  two seams to `_encryption.Encryption`'s methods. `seal_frame` turns a frame pushed on a
+  track that uses E2EE into its ciphertext and E2EE extension before the manager queues it
+  (a refusal still names the frame given); `open_frame` takes, in `flush`, each received
+  frame of a remote track that uses E2EE instead of reporting it, and reports it decrypted
+  (or dropped) itself.
 - The 90 kHz packet clock starts, per track, at a base the SDKs draw at random; here it is
   drawn from the `Connection`'s injected random source, or derived from its ids, so the core
   still reads no clock and draws no randomness.

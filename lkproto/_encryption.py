@@ -1,11 +1,13 @@
 """End-to-end encryption on the data path: `lkproto.e2ee` composed into the session.
 
-Theory of operation (protocol-reference-2 §2.1, §2.4, §2.5, §2.7):
+Theory of operation (protocol-reference-2 §1.7, §2.1, §2.4, §2.5, §2.7):
 - On when the `Connection` is made with `encryption=E2EEOptions(...)`. The key provider then
   exists (its bounds from `Config.e2ee_*`) and decrypts what arrives whether or not we
   encrypt, as Rust's DataPacketCryptor does. We encrypt our own packets only with
   `data_channel_encryption` (livekit.rtc: `RoomOptions.encryption` does, the deprecated
-  `RoomOptions.e2ee` does not, §2.1).
+  `RoomOptions.e2ee` does not, §2.1), and our data-track frames always (Rust gives its
+  data-track managers a cryptor whenever its E2EE manager is enabled, whichever option made
+  it: `livekit/src/room/mod.rs`).
 - Sending (`seal`, the `DataSender`'s seam between stamping and serializing): a packet of an
   encrypted kind (user, chat_message, rpc_request/ack/response, stream_header/chunk/trailer)
   leaves as a DataPacket whose `encrypted_packet` holds {GCM, iv, key_index,
@@ -35,8 +37,30 @@ Theory of operation (protocol-reference-2 §2.1, §2.4, §2.5, §2.7):
   key, then AES tag checks only (`Config.e2ee_ratchet_retry_interval`,
   `e2ee_max_cached_ratchets`). A retried packet that needs ratchets again (the cache lost
   them meanwhile) fails rather than asking twice.
+- Data tracks (§1.7; Rust `livekit/src/room/e2ee/data_track.rs` and the local and remote
+  pipelines of `livekit-datatrack`). The `_datatracks.DataTracks` part knows no keys: it has
+  two seams the Connection fills with this part's methods. `track_uses_e2ee`: our tracks
+  are published with `encryption: GCM` (asking for a clear one is refused: clear frames in
+  an encrypted room). `seal_frame` (at `push_data_track_frame`, before the frame is queued
+  and packetized): the whole payload, and nothing else (no AAD; the user timestamp and the
+  packet headers stay in clear), is AES-GCM encrypted with our identity's current key and an
+  IV from `iv_factory`; the frame queued is ciphertext || tag, and the E2EE extension
+  {key_index (u8: the ring has at most 256 slots), iv} goes on every one of its packets (the
+  packetizer repeats it). An empty payload becomes a tag alone and is sent, as in Rust,
+  where encryption comes before packetization. `receive_frame` (a reassembled frame of a
+  remote track whose `DataTrackInfo.encryption` is GCM; the manager has already dropped one
+  without the extension): decrypted with the key of the track's publisher at the
+  extension's key index and IV, then reported as `DataTrackFrameReceived` with the plain
+  payload and `e2ee` None. One that does not decrypt is dropped and reported as
+  `DataTrackFrameDropped(DECRYPTION_FAILED)`, with the `DecryptionFailure` in its detail,
+  beside the sender's `E2eeStateChanged`; nothing raises. Frames share the ratchet search
+  with data packets: a publisher's frames wait behind its packets (and the reverse) while
+  its ratchets are derived, within the same `Config.e2ee_max_waiting_bytes`
+  (`DataTrackFrameDropped(E2EE_BACKLOG)` beyond). Frames of a clear track pass as they are,
+  as in Rust, even if one carries an E2EE extension.
 - `E2eeStateChanged` reports each change of a sender's state (OK, KEY_RATCHETED,
-  DECRYPTION_FAILED, MISSING_KEY): livekit.rtc's `e2ee_state_changed`, for data.
+  DECRYPTION_FAILED, MISSING_KEY): livekit.rtc's `e2ee_state_changed`, for data packets and
+  data-track frames alike.
 - A participant leaving forgets its copy of the shared ring and its state; the session
   ending forgets what waits and what was asked for (a late answer is ignored).
 """
