@@ -127,12 +127,14 @@ class Connection:
         derived from `id_factory`'s ids, which are unpredictable enough for spreading out.
 
         `encryption` turns end-to-end encryption on (protocol-reference-2 §2): its key
-        provider (`key_provider`) decrypts what peers encrypted, and with
+        provider (`key_provider`) decrypts what peers encrypted, our data tracks are
+        encrypted (as Rust does whenever its E2EE manager exists, §1.7), and with
         `data_channel_encryption` our data packets are encrypted too (`False` is what
-        livekit.rtc's deprecated `RoomOptions.e2ee` does: media only, so nothing here).
-        `iv_factory` returns a fresh 12-byte AES-GCM IV per packet, never repeated under one
-        key (e.g. `lambda: os.urandom(12)`); required to encrypt. Raises TypeError for an
-        `encryption` that is not `E2EEOptions`, ValueError without the `iv_factory` needed.
+        livekit.rtc's deprecated `RoomOptions.e2ee` does: media and data tracks only).
+        `iv_factory` returns a fresh 12-byte AES-GCM IV per packet or frame, never repeated
+        under one key (e.g. `lambda: os.urandom(12)`); required with `encryption`. Raises
+        TypeError for an `encryption` that is not `E2EEOptions`, ValueError without the
+        `iv_factory`.
         """
         self.config = config or Config()
         self.close_exc: Exception | None = None
@@ -155,8 +157,8 @@ class Connection:
         if encryption is not None:
             if not isinstance(encryption, E2EEOptions):
                 raise TypeError(f"encryption must be E2EEOptions, not {type(encryption).__name__}")
-            if data_channel_encryption and iv_factory is None:
-                raise ValueError("encrypting data packets needs an iv_factory (12-byte IVs)")
+            if iv_factory is None:  # data-track frames are encrypted whatever the option
+                raise ValueError("end-to-end encryption needs an iv_factory (12-byte IVs)")
             self._encryption = Encryption(
                 ctx,
                 encryption,
@@ -167,6 +169,8 @@ class Connection:
             )
             self._receiver.filter = self._encryption.receive
             self._sender.seal = self._encryption.seal
+            self._datatracks.seal_frame = self._encryption.seal_frame
+            self._datatracks.open_frame = self._encryption.receive_frame
         self._media = MediaTracks(ctx, self._peers)
         self._reconnector = Reconnector(
             ctx,
@@ -1284,7 +1288,7 @@ class Connection:
         *,
         name: str,
         now: float,
-        uses_e2ee: bool = False,
+        uses_e2ee: bool | None = None,
         frame_encoding: tpb.DataTrackFrameEncoding | None = None,
         schema: tpb.DataTrackSchemaId | None = None,
     ) -> int:
@@ -1292,15 +1296,25 @@ class Connection:
 
         Exactly one `DataTrackPublished` or `DataTrackPublishFailed` with that handle follows
         (the server's refusal reason: NOT_ALLOWED without canPublishData, DUPLICATE_NAME,
-        INVALID_NAME, ...; TIMEOUT after `Config.data_track_publish_timeout`). `uses_e2ee`
-        asks for GCM: every frame pushed must then carry its E2EE extension (the payload
-        encrypted by the caller). Raises `LocalProtocolError` (nothing sent) unless
-        CONNECTED, for a name that is not str, or at `Config.max_published_data_tracks`.
+        INVALID_NAME, ...; TIMEOUT after `Config.data_track_publish_timeout`).
+
+        `uses_e2ee` (GCM), as the official SDKs decide it: None (the default) means yes if
+        this Connection was made with `encryption`, and then each pushed frame is encrypted
+        here with our current key (False is refused there). Without `encryption`, True
+        leaves the encryption to the caller: every frame pushed must carry its E2EE
+        extension, the payload its ciphertext. Raises `LocalProtocolError` (nothing sent)
+        unless CONNECTED, for a name that is not str, or at
+        `Config.max_published_data_tracks`.
         """
         self._sm.check(Verb.PUBLISH_DATA_TRACK)
+        call = "publish_data_track"
+        if self._encryption is not None:
+            encrypted = self._encryption.track_uses_e2ee(uses_e2ee, call)
+        else:
+            encrypted = False if uses_e2ee is None else uses_e2ee
         try:
             return self._datatracks.publish(
-                now, name=name, uses_e2ee=uses_e2ee, frame_encoding=frame_encoding, schema=schema
+                now, name=name, uses_e2ee=encrypted, frame_encoding=frame_encoding, schema=schema
             )
         finally:
             self._datatracks.flush()
@@ -1331,6 +1345,12 @@ class Connection:
         reconnect is republishing the track; TRACK_UNPUBLISHED: it ended) or
         `LocalProtocolError` (a handle never published or still pending, wrong types, a
         frame over `Config.max_data_track_packets_per_frame` packets); nothing is queued then.
+
+        In a Connection made with `encryption`, a frame on a track that uses E2EE is
+        encrypted here (AES-GCM under our current key, the IV from `iv_factory`; the payload
+        becomes ciphertext and 16-byte tag, so even an empty frame is sent, as Rust does),
+        and its packets carry the E2EE extension; `e2ee` must then be None. Elsewhere `e2ee`
+        is the extension of a frame the caller encrypted, given exactly on such tracks.
         """
         self._sm.check(Verb.PUSH_DATA_TRACK_FRAME)
         try:

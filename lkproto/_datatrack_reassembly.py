@@ -185,13 +185,17 @@ class Packetizer:
 
 
 class FrameDropReason(enum.Enum):
-    """Why a frame was not delivered (Rust/JS `DepacketizerDropReason`, plus one of ours)."""
+    """Why a frame was not delivered (Rust/JS `DepacketizerDropReason`, plus ours)."""
 
     INTERRUPTED = "interrupted"  #: evicted by a newer frame: START seen, FINAL not yet
     UNKNOWN_FRAME = "unknown_frame"  #: its START never arrived, or the frame already ended
     BUFFER_FULL = "buffer_full"  #: more packets than `max_packets_per_frame`
     INCOMPLETE = "incomplete"  #: START and FINAL seen, a packet between them missing
     MISSING_E2EE = "missing_e2ee"  #: (manager) no E2EE extension on an encrypted track
+    #: (session) an encrypted frame that did not decrypt with the publisher's key
+    DECRYPTION_FAILED = "decryption_failed"
+    #: (session) no room to hold an encrypted frame while its key's ratchets are derived
+    E2EE_BACKLOG = "e2ee_backlog"
 
 
 @attrs.frozen(kw_only=True)

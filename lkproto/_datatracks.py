@@ -24,6 +24,12 @@ Theory of operation (protocol-reference-2 section 1)
   forgotten, the old channel is gone), and the session's end.
 - Deadlines: the manager keeps its own (publish and subscribe timeouts); the `Connection`
   reads `get_timer()` beside its other deadlines and calls `handle_timer`.
+- End-to-end encryption stays out of this part: with `encryption`, the Connection sets
+  two seams to `_encryption.Encryption`'s methods. `seal_frame` turns a frame pushed on a
+  track that uses E2EE into its ciphertext and E2EE extension before the manager queues it
+  (a refusal still names the frame given); `open_frame` takes, in `flush`, each received
+  frame of a remote track that uses E2EE instead of reporting it, and reports it decrypted
+  (or dropped) itself.
 - The 90 kHz packet clock starts, per track, at a base the SDKs draw at random; here it is
   drawn from the `Connection`'s injected random source, or derived from its ids, so the core
   still reads no clock and draws no randomness.
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeGuard
 
 from lkproto import commands as cmd
 from lkproto._context import Context
@@ -41,14 +48,24 @@ from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
 from lkproto.datatracks import (
     DataTrackFrame,
+    DataTrackFrameReceived,
     DataTrackInfo,
     DataTrackManager,
     E2eeExtension,
+    PushFrameError,
     SendDataTrackSignal,
     SubscriptionState,
 )
 
-__all__ = ["SIGNALS", "DataTracks"]
+__all__ = ["SIGNALS", "DataTracks", "OpenFrame", "SealFrame"]
+
+#: Encrypts what is pushed on our track: (frame, e2ee given, the track uses E2EE) -> (frame,
+#: e2ee) to queue (`_encryption.Encryption.seal_frame`).
+SealFrame = Callable[
+    [DataTrackFrame, E2eeExtension | None, bool], tuple[DataTrackFrame, E2eeExtension | None]
+]
+#: Takes a received frame of an encrypted track (`_encryption.Encryption.receive_frame`).
+OpenFrame = Callable[[DataTrackFrameReceived], None]
 
 #: The `SignalResponse` kinds that concern only data tracks (routed here by the Connection).
 SIGNALS = frozenset(
@@ -62,7 +79,7 @@ SIGNALS = frozenset(
 
 
 class DataTracks:
-    __slots__ = ("_ctx", "channel_open", "manager")
+    __slots__ = ("_ctx", "channel_open", "manager", "open_frame", "seal_frame")
 
     def __init__(self, ctx: Context, *, random: Callable[[], float] | None = None) -> None:
         self._ctx = ctx
@@ -81,14 +98,20 @@ class DataTracks:
             timestamp_base_factory=lambda: int(min(max(draw(), 0.0), 1.0) * 0xFFFF_FFFF),
         )
         self.channel_open = False
+        #: End-to-end encryption's seams (set by the Connection made with `encryption`).
+        self.seal_frame: SealFrame | None = None
+        self.open_frame: OpenFrame | None = None
 
     def flush(self) -> None:
         """Carry out what the manager produced, in order: requests become `SendSignal`
-        commands, the rest events; then, if the channel is open, the frames ready to go."""
+        commands, frames of encrypted tracks go to `open_frame` (if set), the rest become
+        events; then, if the channel is open, the frames ready to go."""
         ctx = self._ctx
         for out in self.manager.drain():
             if isinstance(out, SendDataTrackSignal):
                 ctx.commands.append(cmd.SendSignal(data=out.data))
+            elif self.open_frame is not None and self._encrypted(out):
+                self.open_frame(out)
             else:
                 ctx.events.append(out)
         if self.channel_open and self.manager.queued_bytes:
@@ -158,7 +181,17 @@ class DataTracks:
     def push(
         self, pub_handle: int, frame: DataTrackFrame, now: float, e2ee: E2eeExtension | None
     ) -> None:
-        self.manager.try_push(pub_handle, frame, now=now, e2ee=e2ee)
+        """Queue `frame`, through `seal_frame` first if set. A `PushFrameError` names the
+        frame given, never its ciphertext."""
+        if self.seal_frame is None:
+            self.manager.try_push(pub_handle, frame, now=now, e2ee=e2ee)
+            return
+        info = self.manager.local_info(pub_handle) if isinstance(pub_handle, int) else None
+        sealed, extension = self.seal_frame(frame, e2ee, info is not None and info.uses_e2ee)
+        try:
+            self.manager.try_push(pub_handle, sealed, now=now, e2ee=extension)
+        except PushFrameError as exc:
+            raise PushFrameError(exc.reason, frame, exc.message) from None
 
     def subscribe(self, sid: str, now: float) -> None:
         self.manager.subscribe(sid, now=now)
@@ -183,6 +216,14 @@ class DataTracks:
 
     def subscription(self, sid: str) -> SubscriptionState:
         return self.manager.subscription_state(sid)
+
+    def _encrypted(self, out: object) -> TypeGuard[DataTrackFrameReceived]:
+        """Whether `out` is a frame of a remote track that uses E2EE (which carries its
+        extension: the manager drops those that do not)."""
+        if not isinstance(out, DataTrackFrameReceived) or out.e2ee is None:
+            return False
+        info = self.manager.remote_info(out.sid)
+        return info is not None and info.uses_e2ee
 
 
 def _draw_from_id(ident: str) -> float:

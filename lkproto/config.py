@@ -188,10 +188,11 @@ class Config:
     #: Participants holding their own copy of the shared key ring (shared-key mode: a copy is
     #: made when their key ratchets or fails); the least recently used copy is forgotten.
     e2ee_max_cloned_identities: int = DEFAULT_MAX_CLONED_IDENTITIES
-    #: Bytes of received packets held while their sender's ratchets are derived off the
-    #: event loop (`commands.DeriveRatchets`); a sender's later packets wait behind its first
-    #: so that order is kept. Past it a packet is dropped (`PacketDropped(reason=
-    #: "e2ee_backlog")`). A window of 16 PBKDF2 ratchets takes ~1 s of one core.
+    #: Bytes of received packets and data-track frames held while their sender's ratchets
+    #: are derived off the event loop (`commands.DeriveRatchets`); a sender's later packets
+    #: and frames wait behind its first so that order is kept. Past it a packet is dropped
+    #: (`PacketDropped(reason="e2ee_backlog")`), a frame too (`DataTrackFrameDropped`,
+    #: E2EE_BACKLOG). A window of 16 PBKDF2 ratchets takes ~1 s of one core.
     e2ee_max_waiting_bytes: int = 4 * 1024 * 1024
 
     # -- resume and reconnect (protocol-reference D.7, D.8; `ReconnectMode`) --------------------

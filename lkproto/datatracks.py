@@ -69,13 +69,13 @@ for a refused call, and then nothing changed.
   handle is not routed are dropped and reported (`DataTrackPacketDropped(UNKNOWN_HANDLE)`);
   routed ones go to the subscription's depacketizer (`lkproto._datatrack_reassembly`), whose
   frames become `DataTrackFrameReceived` (payload, user timestamp, and the E2EE extension for
-  the caller to decrypt with the publisher's key) and whose drops become
-  `DataTrackFrameDropped`. A frame without the E2EE extension on an encrypted track is
-  dropped (Rust). Subscribing twice is one subscription (Rust shares one pipeline). A
-  `SubscriptionPermissionUpdate{allowed: false}` for a track we subscribe to (the publisher's
-  subscription permissions exclude us; the server sends one whenever it evaluates the
-  subscription) ends it with NOT_ALLOWED at once, rather than leaving it to time out as the
-  SDKs do; updates about other tracks (media) are not ours.
+  the caller to decrypt with the publisher's key: a `Connection` made with `encryption`
+  does) and whose drops become `DataTrackFrameDropped`. A frame without the E2EE extension
+  on an encrypted track is dropped (Rust). Subscribing twice is one subscription (Rust
+  shares one pipeline). A `SubscriptionPermissionUpdate{allowed: false}` for a track we
+  subscribe to (the publisher's subscription permissions exclude us; the server sends one
+  whenever it evaluates the subscription) ends it with NOT_ALLOWED at once, rather than
+  leaving it to time out as the SDKs do; updates about other tracks (media) are not ours.
 - Withdrawing. livekit-server 1.13.5 deadlocks a subscriber's whole subscription manager
   (no data-track or media subscription of it is ever reconciled again) when it is asked to
   unsubscribe from a data track for which it holds no down track: the cleanup branch of
@@ -483,7 +483,9 @@ class DataTrackFrameReceived:
     """A frame of subscribed track `sid` was reassembled.
 
     If `e2ee` is set the payload is ciphertext: decrypt it with the publisher's key, the key
-    index and the IV (protocol-reference-2 1.7). `timestamp` is the packets' 90 kHz stamp.
+    index and the IV (protocol-reference-2 1.7). A `Connection` made with `encryption` does
+    that before reporting the frame (then `e2ee` is None and the payload plain).
+    `timestamp` is the packets' 90 kHz stamp.
     """
 
     sid: str
@@ -1132,6 +1134,11 @@ class DataTrackManager:
     def remote_tracks(self) -> tuple[tuple[str, DataTrackInfo], ...]:
         """(publisher identity, info) of every known remote track, in discovery order."""
         return tuple((t.publisher_identity, t.info) for t in self._remote.values())
+
+    def remote_info(self, sid: str) -> DataTrackInfo | None:
+        """The info of remote track `sid` (None if it is not known)."""
+        remote = self._remote.get(sid)
+        return None if remote is None else remote.info
 
     def knows_remote_track(self, sid: str) -> bool:
         """Whether `sid` is a remote data track known here (a `SubscriptionPermissionUpdate`

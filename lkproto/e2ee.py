@@ -71,9 +71,11 @@ Theory of operation (protocol-reference-2 §2 and §1.7; behaviour read in webrt
   `decrypt_packet` uses the key of the outer participant_identity at key_index, accepts any
   encryption_type (JS sends NONE, §2.7) and returns the DataPacket with its plain value. A
   packet without `encrypted_packet` comes back as it is, with `EncryptionType.NONE`.
-- Data-track frames (§1.7). A whole frame is encrypted like a data-packet payload, with the
-  publisher's identity and current key index. The E2EE extension carries key_index as a u8
-  (the ring has at most 256 slots) and the IV.
+- Data-track frames (§1.7). A whole frame's payload (before packetization) is encrypted
+  like a data-packet payload, with the publisher's identity and current key index, no AAD,
+  the tag appended; the E2EE extension on each of its packets carries key_index as a u8
+  (the ring has at most 256 slots) and the IV. The receiver decrypts the reassembled
+  payload with the key of the track's publisher (`Connection` does both: `_encryption`).
 """
 
 from __future__ import annotations

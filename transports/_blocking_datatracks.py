@@ -7,7 +7,8 @@ reading a `DataTrackStream`, which is a plain iterator (`for frame in stream`) w
 blocks until a frame arrives. Callbacks (`data_track_published`) receive these wrappers: the
 room keeps one per remote track (`TrackWrappers`), so a track is the same object each time.
 Once the room is disconnected, a stream ends, `is_published()` is False and `unpublish()`
-does nothing; `try_push` raises `PushFrameError`, as livekit.rtc does.
+does nothing; `try_push` raises `PushFrameError`, as livekit.rtc does. End-to-end
+encryption adds nothing here: the core encrypts and decrypts frames (see _datatracks.py).
 """
 
 from __future__ import annotations

@@ -24,9 +24,16 @@ Theory of operation (protocol-reference-2 section 1; livekit.rtc 1.2.0 `data_tra
   unpublished after frames could flow, else by raising `SubscribeDataTrackError` with the
   reason (TIMEOUT, DISCONNECTED, NOT_ALLOWED, UNPUBLISHED before any handle), as
   livekit.rtc raises it when iteration ends.
-- E2EE (another issue): frames of a track that `uses_e2ee` are delivered as they arrive
-  (ciphertext; the core carries the E2EE extension in `DataTrackFrameReceived.e2ee` for a
-  cryptor to come), and such tracks cannot be published yet.
+- E2EE (protocol-reference-2 §1.7): nothing to ask for, as in livekit.rtc (whose
+  `publish_data_track` has no such option). In a room connected with
+  `RoomOptions(encryption=...)` (or the deprecated `e2ee=`) the core publishes our tracks
+  with `uses_e2ee` and encrypts each pushed frame with our current key, and decrypts each
+  frame of an encrypted remote track with its publisher's key before this stream gets it. A
+  frame that does not decrypt never reaches a stream: the room emits `e2ee_state_changed`
+  (DECRYPTION_FAILED or MISSING_KEY) on a change of the publisher's state, and
+  `room.events()` has a `DataTrackFrameDropped(DECRYPTION_FAILED)` per frame (logged at
+  debug level). In a room without encryption an encrypted track's frames arrive as they
+  are, ciphertext, as with the official SDK without a key.
 """
 
 from __future__ import annotations

@@ -1,24 +1,27 @@
 """End-to-end encryption in the adapters: `livekit.rtc`'s `E2EEManager` and `KeyProvider`.
 
-What the core does (lkproto/_encryption.py): it encrypts our data packets and decrypts what
-peers encrypted, with the keys of an `lkproto.e2ee.KeyProvider`. What the adapters add:
-- the options: `RoomOptions(encryption=E2EEOptions(...))` encrypts data packets; the
-  deprecated `RoomOptions(e2ee=...)` warns (DeprecationWarning) and, as in livekit.rtc,
-  encrypts media only, which lkproto does not have: keys are held and peers' encrypted
-  packets are read, ours go in clear (`connection_settings`). IVs are `os.urandom(12)`.
+What the core does (lkproto/_encryption.py): it encrypts our data packets and data-track
+frames and decrypts what peers encrypted, with the keys of an `lkproto.e2ee.KeyProvider`.
+What the adapters add:
+- the options: `RoomOptions(encryption=E2EEOptions(...))` encrypts data packets and
+  data-track frames; the deprecated `RoomOptions(e2ee=...)` warns (DeprecationWarning) and,
+  as in livekit.rtc, encrypts media and data tracks only (media lkproto refuses to publish
+  then): keys are held and peers' encrypted packets are read, our data packets go in clear
+  (`connection_settings`). IVs are `os.urandom(12)`.
 - `room.e2ee_manager`: `enabled`, `set_enabled` (as in livekit.rtc it switches media frame
-  encryption only, so here it only records the flag: data packets stay encrypted whenever
-  the room connected with `encryption`), `key_provider` (None without E2EE) and
-  `frame_cryptors()` (none: media is not encrypted). Its `KeyProvider` has livekit.rtc
-  1.2.0's verbs, with the same names and arguments, synchronous as there; a key change
-  derives once (one PBKDF2 run, ~15 ms). They run on the session's thread: directly when
+  encryption only, so here it only records the flag: data packets and data-track frames
+  stay encrypted whenever the room connected with `encryption`), `key_provider` (None
+  without E2EE) and `frame_cryptors()` (none: media is not encrypted). Its `KeyProvider`
+  has livekit.rtc 1.2.0's verbs, with the same names and arguments, synchronous as there; a
+  key change derives once (one PBKDF2 run, ~15 ms). They run on the session's thread: directly when
   called there (the async adapters), else through its event loop (the threaded adapter's
   I/O thread), blocking.
 - `RatchetWorker`, the session's `WorkPort`: the core's `DeriveRatchets` (a ratchet search
   after a failed decryption: up to ~1 s of PBKDF2) runs in a worker thread, never on the
   event loop, and its result goes back through the pump.
 - `e2ee_state_changed(participant, state)` is emitted by the room model from the core's
-  `E2eeStateChanged` (for data; livekit.rtc raises it for media frames).
+  `E2eeStateChanged` (for data packets and data-track frames; livekit.rtc raises it for
+  media frames).
   `participant_encryption_status_changed` is not: it says whether all of a participant's
   published media tracks are encrypted, and media is never encrypted here (publishing a
   track with encryption on is refused).
@@ -185,7 +188,8 @@ class E2EEManager:
 
     def set_enabled(self, enabled: bool) -> None:
         """Record whether E2EE is enabled. As in livekit.rtc this switches media frame
-        encryption, which lkproto does not have; data packets are not affected."""
+        encryption, which lkproto does not have; data packets and data-track frames are
+        not affected."""
         if not isinstance(enabled, bool):
             raise TypeError(f"set_enabled: enabled must be bool, not {type(enabled).__name__}")
         self._enabled = enabled

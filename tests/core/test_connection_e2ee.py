@@ -277,7 +277,12 @@ def test_bad_encryption_arguments_are_refused_at_construction() -> None:
         make(encryption=KeyProviderOptions(shared_key=KEY))
     with pytest.raises(ValueError, match="needs an iv_factory"):
         make(encryption=options())
-    assert make(encryption=options(), data_channel_encryption=False).key_provider is not None
+    with pytest.raises(ValueError, match="needs an iv_factory"):  # data tracks encrypt anyway
+        make(encryption=options(), data_channel_encryption=False)
+    deprecated = make(
+        encryption=options(), data_channel_encryption=False, iv_factory=lambda: bytes(12)
+    )
+    assert deprecated.key_provider is not None
     with pytest.raises(ValueError, match="encryption_type must be GCM"):
         E2EEOptions(encryption_type=EncryptionType.NONE)
     with pytest.raises(TypeError, match="key_provider_options must be KeyProviderOptions"):

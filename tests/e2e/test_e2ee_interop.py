@@ -14,10 +14,17 @@ sides connect with `RoomOptions(encryption=E2EEOptions(KeyProviderOptions(shared
   DECRYPTION_FAILED and `PacketDropped("decryption_failed")` with the participant), nothing
   crashes, and after `set_shared_key` with the right key the next messages arrive. Reliable
   ordering makes "the next one arrived, the earlier one never will" exact, with no sleeps.
+- data tracks: each side publishes (encrypted without being asked: `uses_e2ee` on both
+  sides) and reads the other's frames exactly (one packet, 8 KiB, three packets). With the
+  wrong key lk reports each frame it cannot read (`DataTrackFrameDropped(DECRYPTION_FAILED)`
+  and `e2ee_state_changed`), the official SDK reads none of lk's, and after `set_shared_key`
+  the next frames arrive both ways. Frames are lossy (no retransmission): probes are pushed
+  until one arrives, and what arrives is checked byte for byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -32,12 +39,15 @@ from livekit import rtc
 # Every test runs once per adapter: the fixtures swap this module's `Room` for the adapter
 # under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from harness.official import OfficialLoop, OfficialPeer
+from harness.official import OfficialLoop, OfficialPeer, Record
+from harness.recorder import Recorder
 from lkproto import Config
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
+from lkproto.datatracks import FrameDropReason
 from lkproto.transports import anyio as lk_anyio
 from lkproto.transports.anyio import (
+    DataTrackFrame,
     E2EEOptions,
     EncryptionState,
     KeyProviderOptions,
@@ -338,6 +348,211 @@ async def test_a_wrong_key_reads_nothing_reports_it_and_the_right_key_recovers(
         shown = [r.getMessage() for r in caplog.records if r.name.startswith("lkproto")]
         shown += [repr(d) for d in dropped] + [repr(manager.key_provider), repr(manager.options)]
         assert len(shown) >= 3 and no_key_in(shown) == []
+    finally:
+        await lk.disconnect()
+        await peer.disconnect()
+
+
+# -- data tracks ------------------------------------------------------------------------------
+
+FRAME_SIZES = (100, 8 * 1024, 40_000)  # one packet, one full-ish packet, three packets
+TS0 = 1_700_000_000_000
+
+
+def frame_payload(size: int, n: int) -> bytes:
+    head = f"secret frame {size}/{n}/".encode()
+    return (head + bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+def official_frames(records: list[Record], sid: str) -> list[tuple[bytes, int | None]]:
+    return [(a[1], a[2]) for name, a in records if name == "frame" and a[0] == sid]
+
+
+async def seen_within(peer: OfficialPeer, predicate: Callable[[], bool], timeout: float) -> bool:
+    try:
+        await peer.wait_for(lambda r: predicate() or None, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def official_push(track: rtc.LocalDataTrack, data: bytes, user_timestamp: int) -> None:
+    with contextlib.suppress(rtc.PushFrameError):  # lossy: counted as not delivered
+        track.try_push(rtc.DataTrackFrame(payload=data, user_timestamp=user_timestamp))
+
+
+class FrameReader:
+    """Reads one lkproto `DataTrackStream` in the background; `frames` grows as they come."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.frames: list[Any] = []
+        self._changed = anyio.Event()
+
+    async def run(self) -> None:
+        async for frame in self.stream:
+            self.frames.append(frame)
+            self._changed.set()
+
+    async def within(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while not predicate():
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        return predicate()
+
+
+async def published_by_official(peer: OfficialPeer, name: str) -> rtc.LocalDataTrack:
+    async def publish(r: rtc.Room) -> rtc.LocalDataTrack:
+        return await r.local_participant.publish_data_track(name=name)
+
+    track: rtc.LocalDataTrack = await peer.do(publish)
+    return track
+
+
+@pytest.mark.timeout(120)
+async def test_encrypted_data_track_frames_cross_both_ways_exactly(
+    livekit_server: Any, make_token: Any, confinement: Any, official_loop: OfficialLoop
+) -> None:
+    url, host = livekit_server.url, confinement.host
+    peer = await official(official_loop, url, make_token("official"), KEY)
+    lk = Room()
+    seen = Recorder(lk, "data_track_published")
+    try:
+        await lk.connect(url, make_token("lk"), options(host, KEY))
+        await knows(peer, "lk")
+
+        # lk publishes: encrypted, as the official SDK does in an encrypted room.
+        track = await lk.local_participant.publish_data_track(name="lk-secure")
+        sid = track.info.sid
+        assert track.info.uses_e2ee
+        await peer.wait_for(lambda r: ("data_track_published", (sid, "lk-secure", "lk")) in r)
+        assert peer.data_tracks[sid].info.uses_e2ee
+        await peer.subscribe_data_track(sid)
+        sent: dict[bytes, int] = {}
+        for size in FRAME_SIZES:
+            for n in range(40):  # until the official SDK has read one of this size
+                data = frame_payload(size, n)
+                sent[data] = TS0 + n
+                track.try_push(DataTrackFrame(data, user_timestamp=TS0 + n))
+                if await seen_within(
+                    peer,
+                    lambda size=size: (
+                        size in {len(p) for p, _ in official_frames(peer.records, sid)}
+                    ),
+                    0.3,
+                ):
+                    break
+        got = official_frames(peer.records, sid)
+        assert {len(p) for p, _ in got} == set(FRAME_SIZES), "a size never arrived"
+        assert len(got) == len({p for p, _ in got}), "a frame arrived twice"
+        assert [(len(p), ts) for p, ts in got if sent.get(p) != ts] == [], "not as sent"
+
+        # The official SDK publishes: encrypted; lk reads the plain frames.
+        theirs = await published_by_official(peer, "official-secure")
+        assert theirs.info.uses_e2ee
+        (remote,) = (await seen.wait_for(lambda: seen.of("data_track_published")))[0]
+        assert (remote.info.sid, remote.publisher_identity) == (theirs.info.sid, "official")
+        assert remote.info.uses_e2ee
+        reader = FrameReader(remote.subscribe())
+        theirs_sent: dict[bytes, int] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            for size in FRAME_SIZES:
+                for n in range(40):
+                    data = frame_payload(size, n)
+                    theirs_sent[data] = TS0 + n
+                    await peer.do(lambda r, d=data, n=n: official_push(theirs, d, TS0 + n))
+                    if await reader.within(
+                        lambda size=size: size in {len(f.payload) for f in reader.frames}, 0.3
+                    ):
+                        break
+            tg.cancel_scope.cancel()
+        frames = [(bytes(f.payload), f.user_timestamp) for f in reader.frames]
+        assert {len(p) for p, _ in frames} == set(FRAME_SIZES), "a size never arrived"
+        assert len(frames) == len({p for p, _ in frames}), "a frame arrived twice"
+        assert [(len(p), ts) for p, ts in frames if theirs_sent.get(p) != ts] == []
+        assert lk.isconnected()
+    finally:
+        await lk.disconnect()
+        await peer.disconnect()
+
+
+@pytest.mark.timeout(120)
+async def test_a_wrong_key_reads_no_data_track_frame_reports_it_and_the_right_key_recovers(
+    livekit_server: Any, make_token: Any, confinement: Any, official_loop: OfficialLoop
+) -> None:
+    url, host = livekit_server.url, confinement.host
+    peer = await official(official_loop, url, make_token("official"), KEY)
+    lk = Room()
+    inbox = Inbox()
+    lk.on("e2ee_state_changed", lambda p, state: inbox.add("state", p.identity, state))
+    seen = Recorder(lk, "data_track_published")
+    dropped: list[ev.DataTrackFrameDropped] = []
+    try:
+        await lk.connect(url, make_token("lk"), options(host, WRONG))
+        await knows(peer, "lk")
+        theirs = await published_by_official(peer, "official-secure")
+        (remote,) = (await seen.wait_for(lambda: seen.of("data_track_published")))[0]
+        assert remote.info.uses_e2ee
+        track = await lk.local_participant.publish_data_track(name="lk-secure")
+        sid = track.info.sid
+        await peer.wait_for(lambda r: ("data_track_published", (sid, "lk-secure", "lk")) in r)
+        await peer.subscribe_data_track(sid)
+        reader = FrameReader(remote.subscribe())
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                async for event in lk.events():
+                    if isinstance(event, ev.DataTrackFrameDropped):
+                        dropped.append(event)
+
+            tg.start_soon(watch)
+            tg.start_soon(reader.run)
+            # official -> lk, wrong key: each frame is reported, none is read.
+            for n in range(40):
+                await peer.do(lambda r, n=n: official_push(theirs, frame_payload(100, n), n))
+                if await reader.within(lambda: len(dropped) >= 2, 0.3):
+                    break
+            assert len(dropped) >= 2 and reader.frames == []
+            assert {(d.sid, d.publisher_identity, d.reason) for d in dropped} == {
+                (theirs.info.sid, "official", FrameDropReason.DECRYPTION_FAILED)
+            }
+            assert "16 of 16 ratchets failed" in dropped[0].detail
+            assert inbox.of("state") == [("official", EncryptionState.DECRYPTION_FAILED)]
+            # lk -> official, wrong key: pushed, never read.
+            for n in range(3):
+                track.try_push(DataTrackFrame(frame_payload(100, n), user_timestamp=n))
+
+            # The right key: the next frames arrive both ways, exactly.
+            lk.e2ee_manager.key_provider.set_shared_key(KEY, 0)
+            for n in range(100, 140):
+                track.try_push(DataTrackFrame(frame_payload(100, n), user_timestamp=n))
+                if await seen_within(peer, lambda: bool(official_frames(peer.records, sid)), 0.3):
+                    break
+            got = official_frames(peer.records, sid)
+            assert got and all(p == frame_payload(100, ts) and ts >= 100 for p, ts in got)  # type: ignore[operator]
+            for n in range(100, 140):
+                await peer.do(lambda r, n=n: official_push(theirs, frame_payload(100, n), n))
+                if await reader.within(lambda: bool(reader.frames), 0.3):
+                    break
+            assert reader.frames, "no frame arrived after the right key was set"
+            assert all(
+                bytes(f.payload) == frame_payload(100, f.user_timestamp) for f in reader.frames
+            )
+
+            # With the official subscription now proven, lk's wrong key again: nothing read.
+            lk.e2ee_manager.key_provider.set_shared_key(WRONG, 0)
+            before = len(official_frames(peer.records, sid))
+            for n in range(200, 203):
+                track.try_push(DataTrackFrame(frame_payload(100, n), user_timestamp=n))
+                await anyio.sleep(0.2)  # lossy frames: no event says "not delivered"
+            assert not await seen_within(
+                peer, lambda: len(official_frames(peer.records, sid)) > before, 1.5
+            )
+            tg.cancel_scope.cancel()
+        assert inbox.of("state")[-1] == ("official", EncryptionState.OK)
+        assert lk.isconnected()
     finally:
         await lk.disconnect()
         await peer.disconnect()
