@@ -188,26 +188,28 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
         await asyncio.sleep(args.settle)
     rss1 = rss_mib()
 
-    # -- broadcast: each sends one packet to everyone -------------------------------------------
-    async def send(i: int) -> None:
-        payload = HEADER.pack(i, time.perf_counter()).ljust(PAYLOAD, b"x")
-        await rooms[i].local_participant.publish_data(payload, reliable=True)
+    # -- broadcast: each sends --packets packets to everyone ------------------------------------
+    k = args.packets
 
-    expected = n * (n - 1)
+    async def send(i: int) -> None:
+        for m in range(k):
+            payload = HEADER.pack(i * k + m, time.perf_counter()).ljust(PAYLOAD, b"x")
+            await rooms[i].local_participant.publish_data(payload, reliable=True)
+
+    expected = n * (n - 1) * k
     b0 = time.perf_counter()
     await asyncio.gather(*(send(i) for i in range(n)))
     deadline = b0 + args.limit
     while sum(len(t.latency) for t in tallies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)
-    # A little longer, so late packets show as late rather than lost.
     delivered = sum(len(t.latency) for t in tallies)
     latencies = [lat for t in tallies for lat in t.latency.values()]
     per_receiver = sorted(len(t.latency) for t in tallies)
     missing_by_sender: Counter[int] = Counter()
     for i, t in enumerate(tallies):
-        for j in range(n):
-            if j != i and j not in t.latency:
-                missing_by_sender[j] += 1
+        for j in range(n * k):
+            if j // k != i and j not in t.latency:
+                missing_by_sender[j // k] += 1
 
     if sdk == "lkproto" and args.trace:
         for room, t in zip(rooms, tallies, strict=True):
@@ -223,9 +225,10 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
     if sdk == "lkproto" and args.trace:
         for i, (room, t) in enumerate(zip(rooms, tallies, strict=True)):
             raw = _RAW.get(id(room._session.pump), 0)
-            if len(t.latency) < n - 1 or raw < n - 1:
+            if len(t.latency) < (n - 1) * k or raw < (n - 1) * k:
                 print(f"  sctp of p{i:04d}: {t.sctp}", file=sys.stderr)
-                missing = sorted(j for j in range(n) if j != i and j not in t.latency)
+                lost = {j // k for j in range(n * k) if j // k != i and j not in t.latency}
+                missing = sorted(lost)
                 print(
                     f"receiver p{i:04d}: data_received {len(t.latency)}, core DataReceived "
                     f"{t.reports['core:DataReceived']}, reliable messages from SCTP {raw}, "
@@ -242,6 +245,7 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
         "rss_mib": rss1,
         "delivered": delivered,
         "expected": expected,
+        "packets_per_sender": k,
         "min_per_receiver": per_receiver[0] if per_receiver else 0,
         "senders_with_losses": len(missing_by_sender),
         "worst_sender_missing": max(missing_by_sender.values(), default=0),
@@ -256,6 +260,13 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> l
     if args.trace:
         _trace()
         _trace_sctp()
+    if args.without_fix:  # aiortc's own SCTP reassembly, to show what transports/_sctp.py fixes
+        from aiortc import rtcsctptransport
+
+        from lkproto.transports import _aiortc  # noqa: F401 - it installs the fix on import
+        from lkproto.transports._sctp import OrderedInboundStream
+
+        rtcsctptransport.InboundStream = OrderedInboundStream.__mro__[1]  # type: ignore[misc]
     results = []
     for n in args.sizes:
         for _ in range(args.repeat):
@@ -290,6 +301,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.0, help="sleep before broadcasting")
     parser.add_argument("--server-log", type=Path, help="keep the server's log in this dir")
     parser.add_argument("--server-log-level", default="info")
+    parser.add_argument("--packets", type=int, default=1, help="reliable packets per sender")
+    parser.add_argument("--without-fix", action="store_true", help="aiortc's SCTP reassembly")
     parser.add_argument("--trace", action="store_true", help="per-receiver loss detail")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
