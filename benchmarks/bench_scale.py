@@ -5,13 +5,16 @@ asyncio loop), then each sends one 100-byte reliable packet to everyone (N*(N-1)
 deliveries), then all disconnect. Measured per run:
 - connected: from the first `connect()` call to the last one returning (all started at once);
 - seen: until every participant lists the N-1 others in `remote_participants`;
-- RSS per participant: (RSS with all connected - RSS before) / N, from /proc/self/status;
+- RSS per participant: (RSS with all connected - RSS before) / N, from /proc/self/status
+  (meaningful for the first round of a process only: later rounds reuse freed memory, so
+  for that figure run one size and one client per process);
 - broadcast: delivered / expected within --limit seconds, p50 and p99 latency (send call to
   the receiver's `data_received`; one clock, one process);
 - left: every `disconnect()` returned.
-lkproto runs `lkproto.transports.anyio.Room`; with --official the official SDK's
+lkproto runs `lkproto.transports.anyio.Room`; with --sdks ... official the official SDK's
 `livekit.rtc.Room` runs the same round after it, on the same loop (its native runtime loads
-once, so its first RSS figure includes the library).
+once, so its first RSS figure includes the library). --without-fix puts back aiortc's own
+SCTP reassembly (transports/_sctp.py) to show what the fix of issue 26 changes.
 
 lkproto's participants are instrumented: every `PacketDropped`, `Reconnecting` and
 `Reconnected` their sessions report is counted and printed. `--server-log PATH` keeps the
@@ -21,7 +24,8 @@ Confinement: as root the process first moves into a private network namespace (t
 harness's `confine()`), so no packet can leave it; otherwise everything binds 127.0.0.1.
 Every wait is bounded (--limit, connect timeouts).
 
-Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100] [--official] [--json]
+Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100] [--sdks lkproto official]
+     [--packets 1] [--repeat 1] [--trace] [--json]
 """
 
 from __future__ import annotations
@@ -270,10 +274,8 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> l
     results = []
     for n in args.sizes:
         for _ in range(args.repeat):
-            results.append(await _round("lkproto", n, server, host, args))
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-            if args.official:
-                results.append(await _round("official", n, server, host, args))
+            for sdk in args.sdks:
+                results.append(await _round(sdk, n, server, host, args))
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
 
@@ -296,7 +298,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--official", action="store_true", help="also the official SDK")
+    parser.add_argument("--sdks", nargs="+", choices=["lkproto", "official"], default=["lkproto"])
     parser.add_argument("--limit", type=float, default=20.0, help="seconds per wait")
     parser.add_argument("--settle", type=float, default=0.0, help="sleep before broadcasting")
     parser.add_argument("--server-log", type=Path, help="keep the server's log in this dir")
