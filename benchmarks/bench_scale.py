@@ -260,6 +260,52 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
     }
 
 
+async def _cycles(
+    count: int, server: LiveKitServer, host: str, trace: bool = False
+) -> dict[str, Any]:
+    """One `Room` connects and disconnects `count` times: RSS and open descriptors after a
+    warm-up (the first fifth) and at the end, to bound a leak per cycle. With `trace`,
+    tracemalloc's top growers between the two are printed to stderr."""
+    import gc
+    import os
+    import tracemalloc
+
+    if trace:
+        tracemalloc.start(8)
+    snapshots = []
+
+    from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+
+    options = RoomOptions(rtc_config=RtcConfiguration(host_addresses=[host]))
+    warm = max(1, count // 5)
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for i in range(count):
+        room = Room()
+        token = mint_token("cycler", "cycles")
+        await asyncio.wait_for(room.connect(server.url, token, options), 20)
+        await asyncio.wait_for(room.disconnect(), 20)
+        if i + 1 in (warm, count):
+            gc.collect()
+            key = "warm" if i + 1 == warm else "end"
+            marks[f"{key}_rss_mib"] = rss_mib()
+            marks[f"{key}_fds"] = len(os.listdir("/proc/self/fd"))
+            if trace:
+                snapshots.append(tracemalloc.take_snapshot())
+    elapsed = time.perf_counter() - t0
+    if len(snapshots) == 2:
+        for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:8]:
+            print(f"tracemalloc: {stat}", file=sys.stderr)
+            print("    " + "\n    ".join(stat.traceback.format()[-6:]), file=sys.stderr)
+    growth = marks["end_rss_mib"] - marks["warm_rss_mib"]
+    return {
+        "cycles": count,
+        "ms_per_cycle": elapsed / count * 1000,
+        **marks,
+        "growth_kib_per_cycle": growth * 1024 / max(1, count - warm),
+    }
+
+
 async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> list[dict]:
     if args.trace:
         _trace()
@@ -277,6 +323,8 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> l
             for sdk in args.sdks:
                 results.append(await _round(sdk, n, server, host, args))
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    if args.cycles:
+        results.append(await _cycles(args.cycles, server, host, args.trace))
     return results
 
 
@@ -286,6 +334,15 @@ def render(results: list[dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if "cycles" in r:
+            lines.append(
+                f"\n{r['cycles']} connect/disconnect cycles of one Room: "
+                f"{r['ms_per_cycle']:.0f} ms each; RSS {r['warm_rss_mib']:.1f} MiB after "
+                f"warm-up, {r['end_rss_mib']:.1f} MiB at the end "
+                f"({r['growth_kib_per_cycle']:.1f} KiB per cycle); open descriptors "
+                f"{r['warm_fds']} -> {r['end_fds']}"
+            )
+            continue
         lines.append(
             f"| {r['sdk']} | {r['n']} | {r['connected_s']:.2f} s | {r['seen_s']:.2f} s "
             f"| {r['rss_per_participant_mib']:.2f} MiB | {r['delivered']:,} / {r['expected']:,} "
@@ -296,7 +353,7 @@ def render(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 50, 100])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--sdks", nargs="+", choices=["lkproto", "official"], default=["lkproto"])
     parser.add_argument("--limit", type=float, default=20.0, help="seconds per wait")
@@ -305,6 +362,7 @@ def main() -> None:
     parser.add_argument("--server-log-level", default="info")
     parser.add_argument("--packets", type=int, default=1, help="reliable packets per sender")
     parser.add_argument("--without-fix", action="store_true", help="aiortc's SCTP reassembly")
+    parser.add_argument("--cycles", type=int, default=0, help="then N connect/disconnect")
     parser.add_argument("--trace", action="store_true", help="per-receiver loss detail")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
