@@ -69,6 +69,9 @@ from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 from ._aiortc_media import AiortcMedia, refresh_receiver_ssrcs
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
+from ._sctp import install as _install_ordered_sctp_delivery
+
+_install_ordered_sctp_delivery()  # aiortc stalls a stream whose TSNs are out of SSN order
 
 __all__ = ["PENDING_FRAMES", "AiortcPeer"]
 

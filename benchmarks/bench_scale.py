@@ -1,0 +1,382 @@
+"""Many participants in one process, one room on the real server: connect, broadcast, leave.
+
+For each N in --sizes, N participants join one room from this one process (all on one
+asyncio loop), then each sends one 100-byte reliable packet to everyone (N*(N-1) expected
+deliveries), then all disconnect. Measured per run:
+- connected: from the first `connect()` call to the last one returning (all started at once);
+- seen: until every participant lists the N-1 others in `remote_participants`;
+- RSS per participant: (RSS with all connected - RSS before) / N, from /proc/self/status
+  (meaningful for the first round of a process only: later rounds reuse freed memory, so
+  for that figure run one size and one client per process);
+- broadcast: delivered / expected within --limit seconds, p50 and p99 latency (send call to
+  the receiver's `data_received`; one clock, one process);
+- left: every `disconnect()` returned.
+lkproto runs `lkproto.transports.anyio.Room`; with --sdks ... official the official SDK's
+`livekit.rtc.Room` runs the same round after it, on the same loop (its native runtime loads
+once, so its first RSS figure includes the library). --without-fix puts back aiortc's own
+SCTP reassembly (transports/_sctp.py) to show what the fix of issue 26 changes.
+
+lkproto's participants are instrumented: every `PacketDropped`, `Reconnecting` and
+`Reconnected` their sessions report is counted and printed. `--server-log PATH` keeps the
+server's log (at `--server-log-level`, e.g. debug to see its data-channel drops).
+
+Confinement: as root the process first moves into a private network namespace (the test
+harness's `confine()`), so no packet can leave it; otherwise everything binds 127.0.0.1.
+Every wait is bounded (--limit, connect timeouts).
+
+Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100] [--sdks lkproto official]
+     [--packets 1] [--repeat 1] [--trace] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import struct
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from harness import LiveKitServer, confine, mint_token
+from harness.netns import release
+
+PAYLOAD = 100
+HEADER = struct.Struct("<Id")  # sender index, send time (perf_counter)
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Tally:
+    """What one participant received: sender index -> latency, plus the core's reports."""
+
+    def __init__(self) -> None:
+        self.latency: dict[int, float] = {}
+        self.reports: Counter[str] = Counter()
+        self.sctp = ""
+        self.changed = asyncio.Event()
+
+    def on_data(self, packet: Any) -> None:
+        now = time.perf_counter()
+        index, sent = HEADER.unpack_from(bytes(packet.data))
+        self.latency[index] = now - sent
+        self.changed.set()
+
+    # An events() subscriber (transports/_session.py): every core event of the session.
+    def send_nowait(self, event: object) -> None:
+        from lkproto import events as ev
+
+        match event:
+            case ev.DataReceived():
+                self.reports["core:DataReceived"] += 1
+            case ev.PacketDropped():
+                self.reports[f"dropped:{event.reason}"] += 1
+            case ev.Reconnecting() | ev.Reconnected() | ev.Disconnected():
+                self.reports[type(event).__name__] += 1
+            case _:
+                pass
+
+    def close(self) -> None:
+        pass
+
+
+_RAW: Counter[int] = Counter()  # reliable data-channel messages per Pump (--trace)
+
+
+def _trace() -> None:
+    """Count what each session's data channel delivered, before the core sees it."""
+    from lkproto.models import Channel
+    from lkproto.transports._pump import Pump
+
+    original = Pump.on_data
+
+    def on_data(self: Pump, channel: Channel, data: bytes) -> None:
+        if channel is Channel.RELIABLE:
+            _RAW[id(self)] += 1
+        original(self, channel, data)
+
+    Pump.on_data = on_data  # type: ignore[method-assign]
+
+
+def _sctp_state(room: Any) -> str:
+    """The receiving SCTP association's state: cumulative TSN, gaps, reassembly backlog."""
+    out = []
+    pcs = getattr(room._session.peer, "_pcs", {})
+    for target, pc in pcs.items():
+        sctp = pc.sctp
+        if sctp is None:
+            continue
+        streams = {
+            sid: (st.sequence_number, len(st.reassembly))
+            for sid, st in sctp._inbound_streams.items()
+        }
+        out.append(
+            f"{target.name}: last_tsn={sctp._last_received_tsn} "
+            f"misordered={len(sctp._sack_misordered)} fwd_tsn={_FWD.get(id(sctp), 0)} "
+            f"inbound(seq, waiting)={streams} rwnd={sctp._advertised_rwnd} "
+            f"state={sctp.state}"
+        )
+        for sid, st in sctp._inbound_streams.items():
+            if st.reassembly:
+                head = [(c.tsn % 100000, c.stream_seq) for c in st.reassembly[:6]]
+                has = any(c.stream_seq == st.sequence_number for c in st.reassembly)
+                out.append(f"stream {sid} head (tsn, ssn)={head} expected ssn present={has}")
+    return "; ".join(out)
+
+
+_FWD: Counter[int] = Counter()
+
+
+def _trace_sctp() -> None:
+    from aiortc.rtcsctptransport import RTCSctpTransport
+
+    original = RTCSctpTransport._receive_forward_tsn_chunk
+
+    async def forward(self: Any, chunk: Any) -> None:
+        _FWD[id(self)] += 1
+        await original(self, chunk)
+
+    RTCSctpTransport._receive_forward_tsn_chunk = forward  # type: ignore[method-assign]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) -> dict[str, Any]:
+    room_name = f"scale-{sdk}-{n}-{time.monotonic_ns()}"
+    tallies = [Tally() for _ in range(n)]
+    if sdk == "lkproto":
+        from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+
+        options: Any = RoomOptions(rtc_config=RtcConfiguration(host_addresses=[host]))
+        rooms: list[Any] = [Room() for _ in range(n)]
+        for room, tally in zip(rooms, tallies, strict=True):
+            room._session.subscribe(tally)
+    else:
+        from livekit import rtc
+
+        options = rtc.RoomOptions()
+        rooms = [rtc.Room() for _ in range(n)]
+    for room, tally in zip(rooms, tallies, strict=True):
+        room.on("data_received", tally.on_data)
+
+    rss0 = rss_mib()
+    t0 = time.perf_counter()
+
+    async def join(i: int) -> None:
+        await rooms[i].connect(server.url, mint_token(f"p{i:04d}", room_name), options)
+
+    await asyncio.wait_for(asyncio.gather(*(join(i) for i in range(n))), args.limit * 4)
+    connected = time.perf_counter() - t0
+    visible_at_connect = sum(len(r.remote_participants) for r in rooms)
+    deadline = time.perf_counter() + args.limit
+    while any(len(r.remote_participants) < n - 1 for r in rooms):
+        if time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    seen = time.perf_counter() - t0
+    if args.settle:
+        await asyncio.sleep(args.settle)
+    rss1 = rss_mib()
+
+    # -- broadcast: each sends --packets packets to everyone ------------------------------------
+    k = args.packets
+
+    async def send(i: int) -> None:
+        for m in range(k):
+            payload = HEADER.pack(i * k + m, time.perf_counter()).ljust(PAYLOAD, b"x")
+            await rooms[i].local_participant.publish_data(payload, reliable=True)
+
+    expected = n * (n - 1) * k
+    b0 = time.perf_counter()
+    await asyncio.gather(*(send(i) for i in range(n)))
+    deadline = b0 + args.limit
+    while sum(len(t.latency) for t in tallies) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+    delivered = sum(len(t.latency) for t in tallies)
+    latencies = [lat for t in tallies for lat in t.latency.values()]
+    per_receiver = sorted(len(t.latency) for t in tallies)
+    missing_by_sender: Counter[int] = Counter()
+    for i, t in enumerate(tallies):
+        for j in range(n * k):
+            if j // k != i and j not in t.latency:
+                missing_by_sender[j // k] += 1
+
+    if sdk == "lkproto" and args.trace:
+        for room, t in zip(rooms, tallies, strict=True):
+            t.sctp = _sctp_state(room)
+
+    # -- leave ----------------------------------------------------------------------------------
+    l0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(r.disconnect() for r in rooms)), args.limit * 2)
+    left = time.perf_counter() - l0
+    reports: Counter[str] = Counter()
+    for t in tallies:
+        reports.update(t.reports)
+    if sdk == "lkproto" and args.trace:
+        for i, (room, t) in enumerate(zip(rooms, tallies, strict=True)):
+            raw = _RAW.get(id(room._session.pump), 0)
+            if len(t.latency) < (n - 1) * k or raw < (n - 1) * k:
+                print(f"  sctp of p{i:04d}: {t.sctp}", file=sys.stderr)
+                lost = {j // k for j in range(n * k) if j // k != i and j not in t.latency}
+                missing = sorted(lost)
+                print(
+                    f"receiver p{i:04d}: data_received {len(t.latency)}, core DataReceived "
+                    f"{t.reports['core:DataReceived']}, reliable messages from SCTP {raw}, "
+                    f"missing from {missing[:20]}{'...' if len(missing) > 20 else ''}",
+                    file=sys.stderr,
+                )
+    return {
+        "sdk": sdk,
+        "n": n,
+        "connected_s": connected,
+        "visible_at_connect": visible_at_connect,
+        "seen_s": seen,
+        "rss_per_participant_mib": (rss1 - rss0) / n,
+        "rss_mib": rss1,
+        "delivered": delivered,
+        "expected": expected,
+        "packets_per_sender": k,
+        "min_per_receiver": per_receiver[0] if per_receiver else 0,
+        "senders_with_losses": len(missing_by_sender),
+        "worst_sender_missing": max(missing_by_sender.values(), default=0),
+        "p50_ms": _percentile(latencies, 0.5) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "left_s": left,
+        "reports": dict(reports),
+    }
+
+
+async def _cycles(
+    count: int, server: LiveKitServer, host: str, trace: bool = False
+) -> dict[str, Any]:
+    """One `Room` connects and disconnects `count` times: RSS and open descriptors after a
+    warm-up (the first fifth) and at the end, to bound a leak per cycle. With `trace`,
+    tracemalloc's top growers between the two are printed to stderr."""
+    import gc
+    import os
+    import tracemalloc
+
+    if trace:
+        tracemalloc.start(8)
+    snapshots = []
+
+    from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+
+    options = RoomOptions(rtc_config=RtcConfiguration(host_addresses=[host]))
+    warm = max(1, count // 5)
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for i in range(count):
+        room = Room()
+        token = mint_token("cycler", "cycles")
+        await asyncio.wait_for(room.connect(server.url, token, options), 20)
+        await asyncio.wait_for(room.disconnect(), 20)
+        if i + 1 in (warm, count):
+            gc.collect()
+            key = "warm" if i + 1 == warm else "end"
+            marks[f"{key}_rss_mib"] = rss_mib()
+            marks[f"{key}_fds"] = len(os.listdir("/proc/self/fd"))
+            if trace:
+                snapshots.append(tracemalloc.take_snapshot())
+    elapsed = time.perf_counter() - t0
+    if len(snapshots) == 2:
+        for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:8]:
+            print(f"tracemalloc: {stat}", file=sys.stderr)
+            print("    " + "\n    ".join(stat.traceback.format()[-6:]), file=sys.stderr)
+    growth = marks["end_rss_mib"] - marks["warm_rss_mib"]
+    return {
+        "cycles": count,
+        "ms_per_cycle": elapsed / count * 1000,
+        **marks,
+        "growth_kib_per_cycle": growth * 1024 / max(1, count - warm),
+    }
+
+
+async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> list[dict]:
+    if args.trace:
+        _trace()
+        _trace_sctp()
+    if args.without_fix:  # aiortc's own SCTP reassembly, to show what transports/_sctp.py fixes
+        from aiortc import rtcsctptransport
+
+        from lkproto.transports import _aiortc  # noqa: F401 - it installs the fix on import
+        from lkproto.transports._sctp import OrderedInboundStream
+
+        rtcsctptransport.InboundStream = OrderedInboundStream.__mro__[1]  # type: ignore[misc]
+    results = []
+    for n in args.sizes:
+        for _ in range(args.repeat):
+            for sdk in args.sdks:
+                results.append(await _round(sdk, n, server, host, args))
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    if args.cycles:
+        results.append(await _cycles(args.cycles, server, host, args.trace))
+    return results
+
+
+def render(results: list[dict]) -> str:
+    lines = [
+        "| client | N | connected | all seen | RSS/participant | delivered | p50 | p99 | left |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "cycles" in r:
+            lines.append(
+                f"\n{r['cycles']} connect/disconnect cycles of one Room: "
+                f"{r['ms_per_cycle']:.0f} ms each; RSS {r['warm_rss_mib']:.1f} MiB after "
+                f"warm-up, {r['end_rss_mib']:.1f} MiB at the end "
+                f"({r['growth_kib_per_cycle']:.1f} KiB per cycle); open descriptors "
+                f"{r['warm_fds']} -> {r['end_fds']}"
+            )
+            continue
+        lines.append(
+            f"| {r['sdk']} | {r['n']} | {r['connected_s']:.2f} s | {r['seen_s']:.2f} s "
+            f"| {r['rss_per_participant_mib']:.2f} MiB | {r['delivered']:,} / {r['expected']:,} "
+            f"| {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['left_s']:.2f} s |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 50, 100])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--sdks", nargs="+", choices=["lkproto", "official"], default=["lkproto"])
+    parser.add_argument("--limit", type=float, default=20.0, help="seconds per wait")
+    parser.add_argument("--settle", type=float, default=0.0, help="sleep before broadcasting")
+    parser.add_argument("--server-log", type=Path, help="keep the server's log in this dir")
+    parser.add_argument("--server-log-level", default="info")
+    parser.add_argument("--packets", type=int, default=1, help="reliable packets per sender")
+    parser.add_argument("--without-fix", action="store_true", help="aiortc's SCTP reassembly")
+    parser.add_argument("--cycles", type=int, default=0, help="then N connect/disconnect")
+    parser.add_argument("--trace", action="store_true", help="per-receiver loss detail")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    confinement = confine()
+    try:
+        server = LiveKitServer(
+            confinement, log_level=args.server_log_level, log_dir=args.server_log
+        )
+        with server:
+            results = asyncio.run(_main(args, server, confinement.host))
+    finally:
+        release(confinement)
+    print(json.dumps(results) if args.json else render(results))
+
+
+if __name__ == "__main__":
+    main()
