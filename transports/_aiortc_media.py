@@ -17,6 +17,15 @@ Theory of operation (media findings F1-F8, read against aiortc 1.16)
   converts it to 48 kHz stereo (what aiortc's Opus encoder wants; its own resampler
   refuses a format change, so every frame of a slot has one format) and never raises
   anything but `MediaStreamError`: a failure becomes silence and a logged warning.
+- Video (issue 23). A video send slot has a `VideoClock`: pts in 90 kHz from the capture
+  time of each frame (monotonic, the same origin for every track the slot carries, and
+  always above the last one, F4.6/F8.4). Its `VideoSendTrack` (id = cid) waits for the next
+  frame of its `VideoSource`'s queue; frames captured while muted, or faster than the
+  publication's `max_framerate`, are dropped (nothing is encoded for them). A video slot's
+  codec ("vp8"/"h264") is applied with `setCodecPreferences` (that codec and its RTX);
+  "" keeps aiortc's order (VP8 first, F6.1). Decoded video frames (yuv420p) go to the
+  `VideoStream`s of the slot's track as I420 `VideoFrame`s; each stream converts them when
+  its reader takes them.
 - Receive side. Every track aiortc starts (its "track" event, once per transceiver, F8.2)
   gets a reader task that drains it for as long as it lives, even with nobody listening:
   aiortc's queue is unbounded (F8.3). Each frame goes to the readers of whatever remote
@@ -44,17 +53,34 @@ from collections.abc import Mapping
 from importlib.metadata import version
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
 from lkproto import commands as cmd
 from lkproto.tracks import TrackKind
 
-from ._audio import FRAME_MS, AudioFrame
+from ._audio import FRAME_MS, AudioFrame, FrameQueue, PcmQueue, StreamFormat
 from ._media import Consumer, MediaRouter
+from ._video import (
+    CapturedFrame,
+    VideoBufferType,
+    VideoFormat,
+    VideoFrameEvent,
+    VideoQueue,
+    from_av,
+)
 
-__all__ = ["AiortcMedia", "SendTrack", "SlotClock", "refresh_receiver_ssrcs"]
+__all__ = [
+    "AiortcMedia",
+    "SendTrack",
+    "SlotClock",
+    "VideoClock",
+    "VideoSendTrack",
+    "deliver_video",
+    "fan_out",
+    "refresh_receiver_ssrcs",
+]
 
 log = logging.getLogger("lkproto.transports")
 
@@ -173,6 +199,8 @@ class SendTrack(MediaStreamTrack):
         if source is None:
             return None
         queue = source.queue
+        if not isinstance(queue, PcmQueue):
+            return None  # (a video source: never on an audio slot)
         pcm = queue.pop_frame()
         if pcm is None or source.muted:
             return None  # short (silence), or muted (the queue still drains in real time)
@@ -192,6 +220,87 @@ class SendTrack(MediaStreamTrack):
         clock.pts += FRAME_SAMPLES
         clock.last = asyncio.get_running_loop().time()
         return frame
+
+
+class VideoClock:
+    """One video send slot's timeline: pts in 90 kHz from a fixed monotonic origin."""
+
+    RATE = 90_000
+
+    def __init__(self) -> None:
+        self.origin: float | None = None  # time.monotonic() of pts 0
+        self.pts = -1  # the last pts sent
+
+    def next_pts(self, captured: float) -> int:
+        if self.origin is None:
+            self.origin = captured
+        self.pts = max(self.pts + 1, round((captured - self.origin) * self.RATE))
+        return self.pts
+
+
+class VideoSendTrack(MediaStreamTrack):
+    """The aiortc track of one video publication on one slot (see the module docstring)."""
+
+    kind = "video"
+    IDLE = 0.1  #: seconds between looks while the source is gone or closed
+
+    def __init__(self, cid: str, router: MediaRouter, clock: VideoClock) -> None:
+        super().__init__()
+        self._cid = cid
+        self._router = router
+        self._clock = clock
+        self._last: float | None = None  # capture time of the last frame sent
+        self.sent = 0
+        self.skipped = 0  # muted, or over the frame-rate cap
+
+    @property
+    def id(self) -> str:
+        return self._cid  # the msid track id the server matches to the publication (F1.3)
+
+    async def recv(self) -> av.VideoFrame:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            try:
+                frame = await self._next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never end the sender (F8.4): wait for the next frame
+                log.warning("video send track %s failed; going on", self._cid, exc_info=True)
+                await asyncio.sleep(self.IDLE)
+                continue
+            if frame is not None:
+                return frame
+
+    async def _next(self) -> av.VideoFrame | None:
+        source = self._router.source(self._cid)
+        queue = None if source is None else source.queue
+        if source is None or not isinstance(queue, VideoQueue) or queue.closed:
+            await asyncio.sleep(self.IDLE)
+            return None
+        item: CapturedFrame | None = await queue.get()
+        if item is None:
+            return None
+        cap = source.max_framerate
+        too_soon = cap > 0 and self._last is not None and item.captured - self._last < 0.9 / cap
+        if source.muted or too_soon:
+            self.skipped += 1
+            return None
+        self._last = item.captured
+        frame = item.frame
+        frame.pts = self._clock.next_pts(item.captured)
+        frame.time_base = fractions.Fraction(1, VideoClock.RATE)
+        self.sent += 1
+        return frame
+
+
+def _prefer(transceiver: RTCRtpTransceiver, codec: str) -> None:
+    """Offer only `codec` (and RTX) on a video transceiver."""
+    wanted = f"video/{codec}".lower()
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [c for c in codecs if c.mimeType.lower() == wanted]
+    chosen += [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+    transceiver.setCodecPreferences(chosen)
 
 
 # -- the receive side --------------------------------------------------------------------------
@@ -223,16 +332,44 @@ class _StreamConverter:
 
 
 def deliver(consumers: list[Consumer], frame: av.AudioFrame) -> None:
-    """Hand a decoded frame to each reader, in its own format."""
+    """Hand a decoded frame to each audio reader, in its own format."""
     for consumer in consumers:
+        fmt, queue = consumer.fmt, consumer.queue
+        if not isinstance(fmt, StreamFormat) or not isinstance(queue, FrameQueue):
+            continue  # a video reader of the same participant and source key
         converter = consumer.converter
         if not isinstance(converter, _StreamConverter):
-            fmt = consumer.fmt
             converter = consumer.converter = _StreamConverter(
                 fmt.sample_rate, fmt.num_channels, fmt.frame_size_ms
             )
         for out in converter.convert(frame):
-            consumer.queue.put(out)
+            queue.put(out)
+
+
+def deliver_video(consumers: list[Consumer], frame: av.VideoFrame) -> None:
+    """Hand a decoded picture to each video reader, as I420 (each converts it when read)."""
+    if not _video_queues(consumers):
+        return
+    stamp = 0
+    if frame.pts is not None and frame.time_base is not None:
+        stamp = int(frame.pts * frame.time_base * 1_000_000)
+    fan_out(consumers, VideoFrameEvent(from_av(frame, VideoBufferType.I420), stamp))
+
+
+def _video_queues(consumers: list[Consumer]) -> list[VideoQueue[VideoFrameEvent]]:
+    return [
+        c.queue
+        for c in consumers
+        if isinstance(c.fmt, VideoFormat) and isinstance(c.queue, VideoQueue)
+    ]
+
+
+def fan_out(consumers: list[Consumer], event: VideoFrameEvent) -> None:
+    """Queue `event` for each video reader, each with its own copy of the picture."""
+    for n, queue in enumerate(_video_queues(consumers)):
+        if n:
+            event = VideoFrameEvent(event.frame.convert(event.frame.type), event.timestamp_us)
+        queue.put(event)
 
 
 # -- the SSRC refresh (F8.1) --------------------------------------------------------------------
@@ -304,6 +441,8 @@ class AiortcMedia:
         self.router = router or MediaRouter(1)
         self._slots: dict[int, RTCRtpTransceiver] = {}
         self._clocks: dict[int, SlotClock] = {}
+        self._video_clocks: dict[int, VideoClock] = {}
+        self._kinds: dict[int, TrackKind] = {}
         self._readers: set[asyncio.Task[None]] = set()
 
     def slot_mids(self) -> Mapping[int, str]:
@@ -316,22 +455,25 @@ class AiortcMedia:
     ) -> None:
         match command:
             case cmd.AddTransceiver():
-                if command.kind is TrackKind.VIDEO and command.source_cid is not None:
-                    raise NotImplementedError("publishing video is not supported yet")
+                self._kinds[command.slot] = command.kind
                 track = self._track(command.slot, command.source_cid)
                 kind = "audio" if command.kind is TrackKind.AUDIO else "video"
-                self._slots[command.slot] = pc.addTransceiver(
-                    track or kind, direction=command.direction.value
-                )
+                transceiver = pc.addTransceiver(track or kind, direction=command.direction.value)
+                if command.kind is TrackKind.VIDEO and command.codec:
+                    _prefer(transceiver, command.codec)
+                self._slots[command.slot] = transceiver
             case cmd.SetTransceiverDirection():
                 self._slots[command.slot].direction = command.direction.value
             case cmd.SetSendSource():
                 track = self._track(command.slot, command.source_cid)
                 self._slots[command.slot].sender.replaceTrack(track)
 
-    def _track(self, slot: int, cid: str | None) -> SendTrack | None:
+    def _track(self, slot: int, cid: str | None) -> SendTrack | VideoSendTrack | None:
         if cid is None:
             return None
+        if self._kinds.get(slot) is TrackKind.VIDEO:
+            video = self._video_clocks.setdefault(slot, VideoClock())
+            return VideoSendTrack(cid, self.router, video)
         clock = self._clocks.setdefault(slot, SlotClock())
         return SendTrack(cid, self.router, clock)
 
@@ -347,21 +489,25 @@ class AiortcMedia:
         task.add_done_callback(self._readers.discard)
 
     async def _read(self, slot: int | None, track: MediaStreamTrack) -> None:
-        audio = track.kind == "audio"
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if slot is None or not audio or not isinstance(frame, av.AudioFrame):
-                    continue  # not ours to read (or video: issue 23): drained, dropped
+                if slot is None:
+                    continue  # not ours to read: drained, dropped
                 try:
-                    deliver(self.router.consumers(slot), frame)
+                    if isinstance(frame, av.AudioFrame):
+                        deliver(self.router.consumers(slot), frame)
+                    elif isinstance(frame, av.VideoFrame):
+                        deliver_video(self.router.consumers(slot), frame)
                 except Exception:  # a bad frame must not stop the drain
-                    log.warning("an audio frame could not be delivered", exc_info=True)
+                    log.warning("a %s frame could not be delivered", track.kind, exc_info=True)
 
     def reset(self) -> None:
         """The peer connection closed: its slots are gone (its tracks end by themselves)."""
         self._slots.clear()
         self._clocks.clear()
+        self._video_clocks.clear()
+        self._kinds.clear()
 
     async def aclose(self) -> None:
         self.reset()

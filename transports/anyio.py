@@ -34,7 +34,8 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalTrackPublication
+from ._tracks import AudioStream, LocalTrackPublication, VideoStream
+from ._video import VideoSource
 
 __all__ = [
     "AudioSource",
@@ -49,6 +50,8 @@ __all__ = [
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
+    "VideoSource",
+    "VideoStream",
 ]
 __all__ += _exports.__all__
 

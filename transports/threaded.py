@@ -87,7 +87,13 @@ from ._blocking import (
     TextStreamWriter,
 )
 from ._blocking_datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack, TrackWrappers
-from ._blocking_media import AudioSource, AudioStream, LocalTrackPublication
+from ._blocking_media import (
+    AudioSource,
+    AudioStream,
+    LocalTrackPublication,
+    VideoSource,
+    VideoStream,
+)
 from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
@@ -115,6 +121,8 @@ __all__ = [
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
+    "VideoSource",
+    "VideoStream",
 ]
 __all__ += _exports.__all__
 
