@@ -246,7 +246,7 @@ async def test_from_participant_follows_its_camera_until_it_leaves() -> None:
 
 
 def test_video_streams_refuse_what_they_cannot_read() -> None:
-    router, track = routed()
+    _, track = routed()
     with pytest.raises(TypeError, match="must be a RemoteVideoTrack"):
         lk.VideoStream(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="capacity must be a non-negative int"):
