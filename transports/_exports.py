@@ -69,6 +69,7 @@ from ._tracks import (
     TrackPublication,
     TrackPublishOptions,
     TrackSource,
+    VideoQuality,
 )
 from ._video import (
     VideoBufferType,
@@ -139,5 +140,6 @@ __all__ = [
     "VideoEncoding",
     "VideoFrame",
     "VideoFrameEvent",
+    "VideoQuality",
     "VideoRotation",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -341,6 +341,13 @@ class Media:
         def run() -> None:
             pump, conn = self._session.live("set_subscribed")
             pump.call(conn.set_track_subscribed, sid, subscribed, now=pump.now())
+
+        self._session.call_soon(run)
+
+    def update_settings(self, sid: str, settings: dict[str, Any]) -> None:
+        def run() -> None:
+            pump, conn = self._session.live("update_track_settings")
+            pump.call(conn.update_track_settings, sid, now=pump.now(), **settings)
 
         self._session.call_soon(run)
 

@@ -88,6 +88,7 @@ __all__ = [
     "TrackPublication",
     "TrackPublishOptions",
     "TrackSource",
+    "VideoQuality",
     "VideoStream",
     "VideoStreamBase",
 ]
@@ -189,6 +190,17 @@ class Controls(Protocol):
     def set_muted(self, cid: str, muted: bool) -> None: ...
 
     def set_subscribed(self, sid: str, subscribed: bool) -> None: ...
+
+    def update_settings(self, sid: str, settings: dict[str, Any]) -> None:
+        """`UpdateTrackSettings` for `sid` (`TrackManager.update_track_settings`'s keywords)."""
+
+
+class VideoQuality(enum.IntEnum):
+    """`livekit.rtc.VideoQuality` values (the simulcast layer a subscriber asks for)."""
+
+    VIDEO_QUALITY_LOW = 0
+    VIDEO_QUALITY_MEDIUM = 1
+    VIDEO_QUALITY_HIGH = 2
 
 
 # -- tracks -------------------------------------------------------------------------------------
@@ -459,6 +471,42 @@ class RemoteTrackPublication(TrackPublication):
             raise TypeError("set_subscribed: subscribed must be a bool")
         if self._controls is not None:
             self._controls.set_subscribed(self.sid, subscribed)
+
+    def set_video_quality(self, quality: VideoQuality | int) -> None:
+        """Ask the server for one simulcast layer of this video track (`UpdateTrackSettings`
+        quality; livekit.rtc's checks: ValueError for audio or a track without simulcast)."""
+        if isinstance(quality, bool) or not isinstance(quality, int):
+            raise TypeError("set_video_quality: quality must be a VideoQuality")
+        if quality not in tuple(VideoQuality):
+            raise ValueError(f"set_video_quality: unknown quality {quality}")
+        self._check_video("set_video_quality")
+        if not self.simulcasted:
+            raise ValueError(f"set_video_quality requires a simulcasted publication ({self.sid})")
+        self._settings(quality=core.VideoQuality(int(quality)))
+
+    def set_video_dimensions(self, width: int, height: int) -> None:
+        """Ask the server for the layer closest to `width` x `height` (lkproto; client-sdk-js
+        `setVideoDimensions`): a subscriber showing a thumbnail saves bandwidth and decoding."""
+        for name, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 16384:
+                raise ValueError(f"set_video_dimensions: {name} must be 1 to 16384: {value!r}")
+        self._check_video("set_video_dimensions")
+        self._settings(width=width, height=height)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Pause (False) or resume forwarding of this subscribed track without unsubscribing
+        (lkproto; client-sdk-js `setEnabled`, `UpdateTrackSettings.disabled`)."""
+        if not isinstance(enabled, bool):
+            raise TypeError("set_enabled: enabled must be a bool")
+        self._settings(enabled=enabled)
+
+    def _check_video(self, call: str) -> None:
+        if self._info.kind is not core.TrackKind.VIDEO:
+            raise ValueError(f"{call} is only supported on video publications ({self.sid})")
+
+    def _settings(self, **settings: Any) -> None:
+        if self._controls is not None:
+            self._controls.update_settings(self.sid, settings)
 
 
 # -- streams ------------------------------------------------------------------------------------

@@ -208,6 +208,7 @@ COMMON: dict[str, tuple[object, object, object]] = {
         threaded.VideoFrameEvent,
     ),
     "VideoRotation": (lk_anyio.VideoRotation, lk_trio.VideoRotation, threaded.VideoRotation),
+    "VideoQuality": (lk_anyio.VideoQuality, lk_trio.VideoQuality, threaded.VideoQuality),
 }
 
 OWN: dict[str, tuple[object, object, object]] = {
