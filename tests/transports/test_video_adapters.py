@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import attrs
 import av
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from harness.video import COLOURS, centre, near, pixels, solid
 from lkproto import Config
 from lkproto.models import Participant
 from lkproto.tracks import TrackKind, TrackPublicationInfo, TrackSource
+from lkproto.tracks import VideoQuality as CoreQuality
 from lkproto.transports import _aiortc_media as am
 from lkproto.transports import anyio as lk
 from lkproto.transports import threaded
@@ -280,3 +282,47 @@ def test_video_publish_options_are_checked() -> None:
         _video_options(options(video_encoding=(1, 2)))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="video_codec must be"):
         _video_options(options(video_codec="vp8"))  # type: ignore[arg-type]
+
+
+def test_layer_choices_become_track_settings_and_follow_livekit_rtcs_checks() -> None:
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    class Controls:
+        def set_muted(self, cid: str, muted: bool) -> None: ...
+
+        def set_subscribed(self, sid: str, subscribed: bool) -> None: ...
+
+        def update_settings(self, sid: str, settings: dict[str, object]) -> None:
+            calls.append((sid, settings))
+
+    simulcast = lk.RemoteTrackPublication(attrs.evolve(INFO, simulcasted=True), Controls())
+    simulcast.set_video_quality(lk.VideoQuality.VIDEO_QUALITY_LOW)
+    simulcast.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
+    simulcast.set_video_dimensions(320, 180)
+    simulcast.set_enabled(False)
+    assert calls == [
+        ("TR_V", {"quality": CoreQuality.LOW}),
+        ("TR_V", {"quality": CoreQuality.HIGH}),
+        ("TR_V", {"width": 320, "height": 180}),
+        ("TR_V", {"enabled": False}),
+    ]
+    single = lk.RemoteTrackPublication(INFO, Controls())
+    with pytest.raises(ValueError, match="requires a simulcasted publication"):
+        single.set_video_quality(lk.VideoQuality.VIDEO_QUALITY_LOW)
+    audio = lk.RemoteTrackPublication(
+        TrackPublicationInfo(
+            sid="TR_A", name="mic", kind=TrackKind.AUDIO, source=TrackSource.MICROPHONE
+        ),
+        Controls(),
+    )
+    with pytest.raises(ValueError, match="only supported on video"):
+        audio.set_video_dimensions(320, 180)
+    with pytest.raises(ValueError, match="unknown quality 3"):
+        simulcast.set_video_quality(3)
+    with pytest.raises(TypeError, match="quality must be"):
+        simulcast.set_video_quality("low")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="width must be 1 to 16384"):
+        simulcast.set_video_dimensions(0, 180)
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        simulcast.set_enabled(1)  # type: ignore[arg-type]
+    assert len(calls) == 4
