@@ -16,7 +16,8 @@ import anyio
 import pytest
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from harness.audio import track_events
+from harness.audio import Capture, official_publish, track_events
+from harness.media import media_for
 from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from harness.video import (
@@ -96,12 +97,13 @@ async def test_lkproto_publishes_a_640x360_pattern_the_official_sdk_sees_then_mu
         await peer.disconnect()
 
 
-async def test_an_official_640x360_pattern_reaches_lkproto_in_rgba_and_i420(
+async def test_an_official_640x360_pattern_reaches_lkproto_in_rgba_and_i420_beside_audio_and_data(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
     room = Room()
+    media = media_for(room)
     events = Recorder(room, "track_subscribed", "data_received")
-    rgba, i420 = Seen(), Seen()
+    rgba, i420, heard = Seen(), Seen(), Capture()
     peer = None
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
@@ -109,24 +111,36 @@ async def test_an_official_640x360_pattern_reaches_lkproto_in_rgba_and_i420(
         peer = OfficialPeer(official_loop)
         await peer.connect(livekit_server.url, make_token("official"), auto_subscribe=True)
         theirs = await peer.do(lambda r: official_publish_video(r, 30.0))
-        subscribed = await events.wait_for(lambda: events.of("track_subscribed"))
-        (track, publication, participant) = subscribed[0]
+        await peer.do(lambda r: official_publish(r, 1000, 30.0))
+        subscribed = await events.wait_for(
+            lambda: len(events.of("track_subscribed")) >= 2 and events.of("track_subscribed")
+        )
+        by_kind = {pub.kind: (track, pub, who) for track, pub, who in subscribed}
+        track, publication, participant = by_kind[module.TrackKind.KIND_VIDEO]
+        audio_track = by_kind[module.TrackKind.KIND_AUDIO][0]
         assert participant.identity == "official" and publication.sid == theirs.sid
-        assert publication.kind == module.TrackKind.KIND_VIDEO and track.kind == publication.kind
+        assert track.kind == publication.kind
+        # A stream nobody reads holds at most its capacity and stalls nothing (item 4).
+        idle = module.VideoStream(track, capacity=2)
         async with (
             watching(room, module.VideoStream(track, format=module.VideoBufferType.RGBA), rgba),
             watching(room, module.VideoStream.from_track(track=track), i420),
+            media.recording(media.stream(audio_track, 48000, 1), heard),
         ):
             await anyio.sleep(1.0)  # the first keyframe; the pattern is under way
-            rgba.clear()
-            i420.clear()
+            for capture in (rgba, i420, heard):
+                capture.clear()
             # Data keeps flowing while video runs.
             await peer.do(lambda r: r.local_participant.publish_data(b"ping", topic="t"))
             await anyio.sleep(4.0)
         for got in (rgba, i420):
             print(got.check_pattern(15, 4.0, size=(640, 360)))
+        assert heard.loud_seconds() >= 0.9 * 4.0, heard.summary()
+        assert abs(heard.frequency() - 1000) <= 5, heard.summary()
         received = await events.wait_for(lambda: events.of("data_received"))
         assert bytes(received[0][0].data) == b"ping"
+        assert len(idle._queue) == 2 and idle.dropped_frames >= 40, idle.dropped_frames
+        idle.close()
     finally:
         await room.disconnect()
         if peer is not None:
