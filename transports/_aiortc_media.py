@@ -33,6 +33,23 @@ Theory of operation (media findings F1-F8, read against aiortc 1.16)
   `TrackSubscribed`, F4.9), resampled per `AudioStream` to its rate and channels; with no
   reader it is dropped. Frames of a transceiver that is no slot of ours (the dual-PC
   subscriber connection) are drained and dropped.
+- Late transceivers (found with video, issue 23). aiortc starts a transceiver's sender and
+  receiver in `RTCPeerConnection.__connect`, which each `setRemoteDescription` schedules: it
+  waits for ICE, starts DTLS if it is "new", then starts the media only if DTLS is
+  "connected". A second description applied while the first one's DTLS handshake runs
+  ("connecting": a publish right after a full reconnect's join) skips its new transceivers,
+  and nothing starts them later: the sender never sends. So when the peer connection
+  becomes "connected", `start_late_transceivers` runs `__connect` once more (starting a
+  sender or receiver twice does nothing in aiortc 1.16). Private, like the SSRC refresh.
+- Payload types (found with video, issue 23). A receive m-line's payload types are the
+  ones WE offered (RFC 3264 section 5.1: the offer lists what the offerer receives), but
+  livekit-server 1.13.5 sometimes answers a receive m-line with its own numbering (VP8 96,
+  rtx 97, where we offered VP8 97, rtx 98) and still sends what we offered (VP8 as 97).
+  aiortc receives by the answer's numbering, so it took VP8 for RTX and decoded nothing.
+  `align_payload_types` rewrites, in each answer section whose offered direction is
+  recvonly, the answer's payload types to the offer's for the same codec (name, clock rate,
+  channels, H.264 profile and packetization mode; RTX by its `apt`), dropping codecs we did
+  not offer, before the answer is applied.
 - SSRC refresh (F8.1). aiortc registers a receiver's SSRCs with its RTP router once, when
   the receiver starts, and otherwise routes an unknown SSRC only if a single receiver has
   its payload type, so a track the server later moves onto an already-started transceiver
@@ -53,7 +70,13 @@ from collections.abc import Mapping
 from importlib.metadata import version
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
@@ -77,6 +100,7 @@ __all__ = [
     "SlotClock",
     "VideoClock",
     "VideoSendTrack",
+    "align_payload_types",
     "deliver_video",
     "fan_out",
     "refresh_receiver_ssrcs",
@@ -372,6 +396,113 @@ def fan_out(consumers: list[Consumer], event: VideoFrameEvent) -> None:
         queue.put(event)
 
 
+# -- payload types of receive m-lines ------------------------------------------------------------
+
+
+def _codec_key(codec: RTCRtpCodecParameters) -> tuple[object, ...]:
+    params = codec.parameters
+    extra: tuple[object, ...] = ()
+    if codec.mimeType.lower() == "video/h264":
+        profile = str(params.get("profile-level-id", "")).lower()[:2]
+        extra = (profile, str(params.get("packetization-mode", "0")))
+    return (codec.mimeType.lower(), codec.clockRate, codec.channels or 1, *extra)
+
+
+def _pt_map(
+    offered: list[RTCRtpCodecParameters], answered: list[RTCRtpCodecParameters]
+) -> dict[int, int]:
+    """answer payload type -> offer payload type, for the codecs both list."""
+    wanted: dict[tuple[object, ...], int] = {}
+    rtx_by_apt: dict[int, int] = {}
+    for codec in offered:
+        if codec.payloadType is None:
+            continue
+        if codec.mimeType.lower().endswith("/rtx"):
+            rtx_by_apt[_apt(codec)] = codec.payloadType
+        else:
+            wanted.setdefault(_codec_key(codec), codec.payloadType)
+    mapping: dict[int, int] = {}
+    for codec in answered:
+        pt, key = codec.payloadType, _codec_key(codec)
+        rtx = codec.mimeType.lower().endswith("/rtx")
+        if pt is not None and not rtx and key in wanted:
+            mapping[pt] = wanted[key]
+    for codec in answered:
+        pt = codec.payloadType
+        if pt is not None and codec.mimeType.lower().endswith("/rtx"):
+            apt = mapping.get(_apt(codec))
+            if apt is not None and apt in rtx_by_apt:
+                mapping[pt] = rtx_by_apt[apt]
+    return mapping
+
+
+def _apt(codec: RTCRtpCodecParameters) -> int:
+    value = codec.parameters.get("apt")
+    return value if isinstance(value, int) else int(str(value)) if str(value).isdigit() else -1
+
+
+def _rewrite_section(lines: list[str], mapping: dict[int, int]) -> list[str]:
+    out = []
+    for line in lines:
+        if line.startswith("m="):
+            parts = line.split(" ")
+            kept = [str(mapping[int(p)]) for p in parts[3:] if p.isdigit() and int(p) in mapping]
+            out.append(" ".join(parts[:3] + kept))
+            continue
+        for prefix in ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"):
+            if line.startswith(prefix):
+                head, _, rest = line[len(prefix) :].partition(" ")
+                if not head.isdigit() or int(head) not in mapping:
+                    line = ""  # a codec we did not offer
+                    break
+                if prefix == "a=fmtp:" and "apt=" in rest:
+                    params = []
+                    for param in rest.split(";"):
+                        key, _, value = param.partition("=")
+                        if key.strip() == "apt" and value.isdigit() and int(value) in mapping:
+                            param = f"{key}={mapping[int(value)]}"
+                        params.append(param)
+                    rest = ";".join(params)
+                line = (
+                    f"{prefix}{mapping[int(head)]} {rest}"
+                    if rest
+                    else f"{prefix}{mapping[int(head)]}"
+                )
+                break
+        if line:
+            out.append(line)
+    return out
+
+
+def align_payload_types(offer: str, answer: str) -> str:
+    """`answer` with each receive m-line's payload types renumbered as in `offer` (see the
+    module docstring); unchanged when nothing differs or the descriptions do not parse."""
+    try:
+        offered = aiortc_sdp.SessionDescription.parse(offer).media
+        answered = aiortc_sdp.SessionDescription.parse(answer).media
+    except Exception:  # leave it to setRemoteDescription to refuse
+        return answer
+    if len(offered) != len(answered):
+        return answer
+    eol = "\r\n" if "\r\n" in answer else "\n"
+    lines = answer.split(eol)
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    if len(starts) != len(answered):
+        return answer
+    bounds = list(zip(starts, [*starts[1:], len(lines)], strict=True))
+    changed = False
+    out = lines[: starts[0]] if starts else lines
+    for (start, end), mine, theirs in zip(bounds, offered, answered, strict=True):
+        section = lines[start:end]
+        if mine.direction == "recvonly" and mine.kind in ("audio", "video"):
+            mapping = _pt_map(mine.rtp.codecs, theirs.rtp.codecs)
+            if mapping and any(k != v for k, v in mapping.items()):
+                section = _rewrite_section(section, mapping)
+                changed = True
+        out += section
+    return eol.join(out) if changed else answer
+
+
 # -- the SSRC refresh (F8.1) --------------------------------------------------------------------
 
 _warned: set[str] = set()
@@ -476,6 +607,29 @@ class AiortcMedia:
             return VideoSendTrack(cid, self.router, video)
         clock = self._clocks.setdefault(slot, SlotClock())
         return SendTrack(cid, self.router, clock)
+
+    def start_late_transceivers(self, pc: RTCPeerConnection) -> None:
+        """The peer connection is connected: start what a description applied while DTLS was
+        connecting left unstarted (see the module docstring)."""
+        connect = getattr(pc, "_RTCPeerConnection__connect", None)
+        if connect is None:
+            _warn_once(
+                "connect",
+                "aiortc %s: RTCPeerConnection.__connect is not where lkproto looks (tested "
+                "with aiortc %sx); a track negotiated while the connection was being "
+                "established may not start",
+                version("aiortc"),
+                TESTED_AIORTC,
+            )
+            return
+        task = asyncio.get_running_loop().create_task(connect())
+        self._readers.add(task)
+        task.add_done_callback(self._started_late)
+
+    def _started_late(self, task: asyncio.Task[None]) -> None:
+        self._readers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("starting late transceivers failed", exc_info=task.exception())
 
     def on_track(
         self, pc: RTCPeerConnection, track: MediaStreamTrack, *, ours: bool = True

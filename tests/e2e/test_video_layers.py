@@ -22,6 +22,7 @@ from harness.video import (
     publish_video,
     watching,
 )
+from lkproto.models import SimulateScenario
 from lkproto.transports.anyio import (
     Room,
     RoomOptions,
@@ -138,3 +139,50 @@ async def test_a_late_joiner_receives_two_video_tracks_at_once(
         await room.disconnect()
         await a.disconnect()
         await b.disconnect()
+
+
+async def test_a_full_reconnect_republishes_video_and_rpc_works_beside_it(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    seen: dict[str, Seen] = {}
+    peer = OfficialPeer(official_loop)
+    track_events(peer)
+    peer.on_room.append(lambda room: official_video_reader(room, seen, "lk"))
+    await peer.connect(livekit_server.url, make_token("official"), auto_subscribe=True)
+    await peer.do(_serve_rpc)
+    room = Room()
+    events = Recorder(room, "reconnected", "local_track_republished")
+    try:
+        await room.connect(livekit_server.url, make_token("lk"), options)
+        source = VideoSource(640, 360)
+        publication = await publish_video(room, source)
+        old = publication.sid
+        await peer.wait_for(lambda r: ("track_subscribed", ("lk", old)) in r)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(play_pattern, room, source, 12.0)
+            answer = await room.local_participant.perform_rpc(
+                destination_identity="official", method="echo", payload="ping"
+            )
+            assert answer == "ping"
+            await room.simulate_scenario(SimulateScenario.FULL_RECONNECT)
+            await events.wait_for(lambda: events.of("reconnected"))
+            republished = await events.wait_for(lambda: events.of("local_track_republished"))
+            assert republished == [(publication, old)] and publication.sid != old  # F5.2
+            await peer.wait_for(
+                lambda r: ("track_subscribed", ("lk", publication.sid)) in r, timeout=20
+            )
+            await anyio.sleep(1.0)  # the first keyframe
+            seen[publication.sid].clear()
+            await anyio.sleep(3.0)
+            tg.cancel_scope.cancel()
+        print(seen[publication.sid].check_pattern(15, 3.0, size=(640, 360)))
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+async def _serve_rpc(room: Any) -> None:
+    async def echo(data: Any) -> str:
+        return str(data.payload)
+
+    room.local_participant.register_rpc_method("echo", echo)

@@ -326,3 +326,44 @@ def test_layer_choices_become_track_settings_and_follow_livekit_rtcs_checks() ->
     with pytest.raises(TypeError, match="enabled must be a bool"):
         simulcast.set_enabled(1)  # type: ignore[arg-type]
     assert len(calls) == 4
+
+
+# -- payload types of receive m-lines --------------------------------------------------------
+
+_HEAD = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+_OFFER = _HEAD + (
+    "m=video 9 UDP/TLS/RTP/SAVPF 97 98 99 100\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\n"
+    "a=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack\r\na=rtpmap:98 rtx/90000\r\n"
+    "a=fmtp:98 apt=97\r\na=rtpmap:99 H264/90000\r\n"
+    "a=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
+    "a=rtpmap:100 rtx/90000\r\na=fmtp:100 apt=99\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\n"
+    "a=rtpmap:97 VP8/90000\r\na=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=97\r\n"
+)
+
+
+def test_the_answer_to_a_receive_m_line_takes_the_offers_payload_types() -> None:
+    answer = _HEAD + (
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 125 126 102 103\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+        "a=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\n"
+        "a=fmtp:97 apt=96\r\na=rtpmap:125 H264/90000\r\n"
+        "a=fmtp:125 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+        "a=rtpmap:126 rtx/90000\r\na=fmtp:126 apt=125\r\na=rtpmap:102 AV1/90000\r\n"
+        "a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n"
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=recvonly\r\n"
+        "a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+    )
+    aligned = am.align_payload_types(_OFFER, answer)
+    first, second = aligned.split("m=video")[1:]
+    assert first == (
+        " 9 UDP/TLS/RTP/SAVPF 97 98 99 100\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n"
+        "a=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack\r\na=rtpmap:98 rtx/90000\r\n"
+        "a=fmtp:98 apt=97\r\na=rtpmap:99 H264/90000\r\n"
+        "a=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+        "a=rtpmap:100 rtx/90000\r\na=fmtp:100 apt=99\r\n"
+    )  # VP8 and H.264 (the same profile, 42) renumbered, AV1 (not offered) dropped
+    assert second == answer.split("m=video")[2]  # our send m-line: the answer's numbers
+    same = _HEAD + _OFFER[len(_HEAD) :].replace("recvonly", "sendonly", 1)
+    assert am.align_payload_types(_OFFER, same) == same  # nothing to renumber
+    assert am.align_payload_types(_OFFER, "not sdp") == "not sdp"
+    assert am.align_payload_types(_OFFER, _HEAD) == _HEAD  # another number of m-lines
