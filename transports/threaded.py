@@ -32,7 +32,8 @@ Theory of operation. A connected Room owns three kinds of threads:
   an RPC to that participant).
 Audio: `AudioSource.capture_frame` blocks while its queue is full and an `AudioStream` is a
 blocking iterator (both thread-safe, with timeouts); `track.mute()` and
-`publication.set_subscribed()` may be called from any thread.
+`publication.set_subscribed()` may be called from any thread. Video: `VideoSource.capture_frame`
+never blocks (the oldest queued frame is dropped) and a `VideoStream` is a blocking iterator.
 `disconnect()` (or leaving the `with` block) leaves the room, then stops and joins the I/O
 thread; a new Room can be created at any time. Rooms still connected when the interpreter
 exits are disconnected by an `atexit` hook. Errors are lkproto's (`ConnectError`,

@@ -367,3 +367,30 @@ def test_the_answer_to_a_receive_m_line_takes_the_offers_payload_types() -> None
     assert am.align_payload_types(_OFFER, same) == same  # nothing to renumber
     assert am.align_payload_types(_OFFER, "not sdp") == "not sdp"
     assert am.align_payload_types(_OFFER, _HEAD) == _HEAD  # another number of m-lines
+
+
+def test_transceivers_negotiated_while_connecting_are_started_once_connected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    class Pc:
+        async def _RTCPeerConnection__connect(self) -> None:
+            calls.append("connect")
+
+    class Failing:
+        async def _RTCPeerConnection__connect(self) -> None:
+            raise RuntimeError("boom")
+
+    async def run() -> None:
+        media = am.AiortcMedia(None)
+        media.start_late_transceivers(Pc())  # type: ignore[arg-type]
+        media.start_late_transceivers(Failing())  # type: ignore[arg-type]
+        media.start_late_transceivers(object())  # type: ignore[arg-type]  (another aiortc)
+        await asyncio.sleep(0.01)
+        await media.aclose()
+
+    asyncio.run(run())
+    assert calls == ["connect"]
+    assert "starting late transceivers failed" in caplog.text
+    assert "RTCPeerConnection.__connect is not where lkproto looks" in caplog.text
