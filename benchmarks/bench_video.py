@@ -227,7 +227,14 @@ async def _direction(
         await lk_room.disconnect()
     for r in official.values():
         await loop.run(r.disconnect)
+    await loop.run(lambda: _cancel(keep))
     return flashes.result()
+
+
+async def _cancel(tasks: set[asyncio.Future[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _latency(args: argparse.Namespace, server: LiveKitServer, host: str) -> dict[str, Any]:
