@@ -41,6 +41,13 @@ Theory of operation (media findings F1-F8, read against aiortc 1.16)
   and nothing starts them later: the sender never sends. So when the peer connection
   becomes "connected", `start_late_transceivers` runs `__connect` once more (starting a
   sender or receiver twice does nothing in aiortc 1.16). Private, like the SSRC refresh.
+- Video receive latency (issue 23). aiortc's video `JitterBuffer` hands a frame to the
+  decoder only when the first packet of the NEXT frame arrives, which delays every frame by
+  one frame interval (67 ms at 15 fps; measured in benchmarks/RESULTS.md). Each video
+  receiver gets a `MarkerJitterBuffer` instead: the same buffer, which also releases a frame
+  as soon as its last packet (the RTP marker bit, RFC 7741 for VP8, RFC 6184 for H.264) is
+  in and every packet of it from the buffer's origin is there. Private, like the SSRC
+  refresh: without the attribute, aiortc's own buffer stays (a WARNING says so).
 - Payload types (found with video, issue 23). A receive m-line's payload types are the
   ones WE offered (RFC 3264 section 5.1: the offer lists what the offerer receives), but
   livekit-server 1.13.5 sometimes answers a receive m-line with its own numbering (VP8 96,
@@ -78,7 +85,9 @@ from aiortc import (
     RTCRtpTransceiver,
 )
 from aiortc import sdp as aiortc_sdp
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from lkproto import commands as cmd
 from lkproto.tracks import TrackKind
@@ -96,6 +105,7 @@ from ._video import (
 
 __all__ = [
     "AiortcMedia",
+    "MarkerJitterBuffer",
     "SendTrack",
     "SlotClock",
     "VideoClock",
@@ -104,6 +114,7 @@ __all__ = [
     "deliver_video",
     "fan_out",
     "refresh_receiver_ssrcs",
+    "use_marker_jitter_buffer",
 ]
 
 log = logging.getLogger("lkproto.transports")
@@ -316,6 +327,50 @@ class VideoSendTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, VideoClock.RATE)
         self.sent += 1
         return frame
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, releasing a frame at its marker (see the module)."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is None:  # (a retransmission may complete a frame whose marker came first)
+            frame = self._remove_marked()
+        return pli_flag, frame
+
+    def _remove_marked(self) -> JitterFrame | None:
+        """The frame at the origin, if all its packets up to a marked one are in."""
+        if self._origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
+                return JitterFrame(data=data, timestamp=packets[0].timestamp)
+        return None
+
+
+def use_marker_jitter_buffer(transceiver: RTCRtpTransceiver) -> bool:
+    """Give a video transceiver's receiver a `MarkerJitterBuffer` (before it receives)."""
+    receiver = transceiver.receiver
+    current = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if not isinstance(current, JitterBuffer):
+        _warn_once(
+            "jitter",
+            "aiortc %s: RTCRtpReceiver's jitter buffer is not where lkproto looks (tested "
+            "with aiortc %sx); received video is delayed by one frame",
+            version("aiortc"),
+            TESTED_AIORTC,
+        )
+        return False
+    buffer = MarkerJitterBuffer(capacity=current.capacity, is_video=True)
+    setattr(receiver, "_RTCRtpReceiver__jitter_buffer", buffer)  # noqa: B010 - name-mangled
+    return True
 
 
 def _prefer(transceiver: RTCRtpTransceiver, codec: str) -> None:
@@ -590,8 +645,10 @@ class AiortcMedia:
                 track = self._track(command.slot, command.source_cid)
                 kind = "audio" if command.kind is TrackKind.AUDIO else "video"
                 transceiver = pc.addTransceiver(track or kind, direction=command.direction.value)
-                if command.kind is TrackKind.VIDEO and command.codec:
-                    _prefer(transceiver, command.codec)
+                if command.kind is TrackKind.VIDEO:
+                    use_marker_jitter_buffer(transceiver)
+                    if command.codec:
+                        _prefer(transceiver, command.codec)
                 self._slots[command.slot] = transceiver
             case cmd.SetTransceiverDirection():
                 self._slots[command.slot].direction = command.direction.value

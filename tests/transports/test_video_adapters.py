@@ -5,12 +5,14 @@ timeline, mute and frame-rate cap, and the bounded `VideoStream` of every adapte
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import attrs
 import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 from livekit import rtc
 
 from harness.video import COLOURS, centre, near, pixels, solid
@@ -394,3 +396,39 @@ def test_transceivers_negotiated_while_connecting_are_started_once_connected(
     assert calls == ["connect"]
     assert "starting late transceivers failed" in caplog.text
     assert "RTCPeerConnection.__connect is not where lkproto looks" in caplog.text
+
+
+def _packet(seq: int, ts: int, marker: int, data: bytes) -> RtpPacket:
+    packet = RtpPacket(payload_type=97, marker=marker, sequence_number=seq, timestamp=ts)
+    packet._data = data  # type: ignore[attr-defined]  (what aiortc's depayloader sets)
+    return packet
+
+
+def test_a_video_frame_is_released_at_its_marker_not_one_frame_later() -> None:
+    buffer = am.MarkerJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_packet(10, 1000, 0, b"a")) == (False, None)
+    pli, frame = buffer.add(_packet(11, 1000, 1, b"b"))  # the marker: the frame is complete
+    assert not pli and frame is not None and (frame.data, frame.timestamp) == (b"ab", 1000)
+    # A frame with a hole waits for the missing packet (a retransmission), then goes.
+    assert buffer.add(_packet(14, 2000, 1, b"e"))[1] is None
+    assert buffer.add(_packet(12, 2000, 0, b"c"))[1] is None
+    frame = buffer.add(_packet(13, 2000, 0, b"d"))[1]
+    assert frame is not None and frame.data == b"cde"
+    frame = buffer.add(_packet(15, 3000, 1, b"f"))[1]
+    assert frame is not None and frame.data == b"f"
+    assert am.MarkerJitterBuffer(capacity=4, is_video=True)._remove_marked() is None
+
+
+def test_video_receivers_get_the_marker_jitter_buffer() -> None:
+    from aiortc import RTCPeerConnection
+
+    async def run() -> None:
+        pc = RTCPeerConnection()
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        assert am.use_marker_jitter_buffer(transceiver)
+        buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        assert isinstance(buffer, am.MarkerJitterBuffer) and buffer.capacity == 512
+        assert not am.use_marker_jitter_buffer(SimpleNamespace(receiver=object()))  # type: ignore[arg-type]
+        await pc.close()
+
+    asyncio.run(run())
