@@ -432,3 +432,21 @@ def test_video_receivers_get_the_marker_jitter_buffer() -> None:
         await pc.close()
 
     asyncio.run(run())
+
+
+def test_capture_frame_and_video_source_refuse_wrong_types_and_turn_every_way() -> None:
+    source = lk.VideoSource(8, 4, queue_size=4)
+    frame = solid(8, 4, COLOURS[0])
+    with pytest.raises(TypeError, match="timestamp_us must be an int"):
+        source.capture_frame(frame, timestamp_us=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="rotation must be a VideoRotation"):
+        source.capture_frame(frame, rotation="90")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="width must be an int"):
+        lk.VideoSource("8", 4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="is_screencast must be a bool"):
+        lk.VideoSource(8, 4, is_screencast=1)  # type: ignore[arg-type]
+    for turn, size in ((VideoRotation.VIDEO_ROTATION_180, (8, 4)), (3, (4, 8))):
+        source.capture_frame(frame, rotation=turn)
+        item = source.queue.pop()
+        assert item is not None and (item.frame.width, item.frame.height) == size
+    assert repr(source) == "rtc.VideoSource(width=8, height=4)" and source.captured == 2
