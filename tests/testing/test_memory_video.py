@@ -4,13 +4,17 @@ read with `VideoStream`, on a virtual clock."""
 
 from __future__ import annotations
 
+import time
+
 import anyio
+import anyio.to_thread
 import pytest
 import trio
 import trio.testing
 
 from harness.recorder import Recorder
-from harness.video import COLOURS, centre, solid
+from harness.video import COLOURS, centre, near, solid
+from lkproto.transports import threaded
 from lkproto.transports.anyio import (
     LocalVideoTrack,
     Room,
@@ -73,3 +77,42 @@ async def test_pictures_flow_between_rooms_in_rgba_and_i420() -> None:
         await rgba.aclose()
         await alice.disconnect()
         await bob.disconnect()
+
+
+def test_the_threaded_adapter_carries_video_in_memory() -> None:
+    async def main() -> None:
+        async with MemoryServer(update_interval=0) as server:
+            url, alice_token, bob_token = server.url, server.token("alice"), server.token("bob")
+
+            def work() -> list[tuple[int, int, int]]:
+                with threaded.Room() as alice, threaded.Room() as bob:
+                    alice.connect(url, alice_token)
+                    bob.connect(url, bob_token)
+                    source = threaded.VideoSource(32, 18)
+                    track = threaded.LocalVideoTrack.create_video_track("cam", source)
+                    publication = alice.local_participant.publish_track(track)
+                    publication.wait_for_subscription(timeout=10)
+                    remote = None
+                    for _ in range(200):
+                        found = bob.remote_participants.get("alice")
+                        pub = (
+                            None if found is None else found.track_publications.get(publication.sid)
+                        )
+                        if pub is not None and pub.track is not None:
+                            remote = pub.track
+                            break
+                        time.sleep(0.01)
+                    assert remote is not None
+                    stream = threaded.VideoStream(remote, format=threaded.VideoBufferType.RGB24)
+                    seen: list[tuple[int, int, int]] = []
+                    for n in range(3):
+                        source.capture_frame(solid(32, 18, COLOURS[n]))
+                        event = next(stream.frames(timeout=5))
+                        seen.append(centre(event.frame))
+                    stream.close()
+                    return seen
+
+            seen = await anyio.to_thread.run_sync(work)
+            assert all(near(c, e) for c, e in zip(seen, COLOURS, strict=False)), seen
+
+    anyio.run(main)
