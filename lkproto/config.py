@@ -241,6 +241,11 @@ class Config:
     #: each; livekit.rtc's 0 means unbounded). Past it the oldest frame is dropped, so a
     #: reader that falls behind costs bounded memory and hears the newest audio.
     audio_stream_capacity: int = 250
+    #: The adapters' video: frames a `VideoStream(capacity=0)` holds for its reader
+    #: (livekit.rtc's 0 means unbounded; a 640x360 I420 frame is 345 600 bytes). Past it the
+    #: oldest frame is dropped, so a reader that falls behind costs bounded memory, sees the
+    #: newest picture and never stalls the peer connection (audio, data).
+    video_stream_capacity: int = 5
     # -- data tracks (protocol-reference-2 section 1; `lkproto.datatracks`) ---------------------
     #: Seconds to wait for the server's answer to a data-track publish (or a full reconnect's
     #: republish); `PublishDataTrackError` TIMEOUT after it. 10 s in Rust (`PUBLISH_TIMEOUT`)
@@ -329,6 +334,7 @@ class Config:
             "max_remote_tracks",
             "max_remembered_subscription_errors",
             "audio_stream_capacity",
+            "video_stream_capacity",
             "max_data_track_queued_frames",
             "max_data_track_queued_bytes",
             "max_data_track_partial_frames",

@@ -32,7 +32,9 @@ Limits and behaviour:
 - `host_addresses` restricts the host candidates aioice gathers (the test harness confines
   ICE to one private address; loopback addresses are allowed only if named here).
 - Media tracks (transports/_aiortc_media.py): the peer connection bundles every m-line on
-  one transport (`bundlePolicy=MAX_BUNDLE`, media findings F3.2); the transceiver commands
+  one transport (`bundlePolicy=MAX_BUNDLE`, media findings F3.2); once it is connected, the
+  transceivers of descriptions applied while DTLS was still connecting are started
+  (`start_late_transceivers`); the transceiver commands
   run on the worker like SDP operations; an offer made for the core's queue is reported
   with its id and the slots' mids; after every answer the receivers' SSRCs are re-registered
   before `on_remote_description` reports it applied.
@@ -66,7 +68,7 @@ from aiortc.sdp import candidate_from_sdp
 from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
-from ._aiortc_media import AiortcMedia, refresh_receiver_ssrcs
+from ._aiortc_media import AiortcMedia, align_payload_types, refresh_receiver_ssrcs
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
 from ._sctp import install as _install_ordered_sctp_delivery
@@ -283,8 +285,11 @@ class AiortcPeer:
                     command.target, local.sdp, SdpType(local.type), offer_id, mids
                 )
             case cmd.SetRemoteDescription():
-                remote = RTCSessionDescription(sdp=command.sdp, type=command.sdp_type.value)
                 pc = self._pcs[command.target]
+                sdp = command.sdp
+                if command.sdp_type is SdpType.ANSWER and pc.localDescription is not None:
+                    sdp = align_payload_types(pc.localDescription.sdp, sdp)  # receive m-lines
+                remote = RTCSessionDescription(sdp=sdp, type=command.sdp_type.value)
                 await pc.setRemoteDescription(remote)
                 refresh_receiver_ssrcs(pc)  # F8.1: tracks moved onto started receivers
                 if command.offer_id:
@@ -319,6 +324,8 @@ class AiortcPeer:
         @pc.on("connectionstatechange")
         def _state() -> None:
             if self._pcs.get(target) is pc:
+                if pc.connectionState == "connected":
+                    self._media.start_late_transceivers(pc)
                 self._listener.on_peer_state(target, PeerState(pc.connectionState))
 
         @pc.on("datachannel")

@@ -179,13 +179,21 @@ class AudioFrameEvent:
 
 
 def poster() -> Callable[[Callable[[], None]], None]:
-    """A thread-safe, non-blocking "run this soon in the calling task's event loop"."""
-    if sniffio.current_async_library() == "trio":
+    """A thread-safe, non-blocking "run this soon in the calling task's event loop".
+
+    An asyncio loop running in this thread wins over sniffio's answer: the aiortc loop of
+    the trio adapter's bridge runs tasks whose context was copied from the trio thread, so
+    sniffio says "trio" there."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None and sniffio.current_async_library() == "trio":
         import trio
 
         token = trio.lowlevel.current_trio_token()
         return lambda fn: token.run_sync_soon(fn)
-    loop = asyncio.get_running_loop()
+    loop = loop or asyncio.get_running_loop()
 
     def post(fn: Callable[[], None]) -> None:
         loop.call_soon_threadsafe(fn)

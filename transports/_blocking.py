@@ -40,7 +40,7 @@ from ._errors import TransportClosedError
 from ._room import LocalParticipantInfo
 from ._session import Session
 from ._streams import ByteStreamInfo, TextStreamInfo
-from ._tracks import LocalAudioTrack, ParticipantTrackPermission, TrackPublishOptions
+from ._tracks import LocalTrack, ParticipantTrackPermission, TrackPublishOptions
 
 __all__ = [
     "ByteStreamReader",
@@ -383,10 +383,11 @@ class LocalParticipant(LocalParticipantInfo):
         return {sid: p for sid, p in found.items() if isinstance(p, LocalTrackPublication)}
 
     def publish_track(
-        self, track: LocalAudioTrack, options: TrackPublishOptions | None = None
+        self, track: LocalTrack, options: TrackPublishOptions | None = None
     ) -> LocalTrackPublication:
-        """Publish `track` (fed by a blocking `AudioSource`); blocks until the server accepted
-        it. Errors as the async `publish_track`."""
+        """Publish `track` (a `LocalAudioTrack` fed by a blocking `AudioSource`, or a
+        `LocalVideoTrack`); blocks until the server accepted it. Errors as the async
+        `publish_track`."""
         done = self._io.call(
             "publish_track", lambda inner: inner.session.media.publish_track(track, options)
         )

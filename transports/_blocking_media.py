@@ -1,11 +1,13 @@
-"""The threaded adapter's audio objects: `livekit.rtc`'s names, blocking instead of awaiting.
+"""The threaded adapter's media objects: `livekit.rtc`'s names, blocking instead of awaiting.
 
 They share everything but the waiting with the async adapters' (transports/_audio.py,
 transports/_tracks.py): `capture_frame` blocks the calling thread while the source's queue
 is full, an `AudioStream` is a plain iterator whose `next()` blocks until a frame arrives,
 and `wait_for_subscription` blocks. Each wait takes an optional `timeout` (seconds) after
 which it raises `TimeoutError`. The queues are thread-safe, so any thread may use them;
-none of these calls goes through the room's I/O thread.
+none of these calls goes through the room's I/O thread. `VideoSource.capture_frame` never
+waits (as everywhere: the oldest queued frame is dropped instead), and a `VideoStream` is a
+blocking iterator like `AudioStream`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ._audio import AudioFrame, AudioFrameEvent, PcmSource
-from ._tracks import AudioStreamBase, LocalPublication
+from ._tracks import AudioStreamBase, LocalPublication, VideoStreamBase
+from ._video import FrameSource, VideoFrameEvent
 
-__all__ = ["AudioSource", "AudioStream", "LocalTrackPublication"]
+__all__ = ["AudioSource", "AudioStream", "LocalTrackPublication", "VideoSource", "VideoStream"]
 
 
 class AudioSource(PcmSource):
@@ -71,3 +74,38 @@ class LocalTrackPublication(LocalPublication):
         """Block until another participant subscribed to this track for the first time."""
         if not self._subscribed.wait_blocking(timeout):
             raise TimeoutError(f"wait_for_subscription: nobody subscribed within {timeout}s")
+
+
+class VideoSource(FrameSource):
+    """`livekit.rtc.VideoSource` for threads (`capture_frame` never blocks; see
+    `lkproto.transports.anyio.VideoSource`)."""
+
+    def aclose(self) -> None:
+        """Drop what is queued; later frames are dropped."""
+        self.queue.close(drop=True)
+
+    close = aclose
+
+
+class VideoStream(VideoStreamBase):
+    """`livekit.rtc.VideoStream` as a blocking iterator of `VideoFrameEvent`:
+    `for event in VideoStream(track, format=VideoBufferType.RGBA): ...` (see
+    `lkproto.transports.anyio.VideoStream` for the frames, bound and end)."""
+
+    def __iter__(self) -> Iterator[VideoFrameEvent]:
+        return self
+
+    def __next__(self) -> VideoFrameEvent:
+        event = self._queue.get_blocking()
+        if event is None:
+            raise StopIteration
+        return self._converted(event)
+
+    def frames(self, timeout: float | None = None) -> Iterator[VideoFrameEvent]:
+        """Iterate with a `timeout` per frame (`TimeoutError` when none came in time)."""
+        while (event := self._queue.get_blocking(timeout)) is not None:
+            yield self._converted(event)
+
+    def aclose(self) -> None:
+        """End the stream now (`close`)."""
+        self.close()

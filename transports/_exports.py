@@ -6,9 +6,9 @@ Here: the `livekit.rtc` value types and enums (data tracks' `DataTrackFrame` and
 `DataTrackInfo` are the core's, from `lkproto.datatracks`), the track and publication
 objects, the end-to-end encryption names (the manager and key provider objects run their
 verbs on whichever thread the adapter gives them), and every exception a user of an adapter
-may have to catch. The objects that wait (`AudioSource`, `AudioStream`,
-`LocalTrackPublication`, the data-track objects) are each adapter's own (async, or blocking
-for the threaded one).
+may have to catch. The objects that wait (`AudioSource`, `AudioStream`, `VideoSource`,
+`VideoStream`, `LocalTrackPublication`, the data-track objects) are each adapter's own (async,
+or blocking for the threaded one).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from ._room import (
 from ._streams import ByteStreamInfo, TextStreamInfo
 from ._tracks import (
     LocalAudioTrack,
+    LocalVideoTrack,
     ParticipantTrackPermission,
     PublishTrackError,
     RemoteAudioTrack,
@@ -68,6 +69,15 @@ from ._tracks import (
     TrackPublication,
     TrackPublishOptions,
     TrackSource,
+    VideoQuality,
+)
+from ._video import (
+    VideoBufferType,
+    VideoCodec,
+    VideoEncoding,
+    VideoFrame,
+    VideoFrameEvent,
+    VideoRotation,
 )
 
 __all__ = [
@@ -91,6 +101,7 @@ __all__ = [
     "LkProtocolError",
     "LocalAudioTrack",
     "LocalProtocolError",
+    "LocalVideoTrack",
     "MetadataUpdateError",
     "Participant",
     "ParticipantKind",
@@ -124,4 +135,11 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnpublishTrackError",
+    "VideoBufferType",
+    "VideoCodec",
+    "VideoEncoding",
+    "VideoFrame",
+    "VideoFrameEvent",
+    "VideoQuality",
+    "VideoRotation",
 ]

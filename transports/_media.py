@@ -23,22 +23,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from lkproto import events as ev
 from lkproto import tracks as core
 
-from ._audio import FrameQueue, Latch, PcmQueue, StreamFormat
+from ._audio import Latch, PcmQueue
 from ._errors import TransportError
 from ._tracks import (
+    AnyFormat,
+    AnyQueue,
     LocalAudioTrack,
     LocalPublication,
+    LocalTrack,
+    LocalVideoTrack,
     ParticipantTrackPermission,
     PublishTrackError,
     TrackPublishOptions,
 )
+from ._video import CapturedFrame, VideoCodec, VideoEncoding, VideoQueue
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -54,19 +59,21 @@ class UnpublishTrackError(TransportError):
 
 @attrs.define(eq=False)
 class SendSource:
-    """A published track's queue, and whether it is muted (silence is sent meanwhile)."""
+    """A published track's queue (PCM for audio, captured frames for video), whether it is
+    muted (audio: silence is sent; video: frames are dropped), and a video frame-rate cap."""
 
-    queue: PcmQueue
+    queue: PcmQueue | VideoQueue[CapturedFrame]
     muted: bool
+    max_framerate: float = 0.0
 
 
 @attrs.define(eq=False)
 class Consumer:
-    """An `AudioStream`'s queue and format. `converter` belongs to the media side, which
-    builds it at the first frame (only that side touches it)."""
+    """An `AudioStream`'s or `VideoStream`'s queue and format. `converter` belongs to the
+    media side, which builds it at the first audio frame (only that side touches it)."""
 
-    fmt: StreamFormat
-    queue: FrameQueue
+    fmt: AnyFormat
+    queue: AnyQueue
     converter: object = None
 
 
@@ -77,8 +84,9 @@ class MediaRouter:
     """Thread-safe routing between the application and the peer connection (see the
     module docstring)."""
 
-    def __init__(self, default_capacity: int) -> None:
+    def __init__(self, default_capacity: int, default_video_capacity: int = 1) -> None:
         self.default_capacity = default_capacity
+        self.default_video_capacity = default_video_capacity
         self._lock = threading.Lock()
         self._sources: dict[str, SendSource] = {}
         self._slots: dict[int, str] = {}  # receive slot -> the remote track sid it carries
@@ -88,7 +96,7 @@ class MediaRouter:
 
     # -- streams (any thread) ------------------------------------------------------------------
 
-    def attach(self, key: Key, fmt: StreamFormat, queue: FrameQueue) -> None:
+    def attach(self, key: Key, fmt: AnyFormat, queue: AnyQueue) -> None:
         with self._lock:
             gone = self._closed or (key[0] == "track" and key[1] not in self._tracks)
             if not gone:
@@ -96,7 +104,7 @@ class MediaRouter:
         if gone:
             queue.close()  # the track is not subscribed (any more), or the session ended
 
-    def detach(self, key: Key, queue: FrameQueue) -> None:
+    def detach(self, key: Key, queue: AnyQueue) -> None:
         with self._lock:
             consumers = self._consumers.get(key, [])
             self._consumers[key] = [c for c in consumers if c.queue is not queue]
@@ -123,9 +131,15 @@ class MediaRouter:
 
     # -- the session ------------------------------------------------------------------------------
 
-    def add_source(self, cid: str, queue: PcmQueue, muted: bool) -> None:
+    def add_source(
+        self,
+        cid: str,
+        queue: PcmQueue | VideoQueue[CapturedFrame],
+        muted: bool,
+        max_framerate: float = 0.0,
+    ) -> None:
         with self._lock:
-            self._sources[cid] = SendSource(queue, muted)
+            self._sources[cid] = SendSource(queue, muted, max_framerate)
 
     def rename_source(self, previous: str, cid: str) -> None:
         with self._lock:
@@ -177,6 +191,50 @@ class MediaRouter:
             consumer.queue.close()
 
 
+_CODECS = {VideoCodec.VP8: "vp8", VideoCodec.H264: "h264"}
+
+
+def _source(track: LocalTrack, options: TrackPublishOptions) -> core.TrackSource:
+    """The publication's source: the options', else the kind's usual one."""
+    if options.source is None:
+        if isinstance(track, LocalAudioTrack):
+            return core.TrackSource.MICROPHONE
+        screen = track.source.is_screencast
+        return core.TrackSource.SCREEN_SHARE if screen else core.TrackSource.CAMERA
+    if isinstance(options.source, bool) or not isinstance(options.source, int):
+        raise TypeError("publish_track: TrackPublishOptions.source must be a TrackSource")
+    try:
+        return core.TrackSource(int(options.source))
+    except ValueError:
+        raise ValueError(f"publish_track: unknown source {options.source!r}") from None
+
+
+def _video_options(options: TrackPublishOptions) -> tuple[str, VideoEncoding]:
+    """(the core's codec name, the encoding) of a video publish, checked."""
+    codec = options.video_codec
+    if codec is None:
+        name = ""
+    elif isinstance(codec, bool) or not isinstance(codec, int):
+        raise TypeError("publish_track: video_codec must be a VideoCodec")
+    elif codec not in _CODECS:
+        raise ValueError(
+            f"publish_track: aiortc encodes VP8 and H264 only, not video codec {codec!r}"
+        )
+    else:
+        name = _CODECS[VideoCodec(codec)]
+    encoding = options.video_encoding or VideoEncoding()
+    if not isinstance(encoding, VideoEncoding):
+        raise TypeError("publish_track: video_encoding must be a VideoEncoding")
+    bitrate, fps = encoding.max_bitrate, encoding.max_framerate
+    if isinstance(bitrate, bool) or not isinstance(bitrate, int) or bitrate < 0:
+        raise ValueError(f"publish_track: max_bitrate must be a non-negative int: {bitrate!r}")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 <= fps < 1000:
+        raise ValueError(f"publish_track: max_framerate must be 0 to 1000: {fps!r}")
+    if not isinstance(options.simulcast, bool):
+        raise TypeError("publish_track: simulcast must be a bool")
+    return name, encoding
+
+
 @attrs.define(eq=False)
 class _Publishing:
     done: Latch = attrs.field(factory=Latch)
@@ -189,42 +247,60 @@ class Media:
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self.router = MediaRouter(session.config.audio_stream_capacity)
+        config = session.config
+        self.router = MediaRouter(config.audio_stream_capacity, config.video_stream_capacity)
         self._publishing: dict[str, _Publishing] = {}
 
     # -- verbs (on the session's loop) --------------------------------------------------------
 
     async def publish_track(
-        self, track: LocalAudioTrack, options: TrackPublishOptions | None
+        self, track: LocalTrack, options: TrackPublishOptions | None
     ) -> LocalPublication:
-        if not isinstance(track, LocalAudioTrack):
+        if not isinstance(track, LocalAudioTrack | LocalVideoTrack):
             raise TypeError(
-                f"publish_track: expected a LocalAudioTrack, not {type(track).__name__}"
+                "publish_track: expected a LocalAudioTrack or a LocalVideoTrack, not "
+                f"{type(track).__name__}"
             )
         options = options or TrackPublishOptions()
         if not isinstance(options, TrackPublishOptions):
             raise TypeError("publish_track: options must be a TrackPublishOptions")
         if track._cid:
             raise ValueError(f"publish_track: the track {track.name!r} is already published")
-        try:
-            source = core.TrackSource(int(options.source))
-        except ValueError:
-            raise ValueError(f"publish_track: unknown source {options.source!r}") from None
+        source = _source(track, options)
         pump, conn = self._session.live("publish_track")
-        cid = pump.call(
-            conn.publish_track,
-            core.TrackKind.AUDIO,
-            name=track.name,
-            now=pump.now(),
-            source=source,
-            muted=track.muted,
-            stream=options.stream,
-            stereo=track.source.num_channels == 2,
-        )
+        if isinstance(track, LocalAudioTrack):
+            cid = pump.call(
+                conn.publish_track,
+                core.TrackKind.AUDIO,
+                name=track.name,
+                now=pump.now(),
+                source=source,
+                muted=track.muted,
+                stream=options.stream,
+                stereo=track.source.num_channels == 2,
+            )
+            self.router.add_source(cid, track.source.queue, track.muted)
+        else:
+            codec, encoding = _video_options(options)
+            cid = pump.call(
+                conn.publish_track,
+                core.TrackKind.VIDEO,
+                name=track.name,
+                now=pump.now(),
+                source=source,
+                muted=track.muted,
+                stream=options.stream,
+                width=track.source.width,
+                height=track.source.height,
+                video_codec=codec,
+                max_bitrate=encoding.max_bitrate,
+            )
+            self.router.add_source(
+                cid, track.source.queue, track.muted, float(encoding.max_framerate)
+            )
         waiter = self._publishing[cid] = _Publishing()
         self._session.model.tracks.tracks[cid] = track
         track._cid, track._controls = cid, self
-        self.router.add_source(cid, track.source.queue, track.muted)
         await waiter.done.wait()
         if waiter.failure is not None:
             raise waiter.failure
@@ -265,6 +341,13 @@ class Media:
         def run() -> None:
             pump, conn = self._session.live("set_subscribed")
             pump.call(conn.set_track_subscribed, sid, subscribed, now=pump.now())
+
+        self._session.call_soon(run)
+
+    def update_settings(self, sid: str, settings: dict[str, Any]) -> None:
+        def run() -> None:
+            pump, conn = self._session.live("update_track_settings")
+            pump.call(conn.update_track_settings, sid, now=pump.now(), **settings)
 
         self._session.call_soon(run)
 

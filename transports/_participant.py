@@ -35,7 +35,7 @@ from ._rpc import RpcHandler
 from ._session import Session
 from ._streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._tracks import (
-    LocalAudioTrack,
+    LocalTrack,
     LocalTrackPublication,
     ParticipantTrackPermission,
     TrackPublishOptions,
@@ -148,14 +148,15 @@ class LocalParticipant(LocalParticipantInfo):
         return dict(self._publications)
 
     async def publish_track(
-        self, track: LocalAudioTrack, options: TrackPublishOptions | None = None
+        self, track: LocalTrack, options: TrackPublishOptions | None = None
     ) -> LocalTrackPublication:
-        """Publish `track`; returns once the server accepted it (then `local_track_published`
-        is emitted). Raises `PublishTrackError` when the server refuses (no canPublish, a
-        source not allowed: NOT_ALLOWED) or does not answer within
-        `Config.track_publish_timeout`, TypeError for a track that is not a
-        `LocalAudioTrack`, ValueError for one already published or an unknown source,
-        `LocalProtocolError` at `Config.max_published_tracks`."""
+        """Publish `track` (a `LocalAudioTrack` or a `LocalVideoTrack`); returns once the
+        server accepted it (then `local_track_published` is emitted). Raises
+        `PublishTrackError` when the server refuses (no canPublish, a source not allowed:
+        NOT_ALLOWED) or does not answer within `Config.track_publish_timeout`, TypeError for
+        another kind of object, ValueError for a track already published, an unknown source
+        or a video codec aiortc cannot encode (VP8 and H264 only), `LocalProtocolError` at
+        `Config.max_published_tracks`."""
         publication = await self._session.media.publish_track(track, options)
         assert isinstance(publication, LocalTrackPublication)
         return publication

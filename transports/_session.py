@@ -71,7 +71,7 @@ from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions
 from ._rpc import Rpc
 from ._runtime import Runtime
 from ._streams import Streams
-from ._tracks import LocalAudioTrack, LocalPublication, LocalTrackPublication
+from ._tracks import LocalPublication, LocalTrack, LocalTrackPublication
 from ._ws import Accepted, Closed, Message, Rejected, WebSocketClient
 
 __all__ = ["MARKS", "Emit", "Session", "Subscriber"]
@@ -140,9 +140,9 @@ class Session:
         self.datatracks = DataTracks(self, emit, config.data_track_buffer_size)
         self.e2ee_manager = E2EEManager(None, None)  # room.e2ee_manager; set by connect()
         # What `publish_track` returns: async, or the threaded adapter's blocking one.
-        self.local_publication: Callable[
-            [TrackPublicationInfo, LocalAudioTrack], LocalPublication
-        ] = LocalTrackPublication
+        self.local_publication: Callable[[TrackPublicationInfo, LocalTrack], LocalPublication] = (
+            LocalTrackPublication
+        )
         self._runtime = runtime
         self._emit = emit
         self._fresh()

@@ -20,8 +20,11 @@ shares: no I/O, no backend.
 - Anything a user may call from another thread (`mute()`, `set_subscribed()`) goes through
   the session's `call_soon` hook (`Controls`), which runs it on the session's own loop.
 
-Video (issue 23) adds `LocalVideoTrack`/`VideoStream` beside these; `RemoteVideoTrack`
-already exists so that a subscribed video track has an object.
+Video (issue 23): `LocalVideoTrack.create_video_track(name, source)` is published the same
+way (one layer, VP8 unless `TrackPublishOptions.video_codec` asks for H264), and a
+subscribed `RemoteVideoTrack` is read with `VideoStream` (transports/_video.py has the
+frames, the source and the queues). The same router carries both kinds: a stream's format
+(`StreamFormat` for audio, `VideoFormat` for video) says which frames it takes.
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ from ._audio import (
     StreamFormat,
     check_format,
 )
+from ._video import (
+    FrameSource,
+    VideoBufferType,
+    VideoCodec,
+    VideoEncoding,
+    VideoFormat,
+    VideoFrameEvent,
+    VideoQueue,
+    buffer_type,
+)
 
 if TYPE_CHECKING:
     from ._room import RoomModel
@@ -59,6 +72,7 @@ __all__ = [
     "LocalPublication",
     "LocalTrack",
     "LocalTrackPublication",
+    "LocalVideoTrack",
     "ParticipantMedia",
     "ParticipantTrackPermission",
     "PublishTrackError",
@@ -74,6 +88,9 @@ __all__ = [
     "TrackPublication",
     "TrackPublishOptions",
     "TrackSource",
+    "VideoQuality",
+    "VideoStream",
+    "VideoStreamBase",
 ]
 
 
@@ -108,31 +125,49 @@ _KINDS = {core.TrackKind.AUDIO: TrackKind.KIND_AUDIO, core.TrackKind.VIDEO: Trac
 
 @dataclass
 class TrackPublishOptions:
-    """`livekit.rtc.TrackPublishOptions`, for audio. `source` defaults to the microphone.
+    """`livekit.rtc.TrackPublishOptions`. `source` (None) defaults to the microphone for
+    audio, and for video to the camera (the screen share for a `VideoSource` made with
+    `is_screencast=True`).
 
-    aiortc sends plain Opus at 96 kbps without DTX or RED: `dtx` and `red` are accepted and
-    ignored (the track is announced without them), as are `audio_encoding` and
-    `preconnect_buffer`."""
+    Audio: aiortc sends plain Opus at 96 kbps without DTX or RED: `dtx` and `red` are
+    accepted and ignored (the track is announced without them), as are `audio_encoding` and
+    `preconnect_buffer`.
 
-    source: TrackSource | int = TrackSource.SOURCE_MICROPHONE
+    Video: `video_codec` VP8 (None: aiortc's default, VP8) or H264; aiortc encodes nothing
+    else (ValueError). `video_encoding` (`VideoEncoding(max_bitrate, max_framerate)`): the
+    layer's announced bitrate, and a frame-rate cap the sender applies. aiortc cannot send
+    simulcast: `simulcast=True` (livekit.rtc's default) is accepted and ONE layer, at the
+    source's size, is published (the server forwards it to every subscriber)."""
+
+    source: TrackSource | int | None = None
     stream: str = ""
     dtx: bool = True
     red: bool = True
     preconnect_buffer: bool = False
     audio_encoding: object = None
+    video_codec: VideoCodec | int | None = None
+    video_encoding: VideoEncoding | None = None
+    simulcast: bool = True
+
+
+AnyQueue: TypeAlias = FrameQueue | VideoQueue[VideoFrameEvent]
+AnyFormat: TypeAlias = StreamFormat | VideoFormat
 
 
 class FrameRouter(Protocol):
-    """Where an `AudioStream` attaches its queue (the session's router)."""
+    """Where an `AudioStream` or `VideoStream` attaches its queue (the session's router)."""
 
     @property
     def default_capacity(self) -> int: ...
 
-    def attach(self, key: tuple[str, ...], fmt: StreamFormat, queue: FrameQueue) -> None:
+    @property
+    def default_video_capacity(self) -> int: ...
+
+    def attach(self, key: tuple[str, ...], fmt: AnyFormat, queue: AnyQueue) -> None:
         """Deliver the frames of `key` (("track", sid) or ("participant", identity,
         source)) to `queue`, converted to `fmt`; closes it at once if `key` is gone."""
 
-    def detach(self, key: tuple[str, ...], queue: FrameQueue) -> None: ...
+    def detach(self, key: tuple[str, ...], queue: AnyQueue) -> None: ...
 
 
 class ParticipantMedia:
@@ -155,6 +190,17 @@ class Controls(Protocol):
     def set_muted(self, cid: str, muted: bool) -> None: ...
 
     def set_subscribed(self, sid: str, subscribed: bool) -> None: ...
+
+    def update_settings(self, sid: str, settings: dict[str, Any]) -> None:
+        """`UpdateTrackSettings` for `sid` (`TrackManager.update_track_settings`'s keywords)."""
+
+
+class VideoQuality(enum.IntEnum):
+    """`livekit.rtc.VideoQuality` values (the simulcast layer a subscriber asks for)."""
+
+    VIDEO_QUALITY_LOW = 0
+    VIDEO_QUALITY_MEDIUM = 1
+    VIDEO_QUALITY_HIGH = 2
 
 
 # -- tracks -------------------------------------------------------------------------------------
@@ -240,7 +286,48 @@ class LocalAudioTrack(Track):
             self._controls.set_muted(self._cid, muted)
 
 
-LocalTrack: TypeAlias = LocalAudioTrack
+class LocalVideoTrack(Track):
+    """A video track fed by a `VideoSource` (`livekit.rtc.LocalVideoTrack`)."""
+
+    def __init__(self, name: str, source: FrameSource) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"create_video_track: name must be str, not {type(name).__name__}")
+        if not isinstance(source, FrameSource):
+            raise TypeError(
+                f"create_video_track: source must be a VideoSource, not {type(source).__name__}"
+            )
+        super().__init__("", name, TrackKind.KIND_VIDEO)
+        self._source = source
+        self._cid = ""  # while published: the core's cid (the sender's track id)
+        self._controls: Controls | None = None
+
+    @staticmethod
+    def create_video_track(name: str, source: FrameSource) -> LocalVideoTrack:
+        """A track named `name` that sends what `source` captures
+        (`livekit.rtc.LocalVideoTrack.create_video_track`)."""
+        return LocalVideoTrack(name, source)
+
+    @property
+    def source(self) -> FrameSource:
+        """The `VideoSource` feeding this track (lkproto)."""
+        return self._source
+
+    def mute(self) -> None:
+        """Mute: the server stops forwarding the track, and captured frames are dropped
+        meanwhile (nothing is encoded). Before publishing, the track is published muted."""
+        self._set_muted(True)
+
+    def unmute(self) -> None:
+        """Unmute: frames are sent and forwarded again."""
+        self._set_muted(False)
+
+    def _set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self._controls is not None and self._cid:
+            self._controls.set_muted(self._cid, muted)
+
+
+LocalTrack: TypeAlias = LocalAudioTrack | LocalVideoTrack
 
 
 class RemoteAudioTrack(Track):
@@ -252,8 +339,7 @@ class RemoteAudioTrack(Track):
 
 
 class RemoteVideoTrack(Track):
-    """A subscribed remote video track (its frames are dropped until `VideoStream`, issue
-    23, reads them)."""
+    """A subscribed remote video track: read it with `VideoStream(track)`."""
 
     def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
         super().__init__(info.sid, info.name, TrackKind.KIND_VIDEO, muted=info.muted)
@@ -340,13 +426,13 @@ class LocalPublication(TrackPublication):
     """What every adapter's `LocalTrackPublication` is (waiting for the first subscriber is
     async, or blocking for the threaded adapter)."""
 
-    def __init__(self, info: TrackPublicationInfo, track: LocalAudioTrack) -> None:
+    def __init__(self, info: TrackPublicationInfo, track: LocalTrack) -> None:
         super().__init__(info)
-        self._track: LocalAudioTrack | None = track
+        self._track: LocalTrack | None = track
         self._subscribed = Latch()
 
     @property
-    def track(self) -> LocalAudioTrack | None:
+    def track(self) -> LocalTrack | None:
         """Our track, until it is unpublished."""
         return self._track
 
@@ -370,7 +456,7 @@ class RemoteTrackPublication(TrackPublication):
 
     @property
     def track(self) -> RemoteTrack | None:
-        """The subscribed track (read it with `AudioStream`), or None."""
+        """The subscribed track (read it with `AudioStream` or `VideoStream`), or None."""
         return self._track
 
     @property
@@ -385,6 +471,42 @@ class RemoteTrackPublication(TrackPublication):
             raise TypeError("set_subscribed: subscribed must be a bool")
         if self._controls is not None:
             self._controls.set_subscribed(self.sid, subscribed)
+
+    def set_video_quality(self, quality: VideoQuality | int) -> None:
+        """Ask the server for one simulcast layer of this video track (`UpdateTrackSettings`
+        quality; livekit.rtc's checks: ValueError for audio or a track without simulcast)."""
+        if isinstance(quality, bool) or not isinstance(quality, int):
+            raise TypeError("set_video_quality: quality must be a VideoQuality")
+        if quality not in tuple(VideoQuality):
+            raise ValueError(f"set_video_quality: unknown quality {quality}")
+        self._check_video("set_video_quality")
+        if not self.simulcasted:
+            raise ValueError(f"set_video_quality requires a simulcasted publication ({self.sid})")
+        self._settings(quality=core.VideoQuality(int(quality)))
+
+    def set_video_dimensions(self, width: int, height: int) -> None:
+        """Ask the server for the layer closest to `width` x `height` (lkproto; client-sdk-js
+        `setVideoDimensions`): a subscriber showing a thumbnail saves bandwidth and decoding."""
+        for name, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 16384:
+                raise ValueError(f"set_video_dimensions: {name} must be 1 to 16384: {value!r}")
+        self._check_video("set_video_dimensions")
+        self._settings(width=width, height=height)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Pause (False) or resume forwarding of this subscribed track without unsubscribing
+        (lkproto; client-sdk-js `setEnabled`, `UpdateTrackSettings.disabled`)."""
+        if not isinstance(enabled, bool):
+            raise TypeError("set_enabled: enabled must be a bool")
+        self._settings(enabled=enabled)
+
+    def _check_video(self, call: str) -> None:
+        if self._info.kind is not core.TrackKind.VIDEO:
+            raise ValueError(f"{call} is only supported on video publications ({self.sid})")
+
+    def _settings(self, **settings: Any) -> None:
+        if self._controls is not None:
+            self._controls.update_settings(self.sid, settings)
 
 
 # -- streams ------------------------------------------------------------------------------------
@@ -539,6 +661,128 @@ class AudioStream(AudioStreamBase):
         self.close()
 
 
+class VideoStreamBase:
+    """What every adapter's `VideoStream` is: the pictures of one remote video track in a
+    bounded queue (async iteration, or blocking iteration for the threaded adapter).
+
+    Frames are decoded as I420 and converted to `format` (None: I420) when the reader takes
+    them. At most `capacity` frames wait (0: `Config.video_stream_capacity`); the oldest is
+    dropped when the reader falls behind (`dropped_frames` counts them), so a slow reader
+    costs bounded memory and sees the newest picture. The stream ends when the track is
+    unsubscribed or unpublished, the session ends, or on `aclose()`. `from_participant`
+    follows whichever track of that source the participant has subscribed, until the
+    participant leaves.
+    """
+
+    def __init__(
+        self,
+        track: RemoteTrack | None,
+        loop: object = None,
+        capacity: int = 0,
+        format: VideoBufferType | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Raises TypeError for a track that is not a `RemoteVideoTrack` (or a participant
+        that is not one of a session's), ValueError for a negative capacity or an unknown
+        format."""
+        del loop
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise ValueError(f"VideoStream: capacity must be a non-negative int, not {capacity!r}")
+        kind = None if format is None else buffer_type(format, "VideoStream: format")
+        participant = kwargs.pop("participant", None)
+        source = kwargs.pop("track_source", TrackSource.SOURCE_CAMERA)
+        if kwargs:
+            raise TypeError(f"VideoStream: unexpected arguments {sorted(kwargs)}")
+        router: FrameRouter | None
+        if participant is not None:
+            if not isinstance(participant, ParticipantMedia):
+                raise TypeError("VideoStream.from_participant: participant must be a Participant")
+            router = participant._router
+            key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
+        else:
+            if not isinstance(track, RemoteVideoTrack):
+                raise TypeError(
+                    "VideoStream: track must be a RemoteVideoTrack (a subscribed remote video "
+                    f"track), not {type(track).__name__}"
+                )
+            router = track._router
+            key = ("track", track.sid)
+        if router is None:
+            raise TypeError("VideoStream: that track or participant belongs to no session")
+        self._format = VideoFormat(kind)
+        self._queue: VideoQueue[VideoFrameEvent] = VideoQueue(
+            capacity or router.default_video_capacity
+        )
+        self._router = router
+        self._key = key
+        router.attach(key, self._format, self._queue)
+
+    @classmethod
+    def from_participant(
+        cls,
+        *,
+        participant: ParticipantMedia,
+        track_source: TrackSource | int,
+        loop: object = None,
+        format: VideoBufferType | int | None = None,
+        capacity: int = 0,
+    ) -> Self:
+        """A stream of `participant`'s video track of `track_source` (the one subscribed
+        now, and the next ones), until the participant leaves."""
+        return cls(None, loop, capacity, format, participant=participant, track_source=track_source)
+
+    @classmethod
+    def from_track(
+        cls,
+        *,
+        track: RemoteTrack,
+        loop: object = None,
+        format: VideoBufferType | int | None = None,
+        capacity: int = 0,
+    ) -> Self:
+        """A stream of `track`, as the constructor makes."""
+        return cls(track, loop, capacity, format)
+
+    @property
+    def format(self) -> VideoBufferType | None:
+        """The layout of the frames this stream yields (None: I420, as decoded)."""
+        return self._format.type
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames dropped because the reader fell `capacity` frames behind (lkproto)."""
+        return self._queue.dropped
+
+    def _converted(self, event: VideoFrameEvent) -> VideoFrameEvent:
+        kind = self._format.type
+        if kind is None or kind is event.frame.type:
+            return event
+        return VideoFrameEvent(event.frame.convert(kind), event.timestamp_us, event.rotation)
+
+    def close(self) -> None:
+        """End the stream now; frames still queued are dropped."""
+        self._router.detach(self._key, self._queue)
+        self._queue.close(drop=True)
+
+
+class VideoStream(VideoStreamBase):
+    """The pictures of one remote video track as an async iterator of `VideoFrameEvent`
+    (`livekit.rtc.VideoStream`). See `VideoStreamBase` for the frames, bound and end."""
+
+    def __aiter__(self) -> AsyncIterator[VideoFrameEvent]:
+        return self
+
+    async def __anext__(self) -> VideoFrameEvent:
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return self._converted(event)
+
+    async def aclose(self) -> None:
+        """End the stream now; frames still queued are dropped."""
+        self.close()
+
+
 # -- the model ----------------------------------------------------------------------------------
 
 TrackEvent: TypeAlias = (
@@ -575,10 +819,10 @@ class TrackModel:
     def __init__(self) -> None:
         self.router: FrameRouter | None = None
         self.controls: Controls | None = None
-        self.tracks: dict[str, LocalAudioTrack] = {}  # cid -> our track being published
+        self.tracks: dict[str, LocalTrack] = {}  # cid -> our track being published
         self.local: dict[str, LocalPublication] = {}  # cid -> our publication
         # The adapter's LocalTrackPublication (async, or the threaded adapter's blocking one).
-        self.publication: Callable[[TrackPublicationInfo, LocalAudioTrack], LocalPublication]
+        self.publication: Callable[[TrackPublicationInfo, LocalTrack], LocalPublication]
         self.publication = LocalTrackPublication
         # Unpublished remote sids -> publisher, so that subscribing to a track that is gone
         # still names its publisher in `track_subscription_failed` (bounded).

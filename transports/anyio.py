@@ -18,8 +18,10 @@ Divergences from `livekit.rtc` (deliberate, for a production client):
 - `async for event in room.events()` yields lkproto's typed events as well.
 - Audio tracks follow `livekit.rtc` (`AudioSource`, `LocalAudioTrack`, `publish_track`,
   `AudioStream`); aiortc sends plain Opus (no DTX, RED or noise cancellation), and
-  `AudioStream` yields 20 ms frames unless `frame_size_ms` is given. Video is not supported
-  yet.
+  `AudioStream` yields 20 ms frames unless `frame_size_ms` is given.
+- Video tracks follow `livekit.rtc` (`VideoSource`, `LocalVideoTrack`, `VideoStream`,
+  `VideoFrame.convert`); aiortc sends one VP8 or H.264 layer (`simulcast=True` is accepted),
+  and a `VideoStream` keeps at most `Config.video_stream_capacity` frames (the oldest go).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from ._exports import *  # noqa: F403 - the names every adapter exports (one lis
 from ._participant import LocalParticipant
 from ._runtime import AnyioRuntime
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalTrackPublication
+from ._tracks import AudioStream, LocalTrackPublication, VideoStream
+from ._video import VideoSource
 
 __all__ = [
     "AudioSource",
@@ -49,6 +52,8 @@ __all__ = [
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
+    "VideoSource",
+    "VideoStream",
 ]
 __all__ += _exports.__all__
 

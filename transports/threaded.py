@@ -32,7 +32,8 @@ Theory of operation. A connected Room owns three kinds of threads:
   an RPC to that participant).
 Audio: `AudioSource.capture_frame` blocks while its queue is full and an `AudioStream` is a
 blocking iterator (both thread-safe, with timeouts); `track.mute()` and
-`publication.set_subscribed()` may be called from any thread.
+`publication.set_subscribed()` may be called from any thread. Video: `VideoSource.capture_frame`
+never blocks (the oldest queued frame is dropped) and a `VideoStream` is a blocking iterator.
 `disconnect()` (or leaving the `with` block) leaves the room, then stops and joins the I/O
 thread; a new Room can be created at any time. Rooms still connected when the interpreter
 exits are disconnected by an `atexit` hook. Errors are lkproto's (`ConnectError`,
@@ -87,7 +88,13 @@ from ._blocking import (
     TextStreamWriter,
 )
 from ._blocking_datatracks import DataTrackStream, LocalDataTrack, RemoteDataTrack, TrackWrappers
-from ._blocking_media import AudioSource, AudioStream, LocalTrackPublication
+from ._blocking_media import (
+    AudioSource,
+    AudioStream,
+    LocalTrackPublication,
+    VideoSource,
+    VideoStream,
+)
 from ._checks import check_connect_arguments
 from ._exports import *  # noqa: F403 - the names every adapter exports (one list)
 from ._exports import (  # after the * import, or mypy would not see them re-exported
@@ -115,6 +122,8 @@ __all__ = [
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
+    "VideoSource",
+    "VideoStream",
 ]
 __all__ += _exports.__all__
 

@@ -57,7 +57,8 @@ from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
 from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
-from ._tracks import AudioStream, LocalTrackPublication
+from ._tracks import AudioStream, LocalTrackPublication, VideoStream
+from ._video import VideoSource
 
 __all__ = [
     "AudioSource",
@@ -74,6 +75,8 @@ __all__ = [
     "Room",
     "TextStreamReader",
     "TextStreamWriter",
+    "VideoSource",
+    "VideoStream",
 ]
 __all__ += _exports.__all__
 

@@ -26,7 +26,8 @@ Theory of operation (protocol-reference-2 section 3; the media findings, F-numbe
   the client offer (F3.8). The publisher hears `track_subscribed` the first time (F4.11).
 - Frames: a publisher's frame on an m-line goes to every subscriber that has that track
   bound, unless the track is muted (the server forwards nothing then, F4.1). Frames are
-  opaque to the room (the memory transport sends `AudioFrame`s).
+  opaque to the room (the memory transport sends `AudioFrame`s and, for video, I420
+  `VideoFrameEvent`s).
 - A participant leaving unpublishes its tracks; a resume keeps everything.
 Not modelled: simulcast, layers and `UpdateTrackSettings` (accepted, ignored), stream
 states, RED, server-initiated unpublish and mute, SyncState's track checks.

@@ -67,6 +67,7 @@ RUN: dict[str, tuple[str, bool, bool, list[str]]] = {
     ),
     "# faults.py:": ("python", False, False, ["bob got [b'kept'] and reconnected"]),
     "# audio.py:": ("python", True, False, ["listener heard a 440 Hz tone"]),
+    "# video.py:": ("python", True, False, ["watcher saw 30 pictures of 640x360"]),
     "lkproto token --room demo": (
         "sh",
         True,

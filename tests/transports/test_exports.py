@@ -189,6 +189,26 @@ COMMON: dict[str, tuple[object, object, object]] = {
         threaded.TransportClosedError,
     ),
     "TransportError": (lk_anyio.TransportError, lk_trio.TransportError, threaded.TransportError),
+    "LocalVideoTrack": (
+        lk_anyio.LocalVideoTrack,
+        lk_trio.LocalVideoTrack,
+        threaded.LocalVideoTrack,
+    ),
+    "VideoBufferType": (
+        lk_anyio.VideoBufferType,
+        lk_trio.VideoBufferType,
+        threaded.VideoBufferType,
+    ),
+    "VideoCodec": (lk_anyio.VideoCodec, lk_trio.VideoCodec, threaded.VideoCodec),
+    "VideoEncoding": (lk_anyio.VideoEncoding, lk_trio.VideoEncoding, threaded.VideoEncoding),
+    "VideoFrame": (lk_anyio.VideoFrame, lk_trio.VideoFrame, threaded.VideoFrame),
+    "VideoFrameEvent": (
+        lk_anyio.VideoFrameEvent,
+        lk_trio.VideoFrameEvent,
+        threaded.VideoFrameEvent,
+    ),
+    "VideoRotation": (lk_anyio.VideoRotation, lk_trio.VideoRotation, threaded.VideoRotation),
+    "VideoQuality": (lk_anyio.VideoQuality, lk_trio.VideoQuality, threaded.VideoQuality),
 }
 
 OWN: dict[str, tuple[object, object, object]] = {
@@ -226,6 +246,8 @@ OWN: dict[str, tuple[object, object, object]] = {
         threaded.RemoteDataTrack,
     ),
     "Room": (lk_anyio.Room, lk_trio.Room, threaded.Room),
+    "VideoSource": (lk_anyio.VideoSource, lk_trio.VideoSource, threaded.VideoSource),
+    "VideoStream": (lk_anyio.VideoStream, lk_trio.VideoStream, threaded.VideoStream),
     "TextStreamReader": (
         lk_anyio.TextStreamReader,
         lk_trio.TextStreamReader,

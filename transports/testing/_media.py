@@ -1,6 +1,7 @@
 """Media on the memory transport: the transceiver slots of a `_MemoryPeer`, a pacer that sends
-each published track's audio to the MemoryRoom 20 ms at a time, and the delivery of what
-the room forwards to the session's `AudioStream`s. No RTP, no codec: frames travel whole.
+each published track's audio to the MemoryRoom 20 ms at a time (and every video frame
+captured since, as an I420 `VideoFrameEvent`), and the delivery of what the room forwards to
+the session's `AudioStream`s and `VideoStream`s. No RTP, no codec: frames travel whole.
 
 As on aiortc (transports/_aiortc_media.py): every frame sent is 48 kHz stereo (what a real
 receiver decodes), silence is not sent for a muted track, frames arriving on a receive slot
@@ -21,9 +22,10 @@ from lkproto import commands as cmd
 from lkproto.testing import media_lines
 from lkproto.tracks import TrackKind
 
-from .._aiortc_media import CHANNELS, FRAME_SAMPLES, RATE, _Converter, deliver
-from .._audio import FRAME_MS, AudioFrame
+from .._aiortc_media import CHANNELS, FRAME_SAMPLES, RATE, _Converter, deliver, fan_out
+from .._audio import FRAME_MS, AudioFrame, PcmQueue
 from .._media import MediaRouter
+from .._video import VideoBufferType, VideoFrameEvent, VideoQueue, from_av
 
 __all__ = ["MemoryMedia"]
 
@@ -31,7 +33,7 @@ __all__ = ["MemoryMedia"]
 class MemoryMedia:
     """One memory peer connection's media (see the module docstring)."""
 
-    def __init__(self, router: MediaRouter | None, send: Callable[[str, AudioFrame], None]) -> None:
+    def __init__(self, router: MediaRouter | None, send: Callable[[str, object], None]) -> None:
         self.router = router or MediaRouter(1)
         self._send = send  # (mid, frame) -> the room
         # slot -> [mid, kind, direction, source cid]
@@ -82,10 +84,17 @@ class MemoryMedia:
         source = self.router.source(cid)
         if source is None:
             return
-        pcm = source.queue.pop_frame()
+        queue = source.queue
+        if isinstance(queue, VideoQueue):  # every frame captured since, as the room's payload
+            while (item := queue.pop()) is not None:
+                if not source.muted:
+                    picture = from_av(item.frame, VideoBufferType.I420)
+                    self._send(mid, VideoFrameEvent(picture, item.timestamp_us))
+            return
+        assert isinstance(queue, PcmQueue)
+        pcm = queue.pop_frame()
         if pcm is None or source.muted:
             return  # nothing (the room forwards nothing of a muted track anyway)
-        queue = source.queue
         if (queue.sample_rate, queue.num_channels) != (RATE, CHANNELS):
             converter = self._converters.get(cid)
             if converter is None:
@@ -101,11 +110,15 @@ class MemoryMedia:
     def received(self, mid: str, payload: object) -> None:
         """A frame the room forwarded on our m-line `mid`."""
         slot = next((s for s, line in self.slots.items() if line[0] == mid), None)
-        if slot is None or not isinstance(payload, AudioFrame):
+        if slot is None or not isinstance(payload, AudioFrame | VideoFrameEvent):
             return
         consumers = self.router.consumers(slot)
         if not consumers:
             return  # nobody reads this track: dropped
+        if isinstance(payload, VideoFrameEvent):
+            own = payload.frame.convert(payload.frame.type)  # the room's payload is shared
+            fan_out(consumers, VideoFrameEvent(own, payload.timestamp_us))
+            return
         frame = av.AudioFrame(
             format="s16",
             layout="stereo" if payload.num_channels == 2 else "mono",

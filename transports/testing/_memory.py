@@ -60,7 +60,6 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, ParticipantKind, PeerState, PeerTarget, SdpType
 from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreachable, ice_ufrag
 
-from .._audio import AudioFrame
 from .._connector import CONNECTOR, Connector
 from .._media import MediaRouter
 from .._ports import PeerCommand, PeerListener, PeerPort
@@ -652,7 +651,7 @@ class _MemoryPeer:
     async def _pace(self, started: anyio.Event) -> None:
         await self._media.pace()
 
-    def _send_media(self, mid: str, frame: AudioFrame) -> None:
+    def _send_media(self, mid: str, frame: object) -> None:
         link = self._link
         if link is not None:
             self._server.submit(lambda: link.send_media(mid, frame))
