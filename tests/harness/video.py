@@ -130,7 +130,9 @@ class Seen:
         assert all(step == 1 for step in steps), summary  # each second's colour, in order
         interior = [count for _, count in runs[1:-1]]
         assert len(runs) >= int(seconds) - 1, summary
-        assert all(0.6 * fps <= count <= 1.4 * fps for count in interior), summary
+        assert all(0.4 * fps <= count <= 1.4 * fps for count in interior), (
+            summary
+        )  # a loaded receiver drops some
         return summary
 
 
