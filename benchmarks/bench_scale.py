@@ -1,31 +1,38 @@
 """Many participants in one process, one room on the real server: connect, broadcast, leave.
 
-For each N in --sizes, N participants join one room from this one process (all on one
-asyncio loop), then each sends one 100-byte reliable packet to everyone (N*(N-1) expected
-deliveries), then all disconnect. Measured per run:
+For each N in --sizes, N participants join one room from this one process (all at once),
+then each sends one 100-byte reliable packet to everyone (N*(N-1) expected deliveries), then
+all disconnect. `--rooms-of M` splits them into rooms of M instead (`--sizes 200 --rooms-of 2`:
+100 rooms of 2; each sends to the others of its room). Measured per run:
 - connected: from the first `connect()` call to the last one returning (all started at once);
-- seen: until every participant lists the N-1 others in `remote_participants`;
+- seen: until every participant lists the others of its room in `remote_participants`;
 - RSS per participant: (RSS with all connected - RSS before) / N, from /proc/self/status
-  (meaningful for the first round of a process only: later rounds reuse freed memory, so
-  for that figure run one size and one client per process);
+  (meaningful for the first round of a process only, hence one process per round, below);
+- idle CPU per participant (`--idle S`): the process's CPU time (every thread, native ones
+  included) over S seconds with all connected and nothing sent, as % of one core, over N;
 - broadcast: delivered / expected within --limit seconds, p50 and p99 latency (send call to
   the receiver's `data_received`; one clock, one process);
 - left: every `disconnect()` returned.
-lkproto runs `lkproto.transports.anyio.Room`; with --sdks ... official the official SDK's
-`livekit.rtc.Room` runs the same round after it, on the same loop (its native runtime loads
-once, so its first RSS figure includes the library). --without-fix puts back aiortc's own
-SCTP reassembly (transports/_sctp.py) to show what the fix of issue 26 changes.
+Clients (`--sdks`): `lkproto` is `lkproto.transports.anyio.Room` on asyncio, `trio` the trio
+adapter under `trio.run`, `threaded` the blocking adapter (each blocking call from a worker
+thread, all at once), `official` the official SDK's `livekit.rtc.Room` on asyncio. Each round
+(size, client, repeat) runs in a fresh process of this script (`--inline`: all in this one,
+on one server), so no client's runtime or freed memory weighs on another's figures.
+--without-fix puts back aiortc's own SCTP reassembly (transports/_sctp.py) to show what the
+fix of issue 26 changes.
 
-lkproto's participants are instrumented: every `PacketDropped`, `Reconnecting` and
+lkproto's async participants are instrumented: every `PacketDropped`, `Reconnecting` and
 `Reconnected` their sessions report is counted and printed. `--server-log PATH` keeps the
 server's log (at `--server-log-level`, e.g. debug to see its data-channel drops).
+`--cycles N` adds N connect/disconnect cycles of one Room (benchmarks/soak.py does more).
 
 Confinement: as root the process first moves into a private network namespace (the test
 harness's `confine()`), so no packet can leave it; otherwise everything binds 127.0.0.1.
-Every wait is bounded (--limit, connect timeouts).
+Every wait is bounded (--limit, connect timeouts, a timeout per child process).
 
-Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100] [--sdks lkproto official]
-     [--packets 1] [--repeat 1] [--trace] [--json]
+Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100]
+     [--sdks lkproto trio threaded official] [--rooms-of 2] [--idle 30] [--packets 1]
+     [--repeat 1] [--trace] [--json]
 """
 
 from __future__ import annotations
