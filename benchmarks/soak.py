@@ -97,11 +97,17 @@ class Marks:
         self.samples.append((time.monotonic() - self.t0, rss_mib(), fds()))
 
     def mark(self, key: str) -> None:
+        """RSS and descriptors now. The warm-up's snapshot is taken first, the end's after, so
+        both RSS figures include exactly one snapshot (tens of MiB for a big heap)."""
         gc.collect()
-        self.values[f"{key}_rss_mib"] = rss_mib()
-        self.values[f"{key}_fds"] = fds()
         if self.trace:
             self.values[f"{key}_traced_mib"] = tracemalloc.get_traced_memory()[0] / 2**20
+            if key == "warm":
+                self.snapshots[key] = tracemalloc.take_snapshot()
+                gc.collect()
+        self.values[f"{key}_rss_mib"] = rss_mib()
+        self.values[f"{key}_fds"] = fds()
+        if self.trace and key != "warm":
             self.snapshots[key] = tracemalloc.take_snapshot()
 
     def report(self) -> dict[str, Any]:
