@@ -424,6 +424,10 @@ def render(results: list[dict]) -> str:
             f"| {cpu:.3f} % | {r['delivered']:,} / {r['expected']:,} "
             f"| {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['left_s']:.2f} s |"
         )
+    for r in results:
+        reports = {k: v for k, v in r.get("reports", {}).items() if k != "core:DataReceived"}
+        if reports:
+            lines.append(f"\n{r['sdk']} at {r['n']}: the sessions reported {reports}")
     return "\n".join(lines)
 
 
@@ -475,7 +479,10 @@ def _fresh(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         name = job[3] if len(job) > 3 else "cycles"
         try:
             done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=args.limit * 10 + args.idle + 120
+                cmd,
+                stdout=subprocess.PIPE,  # the child's stderr (its JSON lines, any trace) is ours
+                text=True,
+                timeout=args.limit * 10 + args.idle + 120,
             )
         except subprocess.TimeoutExpired:
             results.append({"sdk": name, "n": job[1], "error": "timed out"})
@@ -483,7 +490,7 @@ def _fresh(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         try:
             results.extend(json.loads(done.stdout.strip().splitlines()[-1]))
         except (IndexError, json.JSONDecodeError):
-            results.append({"sdk": name, "n": job[1], "error": repr(done.stderr[-300:])})
+            results.append({"sdk": name, "n": job[1], "error": f"exit {done.returncode}"})
         print(render(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     return results
 
