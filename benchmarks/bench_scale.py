@@ -425,7 +425,11 @@ def render(results: list[dict]) -> str:
             f"| {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['left_s']:.2f} s |"
         )
     for r in results:
-        reports = {k: v for k, v in r.get("reports", {}).items() if k != "core:DataReceived"}
+        reports = {
+            k: v
+            for k, v in r.get("reports", {}).items()
+            if k not in ("core:DataReceived", "Disconnected")
+        }
         if reports:
             lines.append(f"\n{r['sdk']} at {r['n']}: the sessions reported {reports}")
     return "\n".join(lines)
