@@ -193,6 +193,15 @@ def cycles(args: argparse.Namespace, server: Any, host: str) -> dict[str, Any]:
 # -- a session with traffic --------------------------------------------------------------------
 
 
+def _config(args: argparse.Namespace) -> Any:
+    """The rooms' Config: the default, or with `--replay-bytes` as its replay buffer bound."""
+    from lkproto import Config
+
+    if args.replay_bytes is None:
+        return Config()
+    return Config(replay_buffer_bytes=args.replay_bytes)
+
+
 class Counts:
     def __init__(self) -> None:
         self.data_sent = self.data_got = 0
@@ -218,7 +227,7 @@ async def _session_async(
 
     counts = Counts()
     options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
-    a, b = module.Room(), module.Room()
+    a, b = module.Room(config=_config(args)), module.Room(config=_config(args))
 
     def on_data(packet: Any) -> None:
         counts.data_got += 1
@@ -292,7 +301,7 @@ def _session_threaded(
 
     counts = Counts()
     options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
-    a, b = module.Room(), module.Room()
+    a, b = module.Room(config=_config(args)), module.Room(config=_config(args))
 
     def on_data(packet: Any) -> None:
         counts.data_got += 1
@@ -441,6 +450,7 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top growers")
     parser.add_argument("--warm", type=int, default=0, help="warm-up cycles (a fifth)")
     parser.add_argument("--sample-cycles", type=int, default=100, help="cycles per sample")
+    parser.add_argument("--replay-bytes", type=int, help="Config.replay_buffer_bytes")
     parser.add_argument("--leak-kib", type=int, default=0, help="leak this much per cycle")
     parser.add_argument("--url", help="use this server (harness credentials), start none")
     parser.add_argument("--host", default="127.0.0.1", help="with --url: our ICE address")
