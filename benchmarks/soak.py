@@ -196,9 +196,15 @@ def cycles(args: argparse.Namespace, server: Any, host: str) -> dict[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    """The rooms' Config: the default, or with `--replay-bytes` as its replay buffer bound."""
+    """The rooms' Config: the default, with `--replay-bytes` as its replay buffer bound, or with
+    `--small-bounds` (replay 64 KiB, 64 stream ids and 64 RPC request ids remembered), which
+    fill within the warm-up: what grows then is not one of those bounded memories."""
     from lkproto import Config
 
+    if args.small_bounds:  # the bounded memories full within the warm-up
+        return Config(
+            replay_buffer_bytes=64 * 1024, max_remembered_streams=64, max_remembered_rpc_requests=64
+        )
     if args.replay_bytes is None:
         return Config()
     return Config(replay_buffer_bytes=args.replay_bytes)
@@ -453,6 +459,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=0, help="warm-up cycles (a fifth)")
     parser.add_argument("--sample-cycles", type=int, default=100, help="cycles per sample")
     parser.add_argument("--replay-bytes", type=int, help="Config.replay_buffer_bytes")
+    parser.add_argument("--small-bounds", action="store_true", help="bounded memories small")
     parser.add_argument("--leak-kib", type=int, default=0, help="leak this much per cycle")
     parser.add_argument("--url", help="use this server (harness credentials), start none")
     parser.add_argument("--host", default="127.0.0.1", help="with --url: our ICE address")
