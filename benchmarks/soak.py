@@ -2,9 +2,10 @@
 
 Two modes, each in this one process (run one per process so the RSS figures are its own):
 
-- `--cycles N [--adapter anyio]`: one Room connects and disconnects N times (a fresh `Room`
-  each cycle, a fresh token). RSS and open file descriptors after a warm-up (the first
-  fifth of the cycles, at least 20) and at the end; growth per cycle; with `--trace`,
+- `--cycles N [--adapter anyio|trio|threaded|official]`: one Room connects and disconnects N
+  times (a fresh `Room` each cycle, a fresh token; `official` is the official SDK's). RSS
+  and open file descriptors after a warm-up (the first fifth of the cycles, at least 20)
+  and at the end; growth per cycle; with `--trace`,
   tracemalloc's top growers between the two marks. `--sample-cycles K` samples RSS and
   descriptors every K cycles; `--leak-kib L` leaks L KiB per cycle on purpose (to check a
   detector); `--url` uses a running server of the test harness (its credentials) instead of
@@ -126,7 +127,10 @@ class Marks:
 async def _cycles_async(count: int, server: Any, host: str, marks: Marks, module: Any) -> None:
     import anyio
 
-    options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
+    if module.__name__ == "livekit.rtc":  # the official SDK (--adapter official, cycles only)
+        options = module.RoomOptions()
+    else:
+        options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
     warm = _warm(count, args_warm[0])
     for i in range(count):
         room = module.Room()
@@ -409,6 +413,12 @@ def _run(adapter: str, run_async: Callable[[Any], Any], run_threaded: Callable[[
         from lkproto.transports import anyio as module
 
         asyncio.run(run_async(module))
+    elif adapter == "official":
+        import asyncio
+
+        from livekit import rtc
+
+        asyncio.run(run_async(rtc))
     elif adapter == "trio":
         import trio
 
@@ -451,7 +461,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=0, help="connect/disconnect N times")
     parser.add_argument("--minutes", type=float, default=0, help="a session of M minutes")
-    parser.add_argument("--adapter", choices=["anyio", "trio", "threaded"], default="anyio")
+    parser.add_argument(
+        "--adapter", choices=["anyio", "trio", "threaded", "official"], default="anyio"
+    )
     parser.add_argument("--period", type=float, default=1.0, help="seconds between rounds")
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=5.0, help="warm-up minutes")
