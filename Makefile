@@ -90,6 +90,8 @@ bench: setup
 	$(PY) benchmarks/bench_memory.py --seconds 2
 	$(PY) benchmarks/bench_faults.py --rounds 3
 	$(PY) benchmarks/bench_audio.py --clicks 10
+	$(PY) benchmarks/bench_scale.py --sizes 10 50 --sdks lkproto trio threaded official --idle 10
+	$(PY) benchmarks/soak.py --cycles 300
 
 # Coverage-guided fuzzing (atheris, fuzz/README.md): each target for FUZZ_SECONDS, starting
 # from its seed corpus (fuzz/corpus/, real traffic) plus what earlier runs found

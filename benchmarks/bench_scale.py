@@ -1,31 +1,38 @@
 """Many participants in one process, one room on the real server: connect, broadcast, leave.
 
-For each N in --sizes, N participants join one room from this one process (all on one
-asyncio loop), then each sends one 100-byte reliable packet to everyone (N*(N-1) expected
-deliveries), then all disconnect. Measured per run:
+For each N in --sizes, N participants join one room from this one process (all at once),
+then each sends one 100-byte reliable packet to everyone (N*(N-1) expected deliveries), then
+all disconnect. `--rooms-of M` splits them into rooms of M instead (`--sizes 200 --rooms-of 2`:
+100 rooms of 2; each sends to the others of its room). Measured per run:
 - connected: from the first `connect()` call to the last one returning (all started at once);
-- seen: until every participant lists the N-1 others in `remote_participants`;
+- seen: until every participant lists the others of its room in `remote_participants`;
 - RSS per participant: (RSS with all connected - RSS before) / N, from /proc/self/status
-  (meaningful for the first round of a process only: later rounds reuse freed memory, so
-  for that figure run one size and one client per process);
+  (meaningful for the first round of a process only, hence one process per round, below);
+- idle CPU per participant (`--idle S`): the process's CPU time (every thread, native ones
+  included) over S seconds with all connected and nothing sent, as % of one core, over N;
 - broadcast: delivered / expected within --limit seconds, p50 and p99 latency (send call to
   the receiver's `data_received`; one clock, one process);
 - left: every `disconnect()` returned.
-lkproto runs `lkproto.transports.anyio.Room`; with --sdks ... official the official SDK's
-`livekit.rtc.Room` runs the same round after it, on the same loop (its native runtime loads
-once, so its first RSS figure includes the library). --without-fix puts back aiortc's own
-SCTP reassembly (transports/_sctp.py) to show what the fix of issue 26 changes.
+Clients (`--sdks`): `lkproto` is `lkproto.transports.anyio.Room` on asyncio, `trio` the trio
+adapter under `trio.run`, `threaded` the blocking adapter (each blocking call from a worker
+thread, all at once), `official` the official SDK's `livekit.rtc.Room` on asyncio. Each round
+(size, client, repeat) runs in a fresh process of this script (`--inline`: all in this one,
+on one server), so no client's runtime or freed memory weighs on another's figures.
+--without-fix puts back aiortc's own SCTP reassembly (transports/_sctp.py) to show what the
+fix of issue 26 changes.
 
-lkproto's participants are instrumented: every `PacketDropped`, `Reconnecting` and
+lkproto's async participants are instrumented: every `PacketDropped`, `Reconnecting` and
 `Reconnected` their sessions report is counted and printed. `--server-log PATH` keeps the
 server's log (at `--server-log-level`, e.g. debug to see its data-channel drops).
+`--cycles N` adds N connect/disconnect cycles of one Room (benchmarks/soak.py does more).
 
 Confinement: as root the process first moves into a private network namespace (the test
 harness's `confine()`), so no packet can leave it; otherwise everything binds 127.0.0.1.
-Every wait is bounded (--limit, connect timeouts).
+Every wait is bounded (--limit, connect timeouts, a timeout per child process).
 
-Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100] [--sdks lkproto official]
-     [--packets 1] [--repeat 1] [--trace] [--json]
+Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 10 50 100]
+     [--sdks lkproto trio threaded official] [--rooms-of 2] [--idle 30] [--packets 1]
+     [--repeat 1] [--trace] [--json]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import struct
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +71,11 @@ class Tally:
         self.latency: dict[int, float] = {}
         self.reports: Counter[str] = Counter()
         self.sctp = ""
-        self.changed = asyncio.Event()
 
     def on_data(self, packet: Any) -> None:
         now = time.perf_counter()
         index, sent = HEADER.unpack_from(bytes(packet.data))
         self.latency[index] = now - sent
-        self.changed.set()
 
     # An events() subscriber (transports/_session.py): every core event of the session.
     def send_nowait(self, event: object) -> None:
@@ -155,65 +161,124 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) -> dict[str, Any]:
-    room_name = f"scale-{sdk}-{n}-{time.monotonic_ns()}"
-    tallies = [Tally() for _ in range(n)]
-    if sdk == "lkproto":
-        from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+class Client:
+    """One client library under test: how to make its Rooms and call them from async code.
 
-        options: Any = RoomOptions(rtc_config=RtcConfiguration(host_addresses=[host]))
-        rooms: list[Any] = [Room() for _ in range(n)]
+    `lkproto` is the anyio adapter on asyncio, `trio` the trio adapter under `trio.run`,
+    `threaded` the blocking adapter (every blocking call from a worker thread, all at once),
+    `official` the official SDK's `livekit.rtc` on asyncio."""
+
+    def __init__(self, sdk: str, host: str) -> None:
+        self.sdk = sdk
+        self.blocking = sdk == "threaded"
+        if sdk == "official":
+            from livekit import rtc
+
+            self.Room: Any = rtc.Room
+            self.options: Any = rtc.RoomOptions()
+            return
+        if sdk == "trio":
+            from lkproto.transports import trio as module
+        elif sdk == "threaded":
+            from lkproto.transports import threaded as module  # type: ignore[no-redef]
+        else:
+            from lkproto.transports import anyio as module  # type: ignore[no-redef]
+        self.Room = module.Room
+        self.options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.blocking:
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_LIMITER[0])
+        return await fn(*args, **kwargs)
+
+
+_LIMITER: list[Any] = []
+
+
+async def _gather(*calls: Any) -> None:
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(call)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of the whole process (every thread, native ones included: user + system)."""
+    return time.process_time()
+
+
+async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) -> dict[str, Any]:
+    import anyio
+
+    if not _LIMITER:
+        _LIMITER.append(anyio.CapacityLimiter(max(40, 2 * n)))
+    group = args.rooms_of or n  # participants per room
+    room_base = f"scale-{sdk}-{n}-{time.monotonic_ns()}"
+    client = Client(sdk, host)
+    tallies = [Tally() for _ in range(n)]
+    rooms: list[Any] = [client.Room() for _ in range(n)]
+    if hasattr(rooms[0], "_session"):  # lkproto's async adapters: the core's own reports
         for room, tally in zip(rooms, tallies, strict=True):
             room._session.subscribe(tally)
-    else:
-        from livekit import rtc
-
-        options = rtc.RoomOptions()
-        rooms = [rtc.Room() for _ in range(n)]
     for room, tally in zip(rooms, tallies, strict=True):
         room.on("data_received", tally.on_data)
+
+    def peers(i: int) -> range:
+        first = i // group * group
+        return range(first, min(n, first + group))
 
     rss0 = rss_mib()
     t0 = time.perf_counter()
 
     async def join(i: int) -> None:
-        await rooms[i].connect(server.url, mint_token(f"p{i:04d}", room_name), options)
+        token = mint_token(f"p{i:04d}", f"{room_base}-{i // group}")
+        await client.call(rooms[i].connect, server.url, token, client.options)
 
-    await asyncio.wait_for(asyncio.gather(*(join(i) for i in range(n))), args.limit * 4)
+    with anyio.fail_after(args.limit * 4):
+        await _gather(*(partial(join, i) for i in range(n)))
     connected = time.perf_counter() - t0
     visible_at_connect = sum(len(r.remote_participants) for r in rooms)
     deadline = time.perf_counter() + args.limit
-    while any(len(r.remote_participants) < n - 1 for r in rooms):
+    while any(len(r.remote_participants) < len(peers(i)) - 1 for i, r in enumerate(rooms)):
         if time.perf_counter() > deadline:
             break
-        await asyncio.sleep(0.02)
+        await anyio.sleep(0.02)
     seen = time.perf_counter() - t0
     if args.settle:
-        await asyncio.sleep(args.settle)
+        await anyio.sleep(args.settle)
     rss1 = rss_mib()
+    idle_cpu = float("nan")
+    if args.idle:
+        c0, w0 = _cpu_seconds(), time.perf_counter()
+        await anyio.sleep(args.idle)
+        idle_cpu = (_cpu_seconds() - c0) / (time.perf_counter() - w0)
 
-    # -- broadcast: each sends --packets packets to everyone ------------------------------------
+    # -- broadcast: each sends --packets packets to everyone in its room ---------------------------
     k = args.packets
 
     async def send(i: int) -> None:
         for m in range(k):
             payload = HEADER.pack(i * k + m, time.perf_counter()).ljust(PAYLOAD, b"x")
-            await rooms[i].local_participant.publish_data(payload, reliable=True)
+            await client.call(rooms[i].local_participant.publish_data, payload, reliable=True)
 
-    expected = n * (n - 1) * k
+    expected = sum((len(peers(i)) - 1) * k for i in range(n))
     b0 = time.perf_counter()
-    await asyncio.gather(*(send(i) for i in range(n)))
+    await _gather(*(partial(send, i) for i in range(n)))
     deadline = b0 + args.limit
     while sum(len(t.latency) for t in tallies) < expected and time.perf_counter() < deadline:
-        await asyncio.sleep(0.02)
+        await anyio.sleep(0.02)
     delivered = sum(len(t.latency) for t in tallies)
     latencies = [lat for t in tallies for lat in t.latency.values()]
     per_receiver = sorted(len(t.latency) for t in tallies)
     missing_by_sender: Counter[int] = Counter()
     for i, t in enumerate(tallies):
-        for j in range(n * k):
-            if j // k != i and j not in t.latency:
-                missing_by_sender[j // k] += 1
+        for j in peers(i):
+            if j != i:
+                missing_by_sender[j] += sum(1 for m in range(k) if j * k + m not in t.latency)
+    missing_by_sender = +missing_by_sender
 
     if sdk == "lkproto" and args.trace:
         for room, t in zip(rooms, tallies, strict=True):
@@ -221,7 +286,8 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
 
     # -- leave ----------------------------------------------------------------------------------
     l0 = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(r.disconnect() for r in rooms)), args.limit * 2)
+    with anyio.fail_after(args.limit * 2):
+        await _gather(*(partial(client.call, r.disconnect) for r in rooms))
     left = time.perf_counter() - l0
     reports: Counter[str] = Counter()
     for t in tallies:
@@ -242,11 +308,15 @@ async def _round(sdk: str, n: int, server: LiveKitServer, host: str, args: Any) 
     return {
         "sdk": sdk,
         "n": n,
+        "rooms": -(-n // group),
         "connected_s": connected,
         "visible_at_connect": visible_at_connect,
         "seen_s": seen,
         "rss_per_participant_mib": (rss1 - rss0) / n,
         "rss_mib": rss1,
+        "idle_s": args.idle,
+        "idle_cpu_per_participant_pct": idle_cpu * 100 / n,
+        "idle_cpu_pct": idle_cpu * 100,
         "delivered": delivered,
         "expected": expected,
         "packets_per_sender": k,
@@ -330,10 +400,14 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> l
 
 def render(results: list[dict]) -> str:
     lines = [
-        "| client | N | connected | all seen | RSS/participant | delivered | p50 | p99 | left |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client | N | rooms | connected | all seen | RSS/participant | idle CPU/participant "
+        "| delivered | p50 | p99 | left |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if "error" in r:
+            lines.append(f"| {r['sdk']} | {r['n']} | failed: {r['error']} |")
+            continue
         if "cycles" in r:
             lines.append(
                 f"\n{r['cycles']} connect/disconnect cycles of one Room: "
@@ -343,19 +417,95 @@ def render(results: list[dict]) -> str:
                 f"{r['warm_fds']} -> {r['end_fds']}"
             )
             continue
+        cpu = r.get("idle_cpu_per_participant_pct", float("nan"))
         lines.append(
-            f"| {r['sdk']} | {r['n']} | {r['connected_s']:.2f} s | {r['seen_s']:.2f} s "
-            f"| {r['rss_per_participant_mib']:.2f} MiB | {r['delivered']:,} / {r['expected']:,} "
+            f"| {r['sdk']} | {r['n']} | {r.get('rooms', 1)} | {r['connected_s']:.2f} s "
+            f"| {r['seen_s']:.2f} s | {r['rss_per_participant_mib']:.2f} MiB "
+            f"| {cpu:.3f} % | {r['delivered']:,} / {r['expected']:,} "
             f"| {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['left_s']:.2f} s |"
         )
+    for r in results:
+        reports = {
+            k: v
+            for k, v in r.get("reports", {}).items()
+            if k not in ("core:DataReceived", "Disconnected")
+        }
+        if reports:
+            lines.append(f"\n{r['sdk']} at {r['n']}: the sessions reported {reports}")
     return "\n".join(lines)
+
+
+CHOICES = ["lkproto", "trio", "threaded", "official"]
+
+
+def _inline(args: argparse.Namespace) -> list[dict]:
+    """Every round of `args` in this process, on one server."""
+    confinement = confine()
+    try:
+        server = LiveKitServer(
+            confinement, log_level=args.server_log_level, log_dir=args.server_log
+        )
+        with server:
+            if args.sdks == ["trio"]:
+                import trio
+
+                return trio.run(_main, args, server, confinement.host)
+            if "trio" in args.sdks:
+                raise SystemExit("--inline runs trio alone (trio.run)")
+            return asyncio.run(_main(args, server, confinement.host))
+    finally:
+        release(confinement)
+
+
+def _fresh(args: argparse.Namespace, argv: list[str]) -> list[dict]:
+    """Each round (size, client, repeat) and the cycles in a fresh process of this script,
+    one after the other, so no client's runtime or leftovers weigh on another's figures."""
+    import subprocess
+
+    drop = {"--sizes", "--sdks", "--repeat", "--cycles", "--json"}
+    base, skip = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skip = arg.split("=")[0] in drop
+        if not skip:
+            base.append(arg)
+    jobs = [
+        ["--sizes", str(n), "--sdks", sdk]
+        for n in args.sizes
+        for _ in range(args.repeat)
+        for sdk in args.sdks
+    ]
+    if args.cycles:
+        jobs.append(["--sizes", "--cycles", str(args.cycles)])
+    results: list[dict] = []
+    for job in jobs:
+        cmd = [sys.executable, __file__, *base, *job, "--inline", "--json"]
+        name = job[3] if len(job) > 3 else "cycles"
+        try:
+            done = subprocess.run(
+                cmd,
+                stdout=subprocess.PIPE,  # the child's stderr (its JSON lines, any trace) is ours
+                text=True,
+                timeout=args.limit * 10 + args.idle + 120,
+            )
+        except subprocess.TimeoutExpired:
+            results.append({"sdk": name, "n": job[1], "error": "timed out"})
+            continue
+        try:
+            results.extend(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (IndexError, json.JSONDecodeError):
+            results.append({"sdk": name, "n": job[1], "error": f"exit {done.returncode}"})
+        print(render(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 50, 100])
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--sdks", nargs="+", choices=["lkproto", "official"], default=["lkproto"])
+    parser.add_argument("--sdks", nargs="+", choices=CHOICES, default=["lkproto"])
+    parser.add_argument("--rooms-of", type=int, default=0, help="participants per room")
+    parser.add_argument("--idle", type=float, default=0.0, help="seconds of idle CPU sample")
     parser.add_argument("--limit", type=float, default=20.0, help="seconds per wait")
     parser.add_argument("--settle", type=float, default=0.0, help="sleep before broadcasting")
     parser.add_argument("--server-log", type=Path, help="keep the server's log in this dir")
@@ -364,17 +514,11 @@ def main() -> None:
     parser.add_argument("--without-fix", action="store_true", help="aiortc's SCTP reassembly")
     parser.add_argument("--cycles", type=int, default=0, help="then N connect/disconnect")
     parser.add_argument("--trace", action="store_true", help="per-receiver loss detail")
+    parser.add_argument("--inline", action="store_true", help="all rounds in this process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    confinement = confine()
-    try:
-        server = LiveKitServer(
-            confinement, log_level=args.server_log_level, log_dir=args.server_log
-        )
-        with server:
-            results = asyncio.run(_main(args, server, confinement.host))
-    finally:
-        release(confinement)
+    rounds = len(args.sizes) * args.repeat * len(args.sdks) + bool(args.cycles)
+    results = _inline(args) if args.inline or rounds == 1 else _fresh(args, sys.argv[1:])
     print(json.dumps(results) if args.json else render(results))
 
 
