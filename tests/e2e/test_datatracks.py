@@ -213,7 +213,7 @@ async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublis
         remote = (await seen.wait_for(lambda: seen.of("data_track_published")))[0][0]
         assert remote.info.sid == theirs.info.sid and remote.info.name == "official-sensor"
         assert remote.publisher_identity == "official" and remote.is_published()
-        reader = Reader(remote.subscribe())
+        reader = Reader(remote.subscribe(buffer_size=64))  # a slow reader loses none
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader.run)
             for n in range(100):  # probes until the subscription is in place
