@@ -28,7 +28,10 @@ Theory of operation (protocol-reference D.7, D.8, A.7)
 - After a peer connection failed with the signal still up, the signal is kept (GRACE) and
   the first attempt waits `_KEPT_SIGNAL_GRACE` for a `leave` the server may have written
   just before closing the peer connection (JS waits up to 250 ms for the signal to close,
-  MAX_WS_CLOSE_TIME).
+  MAX_WS_CLOSE_TIME). The `Reconnecting` event waits with it: a server that ends the session
+  writes the leave, then closes the peer connection, and on a busy machine the peer's
+  "closed" can be read first; the user then sees the session end (SERVER_SHUTDOWN), not a
+  reconnect that never happened.
 - The reconnector owns the phase, the mode, the attempt count and why the session was
   interrupted. What its decisions mean for the rest of the session (ending it, opening a
   signal, dropping what was in flight, taking over the server's facts) it asks of its owner
@@ -122,6 +125,7 @@ class Reconnector:
         "_data_tracks",
         "_dedup",
         "_end",
+        "_held",
         "_keepalive",
         "_media",
         "_mode",
@@ -207,6 +211,8 @@ class Reconnector:
         # yet). If the resume then becomes a full reconnect, what came after it never reached
         # the server and is sent again in the new session instead of being lost.
         self._acknowledged: int | None = None
+        # A resume's `Reconnecting`, held through GRACE (see the module docstring).
+        self._held: ev.Reconnecting | None = None
 
     @property
     def phase(self) -> ReconnectPhase:
@@ -267,9 +273,16 @@ class Reconnector:
         full = full or not ctx.config.resume or not self._peers.ever_connected
         old = self.mode
         new = self._mode.process(ModeInput.FULL if full else ModeInput.RESUME)
+        if self._held is not None:  # interrupted again during GRACE: the wait is over
+            ctx.events.append(self._held)
+            self._held = None
         if new is not old:
             assert new is not None
-            ctx.events.append(ev.Reconnecting(mode=new, reason=reason, message=message))
+            event = ev.Reconnecting(mode=new, reason=reason, message=message)
+            if keep_signal and new is ReconnectMode.RESUME:
+                self._held = event  # emitted by the first attempt, unless a leave ends it
+            else:
+                ctx.events.append(event)
         # Media tracks first: a full reconnect withdraws remote publications before the
         # roster reports their publishers gone (livekit.rtc's order).
         self._media.reconnecting(full=new is ReconnectMode.FULL, now=now)
@@ -372,6 +385,9 @@ class Reconnector:
         """`Timer.RETRY` fired: open the next attempt's signal connection."""
         if self.phase is ReconnectPhase.GRACE:
             self._ctx.commands.append(cmd.CloseSignal(code=1000))
+            if self._held is not None:
+                self._ctx.events.append(self._held)
+                self._held = None
         self.attempts += 1
         self._phase.process(ReconnectInput.ATTEMPT)
         self._open_signal(now, self.mode is ReconnectMode.RESUME)

@@ -210,7 +210,10 @@ class Reconnecting:
 
     Emitted when the interruption is noticed (the signal closed or went quiet, the peer
     connection failed, or the server's `LeaveRequest` asked for RESUME or RECONNECT), and
-    again if a resume has to become a full reconnect. With `mode` FULL, our calls have just
+    again if a resume has to become a full reconnect. After a peer connection failed with
+    the signal still up, it comes with the first attempt, 250 ms later: a `leave` the server
+    wrote before closing the peer connection ends the session instead, with no
+    `Reconnecting`. With `mode` FULL, our calls have just
     failed (1503), incoming streams failed and every remote participant was reported gone.
     """
 

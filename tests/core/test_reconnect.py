@@ -221,11 +221,33 @@ def test_a_resume_keeps_calls_and_streams_in_flight() -> None:
     assert "s1" in [key[1] for key in conn._streams._open]  # still open, still readable
 
 
+def test_a_leave_read_after_the_peer_closed_ends_the_session_without_a_reconnecting() -> None:
+    # The server writes a leave, then closes our peer connection; on a busy machine the
+    # peer's "closed" is read first. The leave arrives within the grace: the user sees the
+    # session end, not a reconnect that never happened.
+    conn = joined()
+    conn.peer_state_changed(PUB, "closed", now=T1)
+    assert drain(conn) == ([], [])
+    conn.receive_signal(FakeSfu.leave(reason=int(DisconnectReason.SERVER_SHUTDOWN)), now=T1 + 0.2)
+    _, evs = drain(conn)
+    assert evs == [
+        ev.Disconnected(
+            reason=DisconnectReason.SERVER_SHUTDOWN, message="the server ended the session"
+        )
+    ]
+    assert conn.state is ConnectionState.CLOSED
+
+
 def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
     conn = joined()
     conn.peer_state_changed(PUB, "failed", now=T1)
     cmds, evs = drain(conn)
     assert cmds == []  # the signal still works: kept until the attempt replaces it
+    assert evs == []  # `Reconnecting` waits for the attempt: a leave may end the session first
+    assert conn.state is ConnectionState.RECONNECTING
+    assert conn.get_timer() == T1 + 0.25  # time for a leave the server may have sent
+    conn.handle_timer(T1 + 0.25)
+    cmds, evs = drain(conn)
     assert evs == [
         ev.Reconnecting(
             mode=ReconnectMode.RESUME,
@@ -233,9 +255,6 @@ def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
             message="the publisher peer connection failed",
         )
     ]
-    assert conn.get_timer() == T1 + 0.25  # time for a leave the server may have sent
-    conn.handle_timer(T1 + 0.25)
-    cmds, _ = drain(conn)
     assert cmds[0] == cmd.CloseSignal(code=1000)
     assert join_request(cmds[1]).reconnect_reason == 2  # RR_PUBLISHER_FAILED
     response = spb.ReconnectResponse(ice_servers=[spb.ICEServer(urls=["stun:10.0.0.9:3478"])])

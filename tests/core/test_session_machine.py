@@ -91,6 +91,14 @@ class SessionMachine(RuleBasedStateMachine):
                 self.reconnecting = False
         if self.conn.state is ConnectionState.CLOSED:
             self.closed_seen = True
+        elif (
+            self.conn._reconnector.phase is ReconnectPhase.GRACE
+            and self.conn.reconnect_mode is ReconnectMode.RESUME
+        ):
+            # A failed peer connection with the signal up: a resume's `Reconnecting` waits for
+            # the first attempt (a leave may end the session first).
+            assert self.conn.state is ConnectionState.RECONNECTING
+            assert not self.reconnecting
         else:
             assert self.reconnecting == (self.conn.state is ConnectionState.RECONNECTING)
 
