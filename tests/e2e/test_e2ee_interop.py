@@ -7,9 +7,10 @@ sides connect with `RoomOptions(encryption=E2EEOptions(KeyProviderOptions(shared
   RPC v2 (lk, client_protocol 2) and RPC v1 (lk1, client_protocol 0);
 - what the server forwards carries no plaintext: a third participant without the key ("eve",
   an anyio Room) records the raw `DataPacket`s its data channel delivers; it gets the
-  broadcasts, every one an `encrypted_packet`, and none of the plaintext bytes (RPC packets
-  are addressed to one participant, so the server never forwards them to eve; their
-  encryption is the official peer reading them, and tests/core/test_connection_e2ee.py);
+  broadcasts (at least half a file's worth from each sender: the server may drop some for a
+  reader that falls behind), every one an `encrypted_packet`, and none of the plaintext bytes
+  (RPC packets are addressed to one participant, so the server never forwards them to eve;
+  their encryption is the official peer reading them, and tests/core/test_connection_e2ee.py);
 - a wrong key on one side: nothing decrypts either way, lk reports it (`e2ee_state_changed`
   DECRYPTION_FAILED and `PacketDropped("decryption_failed")` with the participant), nothing
   crashes, and after `set_shared_key` with the right key the next messages arrive. Reliable
@@ -271,13 +272,23 @@ async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none
         assert lk1.local_participant.info.client_protocol == 0  # so v1 both ways
 
         # What eve got: the broadcasts, all encrypted, none of the plaintext. Eve reads as
-        # fast as her share of the machine allows: wait (bounded) for the last of it.
-        def carried_to_eve() -> int:
-            packets = [dpb.DataPacket.FromString(data) for data in raw]
-            return sum(len(p.encrypted_packet.encrypted_value) for p in packets)
+        # fast as her share of the machine allows: wait (bounded) for the last of it. The
+        # server may drop some of it: livekit-server drops reliable data for a reader whose
+        # write times out below its slow threshold (pkg/sfu/datachannel,
+        # ErrDataDroppedBySlowReader), which a loaded machine makes of eve. So the check is
+        # that a file's worth from each sender went past her, and none of it is plaintext.
+        def carried_to_eve() -> dict[str, int]:
+            carried: dict[str, int] = {}
+            for data in raw:
+                packet = dpb.DataPacket.FromString(data)
+                size = len(packet.encrypted_packet.encrypted_value)
+                carried[packet.participant_identity] = (
+                    carried.get(packet.participant_identity, 0) + size
+                )
+            return carried
 
         with anyio.move_on_after(60):
-            while carried_to_eve() <= 2 * FILE_SIZE + 2 * len(TEXT):
+            while sum(carried_to_eve().values()) <= 2 * FILE_SIZE + 2 * len(TEXT):
                 await anyio.sleep(0.2)
         packets = [dpb.DataPacket.FromString(data) for data in raw]
         senders = {p.participant_identity for p in packets}
@@ -285,8 +296,9 @@ async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none
         kinds = {(p.participant_identity, p.WhichOneof("value")) for p in packets}
         assert ("lk", "encrypted_packet") in kinds and ("official", "encrypted_packet") in kinds
         assert not {k for s, k in kinds if s in ("lk", "official")} & ENCRYPTED_KINDS
-        carried = sum(len(p.encrypted_packet.encrypted_value) for p in packets)
-        assert carried > 2 * FILE_SIZE + 2 * len(TEXT)  # the files and texts went past eve
+        carried = carried_to_eve()
+        assert carried.get("lk", 0) > FILE_SIZE // 2, carried  # most of a file went past eve
+        assert carried.get("official", 0) > FILE_SIZE // 2, carried
         everything = b"".join(raw)
         secrets = [b"secret datum", b"e2ee-topic", b"e2ee-text", b"e2ee-files", b"from-lk.bin"]
         secrets += [TEXT[i : i + 16].encode() for i in range(0, len(TEXT), 9973)]
