@@ -273,12 +273,10 @@ class Reconnector:
         full = full or not ctx.config.resume or not self._peers.ever_connected
         old = self.mode
         new = self._mode.process(ModeInput.FULL if full else ModeInput.RESUME)
-        if self._held is not None:  # interrupted again during GRACE: the wait is over
-            ctx.events.append(self._held)
-            self._held = None
         if new is not old:
             assert new is not None
             event = ev.Reconnecting(mode=new, reason=reason, message=message)
+            self._held = None  # a held resume's event, superseded before its attempt
             if keep_signal and new is ReconnectMode.RESUME:
                 self._held = event  # emitted by the first attempt, unless a leave ends it
             else:

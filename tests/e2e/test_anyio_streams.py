@@ -280,6 +280,7 @@ async def test_a_compressed_stream_from_the_official_sdk_is_received(
         await peer.disconnect()
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_the_sender_leaving_mid_stream_errors_the_reader_both_ways(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

@@ -77,6 +77,7 @@ async def hear(seconds: float, *captures: Capture, loud: float) -> None:
             await anyio.sleep(0.1)
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_a_440_hz_tone_published_by_lkproto_reaches_the_official_sdk(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -107,6 +108,7 @@ async def test_a_440_hz_tone_published_by_lkproto_reaches_the_official_sdk(
         await peer.disconnect()
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_an_official_1_khz_tone_reaches_lkproto_at_16_khz_mono_and_48_khz_stereo(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -242,6 +244,7 @@ async def _mute(publication: rtc.LocalTrackPublication, muted: bool) -> None:
         track.unmute()
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_a_late_joiner_gets_two_tracks_of_one_kind_then_reuse_and_a_burst(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -356,6 +359,7 @@ async def _deny_all(room: rtc.Room) -> None:
     room.local_participant.set_track_subscription_permissions(allow_all_participants=False)
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -412,6 +416,7 @@ async def _serve_rpc(room: rtc.Room) -> None:
     room.local_participant.register_rpc_method("echo", echo)
 
 
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
 async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

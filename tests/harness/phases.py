@@ -13,6 +13,12 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
   observations; they mostly wait, with wide margins). Groups are handed out before the
   parallel tests (after the serial ones): they are the longest chains.
+- **heavy** (`@pytest.mark.heavy`): real-time media and bulk transfers, CPU-bound in pure
+  Python (encoders, SCTP, AES-GCM). Four of them side by side on 2 cores starved each other
+  into missed deadlines (a tone short of its seconds, a file's stream cut by a peer
+  connection that timed out); so they run in `HEAVY_LANES` groups ("heavy-0", "heavy-1"),
+  dealt in collection order (the variants of one test alternate), each lane one test at a
+  time on one worker: at most two run at once, beside the lighter tests.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
   adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
   transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
@@ -47,6 +53,7 @@ from typing import Any
 import pytest
 
 PARALLEL, GROUP, SERIAL, LAST = "parallel", "group", "serial", "last"
+HEAVY_LANES = 2
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
 
@@ -56,7 +63,7 @@ def phase_of(item: pytest.Item) -> str:
         return LAST
     if item.get_closest_marker("serial") is not None:
         return SERIAL
-    if group_of(item) is not None:
+    if group_of(item) is not None or item.get_closest_marker("heavy") is not None:
         return GROUP
     return PARALLEL
 
@@ -66,6 +73,19 @@ def group_of(item: pytest.Item) -> str | None:
     if mark is None:
         return None
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def groups_of(items: Sequence[pytest.Item]) -> list[str | None]:
+    """Each item's group: its `xdist_group`, else its heavy lane (dealt in order), else None."""
+    groups: list[str | None] = []
+    heavy = 0
+    for item in items:
+        group = group_of(item)
+        if group is None and phase_of(item) == GROUP:  # heavy, without a group of its own
+            group = f"heavy-{heavy % HEAVY_LANES}"
+            heavy += 1
+        groups.append(group)
+    return groups
 
 
 def _weight(item: pytest.Item) -> int:
@@ -118,7 +138,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "phases": [phase_of(item) for item in session.items],
         "weights": [_weight(item) for item in session.items],
         "variants": variants,
-        "groups": [group_of(item) for item in session.items],
+        "groups": groups_of(session.items),
     }
     target = where / f"phases-{worker_id(session.config)}.json"
     tmp = target.with_suffix(".tmp")
@@ -380,6 +400,7 @@ __all__ = [
     "SERIAL",
     "PhasedScheduling",
     "group_of",
+    "groups_of",
     "interleave",
     "phase_of",
     "phases_dir",
