@@ -7,8 +7,8 @@ sides connect with `RoomOptions(encryption=E2EEOptions(KeyProviderOptions(shared
   RPC v2 (lk, client_protocol 2) and RPC v1 (lk1, client_protocol 0);
 - what the server forwards carries no plaintext: a third participant without the key ("eve",
   an anyio Room) records the raw `DataPacket`s its data channel delivers; it gets the
-  broadcasts (at least half a file's worth from each sender: the server may drop some for a
-  reader that falls behind), every one an `encrypted_packet`, and none of the plaintext bytes
+  broadcasts (at least half a file's worth from each sender: on a loaded machine not all
+  of it reaches her in time), every one an `encrypted_packet`, and none of the plaintext bytes
   (RPC packets are addressed to one participant, so the server never forwards them to eve;
   their encryption is the official peer reading them, and tests/core/test_connection_e2ee.py);
 - a wrong key on one side: nothing decrypts either way, lk reports it (`e2ee_state_changed`
@@ -273,11 +273,11 @@ async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none
         assert lk1.local_participant.info.client_protocol == 0  # so v1 both ways
 
         # What eve got: the broadcasts, all encrypted, none of the plaintext. Eve reads as
-        # fast as her share of the machine allows: wait (bounded) for the last of it. The
-        # server may drop some of it: livekit-server drops reliable data for a reader whose
-        # write times out below its slow threshold (pkg/sfu/datachannel,
-        # ErrDataDroppedBySlowReader), which a loaded machine makes of eve. So the check is
-        # that a file's worth from each sender went past her, and none of it is plaintext.
+        # fast as her share of the machine allows: wait (bounded) for the last of it. On a
+        # loaded machine not all of it reached her within the wait (7.4 to 11.0 of 11.1 MB
+        # after 60 s in CI runs; why is not established: eve is only a vantage point). So
+        # the check is that half a file's worth from each sender went past her, and that
+        # none of what did is plaintext.
         def carried_to_eve() -> dict[str, int]:
             carried: dict[str, int] = {}
             for data in raw:
