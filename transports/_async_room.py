@@ -4,7 +4,8 @@
 own `Runtime` (transports/_runtime.py); the threaded Room runs one on its I/O thread, with
 its emissions and events sent to its own threads (`emit=`, `subscriber=`). The facade holds
 no state of its own beyond the handle on its session: properties read the session's
-`RoomModel`, verbs go through the session and its streams and RPC parts.
+`RoomModel` (through `RoomInfo`, transports/_room.py), verbs go through the session and its
+streams and RPC parts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lkproto.streams import StreamKind
 
 from ._e2ee import E2EEManager
 from ._participant import LocalParticipant
-from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomOptions
+from ._room import RemoteParticipant, RoomInfo, RoomModel, RoomOptions
 from ._runtime import Runtime
 from ._session import Emit, Session, Subscriber
 from ._streams import ByteStreamHandler, TextStreamHandler
@@ -29,7 +30,7 @@ from ._streams import ByteStreamHandler, TextStreamHandler
 __all__ = ["AsyncRoom"]
 
 
-class AsyncRoom(EventEmitter):
+class AsyncRoom(RoomInfo):
     """A LiveKit room, as `livekit.rtc.Room` for the data plane, on asyncio or trio."""
 
     def __init__(
@@ -63,31 +64,6 @@ class AsyncRoom(EventEmitter):
         return self._session.model.remote
 
     @property
-    def connection_state(self) -> ConnectionState:
-        """`ConnectionState`: disconnected, connected, or reconnecting."""
-        return self._session.model.connection_state
-
-    @property
-    def name(self) -> str:
-        """The room's name (empty before the join)."""
-        return self._session.model.room_name
-
-    @property
-    def sid(self) -> str:
-        """The room's SID (empty before the join)."""
-        return self._session.model.room_sid
-
-    @property
-    def metadata(self) -> str:
-        """The room's metadata."""
-        return self._session.model.room_metadata
-
-    @property
-    def num_participants(self) -> int:
-        """The number of participants the server last reported."""
-        return self._session.model.num_participants
-
-    @property
     def e2ee_manager(self) -> E2EEManager:
         """End-to-end encryption: its `key_provider` once connected with
         `RoomOptions(encryption=...)` (transports/_e2ee.py)."""
@@ -98,9 +74,9 @@ class AsyncRoom(EventEmitter):
         """The sans-I/O core behind this room (read it; drive it only through the room)."""
         return self._session.conn
 
-    def isconnected(self) -> bool:
-        """True unless the room is disconnected (connected or reconnecting)."""
-        return self._session.model.connection_state != ConnectionState.CONN_DISCONNECTED
+    @property
+    def _model(self) -> RoomModel:
+        return self._session.model
 
     # -- connect / disconnect -------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """The threaded adapter's blocking objects, and the bridge to the I/O thread they call through.
 
 `IoThread` is a room's I/O thread: an asyncio loop behind an anyio `BlockingPortal`, running
-the session every adapter shares (`Inner`: the session and its async local participant).
-From any other thread, `call(what, fn)` runs `fn(inner)` on that loop and blocks for its
-result; a call from the I/O thread itself is refused (it would deadlock), and once the loop
-has stopped (or in a fork child, where it never existed) calls raise `TransportClosedError`
-naming `what`.
+the session every adapter shares (`Inner`: the async room over it, transports/_async_room.py,
+and its async local participant). From any other thread, `call(what, fn)` runs `fn(inner)`
+on that loop and blocks for its result; a call from the I/O thread itself is refused (it
+would deadlock), and once the loop has stopped (or in a fork child, where it never existed)
+calls raise `TransportClosedError` naming `what`.
 
 The blocking twins of the async objects (transports/_participant.py, transports/_streams.py)
 wrap them: the same methods and parameters, each carried out through `call`.
@@ -33,6 +33,7 @@ from lkproto.rpc import RpcInvocationData
 
 from . import _participant as _async
 from . import _streams
+from ._async_room import AsyncRoom
 from ._blocking_datatracks import LocalDataTrack
 from ._blocking_media import LocalTrackPublication
 from ._checks import check_callable, check_rpc_method
@@ -43,6 +44,7 @@ from ._streams import ByteStreamInfo, TextStreamInfo
 from ._tracks import LocalTrack, ParticipantTrackPermission, TrackPublishOptions
 
 __all__ = [
+    "FORKED",
     "ByteStreamReader",
     "ByteStreamWriter",
     "Feeds",
@@ -64,24 +66,57 @@ C = TypeVar("C", str, bytes)
 RpcHandler: TypeAlias = Callable[[RpcInvocationData], str | None]
 H = TypeVar("H", bound=RpcHandler)  # a handler, returned as it was by the decorator
 ProgressCallback: TypeAlias = Callable[[int, "int | None"], object]
+FORKED = (
+    "this Room was inherited through fork(); its I/O thread exists only in the parent "
+    "process. Create a new Room in this process."
+)
 
 
 @attrs.frozen
 class Inner:
-    """What a connected Room runs on its I/O thread: the shared session, and the async local
-    participant whose verbs the blocking ones call."""
+    """What a connected Room runs on its I/O thread: an async room (transports/_async_room.py)
+    over the shared session, with the async local participant whose verbs the blocking ones
+    call."""
 
-    session: Session
-    local: _async.LocalParticipant
+    room: AsyncRoom
+
+    @property
+    def session(self) -> Session:
+        return self.room._session
+
+    @property
+    def local(self) -> _async.LocalParticipant:
+        return self.room.local_participant
 
 
 class Feeds:
     """The session's subscriber for a threaded Room's `events()` iterators: each event goes
-    to every queue in `queues` that holds fewer than `bound` (else it is dropped, and logged)."""
+    to every queue in `queues` that holds fewer than `bound` (else it is dropped, and logged).
+    `open()` adds an iterator, `end()` ends them all."""
 
     def __init__(self, queues: list[queue.SimpleQueue[ev.Event | None]], bound: int) -> None:
         self._queues = queues
         self._bound = bound
+
+    def open(self) -> Iterator[ev.Event]:
+        """A new iterator of every event from now on, until `Disconnected` or `end()`."""
+        feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
+        self._queues.append(feed)
+        return self._drain(feed)
+
+    def _drain(self, feed: queue.SimpleQueue[ev.Event | None]) -> Iterator[ev.Event]:
+        try:
+            while (event := feed.get()) is not None:
+                yield event
+                if isinstance(event, ev.Disconnected):
+                    return
+        finally:  # no lock: a generator may be finalized by the GC on any thread
+            with contextlib.suppress(ValueError):
+                self._queues.remove(feed)
+
+    def end(self) -> None:
+        for feed in list(self._queues):
+            feed.put(None)
 
     def send_nowait(self, item: ev.Event) -> None:
         for feed in list(self._queues):
@@ -133,10 +168,7 @@ class IoThread:
         portal, inner = self.portal, self.inner
         if portal is None or inner is None:
             if self.inherited:
-                raise TransportClosedError(
-                    f"{what}: this Room was inherited through fork(); its I/O thread exists only "
-                    "in the parent process. Create a new Room in this process."
-                )
+                raise TransportClosedError(f"{what}: {FORKED}")
             raise TransportClosedError(f"{what}: the room is not connected")
         if threading.get_ident() == self.ident:
             raise RuntimeError(f"{what}: blocking Room methods cannot run on the room's I/O thread")

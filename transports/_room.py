@@ -5,6 +5,7 @@ stable participant objects updated in place, and `(event name, *args)` emissions
 names and arguments as `livekit.rtc.Room` (room.py `_on_room_event`). Adapters own the I/O and
 call `apply(event)` for each core event, then emit what it returns. Media-track events go to
 its `TrackModel` (transports/_tracks.py), which keeps each participant's publications.
+`RoomInfo`, the base of every adapter's Room, reads the room's properties from a `RoomModel`.
 
 Divergences from `livekit.rtc`, on purpose:
 - `Participant.permissions` is lkproto's `Permissions` value (same field names as the
@@ -52,6 +53,7 @@ __all__ = [
     "EventTypes",
     "LocalParticipantInfo",
     "RemoteParticipant",
+    "RoomInfo",
     "RoomModel",
     "RoomOptions",
     "RtcConfiguration",
@@ -312,6 +314,44 @@ class EventEmitter(TypedEmitter):
             if inspect.iscoroutine(result):
                 result.close()
                 log.error("%r callbacks must be plain functions; start a task instead", event)
+
+
+class RoomInfo(EventEmitter):
+    """The `livekit.rtc.Room` properties every room facade reads from its `RoomModel`
+    (`_model`); each facade (transports/_async_room.py, threaded.py) adds its verbs."""
+
+    @property
+    def _model(self) -> RoomModel:  # pragma: no cover - every facade defines it
+        raise NotImplementedError
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """`ConnectionState`: disconnected, connected, or reconnecting."""
+        return self._model.connection_state
+
+    @property
+    def name(self) -> str:
+        """The room's name (empty before the join)."""
+        return self._model.room_name
+
+    @property
+    def sid(self) -> str:
+        """The room's SID (empty before the join)."""
+        return self._model.room_sid
+
+    @property
+    def metadata(self) -> str:
+        """The room's metadata."""
+        return self._model.room_metadata
+
+    @property
+    def num_participants(self) -> int:
+        """The number of participants the server last reported."""
+        return self._model.num_participants
+
+    def isconnected(self) -> bool:
+        """True unless the room is disconnected (connected or reconnecting)."""
+        return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
 
 Emission: TypeAlias = tuple[str, tuple[object, ...]]

@@ -12,12 +12,12 @@ The same names as `livekit.rtc` without `await`:
         )
 
 Theory of operation. A connected Room owns three kinds of threads:
-- one I/O thread running an asyncio loop (an anyio `BlockingPortal`) that hosts the session
-  every adapter shares (transports/_session.py): it reads, writes in order and sleeps until
-  the core's deadline, as in async code. Every blocking method hands its work to that loop
-  through the portal and waits for the result, so any thread may call any method. No user
-  code ever runs on the I/O thread, so a slow handler cannot stall keepalive or other traffic;
-  a call made from the I/O thread itself is refused (it would deadlock).
+- one I/O thread running an asyncio loop (an anyio `BlockingPortal`) that hosts an async Room
+  over the shared session (transports/_async_room.py, _session.py): it reads, writes in order
+  and sleeps until the core's deadline, as in async code. Every blocking method hands its work
+  to that loop through the portal and waits for the result, so any thread may call any method.
+  No user code ever runs on the I/O thread, so a slow handler cannot stall keepalive or other
+  traffic; a call made from the I/O thread itself is refused (it would deadlock).
 - a pool of handler threads: each RPC handler (`def handler(data) -> str`) and each stream
   handler (`def handler(reader, participant_identity)`, with a blocking, iterable reader) runs
   on one of them, several at once. Handlers may call back into the room. A handler whose
@@ -71,12 +71,12 @@ from typing import TypeAlias, TypeVar
 
 from lkproto import Config, Connection
 from lkproto import events as ev
-from lkproto.models import Participant as ParticipantValue
 from lkproto.streams import StreamKind
 
 from . import _datatracks, _exports, _streams
-from . import _participant as _async
+from ._async_room import AsyncRoom
 from ._blocking import (
+    FORKED,
     ByteStreamReader,
     ByteStreamWriter,
     Feeds,
@@ -105,9 +105,8 @@ from ._exports import (  # after the * import, or mypy would not see them re-exp
     SimulateScenario,
     TransportClosedError,
 )
-from ._room import ConnectionState, EventEmitter, RemoteParticipant, RoomModel, RoomOptions
+from ._room import ConnectionState, RemoteParticipant, RoomInfo, RoomModel, RoomOptions
 from ._runtime import AnyioRuntime
-from ._session import Session
 
 __all__ = [
     "AudioSource",
@@ -139,7 +138,7 @@ ByteStreamHandler: TypeAlias = Callable[[ByteStreamReader, str], object]
 _live_rooms: weakref.WeakSet[Room] = weakref.WeakSet()  # rooms with a running I/O thread
 
 
-class Room(EventEmitter):
+class Room(RoomInfo):
     """A LiveKit room, as `livekit.rtc.Room` for the data plane, with blocking methods."""
 
     def __init__(self, *, config: Config | None = None) -> None:
@@ -153,7 +152,8 @@ class Room(EventEmitter):
         self._handlers: concurrent.futures.ThreadPoolExecutor | None = None
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending = 0
-        self._feeds: list[queue.SimpleQueue[ev.Event | None]] = []
+        self._feeds: list[queue.SimpleQueue[ev.Event | None]] = []  # one per events() iterator
+        self._feed = Feeds(self._feeds, self._max_queued_events)
         self._rpc: dict[str, RpcHandler] = {}
         self._streams: dict[tuple[bool, str], Callable[..., object]] = {}  # (text?, topic)
         self._local = LocalParticipant(self._io, self._register_rpc, config)
@@ -181,43 +181,19 @@ class Room(EventEmitter):
         return self._model.connection_state
 
     @property
-    def name(self) -> str:
-        """The room's name (empty before the join)."""
-        return self._model.room_name
-
-    @property
-    def sid(self) -> str:
-        """The room's SID (empty before the join)."""
-        return self._model.room_sid
-
-    @property
-    def metadata(self) -> str:
-        """The room's metadata."""
-        return self._model.room_metadata
-
-    @property
-    def num_participants(self) -> int:
-        """The number of participants the server last reported."""
-        return self._model.num_participants
-
-    @property
     def e2ee_manager(self) -> E2EEManager:
         """As the anyio Room's; its key verbs block while the I/O thread carries them out."""
         inner = self._io.inner
-        return self._no_e2ee if inner is None else inner.session.e2ee_manager
+        return self._no_e2ee if inner is None else inner.room.e2ee_manager
 
     @property
     def connection(self) -> Connection | None:
         """The sans-I/O core behind this room (read only: it changes on the I/O thread)."""
-        return None if self._io.inner is None else self._io.inner.session.conn
+        return None if self._io.inner is None else self._io.inner.room.connection
 
     @property
     def _model(self) -> RoomModel:  # an empty one until connect()
         return _EMPTY if self._io.inner is None else self._io.inner.session.model
-
-    def isconnected(self) -> bool:
-        """True unless the room is disconnected (connected or reconnecting)."""
-        return self.connection_state != ConnectionState.CONN_DISCONNECTED
 
     # -- connect / disconnect -------------------------------------------------------------------
 
@@ -232,7 +208,7 @@ class Room(EventEmitter):
         check_connect_arguments(url, token, options)
         self._open()
         try:
-            self._io.call("connect", lambda inner: inner.session.connect(url, token, options))
+            self._io.call("connect", lambda inner: inner.room.connect(url, token, options))
         except TransportClosedError:
             self.disconnect()
             raise ConnectError("connect: the room was disconnected while joining") from None
@@ -245,11 +221,7 @@ class Room(EventEmitter):
         """Start the I/O thread (with the session), the handler pool and the dispatcher."""
         with self._life:
             if self._io.inherited:
-                raise LocalProtocolError(
-                    "connect: this Room was inherited through fork(); its I/O thread exists "
-                    "only in the parent process. Create a new Room in this process.",
-                    call="connect",
-                )
+                raise LocalProtocolError(f"connect: {FORKED}", call="connect")
             if self._io.portal is not None:
                 raise LocalProtocolError(
                     "connect: this Room is connected or connecting; disconnect() first",
@@ -271,13 +243,12 @@ class Room(EventEmitter):
         with self._life:
             if self._io.portal is not None:
                 with contextlib.suppress(TransportClosedError):
-                    self._io.call("disconnect", lambda inner: inner.session.disconnect(reason))
+                    self._io.call("disconnect", lambda inner: inner.room.disconnect(reason=reason))
                 _live_rooms.discard(self)
                 self._io.stop_thread()  # cancels other threads' calls still waiting; joins
                 if self._handlers is not None:
                     self._handlers.shutdown(wait=False, cancel_futures=True)
-                for feed in list(self._feeds):
-                    feed.put(None)
+                self._feed.end()
         callbacks = self._callbacks
         if callbacks is not None and self._io.portal is None:
             # Run the callbacks already queued (the last is `disconnected`), then stop.
@@ -285,7 +256,7 @@ class Room(EventEmitter):
 
     def simulate_scenario(self, scenario: SimulateScenario | int) -> None:
         """Cause a failure, for testing (see the anyio Room's `simulate_scenario`)."""
-        self._io.call("simulate_scenario", lambda inner: _apply(inner.session.simulate, scenario))
+        self._io.call("simulate_scenario", lambda inner: inner.room.simulate_scenario(scenario))
 
     def __enter__(self) -> Room:
         return self
@@ -300,23 +271,11 @@ class Room(EventEmitter):
 
     def events(self) -> Iterator[ev.Event]:
         """Every core event from now on, until the session ends (`Disconnected` is last)."""
-        feed: queue.SimpleQueue[ev.Event | None] = queue.SimpleQueue()
         with self._life:
             inner = self._io.inner
             if self._io.portal is None or inner is None or inner.session.ended is not None:
                 return iter(())
-            self._feeds.append(feed)
-        return self._drain(feed)
-
-    def _drain(self, feed: queue.SimpleQueue[ev.Event | None]) -> Iterator[ev.Event]:
-        try:
-            while (event := feed.get()) is not None:
-                yield event
-                if isinstance(event, ev.Disconnected):
-                    return
-        finally:  # no lock: a generator may be finalized by the GC on any thread
-            with contextlib.suppress(ValueError):
-                self._feeds.remove(feed)
+            return self._feed.open()
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -347,33 +306,22 @@ class Room(EventEmitter):
                 return
             if fn is not None:
                 self._streams[key] = fn
-            live = self._io.inner is not None and self._io.portal is not None
-        if live:
-            with contextlib.suppress(TransportClosedError):
-                self._io.call(
-                    "register", lambda i: _apply(self._install_stream, i, text, topic, fn)
-                )
+        with contextlib.suppress(TransportClosedError):  # not connected: _make_inner installs it
+            self._io.call("register", lambda i: _apply(self._install_stream, i, text, topic, fn))
 
     def _register_rpc(self, method: str, fn: RpcHandler | None) -> None:
         with self._life:
-            if fn is None:
-                if self._rpc.pop(method, None) is None:
-                    return
-            else:
+            if fn is not None:
                 self._rpc[method] = fn
-            live = self._io.inner is not None and self._io.portal is not None
-        if live:
-            with contextlib.suppress(TransportClosedError):
-                self._io.call("register", lambda i: _apply(self._install_rpc, i, method, fn))
+            elif self._rpc.pop(method, None) is None:
+                return
+        with contextlib.suppress(TransportClosedError):  # as above
+            self._io.call("register", lambda i: _apply(self._install_rpc, i, method, fn))
 
     def _make_inner(self) -> Inner:  # on the I/O thread, under self._life
-        session = Session(self._config or Config(), AnyioRuntime(), emit=self._emit)
-        session.local_publication = LocalTrackPublication
-        inner = Inner(
-            session, _async.LocalParticipant(session, ParticipantValue(sid="", identity=""))
-        )
-        session.local = inner.local
-        session.subscribe(Feeds(self._feeds, self._max_queued_events))
+        room = AsyncRoom(self._config, AnyioRuntime(), emit=self._emit, subscriber=self._feed)
+        inner = Inner(room)
+        inner.session.local_publication = LocalTrackPublication
         for method, fn in self._rpc.items():
             self._install_rpc(inner, method, fn)
         for (text, topic), handler in self._streams.items():
@@ -459,8 +407,7 @@ class Room(EventEmitter):
         self._life, self._counter = threading.Lock(), threading.Lock()
         self._handlers, self._callbacks = None, None
         self._io.orphan()
-        for feed in list(self._feeds):
-            feed.put(None)
+        self._feed.end()
 
 
 async def _apply(fn: Callable[..., None], *args: object) -> None:
