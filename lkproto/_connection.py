@@ -69,6 +69,7 @@ from lkproto._pb import tracks_pb2 as tpb
 from lkproto._peers import Peers
 from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
+from lkproto._simulate import Simulator
 from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
 from lkproto.e2ee import E2EEOptions, KeyProvider
@@ -189,6 +190,7 @@ class Connection:
             sync_state_resumed=self._sync_state_resumed,
             data_tracks=self._datatracks.sync_state,
         )
+        self._simulator = Simulator(ctx, self._reconnector)
         self._timer_handlers: dict[Hashable, Callable[[float], None]] = {
             Timer.JOIN: self._join_timed_out,
             Timer.PING: self._keepalive.ping,
@@ -204,7 +206,6 @@ class Connection:
         self._embed_offer = False
         self._room = RoomInfo()
         self._server_info = ServerInfo()
-        self._drop_on_pong: SimulateScenario | None = None  # simulate_scenario, see there
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -617,14 +618,7 @@ class Connection:
 
     def _on_pong_resp(self, msg: spb.SignalResponse, now: float) -> None:
         self._keepalive.pong(msg.pong_resp.last_ping_timestamp, now)
-        scenario, self._drop_on_pong = self._drop_on_pong, None
-        if scenario is not None:
-            self._reconnector.interrupt(
-                DisconnectReason.SIGNAL_CLOSE,
-                f"simulated {scenario.name.lower()}",
-                now,
-                cause=ReconnectCause.SIGNAL,
-            )
+        self._simulator.ponged(now)
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
         if not self._media.request_response(
@@ -884,48 +878,7 @@ class Connection:
         rejoins. The others ask the server (`SignalRequest.simulate`), which then closes the
         signal, the session or the peer connection as the scenario says."""
         self._sm.check(Verb.SIMULATE_SCENARIO)
-        scenario = SimulateScenario(scenario)
-        if scenario is SimulateScenario.SIGNAL_RECONNECT:
-            self._reconnector.interrupt(
-                DisconnectReason.SIGNAL_CLOSE,
-                "simulated signal reconnect",
-                now,
-                cause=ReconnectCause.SIGNAL,
-            )
-            return
-        if scenario is SimulateScenario.FULL_RECONNECT:
-            # No `leave` first: the server may handle it after the rejoin and end the new
-            # session (seen on livekit-server 1.13.5). The rejoin itself replaces our old
-            # participant (duplicate identity), which the others see leave and come back.
-            self._reconnector.interrupt(
-                DisconnectReason.CLIENT_INITIATED, "simulated full reconnect", now, full=True
-            )
-            return
-        requests: dict[SimulateScenario, dict[str, int | bool]] = {
-            SimulateScenario.SPEAKER: {"speaker_update": 5},
-            SimulateScenario.NODE_FAILURE: {"node_failure": True},
-            SimulateScenario.SERVER_LEAVE: {"server_leave": True},
-            SimulateScenario.MIGRATION: {"migration": True},
-            SimulateScenario.FORCE_TCP: {"switch_candidate_protocol": 1},
-            SimulateScenario.FORCE_TLS: {"switch_candidate_protocol": 2},
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME: {"disconnect_signal_on_resume": True},
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES: {
-                "disconnect_signal_on_resume_no_messages": True
-            },
-        }
-        codec = self._ctx.codec
-        self._ctx.commands.append(cmd.SendSignal(data=codec.simulate(**requests[scenario])))
-        if scenario in (
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
-        ):
-            # The server arms the fault for a resume within 5 s, so one must follow; JS drops
-            # its signal at once (Room.simulateScenario's postAction), and its resume can
-            # overtake the request on the server. We ping right behind the request and drop
-            # the signal when the pong comes: the server reads one socket in order, so by then
-            # the fault is armed.
-            self._drop_on_pong = scenario
-            self._ctx.commands.append(cmd.SendSignal(data=codec.ping(self.wall_ms(now), 0)))
+        self._simulator.simulate(scenario, now)
 
     # -- the session's own deadlines ----------------------------------------------------------
 
