@@ -171,6 +171,7 @@ class Connection:
             self._receiver.filter = self._encryption.receive
             self._sender.seal = self._encryption.seal
             self._datatracks.seal_frame = self._encryption.seal_frame
+            self._datatracks.decide_e2ee = self._encryption.track_uses_e2ee
             self._datatracks.open_frame = self._encryption.receive_frame
         self._media = MediaTracks(ctx, self._peers)
         self._reconnector = Reconnector(
@@ -630,12 +631,7 @@ class Connection:
         self._media.receive(msg, now)
 
     def _on_permission_update(self, msg: spb.SignalResponse, now: float) -> None:
-        # One message for both kinds of track: a data track's if the data-track manager
-        # knows its SID, else a media track's.
-        sid = msg.subscription_permission_update.track_sid
-        if self._datatracks.manager.knows_remote_track(sid):
-            self._datatracks.receive_signal(msg, now)
-        else:
+        if not self._datatracks.permission_update(msg, now):
             self._media.receive(msg, now)
 
     _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
@@ -812,7 +808,6 @@ class Connection:
             return
         if channel is Channel.DATA_TRACK:
             self._datatracks.channel_changed(True)
-            self._datatracks.flush()
             return
         if max_message_size is not None:
             self._sender.remote_max_message_size = max(0, max_message_size)
@@ -915,7 +910,6 @@ class Connection:
             return
         if channel is Channel.DATA_TRACK:
             self._datatracks.receive_packet(data, now)
-            self._datatracks.flush()
             return
         self._receiver.receive(data, channel=channel, now=now)
 
@@ -1260,27 +1254,16 @@ class Connection:
         `Config.max_published_data_tracks`.
         """
         self._sm.check(Verb.PUBLISH_DATA_TRACK)
-        call = "publish_data_track"
-        if self._encryption is not None:
-            encrypted = self._encryption.track_uses_e2ee(uses_e2ee, call)
-        else:
-            encrypted = False if uses_e2ee is None else uses_e2ee
-        try:
-            return self._datatracks.publish(
-                now, name=name, uses_e2ee=encrypted, frame_encoding=frame_encoding, schema=schema
-            )
-        finally:
-            self._datatracks.flush()
+        return self._datatracks.publish(
+            now, name=name, uses_e2ee=uses_e2ee, frame_encoding=frame_encoding, schema=schema
+        )
 
     def unpublish_data_track(self, pub_handle: int, *, now: float) -> None:
         """Unpublish our track (`DataTrackUnpublished` LOCAL at once; a pending publish is
         cancelled instead). Idempotent; any state. Raises `LocalProtocolError` for a handle
         never allocated."""
         self._sm.check(Verb.UNPUBLISH_DATA_TRACK)
-        try:
-            self._datatracks.unpublish(pub_handle, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.unpublish(pub_handle, now)
 
     def push_data_track_frame(
         self,
@@ -1306,10 +1289,7 @@ class Connection:
         is the extension of a frame the caller encrypted, given exactly on such tracks.
         """
         self._sm.check(Verb.PUSH_DATA_TRACK_FRAME)
-        try:
-            self._datatracks.push(pub_handle, frame, now, e2ee)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.push(pub_handle, frame, now, e2ee)
 
     def subscribe_data_track(self, sid: str, *, now: float) -> None:
         """Subscribe to remote track `sid` (from `RemoteDataTrackPublished`).
@@ -1320,19 +1300,13 @@ class Connection:
         permissions exclude us). Subscribing again is a no-op. Raises `LocalProtocolError`
         unless CONNECTED or for a `sid` that is not str."""
         self._sm.check(Verb.SUBSCRIBE_DATA_TRACK)
-        try:
-            self._datatracks.subscribe(sid, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.subscribe(sid, now)
 
     def unsubscribe_data_track(self, sid: str, *, now: float) -> None:
         """End our subscription to `sid` (`DataTrackSubscriptionEnded` CANCELLED).
         Idempotent; any state."""
         self._sm.check(Verb.UNSUBSCRIBE_DATA_TRACK)
-        try:
-            self._datatracks.unsubscribe(sid, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.unsubscribe(sid, now)
 
     def set_data_track_pipeline_options(
         self, sid: str, *, max_partial_frames: int | None = None
@@ -1341,10 +1315,7 @@ class Connection:
         `RemoteDataTrack.set_pipeline_options`; 0 is clamped to 1, None keeps it). Partial
         frames over a lowered bound are dropped and reported. Any state."""
         self._sm.check(Verb.SET_DATA_TRACK_PIPELINE_OPTIONS)
-        try:
-            self._datatracks.set_pipeline_options(sid, max_partial_frames)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.set_pipeline_options(sid, max_partial_frames)
 
     def is_data_track_published(self, pub_handle: int) -> bool:
         """livekit.rtc `LocalDataTrack.is_published()`: published, or being republished."""
