@@ -42,7 +42,6 @@ Theory of operation
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import ClassVar
 
 from lkproto import commands as cmd
 from lkproto import datatracks as dt
@@ -174,6 +173,7 @@ class Connection:
             self._datatracks.decide_e2ee = self._encryption.track_uses_e2ee
             self._datatracks.open_frame = self._encryption.receive_frame
         self._media = MediaTracks(ctx, self._peers)
+        self._media.encrypted = self._encryption is not None
         self._reconnector = Reconnector(
             ctx,
             peers=self._peers,
@@ -192,6 +192,23 @@ class Connection:
             data_tracks=self._datatracks.sync_state,
         )
         self._simulator = Simulator(ctx, self._reconnector)
+        # The signal dispatch once joined: each `SignalResponse` kind to the part it concerns.
+        self._handlers: dict[str, Callable[[spb.SignalResponse, float], None]] = {
+            "answer": self._media.receive_answer,
+            "offer": lambda msg, now: self._peers.remote_offer(msg.offer.sdp),
+            "trickle": lambda msg, now: self._peers.remote_candidate(msg.trickle),
+            "update": self._on_update,
+            "leave": self._on_leave,
+            "room_update": self._on_room_update,
+            "speakers_changed": self._roster.speakers_changed,
+            "connection_quality": self._roster.quality_changed,
+            "refresh_token": self._on_refresh_token,
+            "pong_resp": self._on_pong_resp,
+            "request_response": self._on_request_response,
+            **dict.fromkeys(DATA_TRACK_SIGNALS, self._datatracks.receive_signal),
+            **dict.fromkeys(MEDIA_SIGNALS, self._media.receive),
+            "subscription_permission_update": self._on_permission_update,
+        }
         self._timer_handlers: dict[Hashable, Callable[[float], None]] = {
             Timer.JOIN: self._join_timed_out,
             Timer.PING: self._keepalive.ping,
@@ -481,12 +498,9 @@ class Connection:
             if phase is ReconnectPhase.GRACE and kind == "leave":
                 self._on_leave(msg, now)  # e.g. we were removed: do not rejoin
             return  # a straggler from a signal connection we already gave up
-        handler = self._HANDLERS.get(kind or "")
-        if handler is not None:
-            handler(self, msg, now)
-        elif kind in DATA_TRACK_SIGNALS:
-            self._datatracks.receive_signal(msg, now)
-        # Anything else (media, tracks, unknown future variants) is ignored, per D.3.
+        handler = self._handlers.get(kind or "")
+        if handler is not None:  # anything else (unknown future variants) is ignored, per D.3
+            handler(msg, now)
 
     def _first_message(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
         if kind == "join":
@@ -547,17 +561,6 @@ class Connection:
         self._server_info = info
         self._rpc.server_version = info.version
 
-    def _on_answer(self, msg: spb.SignalResponse, now: float) -> None:
-        if not self._media.answer(msg.answer, now):  # the queue's, unless sent outside it
-            self._peers.remote_answer(msg.answer.sdp)
-            self._media.release(now)
-
-    def _on_offer(self, msg: spb.SignalResponse, now: float) -> None:
-        self._peers.remote_offer(msg.offer.sdp)
-
-    def _on_trickle(self, msg: spb.SignalResponse, now: float) -> None:
-        self._peers.remote_candidate(msg.trickle)
-
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
         infos = msg.update.participants
         self._media.leaving(infos, now)  # their tracks end before they leave
@@ -595,24 +598,6 @@ class Connection:
                     ev.RoomMetadataChanged(old_metadata=old.metadata, metadata=room.metadata)
                 )
 
-    def _on_speakers(self, msg: spb.SignalResponse, now: float) -> None:
-        self._ctx.events.append(
-            ev.ActiveSpeakersChanged(
-                speakers=tuple(
-                    ev.SpeakerLevel(sid=s.sid, level=s.level, active=s.active)
-                    for s in msg.speakers_changed.speakers
-                )
-            )
-        )
-
-    def _on_quality(self, msg: spb.SignalResponse, now: float) -> None:
-        for q in msg.connection_quality.updates:
-            self._ctx.events.append(
-                ev.ConnectionQualityChanged(
-                    participant_sid=q.participant_sid, quality=q.quality, score=q.score
-                )
-            )
-
     def _on_refresh_token(self, msg: spb.SignalResponse, now: float) -> None:
         self._token = msg.refresh_token
         self._ctx.events.append(ev.TokenRefreshed(token=msg.refresh_token))
@@ -627,28 +612,9 @@ class Connection:
         ) and not self._datatracks.request_response(msg.request_response, now):
             self._metadata.answered(msg.request_response)
 
-    def _on_track_signal(self, msg: spb.SignalResponse, now: float) -> None:
-        self._media.receive(msg, now)
-
     def _on_permission_update(self, msg: spb.SignalResponse, now: float) -> None:
         if not self._datatracks.permission_update(msg, now):
             self._media.receive(msg, now)
-
-    _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
-        "answer": _on_answer,
-        "offer": _on_offer,
-        "trickle": _on_trickle,
-        "update": _on_update,
-        "leave": _on_leave,
-        "room_update": _on_room_update,
-        "speakers_changed": _on_speakers,
-        "connection_quality": _on_quality,
-        "refresh_token": _on_refresh_token,
-        "pong_resp": _on_pong_resp,
-        "request_response": _on_request_response,
-        **dict.fromkeys(MEDIA_SIGNALS, _on_track_signal),
-        "subscription_permission_update": _on_permission_update,
-    }
 
     # -- the parts' hooks --------------------------------------------------------------
 
@@ -1362,13 +1328,6 @@ class Connection:
         arguments, at `Config.max_published_tracks`, or with end-to-end encryption on (media
         frames are not encrypted). After calling this, drain the commands."""
         self._sm.check(Verb.PUBLISH_TRACK)
-        if self._encryption is not None:  # clear media in an encrypted room: refused
-            raise LocalProtocolError(
-                "publish_track: media tracks are not end-to-end encrypted by lkproto; this "
-                "Connection was made with encryption",
-                call="publish_track",
-                state=self.state.name,
-            )
         return self._media.publish(
             kind,
             name=name,
