@@ -732,39 +732,8 @@ class Connection:
                 call="peer_state_changed",
                 state=self.state.name,
             ) from None
-        peers = self._peers
-        if self.state is _S.CLOSED or target not in peers.targets:
-            return
-        if state is PeerState.CONNECTED:
-            peers.connected.add(target)
-            peers.ever_connected = True
-            self._reconnector.peer_connected(now)
-            return
-        if state not in (PeerState.FAILED, PeerState.CLOSED):
-            return  # "disconnected" may recover by itself; "failed" is final
-        peers.connected.discard(target)
-        message = f"the {target.name.lower()} peer connection {state}"
-        if self.state is _S.CONNECTING:
-            self._end(DisconnectReason.MEDIA_FAILURE, message, now, send_leave=True)
-            return
-        # D.8: a failed peer connection is resumed with an ICE restart; a resume already
-        # waiting for the peer connection becomes a full reconnect. The signal did not fail:
-        # keep it until the attempt, so that what the server wrote on it before closing our
-        # peer connection (a leave{DISCONNECT}) is still read.
-        keep = self.state is _S.CONNECTED and self.config.reconnect_attempts > 0
-        self._reconnector.interrupt(
-            DisconnectReason.MEDIA_FAILURE,
-            message,
-            now,
-            full=self._reconnector.phase is ReconnectPhase.PEER,
-            close_signal=not keep,
-            cause=(
-                ReconnectCause.PUBLISHER
-                if target is PeerTarget.PUBLISHER
-                else ReconnectCause.SUBSCRIBER
-            ),
-            keep_signal=keep,
-        )
+        if self.state is not _S.CLOSED and target in self._peers.targets:
+            self._reconnector.peer_state_changed(target, state, now)
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
