@@ -5,11 +5,16 @@ Theory of operation
   the signal WebSocket, data channel messages, timer expiries, the outcomes of earlier commands
   and application verbs. Outputs are drained by the caller after every input, in this order:
   `commands_to_send()`, then `next_event()` until None, then `get_timer()` to re-arm.
-- `Connection` is a composition. It owns the session's facts (where and as whom we join, the
-  room, the server) and the signal dispatch, and delegates the rest to parts that share one
+- `Connection` is a composition. It checks every verb's state, owns the signal dispatch
+  (each `SignalResponse` kind to the part it concerns, in one table built at construction),
+  the merged timer and the session's end, and delegates the rest to parts that share one
   `_context.Context` (events, commands, deadlines, the state machine; see that module for
-  the seam a new part plugs into):
-  - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3);
+  the seam a new part plugs into). Where a part owns a feature, the verbs are thin: the
+  state check, then one call into that part.
+  - `_session.Session`: the session's facts (where and as whom we join, the room, the
+    server), opening the signal and the join (D.1-D.3, E.1);
+  - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3), active
+    speakers and connection quality;
   - `_peers.Peers`: the peer connections asked for, their descriptions and candidates;
   - `_keepalive.Keepalive`: ping/pong and the ping timeout (G);
   - `_metadata.MetadataRequests`: our name/metadata/attribute updates and their answers;
@@ -20,9 +25,11 @@ Theory of operation
     `datatracks.DataTrackManager`, with the `_data_track` channel;
   - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
     packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
-  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8);
+  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8), and what a peer
+    connection's state change means;
   - `_media.MediaTracks`: media tracks and the single peer connection's offer/answer queue,
-    around `tracks.TrackManager` (protocol-reference-2 section 3).
+    around `tracks.TrackManager` (protocol-reference-2 section 3);
+  - `_simulate.Simulator`: `simulate_scenario`'s failures, for testing.
 - Every state change goes through the tables in `_state.py`; application verbs are checked
   there (`Verb`) before anything changes.
 - Remote faults never raise out of `receive_*`: a malformed or unexpected signal message ends
@@ -68,6 +75,7 @@ from lkproto._pb import tracks_pb2 as tpb
 from lkproto._peers import Peers
 from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
+from lkproto._session import Session
 from lkproto._simulate import Simulator
 from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
@@ -77,10 +85,8 @@ from lkproto.models import (
     Channel,
     ConnectionState,
     DisconnectReason,
-    IceServer,
     LeaveAction,
     Participant,
-    ParticipantState,
     PeerState,
     PeerTarget,
     ReconnectMode,
@@ -174,6 +180,18 @@ class Connection:
             self._datatracks.open_frame = self._encryption.receive_frame
         self._media = MediaTracks(ctx, self._peers)
         self._media.encrypted = self._encryption is not None
+        self._session = Session(
+            ctx,
+            roster=self._roster,
+            peers=self._peers,
+            keepalive=self._keepalive,
+            datatracks=self._datatracks,
+            media=self._media,
+            rpc=self._rpc,
+            cause=lambda: int(self._reconnector.cause),
+            end=self._end,
+            fatal=self._fatal,
+        )
         self._reconnector = Reconnector(
             ctx,
             peers=self._peers,
@@ -181,11 +199,11 @@ class Connection:
             sender=self._sender,
             dedup=self._dedup,
             media=self._media,
-            open_signal=self._open_signal,
+            open_signal=self._session.open_signal,
             end=self._end,
             session_lost=self._session_lost,
-            server_answered=self._server_answered,
-            rejoined=self._rejoined,
+            server_answered=self._session.server_answered,
+            rejoined=self._session.rejoined,
             random=random,
             resuming=self._datatracks.resuming,
             sync_state_resumed=self._sync_state_resumed,
@@ -199,10 +217,10 @@ class Connection:
             "trickle": lambda msg, now: self._peers.remote_candidate(msg.trickle),
             "update": self._on_update,
             "leave": self._on_leave,
-            "room_update": self._on_room_update,
+            "room_update": self._session.room_updated,
             "speakers_changed": self._roster.speakers_changed,
             "connection_quality": self._roster.quality_changed,
-            "refresh_token": self._on_refresh_token,
+            "refresh_token": self._session.token_refreshed,
             "pong_resp": self._on_pong_resp,
             "request_response": self._on_request_response,
             **dict.fromkeys(DATA_TRACK_SIGNALS, self._datatracks.receive_signal),
@@ -216,14 +234,6 @@ class Connection:
             Timer.RETRY: self._reconnector.attempt,
             Timer.PEER_WAIT: self._reconnector.peer_timed_out,
         }
-        # Session facts
-        self._url = ""
-        self._token = ""
-        self._join_metadata = ""
-        self._join_attributes: dict[str, str] = {}
-        self._embed_offer = False
-        self._room = RoomInfo()
-        self._server_info = ServerInfo()
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -245,12 +255,12 @@ class Connection:
     @property
     def room(self) -> RoomInfo:
         """The room as the server last described it, or None before the join."""
-        return self._room
+        return self._session.room
 
     @property
     def server_info(self) -> ServerInfo:
         """What the server said about itself in the join, or None before it."""
-        return self._server_info
+        return self._session.server_info
 
     @property
     def rtt_ms(self) -> int:
@@ -400,73 +410,16 @@ class Connection:
         the peer connection starts without the server's ICE servers).
         """
         self._sm.check(Verb.CONNECT)
-        if not token:
-            raise LocalProtocolError("connect: the token is empty", call="connect", state="NEW")
-        self._ctx.codec.validate_url(url)
-        self._url, self._token = url, token
-        self._join_metadata = metadata
-        self._join_attributes = dict(attributes or {})
-        self._peers.single_pc = single_peer_connection
-        self._embed_offer = embed_publisher_offer and single_peer_connection
-        self._sm.process(Input.CONNECT)
-        if self._embed_offer:
-            self._peers.create_publisher((), now)
-        else:
-            self._open_signal(now)
-
-    def _open_signal(self, now: float, resume: bool = False, offer: str | None = None) -> None:
-        local = self._roster.local
-        resume_sid = local.sid if resume and local is not None else ""
-        codec = self._ctx.codec
-        reason = int(self._reconnector.cause)
-        if self._peers.single_pc:
-            request = codec.join_request(
-                metadata=self._join_metadata,
-                attributes=self._join_attributes,
-                publisher_offer=offer,
-                resume_sid=resume_sid,
-                reconnect_reason=reason,
-            )
-            url = codec.join_url_v1(self._url, request)
-        else:
-            url = codec.join_url_v0(
-                self._url,
-                attributes=self._join_attributes,
-                metadata=self._join_metadata,
-                resume_sid=resume_sid,
-                reconnect_reason=reason,
-            )
-        self._ctx.commands.append(
-            cmd.OpenSignal(url=url, token=self._token, single_peer_connection=self._peers.single_pc)
+        self._session.connect(
+            url, token, now, metadata, attributes, single_peer_connection, embed_publisher_offer
         )
-        self._ctx.deadlines.set(Timer.JOIN, now + self.config.join_timeout)
 
     def signal_connect_failed(self, *, status: int | None, now: float, message: str = "") -> None:
         """The WebSocket upgrade failed with HTTP `status` (None: no HTTP answer at all)."""
         if self._reconnector.phase is ReconnectPhase.SIGNAL:
             self._reconnector.signal_refused(status, message, now)
             return
-        if self.state is not _S.CONNECTING:
-            return
-        if status == 404 and self._peers.single_pc:
-            # The server predates /rtc/v1: fall back to the dual peer connection path.
-            self._peers.single_pc = False
-            self._embed_offer = False
-            self._open_signal(now)
-            return
-        if status in (401, 403):
-            text = f"the server refused the token (HTTP {status})"
-        elif status is None:
-            text = (
-                f"could not reach the server: {message}"
-                if message
-                else "could not reach the server"
-            )
-        else:
-            text = f"the signal connection failed with HTTP {status}"
-        if status is not None and message:
-            text += f": {message}"  # the server's reason; the adapter redacts the token
-        self._end(DisconnectReason.JOIN_FAILURE, text, now, send_leave=False)
+        self._session.connect_failed(status, message, now)
 
     # -- signal input -----------------------------------------------------------------------
 
@@ -488,7 +441,7 @@ class Connection:
     def _dispatch(self, msg: spb.SignalResponse, now: float) -> None:
         kind = msg.WhichOneof("message")
         if self.state is _S.CONNECTING:
-            self._first_message(msg, kind, now)
+            self._session.first_message(msg, kind, now)
             return
         phase = self._reconnector.phase
         if phase is ReconnectPhase.SIGNAL:
@@ -501,65 +454,6 @@ class Connection:
         handler = self._handlers.get(kind or "")
         if handler is not None:  # anything else (unknown future variants) is ignored, per D.3
             handler(msg, now)
-
-    def _first_message(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
-        if kind == "join":
-            self._on_join(msg.join, now)
-        elif kind == "leave":
-            reason = DisconnectReason.of(msg.leave.reason)
-            self._end(reason, "the server refused the join", now, send_leave=False)
-        else:
-            self._fatal(
-                RemoteProtocolError(f"expected a join response first, got {kind or 'nothing'}"),
-                now=now,
-                reason=DisconnectReason.JOIN_FAILURE,
-            )
-
-    def _on_join(self, join: spb.JoinResponse, now: float) -> None:
-        if not join.participant.sid or not join.participant.identity:
-            self._fatal(
-                RemoteProtocolError("join response without a local participant"),
-                now=now,
-                reason=DisconnectReason.JOIN_FAILURE,
-            )
-            return
-        self._apply_join(join, now)
-        self._sm.process(Input.JOINED)
-        self._ctx.events.append(
-            ev.Joined(
-                room=self._room,
-                local_participant=self._roster.local,  # type: ignore[arg-type]  # set just above
-                participants=tuple(self._roster.remotes.values()),
-                server_info=self._server_info,
-                ice_servers=self._peers.ice_servers,
-                single_peer_connection=self._peers.single_pc,
-            )
-        )
-        self._media_joined(join, now)
-        if PeerTarget.PUBLISHER not in self._peers.targets:
-            self._peers.create_publisher(self._peers.ice_servers, now)
-
-    def _media_joined(self, join: spb.JoinResponse, now: float) -> None:
-        """Media tracks take over a JoinResponse, after the events reporting its people."""
-        enabled = self._peers.single_pc
-        self._peers.request_offer = self._media.request_offer if enabled else None
-        local = self._roster.local
-        assert local is not None  # set by _apply_join
-        self._media.joined(local.identity, join.other_participants, enabled=enabled, now=now)
-
-    def _apply_join(self, join: spb.JoinResponse, now: float) -> None:
-        """Take over a JoinResponse's facts (a first join or a full reconnect's rejoin)."""
-        self._ctx.deadlines.cancel(Timer.JOIN)
-        self._roster.join(join.participant, join.other_participants)
-        self._room = RoomInfo.from_pb(join.room)
-        self._set_server_info(ServerInfo.from_pb(join.server_info))
-        self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
-        self._keepalive.configure(join.ping_interval, join.ping_timeout, now)
-        self._datatracks.joined(join.participant.identity, join.other_participants, now)
-
-    def _set_server_info(self, info: ServerInfo) -> None:
-        self._server_info = info
-        self._rpc.server_version = info.version
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
         infos = msg.update.participants
@@ -583,24 +477,6 @@ class Connection:
             )
             return
         self._end(reason, "the server ended the session", now, send_leave=False)
-
-    def _on_room_update(self, msg: spb.SignalResponse, now: float) -> None:
-        old, self._room = self._room, RoomInfo.from_pb(msg.room_update.room)
-        self._room_events(old, always=True)
-
-    def _room_events(self, old: RoomInfo, *, always: bool) -> None:
-        """Report the room if it changed from `old` (or `always`), and its metadata."""
-        room = self._room
-        if always or old != room:
-            self._ctx.events.append(ev.RoomUpdated(room=room))
-            if old.metadata != room.metadata:
-                self._ctx.events.append(
-                    ev.RoomMetadataChanged(old_metadata=old.metadata, metadata=room.metadata)
-                )
-
-    def _on_refresh_token(self, msg: spb.SignalResponse, now: float) -> None:
-        self._token = msg.refresh_token
-        self._ctx.events.append(ev.TokenRefreshed(token=msg.refresh_token))
 
     def _on_pong_resp(self, msg: spb.SignalResponse, now: float) -> None:
         self._keepalive.pong(msg.pong_resp.last_ping_timestamp, now)
@@ -632,38 +508,13 @@ class Connection:
         self._datatracks.restarted(now)
         self._datatracks.flush()
         cut_streams = self._exchange.restarted(now, message)
-        # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
-        # token's. Reconnecting happens only once joined, so the local participant is known.
-        local = self._roster.local
-        assert local is not None
-        self._join_metadata = local.metadata
-        self._join_attributes = dict(local.attributes)
+        self._session.rejoin_as_now()
         return cut_streams
 
     def _sync_state_resumed(self, now: float) -> None:
         """The resume's `SyncState` went out: requests held during the resume may follow."""
         self._datatracks.resumed(now)
         self._datatracks.flush()
-
-    def _server_answered(self, response: spb.ReconnectResponse) -> None:
-        if response.ice_servers:
-            self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in response.ice_servers)
-        if response.HasField("server_info"):
-            self._set_server_info(ServerInfo.from_pb(response.server_info))
-
-    def _rejoined(self, join: spb.JoinResponse, now: float) -> None:
-        old, old_room = self._roster.local, self._room
-        self._apply_join(join, now)
-        local = self._roster.local
-        assert old is not None and local is not None  # reconnecting implies joined
-        if old != local:
-            self._ctx.events.append(ev.ParticipantUpdated(participant=local, previous=old))
-        self._room_events(old_room, always=False)  # e.g. a new room SID: the server restarted
-        for participant in self._roster.remotes.values():
-            self._ctx.events.append(ev.ParticipantConnected(participant=participant))
-            if participant.state is ParticipantState.ACTIVE:
-                self._ctx.events.append(ev.ParticipantActive(participant=participant))
-        self._media_joined(join, now)  # republishes our tracks, lists the others' again
 
     # -- peer connection results ------------------------------------------------------------
 
@@ -691,8 +542,8 @@ class Connection:
         codec = self._ctx.codec
         if sdp_type is SdpType.OFFER:
             self._media.direct_offer = True  # its answer (id 0) is applied directly
-            if self.state is _S.CONNECTING and self._embed_offer:
-                self._open_signal(now, offer=sdp)
+            if self.state is _S.CONNECTING and self._session.embed_offer:
+                self._session.open_signal(now, offer=sdp)
             else:
                 self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
         else:
@@ -711,7 +562,7 @@ class Connection:
         """A local ICE candidate (JSON RTCIceCandidateInit), or None at the end of gathering."""
         if self.state is _S.CLOSED or candidate_init is None:
             return
-        if self.state is _S.CONNECTING and self._embed_offer:
+        if self.state is _S.CONNECTING and self._session.embed_offer:
             return  # the embedded offer already carries the candidates gathered so far
         data = self._ctx.codec.trickle(candidate_init, int(target))
         self._ctx.commands.append(cmd.SendSignal(data=data))
