@@ -64,7 +64,7 @@ from lkproto._data import (
 )
 from lkproto._datatracks import SIGNALS as DATA_TRACK_SIGNALS
 from lkproto._datatracks import DataTracks
-from lkproto._encryption import Encryption
+from lkproto._encryption import attach as attach_encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
 from lkproto._media import MEDIA_SIGNALS, MediaTracks
@@ -159,25 +159,16 @@ class Connection:
         self._receiver = DataReceiver(ctx, self._dedup)
         self._receiver.routes.update(self._exchange.routes)
         self._datatracks = DataTracks(ctx, random=random)
-        self._encryption: Encryption | None = None
-        if encryption is not None:
-            if not isinstance(encryption, E2EEOptions):
-                raise TypeError(f"encryption must be E2EEOptions, not {type(encryption).__name__}")
-            if iv_factory is None:  # data-track frames are encrypted whatever the option
-                raise ValueError("end-to-end encryption needs an iv_factory (12-byte IVs)")
-            self._encryption = Encryption(
-                ctx,
-                encryption,
-                roster=self._roster,
-                dispatch=self._receiver.dispatch,
-                encrypt_data=bool(data_channel_encryption),
-                iv_factory=iv_factory,
-            )
-            self._receiver.filter = self._encryption.receive
-            self._sender.seal = self._encryption.seal
-            self._datatracks.seal_frame = self._encryption.seal_frame
-            self._datatracks.decide_e2ee = self._encryption.track_uses_e2ee
-            self._datatracks.open_frame = self._encryption.receive_frame
+        self._encryption = attach_encryption(
+            ctx,
+            encryption,
+            encrypt_data=data_channel_encryption,
+            iv_factory=iv_factory,
+            roster=self._roster,
+            receiver=self._receiver,
+            sender=self._sender,
+            datatracks=self._datatracks,
+        )
         self._media = MediaTracks(ctx, self._peers)
         self._media.encrypted = self._encryption is not None
         self._session = Session(
