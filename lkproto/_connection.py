@@ -524,21 +524,8 @@ class Connection:
         For `CreateOffer(offer_id=n)` with n > 0, report `offer_id=n` and `slot_mids`: the
         mid of the transceiver of every slot created so far (`lkproto.tracks`); the offer is
         sent with that id. Raises `LocalProtocolError` for slot mids that do not fit."""
-        if self.state is _S.CLOSED or target not in self._peers.targets:
-            return
-        if sdp_type is SdpType.OFFER and offer_id:
-            self._media.offer_created(offer_id, sdp, slot_mids or {}, now)
-            return
-        self._peers.local_description(target, sdp, sdp_type)
-        codec = self._ctx.codec
-        if sdp_type is SdpType.OFFER:
-            self._media.direct_offer = True  # its answer (id 0) is applied directly
-            if self.state is _S.CONNECTING and self._session.embed_offer:
-                self._session.open_signal(now, offer=sdp)
-            else:
-                self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
-        else:
-            self._ctx.commands.append(cmd.SendSignal(data=codec.answer(sdp)))
+        if self.state is not _S.CLOSED and target in self._peers.targets:
+            self._session.local_description(target, sdp, sdp_type, offer_id, slot_mids, now)
 
     def remote_description_applied(self, target: PeerTarget, offer_id: int, *, now: float) -> None:
         """The adapter applied `SetRemoteDescription(offer_id=n)` (n > 0), after
@@ -551,12 +538,8 @@ class Connection:
         self, target: PeerTarget, candidate_init: str | None, *, now: float
     ) -> None:
         """A local ICE candidate (JSON RTCIceCandidateInit), or None at the end of gathering."""
-        if self.state is _S.CLOSED or candidate_init is None:
-            return
-        if self.state is _S.CONNECTING and self._session.embed_offer:
-            return  # the embedded offer already carries the candidates gathered so far
-        data = self._ctx.codec.trickle(candidate_init, int(target))
-        self._ctx.commands.append(cmd.SendSignal(data=data))
+        if self.state is not _S.CLOSED and candidate_init is not None:
+            self._session.candidate_gathered(target, candidate_init)
 
     def peer_state_changed(self, target: PeerTarget, state: PeerState | str, *, now: float) -> None:
         """A peer connection's connectionState changed (a `PeerState`, or its string value:
@@ -633,15 +616,9 @@ class Connection:
             return
         why = f"code {code}: {reason}" if reason else f"code {code}"
         if self.state is _S.CONNECTING:
-            self._end(
-                DisconnectReason.JOIN_FAILURE,
-                f"the signal closed before the join ({why})",
-                now,
-                send_leave=False,
-                close_signal=False,
-            )
-            return
-        self._reconnector.signal_closed(f"the signal connection closed ({why})", now)
+            self._session.signal_closed(why, now)
+        else:
+            self._reconnector.signal_closed(f"the signal connection closed ({why})", now)
 
     def simulate_scenario(self, scenario: SimulateScenario, *, now: float) -> None:
         """Cause a failure, for testing (`livekit.rtc`'s `Room.simulate_scenario`).
@@ -657,13 +634,8 @@ class Connection:
     def _join_timed_out(self, now: float) -> None:
         if self.state is _S.RECONNECTING:
             self._reconnector.join_timed_out(now)
-            return
-        self._end(
-            DisconnectReason.JOIN_FAILURE,
-            f"no join response within {self.config.join_timeout:g}s",
-            now,
-            send_leave=False,
-        )
+        else:
+            self._session.join_timed_out(now)
 
     def _pong_timed_out(self, now: float) -> None:
         # Nothing from the server for ping_timeout seconds means the network was down at

@@ -17,9 +17,13 @@ Theory of operation (protocol-reference D.1-D.3, E.1)
   reported, then media tracks take over (after the events reporting the people) and the
   publisher is created, unless the embedded offer created it already. A full reconnect's
   `JoinResponse` is taken over the same way (`rejoined`), reporting what changed instead.
-- A failed upgrade before the join ends the session, except a 404 on `/rtc/v1`, which falls
-  back to `/rtc`. Ending the session is the owner's (`end`, `fatal` hooks): this part never
-  sees the `Connection`.
+- Before the join, a failed upgrade (except a 404 on `/rtc/v1`, which falls back to `/rtc`),
+  the signal closing or no answer within `Config.join_timeout` end the session. Ending it is
+  the owner's (`end`, `fatal` hooks): this part never sees the `Connection`.
+- Our descriptions and ICE candidates go out on the signal. An offer of the media-track
+  queue (`offer_id` > 0) is the queue's; any other offer's answer is applied directly
+  (`MediaTracks.direct_offer`). While joining with `embed_offer`, the offer opens the signal
+  instead, and the candidates gathered meanwhile are not trickled: the offer carries them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from lkproto.models import (
     ParticipantState,
     PeerTarget,
     RoomInfo,
+    SdpType,
     ServerInfo,
 )
 from lkproto.rpc import RpcTable
@@ -195,12 +200,67 @@ class Session:
             text += f": {message}"  # the server's reason; the adapter redacts the token
         self._end(DisconnectReason.JOIN_FAILURE, text, now, send_leave=False)
 
+    def signal_closed(self, why: str, now: float) -> None:
+        """The join's signal connection closed before the join."""
+        self._end(
+            DisconnectReason.JOIN_FAILURE,
+            f"the signal closed before the join ({why})",
+            now,
+            send_leave=False,
+            close_signal=False,
+        )
+
+    def join_timed_out(self, now: float) -> None:
+        """`Timer.JOIN` fired before the join."""
+        self._end(
+            DisconnectReason.JOIN_FAILURE,
+            f"no join response within {self._ctx.config.join_timeout:g}s",
+            now,
+            send_leave=False,
+        )
+
     def rejoin_as_now(self) -> None:
         """A full reconnect: rejoin as we are now, not as we first joined (E.1)."""
         local = self._roster.local
         assert local is not None  # reconnecting happens only once joined
         self.metadata = local.metadata
         self.attributes = dict(local.attributes)
+
+    # -- our descriptions and candidates -------------------------------------------------------
+
+    def local_description(
+        self,
+        target: PeerTarget,
+        sdp: str,
+        sdp_type: SdpType,
+        offer_id: int,
+        slot_mids: Mapping[int, str] | None,
+        now: float,
+    ) -> None:
+        """The adapter created (and set) a local offer or answer for a current `target`."""
+        if sdp_type is SdpType.OFFER and offer_id:
+            self._media.offer_created(offer_id, sdp, slot_mids or {}, now)
+            return
+        self._peers.local_description(target, sdp, sdp_type)
+        codec = self._ctx.codec
+        if sdp_type is SdpType.OFFER:
+            self._media.direct_offer = True  # its answer (id 0) is applied directly
+            if self._embedding():
+                self.open_signal(now, offer=sdp)
+            else:
+                self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
+        else:
+            self._ctx.commands.append(cmd.SendSignal(data=codec.answer(sdp)))
+
+    def candidate_gathered(self, target: PeerTarget, candidate_init: str) -> None:
+        if self._embedding():
+            return  # the embedded offer already carries the candidates gathered so far
+        data = self._ctx.codec.trickle(candidate_init, int(target))
+        self._ctx.commands.append(cmd.SendSignal(data=data))
+
+    def _embedding(self) -> bool:
+        """Joining, with the publisher's offer in the join request."""
+        return self._ctx.state is ConnectionState.CONNECTING and self.embed_offer
 
     # -- the join ---------------------------------------------------------------------------------
 
