@@ -5,11 +5,16 @@ Theory of operation
   the signal WebSocket, data channel messages, timer expiries, the outcomes of earlier commands
   and application verbs. Outputs are drained by the caller after every input, in this order:
   `commands_to_send()`, then `next_event()` until None, then `get_timer()` to re-arm.
-- `Connection` is a composition. It owns the session's facts (where and as whom we join, the
-  room, the server) and the signal dispatch, and delegates the rest to parts that share one
+- `Connection` is a composition. It checks every verb's state, owns the signal dispatch
+  (each `SignalResponse` kind to the part it concerns, in one table built at construction),
+  the merged timer and the session's end, and delegates the rest to parts that share one
   `_context.Context` (events, commands, deadlines, the state machine; see that module for
-  the seam a new part plugs into):
-  - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3);
+  the seam a new part plugs into). Where a part owns a feature, the verbs are thin: the
+  state check, then one call into that part.
+  - `_session.Session`: the session's facts (where and as whom we join, the room, the
+    server), opening the signal and the join (D.1-D.3, E.1);
+  - `_roster.Roster`: participants, from the join and `ParticipantUpdate`s (E.3), active
+    speakers and connection quality;
   - `_peers.Peers`: the peer connections asked for, their descriptions and candidates;
   - `_keepalive.Keepalive`: ping/pong and the ping timeout (G);
   - `_metadata.MetadataRequests`: our name/metadata/attribute updates and their answers;
@@ -20,9 +25,11 @@ Theory of operation
     `datatracks.DataTrackManager`, with the `_data_track` channel;
   - `_encryption.Encryption` (when made with `encryption=`): end-to-end encryption of data
     packets around `e2ee.KeyProvider`/`DataCryptor` (protocol-reference-2 §2);
-  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8);
+  - `_reconnect.Reconnector`: resume and full reconnect (D.7, D.8), and what a peer
+    connection's state change means;
   - `_media.MediaTracks`: media tracks and the single peer connection's offer/answer queue,
-    around `tracks.TrackManager` (protocol-reference-2 section 3).
+    around `tracks.TrackManager` (protocol-reference-2 section 3);
+  - `_simulate.Simulator`: `simulate_scenario`'s failures, for testing.
 - Every state change goes through the tables in `_state.py`; application verbs are checked
   there (`Verb`) before anything changes.
 - Remote faults never raise out of `receive_*`: a malformed or unexpected signal message ends
@@ -42,7 +49,6 @@ Theory of operation
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import ClassVar
 
 from lkproto import commands as cmd
 from lkproto import datatracks as dt
@@ -58,7 +64,7 @@ from lkproto._data import (
 )
 from lkproto._datatracks import SIGNALS as DATA_TRACK_SIGNALS
 from lkproto._datatracks import DataTracks
-from lkproto._encryption import Encryption
+from lkproto._encryption import attach as attach_encryption
 from lkproto._exchange import Exchange
 from lkproto._keepalive import Keepalive
 from lkproto._media import MEDIA_SIGNALS, MediaTracks
@@ -69,6 +75,8 @@ from lkproto._pb import tracks_pb2 as tpb
 from lkproto._peers import Peers
 from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto._roster import Roster
+from lkproto._session import Session
+from lkproto._simulate import Simulator
 from lkproto._state import Input, ReconnectPhase, Verb
 from lkproto.config import Config
 from lkproto.e2ee import E2EEOptions, KeyProvider
@@ -77,10 +85,8 @@ from lkproto.models import (
     Channel,
     ConnectionState,
     DisconnectReason,
-    IceServer,
     LeaveAction,
     Participant,
-    ParticipantState,
     PeerState,
     PeerTarget,
     ReconnectMode,
@@ -153,25 +159,30 @@ class Connection:
         self._receiver = DataReceiver(ctx, self._dedup)
         self._receiver.routes.update(self._exchange.routes)
         self._datatracks = DataTracks(ctx, random=random)
-        self._encryption: Encryption | None = None
-        if encryption is not None:
-            if not isinstance(encryption, E2EEOptions):
-                raise TypeError(f"encryption must be E2EEOptions, not {type(encryption).__name__}")
-            if iv_factory is None:  # data-track frames are encrypted whatever the option
-                raise ValueError("end-to-end encryption needs an iv_factory (12-byte IVs)")
-            self._encryption = Encryption(
-                ctx,
-                encryption,
-                roster=self._roster,
-                dispatch=self._receiver.dispatch,
-                encrypt_data=bool(data_channel_encryption),
-                iv_factory=iv_factory,
-            )
-            self._receiver.filter = self._encryption.receive
-            self._sender.seal = self._encryption.seal
-            self._datatracks.seal_frame = self._encryption.seal_frame
-            self._datatracks.open_frame = self._encryption.receive_frame
+        self._encryption = attach_encryption(
+            ctx,
+            encryption,
+            encrypt_data=data_channel_encryption,
+            iv_factory=iv_factory,
+            roster=self._roster,
+            receiver=self._receiver,
+            sender=self._sender,
+            datatracks=self._datatracks,
+        )
         self._media = MediaTracks(ctx, self._peers)
+        self._media.encrypted = self._encryption is not None
+        self._session = Session(
+            ctx,
+            roster=self._roster,
+            peers=self._peers,
+            keepalive=self._keepalive,
+            datatracks=self._datatracks,
+            media=self._media,
+            rpc=self._rpc,
+            cause=lambda: int(self._reconnector.cause),
+            end=self._end,
+            fatal=self._fatal,
+        )
         self._reconnector = Reconnector(
             ctx,
             peers=self._peers,
@@ -179,16 +190,34 @@ class Connection:
             sender=self._sender,
             dedup=self._dedup,
             media=self._media,
-            open_signal=self._open_signal,
+            open_signal=self._session.open_signal,
             end=self._end,
             session_lost=self._session_lost,
-            server_answered=self._server_answered,
-            rejoined=self._rejoined,
+            server_answered=self._session.server_answered,
+            rejoined=self._session.rejoined,
             random=random,
             resuming=self._datatracks.resuming,
             sync_state_resumed=self._sync_state_resumed,
             data_tracks=self._datatracks.sync_state,
         )
+        self._simulator = Simulator(ctx, self._reconnector)
+        # The signal dispatch once joined: each `SignalResponse` kind to the part it concerns.
+        self._handlers: dict[str, Callable[[spb.SignalResponse, float], None]] = {
+            "answer": self._media.receive_answer,
+            "offer": lambda msg, now: self._peers.remote_offer(msg.offer.sdp),
+            "trickle": lambda msg, now: self._peers.remote_candidate(msg.trickle),
+            "update": self._on_update,
+            "leave": self._on_leave,
+            "room_update": self._session.room_updated,
+            "speakers_changed": self._roster.speakers_changed,
+            "connection_quality": self._roster.quality_changed,
+            "refresh_token": self._session.token_refreshed,
+            "pong_resp": self._on_pong_resp,
+            "request_response": self._on_request_response,
+            **dict.fromkeys(DATA_TRACK_SIGNALS, self._datatracks.receive_signal),
+            **dict.fromkeys(MEDIA_SIGNALS, self._media.receive),
+            "subscription_permission_update": self._on_permission_update,
+        }
         self._timer_handlers: dict[Hashable, Callable[[float], None]] = {
             Timer.JOIN: self._join_timed_out,
             Timer.PING: self._keepalive.ping,
@@ -196,15 +225,6 @@ class Connection:
             Timer.RETRY: self._reconnector.attempt,
             Timer.PEER_WAIT: self._reconnector.peer_timed_out,
         }
-        # Session facts
-        self._url = ""
-        self._token = ""
-        self._join_metadata = ""
-        self._join_attributes: dict[str, str] = {}
-        self._embed_offer = False
-        self._room = RoomInfo()
-        self._server_info = ServerInfo()
-        self._drop_on_pong: SimulateScenario | None = None  # simulate_scenario, see there
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -226,12 +246,12 @@ class Connection:
     @property
     def room(self) -> RoomInfo:
         """The room as the server last described it, or None before the join."""
-        return self._room
+        return self._session.room
 
     @property
     def server_info(self) -> ServerInfo:
         """What the server said about itself in the join, or None before it."""
-        return self._server_info
+        return self._session.server_info
 
     @property
     def rtt_ms(self) -> int:
@@ -381,73 +401,16 @@ class Connection:
         the peer connection starts without the server's ICE servers).
         """
         self._sm.check(Verb.CONNECT)
-        if not token:
-            raise LocalProtocolError("connect: the token is empty", call="connect", state="NEW")
-        self._ctx.codec.validate_url(url)
-        self._url, self._token = url, token
-        self._join_metadata = metadata
-        self._join_attributes = dict(attributes or {})
-        self._peers.single_pc = single_peer_connection
-        self._embed_offer = embed_publisher_offer and single_peer_connection
-        self._sm.process(Input.CONNECT)
-        if self._embed_offer:
-            self._peers.create_publisher((), now)
-        else:
-            self._open_signal(now)
-
-    def _open_signal(self, now: float, resume: bool = False, offer: str | None = None) -> None:
-        local = self._roster.local
-        resume_sid = local.sid if resume and local is not None else ""
-        codec = self._ctx.codec
-        reason = int(self._reconnector.cause)
-        if self._peers.single_pc:
-            request = codec.join_request(
-                metadata=self._join_metadata,
-                attributes=self._join_attributes,
-                publisher_offer=offer,
-                resume_sid=resume_sid,
-                reconnect_reason=reason,
-            )
-            url = codec.join_url_v1(self._url, request)
-        else:
-            url = codec.join_url_v0(
-                self._url,
-                attributes=self._join_attributes,
-                metadata=self._join_metadata,
-                resume_sid=resume_sid,
-                reconnect_reason=reason,
-            )
-        self._ctx.commands.append(
-            cmd.OpenSignal(url=url, token=self._token, single_peer_connection=self._peers.single_pc)
+        self._session.connect(
+            url, token, now, metadata, attributes, single_peer_connection, embed_publisher_offer
         )
-        self._ctx.deadlines.set(Timer.JOIN, now + self.config.join_timeout)
 
     def signal_connect_failed(self, *, status: int | None, now: float, message: str = "") -> None:
         """The WebSocket upgrade failed with HTTP `status` (None: no HTTP answer at all)."""
         if self._reconnector.phase is ReconnectPhase.SIGNAL:
             self._reconnector.signal_refused(status, message, now)
             return
-        if self.state is not _S.CONNECTING:
-            return
-        if status == 404 and self._peers.single_pc:
-            # The server predates /rtc/v1: fall back to the dual peer connection path.
-            self._peers.single_pc = False
-            self._embed_offer = False
-            self._open_signal(now)
-            return
-        if status in (401, 403):
-            text = f"the server refused the token (HTTP {status})"
-        elif status is None:
-            text = (
-                f"could not reach the server: {message}"
-                if message
-                else "could not reach the server"
-            )
-        else:
-            text = f"the signal connection failed with HTTP {status}"
-        if status is not None and message:
-            text += f": {message}"  # the server's reason; the adapter redacts the token
-        self._end(DisconnectReason.JOIN_FAILURE, text, now, send_leave=False)
+        self._session.connect_failed(status, message, now)
 
     # -- signal input -----------------------------------------------------------------------
 
@@ -469,7 +432,7 @@ class Connection:
     def _dispatch(self, msg: spb.SignalResponse, now: float) -> None:
         kind = msg.WhichOneof("message")
         if self.state is _S.CONNECTING:
-            self._first_message(msg, kind, now)
+            self._session.first_message(msg, kind, now)
             return
         phase = self._reconnector.phase
         if phase is ReconnectPhase.SIGNAL:
@@ -479,82 +442,9 @@ class Connection:
             if phase is ReconnectPhase.GRACE and kind == "leave":
                 self._on_leave(msg, now)  # e.g. we were removed: do not rejoin
             return  # a straggler from a signal connection we already gave up
-        handler = self._HANDLERS.get(kind or "")
-        if handler is not None:
-            handler(self, msg, now)
-        elif kind in DATA_TRACK_SIGNALS:
-            self._datatracks.receive_signal(msg, now)
-        # Anything else (media, tracks, unknown future variants) is ignored, per D.3.
-
-    def _first_message(self, msg: spb.SignalResponse, kind: str | None, now: float) -> None:
-        if kind == "join":
-            self._on_join(msg.join, now)
-        elif kind == "leave":
-            reason = DisconnectReason.of(msg.leave.reason)
-            self._end(reason, "the server refused the join", now, send_leave=False)
-        else:
-            self._fatal(
-                RemoteProtocolError(f"expected a join response first, got {kind or 'nothing'}"),
-                now=now,
-                reason=DisconnectReason.JOIN_FAILURE,
-            )
-
-    def _on_join(self, join: spb.JoinResponse, now: float) -> None:
-        if not join.participant.sid or not join.participant.identity:
-            self._fatal(
-                RemoteProtocolError("join response without a local participant"),
-                now=now,
-                reason=DisconnectReason.JOIN_FAILURE,
-            )
-            return
-        self._apply_join(join, now)
-        self._sm.process(Input.JOINED)
-        self._ctx.events.append(
-            ev.Joined(
-                room=self._room,
-                local_participant=self._roster.local,  # type: ignore[arg-type]  # set just above
-                participants=tuple(self._roster.remotes.values()),
-                server_info=self._server_info,
-                ice_servers=self._peers.ice_servers,
-                single_peer_connection=self._peers.single_pc,
-            )
-        )
-        self._media_joined(join, now)
-        if PeerTarget.PUBLISHER not in self._peers.targets:
-            self._peers.create_publisher(self._peers.ice_servers, now)
-
-    def _media_joined(self, join: spb.JoinResponse, now: float) -> None:
-        """Media tracks take over a JoinResponse, after the events reporting its people."""
-        enabled = self._peers.single_pc
-        self._peers.request_offer = self._media.request_offer if enabled else None
-        local = self._roster.local
-        assert local is not None  # set by _apply_join
-        self._media.joined(local.identity, join.other_participants, enabled=enabled, now=now)
-
-    def _apply_join(self, join: spb.JoinResponse, now: float) -> None:
-        """Take over a JoinResponse's facts (a first join or a full reconnect's rejoin)."""
-        self._ctx.deadlines.cancel(Timer.JOIN)
-        self._roster.join(join.participant, join.other_participants)
-        self._room = RoomInfo.from_pb(join.room)
-        self._set_server_info(ServerInfo.from_pb(join.server_info))
-        self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in join.ice_servers)
-        self._keepalive.configure(join.ping_interval, join.ping_timeout, now)
-        self._datatracks.joined(join.participant.identity, join.other_participants, now)
-
-    def _set_server_info(self, info: ServerInfo) -> None:
-        self._server_info = info
-        self._rpc.server_version = info.version
-
-    def _on_answer(self, msg: spb.SignalResponse, now: float) -> None:
-        if not self._media.answer(msg.answer, now):  # the queue's, unless sent outside it
-            self._peers.remote_answer(msg.answer.sdp)
-            self._media.release(now)
-
-    def _on_offer(self, msg: spb.SignalResponse, now: float) -> None:
-        self._peers.remote_offer(msg.offer.sdp)
-
-    def _on_trickle(self, msg: spb.SignalResponse, now: float) -> None:
-        self._peers.remote_candidate(msg.trickle)
+        handler = self._handlers.get(kind or "")
+        if handler is not None:  # anything else (unknown future variants) is ignored, per D.3
+            handler(msg, now)
 
     def _on_update(self, msg: spb.SignalResponse, now: float) -> None:
         infos = msg.update.participants
@@ -579,52 +469,9 @@ class Connection:
             return
         self._end(reason, "the server ended the session", now, send_leave=False)
 
-    def _on_room_update(self, msg: spb.SignalResponse, now: float) -> None:
-        old, self._room = self._room, RoomInfo.from_pb(msg.room_update.room)
-        self._room_events(old, always=True)
-
-    def _room_events(self, old: RoomInfo, *, always: bool) -> None:
-        """Report the room if it changed from `old` (or `always`), and its metadata."""
-        room = self._room
-        if always or old != room:
-            self._ctx.events.append(ev.RoomUpdated(room=room))
-            if old.metadata != room.metadata:
-                self._ctx.events.append(
-                    ev.RoomMetadataChanged(old_metadata=old.metadata, metadata=room.metadata)
-                )
-
-    def _on_speakers(self, msg: spb.SignalResponse, now: float) -> None:
-        self._ctx.events.append(
-            ev.ActiveSpeakersChanged(
-                speakers=tuple(
-                    ev.SpeakerLevel(sid=s.sid, level=s.level, active=s.active)
-                    for s in msg.speakers_changed.speakers
-                )
-            )
-        )
-
-    def _on_quality(self, msg: spb.SignalResponse, now: float) -> None:
-        for q in msg.connection_quality.updates:
-            self._ctx.events.append(
-                ev.ConnectionQualityChanged(
-                    participant_sid=q.participant_sid, quality=q.quality, score=q.score
-                )
-            )
-
-    def _on_refresh_token(self, msg: spb.SignalResponse, now: float) -> None:
-        self._token = msg.refresh_token
-        self._ctx.events.append(ev.TokenRefreshed(token=msg.refresh_token))
-
     def _on_pong_resp(self, msg: spb.SignalResponse, now: float) -> None:
         self._keepalive.pong(msg.pong_resp.last_ping_timestamp, now)
-        scenario, self._drop_on_pong = self._drop_on_pong, None
-        if scenario is not None:
-            self._reconnector.interrupt(
-                DisconnectReason.SIGNAL_CLOSE,
-                f"simulated {scenario.name.lower()}",
-                now,
-                cause=ReconnectCause.SIGNAL,
-            )
+        self._simulator.ponged(now)
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
         if not self._media.request_response(
@@ -632,33 +479,9 @@ class Connection:
         ) and not self._datatracks.request_response(msg.request_response, now):
             self._metadata.answered(msg.request_response)
 
-    def _on_track_signal(self, msg: spb.SignalResponse, now: float) -> None:
-        self._media.receive(msg, now)
-
     def _on_permission_update(self, msg: spb.SignalResponse, now: float) -> None:
-        # One message for both kinds of track: a data track's if the data-track manager
-        # knows its SID, else a media track's.
-        sid = msg.subscription_permission_update.track_sid
-        if self._datatracks.manager.knows_remote_track(sid):
-            self._datatracks.receive_signal(msg, now)
-        else:
+        if not self._datatracks.permission_update(msg, now):
             self._media.receive(msg, now)
-
-    _HANDLERS: ClassVar[dict[str, Callable[[Connection, spb.SignalResponse, float], None]]] = {
-        "answer": _on_answer,
-        "offer": _on_offer,
-        "trickle": _on_trickle,
-        "update": _on_update,
-        "leave": _on_leave,
-        "room_update": _on_room_update,
-        "speakers_changed": _on_speakers,
-        "connection_quality": _on_quality,
-        "refresh_token": _on_refresh_token,
-        "pong_resp": _on_pong_resp,
-        "request_response": _on_request_response,
-        **dict.fromkeys(MEDIA_SIGNALS, _on_track_signal),
-        "subscription_permission_update": _on_permission_update,
-    }
 
     # -- the parts' hooks --------------------------------------------------------------
 
@@ -676,38 +499,13 @@ class Connection:
         self._datatracks.restarted(now)
         self._datatracks.flush()
         cut_streams = self._exchange.restarted(now, message)
-        # Rejoin as we are now, not as we first joined (E.1): the server merges these over the
-        # token's. Reconnecting happens only once joined, so the local participant is known.
-        local = self._roster.local
-        assert local is not None
-        self._join_metadata = local.metadata
-        self._join_attributes = dict(local.attributes)
+        self._session.rejoin_as_now()
         return cut_streams
 
     def _sync_state_resumed(self, now: float) -> None:
         """The resume's `SyncState` went out: requests held during the resume may follow."""
         self._datatracks.resumed(now)
         self._datatracks.flush()
-
-    def _server_answered(self, response: spb.ReconnectResponse) -> None:
-        if response.ice_servers:
-            self._peers.ice_servers = tuple(IceServer.from_pb(s) for s in response.ice_servers)
-        if response.HasField("server_info"):
-            self._set_server_info(ServerInfo.from_pb(response.server_info))
-
-    def _rejoined(self, join: spb.JoinResponse, now: float) -> None:
-        old, old_room = self._roster.local, self._room
-        self._apply_join(join, now)
-        local = self._roster.local
-        assert old is not None and local is not None  # reconnecting implies joined
-        if old != local:
-            self._ctx.events.append(ev.ParticipantUpdated(participant=local, previous=old))
-        self._room_events(old_room, always=False)  # e.g. a new room SID: the server restarted
-        for participant in self._roster.remotes.values():
-            self._ctx.events.append(ev.ParticipantConnected(participant=participant))
-            if participant.state is ParticipantState.ACTIVE:
-                self._ctx.events.append(ev.ParticipantActive(participant=participant))
-        self._media_joined(join, now)  # republishes our tracks, lists the others' again
 
     # -- peer connection results ------------------------------------------------------------
 
@@ -726,21 +524,8 @@ class Connection:
         For `CreateOffer(offer_id=n)` with n > 0, report `offer_id=n` and `slot_mids`: the
         mid of the transceiver of every slot created so far (`lkproto.tracks`); the offer is
         sent with that id. Raises `LocalProtocolError` for slot mids that do not fit."""
-        if self.state is _S.CLOSED or target not in self._peers.targets:
-            return
-        if sdp_type is SdpType.OFFER and offer_id:
-            self._media.offer_created(offer_id, sdp, slot_mids or {}, now)
-            return
-        self._peers.local_description(target, sdp, sdp_type)
-        codec = self._ctx.codec
-        if sdp_type is SdpType.OFFER:
-            self._media.direct_offer = True  # its answer (id 0) is applied directly
-            if self.state is _S.CONNECTING and self._embed_offer:
-                self._open_signal(now, offer=sdp)
-            else:
-                self._ctx.commands.append(cmd.SendSignal(data=codec.offer(sdp)))
-        else:
-            self._ctx.commands.append(cmd.SendSignal(data=codec.answer(sdp)))
+        if self.state is not _S.CLOSED and target in self._peers.targets:
+            self._session.local_description(target, sdp, sdp_type, offer_id, slot_mids, now)
 
     def remote_description_applied(self, target: PeerTarget, offer_id: int, *, now: float) -> None:
         """The adapter applied `SetRemoteDescription(offer_id=n)` (n > 0), after
@@ -753,12 +538,8 @@ class Connection:
         self, target: PeerTarget, candidate_init: str | None, *, now: float
     ) -> None:
         """A local ICE candidate (JSON RTCIceCandidateInit), or None at the end of gathering."""
-        if self.state is _S.CLOSED or candidate_init is None:
-            return
-        if self.state is _S.CONNECTING and self._embed_offer:
-            return  # the embedded offer already carries the candidates gathered so far
-        data = self._ctx.codec.trickle(candidate_init, int(target))
-        self._ctx.commands.append(cmd.SendSignal(data=data))
+        if self.state is not _S.CLOSED and candidate_init is not None:
+            self._session.candidate_gathered(target, candidate_init)
 
     def peer_state_changed(self, target: PeerTarget, state: PeerState | str, *, now: float) -> None:
         """A peer connection's connectionState changed (a `PeerState`, or its string value:
@@ -776,39 +557,8 @@ class Connection:
                 call="peer_state_changed",
                 state=self.state.name,
             ) from None
-        peers = self._peers
-        if self.state is _S.CLOSED or target not in peers.targets:
-            return
-        if state is PeerState.CONNECTED:
-            peers.connected.add(target)
-            peers.ever_connected = True
-            self._reconnector.peer_connected(now)
-            return
-        if state not in (PeerState.FAILED, PeerState.CLOSED):
-            return  # "disconnected" may recover by itself; "failed" is final
-        peers.connected.discard(target)
-        message = f"the {target.name.lower()} peer connection {state}"
-        if self.state is _S.CONNECTING:
-            self._end(DisconnectReason.MEDIA_FAILURE, message, now, send_leave=True)
-            return
-        # D.8: a failed peer connection is resumed with an ICE restart; a resume already
-        # waiting for the peer connection becomes a full reconnect. The signal did not fail:
-        # keep it until the attempt, so that what the server wrote on it before closing our
-        # peer connection (a leave{DISCONNECT}) is still read.
-        keep = self.state is _S.CONNECTED and self.config.reconnect_attempts > 0
-        self._reconnector.interrupt(
-            DisconnectReason.MEDIA_FAILURE,
-            message,
-            now,
-            full=self._reconnector.phase is ReconnectPhase.PEER,
-            close_signal=not keep,
-            cause=(
-                ReconnectCause.PUBLISHER
-                if target is PeerTarget.PUBLISHER
-                else ReconnectCause.SUBSCRIBER
-            ),
-            keep_signal=keep,
-        )
+        if self.state is not _S.CLOSED and target in self._peers.targets:
+            self._reconnector.peer_state_changed(target, state, now)
 
     def data_channel_opened(
         self, channel: Channel, *, now: float, max_message_size: int | None = None
@@ -818,7 +568,6 @@ class Connection:
             return
         if channel is Channel.DATA_TRACK:
             self._datatracks.channel_changed(True)
-            self._datatracks.flush()
             return
         if max_message_size is not None:
             self._sender.remote_max_message_size = max(0, max_message_size)
@@ -867,15 +616,9 @@ class Connection:
             return
         why = f"code {code}: {reason}" if reason else f"code {code}"
         if self.state is _S.CONNECTING:
-            self._end(
-                DisconnectReason.JOIN_FAILURE,
-                f"the signal closed before the join ({why})",
-                now,
-                send_leave=False,
-                close_signal=False,
-            )
-            return
-        self._reconnector.signal_closed(f"the signal connection closed ({why})", now)
+            self._session.signal_closed(why, now)
+        else:
+            self._reconnector.signal_closed(f"the signal connection closed ({why})", now)
 
     def simulate_scenario(self, scenario: SimulateScenario, *, now: float) -> None:
         """Cause a failure, for testing (`livekit.rtc`'s `Room.simulate_scenario`).
@@ -884,61 +627,15 @@ class Connection:
         rejoins. The others ask the server (`SignalRequest.simulate`), which then closes the
         signal, the session or the peer connection as the scenario says."""
         self._sm.check(Verb.SIMULATE_SCENARIO)
-        scenario = SimulateScenario(scenario)
-        if scenario is SimulateScenario.SIGNAL_RECONNECT:
-            self._reconnector.interrupt(
-                DisconnectReason.SIGNAL_CLOSE,
-                "simulated signal reconnect",
-                now,
-                cause=ReconnectCause.SIGNAL,
-            )
-            return
-        if scenario is SimulateScenario.FULL_RECONNECT:
-            # No `leave` first: the server may handle it after the rejoin and end the new
-            # session (seen on livekit-server 1.13.5). The rejoin itself replaces our old
-            # participant (duplicate identity), which the others see leave and come back.
-            self._reconnector.interrupt(
-                DisconnectReason.CLIENT_INITIATED, "simulated full reconnect", now, full=True
-            )
-            return
-        requests: dict[SimulateScenario, dict[str, int | bool]] = {
-            SimulateScenario.SPEAKER: {"speaker_update": 5},
-            SimulateScenario.NODE_FAILURE: {"node_failure": True},
-            SimulateScenario.SERVER_LEAVE: {"server_leave": True},
-            SimulateScenario.MIGRATION: {"migration": True},
-            SimulateScenario.FORCE_TCP: {"switch_candidate_protocol": 1},
-            SimulateScenario.FORCE_TLS: {"switch_candidate_protocol": 2},
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME: {"disconnect_signal_on_resume": True},
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES: {
-                "disconnect_signal_on_resume_no_messages": True
-            },
-        }
-        codec = self._ctx.codec
-        self._ctx.commands.append(cmd.SendSignal(data=codec.simulate(**requests[scenario])))
-        if scenario in (
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME,
-            SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME_NO_MESSAGES,
-        ):
-            # The server arms the fault for a resume within 5 s, so one must follow; JS drops
-            # its signal at once (Room.simulateScenario's postAction), and its resume can
-            # overtake the request on the server. We ping right behind the request and drop
-            # the signal when the pong comes: the server reads one socket in order, so by then
-            # the fault is armed.
-            self._drop_on_pong = scenario
-            self._ctx.commands.append(cmd.SendSignal(data=codec.ping(self.wall_ms(now), 0)))
+        self._simulator.simulate(scenario, now)
 
     # -- the session's own deadlines ----------------------------------------------------------
 
     def _join_timed_out(self, now: float) -> None:
         if self.state is _S.RECONNECTING:
             self._reconnector.join_timed_out(now)
-            return
-        self._end(
-            DisconnectReason.JOIN_FAILURE,
-            f"no join response within {self.config.join_timeout:g}s",
-            now,
-            send_leave=False,
-        )
+        else:
+            self._session.join_timed_out(now)
 
     def _pong_timed_out(self, now: float) -> None:
         # Nothing from the server for ping_timeout seconds means the network was down at
@@ -962,7 +659,6 @@ class Connection:
             return
         if channel is Channel.DATA_TRACK:
             self._datatracks.receive_packet(data, now)
-            self._datatracks.flush()
             return
         self._receiver.receive(data, channel=channel, now=now)
 
@@ -1307,27 +1003,16 @@ class Connection:
         `Config.max_published_data_tracks`.
         """
         self._sm.check(Verb.PUBLISH_DATA_TRACK)
-        call = "publish_data_track"
-        if self._encryption is not None:
-            encrypted = self._encryption.track_uses_e2ee(uses_e2ee, call)
-        else:
-            encrypted = False if uses_e2ee is None else uses_e2ee
-        try:
-            return self._datatracks.publish(
-                now, name=name, uses_e2ee=encrypted, frame_encoding=frame_encoding, schema=schema
-            )
-        finally:
-            self._datatracks.flush()
+        return self._datatracks.publish(
+            now, name=name, uses_e2ee=uses_e2ee, frame_encoding=frame_encoding, schema=schema
+        )
 
     def unpublish_data_track(self, pub_handle: int, *, now: float) -> None:
         """Unpublish our track (`DataTrackUnpublished` LOCAL at once; a pending publish is
         cancelled instead). Idempotent; any state. Raises `LocalProtocolError` for a handle
         never allocated."""
         self._sm.check(Verb.UNPUBLISH_DATA_TRACK)
-        try:
-            self._datatracks.unpublish(pub_handle, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.unpublish(pub_handle, now)
 
     def push_data_track_frame(
         self,
@@ -1353,10 +1038,7 @@ class Connection:
         is the extension of a frame the caller encrypted, given exactly on such tracks.
         """
         self._sm.check(Verb.PUSH_DATA_TRACK_FRAME)
-        try:
-            self._datatracks.push(pub_handle, frame, now, e2ee)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.push(pub_handle, frame, now, e2ee)
 
     def subscribe_data_track(self, sid: str, *, now: float) -> None:
         """Subscribe to remote track `sid` (from `RemoteDataTrackPublished`).
@@ -1367,19 +1049,13 @@ class Connection:
         permissions exclude us). Subscribing again is a no-op. Raises `LocalProtocolError`
         unless CONNECTED or for a `sid` that is not str."""
         self._sm.check(Verb.SUBSCRIBE_DATA_TRACK)
-        try:
-            self._datatracks.subscribe(sid, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.subscribe(sid, now)
 
     def unsubscribe_data_track(self, sid: str, *, now: float) -> None:
         """End our subscription to `sid` (`DataTrackSubscriptionEnded` CANCELLED).
         Idempotent; any state."""
         self._sm.check(Verb.UNSUBSCRIBE_DATA_TRACK)
-        try:
-            self._datatracks.unsubscribe(sid, now)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.unsubscribe(sid, now)
 
     def set_data_track_pipeline_options(
         self, sid: str, *, max_partial_frames: int | None = None
@@ -1388,10 +1064,7 @@ class Connection:
         `RemoteDataTrack.set_pipeline_options`; 0 is clamped to 1, None keeps it). Partial
         frames over a lowered bound are dropped and reported. Any state."""
         self._sm.check(Verb.SET_DATA_TRACK_PIPELINE_OPTIONS)
-        try:
-            self._datatracks.set_pipeline_options(sid, max_partial_frames)
-        finally:
-            self._datatracks.flush()
+        self._datatracks.set_pipeline_options(sid, max_partial_frames)
 
     def is_data_track_published(self, pub_handle: int) -> bool:
         """livekit.rtc `LocalDataTrack.is_published()`: published, or being republished."""
@@ -1438,13 +1111,6 @@ class Connection:
         arguments, at `Config.max_published_tracks`, or with end-to-end encryption on (media
         frames are not encrypted). After calling this, drain the commands."""
         self._sm.check(Verb.PUBLISH_TRACK)
-        if self._encryption is not None:  # clear media in an encrypted room: refused
-            raise LocalProtocolError(
-                "publish_track: media tracks are not end-to-end encrypted by lkproto; this "
-                "Connection was made with encryption",
-                call="publish_track",
-                state=self.state.name,
-            )
         return self._media.publish(
             kind,
             name=name,

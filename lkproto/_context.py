@@ -1,7 +1,7 @@
 """The context the parts of a `Connection` share: its outputs, deadlines, state and config.
 
 Theory of operation
-- A `Connection` is a composition of parts (`Roster`, `Peers`, `Keepalive`,
+- A `Connection` is a composition of parts (`Session`, `Roster`, `Peers`, `Keepalive`,
   `MetadataRequests`, `DataReceiver`, `Exchange`, `DataTracks`, `Reconnector`, next to the
   public sub-machines `StreamAssembler`, `RpcTable` and `DataTrackManager`). No part is
   given the `Connection`. Each gets this one `Context`, the sibling parts it works with,

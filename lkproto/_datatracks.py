@@ -24,12 +24,15 @@ Theory of operation (protocol-reference-2 section 1)
   forgotten, the old channel is gone), and the session's end.
 - Deadlines: the manager keeps its own (publish and subscribe timeouts); the `Connection`
   reads `get_timer()` beside its other deadlines and calls `handle_timer`.
+- The verbs (`publish` ... `set_pipeline_options`) are the `Connection`'s, which checks
+  their state first; each flushes what the manager made of it, even when it raised.
 - End-to-end encryption stays out of this part: with `encryption`, the Connection sets
-  two seams to `_encryption.Encryption`'s methods. `seal_frame` turns a frame pushed on a
-  track that uses E2EE into its ciphertext and E2EE extension before the manager queues it
-  (a refusal still names the frame given); `open_frame` takes, in `flush`, each received
-  frame of a remote track that uses E2EE instead of reporting it, and reports it decrypted
-  (or dropped) itself.
+  three seams to `_encryption.Encryption`'s methods. `decide_e2ee` says whether a track we
+  publish uses E2EE (None means yes; without the seam, no). `seal_frame` turns a frame
+  pushed on a track that uses E2EE into its ciphertext and E2EE extension before the
+  manager queues it (a refusal still names the frame given); `open_frame` takes, in
+  `flush`, each received frame of a remote track that uses E2EE instead of reporting it,
+  and reports it decrypted (or dropped) itself.
 - The 90 kHz packet clock starts, per track, at a base the SDKs draw at random; here it is
   drawn from the `Connection`'s injected random source, or derived from its ids, so the core
   still reads no clock and draws no randomness.
@@ -57,13 +60,16 @@ from lkproto.datatracks import (
     SubscriptionState,
 )
 
-__all__ = ["SIGNALS", "DataTracks", "OpenFrame", "SealFrame"]
+__all__ = ["SIGNALS", "DataTracks", "DecideE2ee", "OpenFrame", "SealFrame"]
 
 #: Encrypts what is pushed on our track: (frame, e2ee given, the track uses E2EE) -> (frame,
 #: e2ee) to queue (`_encryption.Encryption.seal_frame`).
 SealFrame = Callable[
     [DataTrackFrame, E2eeExtension | None, bool], tuple[DataTrackFrame, E2eeExtension | None]
 ]
+#: Whether a track we publish uses E2EE: (`uses_e2ee` given, the verb's name) -> the answer,
+#: or a `LocalProtocolError` (`_encryption.Encryption.track_uses_e2ee`).
+DecideE2ee = Callable[[bool | None, str], bool]
 #: Takes a received frame of an encrypted track (`_encryption.Encryption.receive_frame`).
 OpenFrame = Callable[[DataTrackFrameReceived], None]
 
@@ -79,7 +85,7 @@ SIGNALS = frozenset(
 
 
 class DataTracks:
-    __slots__ = ("_ctx", "channel_open", "manager", "open_frame", "seal_frame")
+    __slots__ = ("_ctx", "channel_open", "decide_e2ee", "manager", "open_frame", "seal_frame")
 
     def __init__(self, ctx: Context, *, random: Callable[[], float] | None = None) -> None:
         self._ctx = ctx
@@ -101,6 +107,7 @@ class DataTracks:
         #: End-to-end encryption's seams (set by the Connection made with `encryption`).
         self.seal_frame: SealFrame | None = None
         self.open_frame: OpenFrame | None = None
+        self.decide_e2ee: DecideE2ee | None = None
 
     def flush(self) -> None:
         """Carry out what the manager produced, in order: requests become `SendSignal`
@@ -143,12 +150,24 @@ class DataTracks:
         return self.manager.sync_state_publish_data_tracks()
 
     def channel_changed(self, is_open: bool) -> None:
+        """The `_data_track` channel opened (what waited for it goes now) or closed."""
         self.channel_open = is_open
+        if is_open:
+            self.flush()
 
     # -- remote input -------------------------------------------------------------------------
 
     def receive_signal(self, msg: spb.SignalResponse, now: float) -> None:
         self.manager.receive_signal(msg, now=now)
+
+    def permission_update(self, msg: spb.SignalResponse, now: float) -> bool:
+        """A `SubscriptionPermissionUpdate`, one message for both kinds of track: True if it
+        names a data track the manager knows (and was handled here), else it is a media
+        track's."""
+        if not self.manager.knows_remote_track(msg.subscription_permission_update.track_sid):
+            return False
+        self.manager.receive_signal(msg, now=now)
+        return True
 
     def participants_updated(self, infos: Iterable[ppb.ParticipantInfo], now: float) -> None:
         self.manager.participants_updated(infos, now=now)
@@ -159,48 +178,73 @@ class DataTracks:
 
     def receive_packet(self, data: bytes, now: float) -> None:
         self.manager.receive_packet(data, now=now)
+        self.flush()
 
-    # -- verbs --------------------------------------------------------------------------------
+    # -- verbs: each carries out what the manager made of it (`flush`), even if it raised ---
 
     def publish(
         self,
         now: float,
         *,
         name: str,
-        uses_e2ee: bool,
+        uses_e2ee: bool | None,
         frame_encoding: tpb.DataTrackFrameEncoding | None,
         schema: tpb.DataTrackSchemaId | None,
     ) -> int:
-        return self.manager.publish_data_track(
-            name=name, now=now, uses_e2ee=uses_e2ee, frame_encoding=frame_encoding, schema=schema
-        )
+        """`uses_e2ee` as given to `Connection.publish_data_track`: decided by `decide_e2ee`
+        if set (None: yes), else None means no."""
+        if self.decide_e2ee is not None:
+            e2ee = self.decide_e2ee(uses_e2ee, "publish_data_track")
+        else:
+            e2ee = False if uses_e2ee is None else uses_e2ee
+        try:
+            return self.manager.publish_data_track(
+                name=name, now=now, uses_e2ee=e2ee, frame_encoding=frame_encoding, schema=schema
+            )
+        finally:
+            self.flush()
 
     def unpublish(self, pub_handle: int, now: float) -> None:
-        self.manager.unpublish_data_track(pub_handle, now=now)
+        try:
+            self.manager.unpublish_data_track(pub_handle, now=now)
+        finally:
+            self.flush()
 
     def push(
         self, pub_handle: int, frame: DataTrackFrame, now: float, e2ee: E2eeExtension | None
     ) -> None:
         """Queue `frame`, through `seal_frame` first if set. A `PushFrameError` names the
         frame given, never its ciphertext."""
-        if self.seal_frame is None:
-            self.manager.try_push(pub_handle, frame, now=now, e2ee=e2ee)
-            return
-        info = self.manager.local_info(pub_handle) if isinstance(pub_handle, int) else None
-        sealed, extension = self.seal_frame(frame, e2ee, info is not None and info.uses_e2ee)
         try:
-            self.manager.try_push(pub_handle, sealed, now=now, e2ee=extension)
-        except PushFrameError as exc:
-            raise PushFrameError(exc.reason, frame, exc.message) from None
+            if self.seal_frame is None:
+                self.manager.try_push(pub_handle, frame, now=now, e2ee=e2ee)
+                return
+            info = self.manager.local_info(pub_handle) if isinstance(pub_handle, int) else None
+            sealed, extension = self.seal_frame(frame, e2ee, info is not None and info.uses_e2ee)
+            try:
+                self.manager.try_push(pub_handle, sealed, now=now, e2ee=extension)
+            except PushFrameError as exc:
+                raise PushFrameError(exc.reason, frame, exc.message) from None
+        finally:
+            self.flush()
 
     def subscribe(self, sid: str, now: float) -> None:
-        self.manager.subscribe(sid, now=now)
+        try:
+            self.manager.subscribe(sid, now=now)
+        finally:
+            self.flush()
 
     def unsubscribe(self, sid: str, now: float) -> None:
-        self.manager.unsubscribe(sid, now=now)
+        try:
+            self.manager.unsubscribe(sid, now=now)
+        finally:
+            self.flush()
 
     def set_pipeline_options(self, sid: str, max_partial_frames: int | None) -> None:
-        self.manager.set_pipeline_options(sid, max_partial_frames=max_partial_frames)
+        try:
+            self.manager.set_pipeline_options(sid, max_partial_frames=max_partial_frames)
+        finally:
+            self.flush()
 
     # -- views --------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Theory of operation (protocol-reference-2 §1.7, §2.1, §2.4, §2.5, §2.7):
   `data_channel_encryption` (livekit.rtc: `RoomOptions.encryption` does, the deprecated
   `RoomOptions.e2ee` does not, §2.1), and our data-track frames always (Rust gives its
   data-track managers a cryptor whenever its E2EE manager is enabled, whichever option made
-  it: `livekit/src/room/mod.rs`).
+  it: `livekit/src/room/mod.rs`). `attach` makes it and wires it into the data path's
+  seams, named below.
 - Sending (`seal`, the `DataSender`'s seam between stamping and serializing): a packet of an
   encrypted kind (user, chat_message, rpc_request/ack/response, stream_header/chunk/trailer)
   leaves as a DataPacket whose `encrypted_packet` holds {GCM, iv, key_index,
@@ -75,6 +76,8 @@ import attrs
 from lkproto import commands as cmd
 from lkproto import events as ev
 from lkproto._context import Context
+from lkproto._data import DataReceiver, DataSender
+from lkproto._datatracks import DataTracks
 from lkproto._pb import data_pb2 as dpb
 from lkproto._roster import Roster
 from lkproto.datatracks import (
@@ -96,7 +99,7 @@ from lkproto.e2ee import (
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel
 
-__all__ = ["Dispatch", "Encryption"]
+__all__ = ["Dispatch", "Encryption", "attach"]
 
 #: Where readable packets go: `DataReceiver.dispatch(packet, channel, now, encryption)`.
 Dispatch = Callable[[dpb.DataPacket, Channel, float, int], None]
@@ -445,3 +448,39 @@ class Encryption:
             detail=detail,
         )
         self._drop(failure, item, channel)
+
+
+def attach(
+    ctx: Context,
+    options: E2EEOptions | None,
+    *,
+    encrypt_data: bool,
+    iv_factory: Callable[[], bytes] | None,
+    roster: Roster,
+    receiver: DataReceiver,
+    sender: DataSender,
+    datatracks: DataTracks,
+) -> Encryption | None:
+    """The session's `Encryption` wired into the data path's seams, or None without
+    `options`. Raises TypeError for `options` that are not `E2EEOptions`, ValueError without
+    an `iv_factory` (data-track frames are encrypted whatever `encrypt_data` says)."""
+    if options is None:
+        return None
+    if not isinstance(options, E2EEOptions):
+        raise TypeError(f"encryption must be E2EEOptions, not {type(options).__name__}")
+    if iv_factory is None:
+        raise ValueError("end-to-end encryption needs an iv_factory (12-byte IVs)")
+    encryption = Encryption(
+        ctx,
+        options,
+        roster=roster,
+        dispatch=receiver.dispatch,
+        encrypt_data=bool(encrypt_data),
+        iv_factory=iv_factory,
+    )
+    receiver.filter = encryption.receive
+    sender.seal = encryption.seal
+    datatracks.seal_frame = encryption.seal_frame
+    datatracks.decide_e2ee = encryption.track_uses_e2ee
+    datatracks.open_frame = encryption.receive_frame
+    return encryption

@@ -23,6 +23,9 @@ Theory of operation (protocol-reference-2 section 3; the media findings F1-F8)
 - Ordering with the roster: remote publications of a participant who leaves are withdrawn
   (`TrackUnsubscribed`, `TrackUnpublished`) before the roster reports it gone, and those of
   a participant who arrives are listed after it is reported, as livekit.rtc emits them.
+- The verbs are the `Connection`'s, which checks their state first. In a session made with
+  end-to-end encryption (`encrypted`) publishing is refused: lkproto does not encrypt media
+  frames, and clear media must not go into an encrypted room.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ _DISCONNECTED = int(ppb.ParticipantInfo.DISCONNECTED)
 class MediaTracks:
     """The session's media tracks (see the module docstring)."""
 
-    __slots__ = ("_ctx", "_held", "_peers", "direct_offer", "enabled", "manager")
+    __slots__ = ("_ctx", "_held", "_peers", "direct_offer", "enabled", "encrypted", "manager")
 
     def __init__(self, ctx: Context, peers: Peers) -> None:
         self._ctx = ctx
@@ -90,6 +93,7 @@ class MediaTracks:
             max_remembered_subscription_errors=c.max_remembered_subscription_errors,
         )
         self.enabled = False
+        self.encrypted = False  # the session encrypts end to end: media tracks are refused
         self.direct_offer = False  # an offer outside the queue (id 0) awaits its answer
         self._held: list[spb.SignalResponse] = []  # requirements waiting for that answer
 
@@ -194,6 +198,12 @@ class MediaTracks:
         self.manager.receive_signal(message, now=now)
         self._flush()
 
+    def receive_answer(self, message: spb.SignalResponse, now: float) -> None:
+        """An `answer`: the queue's, or one to apply directly (then what it held goes in)."""
+        if not self.answer(message.answer, now):
+            self._peers.remote_answer(message.answer.sdp)
+            self.release(now)
+
     def answer(self, answer: spb.SessionDescription, now: float) -> bool:
         """An answer: the queue's (True), or one to apply directly (False)."""
         if not self.enabled or (self.direct_offer and answer.id == 0):
@@ -259,6 +269,12 @@ class MediaTracks:
         video_codec: str,
         max_bitrate: int,
     ) -> str:
+        if self.encrypted:  # clear media in an encrypted room: refused
+            raise self._ctx.misuse(
+                "publish_track",
+                "media tracks are not end-to-end encrypted by lkproto; this Connection was "
+                "made with encryption",
+            )
         if not self.enabled:
             raise LocalProtocolError(
                 "publish_track: media tracks need the single peer connection (/rtc/v1); "

@@ -3,8 +3,9 @@
 Theory of operation (protocol-reference D.7, D.8, A.7)
 - An interruption (the signal closed or went quiet, a peer connection failed, a command
   failed, or the server's `LeaveRequest` asked for RESUME/RECONNECT) moves the connection to
-  RECONNECTING. The reconnector's phase and mode then follow the tables in `_state.py`
-  (`RECONNECT_TRANSITIONS`, `MODE_TRANSITIONS`), drawn in docs/state.md.
+  RECONNECTING (a peer connection failing before the join ends the session instead:
+  `peer_state_changed`). The reconnector's phase and mode then follow the tables in
+  `_state.py` (`RECONNECT_TRANSITIONS`, `MODE_TRANSITIONS`), drawn in docs/state.md.
 - A resume (mode RESUME) reopens the signal with `reconnect=1` and our participant SID. The
   server answers `ReconnectResponse`: we send `SyncState` (the descriptions we hold and the
   last sequence received per sender), restart ICE if the peer connection is not connected,
@@ -74,6 +75,7 @@ from lkproto.models import (
     ConnectionState,
     DisconnectReason,
     LeaveAction,
+    PeerState,
     PeerTarget,
     ReconnectMode,
 )
@@ -504,6 +506,43 @@ class Reconnector:
             and self._peers.all_connected
         ):
             self._reconnected(now)
+
+    def peer_state_changed(self, target: PeerTarget, state: PeerState, now: float) -> None:
+        """The current peer connection of `target` changed state (the owner checked that it
+        is current and the session not over). "connected" may complete a resume; "failed"
+        and "closed" end a session still joining, and interrupt a joined one (D.8)."""
+        peers = self._peers
+        if state is PeerState.CONNECTED:
+            peers.connected.add(target)
+            peers.ever_connected = True
+            self.peer_connected(now)
+            return
+        if state not in (PeerState.FAILED, PeerState.CLOSED):
+            return  # "disconnected" may recover by itself; "failed" is final
+        peers.connected.discard(target)
+        message = f"the {target.name.lower()} peer connection {state}"
+        session = self._ctx.state
+        if session is ConnectionState.CONNECTING:
+            self._end(DisconnectReason.MEDIA_FAILURE, message, now, send_leave=True)
+            return
+        # D.8: a failed peer connection is resumed with an ICE restart; a resume already
+        # waiting for the peer connection becomes a full reconnect. The signal did not fail:
+        # keep it until the attempt, so that what the server wrote on it before closing our
+        # peer connection (a leave{DISCONNECT}) is still read.
+        keep = session is ConnectionState.CONNECTED and self._ctx.config.reconnect_attempts > 0
+        self.interrupt(
+            DisconnectReason.MEDIA_FAILURE,
+            message,
+            now,
+            full=self.phase is ReconnectPhase.PEER,
+            close_signal=not keep,
+            cause=(
+                ReconnectCause.PUBLISHER
+                if target is PeerTarget.PUBLISHER
+                else ReconnectCause.SUBSCRIBER
+            ),
+            keep_signal=keep,
+        )
 
     def channel_opened(self, channel: Channel, now: float) -> None:
         """A data channel opened: the rejoined session of a full reconnect carries data."""

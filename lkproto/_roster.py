@@ -14,6 +14,8 @@ Theory of operation (protocol-reference E.1-E.3)
   metadata, permissions, becoming ACTIVE, and attributes as a diff over the union of keys,
   with "" for a removed key. `client_protocol` and capabilities refresh on every update
   (the stream and RPC code reads them to choose framing and RPC versions).
+- Who is speaking (`SpeakersChanged`) and how well each participant is connected
+  (`ConnectionQualityUpdate`) are reported as they come, by participant SID.
 - The roster only reports. What a departure means elsewhere (our calls to that participant
   fail, its streams fail) is the owner's `on_left` callback, called right after the
   `ParticipantDisconnected` event; `on_local_info` sees every `ParticipantInfo` of the
@@ -28,6 +30,7 @@ from types import MappingProxyType
 from lkproto import events as ev
 from lkproto._context import Context
 from lkproto._pb import participants_pb2 as ppb
+from lkproto._pb import signal_pb2 as spb
 from lkproto.models import DisconnectReason, Participant, ParticipantState
 
 __all__ = ["Roster"]
@@ -138,6 +141,26 @@ class Roster:
         """Everyone left: a full reconnect starts a new session (D.8 step 1)."""
         for participant in list(self._remotes.values()):
             self.remove(participant, reason, now)
+
+    def speakers_changed(self, msg: spb.SignalResponse, now: float) -> None:
+        """`SpeakersChanged`: who is speaking, by participant SID, reported as it is."""
+        speakers = msg.speakers_changed.speakers
+        self._ctx.events.append(
+            ev.ActiveSpeakersChanged(
+                speakers=tuple(
+                    ev.SpeakerLevel(sid=s.sid, level=s.level, active=s.active) for s in speakers
+                )
+            )
+        )
+
+    def quality_changed(self, msg: spb.SignalResponse, now: float) -> None:
+        """`ConnectionQualityUpdate`: one event per participant it rates."""
+        for q in msg.connection_quality.updates:
+            self._ctx.events.append(
+                ev.ConnectionQualityChanged(
+                    participant_sid=q.participant_sid, quality=q.quality, score=q.score
+                )
+            )
 
     def diff(self, old: Participant, new: Participant) -> None:
         """Report what changed from `old` to `new` (nothing if they are equal)."""

@@ -210,6 +210,25 @@ def test_a_failed_peer_connection_keeps_the_signal_then_restarts_ice() -> None:
     assert drain(conn)[0][0] == cmd.SendSignal(data=conn._ctx.codec.leave(1))  # signal works
 
 
+def test_a_peer_connection_that_never_connected_fails_into_a_full_reconnect_at_once() -> None:
+    # Nothing to resume: the full reconnect's `Reconnecting` is not held through GRACE, and
+    # the attempt that ends GRACE has none to emit (it closes the kept signal all the same).
+    ids = (f"id-{i}" for i in itertools.count(1))
+    conn = Connection(now=T0, unix_time_ms=UNIX0, id_factory=lambda: next(ids), random=lambda: 0)
+    conn.connect(URL, TOKEN, now=T0)
+    conn.receive_signal(FakeSfu.join(), now=T0)
+    drain(conn)
+    conn.peer_state_changed(PUB, PeerState.FAILED, now=T0 + 1)
+    assert (phase(conn), conn.reconnect_mode) == (P.GRACE, ReconnectMode.FULL)
+    reconnecting = [e for e in drain(conn)[1] if isinstance(e, ev.Reconnecting)]
+    assert [e.mode for e in reconnecting] == [ReconnectMode.FULL]
+    conn.handle_timer(T0 + 1.25)
+    assert phase(conn) is P.SIGNAL
+    commands, events = drain(conn)
+    assert commands[0] == cmd.CloseSignal(code=1000)  # the kept signal, replaced
+    assert not any(isinstance(e, ev.Reconnecting) for e in events)
+
+
 def test_a_full_reconnect_walks_the_phases_until_the_new_channel_opens() -> None:
     conn = joined()
     conn.receive_signal(FakeSfu.leave(reason=0, action=2), now=T0 + 1)  # RECONNECT
