@@ -283,6 +283,9 @@ class Reconnector:
                 self._held = event  # emitted by the first attempt, unless a leave ends it
             else:
                 ctx.events.append(event)
+        elif self._held is not None:  # interrupted again during the grace: the wait is over
+            ctx.events.append(self._held)
+            self._held = None
         # Media tracks first: a full reconnect withdraws remote publications before the
         # roster reports their publishers gone (livekit.rtc's order).
         self._media.reconnecting(full=new is ReconnectMode.FULL, now=now)
@@ -385,9 +388,9 @@ class Reconnector:
         """`Timer.RETRY` fired: open the next attempt's signal connection."""
         if self.phase is ReconnectPhase.GRACE:
             self._ctx.commands.append(cmd.CloseSignal(code=1000))
-            if self._held is not None:
-                self._ctx.events.append(self._held)
-                self._held = None
+        if self._held is not None:  # the grace is over: the first attempt
+            self._ctx.events.append(self._held)
+            self._held = None
         self.attempts += 1
         self._phase.process(ReconnectInput.ATTEMPT)
         self._open_signal(now, self.mode is ReconnectMode.RESUME)

@@ -238,6 +238,25 @@ def test_a_leave_read_after_the_peer_closed_ends_the_session_without_a_reconnect
     assert conn.state is ConnectionState.CLOSED
 
 
+def test_a_second_interruption_during_the_grace_ends_the_wait_for_reconnecting() -> None:
+    conn = joined()
+    conn.peer_state_changed(PUB, "failed", now=T1)
+    assert drain(conn)[1] == []  # held for the grace
+    conn.signal_closed(now=T1 + 0.1, code=1006)  # ignored in the grace: still held
+    assert drain(conn)[1] == []
+    conn.peer_state_changed(PUB, "closed", now=T1 + 0.2)  # interrupted again: the wait is over
+    _, evs = drain(conn)
+    assert evs == [
+        ev.Reconnecting(
+            mode=ReconnectMode.RESUME,
+            reason=DisconnectReason.MEDIA_FAILURE,
+            message="the publisher peer connection failed",
+        )
+    ]
+    conn.handle_timer(conn.get_timer() or 0.0)
+    assert [e for e in drain(conn)[1] if isinstance(e, ev.Reconnecting)] == []  # only once
+
+
 def test_a_dead_peer_connection_needs_an_ice_restart_and_waits_for_it() -> None:
     conn = joined()
     conn.peer_state_changed(PUB, "failed", now=T1)
