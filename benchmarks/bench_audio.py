@@ -29,9 +29,6 @@ import argparse
 import asyncio
 import json
 import math
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,12 +36,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from harness import LiveKitServer, confine, mint_token
-from harness.netns import release
+import _mediabench as mb
+from _mediabench import Marks, Medium
+
+from harness import LiveKitServer, mint_token
 
 CLICK_RMS = 3000.0
 RATE = 48000
-WARMUP = 3.0
 
 
 def _rms(data: bytes) -> float:
@@ -68,31 +66,9 @@ def _click(samples: int) -> bytes:
 # -- 1. latency ---------------------------------------------------------------------------------
 
 
-class _Clicks:
-    """One direction's clicks: when each was captured, and when its frame was heard."""
-
-    def __init__(self) -> None:
-        self.sent: dict[int, float] = {}
-        self.heard: dict[int, float] = {}
-        self.armed: int | None = None  # the click in flight
-
-    def capture(self, index: int) -> None:
-        self.sent[index] = time.perf_counter()
-        self.armed = index
-
-    def frame(self, data: bytes) -> None:
-        if self.armed is not None and _rms(data) > CLICK_RMS:
-            self.heard[self.armed] = time.perf_counter()
-            self.armed = None
-
-    def result(self) -> dict[str, Any]:
-        delays = sorted((self.heard[i] - t) * 1000 for i, t in self.sent.items() if i in self.heard)
-        return {
-            "clicks": len(self.sent),
-            "heard": len(delays),
-            "median_ms": statistics.median(delays) if delays else None,
-            "p90_ms": delays[int(0.9 * (len(delays) - 1))] if delays else None,
-        }
+def _clicks() -> Marks:
+    """One direction's clicks: a click is heard in the first frame louder than RMS 3000."""
+    return Marks(lambda frame: _rms(bytes(frame.data)) > CLICK_RMS, ("clicks", "heard"))
 
 
 def _frames(clicks: int, frame_ms: int) -> list[tuple[int | None, bytes]]:
@@ -108,7 +84,7 @@ def _frames(clicks: int, frame_ms: int) -> list[tuple[int | None, bytes]]:
     return out
 
 
-async def _official_send(room: Any, clicks: _Clicks, count: int) -> None:
+async def _official_send(room: Any, clicks: Marks, count: int) -> None:
     from livekit import rtc
 
     source = rtc.AudioSource(RATE, 1, queue_size_ms=20)
@@ -122,7 +98,7 @@ async def _official_send(room: Any, clicks: _Clicks, count: int) -> None:
         await source.capture_frame(rtc.AudioFrame(data, RATE, 1, len(data) // 2))
 
 
-async def _lk_send(room: Any, clicks: _Clicks, count: int) -> None:
+async def _lk_send(room: Any, clicks: Marks, count: int) -> None:
     import anyio
 
     from lkproto.transports import anyio as lk
@@ -138,96 +114,26 @@ async def _lk_send(room: Any, clicks: _Clicks, count: int) -> None:
         await source.capture_frame(lk.AudioFrame(data, RATE, 1, len(data) // 2))
 
 
-def _official_listen(room: Any, clicks: _Clicks, keep: set[asyncio.Future[None]]) -> None:
-    from livekit import rtc
-
-    def subscribed(track: rtc.Track, *_: object) -> None:
-        async def read() -> None:
-            async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
-                clicks.frame(bytes(event.frame.data))
-
-        task = asyncio.ensure_future(read())
-        keep.add(task)
-
-    room.on("track_subscribed", subscribed)
-
-
-async def _direction(
-    direction: str, server: LiveKitServer, host: str, loop: Any, count: int
-) -> dict[str, Any]:
-    import anyio
-    import anyio.to_thread
-    from livekit import rtc
-
+def _lk_stream(track: Any) -> Any:
     from lkproto.transports import anyio as lk
 
-    name = f"latency-{direction.replace('->', '-')}-{time.monotonic_ns()}"
-    sender_sdk, receiver_sdk = direction.split("->")
-    clicks = _Clicks()
-    keep: set[asyncio.Future[None]] = set()
-    lk_room = lk.Room() if "lkproto" in direction else None
-    official: dict[str, rtc.Room] = {}
-    lk_tracks: list[Any] = []
-    got = anyio.Event()
+    return lk.AudioStream(track, sample_rate=RATE, num_channels=1)
 
-    def lk_subscribed(track: Any, *_: object) -> None:
-        lk_tracks.append(track)
-        got.set()
 
-    async def join_official(role: str) -> None:
-        r = official[role] = rtc.Room()
-        if role == "rx":
-            _official_listen(r, clicks, keep)
-        await r.connect(server.url, mint_token(role, name), rtc.RoomOptions())
+def _official_stream(track: Any) -> Any:
+    from livekit import rtc
 
-    if lk_room is not None:
-        lk_room.on("track_subscribed", lk_subscribed)
-        options = lk.RoomOptions(rtc_config=lk.RtcConfiguration(host_addresses=[host]))
-        await lk_room.connect(server.url, mint_token("lk", name), options)
-    if receiver_sdk == "official":
-        await loop.run(lambda: join_official("rx"))
-    if sender_sdk == "official":
-        await loop.run(lambda: join_official("tx"))
+    return rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
 
-    async def lk_read() -> None:
-        with anyio.fail_after(20):
-            await got.wait()
-        async for event in lk.AudioStream(lk_tracks[0], sample_rate=RATE, num_channels=1):
-            clicks.frame(bytes(event.frame.data))
 
-    async with anyio.create_task_group() as tg:
-        if receiver_sdk == "lkproto":
-            tg.start_soon(lk_read)  # subscribes while the sender warms up (3 s of silence)
-        if sender_sdk == "lkproto":
-            await _lk_send(lk_room, clicks, count)
-        else:
-            await loop.run(lambda: _official_send(official["tx"], clicks, count), timeout=120)
-        await anyio.sleep(0.5)
-        tg.cancel_scope.cancel()
-    if lk_room is not None:
-        await lk_room.disconnect()
-    for r in official.values():
-        await loop.run(r.disconnect)
-    return clicks.result()
+MEDIUM = Medium("latency", _clicks, _lk_send, _official_send, _lk_stream, _official_stream)
 
 
 async def _latency(args: argparse.Namespace, server: LiveKitServer, host: str) -> dict[str, Any]:
-    from harness.official import OfficialLoop
-
-    loop = OfficialLoop()
-    results = {}
-    for direction in ("lkproto->official", "official->lkproto", "official->official"):
-        results[direction] = await _direction(direction, server, host, loop, args.clicks)
-    loop.close()
-    return results
+    return await mb.latency(MEDIUM, server, host, args.clicks)
 
 
 # -- 2. CPU and capacity: the child ---------------------------------------------------------------
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _child_lk(args: argparse.Namespace) -> dict[str, Any]:
@@ -294,20 +200,14 @@ async def _measure(
 ) -> dict[str, Any]:
     import anyio
 
-    await anyio.sleep(WARMUP)
-    print("measuring", flush=True)
-    measuring[0] = True
-    cpu0, wall0 = _cpu(), time.perf_counter()
-    await anyio.sleep(args.seconds)
-    cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
-    measuring[0] = False
+    share, _ = await mb.window(anyio.sleep, args.seconds, measuring)
     scope.cancel()
     with anyio.CancelScope(shield=True):
         await room.disconnect()
     # A subscriber's share of loud 20 ms (lkproto) or 10 ms (official) frames per track.
     expected = args.seconds * (50 if args.sdk == "lkproto" else 100)
     shares = [min(1.0, n / expected) for n in loud.values()] if args.role == "sub" else []
-    return {"cpu": cpu / wall, "loud": shares}
+    return {"cpu": share, "loud": shares}
 
 
 async def _child_official(args: argparse.Namespace) -> dict[str, Any]:
@@ -352,32 +252,13 @@ async def _child_official(args: argparse.Namespace) -> dict[str, Any]:
                         loud[track.sid] = loud.get(track.sid, 0) + 1
 
             tasks.append(asyncio.ensure_future(read()))
-    await asyncio.sleep(WARMUP)
-    print("measuring", flush=True)
-    measuring[0] = True
-    cpu0, wall0 = _cpu(), time.perf_counter()
-    await asyncio.sleep(args.seconds)
-    cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
-    measuring[0] = False
+    share, _ = await mb.window(asyncio.sleep, args.seconds, measuring)
     for task in tasks:
         task.cancel()
     await room.disconnect()
     expected = args.seconds * 100
     shares = [min(1.0, n / expected) for n in loud.values()] if args.role == "sub" else []
-    return {"cpu": cpu / wall, "loud": shares}
-
-
-def child(args: argparse.Namespace) -> None:
-    if args.sdk == "lkproto":
-        import anyio
-
-        result = anyio.run(_child_lk, args)
-    else:
-        result = asyncio.run(_child_official(args))
-    print("result " + json.dumps(result), flush=True)
-    import faulthandler
-
-    faulthandler.dump_traceback_later(20, exit=True)  # a child that cannot exit: say where
+    return {"cpu": share, "loud": shares}
 
 
 # -- 2. CPU and capacity: the parent ------------------------------------------------------------
@@ -422,25 +303,22 @@ async def _one_run(
     captures: dict[str, Any] = {}
     keep: set[Any] = set()
     room = await loop.run(lambda: _other_side(server, name, role, n, captures, keep))
-    argv = [sys.executable, __file__, "child", "--sdk", sdk, "--role", role, "--tracks", str(n)]
-    argv += ["--url", server.url, "--host", host, "--token", mint_token("child", name)]
-    argv += ["--seconds", str(args.seconds)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+    token = mint_token("child", name)
+    argv = mb.child_argv(__file__, sdk, role, server.url, host, token, args.seconds)
+    argv += ["--tracks", str(n)]
     result: dict[str, Any] = {}
     started = time.perf_counter()
-    for line in proc.stdout:  # this loop's thread only waits; the official SDK has its own
-        if line.startswith("measuring"):
+    for kind, measured in mb.child_lines(argv):
+        if kind == "measuring":
             await anyio.sleep(0.2)
             for capture in captures.values():
                 capture.clear()
             started = time.perf_counter()
-        elif line.startswith("result "):
+        else:
             window = time.perf_counter() - started
-            result = json.loads(line.removeprefix("result "))
+            result = measured or {}
             if role == "pub":
                 result["loud"] = [min(1.0, c.loud_seconds() / window) for c in captures.values()]
-    proc.wait(60)
     await loop.run(room.disconnect)
     loud = result.get("loud") or []
     row = {"role": role, "sdk": sdk, "tracks": n, "cpu": result.get("cpu")}
@@ -464,16 +342,8 @@ async def _capacity(args: argparse.Namespace, server: LiveKitServer, host: str) 
 
 
 def render(latency: dict[str, Any], capacity: dict[str, Any]) -> str:
-    lines = [
-        "## Audio latency (mouth to ear of a click)",
-        "",
-        "| direction | clicks heard | median ms | p90 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for direction, r in latency.items():
-        med = "-" if r["median_ms"] is None else f"{r['median_ms']:.0f}"
-        p90 = "-" if r["p90_ms"] is None else f"{r['p90_ms']:.0f}"
-        lines.append(f"| {direction} | {r['heard']}/{r['clicks']} | {med} | {p90} |")
+    title = "## Audio latency (mouth to ear of a click)"
+    lines = mb.latency_lines(title, latency, ("clicks", "heard"))
     lines += [
         "",
         "## CPU and capacity",
@@ -484,27 +354,16 @@ def render(latency: dict[str, Any], capacity: dict[str, Any]) -> str:
     by = {(r["role"], r["tracks"], r["sdk"]): r for r in capacity["rows"]}
     for role, n in sorted({(r["role"], r["tracks"]) for r in capacity["rows"]}):
         a, b = by.get((role, n, "lkproto"), {}), by.get((role, n, "official"), {})
-        cells = [_pct(a.get("cpu")), _pct(b.get("cpu"))]
-        cells += [_pct(a.get("min_loud")), _pct(b.get("min_loud"))]
+        cells = [mb.pct(a.get("cpu")), mb.pct(b.get("cpu"))]
+        cells += [mb.pct(a.get("min_loud")), mb.pct(b.get("min_loud"))]
         lines.append(f"| {role} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _pct(x: Any) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode")
-    kid = sub.add_parser("child")
-    kid.add_argument("--sdk", choices=("lkproto", "official"), required=True)
-    kid.add_argument("--role", choices=("pub", "sub"), required=True)
-    kid.add_argument("--tracks", type=int, required=True)
-    kid.add_argument("--url", required=True)
-    kid.add_argument("--host", required=True)
-    kid.add_argument("--token", required=True)
-    kid.add_argument("--seconds", type=float, required=True)
+    mb.child_parser(sub).add_argument("--tracks", type=int, required=True)
     parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tracks", default="1,4,8,16")
@@ -514,25 +373,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.mode == "child":
-        child(args)
+        mb.child(args, _child_lk, _child_official)
         return
     import anyio
 
-    confinement = confine()
-    try:
-        with LiveKitServer(confinement) as server:
-            latency = (
-                {}
-                if "latency" in args.skip
-                else anyio.run(_latency, args, server, confinement.host)
-            )
-            capacity = (
-                {"rows": []}
-                if "capacity" in args.skip
-                else anyio.run(_capacity, args, server, confinement.host)
-            )
-    finally:
-        release(confinement)
+    def run(server: LiveKitServer, host: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        skip = args.skip
+        latency = {} if "latency" in skip else anyio.run(_latency, args, server, host)
+        capacity = {"rows": []} if "capacity" in skip else anyio.run(_capacity, args, server, host)
+        return latency, capacity
+
+    latency, capacity = mb.on_server(run)
     print(
         json.dumps({"latency": latency, "capacity": capacity})
         if args.json

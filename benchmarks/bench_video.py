@@ -28,9 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,10 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from harness import LiveKitServer, confine, mint_token
-from harness.netns import release
+import _mediabench as mb
+from _mediabench import Marks, Medium
 
-WARMUP = 3.0
+from harness import LiveKitServer, mint_token
+
 BRIGHT = 128
 
 
@@ -74,39 +72,12 @@ def _centre_bright(frame: Any) -> bool:
     return bytes(frame.data)[at] > BRIGHT
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # -- 1. latency ---------------------------------------------------------------------------------
 
 
-class _Flashes:
-    """One direction's flashes: when each was captured, and when it was seen."""
-
-    def __init__(self) -> None:
-        self.sent: dict[int, float] = {}
-        self.seen: dict[int, float] = {}
-        self.armed: int | None = None
-
-    def capture(self, index: int) -> None:
-        self.sent[index] = time.perf_counter()
-        self.armed = index
-
-    def frame(self, frame: Any) -> None:
-        if self.armed is not None and _centre_bright(frame):
-            self.seen[self.armed] = time.perf_counter()
-            self.armed = None
-
-    def result(self) -> dict[str, Any]:
-        delays = sorted((self.seen[i] - t) * 1000 for i, t in self.sent.items() if i in self.seen)
-        return {
-            "flashes": len(self.sent),
-            "seen": len(delays),
-            "median_ms": statistics.median(delays) if delays else None,
-            "p90_ms": delays[int(0.9 * (len(delays) - 1))] if delays else None,
-        }
+def _flashes() -> Marks:
+    """One direction's flashes: a flash is seen in the first frame whose centre is bright."""
+    return Marks(_centre_bright, ("flashes", "seen"))
 
 
 def _schedule(flashes: int, fps: int = 15) -> list[int | None]:
@@ -121,7 +92,7 @@ def _is_white(schedule: list[int | None], n: int) -> bool:
     return any(schedule[k] is not None for k in range(max(0, n - 4), n + 1))
 
 
-async def _official_send(room: Any, flashes: _Flashes, count: int) -> None:
+async def _official_send(room: Any, flashes: Marks, count: int) -> None:
     from livekit import rtc
 
     source = rtc.VideoSource(640, 360)
@@ -139,7 +110,7 @@ async def _official_send(room: Any, flashes: _Flashes, count: int) -> None:
         source.capture_frame(rtc.VideoFrame(640, 360, rtc.VideoBufferType.RGBA, data))
 
 
-async def _lk_send(room: Any, flashes: _Flashes, count: int) -> None:
+async def _lk_send(room: Any, flashes: Marks, count: int) -> None:
     import anyio
 
     from lkproto.transports import anyio as lk
@@ -158,94 +129,23 @@ async def _lk_send(room: Any, flashes: _Flashes, count: int) -> None:
         source.capture_frame(lk.VideoFrame(640, 360, lk.VideoBufferType.RGBA, data))
 
 
-def _official_watch(room: Any, flashes: _Flashes, keep: set[asyncio.Future[None]]) -> None:
-    from livekit import rtc
-
-    def subscribed(track: rtc.Track, *_: object) -> None:
-        async def read() -> None:
-            stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
-            async for event in stream:
-                flashes.frame(event.frame)
-
-        keep.add(asyncio.ensure_future(read()))
-
-    room.on("track_subscribed", subscribed)
-
-
-async def _direction(
-    direction: str, server: LiveKitServer, host: str, loop: Any, count: int
-) -> dict[str, Any]:
-    import anyio
-    from livekit import rtc
-
+def _lk_stream(track: Any) -> Any:
     from lkproto.transports import anyio as lk
 
-    name = f"glass-{direction.replace('->', '-')}-{time.monotonic_ns()}"
-    sender_sdk, receiver_sdk = direction.split("->")
-    flashes = _Flashes()
-    keep: set[asyncio.Future[None]] = set()
-    lk_room = lk.Room() if "lkproto" in direction else None
-    official: dict[str, rtc.Room] = {}
-    lk_tracks: list[Any] = []
-    got = anyio.Event()
-
-    def lk_subscribed(track: Any, *_: object) -> None:
-        lk_tracks.append(track)
-        got.set()
-
-    async def join_official(role: str) -> None:
-        r = official[role] = rtc.Room()
-        if role == "rx":
-            _official_watch(r, flashes, keep)
-        await r.connect(server.url, mint_token(role, name), rtc.RoomOptions())
-
-    if lk_room is not None:
-        lk_room.on("track_subscribed", lk_subscribed)
-        options = lk.RoomOptions(rtc_config=lk.RtcConfiguration(host_addresses=[host]))
-        await lk_room.connect(server.url, mint_token("lk", name), options)
-    if receiver_sdk == "official":
-        await loop.run(lambda: join_official("rx"))
-    if sender_sdk == "official":
-        await loop.run(lambda: join_official("tx"))
-
-    async def lk_read() -> None:
-        with anyio.fail_after(20):
-            await got.wait()
-        async for event in lk.VideoStream(lk_tracks[0], format=lk.VideoBufferType.RGBA):
-            flashes.frame(event.frame)
-
-    async with anyio.create_task_group() as tg:
-        if receiver_sdk == "lkproto":
-            tg.start_soon(lk_read)
-        if sender_sdk == "lkproto":
-            await _lk_send(lk_room, flashes, count)
-        else:
-            await loop.run(lambda: _official_send(official["tx"], flashes, count), timeout=120)
-        await anyio.sleep(0.5)
-        tg.cancel_scope.cancel()
-    if lk_room is not None:
-        await lk_room.disconnect()
-    for r in official.values():
-        await loop.run(r.disconnect)
-    await loop.run(lambda: _cancel(keep))
-    return flashes.result()
+    return lk.VideoStream(track, format=lk.VideoBufferType.RGBA)
 
 
-async def _cancel(tasks: set[asyncio.Future[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+def _official_stream(track: Any) -> Any:
+    from livekit import rtc
+
+    return rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
+
+
+MEDIUM = Medium("glass", _flashes, _lk_send, _official_send, _lk_stream, _official_stream)
 
 
 async def _latency(args: argparse.Namespace, server: LiveKitServer, host: str) -> dict[str, Any]:
-    from harness.official import OfficialLoop
-
-    loop = OfficialLoop()
-    results = {}
-    for direction in ("lkproto->official", "official->lkproto", "official->official"):
-        results[direction] = await _direction(direction, server, host, loop, args.flashes)
-    loop.close()
-    return results
+    return await mb.latency(MEDIUM, server, host, args.flashes)
 
 
 # -- 2. CPU: the child ----------------------------------------------------------------------------
@@ -298,17 +198,11 @@ async def _child_lk(args: argparse.Namespace) -> dict[str, Any]:
                         frames[0] += 1
 
             tg.start_soon(read)
-        await anyio.sleep(WARMUP)
-        print("measuring", flush=True)
-        measuring[0] = True
-        cpu0, wall0 = _cpu(), time.perf_counter()
-        await anyio.sleep(args.seconds)
-        cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
-        measuring[0] = False
+        share, wall = await mb.window(anyio.sleep, args.seconds, measuring)
         tg.cancel_scope.cancel()
     with anyio.CancelScope(shield=True):
         await room.disconnect()
-    return {"cpu": cpu / wall, "fps": frames[0] / wall if args.role == "sub" else None}
+    return {"cpu": share, "fps": frames[0] / wall if args.role == "sub" else None}
 
 
 async def _child_official(args: argparse.Namespace) -> dict[str, Any]:
@@ -354,30 +248,11 @@ async def _child_official(args: argparse.Namespace) -> dict[str, Any]:
                     frames[0] += 1
 
         tasks.append(asyncio.ensure_future(read()))
-    await asyncio.sleep(WARMUP)
-    print("measuring", flush=True)
-    measuring[0] = True
-    cpu0, wall0 = _cpu(), time.perf_counter()
-    await asyncio.sleep(args.seconds)
-    cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
-    measuring[0] = False
+    share, wall = await mb.window(asyncio.sleep, args.seconds, measuring)
     for task in tasks:
         task.cancel()
     await room.disconnect()
-    return {"cpu": cpu / wall, "fps": frames[0] / wall if args.role == "sub" else None}
-
-
-def child(args: argparse.Namespace) -> None:
-    if args.sdk == "lkproto":
-        import anyio
-
-        result = anyio.run(_child_lk, args)
-    else:
-        result = asyncio.run(_child_official(args))
-    print("result " + json.dumps(result), flush=True)
-    import faulthandler
-
-    faulthandler.dump_traceback_later(20, exit=True)  # a child that cannot exit: say where
+    return {"cpu": share, "fps": frames[0] / wall if args.role == "sub" else None}
 
 
 # -- 2. CPU: the parent ------------------------------------------------------------------------
@@ -436,24 +311,20 @@ async def _one_run(
     name = f"vcpu-{role}-{sdk}-{width}-{time.monotonic_ns()}"
     counter: list[Any] = [0, False]
     room = await loop.run(lambda: _other_side(server, name, role, size, counter))
-    argv = [sys.executable, __file__, "child", "--sdk", sdk, "--role", role]
+    token = mint_token("child", name)
+    argv = mb.child_argv(__file__, sdk, role, server.url, host, token, args.seconds)
     argv += ["--width", str(width), "--height", str(height), "--fps", str(fps)]
-    argv += ["--url", server.url, "--host", host, "--token", mint_token("child", name)]
-    argv += ["--seconds", str(args.seconds)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
     result: dict[str, Any] = {}
     started = time.perf_counter()
-    for line in proc.stdout:
-        if line.startswith("measuring"):
+    for kind, measured in mb.child_lines(argv):
+        if kind == "measuring":
             counter[0], counter[1] = 0, True
             started = time.perf_counter()
-        elif line.startswith("result "):
+        else:
             counter[1] = False
-            result = json.loads(line.removeprefix("result "))
+            result = measured or {}
             if role == "pub":
                 result["fps"] = counter[0] / (time.perf_counter() - started)
-    proc.wait(60)
     for task in counter[2:]:
         task.cancel()
     await loop.run(room.disconnect)
@@ -480,16 +351,8 @@ async def _costs(args: argparse.Namespace, server: LiveKitServer, host: str) -> 
 
 
 def render(latency: dict[str, Any], costs: dict[str, Any]) -> str:
-    lines = [
-        "## Video glass-to-glass latency (a black-to-white switch, 640x360 at 15 fps)",
-        "",
-        "| direction | flashes seen | median ms | p90 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for direction, r in latency.items():
-        med = "-" if r["median_ms"] is None else f"{r['median_ms']:.0f}"
-        p90 = "-" if r["p90_ms"] is None else f"{r['p90_ms']:.0f}"
-        lines.append(f"| {direction} | {r['seen']}/{r['flashes']} | {med} | {p90} |")
+    title = "## Video glass-to-glass latency (a black-to-white switch, 640x360 at 15 fps)"
+    lines = mb.latency_lines(title, latency, ("flashes", "seen"))
     lines += [
         "",
         "## Video CPU per track (fraction of one core; fps at the receiver)",
@@ -500,13 +363,9 @@ def render(latency: dict[str, Any], costs: dict[str, Any]) -> str:
     by = {(r["role"], r["size"], r["sdk"]): r for r in costs["rows"]}
     for role, size in dict.fromkeys((r["role"], r["size"]) for r in costs["rows"]):
         a, b = by.get((role, size, "lkproto"), {}), by.get((role, size, "official"), {})
-        cells = [_pct(a.get("cpu")), _pct(b.get("cpu")), _num(a.get("fps")), _num(b.get("fps"))]
+        cells = [mb.pct(a.get("cpu")), mb.pct(b.get("cpu")), _num(a.get("fps")), _num(b.get("fps"))]
         lines.append(f"| {role} | {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _pct(x: Any) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def _num(x: Any) -> str:
@@ -516,16 +375,10 @@ def _num(x: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode")
-    kid = sub.add_parser("child")
-    kid.add_argument("--sdk", choices=("lkproto", "official"), required=True)
-    kid.add_argument("--role", choices=("pub", "sub"), required=True)
+    kid = mb.child_parser(sub)
     kid.add_argument("--width", type=int, required=True)
     kid.add_argument("--height", type=int, required=True)
     kid.add_argument("--fps", type=int, required=True)
-    kid.add_argument("--url", required=True)
-    kid.add_argument("--host", required=True)
-    kid.add_argument("--token", required=True)
-    kid.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--flashes", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--sizes", default="640x360@15,1280x720@30")
@@ -533,25 +386,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.mode == "child":
-        child(args)
+        mb.child(args, _child_lk, _child_official)
         return
     import anyio
 
-    confinement = confine()
-    try:
-        with LiveKitServer(confinement) as server:
-            latency = (
-                {}
-                if "latency" in args.skip
-                else anyio.run(_latency, args, server, confinement.host)
-            )
-            costs = (
-                {"rows": []}
-                if "cpu" in args.skip
-                else anyio.run(_costs, args, server, confinement.host)
-            )
-    finally:
-        release(confinement)
+    def run(server: LiveKitServer, host: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        latency = {} if "latency" in args.skip else anyio.run(_latency, args, server, host)
+        costs = {"rows": []} if "cpu" in args.skip else anyio.run(_costs, args, server, host)
+        return latency, costs
+
+    latency, costs = mb.on_server(run)
     print(json.dumps({"latency": latency, "cpu": costs}) if args.json else render(latency, costs))
 
 

@@ -232,12 +232,9 @@ class Counts:
 TEXT = "soak " * 40  # 200 characters
 
 
-async def _session_async(
-    args: argparse.Namespace, server: LiveKitServer, host: str, marks: Marks, module: Any
-) -> Counts:
-    import anyio
-
-    counts = Counts()
+def _pair(args: argparse.Namespace, host: str, module: Any, counts: Counts) -> tuple[Any, Any, Any]:
+    """The session's options and its two Rooms (a, b) of the adapter `module`; b counts the
+    data packets it receives."""
     options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
     a, b = module.Room(config=_config(args)), module.Room(config=_config(args))
 
@@ -245,6 +242,40 @@ async def _session_async(
         counts.data_got += 1
 
     b.on("data_received", on_data)
+    return options, a, b
+
+
+class _Schedule:
+    """The session's clock: it runs `--minutes`, marks "warm" once the warm-up is over and
+    samples RSS and descriptors every `--sample` seconds (`sampled()` after each period)."""
+
+    def __init__(self, args: argparse.Namespace, marks: Marks) -> None:
+        self.args, self.marks = args, marks
+        self.end = time.monotonic() + args.minutes * 60
+        self.warm_at = time.monotonic() + args.warmup * 60
+        self.next_sample = time.monotonic()
+
+    def running(self) -> bool:
+        return time.monotonic() < self.end
+
+    def sampled(self) -> None:
+        now = time.monotonic()
+        if self.warm_at and now >= self.warm_at:
+            self.marks.mark("warm")
+            self.warm_at = 0
+        if now >= self.next_sample:
+            self.marks.sample()
+            print(f"{self.args.adapter} {self.marks.samples[-1]}", file=sys.stderr, flush=True)
+            self.next_sample = now + self.args.sample
+
+
+async def _session_async(
+    args: argparse.Namespace, server: LiveKitServer, host: str, marks: Marks, module: Any
+) -> Counts:
+    import anyio
+
+    counts = Counts()
+    options, a, b = _pair(args, host, module, counts)
 
     async def echo(data: Any) -> str:
         return str(data.payload)
@@ -265,11 +296,9 @@ async def _session_async(
         while "b" not in a.remote_participants or "a" not in b.remote_participants:
             await anyio.sleep(0.05)
     me = a.local_participant
-    end = time.monotonic() + args.minutes * 60
-    warm_at = time.monotonic() + args.warmup * 60
-    next_sample = time.monotonic()
+    schedule = _Schedule(args, marks)
     tick = 0
-    while time.monotonic() < end:
+    while schedule.running():
         tick += 1
         try:
             with anyio.fail_after(TIMEOUT):
@@ -289,14 +318,7 @@ async def _session_async(
                     counts.rpc_back_ok += back == "back"
         except Exception as exc:  # reported, the soak goes on
             counts.error(f"tick {tick}", exc)
-        now = time.monotonic()
-        if warm_at and now >= warm_at:
-            marks.mark("warm")
-            warm_at = 0
-        if now >= next_sample:
-            marks.sample()
-            print(f"{args.adapter} {marks.samples[-1]}", file=sys.stderr, flush=True)
-            next_sample = now + args.sample
+        schedule.sampled()
         await anyio.sleep(args.period)
     await anyio.sleep(2)  # the last messages arrive
     marks.mark("end")
@@ -312,13 +334,7 @@ def _session_threaded(
     from lkproto.transports import threaded as module
 
     counts = Counts()
-    options = module.RoomOptions(rtc_config=module.RtcConfiguration(host_addresses=[host]))
-    a, b = module.Room(config=_config(args)), module.Room(config=_config(args))
-
-    def on_data(packet: Any) -> None:
-        counts.data_got += 1
-
-    b.on("data_received", on_data)
+    options, a, b = _pair(args, host, module, counts)
     b.local_participant.register_rpc_method("echo", lambda data: str(data.payload))
     a.local_participant.register_rpc_method("echo", lambda data: str(data.payload))
 
@@ -336,11 +352,9 @@ def _session_threaded(
             raise TimeoutError("the two rooms did not see each other")
         time.sleep(0.05)
     me = a.local_participant
-    end = time.monotonic() + args.minutes * 60
-    warm_at = time.monotonic() + args.warmup * 60
-    next_sample = time.monotonic()
+    schedule = _Schedule(args, marks)
     tick = 0
-    while time.monotonic() < end:
+    while schedule.running():
         tick += 1
         try:
             for _ in range(2):
@@ -365,14 +379,7 @@ def _session_threaded(
                 counts.rpc_back_ok += back == "back"
         except Exception as exc:  # reported, the soak goes on
             counts.error(f"tick {tick}", exc)
-        now = time.monotonic()
-        if warm_at and now >= warm_at:
-            marks.mark("warm")
-            warm_at = 0
-        if now >= next_sample:
-            marks.sample()
-            print(f"{args.adapter} {marks.samples[-1]}", file=sys.stderr, flush=True)
-            next_sample = now + args.sample
+        schedule.sampled()
         time.sleep(args.period)
     time.sleep(2)
     marks.mark("end")

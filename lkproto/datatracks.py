@@ -109,7 +109,6 @@ for a refused call, and then nothing changed.
 from __future__ import annotations
 
 import enum
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar, cast
@@ -140,7 +139,7 @@ from lkproto._datatrack_reassembly import (
     FrameDropReason,
     Packetizer,
 )
-from lkproto._deadlines import Deadlines
+from lkproto._outputs import Outputs, is_seconds, latest_per_identity, require_now
 from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
@@ -612,20 +611,10 @@ class _RemoteTrack:
     allowed: bool | None = None  # the last SubscriptionPermissionUpdate about it
 
 
-def _is_seconds(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value < math.inf
-
-
 def _bound(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"DataTrackManager.{name} must be an int of at least {minimum}")
     return value
-
-
-def _require_now(now: object, call: str) -> float:
-    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-        raise LocalProtocolError(f"{call}: now must be a finite number: {now!r}", call=call)
-    return float(now)
 
 
 def _require_str(value: object, what: str, call: str) -> str:
@@ -666,17 +655,7 @@ def _same_publication(a: tpb.DataTrackInfo, b: tpb.DataTrackInfo) -> bool:
     )
 
 
-def _latest_per_identity(
-    infos: Iterable[ppb.ParticipantInfo], local_identity: str
-) -> dict[str, ppb.ParticipantInfo]:
-    latest: dict[str, ppb.ParticipantInfo] = {}
-    for info in infos:
-        if info.identity and info.identity != local_identity:
-            latest[info.identity] = info
-    return latest
-
-
-class DataTrackManager:
+class DataTrackManager(Outputs[DataTrackOutput]):
     """Both sides of data tracks for one local participant (see the module docstring).
 
     After every call, `drain()` the outputs, pull `frames_to_send()` when the `_data_track`
@@ -727,7 +706,7 @@ class DataTrackManager:
             ("publish_timeout", publish_timeout),
             ("subscribe_timeout", subscribe_timeout),
         ):
-            if not _is_seconds(value):
+            if not is_seconds(value):
                 raise ValueError(f"DataTrackManager.{name} must be a positive number of seconds")
         self.publish_timeout = float(publish_timeout)
         self.subscribe_timeout = float(subscribe_timeout)
@@ -739,6 +718,7 @@ class DataTrackManager:
         self.max_published_tracks = _bound("max_published_tracks", max_published_tracks)
         self.max_remote_tracks = _bound("max_remote_tracks", max_remote_tracks)
         self.mtu = _bound("mtu", mtu, MAX_HEADER_SIZE + 1)
+        super().__init__(SendDataTrackSignal)
         self._timestamp_base = timestamp_base_factory or (lambda: 0)
         self.phase = SessionPhase.IDLE
         self.local_identity = ""
@@ -746,7 +726,6 @@ class DataTrackManager:
         self._local: dict[int, _LocalTrack] = {}
         self._abandoned: set[int] = set()  # timed out or cancelled: a late success is undone
         self._unpublishing: set[int] = set()  # we asked; the server's answer is expected
-        self._deferred: list[spb.SignalRequest] = []  # waiting for the resume to finish
         self._queued_bytes = 0
         self._cursor = 0  # the handle `frames_to_send` served last
         self._remote: dict[str, _RemoteTrack] = {}
@@ -755,19 +734,8 @@ class DataTrackManager:
         self._withdrawing: set[str] = set()  # unsolicited handles we asked the server to drop
         self._unrouted: dict[str, int] = {}  # the last snapshot's unsolicited SID -> handle
         self._keys = 0
-        self._deadlines = Deadlines()
-        self._out: list[DataTrackOutput] = []
 
-    # -- outputs and time -----------------------------------------------------------------
-
-    def drain(self) -> list[DataTrackOutput]:
-        """Everything produced since the last drain, in order. Send the signals in order."""
-        out, self._out = self._out, []
-        return out
-
-    def get_timer(self) -> float | None:
-        """The earliest deadline (monotonic seconds), or None."""
-        return self._deadlines.earliest()
+    # -- time (`drain()` and `get_timer()` are `Outputs`') -----------------------------------
 
     def handle_timer(self, now: float) -> None:
         """Fire every deadline due at `now`: publish and subscribe timeouts. Early or
@@ -851,7 +819,7 @@ class DataTrackManager:
         rejoin = self.phase is SessionPhase.REJOINING
         self.phase = advance(SESSION_TRANSITIONS, self.phase, SessionInput.JOIN)
         self.local_identity = local_identity
-        latest = _latest_per_identity(other_participants, local_identity)
+        latest = latest_per_identity(other_participants, local_identity)
         self._publishers = {}
         gone = {t.publisher_identity for t in self._remote.values()} - set(latest)
         for identity in sorted(gone):
@@ -910,8 +878,7 @@ class DataTrackManager:
         """The resume completed: requests made meanwhile are sent now."""
         check_verb("resumed", self.phase)
         self.phase = advance(SESSION_TRANSITIONS, self.phase, SessionInput.RESUMED)
-        deferred, self._deferred = self._deferred, []
-        self._out += [SendDataTrackSignal(request=r) for r in deferred]
+        self._send_deferred()
 
     def disconnected(self, *, now: float) -> None:
         """The session ended: every publish, track and subscription ends (DISCONNECTED)."""
@@ -979,7 +946,7 @@ class DataTrackManager:
             )
         if schema is not None and not isinstance(schema, tpb.DataTrackSchemaId):
             raise LocalProtocolError(f"{call}: schema must be a DataTrackSchemaId", call=call)
-        now = _require_now(now, call)
+        now = require_now(now, call)
         if len(self._local) >= self.max_published_tracks:
             raise LocalProtocolError(
                 f"{call}: {len(self._local)} data tracks are already published or pending "
@@ -1059,7 +1026,7 @@ class DataTrackManager:
             )
         if e2ee is not None and not isinstance(e2ee, E2eeExtension):
             raise LocalProtocolError(f"{call}: e2ee must be an E2eeExtension or None", call=call)
-        _require_now(now, call)
+        require_now(now, call)
         self._known_handle(_require_handle(pub_handle, call), call)
         track = self._local.get(pub_handle)
         if track is None:
@@ -1165,7 +1132,7 @@ class DataTrackManager:
         call = "subscribe"
         check_verb(call, self.phase)
         _require_str(sid, "sid", call)
-        deadline = _require_now(now, call) + self.subscribe_timeout
+        deadline = require_now(now, call) + self.subscribe_timeout
         remote = self._remote.get(sid)
         if remote is None:
             ended = DataTrackSubscriptionEnded(
@@ -1258,7 +1225,7 @@ class DataTrackManager:
         """A `ParticipantUpdate`: discover, reassign and remove remote tracks."""
         if not self._listening():
             return
-        for identity, info in _latest_per_identity(infos, self.local_identity).items():
+        for identity, info in latest_per_identity(infos, self.local_identity).items():
             known = self._publishers.get(identity)
             if known is not None and info.sid == known[0] and info.version < known[1]:
                 continue  # an update older than one already applied

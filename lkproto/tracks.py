@@ -120,14 +120,13 @@ in docs/state.md).
 from __future__ import annotations
 
 import enum
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, TypeVar, cast
 
 import attrs
 
-from lkproto._deadlines import Deadlines
+from lkproto._outputs import Outputs, is_seconds, latest_per_identity, require_now
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
@@ -821,20 +820,10 @@ class _Settings:
 _DEFAULT_SETTINGS = _Settings()
 
 
-def _is_seconds(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value < math.inf
-
-
 def _bound(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"TrackManager.{name} must be an int of at least 1")
     return value
-
-
-def _require_now(now: object, call: str) -> float:
-    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-        raise LocalProtocolError(f"{call}: now must be a finite number: {now!r}", call=call)
-    return float(now)
 
 
 def _require(value: object, kind: type, what: str, call: str) -> None:
@@ -868,16 +857,6 @@ def _preset_bitrate(width: int, height: int) -> int:
     return next((bps for pixels, bps in _PRESETS if pixels >= area), _PRESETS[-1][1])
 
 
-def _latest_per_identity(
-    infos: Iterable[ppb.ParticipantInfo], local_identity: str
-) -> dict[str, ppb.ParticipantInfo]:
-    latest: dict[str, ppb.ParticipantInfo] = {}
-    for info in infos:
-        if info.identity and info.identity != local_identity:
-            latest[info.identity] = info
-    return latest
-
-
 _M = TypeVar("_M", tpb.TrackInfo, spb.SessionDescription)
 
 
@@ -890,7 +869,7 @@ def _copy(message: _M) -> _M:
 # -- the manager --------------------------------------------------------------------------------
 
 
-class TrackManager:
+class TrackManager(Outputs[TrackOutput]):
     """Audio and video publications and subscriptions of one local participant, and the
     offer/answer queue of its single peer connection (see the module docstring).
 
@@ -944,7 +923,7 @@ class TrackManager:
             ("publish_timeout", publish_timeout),
             ("negotiation_timeout", negotiation_timeout),
         ):
-            if not _is_seconds(value):
+            if not is_seconds(value):
                 raise ValueError(f"TrackManager.{name} must be a positive number of seconds")
         self._id_factory = id_factory
         self.auto_subscribe = auto_subscribe
@@ -959,6 +938,7 @@ class TrackManager:
         self.max_remembered_subscription_errors = _bound(
             "max_remembered_subscription_errors", max_remembered_subscription_errors
         )
+        super().__init__(SendTrackSignal)
         self.phase = SessionPhase.IDLE
         self.local_identity = ""
         self._keys = 0
@@ -982,20 +962,8 @@ class TrackManager:
         self._settings: dict[str, _Settings] = {}  # sid -> non-default settings
         self._errors: OrderedDict[str, int] = OrderedDict()  # sid -> error reported
         self._permissions: spb.SignalRequest | None = None  # our last SubscriptionPermission
-        self._deferred: list[spb.SignalRequest] = []  # waiting for the resume to finish
-        self._deadlines = Deadlines()
-        self._out: list[TrackOutput] = []
 
-    # -- outputs and time -----------------------------------------------------------------
-
-    def drain(self) -> list[TrackOutput]:
-        """Everything produced since the last drain, in order. Carry it out in order."""
-        out, self._out = self._out, []
-        return out
-
-    def get_timer(self) -> float | None:
-        """The earliest deadline (monotonic seconds), or None."""
-        return self._deadlines.earliest()
+    # -- time (`drain()` and `get_timer()` are `Outputs`') -----------------------------------
 
     def handle_timer(self, now: float) -> None:
         """Fire every deadline due at `now`: publish and negotiation timeouts. Early or
@@ -1085,14 +1053,14 @@ class TrackManager:
         check_verb("joined", self.phase)
         if not isinstance(local_identity, str):
             raise LocalProtocolError("joined: local_identity must be str", call="joined")
-        now = _require_now(now, "joined")
+        now = require_now(now, "joined")
         rejoin = self.phase is SessionPhase.REJOINING
         cids = [self._new_cid("joined") for _ in self._local] if rejoin else []
         if len(set(cids)) != len(cids):
             raise LocalProtocolError("joined: id_factory repeated a cid", call="joined")
         self.phase = advance(SESSION_TRANSITIONS, self.phase, SessionInput.JOIN)
         self.local_identity = local_identity
-        for identity, info in _latest_per_identity(other_participants, local_identity).items():
+        for identity, info in latest_per_identity(other_participants, local_identity).items():
             if info.state == _DISCONNECTED:
                 continue
             self._participants[identity] = (info.sid, info.version)
@@ -1153,10 +1121,9 @@ class TrackManager:
         """The resume completed: requests made meanwhile are sent now, and an offer that
         was outstanding when the signal dropped is replaced by a new one (F5.3)."""
         check_verb("resumed", self.phase)
-        now = _require_now(now, "resumed")
+        now = require_now(now, "resumed")
         self.phase = advance(SESSION_TRANSITIONS, self.phase, SessionInput.RESUMED)
-        deferred, self._deferred = self._deferred, []
-        self._out += [SendTrackSignal(request=r) for r in deferred]
+        self._send_deferred()
         if self._negotiation is NegotiationState.OFFERING:
             if self._offer_lost:
                 self._negotiation = advance(
@@ -1255,7 +1222,7 @@ class TrackManager:
         width = _require_count(width, "width", call, _MAX_DIMENSION)
         height = _require_count(height, "height", call, _MAX_DIMENSION)
         max_bitrate = _require_count(max_bitrate, "max_bitrate", call, 0xFFFF_FFFF)
-        now = _require_now(now, call)
+        now = require_now(now, call)
         if kind is TrackKind.AUDIO:
             if width or height or video_codec or max_bitrate:
                 raise LocalProtocolError(
@@ -1302,7 +1269,7 @@ class TrackManager:
         call = "unpublish"
         check_verb(call, self.phase)
         _require(cid, str, "cid", call)
-        now = _require_now(now, call)
+        now = require_now(now, call)
         local = self._by_cid(cid)
         if local is None:
             return False
@@ -1325,7 +1292,7 @@ class TrackManager:
         check_verb(call, self.phase)
         _require(cid, str, "cid", call)
         _require(muted, bool, "muted", call)
-        _require_now(now, call)
+        require_now(now, call)
         local = self._by_cid(cid)
         if local is None:
             raise LocalProtocolError(f"{call}: no publication has the cid {cid!r}", call=call)
@@ -1349,7 +1316,7 @@ class TrackManager:
         check_verb(call, self.phase)
         _require(sid, str, "sid", call)
         _require(subscribed, bool, "subscribed", call)
-        _require_now(now, call)
+        require_now(now, call)
         if sid not in self._remote:
             if subscribed:
                 self._out.append(
@@ -1390,7 +1357,7 @@ class TrackManager:
         call = "update_track_settings"
         check_verb(call, self.phase)
         _require(sid, str, "sid", call)
-        _require_now(now, call)
+        require_now(now, call)
         if enabled is not None:
             _require(enabled, bool, "enabled", call)
         if quality is not None:
@@ -1433,7 +1400,7 @@ class TrackManager:
         call = "set_track_subscription_permissions"
         check_verb(call, self.phase)
         _require(allow_all_participants, bool, "allow_all_participants", call)
-        _require_now(now, call)
+        require_now(now, call)
         permissions = []
         for entry in participant_permissions:
             _require(entry, ParticipantTrackPermission, "a participant permission", call)
@@ -1462,7 +1429,7 @@ class TrackManager:
         """Negotiate even if no slot changed (e.g. the data channels were created). The
         offer goes out when none is in flight."""
         check_verb("request_offer", self.phase)
-        now = _require_now(now, "request_offer")
+        now = require_now(now, "request_offer")
         self._forced = True
         self._maybe_offer()
 
@@ -1480,7 +1447,7 @@ class TrackManager:
         _require(offer_id, int, "offer_id", call)
         _require_text(sdp, "sdp", call)
         _require(slot_mids, Mapping, "slot_mids", call)
-        now = _require_now(now, call)
+        now = require_now(now, call)
         if self._negotiation is not NegotiationState.CREATING or offer_id != self._offer_id:
             self._ignored("stale-offer", f"offer {offer_id} is not being created")
             return
@@ -1519,7 +1486,7 @@ class TrackManager:
         reusable, and the next offer goes out if anything changed meanwhile."""
         call = "remote_description_applied"
         _require(offer_id, int, "offer_id", call)
-        now = _require_now(now, call)
+        now = require_now(now, call)
         if self._negotiation is not NegotiationState.APPLYING or offer_id != self._offer_id:
             self._ignored("stale-apply", f"no answer to offer {offer_id} is being applied")
             return
@@ -1587,7 +1554,7 @@ class TrackManager:
         """A `ParticipantUpdate`: discover, update and remove remote publications."""
         if self.phase not in (SessionPhase.JOINED, SessionPhase.RESUMING):
             return
-        for identity, info in _latest_per_identity(infos, self.local_identity).items():
+        for identity, info in latest_per_identity(infos, self.local_identity).items():
             known = self._participants.get(identity)
             if known is not None and info.sid == known[0] and info.version < known[1]:
                 continue  # older than one already applied

@@ -39,7 +39,7 @@ from lkproto.models import (
 )
 
 from ._event_types import TypedEmitter
-from ._tracks import FrameRouter, ParticipantMedia, TrackModel, TrackPublication
+from ._tracks import FrameRouter, ParticipantMedia, TrackEvent, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
     import ssl
@@ -400,6 +400,8 @@ class RoomModel:
 
     def apply(self, event: ev.Event) -> list[Emission]:
         """Update the model; return the `livekit.rtc` emissions for this core event."""
+        if isinstance(event, TrackEvent):
+            return self.tracks.apply(event, self)
         out: list[Emission] = []
         match event:
             case ev.Joined():
@@ -488,31 +490,6 @@ class RoomModel:
             case ev.E2eeStateChanged():
                 about = self.participant(event.participant_identity)
                 out.append(("e2ee_state_changed", (about, event.state)))
-            case (
-                ev.LocalTrackPublished()
-                | ev.LocalTrackPublishFailed()
-                | ev.LocalTrackRepublishing()
-                | ev.LocalTrackRepublished()
-                | ev.LocalTrackUnpublished()
-                | ev.LocalTrackMuted()
-                | ev.LocalTrackUnmuted()
-                | ev.LocalTrackMuteRefused()
-                | ev.LocalTrackSubscribed()
-                | ev.TrackPublished()
-                | ev.TrackUnpublished()
-                | ev.TrackMuted()
-                | ev.TrackUnmuted()
-                | ev.TrackSubscribed()
-                | ev.TrackUnsubscribed()
-                | ev.TrackSubscriptionFailed()
-                | ev.TrackSubscriptionPermissionChanged()
-                | ev.TrackStreamStateChanged()
-                | ev.AnswerDropped()
-                | ev.NegotiationTimedOut()
-                | ev.MediaSectionsLimited()
-                | ev.TrackSignalIgnored()
-            ):
-                out += self.tracks.apply(event, self)
             case (
                 ev.MetadataUpdateCompleted()
                 | ev.MetadataUpdateFailed()

@@ -52,7 +52,7 @@ from lkproto.tracks import TrackPublicationInfo
 from ._audio import poster
 from ._checks import check_connect_arguments
 from ._connector import CONNECTOR, Connector
-from ._datatracks import DataTracks
+from ._datatracks import DataTrackEvent, DataTracks
 from ._e2ee import E2EEManager, RatchetWorker, connection_settings, new_iv, session_key_provider
 from ._errors import (
     ConnectError,
@@ -68,10 +68,10 @@ from ._media import Media
 from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
 from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions, RtcConfiguration
-from ._rpc import Rpc
+from ._rpc import Rpc, RpcEvent
 from ._runtime import Runtime
-from ._streams import Streams
-from ._tracks import LocalPublication, LocalTrack, LocalTrackPublication
+from ._streams import StreamEvent, Streams
+from ._tracks import LocalPublication, LocalTrack, LocalTrackPublication, TrackEvent
 from ._ws import Accepted, Closed, Message, Rejected, WebSocketClient
 
 __all__ = ["MARKS", "Emit", "Session", "Subscriber"]
@@ -319,100 +319,52 @@ class Session:
 
     def deliver(self, event: ev.Event) -> None:
         log_event(event)
-        match event:
-            case ev.Disconnected():
-                self._on_end(event)
-            case ev.Joined():
-                self._progress.set()
-            case ev.MetadataUpdateCompleted() | ev.MetadataUpdateFailed():
-                waiter = self._waiters.pop(event.request_id, None)
-                if waiter is not None:
-                    if isinstance(event, ev.MetadataUpdateFailed):
-                        waiter.failure = event
-                    waiter.done.set()
-            case (
-                ev.StreamOpened()
-                | ev.StreamChunkReceived()
-                | ev.StreamFinished()
-                | ev.StreamFailed()
-                | ev.StreamDropped()
-            ):
-                self.streams.on_event(event)
-            case (
-                ev.RpcSucceeded()
-                | ev.RpcFailed()
-                | ev.RpcInvoked()
-                | ev.RpcInvocationCancelled()
-                | ev.RpcDropped()
-            ):
-                self.rpc.on_event(event)
-            case (
-                ev.DataTrackPublished()
-                | ev.DataTrackPublishFailed()
-                | ev.DataTrackRepublished()
-                | ev.DataTrackUnpublished()
-                | ev.RemoteDataTrackPublished()
-                | ev.RemoteDataTrackUnpublished()
-                | ev.RemoteDataTrackSidChanged()
-                | ev.DataTrackSubscribed()
-                | ev.DataTrackSubscriptionEnded()
-                | ev.DataTrackFrameReceived()
-                | ev.DataTrackFrameDropped()
-                | ev.DataTrackPacketDropped()
-                | ev.DataTrackSignalIgnored()
-            ):
-                self.datatracks.on_event(event)
-            case (
-                ev.LocalTrackPublished()
-                | ev.LocalTrackPublishFailed()
-                | ev.LocalTrackRepublishing()
-                | ev.LocalTrackRepublished()
-                | ev.LocalTrackUnpublished()
-                | ev.LocalTrackMuted()
-                | ev.LocalTrackUnmuted()
-                | ev.LocalTrackMuteRefused()
-                | ev.LocalTrackSubscribed()
-                | ev.TrackPublished()
-                | ev.TrackUnpublished()
-                | ev.TrackMuted()
-                | ev.TrackUnmuted()
-                | ev.TrackSubscribed()
-                | ev.TrackUnsubscribed()
-                | ev.TrackSubscriptionFailed()
-                | ev.TrackSubscriptionPermissionChanged()
-                | ev.TrackStreamStateChanged()
-                | ev.AnswerDropped()
-                | ev.NegotiationTimedOut()
-                | ev.MediaSectionsLimited()
-                | ev.TrackSignalIgnored()
-            ):
-                pass  # media tracks (below), the room model's and the subscribers'
-            case (
-                ev.Reconnecting()
-                | ev.Reconnected()
-                | ev.TokenRefreshed()
-                | ev.ParticipantConnected()
-                | ev.ParticipantDisconnected()
-                | ev.ParticipantActive()
-                | ev.ParticipantUpdated()
-                | ev.ParticipantAttributesChanged()
-                | ev.ParticipantNameChanged()
-                | ev.ParticipantMetadataChanged()
-                | ev.ParticipantPermissionsChanged()
-                | ev.RoomUpdated()
-                | ev.RoomMetadataChanged()
-                | ev.ActiveSpeakersChanged()
-                | ev.ConnectionQualityChanged()
-                | ev.DataReceived()
-                | ev.SipDtmfReceived()
-                | ev.TranscriptionReceived()
-                | ev.ChatMessageReceived()
-                | ev.PacketDropped()
-                | ev.E2eeStateChanged()
-            ):
-                pass  # the room model's (below), and the subscribers'
-            case _:
-                assert_never(event)
+        # The session's own share first: streams, RPC and data tracks take theirs; media
+        # tracks are the media side's, the room model's and the subscribers' (below).
+        if isinstance(event, StreamEvent):
+            self.streams.on_event(event)
+        elif isinstance(event, RpcEvent):
+            self.rpc.on_event(event)
+        elif isinstance(event, DataTrackEvent):
+            self.datatracks.on_event(event)
+        elif not isinstance(event, TrackEvent):
+            match event:
+                case ev.Disconnected():
+                    self._on_end(event)
+                case ev.Joined():
+                    self._progress.set()
+                case ev.MetadataUpdateCompleted() | ev.MetadataUpdateFailed():
+                    waiter = self._waiters.pop(event.request_id, None)
+                    if waiter is not None:
+                        if isinstance(event, ev.MetadataUpdateFailed):
+                            waiter.failure = event
+                        waiter.done.set()
+                case (
+                    ev.Reconnecting()
+                    | ev.Reconnected()
+                    | ev.TokenRefreshed()
+                    | ev.ParticipantConnected()
+                    | ev.ParticipantDisconnected()
+                    | ev.ParticipantActive()
+                    | ev.ParticipantUpdated()
+                    | ev.ParticipantAttributesChanged()
+                    | ev.ParticipantNameChanged()
+                    | ev.ParticipantMetadataChanged()
+                    | ev.ParticipantPermissionsChanged()
+                    | ev.RoomUpdated()
+                    | ev.RoomMetadataChanged()
+                    | ev.ActiveSpeakersChanged()
+                    | ev.ConnectionQualityChanged()
+                    | ev.DataReceived()
+                    | ev.SipDtmfReceived()
+                    | ev.TranscriptionReceived()
+                    | ev.ChatMessageReceived()
+                    | ev.PacketDropped()
+                    | ev.E2eeStateChanged()
+                ):
+                    pass  # the room model's (below), and the subscribers'
+                case _:
+                    assert_never(event)
         self.media.before(event)
         for name, args in self.model.apply(event):
             self._emit(name, *args)

@@ -33,7 +33,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeAlias, TypeVar
 
 import attrs
 
@@ -245,20 +245,37 @@ class Track:
         return f"rtc.{type(self).__name__}(sid={self._sid}, name={self._name})"
 
 
-class LocalAudioTrack(Track):
+_Source = TypeVar("_Source", PcmSource, FrameSource)
+
+
+class _LocalTrack(Track, Generic[_Source]):
+    """What `LocalAudioTrack` and `LocalVideoTrack` share: the checked name and source, the
+    cid and controls while published, and muting through the controls."""
+
+    def __init__(self, name: str, source: _Source, kind: TrackKind) -> None:
+        audio = kind is TrackKind.KIND_AUDIO
+        call = "create_audio_track" if audio else "create_video_track"
+        if not isinstance(name, str):
+            raise TypeError(f"{call}: name must be str, not {type(name).__name__}")
+        if not isinstance(source, PcmSource if audio else FrameSource):
+            noun = "an AudioSource" if audio else "a VideoSource"
+            raise TypeError(f"{call}: source must be {noun}, not {type(source).__name__}")
+        super().__init__("", name, kind)
+        self._source: _Source = source
+        self._cid = ""  # while published: the core's cid (the sender's track id)
+        self._controls: Controls | None = None
+
+    def _set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self._controls is not None and self._cid:
+            self._controls.set_muted(self._cid, muted)
+
+
+class LocalAudioTrack(_LocalTrack[PcmSource]):
     """An audio track fed by an `AudioSource` (`livekit.rtc.LocalAudioTrack`)."""
 
     def __init__(self, name: str, source: PcmSource) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"create_audio_track: name must be str, not {type(name).__name__}")
-        if not isinstance(source, PcmSource):
-            raise TypeError(
-                f"create_audio_track: source must be an AudioSource, not {type(source).__name__}"
-            )
-        super().__init__("", name, TrackKind.KIND_AUDIO)
-        self._source = source
-        self._cid = ""  # while published: the core's cid (the sender's track id)
-        self._controls: Controls | None = None
+        super().__init__(name, source, TrackKind.KIND_AUDIO)
 
     @staticmethod
     def create_audio_track(name: str, source: PcmSource) -> LocalAudioTrack:
@@ -280,26 +297,12 @@ class LocalAudioTrack(Track):
         """Unmute: the server forwards the track again."""
         self._set_muted(False)
 
-    def _set_muted(self, muted: bool) -> None:
-        self._muted = muted
-        if self._controls is not None and self._cid:
-            self._controls.set_muted(self._cid, muted)
 
-
-class LocalVideoTrack(Track):
+class LocalVideoTrack(_LocalTrack[FrameSource]):
     """A video track fed by a `VideoSource` (`livekit.rtc.LocalVideoTrack`)."""
 
     def __init__(self, name: str, source: FrameSource) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"create_video_track: name must be str, not {type(name).__name__}")
-        if not isinstance(source, FrameSource):
-            raise TypeError(
-                f"create_video_track: source must be a VideoSource, not {type(source).__name__}"
-            )
-        super().__init__("", name, TrackKind.KIND_VIDEO)
-        self._source = source
-        self._cid = ""  # while published: the core's cid (the sender's track id)
-        self._controls: Controls | None = None
+        super().__init__(name, source, TrackKind.KIND_VIDEO)
 
     @staticmethod
     def create_video_track(name: str, source: FrameSource) -> LocalVideoTrack:
@@ -321,29 +324,30 @@ class LocalVideoTrack(Track):
         """Unmute: frames are sent and forwarded again."""
         self._set_muted(False)
 
-    def _set_muted(self, muted: bool) -> None:
-        self._muted = muted
-        if self._controls is not None and self._cid:
-            self._controls.set_muted(self._cid, muted)
-
 
 LocalTrack: TypeAlias = LocalAudioTrack | LocalVideoTrack
 
 
-class RemoteAudioTrack(Track):
+class _RemoteTrack(Track):
+    """A subscribed remote track of `_KIND`, and the session's router its streams attach to."""
+
+    _KIND: TrackKind
+
+    def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
+        super().__init__(info.sid, info.name, self._KIND, muted=info.muted)
+        self._router = router
+
+
+class RemoteAudioTrack(_RemoteTrack):
     """A subscribed remote audio track: read it with `AudioStream(track)`."""
 
-    def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
-        super().__init__(info.sid, info.name, TrackKind.KIND_AUDIO, muted=info.muted)
-        self._router = router
+    _KIND = TrackKind.KIND_AUDIO
 
 
-class RemoteVideoTrack(Track):
+class RemoteVideoTrack(_RemoteTrack):
     """A subscribed remote video track: read it with `VideoStream(track)`."""
 
-    def __init__(self, info: TrackPublicationInfo, router: FrameRouter | None) -> None:
-        super().__init__(info.sid, info.name, TrackKind.KIND_VIDEO, muted=info.muted)
-        self._router = router
+    _KIND = TrackKind.KIND_VIDEO
 
 
 RemoteTrack: TypeAlias = RemoteAudioTrack | RemoteVideoTrack
@@ -512,6 +516,45 @@ class RemoteTrackPublication(TrackPublication):
 # -- streams ------------------------------------------------------------------------------------
 
 
+def _check_capacity(name: str, capacity: int) -> None:
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValueError(f"{name}: capacity must be a non-negative int, not {capacity!r}")
+
+
+def _route(
+    name: str,
+    track: RemoteTrack | None,
+    remote: type[_RemoteTrack],
+    kwargs: dict[str, Any],
+    default_source: TrackSource,
+) -> tuple[FrameRouter, tuple[str, ...]]:
+    """Where the stream `name` attaches: the router and key of `track` (a `remote`), or of the
+    `participant` and `track_source` in `kwargs` (`from_participant`). Raises TypeError for
+    anything else, or a track or participant of no session."""
+    participant = kwargs.pop("participant", None)
+    source = kwargs.pop("track_source", default_source)
+    if kwargs:
+        raise TypeError(f"{name}: unexpected arguments {sorted(kwargs)}")
+    router: FrameRouter | None
+    if participant is not None:
+        if not isinstance(participant, ParticipantMedia):
+            raise TypeError(f"{name}.from_participant: participant must be a Participant")
+        router = participant._router
+        key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
+    else:
+        if not isinstance(track, remote):
+            kind = "audio" if remote._KIND is TrackKind.KIND_AUDIO else "video"
+            raise TypeError(
+                f"{name}: track must be a {remote.__name__} (a subscribed remote {kind} "
+                f"track), not {type(track).__name__}"
+            )
+        router = track._router
+        key = ("track", track.sid)
+    if router is None:
+        raise TypeError(f"{name}: that track or participant belongs to no session")
+    return router, key
+
+
 class AudioStreamBase:
     """What every adapter's `AudioStream` is: the audio of one remote track, resampled, in a
     bounded queue (async iteration, or blocking iteration for the threaded adapter).
@@ -541,8 +584,7 @@ class AudioStreamBase:
         1000 ms in steps of 10, or noise cancellation (not available)."""
         del loop
         rate, channels = check_format(sample_rate, num_channels, "AudioStream")
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
-            raise ValueError(f"AudioStream: capacity must be a non-negative int, not {capacity!r}")
+        _check_capacity("AudioStream", capacity)
         if frame_size_ms is not None and (
             isinstance(frame_size_ms, bool)
             or not isinstance(frame_size_ms, int)
@@ -552,26 +594,8 @@ class AudioStreamBase:
             raise ValueError("AudioStream: frame_size_ms must be 10 to 1000 in steps of 10")
         if noise_cancellation is not None:
             raise ValueError("AudioStream: noise cancellation is not available in lkproto")
-        participant = kwargs.pop("participant", None)
-        source = kwargs.pop("track_source", TrackSource.SOURCE_MICROPHONE)
-        if kwargs:
-            raise TypeError(f"AudioStream: unexpected arguments {sorted(kwargs)}")
-        router: FrameRouter | None
-        if participant is not None:
-            if not isinstance(participant, ParticipantMedia):
-                raise TypeError("AudioStream.from_participant: participant must be a Participant")
-            router = participant._router
-            key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
-        else:
-            if not isinstance(track, RemoteAudioTrack):
-                raise TypeError(
-                    "AudioStream: track must be a RemoteAudioTrack (a subscribed remote audio "
-                    f"track), not {type(track).__name__}"
-                )
-            router = track._router
-            key = ("track", track.sid)
-        if router is None:
-            raise TypeError("AudioStream: that track or participant belongs to no session")
+        microphone = TrackSource.SOURCE_MICROPHONE
+        router, key = _route("AudioStream", track, RemoteAudioTrack, kwargs, microphone)
         self._format = StreamFormat(rate, channels, frame_size_ms)
         self._queue = FrameQueue(capacity or router.default_capacity)
         self._router = router
@@ -686,29 +710,10 @@ class VideoStreamBase:
         that is not one of a session's), ValueError for a negative capacity or an unknown
         format."""
         del loop
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
-            raise ValueError(f"VideoStream: capacity must be a non-negative int, not {capacity!r}")
+        _check_capacity("VideoStream", capacity)
         kind = None if format is None else buffer_type(format, "VideoStream: format")
-        participant = kwargs.pop("participant", None)
-        source = kwargs.pop("track_source", TrackSource.SOURCE_CAMERA)
-        if kwargs:
-            raise TypeError(f"VideoStream: unexpected arguments {sorted(kwargs)}")
-        router: FrameRouter | None
-        if participant is not None:
-            if not isinstance(participant, ParticipantMedia):
-                raise TypeError("VideoStream.from_participant: participant must be a Participant")
-            router = participant._router
-            key: tuple[str, ...] = ("participant", participant.identity, str(int(source)))
-        else:
-            if not isinstance(track, RemoteVideoTrack):
-                raise TypeError(
-                    "VideoStream: track must be a RemoteVideoTrack (a subscribed remote video "
-                    f"track), not {type(track).__name__}"
-                )
-            router = track._router
-            key = ("track", track.sid)
-        if router is None:
-            raise TypeError("VideoStream: that track or participant belongs to no session")
+        camera = TrackSource.SOURCE_CAMERA
+        router, key = _route("VideoStream", track, RemoteVideoTrack, kwargs, camera)
         self._format = VideoFormat(kind)
         self._queue: VideoQueue[VideoFrameEvent] = VideoQueue(
             capacity or router.default_video_capacity

@@ -10,8 +10,9 @@ sleeps (audio is real time); everything else waits on events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
 
 import anyio
 import pytest
@@ -359,22 +360,51 @@ async def _deny_all(room: rtc.Room) -> None:
     room.local_participant.set_track_subscription_permissions(allow_all_participants=False)
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
-async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
-    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
-) -> None:
+class _Call(NamedTuple):
+    heard: Captures
+    peer: OfficialPeer
+    room: Room
+    media: Any
+    events: Recorder
+    source: Any
+    publication: Any
+
+
+@contextlib.asynccontextmanager
+async def _call(
+    livekit_server: Any,
+    make_token: Any,
+    options: RoomOptions,
+    official_loop: OfficialLoop,
+    *names: str,
+) -> AsyncIterator[_Call]:
+    """lk joins beside an official peer that plays 1 kHz and reads lk's tracks into `heard`;
+    lk publishes "mic" (not yet fed) and records `names`. Both leave when the block ends."""
     heard: Captures = {}
     peer = await official(official_loop, livekit_server.url, make_token("official"), heard)
     room = Room()
     media = media_for(room)
-    events = Recorder(room, "track_subscribed", "reconnecting", "reconnected")
-    ours = Capture()
+    events = Recorder(room, *names)
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
-        await peer.do(lambda r: _serve_rpc(r))
         await peer.do(lambda r: official_publish(r, 1000, 30.0))
         source = media.source(48000, 1)
         publication = await media.publish(source, "mic")
+        yield _Call(heard, peer, room, media, events, source, publication)
+    finally:
+        await room.disconnect()
+        await peer.disconnect()
+
+
+@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
+    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
+) -> None:
+    names = ("track_subscribed", "reconnecting", "reconnected")
+    ours = Capture()
+    async with _call(livekit_server, make_token, options, official_loop, *names) as call:
+        heard, peer, room, media, events, source, publication = call
+        await peer.do(lambda r: _serve_rpc(r))
         subscribed = await events.wait_for(lambda: events.of("track_subscribed"))
         stream = media.stream(subscribed[0][0], 48000, 1)
         async with media.playing(source, 440), media.recording(stream, ours):
@@ -404,9 +434,6 @@ async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
             assert abs(capture.frequency() - freq) <= 5, capture.summary()
         assert heard[second.sid].loud_seconds() >= 1.2, heard[second.sid].summary()
         assert abs(heard[second.sid].frequency() - 330) <= 5, heard[second.sid].summary()
-    finally:
-        await room.disconnect()
-        await peer.disconnect()
 
 
 async def _serve_rpc(room: rtc.Room) -> None:
@@ -420,17 +447,10 @@ async def _serve_rpc(room: rtc.Room) -> None:
 async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
-    heard: Captures = {}
-    peer = await official(official_loop, livekit_server.url, make_token("official"), heard)
-    room = Room()
-    media = media_for(room)
-    events = Recorder(room, "track_subscribed", "reconnected", "local_track_republished")
+    names = ("track_subscribed", "reconnected", "local_track_republished")
     ours = Capture()
-    try:
-        await room.connect(livekit_server.url, make_token("lk"), options)
-        await peer.do(lambda r: official_publish(r, 1000, 30.0))
-        source = media.source(48000, 1)
-        publication = await media.publish(source, "mic")
+    async with _call(livekit_server, make_token, options, official_loop, *names) as call:
+        heard, peer, room, media, events, source, publication = call
         old = publication.sid
         await events.wait_for(lambda: events.of("track_subscribed"))
         async with media.playing(source, 440):
@@ -449,9 +469,6 @@ async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
         for capture, freq in ((heard[publication.sid], 440), (ours, 1000)):
             assert capture.loud_seconds() >= 1.2, capture.summary()
             assert abs(capture.frequency() - freq) <= 5, capture.summary()
-    finally:
-        await room.disconnect()
-        await peer.disconnect()
 
 
 async def test_bad_input_gets_its_error_or_event_and_the_session_carries_on(

@@ -3,7 +3,8 @@
 `media_for(room)` gives the async adapters' objects (`AudioSource`, `LocalAudioTrack`,
 `AudioStream` of `lkproto.transports.anyio`, which the trio Room shares) driven directly, or
 for the threaded adapter (`harness.threaded_facade.FacadeRoom`) its blocking objects driven
-from worker threads, the way a threaded application uses them.
+from worker threads, the way a threaded application uses them. `threaded_subscribed` gives a
+test two threaded Rooms, one reading the track the other publishes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -22,15 +23,34 @@ from lkproto.transports import anyio as lk
 from lkproto.transports import threaded
 
 
-class AsyncMedia:
+class _Media:
+    """What both adapters' media objects are made the same way with: `lib` is the adapter."""
+
+    lib: Any
+
     def __init__(self, room: Any) -> None:
         self.room = room
 
     def source(self, rate: int, channels: int, queue_size_ms: int = 200) -> Any:
-        return lk.AudioSource(rate, channels, queue_size_ms=queue_size_ms)
+        return self.lib.AudioSource(rate, channels, queue_size_ms=queue_size_ms)
 
     def track(self, source: Any, name: str) -> Any:
-        return lk.LocalAudioTrack.create_audio_track(name, source)
+        return self.lib.LocalAudioTrack.create_audio_track(name, source)
+
+    def stream(self, track: Any, rate: int, channels: int) -> Any:
+        return self.lib.AudioStream(track, sample_rate=rate, num_channels=channels)
+
+    def from_participant(self, participant: Any, rate: int = 48000, channels: int = 1) -> Any:
+        return self.lib.AudioStream.from_participant(
+            participant=participant,
+            track_source=self.lib.TrackSource.SOURCE_MICROPHONE,
+            sample_rate=rate,
+            num_channels=channels,
+        )
+
+
+class AsyncMedia(_Media):
+    lib = lk
 
     async def publish(self, source: Any, name: str, **options: Any) -> Any:
         track = self.track(source, name)
@@ -43,9 +63,6 @@ class AsyncMedia:
         for chunk in frames(freq, rate, channels, seconds):
             await source.capture_frame(lk.AudioFrame(chunk, rate, channels, rate // 50))
         await source.wait_for_playout()
-
-    def stream(self, track: Any, rate: int, channels: int) -> Any:
-        return lk.AudioStream(track, sample_rate=rate, num_channels=channels)
 
     async def record(
         self, track: Any, capture: Capture, rate: int, channels: int, *, seconds: float
@@ -94,14 +111,6 @@ class AsyncMedia:
                 tg.cancel_scope.cancel()
                 await stream.aclose()
 
-    def from_participant(self, participant: Any, rate: int = 48000, channels: int = 1) -> Any:
-        return lk.AudioStream.from_participant(
-            participant=participant,
-            track_source=lk.TrackSource.SOURCE_MICROPHONE,
-            sample_rate=rate,
-            num_channels=channels,
-        )
-
     async def unpublish(self, sid: str) -> None:
         await self.room.local_participant.unpublish_track(sid)
 
@@ -115,17 +124,10 @@ class AsyncMedia:
         )
 
 
-class ThreadedMedia:
+class ThreadedMedia(_Media):
     """The threaded adapter's blocking media objects, each call in a worker thread."""
 
-    def __init__(self, room: Any) -> None:
-        self.room = room
-
-    def source(self, rate: int, channels: int, queue_size_ms: int = 200) -> Any:
-        return threaded.AudioSource(rate, channels, queue_size_ms=queue_size_ms)
-
-    def track(self, source: Any, name: str) -> Any:
-        return threaded.LocalAudioTrack.create_audio_track(name, source)
+    lib = threaded
 
     async def publish(self, source: Any, name: str, **options: Any) -> Any:
         track = self.track(source, name)
@@ -142,9 +144,6 @@ class ThreadedMedia:
             source.wait_for_playout()
 
         await anyio.to_thread.run_sync(run)
-
-    def stream(self, track: Any, rate: int, channels: int) -> Any:
-        return threaded.AudioStream(track, sample_rate=rate, num_channels=channels)
 
     async def record(
         self, track: Any, capture: Capture, rate: int, channels: int, *, seconds: float
@@ -204,14 +203,6 @@ class ThreadedMedia:
             stream.aclose()
             await anyio.to_thread.run_sync(thread.join, 5)
 
-    def from_participant(self, participant: Any, rate: int = 48000, channels: int = 1) -> Any:
-        return threaded.AudioStream.from_participant(
-            participant=participant,
-            track_source=threaded.TrackSource.SOURCE_MICROPHONE,
-            sample_rate=rate,
-            num_channels=channels,
-        )
-
     async def unpublish(self, sid: str) -> None:
         local = self.room.threaded.local_participant
         await anyio.to_thread.run_sync(local.unpublish_track, sid)
@@ -227,6 +218,27 @@ class ThreadedMedia:
                 allow_all_participants=allow_all, participant_permissions=permissions
             )
         )
+
+
+@contextlib.contextmanager
+def threaded_subscribed(url: str, alice_token: str, bob_token: str, track: Any) -> Iterator[Any]:
+    """Two threaded Rooms: alice publishes `track`, and once bob is subscribed to it the
+    block gets bob's remote track; both leave when it ends."""
+    with threaded.Room() as alice, threaded.Room() as bob:
+        alice.connect(url, alice_token)
+        bob.connect(url, bob_token)
+        publication = alice.local_participant.publish_track(track)
+        publication.wait_for_subscription(timeout=10)
+        remote = None
+        for _ in range(200):
+            found = bob.remote_participants.get("alice")
+            pub = None if found is None else found.track_publications.get(publication.sid)
+            if pub is not None and pub.track is not None:
+                remote = pub.track
+                break
+            time.sleep(0.01)
+        assert remote is not None
+        yield remote
 
 
 def media_for(room: Any) -> AsyncMedia | ThreadedMedia:

@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 from harness.audio import Capture, frames
+from harness.media import threaded_subscribed
 from harness.recorder import Recorder
 from lkproto import Config
 from lkproto import events as ev
@@ -132,24 +133,9 @@ def test_the_threaded_adapter_carries_audio_in_memory() -> None:
 
             def work() -> tuple[float, float]:
                 heard = Capture()
-                with threaded.Room() as alice, threaded.Room() as bob:
-                    alice.connect(url, alice_token)
-                    bob.connect(url, bob_token)
-                    source = threaded.AudioSource(48000, 1)
-                    track = threaded.LocalAudioTrack.create_audio_track("mic", source)
-                    publication = alice.local_participant.publish_track(track)
-                    publication.wait_for_subscription(timeout=10)
-                    remote = None
-                    for _ in range(200):
-                        found = bob.remote_participants.get("alice")
-                        pub = (
-                            None if found is None else found.track_publications.get(publication.sid)
-                        )
-                        if pub is not None and pub.track is not None:
-                            remote = pub.track
-                            break
-                        time.sleep(0.01)
-                    assert remote is not None
+                source = threaded.AudioSource(48000, 1)
+                track = threaded.LocalAudioTrack.create_audio_track("mic", source)
+                with threaded_subscribed(url, alice_token, bob_token, track) as remote:
                     stream = threaded.AudioStream(remote)
                     for chunk in frames(700, 48000, 1, 1.0):
                         source.capture_frame(threaded.AudioFrame(chunk, 48000, 1, 960))

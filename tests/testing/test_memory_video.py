@@ -4,14 +4,13 @@ read with `VideoStream`, on a virtual clock."""
 
 from __future__ import annotations
 
-import time
-
 import anyio
 import anyio.to_thread
 import pytest
 import trio
 import trio.testing
 
+from harness.media import threaded_subscribed
 from harness.recorder import Recorder
 from harness.video import COLOURS, centre, near, solid
 from lkproto.transports import threaded
@@ -85,24 +84,9 @@ def test_the_threaded_adapter_carries_video_in_memory() -> None:
             url, alice_token, bob_token = server.url, server.token("alice"), server.token("bob")
 
             def work() -> list[tuple[int, int, int]]:
-                with threaded.Room() as alice, threaded.Room() as bob:
-                    alice.connect(url, alice_token)
-                    bob.connect(url, bob_token)
-                    source = threaded.VideoSource(32, 18)
-                    track = threaded.LocalVideoTrack.create_video_track("cam", source)
-                    publication = alice.local_participant.publish_track(track)
-                    publication.wait_for_subscription(timeout=10)
-                    remote = None
-                    for _ in range(200):
-                        found = bob.remote_participants.get("alice")
-                        pub = (
-                            None if found is None else found.track_publications.get(publication.sid)
-                        )
-                        if pub is not None and pub.track is not None:
-                            remote = pub.track
-                            break
-                        time.sleep(0.01)
-                    assert remote is not None
+                source = threaded.VideoSource(32, 18)
+                track = threaded.LocalVideoTrack.create_video_track("cam", source)
+                with threaded_subscribed(url, alice_token, bob_token, track) as remote:
                     stream = threaded.VideoStream(remote, format=threaded.VideoBufferType.RGB24)
                     seen: list[tuple[int, int, int]] = []
                     for n in range(3):
