@@ -377,6 +377,12 @@ func main() {
 			return
 		}
 	}
-	// stdin closed: the harness is gone or done; leave the room.
-	p.room.Disconnect()
+	// stdin closed: the harness is gone or done. Leave the room, but exit within 3 s even if
+	// leaving hangs, so a dead harness never leaves this process behind.
+	left := make(chan struct{})
+	go func() { p.room.Disconnect(); close(left) }()
+	select {
+	case <-left:
+	case <-time.After(3 * time.Second):
+	}
 }
