@@ -29,6 +29,7 @@ import (
 	"time"
 
 	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
 )
 
 // command is the union of every command's fields; each command reads the ones it needs.
@@ -127,6 +128,18 @@ func (p *peer) connect(c command) error {
 	)
 	if err != nil {
 		return err
+	}
+	// JoinWithToken returns once the subscriber peer connection is connected; what others
+	// send reaches us on its data channels, over SCTP, which comes up just after. Wait for it,
+	// so a test may send to us as soon as we have joined.
+	if pc := p.room.LocalParticipant.GetSubscriberPeerConnection(); pc != nil {
+		deadline := time.Now().Add(10 * time.Second)
+		for pc.SCTP().State() != webrtc.SCTPTransportStateConnected {
+			if time.Now().After(deadline) {
+				return errors.New("the subscriber's SCTP transport did not connect within 10 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	var others []string
 	for _, rp := range p.room.GetRemoteParticipants() {

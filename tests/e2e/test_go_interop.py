@@ -64,6 +64,9 @@ def options(confinement: Any) -> RoomOptions:
 
 @pytest.fixture
 async def gopeer(confinement: Any, tmp_path: Path) -> AsyncIterator[GoPeer]:
+    if confinement.mode != "netns":
+        # Not a pass: reported as skipped, with the reason (harness/gopeer.py).
+        pytest.skip("the Go peer can be confined only by the harness's network namespace (root)")
     async with go_peer(confinement, tmp_path) as peer:
         yield peer
 
@@ -71,13 +74,18 @@ async def gopeer(confinement: Any, tmp_path: Path) -> AsyncIterator[GoPeer]:
 async def both_joined(
     room: Room, peer: GoPeer, url: str, make_token: Any, options: RoomOptions
 ) -> None:
-    """The Go peer joins first, then our Room; returns once each has seen the other."""
+    """The Go peer joins first, then our Room, which finds it in the room at once.
+
+    The Go peer learns of us only from the server's next batched participant update (every
+    3 s for participants that publish no track: livekit-server's subscriberUpdateInterval),
+    which it does not need in order to receive from us or answer us; so this does not wait for
+    it. `test_join_participants_and_data_packets_both_ways` checks the announcements.
+    """
     joined = await peer.connect(url, make_token(GO))
     assert (joined["identity"], joined["participants"], joined["protocol"]) == (GO, [], 17)
     with anyio.fail_after(30):
         await room.connect(url, make_token(LK), options)
     assert list(room.remote_participants) == [GO]
-    await peer.wait_event("participant_connected", lambda f: f["identity"] == LK)
 
 
 def utf8_of(nbytes: int) -> str:
@@ -145,11 +153,10 @@ async def test_join_participants_and_data_packets_both_ways(
             (GO, b"lossy from go", "fast", DataPacketKind.KIND_LOSSY),
         ]
 
-        # The Go peer leaves; lkproto sees it go (the other way round ends the streams test).
-        await gopeer.disconnect()
-        (left,) = (await seen.wait_for(lambda: seen.of("participant_disconnected")))[0]
-        assert left.identity == GO
-        assert GO not in room.remote_participants
+        # lkproto leaves; the Go peer, which found it in the room, sees it go. (The RPC test
+        # ends with the other way round.)
+        await room.disconnect()
+        await gopeer.wait_event("participant_disconnected", lambda f: f["identity"] == LK)
     finally:
         await room.disconnect()
 
@@ -163,6 +170,7 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
     code, message = 4242, "custom failure ✗"
     data = json.dumps({"reason": "quota", "note": "ünïcödé 😀"})
     room = Room()
+    seen = Recorder(room, "participant_disconnected")
     invoked: list[RpcInvocationData] = []
 
     def echo(inv: RpcInvocationData) -> str:
@@ -258,6 +266,12 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
             "Response payload too large",
         )
         assert len(invoked) == 2  # echo, echo at the limit
+
+        # The Go peer leaves; lkproto, which found it in the room, sees it go.
+        await gopeer.disconnect()
+        (left,) = (await seen.wait_for(lambda: seen.of("participant_disconnected")))[0]
+        assert left.identity == GO
+        assert GO not in room.remote_participants
     finally:
         await room.disconnect()
 
@@ -332,10 +346,6 @@ async def test_text_and_byte_streams_both_ways_with_sha256(
                 await changed.wait()
         assert texts == [(GO, "chat", {"from": "go"}, text)]
         assert files == [(GO, "files", "go.bin", len(blob), hashlib.sha256(blob).hexdigest())]
-
-        # lkproto leaves; the Go peer sees it go.
-        await room.disconnect()
-        await gopeer.wait_event("participant_disconnected", lambda f: f["identity"] == LK)
     finally:
         await room.disconnect()
 
@@ -367,7 +377,6 @@ async def test_the_go_peer_gathers_only_confined_candidates(
             await gopeer.connect(rec.url, make_token(GO))
             with anyio.fail_after(30):
                 await room.connect(livekit_server.url, make_token(LK), options)
-            await gopeer.wait_event("participant_connected", lambda f: f["identity"] == LK)
             # A round trip over the data channels proves ICE really connected.
             result = await gopeer.do("perform_rpc", destination=LK, method="ready", payload="?")
             assert result["payload"] == "ready"
@@ -376,6 +385,7 @@ async def test_the_go_peer_gathers_only_confined_candidates(
             await room.disconnect()
     gathered = _gathered(rec.recording.to_server)
     assert gathered, "the Go peer signalled no candidate"
+    print(f"go peer gathered: {sorted(set(gathered))}")
     assert {address for address, _ in gathered} == {confinement.host}
     assert [c for c in gathered if not confinement.allows(c[0])] == []
     assert not [a for a, _ in gathered if a.endswith(".local")]  # no mDNS candidate
