@@ -79,8 +79,7 @@ class GoPeer:
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 if line.strip():
-                    fields = json.loads(line)
-                    self._add(str(fields.pop("event")), fields)
+                    self._add(*_parse(line))
         self._add("exited", {})
 
     def _add(self, name: str, fields: dict[str, Any]) -> None:
@@ -219,6 +218,17 @@ async def go_peer(
         if process.returncode is None:
             process.kill()
         await process.aclose()
+
+
+def _parse(line: bytes) -> Record:
+    """One stdout line as (event name, fields); anything else as ("noise", {"line": ...})."""
+    try:
+        fields = json.loads(line)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict) or not isinstance(fields.get("event"), str):
+        return "noise", {"line": line.decode(errors="replace")}
+    return fields.pop("event"), fields
 
 
 def _free_log_path(log_dir: Path) -> Path:
