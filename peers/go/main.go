@@ -46,7 +46,7 @@ type command struct {
 	Destinations []string          `json:"destinations"`
 	Attributes   map[string]string `json:"attributes"`
 	Method       string            `json:"method"`
-	Mode         string            `json:"mode"` // RPC handler: echo | repeat | error
+	Mode         string            `json:"mode"` // RPC handler: echo | repeat | error | plain_error
 	Repeat       int               `json:"repeat"`
 	Code         uint32            `json:"code"`
 	Message      string            `json:"message"`
@@ -180,7 +180,7 @@ func (p *peer) registerRPC(c command) error {
 	}
 	mode, repeat, code, message, data := c.Mode, c.Repeat, c.Code, c.Message, c.Data
 	switch mode {
-	case "", "echo", "repeat", "error":
+	case "", "echo", "repeat", "error", "plain_error":
 	default:
 		return fmt.Errorf("unknown RPC handler mode %q", mode)
 	}
@@ -196,6 +196,8 @@ func (p *peer) registerRPC(c command) error {
 		switch mode {
 		case "error":
 			return "", lksdk.NewRpcError(lksdk.RpcErrorCode(code), message, data)
+		case "plain_error": // not an RpcError: the SDK answers 1500 with its built-in message
+			return "", errors.New("a plain Go error, not for the caller's eyes")
 		case "repeat":
 			return strings.Repeat(inv.Payload, repeat), nil
 		default:

@@ -180,10 +180,15 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
     def fail(inv: RpcInvocationData) -> str:
         raise RpcError(code, message, data)
 
+    def explode(inv: RpcInvocationData) -> str:
+        raise ValueError("internal detail, not for the caller")
+
     room.local_participant.register_rpc_method("echo", echo)
     room.local_participant.register_rpc_method("fail", fail)
     room.local_participant.register_rpc_method("double", lambda inv: inv.payload * 2)
+    room.local_participant.register_rpc_method("plain", explode)
     await gopeer.do("register_rpc", method="echo", mode="echo")
+    await gopeer.do("register_rpc", method="plain", mode="plain_error")
     await gopeer.do(
         "register_rpc", method="fail", mode="error", code=code, message=message, data=data
     )
@@ -219,6 +224,8 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
         assert inv["response_timeout_ms"] == 15000  # max(15 s default, 8 s), as we send it
         assert await lk_fails("fail", "x") == (code, message, data)
         assert await lk_fails("nope", "x") == (E.UNSUPPORTED_METHOD, UNSUPPORTED_METHOD, None)
+        # A handler's plain (non-RpcError) error is 1500 with the built-in message only.
+        assert await lk_fails("plain", "x") == (E.APPLICATION_ERROR, APPLICATION_ERROR, None)
         at_limit = utf8_of(V1_LIMIT)
         assert await lk_call("echo", at_limit) == at_limit
         # One byte over: refused by us before sending (v1 only, as Go has no client_protocol).
@@ -227,9 +234,15 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
         # A response over the limit is replaced by the Go callee with 1504.
         got = await lk_fails("double", utf8_of(V1_LIMIT // 2 + 1))
         assert got[:2] == (E.RESPONSE_PAYLOAD_TOO_LARGE, "Response payload too large")
-        # Go ran its handler for echo, fail, echo at the limit and double; not for the refused.
-        await gopeer.wait_for(lambda r: [1 for n, _ in r if n == "rpc_invoked"][3:])
-        assert [f["method"] for f in gopeer.of("rpc_invoked")] == ["echo", "fail", "echo", "double"]
+        # Go ran its handlers for all but the unknown method and the refused request.
+        await gopeer.wait_for(lambda r: [1 for n, _ in r if n == "rpc_invoked"][4:])
+        assert [f["method"] for f in gopeer.of("rpc_invoked")] == [
+            "echo",
+            "fail",
+            "plain",
+            "echo",
+            "double",
+        ]
 
         # Go -> lkproto.
         assert await go_call("echo", "héllo from go ✓") == {
@@ -251,6 +264,12 @@ async def test_rpc_v1_both_ways_success_errors_and_the_15360_byte_limit(
             "code": E.UNSUPPORTED_METHOD,
             "message": UNSUPPORTED_METHOD,
             "data": "",  # the Go SDK shows "no data" as ""
+        }
+        assert await go_call("plain", "x") == {
+            "ok": False,
+            "code": E.APPLICATION_ERROR,
+            "message": APPLICATION_ERROR,
+            "data": "",
         }
         assert await go_call("echo", at_limit) == {"ok": True, "payload": at_limit}
         # One byte over: the Go SDK refuses before sending; nothing reaches our handler.
