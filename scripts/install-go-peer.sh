@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SRC="$ROOT/peers/go"
 DEST="$ROOT/.venv/bin/lkproto-go-peer"
 
-if [ -x "$DEST" ] && [ -z "$(find "$SRC" -newer "$DEST" -type f)" ]; then
+if [ -x "$DEST" ] && [ -z "$(find "$SRC" -newer "$DEST" -type f \( -name "*.go" -o -name go.mod -o -name go.sum \))" ]; then
   exit 0
 fi
 command -v go >/dev/null || { echo "install-go-peer: 'go' is not on PATH" >&2; exit 1; }
