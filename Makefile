@@ -10,7 +10,7 @@ GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
 .PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
-setup: $(STAMP) $(VENV)/bin/livekit-server
+setup: $(STAMP) $(VENV)/bin/livekit-server $(VENV)/bin/lkproto-go-peer
 
 $(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 
 $(VENV)/bin/livekit-server: scripts/install-livekit-server.sh | $(STAMP)
 	bash scripts/install-livekit-server.sh
+
+# The Go SDK test peer (peers/go, its version pinned in peers/go/go.mod).
+$(VENV)/bin/lkproto-go-peer: scripts/install-go-peer.sh peers/go/main.go peers/go/go.mod peers/go/go.sum | $(STAMP)
+	bash scripts/install-go-peer.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
