@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import os
@@ -192,7 +193,9 @@ class JsBrowser:
         try:
             return await anyio.to_thread.run_sync(future.result, timeout, abandon_on_cancel=True)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"JS driver: {op} {fields.get('verb', '')} took over {timeout}s")
+            raise TimeoutError(
+                f"JS driver: {op} {fields.get('verb', '')} took over {timeout}s"
+            ) from None
 
     async def open(self, timeout: float = 30) -> JsPeer:
         """A new page: one participant, not yet connected."""
@@ -219,14 +222,10 @@ class JsBrowser:
 
 def _kill(process: subprocess.Popen[bytes], descendants: list[int] | None = None) -> None:
     for pid in [process.pid, *(descendants or _children(process.pid))]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def b64(data: bytes) -> str:
@@ -334,9 +333,7 @@ class JsPeer:
         attributes: dict[str, str] | None = None,
     ) -> str:
         """`sendText`; returns the stream id."""
-        return str(
-            await self.call("sendText", text, topic, destinations or [], attributes or {})
-        )
+        return str(await self.call("sendText", text, topic, destinations or [], attributes or {}))
 
     async def send_file(
         self, name: str, data: bytes, *, topic: str, destinations: list[str] | None = None
@@ -375,8 +372,9 @@ class JsPeer:
     ) -> tuple[str | None, tuple[int | None, str, str | None] | None]:
         """`performRpc`: (reply, None) on success, (None, (code, message, data)) on error."""
         wait = 30 + (timeout_ms or 15000) / 1000
-        result = await self.call("performRpc", destination, method, payload, timeout_ms,
-                                 timeout=wait)
+        result = await self.call(
+            "performRpc", destination, method, payload, timeout_ms, timeout=wait
+        )
         if "ok" in result:
             return str(result["ok"]), None
         err = result["error"]
