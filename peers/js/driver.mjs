@@ -35,11 +35,16 @@ const browser = await chromium.launch({
   args: [
     // mDNS host candidates off (ICE signals the namespace's address), and no Local Network
     // Access prompt for the page (served at localhost) reaching the server's private address.
+    // (Chromium reads the last --disable-features only: this one replaces playwright's own
+    // list, which is about screenshots, caches and update checks, none of which matter here.)
     '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks',
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-dev-shm-usage',
     '--disable-gpu',
+    // Media devices are fakes and allowed without a prompt (see open()).
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
     '--no-first-run',
   ],
 });
@@ -48,7 +53,10 @@ let nextPage = 1;
 
 async function open() {
   const id = nextPage++;
-  const page = await browser.newPage();
+  // Camera and microphone granted: without media permission Chromium does not enumerate
+  // network interfaces for WebRTC (when mDNS obfuscation is off), and then signals only
+  // server-reflexive candidates from sockets bound to the any-address.
+  const page = await browser.newPage({ permissions: ['camera', 'microphone'] });
   pages.set(id, page);
   await page.exposeFunction('lkpeerEvent', (name, args) => send({ page: id, event: name, args }));
   page.on('pageerror', (err) => send({ page: id, event: 'page_error', args: [String(err)] }));
