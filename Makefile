@@ -8,9 +8,9 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
+.PHONY: setup js-peer test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
-setup: $(STAMP) $(VENV)/bin/livekit-server
+setup: $(STAMP) $(VENV)/bin/livekit-server js-peer
 
 $(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 
 $(VENV)/bin/livekit-server: scripts/install-livekit-server.sh | $(STAMP)
 	bash scripts/install-livekit-server.sh
+
+# The JavaScript peer of the e2e tests (livekit-client in Debian's Chromium, peers/js): npm ci
+# from the lockfile and our page bundled. Idempotent and quick when nothing changed.
+js-peer: | $(STAMP)
+	bash scripts/install-js-peer.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
