@@ -16,7 +16,8 @@ harness's network namespace (harness/netns.py), whose only non-loopback address 
 harness's; Chromium signals that address itself (mDNS host candidates are off,
 `--disable-features=WebRtcHideLocalIpsWithMdns`), and tests/e2e/test_confinement.py checks
 every candidate it gathers. Outside a namespace (loopback mode) nothing would stop Chromium
-from gathering the machine's real interfaces, so `JsBrowser.start` refuses to run there.
+from gathering the machine's real interfaces, so `JsBrowser.start` refuses to run there (and
+the tests skip, saying why: `UNCONFINED`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ DRIVER = JS_DIR / "driver.mjs"
 BUNDLE = JS_DIR / "dist" / "page.js"
 # Debian's binary itself: /usr/bin/chromium is a shell launcher that adds flags of its own.
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+
+
+UNCONFINED = "the browser can be confined only in a network namespace (run as root)"
 
 
 class JsError(Exception):
@@ -111,7 +115,7 @@ class JsBrowser:
     def start(cls, confinement: Confinement, log_path: Path, timeout: float = 60) -> JsBrowser:
         """Start the driver and Chromium (blocking; for a fixture), or raise RuntimeError."""
         if confinement.mode != "netns":
-            raise RuntimeError("the browser can only be confined in a network namespace (root)")
+            raise RuntimeError(UNCONFINED)
         why = missing()
         if why is not None:
             raise RuntimeError(f"JS peer unavailable: {why}")
@@ -149,7 +153,10 @@ class JsBrowser:
         stdout: IO[bytes] | None = self._process.stdout
         assert stdout is not None
         for line in stdout:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not ours (the driver writes only JSON lines)
             if "id" in message:
                 with self._lock:
                     future = self._pending.pop(message["id"], None)
