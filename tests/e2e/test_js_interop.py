@@ -4,8 +4,10 @@ The JS participant is a page of one browser shared by the module (harness/jspeer
 tests run one at a time on one xdist worker, `xdist_group`), driven through its small API
 (peers/js/src/page.ts). Every test runs once per lkproto adapter (harness/adapters.py) and
 checks both directions with exact contents: who is in the room, data packets (bytes, topic,
-reliability, destinations), RPC (success, application errors, built-in errors, payloads over
-v1's 15 KiB, which v2 carries as data streams) and text and byte streams (sha256).
+reliability, destinations), RPC (success, application errors, built-in errors, our caller's
+timeout, payloads over v1's 15 KiB, which v2 carries as data streams) and text and byte
+streams (sha256). Not checked: a JS caller's timeout, which livekit-client clamps to at least
+8 s (too slow for this suite; lkproto's callee side of it is tested against the official SDK).
 
 livekit-client's own behaviour, as observed here and asserted where it shows:
 - it advertises client_protocol 2 (RPC v2, data streams v2 with compression), so lkproto
@@ -239,7 +241,7 @@ async def test_data_packets_reliable_and_lossy_with_topics_and_destinations_both
         assert seen.of("data_received")[0][0].participant is room.remote_participants[JS]
 
 
-async def test_rpc_success_errors_and_large_payloads_both_ways(session: Any) -> None:
+async def test_rpc_success_errors_timeout_and_large_payloads_both_ways(session: Any) -> None:
     room = Room()
     invoked: list[tuple[str, str, str, float]] = []
 
@@ -265,6 +267,7 @@ async def test_rpc_success_errors_and_large_payloads_both_ways(session: Any) -> 
         await js.register_rpc("echo", prefix="js echoes: ")
         await js.register_rpc("fail", error=(4243, "custom failure ✗ from js", "data ✓"))
         await js.register_rpc("explode", throw_plain=True)
+        await js.register_rpc("slow", prefix="too late: ", delay=4)
 
     big = big_text(BIG)
     async with session(room, prepare) as (js, room):
@@ -295,15 +298,27 @@ async def test_rpc_success_errors_and_large_payloads_both_ways(session: Any) -> 
             "Method not supported at destination",
             None,
         )
+        # Our 2 s deadline passes while the JS handler waits 4 s: 1502, on time. Its late
+        # answer (to a request we forgot) is dropped; the next calls get their own answers.
+        start = anyio.current_time()
+        with pytest.raises(RpcError) as info:
+            await room.local_participant.perform_rpc(
+                destination_identity=JS, method="slow", payload="x", response_timeout=2
+            )
+        elapsed = anyio.current_time() - start
+        assert (info.value.code, info.value.message) == (E.RESPONSE_TIMEOUT, "Response timeout")
+        assert 1.9 <= elapsed < 3.5
         await knows_us(js)
         assert await call("echo", big) == "js echoes: " + big
-        # The JS handler was told our default response timeout, 15 s, in milliseconds. (The
-        # page reports an invocation asynchronously, so the last may come after its reply.)
-        await js.wait_for(lambda r: len([1 for n, _ in r if n == "rpc_invoked"]) >= 4)
+        # The JS handler was told our default response timeout, 15 s, in milliseconds, and
+        # for the slow call JS's own minimum, max(2 s, 8 s). (The page reports an invocation
+        # asynchronously, so the last may come after its reply.)
+        await js.wait_for(lambda r: len([1 for n, _ in r if n == "rpc_invoked"]) >= 5)
         assert js.of("rpc_invoked") == [
             ("echo", LK, "héllo from lk 👋", 15000),
             ("fail", LK, "x", 15000),
             ("explode", LK, "x", 15000),
+            ("slow", LK, "x", 8000),
             ("echo", LK, big, 15000),
         ]
 

@@ -365,11 +365,13 @@ class JsPeer:
         prefix: str = "",
         error: tuple[int, str, str | None] | None = None,
         throw_plain: bool = False,
+        delay: float = 0,
     ) -> None:
-        """A handler that answers `prefix + payload`, or raises RpcError(*error), or (with
-        `throw_plain`) a plain Error; each invocation is recorded as "rpc_invoked"."""
+        """A handler that waits `delay` seconds, then answers `prefix + payload`, or raises
+        RpcError(*error), or (with `throw_plain`) a plain Error; each invocation is recorded
+        as "rpc_invoked" when it starts."""
         spec = None if error is None else {"code": error[0], "message": error[1], "data": error[2]}
-        await self.call("registerRpc", method, prefix, spec, throw_plain)
+        await self.call("registerRpc", method, prefix, spec, throw_plain, round(delay * 1000))
 
     async def unregister_rpc(self, method: str) -> None:
         await self.call("unregisterRpc", method)

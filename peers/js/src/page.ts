@@ -177,17 +177,20 @@ const api = {
     });
   },
 
-  /** Register `method`: it records ("rpc_invoked", method, caller, payload, timeout ms) and
-   * answers with `prefix + payload`, or, if `error` is given, throws RpcError(code, message,
-   * data); with `throwPlain`, a plain Error (which livekit-client reports as 1500). */
+  /** Register `method`: it records ("rpc_invoked", method, caller, payload, timeout ms),
+   * waits `delayMs`, and answers with `prefix + payload`, or, if `error` is given, throws
+   * RpcError(code, message, data); with `throwPlain`, a plain Error (which livekit-client
+   * reports as 1500). */
   registerRpc(
     method: string,
     prefix: string,
     error: { code: number; message: string; data: string | null } | null,
     throwPlain: boolean,
+    delayMs: number,
   ): void {
     current().registerRpcMethod(method, async (data: RpcInvocationData) => {
       emit('rpc_invoked', method, data.callerIdentity, data.payload, data.responseTimeout);
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       if (throwPlain) throw new Error('a plain failure from the JS handler');
       if (error !== null) throw new RpcError(error.code, error.message, error.data ?? undefined);
       return prefix + data.payload;
