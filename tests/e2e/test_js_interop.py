@@ -3,11 +3,12 @@
 The JS participant is a page of one browser shared by the module (harness/jspeer.py; the
 tests run one at a time on one xdist worker, `xdist_group`), driven through its small API
 (peers/js/src/page.ts). Every test runs once per lkproto adapter (harness/adapters.py) and
-checks both directions with exact contents: who is in the room, data packets (bytes, topic,
-reliability, destinations), RPC (success, application errors, built-in errors, our caller's
-timeout, payloads over v1's 15 KiB, which v2 carries as data streams) and text and byte
-streams (sha256). Not checked: a JS caller's timeout, which livekit-client clamps to at least
-8 s (too slow for this suite; lkproto's callee side of it is tested against the official SDK).
+checks both directions with exact contents: who is in the room, attributes, metadata and
+names, data packets (bytes, topic, reliability, destinations), RPC (success, application
+errors, built-in errors, our caller's timeout, payloads over v1's 15 KiB, which v2 carries as
+data streams) and text and byte streams (sha256). Not checked: a JS caller's timeout, which
+livekit-client clamps to at least 8 s (too slow for this suite; lkproto's callee side of it is
+tested against the official SDK).
 
 livekit-client's own behaviour, as observed here and asserted where it shows:
 - it advertises client_protocol 2 (RPC v2, data streams v2 with compression), so lkproto
@@ -146,18 +147,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def test_each_side_sees_the_other_join_and_leave(
+async def test_join_leave_attributes_metadata_and_name_both_ways(
     livekit_server: Any, make_token: Any, options: RoomOptions, browser: JsBrowser
 ) -> None:
     """Two JS peers and two of our Rooms, so that the server's announcements (2-3 s each)
-    overlap: js1 is there before us, js2 comes after; then js2 and our second Room leave at
-    once, and each side sees the other's departure."""
+    overlap: js1 is there before us, js2 comes after; we and js1 change our attributes,
+    metadata and names; then js2 and our second Room leave at once, and each side sees the
+    other's departure."""
     first, second = await browser.open(), await browser.open()
     room, other = Room(), Room()
-    seen = Recorder(room, "participant_connected", "participant_disconnected")
+    seen = Recorder(
+        room,
+        "participant_connected",
+        "participant_disconnected",
+        "participant_attributes_changed",
+        "participant_metadata_changed",
+        "participant_name_changed",
+    )
     try:
-        assert await first.connect(livekit_server.url, make_token("js1")) == []
-        await room.connect(livekit_server.url, make_token(LK), options)
+        token = make_token("js1", can_update_own_metadata=True)
+        assert await first.connect(livekit_server.url, token) == []
+        await room.connect(
+            livekit_server.url, make_token(LK, can_update_own_metadata=True), options
+        )
         await other.connect(livekit_server.url, make_token("lk2"), options)
         assert list(room.remote_participants) == ["js1"]
         assert sorted(other.remote_participants) == ["js1", LK]
@@ -173,6 +185,39 @@ async def test_each_side_sees_the_other_join_and_leave(
         await first.wait_for(lambda r: len([1 for n, _ in r if n == "participant_connected"]) >= 3)
         assert sorted(first.of("participant_connected")) == [("js2",), (LK,), ("lk2",)]
         assert sorted(await first.remotes()) == ["js2", LK, "lk2"]
+
+        # Attributes, metadata and name, lkproto -> JS (the page records its own changes too).
+        me = room.local_participant
+        await me.set_attributes({"mood": "curious ✓"})
+        await me.set_metadata("lk-meta ü")
+        await me.set_name("Lk Proto")
+        await first.wait_for(lambda r: ("name", (LK, "Lk Proto")) in r)
+        await first.wait_for(lambda r: ("metadata", (LK, "lk-meta ü")) in r)
+        assert [a for a in first.of("attributes") if a[0] == LK] == [
+            (LK, {"mood": "curious ✓"}, {"mood": "curious ✓"})
+        ]
+        assert await first.remote(LK) == ({"mood": "curious ✓"}, "lk-meta ü", "Lk Proto")
+        # JS -> lkproto.
+        await first.set_attributes({"seen": "yes"})
+        await first.set_metadata("js-meta")
+        await first.set_name("Js One")
+        for name in (
+            "participant_attributes_changed",
+            "participant_metadata_changed",
+            "participant_name_changed",
+        ):
+            await seen.wait_for(lambda name=name: len(seen.of(name)) >= 2)  # type: ignore[misc]
+        js1 = room.remote_participants["js1"]
+        assert seen.of("participant_attributes_changed") == [
+            ({"mood": "curious ✓"}, me),
+            ({"seen": "yes"}, js1),
+        ]
+        assert seen.of("participant_metadata_changed") == [
+            (me, "", "lk-meta ü"),
+            (js1, "", "js-meta"),
+        ]
+        assert seen.of("participant_name_changed") == [(me, "", "Lk Proto"), (js1, "", "Js One")]
+        assert (js1.attributes, js1.metadata, js1.name) == ({"seen": "yes"}, "js-meta", "Js One")
 
         await second.disconnect()
         await other.disconnect()

@@ -244,6 +244,8 @@ class JsPeer:
 
     Records, as (name, args): ("connected", (identity, [remote identities])),
     ("participant_connected", (identity,)), ("participant_disconnected", (identity,)),
+    ("attributes", (identity, changed, all attributes)), ("metadata", (identity, metadata)),
+    ("name", (identity, name)) (the local participant's changes too),
     ("data", (sender, bytes, topic, "reliable" | "lossy", encryption_type)),
     ("text", (sender, topic, attributes, text, stream_id, size)),
     ("bytes", (sender, name, topic, size, sha256 hex, stream_id)),
@@ -320,6 +322,20 @@ class JsPeer:
 
     async def remotes(self) -> list[str]:
         return [str(r) for r in await self.call("remotes")]
+
+    async def remote(self, identity: str) -> tuple[dict[str, str], str | None, str | None]:
+        """(attributes, metadata, name) of a remote participant, as the page sees them."""
+        attributes, metadata, name = await self.call("remote", identity)
+        return dict(attributes), metadata, name
+
+    async def set_attributes(self, attributes: dict[str, str]) -> None:
+        await self.call("setAttributes", attributes)
+
+    async def set_metadata(self, metadata: str) -> None:
+        await self.call("setMetadata", metadata)
+
+    async def set_name(self, name: str) -> None:
+        await self.call("setName", name)
 
     async def publish_data(
         self,

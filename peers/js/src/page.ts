@@ -75,6 +75,12 @@ function listen(r: Room): void {
       encryptionType ?? null,
     ),
   );
+  // The participant's values after the change (the metadata event's argument is the old one).
+  r.on(RoomEvent.ParticipantAttributesChanged, (changed, p) =>
+    emit('attributes', p.identity, changed, p.attributes),
+  );
+  r.on(RoomEvent.ParticipantMetadataChanged, (_old, p) => emit('metadata', p.identity, p.metadata ?? null));
+  r.on(RoomEvent.ParticipantNameChanged, (name, p) => emit('name', p.identity, name));
   r.on(RoomEvent.Disconnected, (reason) => emit('disconnected', reason ?? null));
   r.on(RoomEvent.Reconnecting, () => emit('reconnecting'));
   r.on(RoomEvent.Reconnected, () => emit('reconnected'));
@@ -99,6 +105,25 @@ const api = {
   },
 
   remotes: (): string[] => Array.from(current().remoteParticipants.keys()),
+
+  /** A remote participant's (attributes, metadata, name) as this page sees them. */
+  remote(identity: string): [Record<string, string>, string | null, string | null] {
+    const p = current().remoteParticipants.get(identity);
+    if (p === undefined) throw new Error(`no remote participant ${identity}`);
+    return [p.attributes, p.metadata ?? null, p.name ?? null];
+  },
+
+  async setAttributes(attributes: Record<string, string>): Promise<void> {
+    await current().localParticipant.setAttributes(attributes);
+  },
+
+  async setMetadata(metadata: string): Promise<void> {
+    await current().localParticipant.setMetadata(metadata);
+  },
+
+  async setName(name: string): Promise<void> {
+    await current().localParticipant.setName(name);
+  },
 
   async publishData(
     data: string,
