@@ -23,6 +23,7 @@ the tests skip, saying why: `UNCONFINED`).
 from __future__ import annotations
 
 import base64
+import collections
 import concurrent.futures
 import contextlib
 import itertools
@@ -50,6 +51,7 @@ DRIVER = JS_DIR / "driver.mjs"
 BUNDLE = JS_DIR / "dist" / "page.js"
 # Debian's binary itself: /usr/bin/chromium is a shell launcher that adds flags of its own.
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+SPARE = 2  # pages kept loaded ahead of `JsBrowser.open`
 
 
 UNCONFINED = "the browser can be confined only in a network namespace (run as root)"
@@ -110,6 +112,10 @@ class JsBrowser:
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._spare_lock = threading.Lock()
+        self._spares: collections.deque[concurrent.futures.Future[Any]] = collections.deque(
+            self._send("open") for _ in range(SPARE)
+        )
 
     @classmethod
     def start(cls, confinement: Confinement, log_path: Path, timeout: float = 60) -> JsBrowser:
@@ -196,17 +202,24 @@ class JsBrowser:
         return future
 
     async def request(self, op: str, timeout: float, **fields: Any) -> Any:
-        future = self._send(op, **fields)
+        return await self._result(self._send(op, **fields), timeout, f"{op} {fields.get('verb')}")
+
+    async def _result(
+        self, future: concurrent.futures.Future[Any], timeout: float, what: str
+    ) -> Any:
         try:
             return await anyio.to_thread.run_sync(future.result, timeout, abandon_on_cancel=True)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"JS driver: {op} {fields.get('verb', '')} took over {timeout}s"
-            ) from None
+            raise TimeoutError(f"JS driver: {what} took over {timeout}s") from None
 
     async def open(self, timeout: float = 30) -> JsPeer:
-        """A new page: one participant, not yet connected."""
-        page = await self.request("open", timeout)
+        """A new page: one participant, not yet connected. Pages are opened ahead (`SPARE`
+        of them, while the tests run): loading one takes about a second."""
+        with self._spare_lock:
+            while len(self._spares) < SPARE + 1:
+                self._spares.append(self._send("open"))
+            future = self._spares.popleft()
+        page = await self._result(future, timeout, "open")
         peer = JsPeer(self, int(page))
         with self._lock:
             self._peers[peer.page] = peer
