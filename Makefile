@@ -8,9 +8,9 @@ STAMP := $(VENV)/.lkproto-installed
 # against current protobuf.
 GRPC_TOOLS := grpcio-tools==1.71.2 grpcio==1.71.2
 
-.PHONY: setup test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
+.PHONY: setup js-peer test check lint typecheck pytest demo server apidoc bench proto proto-check clean fuzz
 
-setup: $(STAMP) $(VENV)/bin/livekit-server $(VENV)/bin/lkproto-go-peer
+setup: $(STAMP) $(VENV)/bin/livekit-server $(VENV)/bin/lkproto-go-peer js-peer
 
 $(STAMP): pyproject.toml Makefile scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -26,6 +26,11 @@ $(VENV)/bin/livekit-server: scripts/install-livekit-server.sh | $(STAMP)
 # The Go SDK test peer (peers/go, its version pinned in peers/go/go.mod).
 $(VENV)/bin/lkproto-go-peer: scripts/install-go-peer.sh peers/go/main.go peers/go/go.mod peers/go/go.sum | $(STAMP)
 	bash scripts/install-go-peer.sh
+
+# The JavaScript peer of the e2e tests (livekit-client in Debian's Chromium, peers/js): npm ci
+# from the lockfile and our page bundled. Idempotent and quick when nothing changed.
+js-peer: | $(STAMP)
+	bash scripts/install-js-peer.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,9 @@
 """Network confinement, checked on real traffic.
 
-Two official-SDK participants join through a recording relay. Every ICE candidate the server
-offers (trickle, SDP) and every candidate each client gathers and signals, plus every ICE
-server URL the server hands out, must be a confined address. The recording is decoded with
+Two official-SDK participants join through a recording relay, then two JavaScript
+participants (livekit-client in headless Chromium, harness/jspeer.py). Every ICE candidate the
+server offers (trickle, SDP) and every candidate each client gathers and signals, plus every
+ICE server URL the server hands out, must be a confined address. The recording is decoded with
 lkproto's own schema.
 """
 
@@ -16,6 +17,7 @@ import pytest
 from livekit import rtc
 
 from harness import Confinement
+from harness.jspeer import UNCONFINED, JsBrowser
 from harness.netns import local_addresses
 from harness.sigproxy import SignalRecorder, candidate_addresses
 from lkproto._pb import signal_pb2
@@ -77,6 +79,10 @@ async def test_every_offered_and_gathered_candidate_is_confined(
         for room in rooms:
             await room.disconnect()
 
+    _check_recording(rec, confinement)
+
+
+def _check_recording(rec: SignalRecorder, confinement: Confinement) -> list[tuple[str, str]]:
     requests = [signal_pb2.SignalRequest.FromString(m) for m in rec.recording.to_server]
     responses = [signal_pb2.SignalResponse.FromString(m) for m in rec.recording.to_client]
     gathered = [c for msg in requests for c in _candidates(msg)]
@@ -92,3 +98,32 @@ async def test_every_offered_and_gathered_candidate_is_confined(
     assert [c for c in gathered if not confinement.allows(c[0])] == []
     assert [c for c in offered if not confinement.allows(c[0])] == []
     assert [h for h in ice_hosts if not confinement.allows(h)] == []
+    return gathered
+
+
+async def test_the_browsers_gathered_candidates_are_confined(
+    livekit_server, make_token, confinement: Confinement, tmp_path
+) -> None:
+    """Chromium gathers host candidates on every interface of its network namespace (the
+    harness's): with mDNS candidates off it signals the namespace's address itself."""
+    if confinement.mode != "netns":
+        pytest.skip(UNCONFINED)
+    browser = JsBrowser.start(confinement, tmp_path / "driver.log")
+    try:
+        async with SignalRecorder(
+            confinement.host, livekit_server.host, livekit_server.port
+        ) as rec:
+            a, b = await browser.open(), await browser.open()
+            await a.connect(rec.url, make_token("cand-js-a"))
+            await b.connect(rec.url, make_token("cand-js-b"))
+            await b.register_rpc("lk.test.ready", prefix="ready ")
+            await a.wait_for(lambda r: ("participant_connected", ("cand-js-b",)) in r, 20)
+            # An RPC round trip proves the data channels (and so ICE) really connected.
+            assert await a.perform_rpc("cand-js-b", "lk.test.ready", "?") == ("ready ?", None)
+            await a.close()
+            await b.close()
+    finally:
+        browser.close()
+    gathered = _check_recording(rec, confinement)
+    assert [c for c in gathered if c[0].endswith(".local")] == []
+    assert (confinement.host, "host") in gathered

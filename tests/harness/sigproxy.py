@@ -3,7 +3,9 @@
 Participants connect to the relay instead of the server. Bytes are forwarded unchanged in both
 directions; a passive RFC 6455 frame parser copies every complete binary message out, so a test
 can decode the SignalRequests (client to server) and SignalResponses (server to client) that
-were exchanged, e.g. to check every ICE candidate for confinement.
+were exchanged, e.g. to check every ICE candidate for confinement. A message compressed with
+permessage-deflate (RFC 7692: RSV1 on its first frame; browsers offer it and livekit-server
+accepts) is inflated.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 
 _CANDIDATE_RE = re.compile(r"candidate:\S+ \d+ (?:udp|tcp|UDP|TCP) \d+ (\S+) (\d+) typ (\w+)")
@@ -30,6 +33,9 @@ class FrameParser:
         self._head_done = False
         self._fragments = bytearray()
         self._opcode = 0
+        self._compressed = False
+        # One inflater per direction: right with and without context takeover (RFC 7692 7.2.2).
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         self.messages: list[tuple[int, bytes]] = []  # (opcode, payload)
 
     def feed(self, data: bytes) -> None:
@@ -47,7 +53,8 @@ class FrameParser:
         b = self._buf
         if len(b) < 2:
             return False
-        fin, opcode = b[0] & 0x80, b[0] & 0x0F
+        b0 = b[0]
+        fin, opcode = b0 & 0x80, b0 & 0x0F
         masked, length = b[1] & 0x80, b[1] & 0x7F
         pos = 2
         if length == 126:
@@ -76,9 +83,13 @@ class FrameParser:
             return True
         if opcode != 0:
             self._opcode = opcode
+            self._compressed = bool(b0 & 0x40)  # RSV1 of a message's first frame
         self._fragments += payload
         if fin:
-            self.messages.append((self._opcode, bytes(self._fragments)))
+            message = bytes(self._fragments)
+            if self._compressed:
+                message = self._inflater.decompress(message + b"\x00\x00\xff\xff")
+            self.messages.append((self._opcode, message))
             self._fragments.clear()
         return True
 
