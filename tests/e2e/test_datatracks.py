@@ -25,7 +25,8 @@ import pytest
 from livekit import rtc
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from harness.official import OfficialLoop, OfficialPeer, Record
+from harness.official import OfficialLoop, OfficialPeer
+from harness.peer_records import Record
 from harness.recorder import Recorder
 from lkproto.datatracks import PublishDataTrackErrorReason, SubscribeDataTrackErrorReason
 from lkproto.transports.anyio import (

@@ -40,7 +40,8 @@ from livekit import rtc
 # Every test runs once per adapter: the fixtures swap this module's `Room` for the adapter
 # under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from harness.official import OfficialLoop, OfficialPeer, Record
+from harness.official import OfficialLoop, OfficialPeer
+from harness.peer_records import Record
 from harness.recorder import Recorder
 from lkproto import Config
 from lkproto import events as ev

@@ -33,7 +33,6 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -41,9 +40,9 @@ import anyio
 import anyio.to_thread
 
 from harness.netns import Confinement
+from harness.peer_records import PeerRecords
 
 T = TypeVar("T")
-Record = tuple[str, tuple[Any, ...]]
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "peers" / "js"
@@ -252,7 +251,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class JsPeer:
+class JsPeer(PeerRecords):
     """One page of a `JsBrowser`: a `livekit-client` Room, its verbs and its event record.
 
     Records, as (name, args): ("connected", (identity, [remote identities])),
@@ -267,53 +266,25 @@ class JsPeer:
     ("disconnected", (reason,)), ("page_error" | "console_error", (text,)).
     """
 
+    LABEL = "JS peer"
+
     def __init__(self, browser: JsBrowser, page: int) -> None:
+        super().__init__()
         self._browser = browser
         self.page = page
         self.identity = ""
-        self.records: list[Record] = []
-        self._cond = threading.Condition()
 
     def _record(self, name: str, *args: Any) -> None:
         if name == "data":
             sender, data, *rest = args
             args = (sender, base64.b64decode(data), *rest)
-        with self._cond:
-            self.records.append((name, args))
-            self._cond.notify_all()
+        super()._record(name, *args)
 
     async def call(self, verb: str, *args: Any, timeout: float = 30) -> Any:
         """`window.lkpeer[verb](*args)` in the page."""
         return await self._browser.request(
             "call", timeout, page=self.page, verb=verb, args=list(args)
         )
-
-    async def wait_for(
-        self, predicate: Callable[[list[Record]], T | None], timeout: float = 15
-    ) -> T:
-        """Wait until `predicate(records)` is truthy; return its value."""
-        box: list[T] = []
-
-        def check() -> bool:
-            value = predicate(self.records)
-            if value:
-                box.append(value)
-                return True
-            return False
-
-        def wait() -> bool:
-            with self._cond:
-                return self._cond.wait_for(check, timeout)
-
-        if not await anyio.to_thread.run_sync(wait, abandon_on_cancel=True):
-            raise TimeoutError(
-                f"JS peer: condition not met within {timeout}s; saw {self.records[-8:]!r}"
-            )
-        return box[0]
-
-    def of(self, kind: str) -> list[tuple[Any, ...]]:
-        with self._cond:
-            return [args for name, args in self.records if name == kind]
 
     # -- verbs -------------------------------------------------------------------------------
 

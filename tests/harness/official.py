@@ -18,8 +18,9 @@ import anyio
 import anyio.to_thread
 from livekit import rtc
 
+from harness.peer_records import PeerRecords
+
 T = TypeVar("T")
-Record = tuple[str, tuple[Any, ...]]
 
 
 _FORK_SAFE = False
@@ -66,14 +67,15 @@ async def _call(factory: Callable[[], Awaitable[T]]) -> T:
     return await factory()
 
 
-class OfficialPeer:
+class OfficialPeer(PeerRecords):
     """One official `rtc.Room`, driven from any backend, with a thread-safe event record."""
 
+    LABEL = "official peer"
+
     def __init__(self, loop: OfficialLoop) -> None:
+        super().__init__()
         self._loop = loop
         self.room: rtc.Room | None = None
-        self.records: list[Record] = []
-        self._cond = threading.Condition()
         self.tasks: set[asyncio.Future[None]] = set()  # keeps handler tasks alive
         self.data_tracks: dict[str, rtc.RemoteDataTrack] = {}  # by SID, as published
         # More listeners to install before connecting (e.g. harness/audio.py's track events).
@@ -84,11 +86,6 @@ class OfficialPeer:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    def _record(self, name: str, *args: Any) -> None:
-        with self._cond:
-            self.records.append((name, args))
-            self._cond.notify_all()
 
     async def connect(self, url: str, token: str, **options: Any) -> None:
         async def go() -> None:
@@ -162,33 +159,6 @@ class OfficialPeer:
         room = self.room
         assert room is not None
         return await self._loop.run(lambda: fn(room), timeout)
-
-    async def wait_for(
-        self, predicate: Callable[[list[Record]], T | None], timeout: float = 15
-    ) -> T:
-        """Wait until `predicate(records)` is truthy; return its value."""
-        box: list[T] = []
-
-        def check() -> bool:
-            value = predicate(self.records)
-            if value:
-                box.append(value)
-                return True
-            return False
-
-        def wait() -> bool:
-            with self._cond:
-                return self._cond.wait_for(check, timeout)
-
-        if not await anyio.to_thread.run_sync(wait, abandon_on_cancel=True):
-            raise TimeoutError(
-                f"official peer: condition not met within {timeout}s; saw {self.records[-8:]!r}"
-            )
-        return box[0]
-
-    def of(self, kind: str) -> list[tuple[Any, ...]]:
-        with self._cond:
-            return [args for name, args in self.records if name == kind]
 
     async def disconnect(self) -> None:
         if self.room is not None:
