@@ -27,6 +27,8 @@ Limits and behaviour:
   are added as they come.
 - aiortc cannot restart ICE: `CreateOffer(ice_restart=True)` fails (`on_command_failed`), and
   the core turns the resume that needed it into a full reconnect (new peer connections).
+- Closing a peer connection is shielded from our cancellation (`close_peer_connection`): aiortc
+  may be closing it already, and cancelling our wait would break its own close.
 - Only the peer connection the core created last under a target reports its state: one it
   closed (a full reconnect) must not be taken for its successor.
 - `host_addresses` restricts the host candidates aioice gathers (the test harness confines
@@ -116,6 +118,15 @@ aioice.ice.get_host_addresses = _restricted_host_addresses
 # drop costs a retransmission (measured: ~400-900 drops per 16 MiB stream received). 2 MiB
 # (capped by net.core.rmem_max) removed the drops in benchmarks/bench_streams.py.
 aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, 2 * 1024 * 1024)
+
+
+async def close_peer_connection(pc: RTCPeerConnection) -> None:
+    """`pc.close()`, shielded from our cancellation. aiortc may be closing `pc` already (its own
+    task, once the remote end closed DTLS), and a second `close()` awaits that close's future:
+    cancelling our wait (a session torn down under a deadline) would cancel that shared future,
+    and aiortc's task would then fail setting it ("Task exception was never retrieved ...
+    InvalidStateError" on the user's stderr, seen when a server deletes the room)."""
+    await asyncio.shield(pc.close())
 
 
 def _rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
@@ -216,7 +227,7 @@ class AiortcPeer:
         pcs, self._pcs = list(self._pcs.values()), {}
         for pc in pcs:
             with contextlib.suppress(Exception):
-                await pc.close()
+                await close_peer_connection(pc)
         await self._media.aclose()
 
     # -- carrying out commands ------------------------------------------------------------------
@@ -302,7 +313,7 @@ class AiortcPeer:
                 if command.target is PeerTarget.PUBLISHER:
                     self._media.reset()
                 if command.target in self._pcs:
-                    await self._pcs.pop(command.target).close()
+                    await close_peer_connection(self._pcs.pop(command.target))
             case _:
                 assert_never(command)
 
