@@ -10,9 +10,10 @@ livekit-server, the median of --repeat runs of:
   lkproto and the official SDK speak v1 to it too), concurrency 3, --gap between a caller's
   calls, --calls calls: p50/p95 latency and calls/s;
 and for each of the three, the CPU seconds per MiB moved of the sender and of the receiver
-process (utime + stime from /proc/<pid>/stat, all threads, over the measurement: from just
-before the first send to the last packet's arrival, or over the whole RPC run, whose MiB are
-the request and response payloads of the calls that succeeded).
+process, and of livekit-server's (utime + stime from /proc/<pid>/stat, all threads, over the
+measurement: from just before the first send to the last packet's arrival, or over the whole
+RPC run, whose MiB are the request and response payloads of the calls that succeeded; the
+clock tick is 10 ms, so the 100 B rows, 0.19 MiB, are coarse).
 
 Every participant is a child process speaking the Go peer's JSON lines (peers/go/README.md):
 `.venv/bin/lkproto-go-peer` for Go, and this script's `child` subcommand for lkproto (anyio
@@ -121,11 +122,13 @@ async def participant(kind: str, host: str, log_dir: Path) -> AsyncIterator[Part
         await process.aclose()
 
 
-async def transfer(tx: Participant, rx: Participant, size: int, count: int) -> dict[str, float]:
+async def transfer(
+    tx: Participant, rx: Participant, sfu: int, size: int, count: int
+) -> dict[str, float]:
     """One flood of `count` reliable packets of `size` bytes from tx to rx."""
     await rx.peer.do("count_data", expect=count)
     n_counted = len(rx.peer.of("data_counted"))
-    cpu0 = cpu_seconds(tx.pid), cpu_seconds(rx.pid)
+    cpu0 = cpu_seconds(tx.pid), cpu_seconds(rx.pid), cpu_seconds(sfu)
     sent = await tx.peer.do(
         "flood",
         LIMIT + 10,
@@ -138,7 +141,7 @@ async def transfer(tx: Participant, rx: Participant, size: int, count: int) -> d
     counted = await rx.peer.wait_for(
         lambda _r: rx.peer.of("data_counted")[n_counted:] or None, timeout=LIMIT
     )
-    cpu1 = cpu_seconds(tx.pid), cpu_seconds(rx.pid)
+    cpu1 = cpu_seconds(tx.pid), cpu_seconds(rx.pid), cpu_seconds(sfu)
     seconds = (counted[0]["last_ns"] - sent["start_ns"]) / 1e9
     mib = size * count / MIB
     return {
@@ -147,13 +150,14 @@ async def transfer(tx: Participant, rx: Participant, size: int, count: int) -> d
         "pps": count / seconds,
         "tx_cpu_per_mib": (cpu1[0] - cpu0[0]) / mib,
         "rx_cpu_per_mib": (cpu1[1] - cpu0[1]) / mib,
+        "sfu_cpu_per_mib": (cpu1[2] - cpu0[2]) / mib,
     }
 
 
 async def rpc_run(
-    caller: Participant, callee: Participant, payload: str, calls: int, gap: float
+    caller: Participant, callee: Participant, sfu: int, payload: str, calls: int, gap: float
 ) -> dict[str, Any]:
-    cpu0 = cpu_seconds(caller.pid), cpu_seconds(callee.pid)
+    cpu0 = cpu_seconds(caller.pid), cpu_seconds(callee.pid), cpu_seconds(sfu)
     r = await caller.peer.do(
         "rpc_bench",
         LIMIT + 30,
@@ -165,7 +169,7 @@ async def rpc_run(
         gap_ms=int(gap * 1000),
         limit_ms=int(LIMIT * 1000),
     )
-    cpu1 = cpu_seconds(caller.pid), cpu_seconds(callee.pid)
+    cpu1 = cpu_seconds(caller.pid), cpu_seconds(callee.pid), cpu_seconds(sfu)
     ms = sorted(r["latencies_ms"])
     q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [float("nan")] * 99
     mib = 2 * len(ms) * len(payload.encode()) / MIB or float("nan")
@@ -177,6 +181,7 @@ async def rpc_run(
         "calls_per_s": (len(ms) + sum(r["errors"].values())) / r["wall_s"],
         "tx_cpu_per_mib": (cpu1[0] - cpu0[0]) / mib,
         "rx_cpu_per_mib": (cpu1[1] - cpu0[1]) / mib,
+        "sfu_cpu_per_mib": (cpu1[2] - cpu0[2]) / mib,
     }
 
 
@@ -196,6 +201,8 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> d
     from bench_rpc import make_payload
 
     payload = make_payload(RPC_PAYLOAD)
+    sfu = server.pid
+    assert sfu is not None
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-native-") as tmp:
         log_dir = Path(tmp)
@@ -213,17 +220,19 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> d
                 await rx.peer.wait_event(
                     "participant_connected", lambda f: f["identity"] == "tx", timeout=20
                 )
-                await transfer(tx, rx, 100, WARMUP_PACKETS)
-                await rpc_run(tx, rx, payload, WARMUP_CALLS, 0)
+                await transfer(tx, rx, sfu, 100, WARMUP_PACKETS)
+                await rpc_run(tx, rx, sfu, payload, WARMUP_CALLS, 0)
                 big, small, rpc = [], [], []
                 for _ in range(args.repeat):
-                    big.append(await transfer(tx, rx, 15 * 1024, args.packets))
-                    small.append(await transfer(tx, rx, 100, args.small))
-                    rpc.append(await rpc_run(tx, rx, payload, args.calls, args.gap))
+                    big.append(await transfer(tx, rx, sfu, 15 * 1024, args.packets))
+                    small.append(await transfer(tx, rx, sfu, 100, args.small))
+                    rpc.append(await rpc_run(tx, rx, sfu, payload, args.calls, args.gap))
                 results[f"{tx_kind}->{rx_kind}"] = {
                     "big": _median(big),
                     "small": _median(small),
                     "rpc": _median(rpc),
+                    "big_runs_s": [run["seconds"] for run in big],
+                    "small_runs_s": [run["seconds"] for run in small],
                 }
                 print(f"{tx_kind}->{rx_kind}: {results[f'{tx_kind}->{rx_kind}']}", file=sys.stderr)
     return results
@@ -231,41 +240,44 @@ async def _main(args: argparse.Namespace, server: LiveKitServer, host: str) -> d
 
 def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     base = results.get("go->go")
+
+    def vs(r: dict[str, Any], part: str, key: str) -> str:
+        return f"{r[part][key] / base[part][key]:.2f}x" if base else "-"
+
     lines = [
-        f"Reliable packets ({args.packets} x 15 KiB, {args.small} x 100 B), median of "
-        f"{args.repeat}; CPU seconds per MiB of payload, sender / receiver process",
+        f"Reliable packets: {args.packets} x 15 KiB and {args.small} x 100 B, first send to last "
+        f"packet received. RPC echo `{METHOD}`: {RPC_PAYLOAD}-byte payload (v1 with Go), "
+        f"concurrency {CONCURRENCY}, {args.gap * 1000:g} ms between a caller's calls, "
+        f"{args.calls} calls. Median of {args.repeat}.",
         "",
-        "| sender -> receiver | 15 KiB MiB/s | vs Go->Go | CPU s/MiB tx / rx | 100 B pkt/s "
-        "| vs Go->Go | CPU s/MiB tx / rx |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| sender -> receiver | 15 KiB MiB/s | vs Go->Go | 100 B pkt/s | vs Go->Go "
+        "| RPC p50 ms | RPC p95 ms | RPC calls/s | vs Go->Go | RPC errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for direction, r in results.items():
-        b, s = r["big"], r["small"]
-        vb = f"{b['mib_s'] / base['big']['mib_s']:.2f}x" if base else "-"
-        vs = f"{s['pps'] / base['small']['pps']:.2f}x" if base else "-"
+        b, s, c = r["big"], r["small"], r["rpc"]
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(c["errors"].items())) or "none"
         lines.append(
-            f"| {direction} | {b['mib_s']:.1f} | {vb} "
-            f"| {b['tx_cpu_per_mib']:.2f} / {b['rx_cpu_per_mib']:.2f} | {s['pps']:,.0f} | {vs} "
-            f"| {s['tx_cpu_per_mib']:.2f} / {s['rx_cpu_per_mib']:.2f} |"
+            f"| {direction} | {b['mib_s']:.1f} | {vs(r, 'big', 'mib_s')} | {s['pps']:,.0f} "
+            f"| {vs(r, 'small', 'pps')} | {c['p50_ms']:.1f} | {c['p95_ms']:.1f} "
+            f"| {c['calls_per_s']:.1f} | {vs(r, 'rpc', 'calls_per_s')} | {errors} |"
         )
     lines += [
         "",
-        f"RPC echo `{METHOD}`, {RPC_PAYLOAD}-byte payload, concurrency {CONCURRENCY}, "
-        f"{args.gap * 1000:g} ms between a caller's calls, {args.calls} calls, median of "
-        f"{args.repeat}; CPU seconds per MiB of request + response payload",
+        "CPU seconds per MiB of payload (RPC: request + response payloads), for the sender "
+        "(caller), the receiver (callee) and livekit-server",
         "",
-        "| caller -> callee | p50 ms | p95 ms | calls/s | vs Go->Go | CPU s/MiB caller / callee "
-        "| errors |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| sender -> receiver | 15 KiB tx | rx | server | 100 B tx | rx | server "
+        "| RPC caller | callee | server |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for direction, r in results.items():
-        c = r["rpc"]
-        vc = f"{c['calls_per_s'] / base['rpc']['calls_per_s']:.2f}x" if base else "-"
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(c["errors"].items())) or "none"
-        lines.append(
-            f"| {direction} | {c['p50_ms']:.1f} | {c['p95_ms']:.1f} | {c['calls_per_s']:.1f} "
-            f"| {vc} | {c['tx_cpu_per_mib']:.2f} / {c['rx_cpu_per_mib']:.2f} | {errors} |"
-        )
+        cells = [
+            f"{r[part][k]:.3f}"
+            for part in ("big", "small", "rpc")
+            for k in ("tx_cpu_per_mib", "rx_cpu_per_mib", "sfu_cpu_per_mib")
+        ]
+        lines.append(f"| {direction} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
