@@ -26,8 +26,8 @@ harness's `confine()`); its children inherit it, so no packet can leave it. The 
 be told which addresses to gather ICE candidates from, so without the namespace (not root)
 this benchmark refuses to run. Every loop is bounded by a count and a time limit.
 
-Run: .venv/bin/python benchmarks/bench_native.py [--packets 300] [--small 2000] [--calls 200]
-     [--repeat 3] [--json]
+Run (as root): .venv/bin/python benchmarks/bench_native.py [--packets 300] [--small 2000]
+     [--calls 200] [--repeat 3] [--only go->lkproto ...] [--json]
 """
 
 from __future__ import annotations
