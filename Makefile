@@ -92,6 +92,7 @@ bench: setup
 	$(PY) benchmarks/bench_core.py --seconds 2
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_rpc.py
+	$(PY) benchmarks/bench_native.py --repeat 5
 	$(PY) benchmarks/bench_e2ee.py
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/bench_datatracks.py

@@ -53,12 +53,32 @@ type command struct {
 	Data         *string           `json:"data"`
 	Destination  string            `json:"destination"`
 	TimeoutMs    int64             `json:"timeout_ms"`
+	// Benchmark commands (flood, count_data, rpc_bench).
+	Size        int   `json:"size"`
+	Count       int   `json:"count"`
+	Expect      int   `json:"expect"`
+	Calls       int   `json:"calls"`
+	Concurrency int   `json:"concurrency"`
+	GapMs       int64 `json:"gap_ms"`
+	LimitMs     int64 `json:"limit_ms"`
 }
 
 type peer struct {
 	outMu sync.Mutex
 	out   *json.Encoder
 	room  *lksdk.Room
+
+	// count_data: while counting is set, user packets are counted instead of reported.
+	countMu  sync.Mutex
+	counting bool
+	counter  dataCounter
+}
+
+type dataCounter struct {
+	expect, count int
+	bytes         int64
+	firstNs       int64
+	lastNs        int64
 }
 
 func (p *peer) emit(event string, fields map[string]any) {
@@ -107,6 +127,9 @@ func (p *peer) callbacks() *lksdk.RoomCallback {
 	// The SDK does not say which channel (reliable or lossy) a packet came on: no "kind".
 	cb.ParticipantCallback.OnDataPacket = func(data lksdk.DataPacket, params lksdk.DataReceiveParams) {
 		user, ok := data.(*lksdk.UserDataPacket)
+		if ok && p.countData(len(user.Payload)) {
+			return
+		}
 		if !ok {
 			p.emit("data_other", map[string]any{"sender": params.SenderIdentity, "type": fmt.Sprintf("%T", data)})
 			return
@@ -350,6 +373,17 @@ func (p *peer) handle(c command) (quit bool) {
 		fields, err = p.sendText(c)
 	case "send_bytes":
 		fields, err = p.sendBytes(c)
+	case "count_data":
+		err = p.startCount(c)
+	case "flood":
+		fields, err = p.flood(c)
+	case "rpc_bench":
+		// Takes seconds: answered from its own goroutine, like perform_rpc.
+		go func() {
+			f, e := p.rpcBench(c)
+			p.reply(c, f, e)
+		}()
+		return false
 	case "participants":
 		ids := []string{}
 		for _, rp := range p.room.GetRemoteParticipants() {
