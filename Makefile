@@ -24,7 +24,7 @@ $(VENV)/bin/livekit-server: scripts/install-livekit-server.sh | $(STAMP)
 	bash scripts/install-livekit-server.sh
 
 # The Go SDK test peer (peers/go, its version pinned in peers/go/go.mod).
-$(VENV)/bin/lkproto-go-peer: scripts/install-go-peer.sh peers/go/main.go peers/go/go.mod peers/go/go.sum | $(STAMP)
+$(VENV)/bin/lkproto-go-peer: scripts/install-go-peer.sh $(wildcard peers/go/*.go) peers/go/go.mod peers/go/go.sum | $(STAMP)
 	bash scripts/install-go-peer.sh
 
 # The JavaScript peer of the e2e tests (livekit-client in Debian's Chromium, peers/js): npm ci
