@@ -283,3 +283,35 @@ def test_room_update_without_metadata_change_and_pong_without_timestamp() -> Non
     _, evs = drain(conn)
     assert [type(e) for e in evs] == [ev.RoomUpdated]
     assert conn.rtt_ms == 0
+
+
+def test_a_command_failing_during_the_join_ends_the_session_with_its_message() -> None:
+    conn = new_connection()
+    conn.connect(URL, TOKEN, now=T0)
+    conn.commands_to_send()
+    conn.command_failed(cmd.OpenSignal(url=URL, token=TOKEN), "no route", now=T0 + 1)
+    assert drain(conn) == (
+        [cmd.CloseSignal(code=1000)],  # no leave first: the signal it would go on failed
+        [
+            ev.Disconnected(
+                reason=DisconnectReason.UNKNOWN_REASON, message="OpenSignal failed: no route"
+            )
+        ],
+    )
+    assert conn.state is ConnectionState.CLOSED
+
+    conn = new_connection()
+    conn.connect(URL, TOKEN, now=T0)
+    conn.commands_to_send()
+    conn.command_failed(cmd.CreateOffer(target=PeerTarget.PUBLISHER), "no codecs", now=T0 + 1)
+    cmds, evs = drain(conn)
+    assert evs == [
+        ev.Disconnected(
+            reason=DisconnectReason.UNKNOWN_REASON, message="CreateOffer failed: no codecs"
+        )
+    ]
+    assert isinstance(cmds[0], cmd.SendSignal)  # a peer command failed: the leave goes first
+    assert (
+        spb.SignalRequest.FromString(cmds[0].data).leave.reason == DisconnectReason.UNKNOWN_REASON
+    )
+    assert cmds[1:] == [cmd.CloseSignal(code=1000)]

@@ -27,6 +27,12 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   machine, in a fresh process (the flood failed after a few hundred tests in the same
   process, in the sequential baseline too; it still fails now and then on a loaded machine,
   see docs/testing.md).
+- **together** (`@pytest.mark.serial(together=True)`): tests that must not run beside the
+  suite but mostly wait, so they may run beside each other: the network cuts past the 15 s
+  ping timeout (each waits out the timeout, then on SCTP's backed-off retransmission timer).
+  They run right after the serial tests, dealt over the workers (each in its own namespace
+  with its own server, so the cuts do not touch each other), each worker one at a time, and
+  nothing else runs until all of them are done.
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
   tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
   written what it saw (harness/secrets_audit.py merges it).
@@ -52,7 +58,7 @@ from typing import Any
 
 import pytest
 
-PARALLEL, GROUP, SERIAL, LAST = "parallel", "group", "serial", "last"
+PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "together", "last"
 HEAVY_LANES = 2
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
@@ -61,8 +67,9 @@ _STASH = pytest.StashKey[Path]()
 def phase_of(item: pytest.Item) -> str:
     if item.get_closest_marker("last") is not None:
         return LAST
-    if item.get_closest_marker("serial") is not None:
-        return SERIAL
+    serial = item.get_closest_marker("serial")
+    if serial is not None:
+        return TOGETHER if serial.kwargs.get("together", False) else SERIAL
     if group_of(item) is not None or item.get_closest_marker("heavy") is not None:
         return GROUP
     return PARALLEL
@@ -203,6 +210,9 @@ class PhasedScheduling:
         self.first: deque[int] = deque()  # serial: alone, before anything else
         self.first_node: Any = None  # the worker running them
         self.first_running: set[int] = set()  # sent to it, not yet complete
+        self.together: deque[int] = deque()  # together: after the serial ones, side by side
+        self.together_dealt = False  # handed out to the workers (once the serial ones are done)
+        self.together_running: set[int] = set()  # sent, not yet complete
         self.alone: deque[int] = deque()  # last: alone, after everything else
         self.groups: dict[str, deque[int]] = {}
         self.group: list[str | None] = []
@@ -223,13 +233,16 @@ class PhasedScheduling:
     def tests_finished(self) -> bool:
         if not self.collection_is_completed or self.collection is None:
             return False
-        if self.first or self.parallel or self.alone or any(self.groups.values()):
+        if self.first or self.together or self.parallel or self.alone:
+            return False
+        if any(self.groups.values()):
             return False
         return all(len(pending) < 2 for pending in self.node2pending.values())
 
     @property
     def has_pending(self) -> bool:
-        queued = self.first or self.parallel or self.alone or any(self.groups.values())
+        queued = self.first or self.together or self.parallel or self.alone
+        queued = queued or any(self.groups.values())
         return bool(queued or any(self.node2pending.values()))
 
     # -- nodes ------------------------------------------------------------------------------
@@ -253,6 +266,7 @@ class PhasedScheduling:
         if node is self.first_node:
             self.first_node = None
             self.first_running.difference_update(pending)
+        self.together_running.difference_update(pending)
         crashitem = None
         if pending:  # it crashed: the first one was running, the rest go back in the queues
             assert self.collection is not None
@@ -295,10 +309,12 @@ class PhasedScheduling:
         by_weight[1].sort(key=lambda i: table["variants"][i])  # stable
         self.parallel = deque(by_weight[0] + interleave(by_weight[1], by_weight[2]))
         self.first = deque(i for i, p in enumerate(self.phase) if p == SERIAL)
+        self.together = deque(i for i, p in enumerate(self.phase) if p == TOGETHER)
         self.alone = deque(i for i, p in enumerate(self.phase) if p == LAST)
         grouped = {name: len(queue) for name, queue in self.groups.items()}
         self.log(
-            f"{len(self.first)} serial first, {len(self.parallel)} parallel, groups {grouped},"
+            f"{len(self.first)} serial first, {len(self.together)} together,"
+            f" {len(self.parallel)} parallel, groups {grouped},"
             f" {len(self.alone)} last"
         )
         for node in self.nodes:
@@ -310,6 +326,12 @@ class PhasedScheduling:
             self.first_running.discard(item_index)
             if not self.first_running and not self.first:
                 for other in self.nodes:  # the serial tests are done: everyone to work
+                    self.check_schedule(other)
+                return
+        if item_index in self.together_running:
+            self.together_running.discard(item_index)
+            if not self.together_running:
+                for other in self.nodes:  # the together tests are done: everyone to work
                     self.check_schedule(other)
                 return
         self.check_schedule(node)
@@ -327,6 +349,8 @@ class PhasedScheduling:
             self.groups[str(self.group[index])].appendleft(index)
         elif self.phase[index] == SERIAL:
             self.first.appendleft(index)
+        elif self.phase[index] == TOGETHER:  # once dealt, a crashed worker's go with the rest
+            (self.parallel if self.together_dealt else self.together).appendleft(index)
         else:
             self.alone.appendleft(index)
 
@@ -347,6 +371,12 @@ class PhasedScheduling:
                 self.first.clear()
                 self.first_running.update(batch)
                 self._send(node, batch)
+        elif not self.together_dealt:
+            self._deal_together()
+        # The together phase: every worker runs the together tests it was dealt, one at a time,
+        # then holds one more test, which runs once they are all done.
+        if self.together_running and (not pending or pending[-1] not in self.together_running):
+            return
         while len(pending) < self.DEPTH and (queue := self._next_queue(node)) is not None:
             self._send(node, [queue.popleft()])
         if len(pending) >= self.DEPTH:
@@ -372,9 +402,28 @@ class PhasedScheduling:
         self._send(node, batch)
         node.shutdown()
 
+    def _deal_together(self) -> None:
+        """Hand every together test out (the serial ones are done): each to the worker that
+        holds the fewest so far, so that they run side by side, one at a time per worker."""
+        self.together_dealt = True
+        held = {
+            node: [i for i in pending if i in self.together_running]
+            for node, pending in self.node2pending.items()
+        }
+        while self.together:
+            node = min(held, key=lambda n: len(held[n]))  # the first of the least loaded
+            index = self.together.popleft()
+            held[node].append(index)
+            self.together_running.add(index)
+            self._send(node, [index])
+
     def _next_queue(self, node: Any) -> deque[int] | None:
-        """Where `node`'s next test comes from: the group it owns, else a group nobody owns
-        (it becomes the owner), else the parallel queue; None when all are empty for it."""
+        """Where `node`'s next test comes from: a together test during the serial phase (the
+        first worker's next test), else the group it owns, else a group nobody owns (it
+        becomes the owner), else the parallel queue; None when all are empty for it."""
+        if self.together and not self.together_dealt:
+            self.together_running.add(self.together[0])
+            return self.together
         group = self.owner.get(node)
         if group is not None:
             if self.groups[group]:
@@ -398,6 +447,7 @@ __all__ = [
     "LAST",
     "PARALLEL",
     "SERIAL",
+    "TOGETHER",
     "PhasedScheduling",
     "group_of",
     "groups_of",
