@@ -32,24 +32,14 @@ $(VENV)/bin/lkproto-go-peer: scripts/install-go-peer.sh $(wildcard peers/go/*.go
 js-peer: | $(STAMP)
 	bash scripts/install-js-peer.sh
 
+# Lint (ruff) and types (mypy --strict, also over the examples, the scripts and the typing
+# tests of the adapters' exports), defined once in scripts/check-static.sh. `make test` and
+# `make check` run both inside pytest (tests/test_static_checks.py), beside other tests.
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	bash scripts/check-static.sh lint
 
-# The examples and scripts import `lkproto.transports`, which lives in transports/ and is
-# installed under lkproto by the package mapping in pyproject.toml ([tool.setuptools]). mypy
-# cannot follow the editable install's import hook, so setuptools lays the package out for
-# it: a strict editable install into a scratch target (build/mypy-site) builds the installed
-# layout as a tree of links to the sources, whose path its .pth file names. The test of the
-# adapters' exports is checked too: it names each export of each adapter as a user would.
-MYPY_SITE := build/mypy-site
 typecheck: setup
-	$(VENV)/bin/mypy
-	rm -rf $(MYPY_SITE) build/__editable__.*
-	PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps --no-build-isolation --no-index \
-		--target $(MYPY_SITE) --config-settings editable_mode=strict -e .
-	MYPYPATH="$$(cat $(MYPY_SITE)/__editable__.*.pth)" $(VENV)/bin/mypy --strict examples scripts \
-		tests/transports/test_exports.py tests/transports/test_typing.py
+	bash scripts/check-static.sh typecheck
 
 # The tests run on TEST_WORKERS pytest-xdist workers, each a process with a network namespace
 # and a livekit-server of its own; most of an e2e test is waiting (on the server, the network,
@@ -77,14 +67,14 @@ server: setup
 apidoc: setup
 	$(PY) scripts/apidoc.py build/api
 
-# The whole suite: lint, types, then every test (core, transports, e2e on the real server,
+# The whole suite: every test (lint and types, core, transports, e2e on the real server,
 # schema conformance, packaging). The pytest summary is the last thing printed.
-test: lint typecheck pytest
+test: pytest
 
 # The quick loop: lint, types, and every test that needs no server (`-m "not e2e"`; a test
 # using a server fixture is marked e2e by tests/conftest.py), without coverage. Under 2 min.
 CHECK_WORKERS ?= 2
-check: lint typecheck
+check: setup
 	$(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e" --no-cov -q
 
 # Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
