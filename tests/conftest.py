@@ -21,7 +21,9 @@ the suite is CPU-bound).
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import time
 from collections.abc import Callable, Generator, Iterator
 
 import coverage
@@ -74,15 +76,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_protocol(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, object, object]:
-    """An e2e test (setup, call, teardown) runs with the coverage tracer stopped."""
+    """An e2e test (setup, call, teardown) runs with the coverage tracer stopped. With
+    LKPROTO_TIMELINE set to a file, each test appends its worker, id, start and end to it."""
     tracer = coverage.Coverage.current() if item.get_closest_marker("e2e") else None
     if tracer is not None:
         tracer.stop()
+    started = time.time()
     try:
         return (yield)
     finally:
         if tracer is not None:
             tracer.start()
+        if timeline := os.environ.get("LKPROTO_TIMELINE"):  # docs/testing.md: where time goes
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            line = json.dumps([worker, item.nodeid, round(started, 3), round(time.time(), 3)])
+            with open(timeline, "a") as out:
+                out.write(line + "\n")
 
 
 @pytest.hookimpl(wrapper=True)
