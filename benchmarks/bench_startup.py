@@ -26,12 +26,19 @@ their environment and a first unmeasured run writes the caches), as an installed
 runs for a user; with the variable set every module is compiled from source at each start
 and every figure here is several times larger.
 
-`--trace` adds one more lkproto child with DEBUG logs of lkproto, aiortc and aioice, each
+`--baseline REV` measures another revision beside this checkout, interleaved in the same
+rounds (the only fair before/after on a shared machine): REV's `lkproto/` and `transports/`
+are exported with `git archive` into a temporary directory laid out as the installed package,
+which its Python processes find first on PYTHONPATH (each process's cwd is a neutral
+directory, so `python -c` does not find this checkout's `lkproto/` first; the script checks
+where each variant imports from).
+
+`--trace` adds one more lkproto child (per variant) with DEBUG logs of lkproto, aiortc and aioice, each
 line prefixed by milliseconds since the spawn: where the time between `imported` and
 `joined` goes (signal connect, offer/answer, ICE checks, DTLS, SCTP, channel open).
 
 Run: .venv/bin/python benchmarks/bench_startup.py [--rounds 7] [--help-runs 15]
-     [--import-runs 15] [--top 15] [--no-data] [--trace] [--json]
+     [--import-runs 15] [--top 15] [--baseline REV] [--no-data] [--trace] [--json]
 """
 
 from __future__ import annotations
@@ -109,10 +116,40 @@ asyncio.run(main())
 """
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+VARIANTS: dict[str, str | None] = {"lkproto": None}
+"""Each lkproto build measured: its name and the directory put first on PYTHONPATH (None: the
+editable install of this checkout). `--baseline REV` adds "baseline", REV's lkproto/ and
+transports/ (as lkproto/transports/) exported into a temporary directory by `git archive`."""
+NEUTRAL_CWD = tempfile.gettempdir()  # `python -c` puts its cwd first on sys.path: not ROOT
+
+
+def child_env(variant: str = "lkproto", **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    }
+    tree = VARIANTS[variant]
+    if tree is not None:
+        env["PYTHONPATH"] = tree
     env.update(extra)
     return env
+
+
+def export_baseline(rev: str, into: Path) -> None:
+    """REV's lkproto/ and transports/ laid out as the installed package (lkproto.transports)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "lkproto", "transports"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=60)
+    (into / "transports").rename(into / "lkproto" / "transports")
+
+
+def run(argv: list[str], variant: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=child_env(variant), cwd=NEUTRAL_CWD, check=True, timeout=120, text=True, **kw
+    )
 
 
 def load() -> str:
@@ -127,44 +164,47 @@ def _median_ms(values: list[float]) -> float:
 
 
 def warm_caches() -> None:
-    """Write the bytecode caches (an installed package has them) before anything is timed."""
+    """Write the bytecode caches (an installed package has them) before anything is timed, and
+    check that each variant imports from where it should."""
     code = "; ".join(f"import lkproto.transports.{a}" for a in ADAPTERS)
-    subprocess.run([str(PY), "-c", code], env=child_env(), check=True, timeout=120)
-    subprocess.run(
-        [str(CLI), "--help"], env=child_env(), check=True, timeout=120, stdout=subprocess.DEVNULL
-    )
+    for variant, tree in VARIANTS.items():
+        where = run(
+            [str(PY), "-c", f"{code}; print(lkproto.transports.__file__)"],
+            variant,
+            capture_output=True,
+        ).stdout.strip()
+        expected = str(ROOT / "transports") if tree is None else str(Path(tree) / "lkproto")
+        assert where.startswith(expected), (variant, where)
+        run([str(CLI), "--help"], variant, stdout=subprocess.DEVNULL)
 
 
-def wall(argv: list[str]) -> float:
+def wall(argv: list[str], variant: str = "lkproto") -> float:
     start = time.monotonic()
-    subprocess.run(argv, env=child_env(), check=True, timeout=120, stdout=subprocess.DEVNULL)
+    run(argv, variant, stdout=subprocess.DEVNULL)
     return time.monotonic() - start
 
 
 def help_times(runs: int) -> dict[str, Any]:
-    help_s, bare_s = [], []
-    for _ in range(runs):  # interleaved: the bare interpreter is the scale of the machine now
-        help_s.append(wall([str(CLI), "--help"]))
-        bare_s.append(wall([str(PY), "-c", "pass"]))
-    return {
-        "help_ms": _median_ms(help_s),
-        "help_runs_ms": [round(s * 1000) for s in help_s],
-        "python_pass_ms": _median_ms(bare_s),
-    }
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    bare = []
+    for _ in range(runs):  # interleaved; the bare interpreter is the machine's pace right now
+        for variant in VARIANTS:
+            times[variant].append(wall([str(CLI), "--help"], variant))
+        bare.append(wall([str(PY), "-c", "pass"]))
+    out: dict[str, Any] = {"python_pass_ms": _median_ms(bare)}
+    for variant, values in times.items():
+        out[variant] = {
+            "help_ms": _median_ms(values),
+            "runs_ms": [round(s * 1000) for s in values],
+        }
+    return out
 
 
-def importtime(module: str) -> tuple[int, list[tuple[int, int, str]]]:
+def importtime(module: str, variant: str) -> tuple[int, list[tuple[int, int, str]]]:
     """The cumulative us of `module`'s own line, and every (cumulative, self, name) line."""
-    err = subprocess.run(
-        [str(PY), "-X", "importtime", "-c", f"import {module}"],
-        env=child_env(),
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stderr
+    err = run([str(PY), "-X", "importtime", "-c", f"import {module}"], variant, capture_output=True)
     lines = []
-    for line in err.splitlines():
+    for line in err.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, cumulative, name = line.split(":", 1)[1].split("|")
@@ -175,14 +215,16 @@ def importtime(module: str) -> tuple[int, list[tuple[int, int, str]]]:
 
 def import_times(runs: int, top: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    samples: dict[str, list[tuple[int, list[tuple[int, int, str]]]]] = {a: [] for a in ADAPTERS}
+    samples: dict[tuple[str, str], list[tuple[int, list[tuple[int, int, str]]]]] = {}
     for _ in range(runs):
         for adapter in ADAPTERS:
-            samples[adapter].append(importtime(f"lkproto.transports.{adapter}"))
-    for adapter, runs_ in samples.items():
-        totals = sorted(runs_, key=lambda r: r[0])
-        median_run = totals[len(totals) // 2]
-        out[adapter] = {
+            for variant in VARIANTS:
+                sample = importtime(f"lkproto.transports.{adapter}", variant)
+                samples.setdefault((variant, adapter), []).append(sample)
+    for (variant, adapter), runs_ in samples.items():
+        ordered = sorted(runs_, key=lambda r: r[0])
+        median_run = ordered[len(ordered) // 2]
+        out.setdefault(variant, {})[adapter] = {
             "cumulative_ms": statistics.median(t for t, _ in runs_) / 1000,
             "runs_ms": [round(t / 1000) for t, _ in runs_],
             "top": [
@@ -193,7 +235,7 @@ def import_times(runs: int, top: int) -> dict[str, Any]:
     return out
 
 
-def heavy_modules() -> dict[str, list[str]]:
+def heavy_modules() -> dict[str, dict[str, list[str]]]:
     """Which of the heavy packages each adapter import (and `lkproto --help`) loads."""
     heavy = ("aiortc", "aioice", "av", "numpy", "pylibsrtp", "OpenSSL", "dns", "ifaddr")
     report = f"print(' '.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)"
@@ -202,15 +244,13 @@ def heavy_modules() -> dict[str, list[str]]:
         "from lkproto.transports.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:"
         "\n    pass"
     )
-    out = {}
-    for what, code in codes.items():
-        found = subprocess.run(
-            [str(PY), "-c", f"import sys\n{code}\n{report}"],
-            env=child_env(),
-            capture_output=True,
-            text=True,
-        ).stderr.split()
-        out[what] = found
+    out: dict[str, dict[str, list[str]]] = {}
+    for variant in VARIANTS:
+        for what, code in codes.items():
+            found = run(
+                [str(PY), "-c", f"import sys\n{code}\n{report}"], variant, capture_output=True
+            ).stderr.split()
+            out.setdefault(variant, {})[what] = found
     return out
 
 
@@ -231,6 +271,8 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
             fields.setdefault("_at", time.monotonic())
             super()._add(name, fields)
 
+    kinds = ["go", *VARIANTS]
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     confinement = confine()
     try:
         if confinement.mode != "netns":
@@ -251,7 +293,7 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
                 stderr_path = log_dir / f"{name}.log"
                 with open(stderr_path, "wb") as stderr:
                     process = await anyio.open_process(
-                        argv, stdin=-1, stdout=-1, stderr=stderr, env=env
+                        argv, stdin=-1, stdout=-1, stderr=stderr, env=env, cwd=NEUTRAL_CWD
                     )
                 peer = TimedPeer(process, stderr_path)
                 tg.start_soon(peer._read)
@@ -267,15 +309,17 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
                         await process.wait()
                 await process.aclose()
 
-            async def one(kind: str, n: int, observer: TimedPeer, tg: Any) -> dict[str, float]:
-                identity = f"{kind}-{n}"
+            async def one(
+                kind: str, n: int, observer: TimedPeer, tg: Any, trace: bool = False
+            ) -> dict[str, float]:
+                identity = f"{kind}-{n}" + ("-trace" if trace else "")
                 env = child_env(
+                    "lkproto" if kind == "go" else kind,
                     LIVEKIT_URL=server.url,
                     LIVEKIT_TOKEN=mint_token(identity, room),
                     LKPROTO_BENCH_HOST=confinement.host,
                 )
                 argv = [str(GO_PEER_BIN)] if kind == "go" else [str(PY), "-c", CHILD]
-                trace = kind == "trace"
                 if trace:
                     env["LKPROTO_BENCH_TRACE"] = "1"
                 t0_ns = time.time_ns()
@@ -303,7 +347,7 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
                         await stop(peer, process)
                 if trace:
                     text = (log_dir / f"{identity}.log").read_text(errors="replace")
-                    print(f"-- trace of one lkproto start ({identity}):", file=sys.stderr)
+                    print(f"-- trace of one start ({identity}):", file=sys.stderr)
                     print(text.replace(env["LIVEKIT_TOKEN"], "<token>"), file=sys.stderr)
                 return out
 
@@ -312,16 +356,16 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     await observer.wait_event("ready", timeout=LIMIT)
                     await observer.connect(server.url, mint_token("observer", room))
-                    runs: dict[str, list[dict[str, float]]] = {"go": [], "lkproto": []}
-                    await one("lkproto", 0, observer, tg)  # warm-up: caches, server, page cache
-                    await one("go", 0, observer, tg)
+                    for kind in kinds:  # warm-up: caches, the server's room, the page cache
+                        await one(kind, 0, observer, tg)
                     for n in range(1, args.rounds + 1):
-                        order = ("go", "lkproto") if n % 2 else ("lkproto", "go")
+                        order = kinds[n % len(kinds) :] + kinds[: n % len(kinds)]  # rotated
                         for kind in order:
                             runs[kind].append(await one(kind, n, observer, tg))
                             print(f"round {n} {kind}: {runs[kind][-1]}", file=sys.stderr)
                     if args.trace:
-                        await one("trace", args.rounds + 1, observer, tg)
+                        for variant in VARIANTS:
+                            await one(variant, args.rounds + 1, observer, tg, trace=True)
                 finally:
                     with anyio.CancelScope(shield=True):
                         await stop(observer, obs_process)
@@ -330,17 +374,21 @@ async def start_to_data(args: argparse.Namespace) -> dict[str, Any]:
         release(confinement)
     out: dict[str, Any] = {}
     for kind, rows in runs.items():
-        keys = rows[0].keys()
-        out[kind] = {k: _median_ms([r[k] for r in rows]) for k in keys}
+        out[kind] = {k: _median_ms([r[k] for r in rows]) for k in rows[0]}
         out[kind]["data_runs_ms"] = [round(r["data"] * 1000) for r in rows]
     return out
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [f"load average before / after: {results['load_before']} / {results['load_after']}"]
+    lines = [
+        f"load average (1/5/15 min) before / after: {results['load_before']} / "
+        f"{results['load_after']}"
+    ]
+    if results.get("baseline"):
+        lines.append(f"baseline: {results['baseline']}")
     if "data_ready" in results:
         d = results["data_ready"]
-        go, lk = d["go"], d["lkproto"]
+        go = d["go"]
         lines += [
             "",
             f"Process start -> data-ready, median of {results['rounds']} interleaved rounds (ms)",
@@ -348,30 +396,44 @@ def render(results: dict[str, Any]) -> str:
             "| participant | imported | joined | data received by the observer | vs Go |",
             "|---|---:|---:|---:|---:|",
             f"| Go SDK | | {go['joined']:.0f} | {go['data']:.0f} | 1.00x |",
-            f"| lkproto (anyio, asyncio) | {lk['imported']:.0f} | {lk['joined']:.0f} "
-            f"| {lk['data']:.0f} | {lk['data'] / go['data']:.2f}x |",
+        ]
+        for variant in VARIANTS:
+            r = d[variant]
+            lines.append(
+                f"| {variant} (anyio, asyncio) | {r['imported']:.0f} | {r['joined']:.0f} "
+                f"| {r['data']:.0f} | {r['data'] / go['data']:.2f}x |"
+            )
+        lines += [
             "",
-            f"runs (data, ms): Go {go['data_runs_ms']}, lkproto {lk['data_runs_ms']}",
+            "runs (data, ms): " + "; ".join(f"{k} {v['data_runs_ms']}" for k, v in d.items()),
         ]
     h = results["help"]
-    lines += [
-        "",
-        f"`lkproto --help`: median {h['help_ms']:.0f} ms over {len(h['help_runs_ms'])} runs "
-        f"{h['help_runs_ms']}; `python -c pass`: {h['python_pass_ms']:.0f} ms",
-        "",
-    ]
-    for adapter, r in results["imports"].items():
+    lines += ["", f"`python -c pass`: {h['python_pass_ms']:.0f} ms (median, interleaved)"]
+    for variant in VARIANTS:
         lines.append(
-            f"`import lkproto.transports.{adapter}`: {r['cumulative_ms']:.0f} ms cumulative "
-            f"(median; runs {r['runs_ms']})"
+            f"`lkproto --help` ({variant}): median {h[variant]['help_ms']:.0f} ms over "
+            f"{len(h[variant]['runs_ms'])} runs {h[variant]['runs_ms']}"
         )
-    anyio_top = results["imports"]["anyio"]["top"]
-    lines += ["", "Top cumulative lines, `import lkproto.transports.anyio` (median run):", ""]
-    lines += ["| cumulative ms | self ms | module |", "|---:|---:|---|"]
-    lines += [f"| {c} | {s} | `{n.strip()}` |" for c, s, n in anyio_top]
-    lines += ["", "Heavy packages loaded by each import:", ""]
-    for module, found in results["heavy"].items():
-        lines.append(f"- `{module}`: {', '.join(found) or 'none of them'}")
+    lines.append("")
+    for variant, adapters in results["imports"].items():
+        for adapter, r in adapters.items():
+            lines.append(
+                f"`import lkproto.transports.{adapter}` ({variant}): {r['cumulative_ms']:.0f} ms "
+                f"cumulative (median; runs {r['runs_ms']})"
+            )
+    for variant, adapters in results["imports"].items():
+        lines += [
+            "",
+            f"Top cumulative lines, `import lkproto.transports.anyio` ({variant}, median run):",
+            "",
+            "| cumulative ms | self ms | module |",
+            "|---:|---:|---|",
+        ]
+        lines += [f"| {c} | {s} | `{n.strip()}` |" for c, s, n in adapters["anyio"]["top"]]
+    lines += ["", "Heavy packages loaded:", ""]
+    for variant, found_by in results["heavy"].items():
+        for what, found in found_by.items():
+            lines.append(f"- {variant}, `{what}`: {', '.join(found) or 'none of them'}")
     return "\n".join(lines)
 
 
@@ -381,20 +443,29 @@ def main() -> None:
     parser.add_argument("--help-runs", type=int, default=15)
     parser.add_argument("--import-runs", type=int, default=15)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
     parser.add_argument("--no-data", action="store_true", help="skip the server measure")
-    parser.add_argument("--trace", action="store_true", help="one traced lkproto start")
+    parser.add_argument("--trace", action="store_true", help="one traced start per variant")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results: dict[str, Any] = {"load_before": load(), "rounds": args.rounds}
-    warm_caches()
-    results["heavy"] = heavy_modules()
-    results["help"] = help_times(args.help_runs)
-    results["imports"] = import_times(args.import_runs, args.top)
-    if not args.no_data:
-        import anyio
+    with tempfile.TemporaryDirectory(prefix="bench-startup-baseline-") as tree:
+        if args.baseline:
+            export_baseline(args.baseline, Path(tree))
+            VARIANTS["baseline"] = tree
+        results: dict[str, Any] = {
+            "load_before": load(),
+            "rounds": args.rounds,
+            "baseline": args.baseline,
+        }
+        warm_caches()
+        results["heavy"] = heavy_modules()
+        results["help"] = help_times(args.help_runs)
+        results["imports"] = import_times(args.import_runs, args.top)
+        if not args.no_data:
+            import anyio
 
-        results["data_ready"] = anyio.run(start_to_data, args)
-    results["load_after"] = load()
+            results["data_ready"] = anyio.run(start_to_data, args)
+        results["load_after"] = load()
     print(json.dumps(results) if args.json else render(results))
 
 
