@@ -33,9 +33,9 @@ which its Python processes find first on PYTHONPATH (each process's cwd is a neu
 directory, so `python -c` does not find this checkout's `lkproto/` first; the script checks
 where each variant imports from).
 
-`--trace` adds one more lkproto child (per variant) with DEBUG logs of lkproto, aiortc and aioice, each
-line prefixed by milliseconds since the spawn: where the time between `imported` and
-`joined` goes (signal connect, offer/answer, ICE checks, DTLS, SCTP, channel open).
+`--trace` adds one more lkproto child per variant, with DEBUG logs of lkproto, aiortc and
+aioice, each line prefixed by milliseconds since the spawn: where the time between `imported`
+and `joined` goes (signal connect, offer/answer, ICE checks, DTLS, SCTP, channel open).
 
 Run: .venv/bin/python benchmarks/bench_startup.py [--rounds 7] [--help-runs 15]
      [--import-runs 15] [--top 15] [--baseline REV] [--no-data] [--trace] [--json]
