@@ -83,6 +83,7 @@ bench: setup
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_rpc.py
 	$(PY) benchmarks/bench_native.py --repeat 5
+	$(PY) benchmarks/bench_startup.py
 	$(PY) benchmarks/bench_e2ee.py
 	$(PY) benchmarks/bench_streams.py
 	$(PY) benchmarks/bench_datatracks.py

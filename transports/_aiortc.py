@@ -71,11 +71,15 @@ from lkproto import commands as cmd
 from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 
 from ._aiortc_media import AiortcMedia, align_payload_types, refresh_receiver_ssrcs
+from ._ice import install as _install_eager_ice
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
 from ._sctp import install as _install_ordered_sctp_delivery
 
+# This module is imported when the process creates its first peer connection
+# (transports/_runtime.py), never with an adapter: these run once, before any association.
 _install_ordered_sctp_delivery()  # aiortc stalls a stream whose TSNs are out of SSN order
+_install_eager_ice()  # aioice reports a completed check list up to 20 ms late
 
 __all__ = ["PENDING_FRAMES", "AiortcPeer"]
 

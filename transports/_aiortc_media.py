@@ -74,7 +74,6 @@ import contextlib
 import fractions
 import logging
 from collections.abc import Mapping
-from importlib.metadata import version
 
 import av
 from aiortc import (
@@ -84,6 +83,7 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
 )
+from aiortc import __version__ as AIORTC_VERSION
 from aiortc import sdp as aiortc_sdp
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
@@ -364,7 +364,7 @@ def use_marker_jitter_buffer(transceiver: RTCRtpTransceiver) -> bool:
             "jitter",
             "aiortc %s: RTCRtpReceiver's jitter buffer is not where lkproto looks (tested "
             "with aiortc %sx); received video is delayed by one frame",
-            version("aiortc"),
+            AIORTC_VERSION,
             TESTED_AIORTC,
         )
         return False
@@ -594,7 +594,7 @@ def refresh_receiver_ssrcs(pc: RTCPeerConnection) -> int:
                 "aiortc %s: its receivers' SSRC tables are not where lkproto looks "
                 "(tested with aiortc %sx); a remote track the server moves onto a reused "
                 "transceiver will be silent",
-                version("aiortc"),
+                AIORTC_VERSION,
                 TESTED_AIORTC,
             )
             return added
@@ -617,11 +617,11 @@ class AiortcMedia:
     """The media side of an `AiortcPeer`: its slots, send tracks and readers."""
 
     def __init__(self, router: MediaRouter | None) -> None:
-        if not version("aiortc").startswith(TESTED_AIORTC):
+        if not AIORTC_VERSION.startswith(TESTED_AIORTC):
             _warn_once(
                 "version",
                 "aiortc %s is not the version lkproto's media was tested with (%sx)",
-                version("aiortc"),
+                AIORTC_VERSION,
                 TESTED_AIORTC,
             )
         self.router = router or MediaRouter(1)
@@ -675,7 +675,7 @@ class AiortcMedia:
                 "aiortc %s: RTCPeerConnection.__connect is not where lkproto looks (tested "
                 "with aiortc %sx); a track negotiated while the connection was being "
                 "established may not start",
-                version("aiortc"),
+                AIORTC_VERSION,
                 TESTED_AIORTC,
             )
             return

@@ -13,6 +13,10 @@ parameter. Three things do differ, and an adapter hands them over as a `Runtime`
   `dialer=`), or None for TCP (TLS for `wss://`).
 An installed `Connector` (the memory transport, transports/_connector.py) replaces the peer
 and the default dialing for every session, whatever its runtime.
+
+aiortc (and with it aioice, PyAV, numpy and the SCTP fix of transports/_sctp.py) is imported
+by `aiortc_peer` and `bridged_peer`, when a session first needs a peer connection, never when
+an adapter is imported (issue 25: they cost most of a process's start-up).
 """
 
 from __future__ import annotations
@@ -26,8 +30,6 @@ import sniffio
 
 from lkproto.models import IceServer
 
-from ._aiortc import AiortcPeer
-from ._asyncio_bridge import AsyncioThreadBridge
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
 
@@ -63,6 +65,8 @@ def aiortc_peer(
     media: MediaRouter | None = None,
 ) -> PeerPort:
     """aiortc in the running asyncio loop."""
+    from ._aiortc import AiortcPeer  # aiortc's first import: here, not with the adapter
+
     return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
 
 
@@ -75,6 +79,8 @@ def bridged_peer(
 ) -> PeerPort:
     """aiortc in an asyncio loop on a helper thread, reporting back into this trio run."""
     import trio
+
+    from ._asyncio_bridge import AsyncioThreadBridge  # imports aiortc (see the module doc)
 
     post = trio.lowlevel.current_trio_token().run_sync_soon
     return AsyncioThreadBridge(

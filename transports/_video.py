@@ -21,6 +21,9 @@ Theory of operation (issue 23; media findings F6, F8.3, F8.4, F8.6, F8.11)
   no conversion and a slow reader never stalls the peer connection's loop (audio, data).
 - The queues are thread-safe (`_audio._Waitable`): the threaded adapter's threads, a trio
   run and the asyncio loop that runs aiortc all use them without blocking one another.
+- PyAV and numpy are imported by the functions that touch pixels (`to_av`, `from_av`, ...),
+  at the first conversion or captured frame, not with this module: every adapter imports it,
+  and they cost more than the rest of an adapter's import (issue 25).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import collections
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
-
-import av
-import numpy as np
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._audio import _Waitable
+
+if TYPE_CHECKING:
+    import av
+    import numpy as np
 
 __all__ = [
     "DEFAULT_SOURCE_QUEUE_FRAMES",
@@ -243,6 +247,8 @@ def _bytes(data: bytes | bytearray | memoryview) -> bytes | bytearray:
 
 
 def _plane_views(frame: av.VideoFrame, planes: list[_Plane]) -> list[np.ndarray]:
+    import numpy as np
+
     views = []
     for plane, (row, rows) in zip(frame.planes, planes, strict=True):
         raw = np.frombuffer(memoryview(plane), np.uint8)
@@ -252,6 +258,9 @@ def _plane_views(frame: av.VideoFrame, planes: list[_Plane]) -> list[np.ndarray]
 
 def to_av(frame: VideoFrame) -> av.VideoFrame:
     """`frame` as an `av.VideoFrame` of the same layout (a copy)."""
+    import av
+    import numpy as np
+
     w, h = frame.width, frame.height
     planes = _planes(frame.type, w, h)
     out = av.VideoFrame(w, h, _AV_FORMATS[frame.type])
@@ -274,6 +283,8 @@ def from_av(frame: av.VideoFrame, kind: VideoBufferType) -> VideoFrame:
 
 
 def _flipped(frame: VideoFrame) -> VideoFrame:
+    import numpy as np
+
     planes = _planes(frame.type, frame.width, frame.height)
     data = np.frombuffer(frame._data, np.uint8)
     parts, offset = [], 0
@@ -285,6 +296,9 @@ def _flipped(frame: VideoFrame) -> VideoFrame:
 
 def _rotated(frame: av.VideoFrame, rotation: VideoRotation) -> av.VideoFrame:
     """A yuv420p frame turned clockwise by `rotation` (the receiver sees it upright)."""
+    import av
+    import numpy as np
+
     turns = {
         VideoRotation.VIDEO_ROTATION_90: -1,
         VideoRotation.VIDEO_ROTATION_180: 2,

@@ -84,8 +84,9 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command-line grammar (for tests and documentation). Imported on demand: it
-    pulls in the adapters and aiortc."""
+    """The whole command-line grammar (for tests and documentation). Imported on demand; a
+    subcommand's module (and with it the anyio adapter) is imported only when it runs, and
+    aiortc and PyAV only when it creates a peer connection."""
     from ._parser import build_parser as build
 
     return build()
@@ -139,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     console = Console(sys.stdout, sys.stderr)
     try:
-        # The heavy imports (the adapters, aiortc, PyAV) come here, where a Ctrl-C during
-        # them is caught: a console script's own imports run before any handler exists.
+        # The imports come here, where a Ctrl-C during them is caught: a console script's own
+        # imports run before any handler exists. The heavier ones come later, also caught:
+        # the anyio adapter when the subcommand runs (`anyio.run` below), aiortc and PyAV
+        # when it creates a peer connection.
         import anyio
 
         parser = build_parser()

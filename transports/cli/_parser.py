@@ -1,15 +1,20 @@
-"""The `lkproto` command-line grammar: subcommands, options and their defaults."""
+"""The `lkproto` command-line grammar: subcommands, options and their defaults.
+
+Each subcommand's `run` is looked up in its module (`_commands`, `_audio`) when it runs, so
+`lkproto --help` and usage errors import neither the anyio adapter nor what it brings
+(issue 25: `--help` under 300 ms).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
-from ._audio import cmd_publish_audio, cmd_record
-from ._commands import cmd_rpc_call, cmd_send_file, cmd_send_text, cmd_stay, cmd_token
 from ._config import ExitCode
-from ._context import PROG
+from ._context import PROG, Context
 
 __all__ = ["DEFAULT_RECEIPT_TIMEOUT", "DEFAULT_WAIT", "build_parser"]
 
@@ -22,6 +27,27 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _command(module: str, name: str) -> Callable[[Context], Awaitable[int]]:
+    """The subcommand `name` of `module` (relative to this package), imported when it runs."""
+
+    async def run(ctx: Context) -> int:
+        command: Callable[[Context], Awaitable[int]]
+        command = getattr(importlib.import_module(module, __package__), name)
+        return await command(ctx)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+cmd_token = _command("._commands", "cmd_token")
+cmd_stay = _command("._commands", "cmd_stay")
+cmd_rpc_call = _command("._commands", "cmd_rpc_call")
+cmd_send_text = _command("._commands", "cmd_send_text")
+cmd_send_file = _command("._commands", "cmd_send_file")
+cmd_publish_audio = _command("._audio", "cmd_publish_audio")
+cmd_record = _command("._audio", "cmd_record")
 
 
 # -- the command-line grammar ---------------------------------------------------------------

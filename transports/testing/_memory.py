@@ -63,7 +63,6 @@ from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreacha
 from .._connector import CONNECTOR, Connector
 from .._media import MediaRouter
 from .._ports import PeerCommand, PeerListener, PeerPort
-from ._media import MemoryMedia
 
 __all__ = ["MemoryServer"]
 
@@ -510,6 +509,8 @@ class _MemoryPeer:
     def __init__(
         self, server: MemoryServer, listener: PeerListener, media: MediaRouter | None = None
     ) -> None:
+        from ._media import MemoryMedia  # PyAV and aiortc's codecs: with the first peer only
+
         self._server = server
         self._listener = listener
         self._media = MemoryMedia(media, self._send_media)

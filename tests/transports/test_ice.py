@@ -1,0 +1,101 @@
+"""The ICE connection that returns as soon as its check list completes (transports/_ice.py).
+
+Two connections on 127.0.0.1 (the host addresses restricted as the adapters restrict them),
+with aioice's 20 ms pacing sleep stretched to 5 s: aioice's own `connect()` would take the
+5 s; ours returns once the check list is complete, while aioice's task is still asleep, and
+`close()` cancels that task. No clock is read: the stretched sleep makes the difference
+unmistakable (the connect is bounded by 3 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+
+import aioice
+import aioice.ice
+import pytest
+from aiortc import rtcicetransport
+
+from lkproto.transports import _aiortc, _ice
+
+PACING = 0.02  # aioice's Ta: connect() sleeps this long after starting each check
+
+
+@pytest.fixture
+def slow_pacing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    sleep = asyncio.sleep
+
+    def stretched(delay: float, *args: object) -> Awaitable[object]:
+        return sleep(5.0 if delay == PACING else delay, *args)
+
+    monkeypatch.setattr(aioice.ice.asyncio, "sleep", stretched)
+    token = _aiortc._ALLOWED_HOSTS.set(frozenset({"127.0.0.1"}))
+    yield
+    _aiortc._ALLOWED_HOSTS.reset(token)
+
+
+async def _pair(
+    make: Callable[..., aioice.Connection],
+) -> tuple[aioice.Connection, aioice.Connection]:
+    a, b = make(ice_controlling=True, use_ipv6=False), make(ice_controlling=False, use_ipv6=False)
+    await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+    for one, other in ((a, b), (b, a)):
+        one.remote_username, one.remote_password = other.local_username, other.local_password
+        for candidate in other.local_candidates:
+            await one.add_remote_candidate(candidate)
+        await one.add_remote_candidate(None)
+    return a, b
+
+
+def test_importing_the_peer_side_installs_it_for_aiortc() -> None:
+    assert rtcicetransport.Connection is _ice.EagerConnection  # type: ignore[attr-defined]
+
+
+def test_connect_returns_when_the_check_list_completes_and_close_cancels_the_rest(
+    slow_pacing: None,
+) -> None:
+    async def main() -> None:
+        a, b = await _pair(_ice.EagerConnection)
+        assert [c.host for c in a.local_candidates] == ["127.0.0.1"]
+        async with asyncio.timeout(3):  # aioice's own connect() would sleep 5 s here
+            await asyncio.gather(a.connect(), b.connect())
+        pending = [c._lk_connect for c in (a, b)]
+        assert [t is not None and not t.done() for t in pending] == [True, True]
+        await a.send(b"after ICE")
+        assert await asyncio.wait_for(b.recv(), 3) == b"after ICE"
+        await asyncio.gather(a.close(), b.close())
+        assert [t is not None and t.cancelled() for t in pending] == [True, True]
+        assert [c._query_consent_task for c in (a, b)] == [None, None]  # never started
+
+    asyncio.run(main())
+
+
+def test_a_failed_check_list_is_aioices_own_error() -> None:
+    async def main() -> None:
+        token = _aiortc._ALLOWED_HOSTS.set(frozenset({"127.0.0.1"}))
+        try:
+            a = _ice.EagerConnection(ice_controlling=True, use_ipv6=False)
+            await a.gather_candidates()
+            a.remote_username, a.remote_password = "user", "password" * 3
+            await a.add_remote_candidate(None)  # no candidates at all: nothing to check
+            with pytest.raises(ConnectionError, match="ICE negotiation failed"):
+                async with asyncio.timeout(3):
+                    await a.connect()
+            await a.close()
+        finally:
+            _aiortc._ALLOWED_HOSTS.reset(token)
+
+    asyncio.run(main())
+
+
+def test_without_the_hook_aioice_is_left_as_it_is_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rtcicetransport, "Connection", aioice.Connection)
+    monkeypatch.delattr(aioice.Connection, "_check_list_maybe_complete")
+    with caplog.at_level(logging.WARNING, logger="lkproto.transports"):
+        _ice.install()
+    assert rtcicetransport.Connection is aioice.Connection  # type: ignore[attr-defined]
+    assert "20 ms wait" in caplog.text
