@@ -73,7 +73,9 @@ from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 from ._aiortc_media import AiortcMedia, align_payload_types, refresh_receiver_ssrcs
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
+from ._rtc_config import IcePolicy
 from ._sctp import install as _install_ordered_sctp_delivery
+from ._turn import ice_transport_policy, use_turn
 
 _install_ordered_sctp_delivery()  # aiortc stalls a stream whose TSNs are out of SSN order
 
@@ -154,8 +156,10 @@ class AiortcPeer:
         host_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[IceServer] | None = None,
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> None:
         self._listener = listener
+        self._ice_policy = ice_policy
         self._media = AiortcMedia(media)
         self._host_addresses = None if host_addresses is None else frozenset(host_addresses)
         self._ice_override = None if not ice_servers else tuple(ice_servers)
@@ -320,8 +324,11 @@ class AiortcPeer:
     def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
         chosen = self._ice_override if self._ice_override is not None else tuple(servers)
         configuration = RTCConfiguration(
-            iceServers=_rtc_ice_servers(chosen), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            iceServers=_rtc_ice_servers(chosen),
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            iceTransportPolicy=ice_transport_policy(self._ice_policy),  # TRANSPORT_RELAY?
         )
+        use_turn(chosen, self._ice_policy)  # every TURN URL, in order, for this worker's PCs
         pc = RTCPeerConnection(configuration)
         self._pcs[target] = pc
 

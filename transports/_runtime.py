@@ -30,6 +30,7 @@ from ._aiortc import AiortcPeer
 from ._asyncio_bridge import AsyncioThreadBridge
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
+from ._rtc_config import IcePolicy
 
 __all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
 
@@ -50,6 +51,7 @@ class Runtime(Protocol):
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         """The peer-connection side for one session, reporting to `listener`."""
         ...
@@ -61,9 +63,16 @@ def aiortc_peer(
     host_addresses: list[str] | None,
     ice_servers: list[IceServer],
     media: MediaRouter | None = None,
+    ice_policy: IcePolicy | None = None,
 ) -> PeerPort:
     """aiortc in the running asyncio loop."""
-    return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
+    return AiortcPeer(
+        listener,
+        host_addresses=host_addresses,
+        ice_servers=ice_servers,
+        media=media,
+        ice_policy=ice_policy,
+    )
 
 
 def bridged_peer(
@@ -72,13 +81,19 @@ def bridged_peer(
     host_addresses: list[str] | None,
     ice_servers: list[IceServer],
     media: MediaRouter | None = None,
+    ice_policy: IcePolicy | None = None,
 ) -> PeerPort:
     """aiortc in an asyncio loop on a helper thread, reporting back into this trio run."""
     import trio
 
     post = trio.lowlevel.current_trio_token().run_sync_soon
     return AsyncioThreadBridge(
-        listener, post, host_addresses=host_addresses, ice_servers=ice_servers, media=media
+        listener,
+        post,
+        host_addresses=host_addresses,
+        ice_servers=ice_servers,
+        media=media,
+        ice_policy=ice_policy,
     )
 
 
@@ -106,6 +121,13 @@ class AnyioRuntime:
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         make = aiortc_peer if sniffio.current_async_library() == "asyncio" else bridged_peer
-        return make(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
+        return make(
+            listener,
+            host_addresses=host_addresses,
+            ice_servers=ice_servers,
+            media=media,
+            ice_policy=ice_policy,
+        )
