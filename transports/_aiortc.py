@@ -75,7 +75,7 @@ from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
 from ._rtc_config import IcePolicy
 from ._sctp import install as _install_ordered_sctp_delivery
-from ._turn import ice_transport_policy, use_turn
+from ._turn import ice_transport_policy, settle_turn, use_turn
 
 _install_ordered_sctp_delivery()  # aiortc stalls a stream whose TSNs are out of SSN order
 
@@ -232,6 +232,7 @@ class AiortcPeer:
         for pc in pcs:
             with contextlib.suppress(Exception):
                 await close_peer_connection(pc)
+        await settle_turn()  # TURN allocations are deleted in tasks of aioice's own
         await self._media.aclose()
 
     # -- carrying out commands ------------------------------------------------------------------

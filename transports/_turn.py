@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import logging
 import ssl
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +39,24 @@ from ._rtc_config import IcePolicy
 if TYPE_CHECKING:
     from aiortc import RTCIceTransportPolicy
 
-__all__ = ["TURN_STAGGER", "TurnEndpoint", "ice_transport_policy", "turn_endpoints", "use_turn"]
+__all__ = [
+    "TURN_CLOSE_WAIT",
+    "TURN_STAGGER",
+    "TurnEndpoint",
+    "ice_transport_policy",
+    "settle_turn",
+    "turn_endpoints",
+    "use_turn",
+]
 
 log = logging.getLogger("lkproto.transports")
 
 TURN_STAGGER = 0.5
 """Seconds a TURN URL gets to answer before the next one is tried alongside it (aioice gives
 all of a component's candidate gathering 5 s)."""
+TURN_CLOSE_WAIT = 1.0
+"""Seconds a closing peer waits for its TURN allocations' deletion (aioice deletes them in a
+task of its own; a loop closed under it leaves 'Event loop is closed' on stderr)."""
 
 
 @attrs.frozen
@@ -73,6 +85,7 @@ _PLAN: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar(
     "lkproto_turn_plan", default=None
 )
 _installed: list[Callable[..., Any]] = []  # aioice's own create_turn_endpoint, once replaced
+_made: weakref.WeakSet[Any] = weakref.WeakSet()  # the TurnTransports allocated here
 
 
 def turn_endpoints(servers: Sequence[IceServer]) -> tuple[TurnEndpoint, ...]:
@@ -191,7 +204,9 @@ async def _first_allocation(
                 exc = task.exception()
                 if exc is None:
                     log.debug("TURN allocation through %s", endpoint.describe())
-                    return task.result()
+                    result = task.result()
+                    _made.add(result[0])
+                    return result
                 failures.append(f"{endpoint.describe()}: {type(exc).__name__}: {exc}")
                 log.debug("TURN through %s failed: %s", endpoint.describe(), type(exc).__name__)
     finally:
@@ -208,3 +223,20 @@ async def _abandon(running: dict[asyncio.Task[Any], TurnEndpoint]) -> None:
     for result in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(result, tuple):
             result[0].close()
+
+
+async def settle_turn(timeout: float = TURN_CLOSE_WAIT) -> None:
+    """Wait, at most `timeout` s, for the deletion of the TURN allocations closed in this loop
+    (aioice's `TurnTransport.close()` starts it and returns); cancel what is left."""
+    loop = asyncio.get_running_loop()
+    tasks = []
+    for transport in list(_made):
+        task = getattr(transport, "_TurnTransport__close_task", None)
+        if isinstance(task, asyncio.Task) and not task.done() and task.get_loop() is loop:
+            tasks.append(task)
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
