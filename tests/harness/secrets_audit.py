@@ -321,6 +321,7 @@ def install(auditor: Auditor) -> Installation:
     # TURN passwords: the core reads every ICE server the server hands out with `from_pb`.
     from_pb = models.IceServer.from_pb
 
+    @functools.wraps(from_pb)
     def ice_server_from_pb(server: Any) -> models.IceServer:
         value = from_pb(server)
         auditor.add_turn_password(value.credential)
