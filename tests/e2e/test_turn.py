@@ -17,7 +17,9 @@ stream) against the official SDK, on every adapter, and checks that the selected
 pair is a relay one and that the firewall really dropped the direct attempts.
 
 Relay only (`IceTransportType.TRANSPORT_RELAY`) with the direct path open: no host candidate
-is gathered, signalled or selected. The confinement check: every candidate a relay-only Room
+is gathered, signalled or selected. Through TURN, a resume loses no reliable packet, and a
+full reconnect started while the TURN path is cut fails its attempts until TURN returns, then
+rejoins through the relay. The confinement check: every candidate a relay-only Room
 signals, every candidate the server offers and every ICE server URL it hands out (TURN
 included) is a confined address.
 """
@@ -59,6 +61,7 @@ from lkproto.transports.anyio import (
     RoomOptions,
     RpcInvocationData,
     RtcConfiguration,
+    SimulateScenario,
 )
 
 pytestmark = [
@@ -368,3 +371,61 @@ def test_relay_candidates_and_turn_urls_are_confined(
     assert [c for c in gathered + offered if not confinement.allows(c[0])] == []
     hosts = [u.split(":")[1] for u in urls]
     assert [h for h in hosts if not confinement.allows(h)] == []
+
+
+# -- resume and full reconnect through TURN -------------------------------------------------------
+
+
+async def test_a_resume_through_turn_loses_nothing(
+    turn_server: TurnServer, firewall: Firewall, session: Any
+) -> None:
+    """The official SDKs' reliability check, shortened: reliable packets sent while the signal
+    connection drops and resumes (the peer connection stays, relayed) arrive once, in order."""
+    firewall.block(direct_from=CLIENT, turn_tcp=True, turn_tls=True)
+    async with session(_blocked_options(turn_server)) as (room, _seen, peer):
+        events = Recorder(room, "reconnecting", "reconnected", timeout=20)
+        payloads = [n.to_bytes(4, "big") * 1024 for n in range(64)]  # 4 KiB each
+        with anyio.fail_after(40):
+            for n, payload in enumerate(payloads):
+                if n == 16:
+                    await room.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT)
+                await room.local_participant.publish_data(payload, reliable=True, topic="r")
+                await anyio.sleep(0.01)
+            got = await peer.wait_for(
+                lambda r: (d := [a[1] for n, a in r if n == "data"]) and len(d) >= 64 and d
+            )
+            await events.wait_for(lambda: "reconnected" in events.names())
+        assert got == payloads
+        assert events.names() == ["reconnecting", "reconnected"]
+        _assert_relayed(room, firewall)
+
+
+async def test_a_full_reconnect_waits_out_a_cut_turn_path(
+    turn_server: TurnServer, firewall: Firewall, session: Any
+) -> None:
+    """TURN cut (UDP and TLS dropped, the direct path still blocked) while the Room rejoins:
+    its attempts fail until TURN returns, then it rejoins through the relay."""
+    firewall.block(direct_from=CLIENT, turn_tcp=True)
+    async with session(_blocked_options(turn_server)) as (room, seen, peer):
+        events = Recorder(room, "reconnecting", "reconnected", "disconnected", timeout=60)
+        firewall.block(direct_from=CLIENT, turn_udp=True, turn_tcp=True, turn_tls=True)
+        with anyio.fail_after(70):
+            await room.simulate_scenario(SimulateScenario.FULL_RECONNECT)
+            await events.wait_for(lambda: "reconnecting" in events.names())
+            await anyio.sleep(3)  # an attempt or two without TURN
+            assert "reconnected" not in events.names()
+            cut = firewall.dropped("udp") + firewall.dropped("tls")
+            firewall.block(direct_from=CLIENT, turn_tcp=True)  # TURN is back
+            await events.wait_for(lambda: "reconnected" in events.names())
+            assert "disconnected" not in events.names()
+            assert cut > 0  # the attempts really knocked on the cut TURN server
+            await peer.wait_for(lambda r: r.count(("joined", (LK,))) >= 2)  # seen rejoining
+            await _data_both_ways(room, seen, peer, b"after the cut")
+        _assert_relayed(room, firewall)
+
+
+async def _data_both_ways(room: Any, seen: Recorder, peer: OfficialPeer, data: bytes) -> None:
+    await room.local_participant.publish_data(data, reliable=True, topic="again")
+    await peer.wait_for(lambda r: [a for n, a in r if n == "data" and a[1] == data])
+    await peer.do(lambda r: r.local_participant.publish_data(data, topic="again"))
+    await seen.wait_for(lambda: [p for (p,) in seen.of("data_received") if p.data == data])
