@@ -21,10 +21,13 @@ client over TCP sent, byte for byte, and the firewall can still drop TLS from ou
 (`10.213.77.1:443`).
 
 `Firewall` drops packets in the namespace with nftables (`nft`, installed by `make setup`):
-`direct=True` drops everything that reaches the server's ICE ports (rtc UDP and TCP) except
-from a TURN relay, so a client can reach the SFU through TURN only; `turn_udp`, `turn_tcp`
-and `turn_tls` drop the TURN transports. Rules live in one table of their own, removed by
-`clear()` (and when the namespace goes).
+`direct_from=<address>` drops every packet from that address to the server's ICE ports (rtc
+UDP and TCP), so a client whose host candidates live there (`second_address`) reaches the SFU
+through a TURN relay only (a relay sends from the server's own address), while the official
+participant on the confined address keeps its direct path; `turn_udp`, `turn_tcp` and
+`turn_tls` drop the TURN transports. Each rule counts what it drops (`dropped`), so a test can
+check that the path it blocked was really tried. Rules live in one table of their own,
+removed by `clear()` (and when the namespace goes).
 """
 
 from __future__ import annotations
