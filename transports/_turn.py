@@ -222,6 +222,7 @@ async def _abandon(running: dict[asyncio.Task[Any], TurnEndpoint]) -> None:
         task.cancel()
     for result in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(result, tuple):
+            _made.add(result[0])  # its deletion is awaited by `settle_turn`
             result[0].close()
 
 
