@@ -74,7 +74,9 @@ from ._aiortc_media import AiortcMedia, align_payload_types, refresh_receiver_ss
 from ._ice import install as _install_eager_ice
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
+from ._rtc_config import IcePolicy
 from ._sctp import install as _install_ordered_sctp_delivery
+from ._turn import ice_transport_policy, settle_turn, use_turn
 
 # This module is imported when the process creates its first peer connection
 # (transports/_runtime.py), never with an adapter: these run once, before any association.
@@ -158,8 +160,10 @@ class AiortcPeer:
         host_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[IceServer] | None = None,
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> None:
         self._listener = listener
+        self._ice_policy = ice_policy
         self._media = AiortcMedia(media)
         self._host_addresses = None if host_addresses is None else frozenset(host_addresses)
         self._ice_override = None if not ice_servers else tuple(ice_servers)
@@ -232,6 +236,7 @@ class AiortcPeer:
         for pc in pcs:
             with contextlib.suppress(Exception):
                 await close_peer_connection(pc)
+        await settle_turn()  # TURN allocations are deleted in tasks of aioice's own
         await self._media.aclose()
 
     # -- carrying out commands ------------------------------------------------------------------
@@ -324,8 +329,11 @@ class AiortcPeer:
     def _create_pc(self, target: PeerTarget, servers: Sequence[IceServer]) -> None:
         chosen = self._ice_override if self._ice_override is not None else tuple(servers)
         configuration = RTCConfiguration(
-            iceServers=_rtc_ice_servers(chosen), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            iceServers=_rtc_ice_servers(chosen),
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            iceTransportPolicy=ice_transport_policy(self._ice_policy),  # TRANSPORT_RELAY?
         )
+        use_turn(chosen, self._ice_policy)  # every TURN URL, in order, for this worker's PCs
         pc = RTCPeerConnection(configuration)
         self._pcs[target] = pc
 

@@ -27,6 +27,7 @@ from lkproto.models import Channel, IceServer, PeerState, PeerTarget, SdpType
 from ._aiortc import AiortcPeer
 from ._media import MediaRouter
 from ._ports import PeerCommand, PeerListener
+from ._rtc_config import IcePolicy
 
 __all__ = ["AsyncioThreadBridge"]
 
@@ -92,6 +93,7 @@ class AsyncioThreadBridge:
         host_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[IceServer] | None = None,
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -102,6 +104,7 @@ class AsyncioThreadBridge:
             host_addresses=host_addresses,
             ice_servers=ice_servers,
             media=media,
+            ice_policy=ice_policy,
         )
         self._closed = False
         self._thread.start()

@@ -47,6 +47,10 @@ def check_connect_arguments(url: object, token: object, options: object) -> None
         raise ValueError("connect: token is empty")
     if options is not None and not isinstance(options, RoomOptions):
         raise TypeError(f"connect: options must be RoomOptions or None, not {_type(options)}")
+    if options is not None and options.rtc_config is not None:
+        from ._rtc_config import check_rtc_configuration
+
+        check_rtc_configuration(options.rtc_config)
 
 
 def check_payload(call: str, payload: object, limit: int | None = None) -> bytes:

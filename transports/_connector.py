@@ -17,6 +17,7 @@ from lkproto.models import IceServer
 
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
+from ._rtc_config import IcePolicy
 
 __all__ = ["CONNECTOR", "Connector"]
 
@@ -33,6 +34,7 @@ class Connector(Protocol):
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         """The peer-connection side for one session, reporting to `listener`, carrying media
         through `media`."""

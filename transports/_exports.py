@@ -54,6 +54,7 @@ from ._room import (
     Transcription,
     TranscriptionSegment,
 )
+from ._rtc_config import ContinualGatheringPolicy, IceServer, IceTransportType
 from ._streams import ByteStreamInfo, TextStreamInfo
 from ._tracks import (
     LocalAudioTrack,
@@ -86,6 +87,7 @@ __all__ = [
     "ByteStreamInfo",
     "ConnectError",
     "ConnectionState",
+    "ContinualGatheringPolicy",
     "DataPacket",
     "DataPacketKind",
     "DataTrackFrame",
@@ -95,6 +97,8 @@ __all__ = [
     "E2EEOptions",
     "EncryptionState",
     "EncryptionType",
+    "IceServer",
+    "IceTransportType",
     "KeyDerivationFunction",
     "KeyProvider",
     "KeyProviderOptions",

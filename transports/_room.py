@@ -21,7 +21,7 @@ import enum
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 
 import attrs
@@ -31,7 +31,6 @@ from lkproto.e2ee import E2EEOptions
 from lkproto.models import (
     Channel,
     DisconnectReason,
-    IceServer,
     Participant,
     ParticipantKind,
     ParticipantState,
@@ -39,6 +38,7 @@ from lkproto.models import (
 )
 
 from ._event_types import TypedEmitter
+from ._rtc_config import RtcConfiguration
 from ._tracks import FrameRouter, ParticipantMedia, TrackEvent, TrackModel, TrackPublication
 
 if TYPE_CHECKING:
@@ -117,17 +117,6 @@ class DataPacketKind(enum.IntEnum):
 
     KIND_LOSSY = 0
     KIND_RELIABLE = 1
-
-
-@dataclass
-class RtcConfiguration:
-    """ICE settings. Empty `ice_servers` means: use the servers the SFU hands out.
-
-    `host_addresses` (lkproto only) restricts the local addresses ICE gathers from.
-    """
-
-    ice_servers: list[IceServer] = field(default_factory=list)
-    host_addresses: list[str] | None = None
 
 
 @dataclass

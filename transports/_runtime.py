@@ -32,6 +32,7 @@ from lkproto.models import IceServer
 
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
+from ._rtc_config import IcePolicy
 
 __all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
 
@@ -52,6 +53,7 @@ class Runtime(Protocol):
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         """The peer-connection side for one session, reporting to `listener`."""
         ...
@@ -63,11 +65,18 @@ def aiortc_peer(
     host_addresses: list[str] | None,
     ice_servers: list[IceServer],
     media: MediaRouter | None = None,
+    ice_policy: IcePolicy | None = None,
 ) -> PeerPort:
     """aiortc in the running asyncio loop."""
     from ._aiortc import AiortcPeer  # aiortc's first import: here, not with the adapter
 
-    return AiortcPeer(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
+    return AiortcPeer(
+        listener,
+        host_addresses=host_addresses,
+        ice_servers=ice_servers,
+        media=media,
+        ice_policy=ice_policy,
+    )
 
 
 def bridged_peer(
@@ -76,6 +85,7 @@ def bridged_peer(
     host_addresses: list[str] | None,
     ice_servers: list[IceServer],
     media: MediaRouter | None = None,
+    ice_policy: IcePolicy | None = None,
 ) -> PeerPort:
     """aiortc in an asyncio loop on a helper thread, reporting back into this trio run."""
     import trio
@@ -84,7 +94,12 @@ def bridged_peer(
 
     post = trio.lowlevel.current_trio_token().run_sync_soon
     return AsyncioThreadBridge(
-        listener, post, host_addresses=host_addresses, ice_servers=ice_servers, media=media
+        listener,
+        post,
+        host_addresses=host_addresses,
+        ice_servers=ice_servers,
+        media=media,
+        ice_policy=ice_policy,
     )
 
 
@@ -112,6 +127,13 @@ class AnyioRuntime:
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         make = aiortc_peer if sniffio.current_async_library() == "asyncio" else bridged_peer
-        return make(listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media)
+        return make(
+            listener,
+            host_addresses=host_addresses,
+            ice_servers=ice_servers,
+            media=media,
+            ice_policy=ice_policy,
+        )

@@ -69,6 +69,7 @@ from ._ports import PeerCommand, PeerPort, SignalCommand
 from ._pump import Pump
 from ._room import ConnectionState, LocalParticipantInfo, RoomModel, RoomOptions, RtcConfiguration
 from ._rpc import Rpc, RpcEvent
+from ._rtc_config import core_ice_servers, ice_policy
 from ._runtime import Runtime
 from ._streams import StreamEvent, Streams
 from ._tracks import LocalPublication, LocalTrack, LocalTrackPublication, TrackEvent
@@ -224,8 +225,9 @@ class Session:
         self.peer = pump.peer = make_peer(
             pump,
             host_addresses=rtc.host_addresses,
-            ice_servers=rtc.ice_servers,
+            ice_servers=core_ice_servers(rtc),
             media=self.media.router,
+            ice_policy=ice_policy(rtc, options.ssl_context),
         )
         self._ssl_context = options.ssl_context
         await self._start()

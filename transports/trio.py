@@ -44,7 +44,7 @@ import trio
 
 from lkproto import Config
 from lkproto import events as ev
-from lkproto.models import IceServer
+from lkproto.models import IceServer as CoreIceServer
 
 from . import _exports
 from ._async_room import AsyncRoom
@@ -55,6 +55,7 @@ from ._media import MediaRouter
 from ._participant import LocalParticipant
 from ._ports import PeerListener, PeerPort
 from ._room import RoomOptions
+from ._rtc_config import IcePolicy
 from ._runtime import Dial, bridged_peer
 from ._streams import ByteStreamReader, ByteStreamWriter, TextStreamReader, TextStreamWriter
 from ._tracks import AudioStream, LocalTrackPublication, VideoStream
@@ -159,11 +160,16 @@ class _TrioRuntime:
         listener: PeerListener,
         *,
         host_addresses: list[str] | None,
-        ice_servers: list[IceServer],
+        ice_servers: list[CoreIceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         return bridged_peer(
-            listener, host_addresses=host_addresses, ice_servers=ice_servers, media=media
+            listener,
+            host_addresses=host_addresses,
+            ice_servers=ice_servers,
+            media=media,
+            ice_policy=ice_policy,
         )
 
 

@@ -81,6 +81,7 @@ RUN: dict[str, tuple[str, bool, bool, list[str]]] = {
         ["end_room: End room request acknowledged"],
     ),
     "import logging": ("python", False, False, []),
+    "# firewall.py:": ("python", False, False, ["TRANSPORT_RELAY [IceServer(urls=["]),
 }
 #: first line -> why the block is not run here
 NOT_RUN = {

@@ -14,7 +14,9 @@ import pytest
 
 from harness import secrets_audit
 from harness.tokens import API_SECRET, mint_token
+from lkproto._pb import signal_pb2
 from lkproto.errors import RemoteProtocolError
+from lkproto.models import IceServer
 from lkproto.transports.anyio import ConnectError
 
 # After every other test; under xdist on one worker once the others have exited, with what
@@ -81,4 +83,19 @@ def test_the_audit_catches_a_planted_token_and_secret() -> None:
         "exception RemoteProtocolError",
     ]
     assert all(token not in h and API_SECRET not in h for h in hits)  # hits name no secret
+    # A TURN password the server handed the core (the join's `ice_servers`) is secret too.
+    pb = signal_pb2.ICEServer(
+        urls=["turn:10.213.77.1:3478?transport=udp"],
+        username="turn-user",
+        credential="PlantedTurnPassword0123456789abcdefghij",
+    )
+    server = IceServer.from_pb(pb)  # recorded by the wrapped reader
+    assert "PlantedTurnPassword" not in repr(server)
+    with secrets_audit.planted(audit) as turn_hits:
+        log.debug("TURN %s:%s", server.username, server.credential)
+        ConnectError(f"no TURN allocation: {server.credential[3:30]}")
+    assert [h.split(":", 1)[0] for h in turn_hits] == [
+        "log record lkproto.transports",
+        "exception ConnectError",
+    ]
     assert audit.leaks("nothing secret here, not even lkproto-dev-key") == []

@@ -3,7 +3,9 @@
 Registered from tests/conftest.py (`pytest_plugins`). For the whole session it:
 - records every token minted in this process (it wraps `lkproto.tokens.mint_token`, which
   the harness's `mint_token` and the `make_token` fixture use, as does the server-API client)
-  and every token the server hands out (`TokenRefreshed`);
+  and every token the server hands out (`TokenRefreshed`), and every TURN password the
+  server hands lkproto (it wraps `lkproto.models.IceServer.from_pb`, which the core reads
+  the join and reconnect responses' `ice_servers` with);
 - attaches a DEBUG handler to the root logger and lowers the root, `lkproto`, `livekit`,
   `aiortc` and `aioice` loggers to DEBUG (and sets LIVEKIT_RTC_DEBUG, so the official SDK
   forwards its native debug records too), and checks every record: its message, and its
@@ -15,8 +17,8 @@ Registered from tests/conftest.py (`pytest_plugins`). For the whole session it:
   stdout/stderr.
 
 "Leaked" means the text contains the API secret (`harness.tokens.API_SECRET`) or any 20
-consecutive characters of a recorded token's signature (so the whole token, the bare
-signature, or a piece of it cut at 20 characters or more). Checking is incremental and
+consecutive characters of a recorded TURN password or token's signature (so the whole token,
+the bare signature, or a piece of it cut at 20 characters or more). Checking is incremental and
 cheap: base64url runs of 20+ characters are looked up in a set of signature pieces.
 
 `tests/e2e/test_zz_secrets.py` runs last among the e2e files and asserts that nothing leaked
@@ -50,7 +52,7 @@ import pytest
 from harness import phases
 from harness.tokens import API_SECRET
 from lkproto import events as ev
-from lkproto import tokens
+from lkproto import models, tokens
 
 WINDOW = 20
 _RUNS = re.compile(rf"[A-Za-z0-9_-]{{{WINDOW},}}")
@@ -101,6 +103,7 @@ class Auditor:
         self.loggers: Counter[str] = Counter()  # records per top-level logger name
         self.e2e_files: set[str] = set()  # the e2e test files collected this session
         self.other_tokens = 0  # tokens recorded by the other xdist workers (`absorb`)
+        self.turn_passwords = 0  # TURN passwords recorded in this process
         self._add_pieces(api_secret)
 
     @property
@@ -140,6 +143,15 @@ class Auditor:
         pieces = _windows(token.rsplit(".", 1)[-1])
         with self._lock:
             self.tokens.append(token)
+            self._pieces.update(pieces)
+
+    def add_turn_password(self, password: str) -> None:
+        """A TURN server's password (an `ICEServer.credential`): it must never show."""
+        if not password:
+            return
+        pieces = _windows(password)
+        with self._lock:
+            self.turn_passwords += 1
             self._pieces.update(pieces)
 
     # -- checking ---------------------------------------------------------------------------
@@ -306,6 +318,16 @@ def install(auditor: Auditor) -> Installation:
         auditor.add_token(self.token)
 
     done.setattr(ev.TokenRefreshed, "__init__", token_refreshed)
+    # TURN passwords: the core reads every ICE server the server hands out with `from_pb`.
+    from_pb = models.IceServer.from_pb
+
+    @functools.wraps(from_pb)
+    def ice_server_from_pb(server: Any) -> models.IceServer:
+        value = from_pb(server)
+        auditor.add_turn_password(value.credential)
+        return value
+
+    done.setattr(models.IceServer, "from_pb", staticmethod(ice_server_from_pb))
     # Logging: everything, at DEBUG.
     handler = _Handler(auditor)
     root = logging.getLogger()

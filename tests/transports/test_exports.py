@@ -159,6 +159,17 @@ COMMON: dict[str, tuple[object, object, object]] = {
         lk_trio.RpcInvocationData,
         threaded.RpcInvocationData,
     ),
+    "ContinualGatheringPolicy": (
+        lk_anyio.ContinualGatheringPolicy,
+        lk_trio.ContinualGatheringPolicy,
+        threaded.ContinualGatheringPolicy,
+    ),
+    "IceServer": (lk_anyio.IceServer, lk_trio.IceServer, threaded.IceServer),
+    "IceTransportType": (
+        lk_anyio.IceTransportType,
+        lk_trio.IceTransportType,
+        threaded.IceTransportType,
+    ),
     "RtcConfiguration": (
         lk_anyio.RtcConfiguration,
         lk_trio.RtcConfiguration,

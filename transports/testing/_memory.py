@@ -63,6 +63,7 @@ from lkproto.testing import MemoryRoom, PeerLink, Rejected, SignalLink, Unreacha
 from .._connector import CONNECTOR, Connector
 from .._media import MediaRouter
 from .._ports import PeerCommand, PeerListener, PeerPort
+from .._rtc_config import IcePolicy
 
 __all__ = ["MemoryServer"]
 
@@ -333,6 +334,7 @@ class MemoryServer:
         host_addresses: list[str] | None,
         ice_servers: list[IceServer],
         media: MediaRouter | None = None,
+        ice_policy: IcePolicy | None = None,
     ) -> PeerPort:
         """@private The memory transport's peer connection (called by a Room's session, not by
         applications)."""
