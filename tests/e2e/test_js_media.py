@@ -1,26 +1,34 @@
 """Audio, video, data tracks and end-to-end encryption between lkproto and the JavaScript
 reference client, `livekit-client` 2.23.0 in headless Chromium, proven by content.
 
-The JS participant is a page of one browser shared by the module (harness/jspeer.py; the
-tests run one at a time on the worker of the "js-peer" group, like test_js_interop.py), driven
+The JS participant is a page of a browser shared by the module (harness/jspeer.py; a
+module-scoped fixture is per module, so this module starts its own Chromium, about a second;
+the "js-peer" group keeps it on the worker of test_js_interop.py, one test at a time), driven
 through peers/js/src/page.ts. Every test runs once per lkproto adapter (harness/adapters.py)
 and checks both directions:
-- audio: a tone each way, at a frequency of its own; the page reads the PCM a remote track
-  decodes to (Chromium's MediaStreamTrackProcessor, no element or WebAudio graph) and the
-  harness measures it as it measures the official SDK's (harness/audio.py `Capture`); the
-  page's tone is a WebAudio OscillatorNode published as a microphone track;
-- video: a 640x360 pattern whose colour changes every second, each way; the page publishes
-  a canvas's `captureStream` (VP8, one layer, resolution kept) and reads each decoded
-  picture's size and centre colour (harness/video.py `Seen.check_pattern`);
-- data tracks: frames of one packet and of several, with user timestamps, exact bytes;
+- audio: a tone each way, at a frequency of its own. The page reads the PCM a remote track
+  decodes to (Chromium's MediaStreamTrackProcessor) and the harness measures it as it
+  measures the official SDK's (harness/audio.py `Capture`). Chromium delivered no audio to
+  that reader until the track was also attached to an <audio> element (played out into the
+  headless browser's fake output), so the page attaches it. The page's tone is a WebAudio
+  OscillatorNode published as a microphone track;
+- video: a 640x360 pattern whose colour changes every second, each way (harness/video.py
+  `Seen.check_pattern`: sizes, frame count, colours in order). The page publishes a canvas's
+  `captureStream` (VP8, one layer, `maintain-resolution`) and reads each decoded picture's
+  size and centre colour; what lkproto reads of the canvas is shifted in colour
+  (`as_lkproto_sees_a_canvas`);
+- data tracks: frames of one packet, a near-full packet and three packets, with user
+  timestamps, exact bytes; unpublishing ends the other side's stream;
 - end-to-end encryption with one shared passphrase (PBKDF2 on both sides): data packets, a
-  text stream, RPC and data-track frames, both ways.
+  text stream, RPC and data-track frames, both ways; a participant without the key sees
+  only encrypted envelopes. (lkproto encrypts no media: with encryption on it refuses to
+  publish a track, so there is no encrypted media to test.)
 
 Measurement windows are wall-time sleeps (media is real time); everything else waits on
 events. livekit-client's own behaviour, as asserted here: it reports our encrypted packets'
-encryption type as 1 (GCM) and sends its own with `encryption_type` 0 (which lkproto
-accepts: it decides by the presence of `encrypted_packet`); it publishes its data tracks in
-an encrypted room with `uses_e2ee`.
+encryption type as 1 (GCM) and sends its own envelopes with `encryption_type` 0 (which
+lkproto accepts: it goes by the presence of `encrypted_packet`); in an encrypted room it
+publishes its data tracks with `uses_e2ee`, as lkproto does.
 """
 
 from __future__ import annotations
