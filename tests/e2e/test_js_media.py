@@ -25,7 +25,10 @@ and checks both directions:
   publish a track, so there is no encrypted media to test.)
 
 Measurement windows are wall-time sleeps (media is real time); everything else waits on
-events. livekit-client's own behaviour, as asserted here: it reports our encrypted packets'
+events. The tests are not marked `heavy`: their `xdist_group` already runs them one at a
+time (harness/phases.py), beside at most the two heavy lanes.
+
+livekit-client's own behaviour, as asserted here: it reports our encrypted packets'
 encryption type as 1 (GCM) and sends its own envelopes with `encryption_type` 0 (which
 lkproto accepts: it goes by the presence of `encrypted_packet`); in an encrypted room it
 publishes its data tracks with `uses_e2ee`, as lkproto does.
@@ -176,11 +179,10 @@ async def hear(seconds: float, capture: Capture, loud: float) -> None:
             await anyio.sleep(0.1)
 
 
-@pytest.mark.heavy  # real-time media: a heavy lane (harness/phases.py)
 async def test_a_tone_each_way_is_heard_at_its_frequency(session: Any) -> None:
     room = Room()
     media = media_for(room)
-    events = Recorder(room, "track_subscribed")
+    events = Recorder(room, "track_subscribed", "track_unpublished")
     ours = Capture()
     async with session(room) as (js, room):
         # lkproto -> JS: 440 Hz, read by the page as PCM.
@@ -196,17 +198,23 @@ async def test_a_tone_each_way_is_heard_at_its_frequency(session: Any) -> None:
         # JS -> lkproto: 660 Hz from a WebAudio oscillator.
         js_sid = await js.publish_tone(660, "js-tone")
         assert js_sid.startswith("TR_A")
-        (track, pub, participant) = (await events.wait_for(lambda: events.of("track_subscribed")))[
-            0
-        ]
+        subscribed = await events.wait_for(lambda: events.of("track_subscribed"))
+        (track, pub, participant) = subscribed[0]
         assert (pub.sid, pub.name, participant.identity) == (js_sid, "js-tone", JS)
         async with media.recording(media.stream(track, 48000, 1), ours):
             await hear(1.0, ours, loud=0.8)
         assert ours.loud_seconds() >= 0.8, ours.summary()
         assert abs(ours.frequency() - 660) <= 5, ours.summary()
 
+        # Each side unpublishes; the other sees it.
+        await media.unpublish(sid)
+        await js.wait_for(record("track_unpublished", LK, sid))
+        await js.unpublish_track(js_sid)
+        gone = await events.wait_for(lambda: events.of("track_unpublished"))
+        assert gone == [(pub, participant)]
+        assert room.remote_participants[JS].track_publications == {}
 
-@pytest.mark.heavy  # real-time media: a heavy lane (harness/phases.py)
+
 async def test_a_colour_pattern_each_way_arrives_at_640x360_in_order(session: Any) -> None:
     room = Room()
     events = Recorder(room, "track_subscribed")

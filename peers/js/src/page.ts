@@ -111,14 +111,12 @@ type Watched = { frames: [number, number, [number, number, number]][] };
 
 const heard = new Map<string, Heard>();
 const watched = new Map<string, Watched>();
-const readers = new Map<string, ReadableStreamDefaultReader<unknown>>();
 const localMedia = new Map<string, () => void>(); // track sid -> stop its source
 const localDataTracks = new Map<string, LocalDataTrack>();
 const remoteDataTracks = new Map<string, RemoteDataTrack>();
 
 async function readAudio(sid: string, track: MediaStreamTrack): Promise<void> {
   const reader = new MediaStreamTrackProcessor<AudioData>({ track }).readable.getReader();
-  readers.set(sid, reader as ReadableStreamDefaultReader<unknown>);
   const into: Heard = { rate: 0, chunks: [], samples: 0, frames: 0 };
   heard.set(sid, into);
   for (;;) {
@@ -140,7 +138,6 @@ async function readAudio(sid: string, track: MediaStreamTrack): Promise<void> {
 
 async function readVideo(sid: string, track: MediaStreamTrack): Promise<void> {
   const reader = new MediaStreamTrackProcessor<VideoFrame>({ track }).readable.getReader();
-  readers.set(sid, reader as ReadableStreamDefaultReader<unknown>);
   watched.set(sid, { frames: [] });
   const canvas = new OffscreenCanvas(1, 1);
   const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
