@@ -2,22 +2,26 @@
 //
 //   node driver.mjs <bundle.js> <chromium binary>
 //
+// (livekit-client's E2EE worker is read from e2ee-worker.js beside the bundle.)
+//
 // In:  {"id": n, "op": "open"}                      -> a new page (one participant); result: page id
 //      {"id": n, "op": "call", "page": p, "verb": v, "args": [...]}  -> window.lkpeer[v](...args)
 //      {"id": n, "op": "close", "page": p}
 // Out: {"ready": chromium version} once, then {"id": n, "result": x} or {"id": n, "error": msg}
 //      for each request, and {"page": p, "event": name, "args": [...]} for what a page reports.
 //
-// The page is served by route interception at http://localhost/ (a secure context, so
-// crypto.subtle works; nothing goes to the network). The browser runs in this process's
-// network namespace (the harness's), with mDNS host candidates off so ICE signals the
+// The page (and the E2EE worker, /e2ee-worker.js) is served by route interception at
+// http://localhost/ (a secure context, so crypto.subtle works; nothing goes to the network).
+// The browser runs in this process's network namespace (the harness's), with mDNS host candidates off so ICE signals the
 // namespace's address itself. End of stdin closes the browser and exits.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const [bundlePath, executablePath] = process.argv.slice(2);
 const bundle = readFileSync(bundlePath, 'utf8');
+const worker = readFileSync(join(dirname(bundlePath), 'e2ee-worker.js'), 'utf8');
 const ORIGIN = 'http://localhost';
 const HTML = '<!doctype html><meta charset="utf-8"><title>lkpeer</title>' +
   '<script src="/lkpeer.js"></script>';
@@ -45,6 +49,8 @@ const browser = await chromium.launch({
     // Media devices are fakes and allowed without a prompt (see open()).
     '--use-fake-device-for-media-stream',
     '--use-fake-ui-for-media-stream',
+    // The page's AudioContext (a published tone) runs without a user gesture.
+    '--autoplay-policy=no-user-gesture-required',
     '--no-first-run',
   ],
 });
@@ -67,6 +73,9 @@ async function open() {
     const path = new URL(route.request().url()).pathname;
     if (path === '/lkpeer.js') {
       return route.fulfill({ contentType: 'text/javascript', body: bundle });
+    }
+    if (path === '/e2ee-worker.js') {
+      return route.fulfill({ contentType: 'text/javascript', body: worker });
     }
     return route.fulfill({ contentType: 'text/html', body: HTML });
   });

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "peers" / "js"
 DRIVER = JS_DIR / "driver.mjs"
 BUNDLE = JS_DIR / "dist" / "page.js"
+WORKER = JS_DIR / "dist" / "e2ee-worker.js"  # livekit-client's E2EE worker, beside the bundle
 # Debian's binary itself: /usr/bin/chromium is a shell launcher that adds flags of its own.
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 SPARE = 2  # pages kept loaded ahead of `JsBrowser.open`
@@ -73,7 +74,8 @@ def missing() -> str | None:
         return "node is not on PATH (scripts/install-system-deps.sh)"
     if chromium_path() is None:
         return "Debian's chromium is not installed (scripts/install-system-deps.sh)"
-    if not BUNDLE.exists() or not (JS_DIR / "node_modules" / "playwright-core").exists():
+    built = BUNDLE.exists() and WORKER.exists()
+    if not built or not (JS_DIR / "node_modules" / "playwright-core").exists():
         return "the JS peer is not built (scripts/install-js-peer.sh)"
     return None
 
@@ -263,6 +265,17 @@ class JsPeer(PeerRecords):
     ("bytes", (sender, name, topic, size, sha256 hex, stream_id)),
     ("text_error" | "bytes_error", (sender, topic, message)),
     ("rpc_invoked", (method, caller, payload, response_timeout_ms)),
+    ("track_published" | "track_subscribed", (identity, sid, "audio" | "video", name)),
+    ("track_unpublished" | "track_unsubscribed" | "track_muted" | "track_unmuted",
+    (identity, sid)), ("track_subscription_failed", (identity, sid, reason)),
+    ("local_track_published" | "local_track_subscribed", (sid,)),
+    ("media_error", (sid, message)) (reading a subscribed track failed),
+    ("data_track_published", (sid, name, publisher, uses_e2ee)),
+    ("data_track_unpublished", (sid,)),
+    ("data_track_frame", (sid, bytes, user_timestamp or None)),
+    ("data_track_ended", (sid, error message or None)),
+    ("encryption_error", (identity or None, message)),
+    ("encryption_status", (identity or None, encrypted)),
     ("disconnected", (reason,)), ("page_error" | "console_error", (text,)).
     """
 
@@ -278,6 +291,10 @@ class JsPeer(PeerRecords):
         if name == "data":
             sender, data, *rest = args
             args = (sender, base64.b64decode(data), *rest)
+        elif name == "data_track_frame":
+            sid, data, user_timestamp = args
+            stamp = None if user_timestamp is None else int(user_timestamp)
+            args = (sid, base64.b64decode(data), stamp)
         super()._record(name, *args)
 
     async def call(self, verb: str, *args: Any, timeout: float = 30) -> Any:
@@ -288,9 +305,20 @@ class JsPeer(PeerRecords):
 
     # -- verbs -------------------------------------------------------------------------------
 
-    async def connect(self, url: str, token: str, timeout: float = 30) -> list[str]:
-        """Join; returns the identities already in the room."""
-        result = await self.call("connect", url, token, timeout=timeout)
+    async def connect(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 30,
+        *,
+        auto_subscribe: bool = False,
+        e2ee_key: str | None = None,
+    ) -> list[str]:
+        """Join; returns the identities already in the room. With `e2ee_key`, the Room
+        encrypts under that shared passphrase (PBKDF2, as `KeyProviderOptions(shared_key=
+        e2ee_key.encode())`)."""
+        options = {"autoSubscribe": auto_subscribe, "e2eeKey": e2ee_key}
+        result = await self.call("connect", url, token, options, timeout=timeout)
         self.identity = str(result["identity"])
         return [str(r) for r in result["remotes"]]
 
@@ -388,3 +416,66 @@ class JsPeer(PeerRecords):
             return str(result["ok"]), None
         err = result["error"]
         return None, (err["code"], err["message"], err["data"])
+
+    # -- media -------------------------------------------------------------------------------
+
+    async def publish_tone(self, freq: float, name: str = "tone") -> str:
+        """Publish a sine of `freq` Hz (WebAudio) as a microphone track; returns its sid."""
+        return str(await self.call("publishTone", freq, name))
+
+    async def publish_colours(
+        self,
+        colours: list[tuple[int, int, int]],
+        *,
+        size: tuple[int, int] = (640, 360),
+        fps: int = 15,
+        seconds: float = 1.0,
+        name: str = "cam",
+    ) -> str:
+        """Publish solid canvas pictures, each colour for `seconds` in turn (VP8, one layer);
+        returns the track sid."""
+        width, height = size
+        return str(await self.call("publishColours", colours, width, height, fps, seconds, name))
+
+    async def unpublish_track(self, sid: str) -> None:
+        await self.call("unpublishTrack", sid)
+
+    async def subscribe(self, identity: str, sid: str) -> None:
+        await self.call("subscribe", identity, sid)
+
+    async def clear_media(self, sid: str) -> None:
+        """Start a fresh measurement window on a subscribed track."""
+        await self.call("clearMedia", sid)
+
+    async def audio(self, sid: str) -> tuple[int, int, bytes]:
+        """What a subscribed audio track delivered since the last clear: (sample rate, number
+        of AudioData frames, the first channel as int16 PCM)."""
+        result = await self.call("audio", sid)
+        return int(result["rate"]), int(result["frames"]), base64.b64decode(result["pcm"])
+
+    async def video(self, sid: str) -> list[tuple[int, int, tuple[int, int, int]]]:
+        """The pictures a subscribed video track delivered since the last clear, as (width,
+        height, centre RGB)."""
+        return [(w, h, (c[0], c[1], c[2])) for w, h, c in await self.call("video", sid)]
+
+    # -- data tracks ---------------------------------------------------------------------------
+
+    async def publish_data_track(self, name: str) -> tuple[str, bool]:
+        """`publishDataTrack`: (sid, uses_e2ee)."""
+        sid, uses_e2ee = await self.call("publishDataTrack", name)
+        return str(sid), bool(uses_e2ee)
+
+    async def push_data_frame(
+        self, sid: str, data: bytes, user_timestamp: int | None = None
+    ) -> str | None:
+        """`tryPush`; None, or the error's message."""
+        stamp = None if user_timestamp is None else str(user_timestamp)
+        result = await self.call("pushDataFrame", sid, b64(data), stamp)
+        return None if result is None else str(result)
+
+    async def unpublish_data_track(self, sid: str) -> None:
+        await self.call("unpublishDataTrack", sid)
+
+    async def subscribe_data_track(self, sid: str) -> None:
+        """Subscribe; frames are recorded as "data_track_frame"."""
+        await self.call("subscribeDataTrack", sid)

@@ -103,12 +103,14 @@ class Seen:
         with self._lock:
             return list(self.frames)
 
-    def runs(self) -> tuple[list[tuple[int, int]], int]:
-        """([(colour index, frames in a row)], frames matching no colour)."""
+    def runs(
+        self, palette: tuple[tuple[int, int, int], ...] = COLOURS
+    ) -> tuple[list[tuple[int, int]], int]:
+        """([(colour index, frames in a row)], frames matching no colour of `palette`)."""
         runs: list[tuple[int, int]] = []
         unmatched = 0
         for _, _, colour in self.snapshot():
-            index = next((i for i, c in enumerate(COLOURS) if near(colour, c)), None)
+            index = next((i for i, c in enumerate(palette) if near(colour, c)), None)
             if index is None:
                 unmatched += 1
             elif runs and runs[-1][0] == index:
@@ -117,16 +119,24 @@ class Seen:
                 runs.append((index, 1))
         return runs, unmatched
 
-    def check_pattern(self, fps: int, seconds: float, *, size: tuple[int, int]) -> str:
+    def check_pattern(
+        self,
+        fps: int,
+        seconds: float,
+        *,
+        size: tuple[int, int],
+        palette: tuple[tuple[int, int, int], ...] = COLOURS,
+    ) -> str:
         """Assert the frames show the pattern (a colour per second, in order) at `size`, at
-        least 70% of `fps * seconds`, and their centre colours match; a summary if so."""
+        least 70% of `fps * seconds`, and their centre colours match `palette` (the pattern's
+        colours as the receiver is expected to see them); a summary if so."""
         frames = self.snapshot()
-        runs, unmatched = self.runs()
+        runs, unmatched = self.runs(palette)
         summary = f"{len(frames)} frames, runs {runs}, {unmatched} unmatched"
         assert {(w, h) for w, h, _ in frames} == {size}, summary
         assert len(frames) >= 0.7 * fps * seconds, summary
         assert unmatched <= 0.1 * len(frames), summary
-        steps = [(b[0] - a[0]) % len(COLOURS) for a, b in itertools.pairwise(runs)]
+        steps = [(b[0] - a[0]) % len(palette) for a, b in itertools.pairwise(runs)]
         assert all(step == 1 for step in steps), summary  # each second's colour, in order
         interior = [count for _, count in runs[1:-1]]
         assert len(runs) >= int(seconds) - 1, summary
