@@ -36,7 +36,8 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
 - **Delayed SACK (RFC 9260 section 6.2).** A receiver should acknowledge at least every
   second packet carrying DATA, within 200 ms of a chunk's arrival, and at once when it sees a
   gap or a duplicate. aiortc acknowledges every such packet. Here a packet that leaves a gap,
-  reports a duplicate or is the second unacknowledged one is acknowledged at once; otherwise
+  fills the gaps the last SACK reported (so the sender learns at once, section 6.7), reports
+  a duplicate or is the second unacknowledged one is acknowledged at once; otherwise
   the SACK goes out when the event loop next runs its ready callbacks (well under 200 ms),
   so packets read back to back share a SACK.
 
@@ -163,6 +164,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         self._lk_retransmit_pending = False  # a SACK with gaps or T3 may have marked chunks
         self._lk_flush_scheduled = False
         self._lk_unacked_packets = 0  # packets with DATA received since our last SACK
+        self._lk_gaps_reported = False  # our last SACK had gap blocks
         self._lk_sack_handle: asyncio.Handle | None = None
         self._lk_tasks: set[asyncio.Future[None]] = set()  # kept until done (asyncio holds
         # only weak references to tasks)
@@ -318,6 +320,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             self._lk_unacked_packets >= 2
             or self._sack_duplicates
             or self._sack_misordered
+            or self._lk_gaps_reported  # this packet filled them: say so at once
             or self._association_state != self.State.ESTABLISHED
         ):
             await self._lk_sack_now()
@@ -329,6 +332,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             self._lk_sack_handle.cancel()
             self._lk_sack_handle = None
         self._lk_unacked_packets = 0
+        self._lk_gaps_reported = bool(self._sack_misordered)
         await super()._send_sack()
 
     def _lk_sack_due(self) -> None:

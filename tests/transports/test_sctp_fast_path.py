@@ -10,6 +10,7 @@ minutes of SCTP time runs in milliseconds.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import random
@@ -348,7 +349,7 @@ def _data_packet(b: Any, tsn: int, ssn: int, payload: bytes) -> bytes:
     return sctp.serialize_packet(5000, 5000, b._local_verification_tag, chunk)
 
 
-def test_sack_every_second_packet_at_once_on_a_gap_and_otherwise_on_the_next_loop_pass() -> None:
+def test_sack_every_second_packet_at_once_on_a_gap_or_its_filling_else_on_the_next_pass() -> None:
     async def scenario() -> list[str]:
         net = Net(seed=3)
         _, b = await associate(net, STOCK, FastSctpTransport)
@@ -372,6 +373,9 @@ def test_sack_every_second_packet_at_once_on_a_gap_and_otherwise_on_the_next_loo
         await step("third", b._handle_data(_data_packet(b, first + 1, 1, b"y")))
         await step("fourth", b._handle_data(_data_packet(b, first + 2, 2, b"z")))
         await step("gap", b._handle_data(_data_packet(b, first + 4, 4, b"after a gap")))
+        await step("filled", b._handle_data(_data_packet(b, first + 3, 3, b"the gap")))
+        await step("then", b._handle_data(_data_packet(b, first + 5, 5, b"in order")))
+        await step("next pass", asyncio.sleep(0.001))
         net.close()
         return log
 
@@ -382,6 +386,9 @@ def test_sack_every_second_packet_at_once_on_a_gap_and_otherwise_on_the_next_loo
         "third: [(0, [])]",
         "fourth: [(0, []), (2, [])]",
         "gap: [(0, []), (2, []), (2, [(2, 2)])]",
+        "filled: [(0, []), (2, []), (2, [(2, 2)]), (4, [])]",
+        "then: [(0, []), (2, []), (2, [(2, 2)]), (4, [])]",
+        "next pass: [(0, []), (2, []), (2, [(2, 2)]), (4, []), (5, [])]",
     ]
 
 
@@ -471,3 +478,45 @@ def test_every_reliable_message_arrives_once_in_order_whatever_the_link_does(
             chunks_of(packet)
 
     run(scenario())
+
+
+# -- no idle scans ------------------------------------------------------------------------------
+
+
+class CountingDeque(collections.deque[Any]):
+    walks = 0
+
+    def __iter__(self) -> Any:
+        CountingDeque.walks += 1
+        return super().__iter__()
+
+
+def test_the_sent_queue_is_walked_only_after_t3_or_a_sack_with_gaps() -> None:
+    async def scenario() -> list[tuple[str, int, int]]:
+        net = Net(seed=4, drop=1.0)  # nothing arrives: chunks stay outstanding
+        a, _ = await associate(net, FastSctpTransport, STOCK)
+        net.lossy = True
+        a._cwnd = 64 * sctp.USERDATA_MAX_LENGTH
+        tx = channel(a, 1)
+        a._sent_queue = CountingDeque(a._sent_queue)
+        log: list[tuple[str, int, int]] = []
+
+        async def sends(label: str, n: int) -> None:
+            CountingDeque.walks = 0
+            for _ in range(n):
+                tx.send(b"m" * 100)
+                await asyncio.sleep(0)  # one transmission per message
+            log.append((label, len(a._sent_queue), CountingDeque.walks))
+
+        await sends("idle", 30)
+        a._t3_expired()  # marks all 30 for retransmission; cwnd drops to one MTU
+        await asyncio.sleep(0)
+        log.append(("t3: still marked", sum(c._retransmit for c in a._sent_queue), 0))
+        a._cwnd = 64 * sctp.USERDATA_MAX_LENGTH
+        await sends("after t3", 3)  # the first walk resends the rest; then no more walks
+        net.close()
+        return log
+
+    # After T3 the 1-MTU window (1,160 B) resends 12 of the 30 (100 B each): 18 stay marked,
+    # and the next transmission's walk resends them; no walk after that.
+    assert run(scenario()) == [("idle", 30, 0), ("t3: still marked", 18, 0), ("after t3", 33, 1)]
