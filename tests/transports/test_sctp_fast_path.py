@@ -520,3 +520,28 @@ def test_the_sent_queue_is_walked_only_after_t3_or_a_sack_with_gaps() -> None:
     # After T3 the 1-MTU window (1,160 B) resends 12 of the 30 (100 B each): 18 stay marked,
     # and the next transmission's walk resends them; no walk after that.
     assert run(scenario()) == [("idle", 30, 0), ("t3: still marked", 18, 0), ("after t3", 33, 1)]
+
+
+# -- receiving in order -------------------------------------------------------------------------
+
+
+def _receiver(cls: type[sctp.RTCSctpTransport], last: int) -> Any:
+    receiver = object.__new__(cls)  # only the three fields `_mark_received` uses
+    receiver._last_received_tsn = last
+    receiver._sack_misordered = set()
+    receiver._sack_duplicates = []
+    return receiver
+
+
+@given(
+    last=st.sampled_from([0, 1000, 2**32 - 5, 2**32 - 1]),
+    offsets=st.lists(st.integers(-3, 12), max_size=40),
+)
+def test_marking_tsns_received_matches_aiortc_exactly(last: int, offsets: list[int]) -> None:
+    fast, stock = _receiver(FastSctpTransport, last), _receiver(STOCK, last)
+    for offset in offsets:
+        tsn = (last + offset) % 2**32
+        assert fast._mark_received(tsn) == stock._mark_received(tsn)
+        assert fast._last_received_tsn == stock._last_received_tsn
+        assert fast._sack_misordered == stock._sack_misordered
+        assert fast._sack_duplicates == stock._sack_duplicates
