@@ -17,6 +17,12 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   SACK, HEARTBEAT ACK, RE-CONFIG, ABORT, SHUTDOWN*) goes alone as before. T3 is started and
   restarted at the same decisions as in aiortc (RFC 9260 section 6.3.2), microseconds before
   the packet leaves instead of just after.
+- **Asking for an immediate SACK (RFC 7053).** A receiver may delay its SACK for a lone
+  packet by up to 200 ms (pion does; RFC 9260 section 6.2). With fewer, fuller packets a
+  burst more often ends on such a packet while the congestion window is full, and the
+  sender then idles until the delayed SACK. When a transmission leaves the window full or
+  has nothing more to send, its last DATA chunk carries the I bit (flag 0x08: "SACK me at
+  once"), which pion honours and a receiver that does not know it ignores (aiortc does).
 - **Filling packets (`_data_channel_flush`).** aiortc hands one queued message to the
   association at a time and transmits it at once, so bundling alone would still send one
   message per packet. The flush here moves messages from the channel queue while their bytes
@@ -68,6 +74,7 @@ __all__ = ["REQUIRED", "FastSctpTransport"]
 _HEADER = _sctp.SCTP_COMMON_HEADER_LENGTH
 _BUDGET = _sctp.SCTP_MAX_PACKET_LENGTH - _HEADER  # bytes of chunks in one packet
 _MTU = _sctp.USERDATA_MAX_LENGTH  # aiortc's unit for cwnd and burst
+_SACK_IMMEDIATELY = 0x08  # DATA chunk flag "I" (RFC 7053 section 4.1)
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     # module names this class reads
@@ -133,20 +140,31 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 class _Packet:
     """Chunks bundled into SCTP packets of at most `_BUDGET` bytes after the common header."""
 
-    __slots__ = ("_association", "_parts", "_size", "packets")
+    __slots__ = ("_association", "_last_data", "_parts", "_size", "packets")
 
     def __init__(self, association: FastSctpTransport) -> None:
         self._association = association
         self._parts: list[bytes] = []
         self._size = 0
+        self._last_data = -1  # index in `_parts` of the last DATA chunk, if not flushed
         self.packets = 0
 
     async def add(self, chunk: _sctp.Chunk) -> None:
         data = bytes(chunk)  # padded to a multiple of 4 (RFC 9260 section 3.2)
         if self._size + len(data) > _BUDGET:
             await self.flush()
+        if isinstance(chunk, _sctp.DataChunk):
+            self._last_data = len(self._parts)
         self._parts.append(data)
         self._size += len(data)
+
+    def ask_sack_immediately(self) -> None:
+        """Set the I bit (RFC 7053) of the last DATA chunk, if it has not left yet."""
+        if self._last_data >= 0:
+            part = self._parts[self._last_data]
+            self._parts[self._last_data] = (
+                part[:1] + bytes([part[1] | _SACK_IMMEDIATELY]) + part[2:]
+            )
 
     async def flush(self) -> None:
         if not self._parts:
@@ -155,6 +173,7 @@ class _Packet:
         body = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
+        self._last_data = -1
         header = pack("!HHL", a._local_port, a._remote_port, a._remote_verification_tag)
         checksum = crc32c(header + b"\x00\x00\x00\x00" + body)
         self.packets += 1
@@ -304,6 +323,10 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             await packet.add(chunk)
             if not self._t3_handle:
                 self._t3_start()
+        if self._flight_size >= self._cwnd or not (
+            self._outbound_queue or self._data_channel_queue
+        ):
+            packet.ask_sack_immediately()  # nothing more goes until a SACK: no delayed one
         await packet.flush()
 
     async def _receive_sack_chunk(self, chunk: _sctp.SackChunk) -> None:
