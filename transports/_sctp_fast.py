@@ -28,10 +28,10 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   message per packet. The flush here moves messages from the channel queue while their bytes
   fit the room the window leaves for one transmission (a message that does not fit whole
   goes too, its tail waits in the association's queue as in aiortc), then transmits once;
-  with no room (the window is full, so data is in flight) it waits for the next SACK,
-  where aiortc would move one more message to the association's queue to wait there
-  instead. What stays queued is still counted in the
-  channel's `bufferedAmount`, as before, so back-pressure is unchanged. `_data_channel_send`
+  with no room (the window is full, so data is in flight) it waits for the next SACK, where
+  aiortc would move one more message to the association's queue to wait there instead.
+  What stays queued is still counted in the channel's `bufferedAmount`, as before, so
+  back-pressure is unchanged. `_data_channel_send`
   schedules one flush for any number of messages sent before it runs (aiortc schedules one
   task per message), and a SACK that empties the association's queue flushes the channel
   queue again (aiortc waited for the next send).
@@ -300,6 +300,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
                         self._fast_recovery_transmit = False
                     elif self._flight_size >= cwnd:
                         self._lk_retransmit_pending = True  # the rest waits for room
+                        packet.ask_sack_immediately()  # the window is full
                         await packet.flush()
                         return
                     self._flight_size_increase(chunk)
