@@ -1,4 +1,5 @@
-"""aioice's ICE connection, returning from `connect()` as soon as the check list completes.
+"""aioice's ICE connection: `connect()` returns as soon as the check list completes, and
+consent freshness survives a busy receiver.
 
 aioice (0.13) paces its connectivity checks like RFC 8445's Ta timer: `Connection.connect()`
 starts a check, sleeps a fixed 20 ms, and reads the check list's outcome only when that sleep
@@ -14,6 +15,18 @@ returned True); the task finishes by itself when its sleep ends, exactly as it w
 completion, and for every failure, the outcome is aioice's own. `close()` first cancels that
 task if it is still sleeping, so it cannot start consent checks on a closed connection.
 
+Consent freshness (RFC 7675): aioice sends a binding request on the nominated pair every
+4-6 s with no retransmission, so each check fails if its response is not read within STUN's
+initial RTO (0.5 s), and six failed checks in a row close the connection. A receiver whose
+event loop is saturated by an inbound flood (the socket backlog ahead of the response, one
+datagram read per loop pass) fails every check: in a suite run, a participant receiving two
+encrypted 5.5 MB files for 32 s lost its peer connection exactly then, and the session had to
+be rebuilt. RFC 7675 section 5.1 has consent expire 30 s after the last response, and each
+check retransmitted with STUN's back-off. `EagerConnection.query_consent` does that: each
+check is retransmitted `CONSENT_RETRANSMISSIONS` times (0.5, 1, 2 and 4 s apart: up to 7.5 s
+for an answer), and the connection closes only when no check has been answered for
+`CONSENT_TIMEOUT` seconds.
+
 `install()` makes aiortc create this class for every ICE gatherer (aiortc's
 `rtcicetransport` looks `Connection` up in its module), when aioice has the method it hooks;
 otherwise it logs a WARNING and leaves aioice as it is (connections then take the 20 ms).
@@ -23,13 +36,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import aioice
+import aioice.ice
+from aioice import stun
 from aiortc import rtcicetransport
 
 __all__ = ["EagerConnection", "install"]
 
 log = logging.getLogger("lkproto.transports")
+
+CONSENT_TIMEOUT = 30.0  # RFC 7675 section 5.1: consent expires 30 s after the last response
+CONSENT_RETRANSMISSIONS = 3  # each check: sent at 0, 0.5, 1.5 and 3.5 s; given up at 7.5 s
 
 
 class EagerConnection(aioice.Connection):
@@ -60,6 +79,34 @@ class EagerConnection(aioice.Connection):
             task.result()  # aioice's outcome: ConnectionError if ICE failed
         # Otherwise the check list is complete and aioice's connect() ends on its own soon.
 
+    async def query_consent(self) -> None:
+        """Consent freshness (RFC 7675): a retransmitted check every 4-6 s; the connection
+        closes once no check has been answered for `CONSENT_TIMEOUT` seconds."""
+        assert self.remote_password is not None
+        key = self.remote_password.encode("utf8")
+        loop = asyncio.get_running_loop()
+        answered = loop.time()
+        while True:
+            await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+            for pair in list(self._nominated.values()):
+                request = self.build_request(pair, nominate=False)
+                try:
+                    await pair.protocol.request(
+                        request,
+                        pair.remote_addr,
+                        integrity_key=key,
+                        retransmissions=CONSENT_RETRANSMISSIONS,
+                    )
+                except stun.TransactionError:
+                    pass
+                else:
+                    answered = loop.time()
+            if loop.time() - answered >= CONSENT_TIMEOUT:
+                log.info("ICE consent expired: no answer for %.0f s", loop.time() - answered)
+                self._query_consent_task = None
+                await self.close()
+                return
+
     async def close(self) -> None:
         task = self._lk_connect
         if task is not None and not task.done():
@@ -77,10 +124,14 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def install() -> None:
     """Make aiortc use `EagerConnection` for every ICE connection in this process."""
-    if not callable(getattr(aioice.Connection, "_check_list_maybe_complete", None)):
+    methods = ("_check_list_maybe_complete", "build_request", "query_consent")
+    fits = all(callable(getattr(aioice.Connection, name, None)) for name in methods)
+    fits = fits and "_nominated" in aioice.Connection.__init__.__code__.co_names
+    if not fits or not hasattr(aioice.ice, "CONSENT_INTERVAL"):
         log.warning(
-            "aioice %s has no Connection._check_list_maybe_complete (lkproto was tested with "
-            "0.13); ICE connections keep aioice's 20 ms wait after the first check",
+            "aioice %s lacks the internals lkproto hooks (it was tested with 0.13): ICE "
+            "connections keep aioice's 20 ms wait after the first check and its consent "
+            "checks without retransmission",
             getattr(aioice, "__version__", "?"),
         )
         return

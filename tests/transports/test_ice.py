@@ -99,3 +99,58 @@ def test_without_the_hook_aioice_is_left_as_it_is_with_a_warning(
         _ice.install()
     assert rtcicetransport.Connection is aioice.Connection  # type: ignore[attr-defined]
     assert "20 ms wait" in caplog.text
+
+
+@pytest.fixture
+def fast_consent(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Consent checks every 40-60 ms, STUN's RTO 20 ms, consent expiring after 0.5 s."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.02)
+    monkeypatch.setattr(_ice, "CONSENT_TIMEOUT", 0.5)
+    token = _aiortc._ALLOWED_HOSTS.set(frozenset({"127.0.0.1"}))
+    yield
+    _aiortc._ALLOWED_HOSTS.reset(token)
+
+
+def _answer_only_retransmissions(side: aioice.Connection, dropped: list[bytes]) -> None:
+    """`side` ignores the first copy of every binding request (a busy receiver's lost or late
+    answer), and answers its retransmissions."""
+    handle = side.request_received
+    seen: set[bytes] = set()
+
+    def request_received(message: aioice.stun.Message, *args: object) -> None:
+        if message.transaction_id not in seen:
+            seen.add(message.transaction_id)
+            dropped.append(message.transaction_id)
+            return
+        handle(message, *args)  # type: ignore[arg-type]
+
+    side.request_received = request_received  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("kind", ["aioice", "ours"])
+def test_consent_survives_unanswered_first_copies_and_expires_without_answers(
+    fast_consent: None, kind: str
+) -> None:
+    make = aioice.Connection if kind == "aioice" else _ice.EagerConnection
+
+    async def main() -> None:
+        a, b = await _pair(make)
+        async with asyncio.timeout(3):
+            await asyncio.gather(a.connect(), b.connect())
+        dropped: list[bytes] = []
+        _answer_only_retransmissions(b, dropped)
+        await asyncio.sleep(1.5)  # about 30 checks, three consent timeouts
+        if kind == "aioice":  # no retransmission: six unanswered checks close the connection
+            assert a._query_consent_task is None and len(dropped) == 6
+        else:
+            assert a._query_consent_task is not None and len(dropped) >= 20
+            await a.send(b"still consented")
+            assert await asyncio.wait_for(b.recv(), 3) == b"still consented"
+            b.request_received = lambda *args: None  # type: ignore[method-assign]
+            async with asyncio.timeout(2):  # 0.5 s without an answer, plus the check under way
+                while a._query_consent_task is not None:
+                    await asyncio.sleep(0.05)
+        await asyncio.gather(a.close(), b.close())
+
+    asyncio.run(main())
