@@ -2,8 +2,8 @@
 
 They used to run before pytest in `make test`, about 40 s on a clean clone (mypy without its
 cache) while every worker waited. Here they run in the "together" phase (harness/phases.py),
-beside the network cuts, which spend their 20 s waiting out the server's ping timeout, so the
-CPU they need was idle anyway. A failure shows the tool's own output.
+beside the official SDK's cut observation, which spends its 20 s waiting out the server's
+ping timeout, so the CPU they need was idle anyway. A failure shows the tool's own output.
 """
 
 from __future__ import annotations
