@@ -21,15 +21,34 @@ Unordered messages, stale SSNs (delivered at once, as aiortc does) and `prune_ch
 FORWARD TSN keep aiortc's behaviour. `install()` makes aiortc create this stream class for
 every association in the process (aiortc looks the class up in its module when it first sees
 a stream id); the fix changes nothing for a sender that keeps TSN and SSN in step.
+
+`install()` also puts `_sctp_fast.FastSctpTransport` (bundled DATA chunks, no idle scans of
+the sent queue, delayed SACK; its docstring gives the why and the RFC sections) in place of
+aiortc's `RTCSctpTransport` for every peer connection created afterwards, by replacing the
+name `aiortc.rtcpeerconnection` looks up when it creates a peer connection's SCTP transport.
+The subclass overrides private methods, so it is used only with an aiortc release it was
+tested with (`TESTED_AIORTC`) whose module still has every name it relies on
+(`_sctp_fast.REQUIRED`); otherwise, and when the environment variable
+`LKPROTO_SCTP_FAST_PATH` is `0` (to compare with stock aiortc), aiortc's own transport is
+used, with one warning logged on `lkproto.transports` for a mismatch.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 
+import aiortc
 from aiortc import rtcsctptransport as _sctp
 
-__all__ = ["OrderedInboundStream", "install"]
+__all__ = ["TESTED_AIORTC", "OrderedInboundStream", "fast_path_problem", "install"]
+
+TESTED_AIORTC = frozenset({"1.16.0"})
+"""aiortc releases `FastSctpTransport` was tested with (its overrides read private names)."""
+
+log = logging.getLogger("lkproto.transports")
+_warned = False
 
 
 def _ssn_after(a: int, b: int) -> bool:
@@ -76,6 +95,44 @@ class OrderedInboundStream(_sctp.InboundStream):
             expected_tsn = (expected_tsn + 1) & 0xFFFFFFFF
 
 
+def fast_path_problem() -> str | None:
+    """Why `FastSctpTransport` cannot be used with the installed aiortc, or None if it can."""
+    version = getattr(aiortc, "__version__", "unknown")
+    if version not in TESTED_AIORTC:
+        return f"aiortc {version} is not one the SCTP fast path was tested with"
+    try:
+        from ._sctp_fast import REQUIRED
+    except (ImportError, AttributeError) as exc:  # a dependency or constant gone
+        return f"the SCTP fast path cannot be imported with aiortc {version}: {exc}"
+
+    base = getattr(_sctp, "RTCSctpTransport", None)
+    missing = [n for n in REQUIRED["module"] if not hasattr(_sctp, n)]
+    if base is not None:
+        missing += [n for n in REQUIRED["methods"] if not callable(getattr(base, n, None))]
+        assigned = set(base.__init__.__code__.co_names)
+        missing += [n for n in REQUIRED["attributes"] if n not in assigned]
+    if missing:
+        return f"aiortc {version} lacks what the SCTP fast path uses: {', '.join(missing)}"
+    return None
+
+
 def install() -> None:
-    """Make every aiortc SCTP association in this process use `OrderedInboundStream`."""
+    """Make every aiortc SCTP association in this process use `OrderedInboundStream`, and
+    `FastSctpTransport` when the installed aiortc is one it was tested with."""
+    global _warned
     _sctp.InboundStream = OrderedInboundStream  # type: ignore[misc]
+
+    from aiortc import rtcpeerconnection
+
+    stock = _sctp.RTCSctpTransport
+    wanted = os.environ.get("LKPROTO_SCTP_FAST_PATH", "1") != "0"
+    problem = fast_path_problem() if wanted else None
+    if wanted and problem is None:
+        from ._sctp_fast import FastSctpTransport
+
+        rtcpeerconnection.RTCSctpTransport = FastSctpTransport  # type: ignore[attr-defined]
+        return
+    rtcpeerconnection.RTCSctpTransport = stock  # type: ignore[attr-defined]
+    if problem is not None and not _warned:
+        _warned = True
+        log.warning("%s; using aiortc's own SCTP transport (slower for small messages)", problem)
