@@ -253,6 +253,16 @@ async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none
         digest = files["from-official.bin"][1]
         assert inbox.of("file") == [("official", "from-official.bin", FILE_SIZE, digest)]
 
+        # lk1 got every stream too. It asks only after they drained: the reliable channel
+        # is ordered, so an RPC ack queued behind 10 MiB still in flight to a loaded lk1
+        # arrives after the 7 s ack timeout, as it would for any SDK (a CI run saw
+        # "Connection timeout" there).
+        await inbox1.wait(lambda items: len([i for i in items if i[0] == "file"]) == 2, 120)
+        assert sorted(inbox1.of("file")) == [
+            ("lk", "from-lk.bin", FILE_SIZE, files["from-lk.bin"][1]),
+            ("official", "from-official.bin", FILE_SIZE, files["from-official.bin"][1]),
+        ]
+
         # RPC v2 (lk) and v1 (lk1), both ways
         for room, name in ((lk, "lk"), (lk1, "lk1")):
             with anyio.fail_after(30):
