@@ -28,8 +28,8 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   process, in the sequential baseline too; it still fails now and then on a loaded machine,
   see docs/testing.md).
 - **together** (`@pytest.mark.serial(together=True)`): tests that must not run beside the
-  suite but mostly wait, so they may run beside each other: the official SDK's cut
-  observation (it waits out the 15 s ping timeout), and lint and types
+  suite but mostly wait, so they may run beside each other: the cuts past the ping timeout
+  (the official SDK's observation, the four of test_resilience_faults), and lint and types
   (tests/test_static_checks.py), which need the CPU it leaves idle.
   They run right after the serial tests, dealt over the workers (each in its own namespace
   with its own server, so the cuts do not touch each other), each worker one at a time, and
