@@ -16,10 +16,20 @@ Coverage: lkproto's branch coverage is measured by the tests that need no server
 the adapters' unit tests, the in-memory room); they reach 100% on their own, so the e2e tests
 run with the tracer stopped (it cost them about a fifth of their CPU time, on a machine where
 the suite is CPU-bound).
+
+`ast.parse` runs with the garbage collector paused (`_parse_without_gc`), for a CPython 3.11
+bug (gh-106905; pytest-dev/pytest#10763): the AST constructor keeps its recursion depth in
+per-interpreter state, so a collection that runs a finalizer in the middle of a parse, one
+that formats a traceback (which parses the source line for its carets), leaves the outer parse
+with "SystemError: AST constructor recursion depth mismatch". The finalizers are aiortc's
+tasks and generators left over from earlier e2e tests in the same worker; two full runs
+failed that way (a core test's parse, and pytest formatting a failure).
 """
 
 from __future__ import annotations
 
+import ast
+import gc
 import itertools
 import json
 import os
@@ -32,6 +42,21 @@ import pytest
 from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 from harness.official import OfficialLoop
+
+_parse = ast.parse
+
+
+def _parse_without_gc(*args: object, **kwargs: object) -> object:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(*args, **kwargs)  # type: ignore[call-overload]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+ast.parse = _parse_without_gc  # type: ignore[assignment]
 
 pytest_plugins = [
     "harness.phases",  # the xdist scheduler: `serial` tests alone, groups, parallel tests

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import pytest
 # Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from harness.jspeer import UNCONFINED, JsBrowser, JsPeer
+from harness.jspeer import JsBrowser, JsPeer, browser_fixture
 from harness.recorder import Recorder
 from lkproto.transports.anyio import (
     ByteStreamReader,
@@ -70,17 +70,7 @@ def big_text(nbytes: int) -> str:
     return cut + "x" * (nbytes - len(cut.encode()))
 
 
-@pytest.fixture(scope="module")
-def browser(confinement: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsBrowser]:
-    """One Chromium (with its driver) for the module; killed at teardown."""
-    if confinement.mode != "netns":
-        pytest.skip(UNCONFINED)
-    log = tmp_path_factory.mktemp("js-peer") / "driver.log"
-    js = JsBrowser.start(confinement, log)
-    try:
-        yield js
-    finally:
-        js.close()
+browser = browser_fixture("js-peer")
 
 
 @pytest.fixture

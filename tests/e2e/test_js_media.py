@@ -37,7 +37,7 @@ publishes its data tracks with `uses_e2ee`, as lkproto does.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -47,7 +47,7 @@ import pytest
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.audio import Capture
-from harness.jspeer import UNCONFINED, JsBrowser, JsPeer
+from harness.jspeer import JsBrowser, JsPeer, browser_fixture
 from harness.media import media_for
 from harness.recorder import Recorder
 from harness.video import (
@@ -83,17 +83,7 @@ FRAME_SIZES = (100, 8 * 1024, 40_000)  # one packet, one near-full packet, three
 TS0 = 1_700_000_000_000  # user timestamps: unix milliseconds, as the SDKs use them
 
 
-@pytest.fixture(scope="module")
-def browser(confinement: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsBrowser]:
-    """One Chromium (with its driver) for the module; killed at teardown."""
-    if confinement.mode != "netns":
-        pytest.skip(UNCONFINED)
-    log = tmp_path_factory.mktemp("js-media") / "driver.log"
-    js = JsBrowser.start(confinement, log)
-    try:
-        yield js
-    finally:
-        js.close()
+browser = browser_fixture("js-media")
 
 
 @pytest.fixture

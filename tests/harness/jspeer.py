@@ -33,11 +33,13 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import pytest
 
 from harness.netns import Confinement
 from harness.peer_records import PeerRecords
@@ -479,3 +481,21 @@ class JsPeer(PeerRecords):
     async def subscribe_data_track(self, sid: str) -> None:
         """Subscribe; frames are recorded as "data_track_frame"."""
         await self.call("subscribeDataTrack", sid)
+
+
+def browser_fixture(label: str) -> Callable[..., Iterator[JsBrowser]]:
+    """A module-scoped `browser` fixture: one Chromium (with its driver) per test module,
+    killed at teardown; its driver's log in a temporary directory named `label`. A module
+    registers it with `browser = browser_fixture("js-media")`."""
+
+    @pytest.fixture(scope="module", name="browser")
+    def browser(confinement: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsBrowser]:
+        if confinement.mode != "netns":
+            pytest.skip(UNCONFINED)
+        js = JsBrowser.start(confinement, tmp_path_factory.mktemp(label) / "driver.log")
+        try:
+            yield js
+        finally:
+            js.close()
+
+    return browser

@@ -33,8 +33,6 @@ removed by `clear()` (and when the namespace goes).
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import re
 import shutil
 import socket
@@ -45,11 +43,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from harness.certs import SelfSigned
 from harness.netns import Confinement
 from harness.server import LiveKitServer
 
@@ -76,43 +70,16 @@ def nft_available() -> bool:
     return shutil.which("nft") is not None
 
 
-class TurnCertificate:
+class TurnCertificate(SelfSigned):
     """A self-signed certificate for one IP address, written to a temporary directory."""
 
     def __init__(self, host: str) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="lkproto-turn-")
-        self.cert_path = Path(self._dir.name) / "turn.crt"
-        self.key_path = Path(self._dir.name) / "turn.key"
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lkproto test TURN")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        super().__init__(host, Path(self._dir.name), "lkproto test TURN")
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this certificate (and nothing else), hostname checked."""
-        return ssl.create_default_context(cafile=str(self.cert_path))
+        return self.client_context()
 
     def close(self) -> None:
         self._dir.cleanup()
