@@ -28,6 +28,7 @@ from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
 from harness.peer_records import Record
 from harness.recorder import Recorder
+from harness.taps import FrameReader
 from lkproto.datatracks import PublishDataTrackErrorReason, SubscribeDataTrackErrorReason
 from lkproto.transports.anyio import (
     DataTrackFrame,
@@ -87,36 +88,6 @@ async def seen_within(
     except TimeoutError:
         return False
     return True
-
-
-class Reader:
-    """Reads one lkproto `DataTrackStream` in the background; `frames` grows as they come."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.frames: list[DataTrackFrame] = []
-        self.error: BaseException | None = None
-        self.ended = anyio.Event()
-        self._changed = anyio.Event()
-
-    async def run(self) -> None:
-        try:
-            async for frame in self.stream:
-                self.frames.append(frame)
-                self._changed.set()
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.ended.set()
-            self._changed.set()
-
-    async def within(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Whether `predicate()` holds within `timeout` seconds."""
-        with anyio.move_on_after(timeout):
-            while not predicate():
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        return predicate()
 
 
 async def until_official_receives(
@@ -215,7 +186,7 @@ async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublis
         remote = (await seen.wait_for(lambda: seen.of("data_track_published")))[0][0]
         assert remote.info.sid == theirs.info.sid and remote.info.name == "official-sensor"
         assert remote.publisher_identity == "official" and remote.is_published()
-        reader = Reader(remote.subscribe(buffer_size=64))  # a slow reader loses none
+        reader = FrameReader(remote.subscribe(buffer_size=64))  # a slow reader loses none
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader.run)
             for n in range(100):  # probes until the subscription is in place
@@ -251,7 +222,7 @@ async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublis
         await peer.disconnect()
 
 
-def got_or_ended(reader: Reader) -> bool:
+def got_or_ended(reader: FrameReader) -> bool:
     return bool(reader.frames) or reader.ended.is_set()
 
 
@@ -295,7 +266,7 @@ async def test_a_late_joiner_subscribes_and_refusals_carry_the_documented_errors
             await room.local_participant.publish_data_track(name="mine")
         assert refused.value.reason is PublishDataTrackErrorReason.NOT_ALLOWED
 
-        denied = Reader(remote.subscribe())
+        denied = FrameReader(remote.subscribe())
         async with anyio.create_task_group() as tg:
             tg.start_soon(denied.run)
             with anyio.fail_after(15):
@@ -309,7 +280,7 @@ async def test_a_late_joiner_subscribes_and_refusals_carry_the_documented_errors
         frames: list[DataTrackFrame] = []
         counter = iter(range(10**6))
         for _ in range(10):
-            reader = Reader(remote.subscribe())
+            reader = FrameReader(remote.subscribe())
             async with anyio.create_task_group() as tg:
                 tg.start_soon(reader.run)
                 for _ in range(10):
@@ -352,7 +323,7 @@ async def test_frames_flow_again_after_the_publisher_resumes_and_fully_reconnect
         await peer.wait_for(lambda r: ("data_track_published", (first_sid, "pose", "lk")) in r)
         await peer.subscribe_data_track(first_sid)
         remote = (await published.wait_for(lambda: published.of("data_track_published")))[0][0]
-        reader = Reader(remote.subscribe())
+        reader = FrameReader(remote.subscribe())
         counter = iter(range(10**6))
 
         def push(_: int = 0) -> int:
@@ -431,10 +402,10 @@ async def test_an_official_publishers_resume_keeps_the_stream_and_its_full_recon
         await room.connect(livekit_server.url, make_token("lk"), options)
         remote = (await seen.wait_for(lambda: seen.of("data_track_published")))[0][0]
         first_sid = remote.info.sid
-        reader = Reader(remote.subscribe())
+        reader = FrameReader(remote.subscribe())
         counter = iter(range(10**6))
 
-        async def until_received(reader: Reader, count: int) -> None:
+        async def until_received(reader: FrameReader, count: int) -> None:
             for _ in range(150):
                 n = next(counter)
                 await peer.do(lambda r, n=n: _push(theirs, payload(100, n), stamp(100, n)))
@@ -462,7 +433,7 @@ async def test_an_official_publishers_resume_keeps_the_stream_and_its_full_recon
             assert reader.error is None and not remote.is_published()
             again = (await seen.wait_for(lambda: seen.of("data_track_published")[1:]))[0][0]
             assert again.info.name == "telemetry" and again.info.sid != first_sid
-            second = Reader(again.subscribe())
+            second = FrameReader(again.subscribe())
             tg.start_soon(second.run)
             await until_received(second, 1)
             sent = sent_frames((100,), next(counter))

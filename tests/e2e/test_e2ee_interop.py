@@ -43,6 +43,7 @@ from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.official import OfficialLoop, OfficialPeer
 from harness.peer_records import Record
 from harness.recorder import Recorder
+from harness.taps import FrameReader, record_raw_data
 from lkproto import Config
 from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
@@ -171,17 +172,7 @@ async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, 
     """A participant without the key that records every raw data channel message."""
     eve = lk_anyio.Room()
     await eve.connect(url, token, options(host, None))
-    raw: list[bytes] = []
-    pump = eve._session.pump
-    assert pump is not None
-    deliver = pump.on_data
-
-    def record(channel: Any, data: bytes) -> None:
-        raw.append(bytes(data))
-        deliver(channel, data)
-
-    pump.on_data = record  # type: ignore[method-assign]
-    return eve, raw
+    return eve, record_raw_data(eve)
 
 
 def no_key_in(texts: list[str]) -> list[str]:
@@ -411,27 +402,6 @@ async def seen_within(peer: OfficialPeer, predicate: Callable[[], bool], timeout
 async def official_push(track: rtc.LocalDataTrack, data: bytes, user_timestamp: int) -> None:
     with contextlib.suppress(rtc.PushFrameError):  # lossy: counted as not delivered
         track.try_push(rtc.DataTrackFrame(payload=data, user_timestamp=user_timestamp))
-
-
-class FrameReader:
-    """Reads one lkproto `DataTrackStream` in the background; `frames` grows as they come."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.frames: list[Any] = []
-        self._changed = anyio.Event()
-
-    async def run(self) -> None:
-        async for frame in self.stream:
-            self.frames.append(frame)
-            self._changed.set()
-
-    async def within(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        with anyio.move_on_after(timeout):
-            while not predicate():
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        return predicate()
 
 
 async def published_by_official(peer: OfficialPeer, name: str) -> rtc.LocalDataTrack:

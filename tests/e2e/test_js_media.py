@@ -50,6 +50,7 @@ from harness.audio import Capture
 from harness.jspeer import JsBrowser, JsPeer, browser_fixture
 from harness.media import media_for
 from harness.recorder import Recorder
+from harness.taps import FrameReader, record_raw_data
 from harness.video import (
     COLOURS,
     Seen,
@@ -252,31 +253,6 @@ def frame_payload(size: int, n: int, sender: str) -> bytes:
     return (head + bytes(range(256)) * (size // 256 + 1))[:size]
 
 
-class FrameReader:
-    """Reads one lkproto `DataTrackStream` in the background; `frames` grows as they come."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.frames: list[Any] = []
-        self.ended = anyio.Event()
-        self._changed = anyio.Event()
-
-    async def run(self) -> None:
-        try:
-            async for frame in self.stream:
-                self.frames.append(frame)
-                self._changed.set()
-        finally:
-            self.ended.set()
-
-    async def within(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        with anyio.move_on_after(timeout):
-            while not predicate():
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        return predicate()
-
-
 def js_frames(js: JsPeer, sid: str) -> list[tuple[bytes, int | None]]:
     return [(data, ts) for frame_sid, data, ts in js.of("data_track_frame") if frame_sid == sid]
 
@@ -370,17 +346,7 @@ async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, 
     eve = lk_anyio.Room()
     options = RoomOptions(auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[host]))
     await eve.connect(url, token, options)
-    raw: list[bytes] = []
-    pump = eve._session.pump
-    assert pump is not None
-    deliver = pump.on_data
-
-    def record(channel: Any, data: bytes) -> None:
-        raw.append(bytes(data))
-        deliver(channel, data)
-
-    pump.on_data = record  # type: ignore[method-assign]
-    return eve, raw
+    return eve, record_raw_data(eve)
 
 
 def envelopes(raw: list[bytes]) -> dict[str, list[dpb.DataPacket]]:
