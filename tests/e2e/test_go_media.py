@@ -17,7 +17,9 @@ encodes and decodes nothing, so the Go peer moves encoded frames between files a
   through PBKDF2 as every SDK derives it), RPC and data streams included; both sides connect
   with the same passphrase and exchange a packet, a text stream and an RPC each way, and a
   participant without the key (an anyio Room recording its data channel's raw packets) gets
-  only encrypted envelopes from both, with none of the plaintext. The Go SDK encrypts no VP8
+  only encrypted envelopes from both, with none of the plaintext. With a wrong key on lkproto's
+  side nothing is read either way (lkproto reports what it drops), and once the key is right
+  the next packets cross both ways. The Go SDK encrypts no VP8
   (its frame cryptor knows H.264, H.265 and Opus) and lkproto encrypts no media at all, so
   there is no encrypted media to test;
 - data tracks: the Go SDK v2.19.0 has none (no publish, no subscribe, no `_data_track`
@@ -54,10 +56,12 @@ from harness.gopeer import (
 from harness.media import media_for
 from harness.recorder import Recorder
 from harness.video import COLOURS, Seen, lk_module, play_pattern, publish_video, watching
+from lkproto import events as ev
 from lkproto._pb import data_pb2 as dpb
 from lkproto.transports import anyio as lk_anyio
 from lkproto.transports.anyio import (
     E2EEOptions,
+    EncryptionState,
     KeyProviderOptions,
     Room,
     RoomOptions,
@@ -382,6 +386,51 @@ async def test_encrypted_data_text_and_rpc_both_ways_and_eve_reads_none(
     finally:
         if eve is not None:
             await eve.disconnect()
+        await room.disconnect()
+
+
+async def test_a_wrong_key_reads_nothing_both_ways_and_the_right_key_recovers(
+    livekit_server: Any, make_token: Any, confinement: Any, gopeer: GoPeer
+) -> None:
+    """lkproto joins with another passphrase than the Go peer's. Go -> lkproto: reported
+    (`e2ee_state_changed` DECRYPTION_FAILED, `PacketDropped("decryption_failed")`), not
+    delivered; lkproto -> Go: the Go SDK drops it. With the right key set, the next packets
+    arrive both ways and, the reliable channel being ordered, the earlier ones never will."""
+    room = Room()
+    inbox = Recorder(room, "data_received", "e2ee_state_changed")
+    dropped: list[ev.PacketDropped] = []
+    try:
+        options = room_options(confinement, key="not " + KEY, auto_subscribe=False)
+        await both_joined(room, gopeer, livekit_server, make_token, options, key=KEY)
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                async for event in room.events():
+                    if isinstance(event, ev.PacketDropped):
+                        dropped.append(event)
+
+            tg.start_soon(watch)
+            await gopeer.publish_data(b"unreadable from go")
+            (who, state) = (await inbox.wait_for(lambda: inbox.of("e2ee_state_changed")))[0]
+            assert (who.identity, state) == (GO, EncryptionState.DECRYPTION_FAILED)
+            await room.local_participant.publish_data(b"unreadable from lk")
+            room.e2ee_manager.key_provider.set_shared_key(KEY.encode(), 0)
+            await room.local_participant.publish_data(b"readable from lk")
+            await gopeer.wait_event("data")
+            assert [unb64(f["payload"]) for f in gopeer.of("data")] == [b"readable from lk"]
+            await gopeer.publish_data(b"readable from go")
+            await inbox.wait_for(lambda: inbox.of("data_received"))
+            assert [(p.participant.identity, p.data) for (p,) in inbox.of("data_received")] == [
+                (GO, b"readable from go")
+            ]
+            assert [(p.identity, s) for p, s in inbox.of("e2ee_state_changed")] == [
+                (GO, EncryptionState.DECRYPTION_FAILED),
+                (GO, EncryptionState.OK),
+            ]
+            tg.cancel_scope.cancel()
+        assert [(d.reason, d.participant_identity) for d in dropped] == [("decryption_failed", GO)]
+        assert gopeer.of("data_other") == []
+    finally:
         await room.disconnect()
 
 
