@@ -53,6 +53,13 @@ type command struct {
 	Data         *string           `json:"data"`
 	Destination  string            `json:"destination"`
 	TimeoutMs    int64             `json:"timeout_ms"`
+	E2EEKey      string            `json:"e2ee_key"` // connect: a shared passphrase
+	Metadata     string            `json:"metadata"`
+	// Media commands (media.go).
+	Path   string `json:"path"`
+	Sid    string `json:"sid"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
 	// Benchmark commands (flood, count_data, rpc_bench).
 	Size        int   `json:"size"`
 	Count       int   `json:"count"`
@@ -72,6 +79,11 @@ type peer struct {
 	countMu  sync.Mutex
 	counting bool
 	counter  dataCounter
+
+	// Media (media.go): recordings asked for, by track sid, and those under way.
+	mediaMu    sync.Mutex
+	wanted     map[string]string
+	recordings map[string]*recorder
 }
 
 type dataCounter struct {
@@ -122,6 +134,17 @@ func (p *peer) callbacks() *lksdk.RoomCallback {
 	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) {
 		p.emit("disconnected", map[string]any{"reason": string(reason)})
 	}
+	cb.OnTrackPublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+		p.emit("track_published", map[string]any{
+			"identity": rp.Identity(), "sid": pub.SID(), "name": pub.Name(),
+			"kind": string(pub.Kind()), "mime": pub.MimeType(), "source": pub.Source().String(),
+		})
+	}
+	cb.OnTrackUnpublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+		p.emit("track_unpublished", map[string]any{"identity": rp.Identity(), "sid": pub.SID()})
+	}
+	cb.OnTrackSubscribed = p.onSubscribed
+	p.watchParticipants(cb)
 	cb.OnReconnecting = func() { p.emit("reconnecting", nil) }
 	cb.OnReconnected = func() { p.emit("reconnected", nil) }
 	// The SDK does not say which channel (reliable or lossy) a packet came on: no "kind".
@@ -144,12 +167,19 @@ func (p *peer) callbacks() *lksdk.RoomCallback {
 }
 
 func (p *peer) connect(c command) error {
-	err := p.room.JoinWithToken(c.URL, c.Token,
+	opts := []lksdk.ConnectOption{
 		lksdk.WithAutoSubscribe(false),
 		lksdk.WithDisableRegionDiscovery(),
-		lksdk.WithConnectTimeout(20*time.Second),
-	)
+		lksdk.WithConnectTimeout(20 * time.Second),
+	}
+	encrypted, err := encryption(c.E2EEKey)
 	if err != nil {
+		return err
+	}
+	if encrypted != nil {
+		opts = append(opts, encrypted)
+	}
+	if err := p.room.JoinWithToken(c.URL, c.Token, opts...); err != nil {
 		return err
 	}
 	// JoinWithToken returns once the subscriber peer connection is connected; what others
@@ -384,6 +414,22 @@ func (p *peer) handle(c command) (quit bool) {
 			p.reply(c, f, e)
 		}()
 		return false
+	case "set_metadata":
+		p.room.LocalParticipant.SetMetadata(c.Metadata)
+	case "set_name":
+		p.room.LocalParticipant.SetName(c.Name)
+	case "set_attributes":
+		p.room.LocalParticipant.SetAttributes(c.Attributes)
+	case "participant_info":
+		fields = map[string]any{"participants": p.participantInfo()}
+	case "publish_file":
+		fields, err = p.publishFile(c)
+	case "unpublish":
+		err = p.unpublish(c)
+	case "record":
+		err = p.record(c)
+	case "stop_record":
+		fields, err = p.stopRecord(c)
 	case "participants":
 		ids := []string{}
 		for _, rp := range p.room.GetRemoteParticipants() {
@@ -402,7 +448,11 @@ func (p *peer) handle(c command) (quit bool) {
 }
 
 func main() {
-	p := &peer{out: json.NewEncoder(os.Stdout)}
+	p := &peer{
+		out:        json.NewEncoder(os.Stdout),
+		wanted:     map[string]string{},
+		recordings: map[string]*recorder{},
+	}
 	p.out.SetEscapeHTML(false)
 	p.room = lksdk.NewRoom(p.callbacks())
 	if url, token := os.Getenv("LIVEKIT_URL"), os.Getenv("LIVEKIT_TOKEN"); url != "" && token != "" {

@@ -161,6 +161,103 @@ async def test_join_participants_and_data_packets_both_ways(
         await room.disconnect()
 
 
+# -- attributes, metadata and names --------------------------------------------------------------
+
+
+def described(info: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    return info["name"], info["metadata"], info["attributes"]
+
+
+async def test_attributes_metadata_and_names_both_ways(
+    livekit_server: Any, make_token: Any, options: RoomOptions, gopeer: GoPeer
+) -> None:
+    """Each side sets its name, metadata and attributes (in that order) and the other reads
+    them. The Go SDK has no callback for a name change: its peer reports each metadata and
+    attribute change with the participant as it stands (name included), and the server's
+    updates for a participant come in order, so once the attributes (set last) arrive, the
+    name set first has arrived too."""
+    room = Room()
+    seen = Recorder(
+        room,
+        "participant_attributes_changed",
+        "participant_metadata_changed",
+        "participant_name_changed",
+    )
+    try:
+        joined = await gopeer.connect(
+            livekit_server.url, make_token(GO, can_update_own_metadata=True)
+        )
+        assert joined["participants"] == []
+        with anyio.fail_after(30):
+            await room.connect(
+                livekit_server.url, make_token(LK, can_update_own_metadata=True), options
+            )
+        me = room.local_participant
+
+        # lkproto -> Go.
+        await me.set_name("Lk Proto ✓")
+        await me.set_metadata("lk-meta ü")
+        await me.set_attributes({"mood": "curious ✓", "n": "1"})
+        changed = await gopeer.wait_event("attributes_changed", lambda f: f["identity"] == LK)
+        assert changed["changed"] == {"mood": "curious ✓", "n": "1"}
+        assert described(changed) == ("Lk Proto ✓", "lk-meta ü", {"mood": "curious ✓", "n": "1"})
+        meta = await gopeer.wait_event("metadata_changed", lambda f: f["identity"] == LK)
+        assert (meta["old"], meta["metadata"]) == ("", "lk-meta ü")
+        # An attribute set to "" is deleted; the Go SDK reports it as changed to "".
+        await me.set_attributes({"n": ""})
+        gone = await gopeer.wait_event(
+            "attributes_changed", lambda f: f["identity"] == LK and f["changed"] == {"n": ""}
+        )
+        assert gone["attributes"] == {"mood": "curious ✓"}
+        infos = (await gopeer.do("participant_info"))["participants"]
+        assert [(i["identity"], *described(i)) for i in infos] == [
+            (GO, "", "", {}),
+            (LK, "Lk Proto ✓", "lk-meta ü", {"mood": "curious ✓"}),
+        ]
+
+        # Go -> lkproto.
+        await gopeer.do("set_name", name="Go Peer ✓")
+        await gopeer.do("set_metadata", metadata="go-meta 😀")
+        await gopeer.do("set_attributes", attributes={"seen": "yes", "k": "v"})
+        go = room.remote_participants[GO]
+        for name in (
+            "participant_attributes_changed",
+            "participant_metadata_changed",
+            "participant_name_changed",
+        ):
+            await seen.wait_for(
+                lambda name=name: [a for a in seen.of(name) if go in a]  # type: ignore[misc]
+            )
+        assert [a for a in seen.of("participant_attributes_changed") if go in a] == [
+            ({"seen": "yes", "k": "v"}, go)
+        ]
+        assert [a for a in seen.of("participant_metadata_changed") if go in a] == [
+            (go, "", "go-meta 😀")
+        ]
+        assert [a for a in seen.of("participant_name_changed") if go in a] == [
+            (go, "", "Go Peer ✓")
+        ]
+        assert (go.name, go.metadata, go.attributes) == (
+            "Go Peer ✓",
+            "go-meta 😀",
+            {"seen": "yes", "k": "v"},
+        )
+        # The Go peer saw its own changes come back from the server.
+        own = await gopeer.wait_event("attributes_changed", lambda f: f["identity"] == GO)
+        assert described(own) == ("Go Peer ✓", "go-meta 😀", {"seen": "yes", "k": "v"})
+        await gopeer.do("set_attributes", attributes={"k": ""})
+        await seen.wait_for(
+            lambda: [a for a in seen.of("participant_attributes_changed") if go in a][1:]
+        )
+        assert [a for a in seen.of("participant_attributes_changed") if go in a][1] == (
+            {"k": ""},
+            go,
+        )
+        assert go.attributes == {"seen": "yes"}
+    finally:
+        await room.disconnect()
+
+
 # -- RPC (v1 with this peer) -------------------------------------------------------------------
 
 

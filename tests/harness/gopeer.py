@@ -17,6 +17,12 @@ leaves by itself when its stdin closes (so if the test process dies).
 
 The token is sent in the `connect` command, never on the command line; any text shown in an
 error (the peer's stderr tail) has it replaced by "<token>".
+
+Media files: pion encodes nothing, so the Go peer publishes files the harness encodes with
+PyAV (`write_ogg_tone`: Opus in Ogg; `write_ivf_pattern`: VP8 in IVF, one frame per tick,
+a keyframe a second) and records what it receives into files the harness decodes
+(`read_ogg`: the first channel as 48 kHz int16 PCM in a `harness.audio.Capture`;
+`read_ivf`: each picture's size and centre colour in a `harness.video.Seen`).
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import numpy as np
 
+from harness.audio import Capture, tone
 from harness.netns import Confinement
+from harness.video import Seen
 
 REPO = Path(__file__).resolve().parents[2]
 GO_PEER_BIN = REPO / ".venv" / "bin" / "lkproto-go-peer"
@@ -137,10 +146,17 @@ class GoPeer:
             raise GoPeerError(result)
         return result
 
-    async def connect(self, url: str, token: str, timeout: float = 30) -> dict[str, Any]:
-        """Join; returns the `joined` event (identity, room, participants, protocol)."""
+    async def connect(
+        self, url: str, token: str, timeout: float = 30, *, e2ee_key: str | None = None
+    ) -> dict[str, Any]:
+        """Join (encrypting data packets under the passphrase `e2ee_key`, if given); returns
+        the `joined` event (identity, room, participants, protocol)."""
         self._secrets.append(token)
-        await self.do("connect", timeout, url=url, token=token)
+        fields: dict[str, Any] = {"url": url, "token": token}
+        if e2ee_key is not None:
+            self._secrets.append(e2ee_key)
+            fields["e2ee_key"] = e2ee_key
+        await self.do("connect", timeout, **fields)
         joined = await self.wait_event("joined", timeout=timeout)
         self.identity = joined["identity"]
         return joined
@@ -220,6 +236,85 @@ async def go_peer(
         await process.aclose()
 
 
+# -- media files -----------------------------------------------------------------------------
+
+
+def write_ogg_tone(path: Path, freq: float, seconds: float, rate: int = 48000) -> None:
+    """`seconds` of a 0.5-amplitude sine at `freq`, mono, as Opus in Ogg (20 ms packets)."""
+    import av
+
+    step = rate // 50
+    with av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=rate, layout="mono")
+        for n in range(int(seconds * 50)):
+            pcm = np.frombuffer(tone(freq, rate, 1, step, n * step), np.int16)
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, n * step
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def write_ivf_pattern(
+    path: Path,
+    colours: tuple[tuple[int, int, int], ...],
+    *,
+    size: tuple[int, int],
+    fps: int = 15,
+) -> None:
+    """One second of each of `colours` in turn, solid, as VP8 in IVF: timebase 1/`fps`, one
+    frame per tick (as the Go peer plays it), a keyframe at the start of every second."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w", format="ivf") as out:
+        stream = out.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate, stream.gop_size = 500_000, fps
+        stream.codec_context.options = {"deadline": "realtime", "cpu-used": "8"}
+        for n in range(len(colours) * fps):
+            rgb = np.empty((height, width, 3), np.uint8)
+            rgb[:] = colours[n // fps]
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = n
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def read_ogg(path: Path) -> Capture:
+    """The Opus in an Ogg file, decoded: its first channel at 48 kHz as int16."""
+    import av
+
+    capture = Capture()
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            assert frame.sample_rate == 48000, frame.sample_rate
+            first = frame.to_ndarray().reshape(len(frame.layout.channels), -1)[0]
+            if frame.format.name.startswith("s16"):
+                pcm = first.astype(np.int16)
+            else:  # float, -1..1
+                pcm = (np.clip(first, -1, 1) * 32767).astype(np.int16)
+            capture.add(pcm.tobytes(), 48000, 1)
+    return capture
+
+
+def read_ivf(path: Path) -> Seen:
+    """The VP8 in an IVF file, decoded: each picture's size and centre colour (RGB through
+    swscale's default, BT.601 limited range, as lkproto and libyuv read pictures)."""
+    import av
+
+    seen = Seen()
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            r, g, b = (int(x) for x in rgb[frame.height // 2, frame.width // 2])
+            seen.frames.append((frame.width, frame.height, (r, g, b)))
+    return seen
+
+
 def _parse(line: bytes) -> Record:
     """One stdout line as (event name, fields); anything else as ("noise", {"line": ...})."""
     try:
@@ -239,4 +334,15 @@ def _free_log_path(log_dir: Path) -> Path:
     raise AssertionError("unreachable")
 
 
-__all__ = ["GO_PEER_BIN", "GoPeer", "GoPeerError", "b64", "go_peer", "unb64"]
+__all__ = [
+    "GO_PEER_BIN",
+    "GoPeer",
+    "GoPeerError",
+    "b64",
+    "go_peer",
+    "read_ivf",
+    "read_ogg",
+    "unb64",
+    "write_ivf_pattern",
+    "write_ogg_tone",
+]
