@@ -273,10 +273,15 @@ def test_when_two_answer_together_the_earlier_listed_wins_and_the_other_is_close
 ) -> None:
     monkeypatch.setattr(_turn, "TURN_STAGGER", 0.0)
     made: dict[str, FakeTransport] = {}
+    started: list[str] = []
+    gate = asyncio.Event()  # both answer in the same turn of the loop, however loaded
 
     def remember(name: str) -> Behaviour:
         async def go() -> FakeTransport:
-            await asyncio.sleep(0.05)
+            started.append(name)
+            if len(started) == 2:
+                gate.set()
+            await gate.wait()
             made[name] = FakeTransport(name)
             return made[name]
 
