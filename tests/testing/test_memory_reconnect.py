@@ -239,6 +239,30 @@ def test_a_cut_resumed_just_in_time_restarts_ice_and_loses_nothing() -> None:
     assert "alice" in room.participants and bob.state is ConnectionState.CONNECTED
 
 
+def test_a_participant_that_left_during_a_cut_is_reported_by_the_resume() -> None:
+    """The server's `sendDisconnectUpdatesForReconnect`: with the resume it repeats every
+    leave it sent since the client's last signal message (those may have died with the old
+    socket), newest first, and stops at the first update older than that message."""
+    room = new_room(update_interval=0)
+    room.join("alice", random=half)
+    room.join("bob", random=half)
+    room.join("carol", random=half)
+    room.advance(6)  # t = 106: alice's last signal message is her keepalive ping of 105
+    room.events("alice")
+    room.disconnect("alice", duration=15.1)
+    room.advance(1)
+    room.leave("carol")  # the server's update to alice dies in the cut
+    room.advance(30)
+    assert seen(room, "alice") == [
+        ("Reconnecting", "resume", "CONNECTION_TIMEOUT", "ping timeout: no signal message for 15s"),
+        ("ParticipantDisconnected", "carol", "PA_3", "UNKNOWN_REASON"),
+        ("RoomUpdated", "RM_1", 2),
+        ("TokenRefreshed",),
+        ("Reconnected", "resume", 2, 1.3),
+    ]
+    assert sorted(room.participants) == ["alice", "bob"]
+
+
 def test_a_cut_shorter_than_the_ping_timeout_goes_unnoticed() -> None:
     room, alice, _ = pair()
     room.disconnect("alice", duration=9)
