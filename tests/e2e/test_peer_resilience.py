@@ -284,18 +284,26 @@ async def lkproto_rejoining(session: Session) -> None:
     async with session() as (room, seen, peer):
         with anyio.fail_after(40):
             before = len(peer.names())
-            await room.simulate_scenario(SimulateScenario.FULL_RECONNECT)
+            # Numbered packets across the rejoin: what the old session's server did not
+            # forward is sent again in the new session (lkproto/_reconnect.py), exactly once.
+            for n in range(COUNT):
+                if n == LK_RESUMES_AT:
+                    await room.simulate_scenario(SimulateScenario.FULL_RECONNECT)
+                await room.local_participant.publish_data(
+                    numbered(LK, n), reliable=True, topic=TOPIC
+                )
+                await anyio.sleep(INTERVAL)
+            await room.local_participant.publish_data(END, reliable=True, topic=TOPIC)
             await seen.wait_for(lambda: seen.of("reconnected"))
             assert room.connection_state == ConnectionState.CONN_CONNECTED
             # lkproto reports the rejoin as the peer leaving and coming back (a new session).
             await seen.wait_for(lambda: seen.of("participant_connected"))
-            # The new session carries data both ways.
-            await room.local_participant.publish_data(b"after", reliable=True, topic=TOPIC)
-            await peer.wait(lambda: b"after" in peer.received())
+            await peer.wait(lambda: END in peer.received())
+            # The new session carries data from the peer too.
             await peer.publish(b"after")
             await seen.wait_for(lambda: b"after" in received_by_lk(seen, peer.identity))
             remotes = await peer.remotes()
-        assert peer.received() == [b"after"]
+        assert peer.received() == sent_by(LK)
         assert received_by_lk(seen, peer.identity) == [b"after"]
         assert seen.names().count("reconnecting") == seen.names().count("reconnected") == 1
         people = [n for n in seen.names() if n.startswith("participant_")]
