@@ -6,16 +6,27 @@ this module does the same with the other two peers of the interop matrix, on eve
 adapter (harness/adapters.py), both directions:
 
 - both sides resume while reliable packets flow both ways: each side sends `COUNT` numbered
-  packets, lkproto resumes (`SimulateScenario.SIGNAL_RECONNECT`) after its `LK_RESUMES_AT`th
-  and the peer resumes after its `PEER_RESUMES_AT`th, through its own SDK's simulation
+  packets, lkproto resumes (`SimulateScenario.SIGNAL_RECONNECT`) before its `LK_RESUMES_AT`th
+  and the peer before its `PEER_RESUMES_AT`th, through its own SDK's simulation
   (livekit-client `room.simulateScenario('signal-reconnect')`, the Go SDK
   `Room.Simulate(SimulateSignalReconnect)`): both close their signal connection as if it had
   dropped and resume over a new one. Every packet arrives exactly once, in order, on both
-  sides (a marker sent last proves nothing more is on its way); each side reports one
-  reconnecting and one reconnected, and neither sees the other leave.
-- lkproto rejoins (`SimulateScenario.FULL_RECONNECT`): a new session, so the peer's SDK
-  reports lkproto leaving and coming back (and lkproto the peer), and data crosses both ways
-  afterwards.
+  sides (a marker sent last proves nothing more is on its way); lkproto reports one
+  reconnecting and one reconnected, the peer its own resume, and neither sees the other leave.
+- lkproto rejoins (`SimulateScenario.FULL_RECONNECT`) while sending numbered packets: the
+  peer gets each exactly once, in order (what the old session's server did not forward is
+  sent again in the new one), lkproto reports the peer leaving and coming back (a new
+  session), and the peer's packets reach the new session.
+
+What the peer SDKs report, as asserted here:
+- a resume of their own: the Go SDK calls OnReconnecting, then OnReconnected; livekit-client
+  emits SignalReconnecting (which the page does not record), then Reconnected;
+- lkproto's rejoin: nothing. Both get the rejoined participant as a ParticipantInfo with a
+  new sid under the same identity and no DISCONNECTED one (either SDK would report that as
+  a leave), and apply it in place: the Go SDK only logs "participant sid update" (checked in
+  its log, as nothing else shows it), livekit-client updates the participant silently.
+  lkproto stays in their participant list, once. (The official Python SDK reports a leave
+  and a join.)
 
 The JS tests share the JS modules' xdist group (one browser per module, tests one at a time on
 one worker); the Go peer is a process per test (harness/gopeer.py).
@@ -155,6 +166,16 @@ class GoOther(Other):
 
     async def remotes(self) -> list[str]:
         return [str(i) for i in (await self.go.do("participants"))["participants"]]
+
+    async def logged_new_sid(self, identity: str, timeout: float = 10) -> bool:
+        """Whether the SDK logs the new sid of `identity` within `timeout`: its only trace of
+        a rejoin (`Room.OnParticipantUpdate`), so the log is polled, every 0.1 s."""
+        line = f'"msg"="participant sid update" "participant"="{identity}"'
+        with anyio.move_on_after(timeout):
+            while line not in self.go.stderr_tail(1000):
+                await anyio.sleep(0.1)
+            return True
+        return False
 
 
 Session = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Any, Recorder, Other]]]
@@ -314,6 +335,8 @@ async def lkproto_rejoining(session: Session) -> None:
         # join, no resume of their own, and lkproto is still (and only once) in their room.
         assert peer.names()[before:] == []
         assert remotes == [LK]
+        if isinstance(peer, GoOther):
+            assert await peer.logged_new_sid(LK)
 
 
 @JS_GROUP
