@@ -54,6 +54,7 @@ type command struct {
 	Destination  string            `json:"destination"`
 	TimeoutMs    int64             `json:"timeout_ms"`
 	E2EEKey      string            `json:"e2ee_key"` // connect: a shared passphrase
+	Scenario     string            `json:"scenario"` // simulate: signal_reconnect
 	Metadata     string            `json:"metadata"`
 	// Media commands (media.go).
 	Path   string `json:"path"`
@@ -374,6 +375,19 @@ func (p *peer) registerBytes(topic string) error {
 	})
 }
 
+// simulate runs one of the SDK's own failure scenarios. "signal_reconnect" closes the signal
+// connection as if it had dropped: the SDK resumes (reported as "reconnecting", then
+// "reconnected"), keeping its peer connections and its data channels.
+func (p *peer) simulate(scenario string) error {
+	switch scenario {
+	case "signal_reconnect":
+		p.room.Simulate(lksdk.SimulateSignalReconnect)
+		return nil
+	default:
+		return fmt.Errorf("unknown scenario %q", scenario)
+	}
+}
+
 func (p *peer) handle(c command) (quit bool) {
 	var (
 		fields map[string]any
@@ -430,6 +444,8 @@ func (p *peer) handle(c command) (quit bool) {
 		err = p.record(c)
 	case "stop_record":
 		fields, err = p.stopRecord(c)
+	case "simulate":
+		err = p.simulate(c.Scenario)
 	case "participants":
 		ids := []string{}
 		for _, rp := range p.room.GetRemoteParticipants() {

@@ -177,6 +177,11 @@ class GoPeer:
             destinations=destinations or [],
         )
 
+    async def simulate(self, scenario: str = "signal_reconnect") -> None:
+        """`Room.Simulate`: "signal_reconnect" closes the SDK's signal connection as if it had
+        dropped, and it resumes (events "reconnecting", then "reconnected")."""
+        await self.do("simulate", scenario=scenario)
+
     async def disconnect(self, timeout: float = 10) -> None:
         """Leave the room (the program then exits); harmless if it already has."""
         if self._process.returncode is None and not self.of("exited"):

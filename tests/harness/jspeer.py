@@ -278,7 +278,8 @@ class JsPeer(PeerRecords):
     ("data_track_ended", (sid, error message or None)),
     ("encryption_error", (identity or None, message)),
     ("encryption_status", (identity or None, encrypted)),
-    ("disconnected", (reason,)), ("page_error" | "console_error", (text,)).
+    ("disconnected", (reason,)), ("reconnecting", ()), ("reconnected", ()),
+    ("page_error" | "console_error", (text,)).
     """
 
     LABEL = "JS peer"
@@ -333,6 +334,12 @@ class JsPeer(PeerRecords):
             await self.disconnect()
         finally:
             await self._browser.request("close", 15, page=self.page)
+
+    async def simulate_scenario(self, scenario: str = "signal-reconnect") -> None:
+        """`room.simulateScenario(scenario)`: "signal-reconnect" closes the Room's signal
+        connection as if it had dropped, and the Room resumes (recorded "reconnecting", then
+        "reconnected")."""
+        await self.call("simulateScenario", scenario)
 
     async def remotes(self) -> list[str]:
         return [str(r) for r in await self.call("remotes")]

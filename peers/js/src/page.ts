@@ -15,6 +15,7 @@ import {
   RoomEvent,
   RpcError,
   type RpcInvocationData,
+  type SimulationScenario,
   Track,
   version,
 } from 'livekit-client';
@@ -278,6 +279,12 @@ const api = {
 
   async disconnect(): Promise<void> {
     if (room !== null) await room.disconnect();
+  },
+
+  /** `room.simulateScenario(scenario)`: with 'signal-reconnect', the Room closes its signal
+   * connection as if it had dropped, and resumes (recorded as "reconnecting", "reconnected"). */
+  async simulateScenario(scenario: SimulationScenario): Promise<void> {
+    await current().simulateScenario(scenario);
   },
 
   remotes: (): string[] => Array.from(current().remoteParticipants.keys()),
