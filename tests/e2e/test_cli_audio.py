@@ -73,7 +73,7 @@ async def test_record_writes_the_official_tone_to_a_wav_file(
                 "--out",
                 str(out),
                 "--duration",
-                "2",
+                "3",  # 1.8 s of tone in 3 (a loaded run once wrote 1.64 s of 2)
                 "--rate",
                 "16000",
                 "--progress",
@@ -81,7 +81,7 @@ async def test_record_writes_the_official_tone_to_a_wav_file(
             )
         )
         assert done.returncode == 0, done.stderr
-        assert "recorded 2.00 s from official" in done.stdout
+        assert "recorded 3.00 s from official" in done.stdout
         assert "recording heard.wav" in done.stderr  # the progress lines
         heard = read_wav(out)
         assert (heard.rate, heard.channels) == (16000, 1)
