@@ -677,6 +677,11 @@ def test_a_failing_report_is_logged_and_the_association_goes_on(
 
 
 def test_tagging_with_nothing_queued_is_a_no_op() -> None:
-    a = FastSctpTransport(Net(seed=4).a)  # type: ignore[arg-type]
-    a.lk_tag_last_message(1)
-    assert a._lk_tags == {}
+    async def scenario() -> dict[int, Any]:
+        net = Net(seed=4)
+        a = FastSctpTransport(net.a)  # type: ignore[arg-type]
+        a.lk_tag_last_message(1)
+        net.close()
+        return dict(a._lk_tags)
+
+    assert run(scenario()) == {}
