@@ -220,6 +220,7 @@ class Counts:
         self.rpc_ok = self.rpc_back_ok = 0
         self.text_sent = self.text_got = 0
         self.errors: list[str] = []
+        self.replay_held: list[tuple[int, int]] = []  # per Room at the end: (packets, bytes)
 
     def error(self, what: str, exc: BaseException) -> None:
         if len(self.errors) < 20:
@@ -322,6 +323,7 @@ async def _session_async(
         await anyio.sleep(args.period)
     await anyio.sleep(2)  # the last messages arrive
     marks.mark("end")
+    counts.replay_held = [_replay_held(r) for r in (a, b)]
     with anyio.fail_after(TIMEOUT):
         await a.disconnect()
         await b.disconnect()
@@ -383,9 +385,19 @@ def _session_threaded(
         time.sleep(args.period)
     time.sleep(2)
     marks.mark("end")
+    counts.replay_held = [_replay_held(r) for r in (a, b)]
     a.disconnect()
     b.disconnect()
     return counts
+
+
+def _replay_held(room: Any) -> tuple[int, int]:
+    """The reliable packets (count, bytes) the Room's core holds for a replay (trimmed by the
+    server's SCTP acknowledgements, `Connection.reliable_delivered`)."""
+    sender = getattr(room.connection, "_sender", None)
+    if sender is None:
+        return (0, 0)
+    return (len(sender.replay_sequences), getattr(sender, "replay_bytes", -1))
 
 
 def session(args: argparse.Namespace, server: LiveKitServer, host: str) -> dict[str, Any]:
@@ -452,7 +464,8 @@ def render(r: dict[str, Any]) -> str:
             f"descriptors {r['warm_fds']} -> {r['end_fds']}; data {r['data_got']}/"
             f"{r['data_sent']}, RPC {r['rpc_ok']} (+{r['rpc_back_ok']} back), text "
             f"{r['text_got']}/{r['text_sent']}, errors {len(r['errors'])}; "
-            f"{'OK' if r['ok'] else 'FAILED'}"
+            f"{'OK' if r['ok'] else 'FAILED'}; held for a replay at the end (packets, bytes) "
+            f"per Room: {r['replay_held']}"
         )
         lines += [f"  error: {e}" for e in r["errors"]]
     if "warm_traced_mib" in r:

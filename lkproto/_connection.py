@@ -3,8 +3,10 @@
 Theory of operation
 - Inputs are method calls, each given `now` (monotonic seconds from the adapter): bytes from
   the signal WebSocket, data channel messages, timer expiries, the outcomes of earlier commands
-  and application verbs. Outputs are drained by the caller after every input, in this order:
-  `commands_to_send()`, then `next_event()` until None, then `get_timer()` to re-arm.
+  (among them `reliable_delivered`: the server acknowledged our reliable packets up to a
+  sequence, see `_data`) and application verbs. Outputs are drained by the caller after
+  every input, in this order: `commands_to_send()`, then `next_event()` until None, then
+  `get_timer()` to re-arm.
 - `Connection` is a composition. It checks every verb's state, owns the signal dispatch
   (each `SignalResponse` kind to the part it concerns, in one table built at construction),
   the merged timer and the session's end, and delegates the rest to parts that share one
@@ -580,6 +582,17 @@ class Connection:
             self._datatracks.channel_changed(False)
             return
         self._sender.channel_closed(channel)
+
+    def reliable_delivered(self, sequence: int, *, now: float) -> None:
+        """The server has every reliable packet we sent up to and including `sequence`
+        (`SendDataPacket.sequence`): the adapter saw the SCTP message carrying it cumulatively
+        acknowledged. Those packets leave the replay buffer; nothing is sent or reported.
+        Ignored while our reliable channel is not open and for a sequence not issued yet."""
+        if type(sequence) is not int:
+            raise TypeError(
+                f"reliable_delivered: sequence must be an int, not {type(sequence).__name__}"
+            )
+        self._sender.reliable_delivered(sequence)
 
     def command_failed(self, command: cmd.Command, message: str, *, now: float) -> None:
         """A command could not be carried out.

@@ -13,6 +13,16 @@ Theory of operation (protocol-reference A.1-A.7):
 - Sent reliable packets are kept in a replay buffer bounded by `Config.replay_buffer_bytes`
   (oldest evicted). On a resume the server reports `ReconnectResponse.last_message_seq`; the
   buffer is trimmed to the packets after it, which are re-sent in order before anything newer.
+- The buffer is also trimmed as packets reach the server: each `SendDataPacket` carries its
+  sequence (0 for lossy packets), and the adapter, once the server's SCTP stack has
+  cumulatively acknowledged the last chunk of that message (RFC 9260 section 6.2: the SACK's
+  cumulative TSN ack), reports `reliable_delivered(sequence)`: the server holds every
+  reliable packet up to it, so none of them will ever be replayed (a resume's
+  `last_message_seq` would name them, and a full reconnect carries over only what the server
+  lacks). Without such reports (an adapter that cannot see SACKs) the byte bound alone
+  applies. A report is taken only while the reliable channel is open and for a sequence
+  already issued: one from the association a full reconnect replaced (sequencing restarts
+  at 1) arrives, if at all, before the new channel opens, and must not trim the new session.
 - While a channel is not open, packets wait in a per-channel queue bounded by
   `Config.max_queued_send_bytes` instead of failing (a send-before-ready race every other SDK
   shipped).
@@ -149,7 +159,7 @@ class DataSender:
             self.next_sequence += 1
             self._remember(sequence, data)
         if not must_queue:
-            return [SendDataPacket(channel=channel, data=data)]
+            return [SendDataPacket(channel=channel, data=data, sequence=sequence)]
         self._queued[channel].append((sequence, data))
         self._queued_bytes += len(data)
         return []
@@ -185,13 +195,34 @@ class DataSender:
     def channel_opened(self, channel: Channel) -> list[SendDataPacket]:
         """The channel is open: flush what waited for it, in order."""
         self._open.add(channel)
-        out = [SendDataPacket(channel=channel, data=d) for _, d in self._queued[channel]]
+        out = [
+            SendDataPacket(channel=channel, data=d, sequence=seq)
+            for seq, d in self._queued[channel]
+        ]
         self._queued_bytes -= sum(len(d) for _, d in self._queued[channel])
         self._queued[channel].clear()
         return out
 
     def channel_closed(self, channel: Channel) -> None:
         self._open.discard(channel)
+
+    def reliable_delivered(self, sequence: int) -> None:
+        """The server has every reliable packet up to and including `sequence` (the adapter saw
+        its SCTP message cumulatively acknowledged): none of them needs replaying.
+
+        Ignored while the reliable channel is not open and for a sequence not yet issued
+        (an acknowledgement from the association a full reconnect replaced).
+        """
+        if Channel.RELIABLE not in self._open or sequence >= self.next_sequence:
+            return
+        self._drop_through(sequence)
+
+    def _drop_through(self, sequence: int) -> None:
+        """Forget the replay entries up to and including `sequence`."""
+        replay = self._replay
+        while replay and replay[0][0] <= sequence:
+            _, old = replay.popleft()
+            self._replay_bytes -= len(old)
 
     def resume(self, last_message_seq: int) -> list[SendDataPacket]:
         """After a resume: drop what the server has, then replay the rest before anything new.
@@ -200,9 +231,7 @@ class DataSender:
         queue, so "every send waits its turn" holds. Returns the packets to send now if the
         reliable channel is open; otherwise they are queued.
         """
-        while self._replay and self._replay[0][0] <= last_message_seq:
-            _, old = self._replay.popleft()
-            self._replay_bytes -= len(old)
+        self._drop_through(last_message_seq)
         # Every sequenced packet, queued or sent, is in the replay buffer unless evicted by its
         # byte bound (oldest first); merge both and send in sequence order.
         replayed = {seq for seq, _ in self._replay}
@@ -237,6 +266,11 @@ class DataSender:
     @property
     def replay_sequences(self) -> list[int]:
         return [seq for seq, _ in self._replay]
+
+    @property
+    def replay_bytes(self) -> int:
+        """Bytes of packets in the replay buffer (at most `Config.replay_buffer_bytes`)."""
+        return self._replay_bytes
 
 
 class Deduplicator:

@@ -142,10 +142,17 @@ class AddIceCandidate:
 
 @attrs.frozen(kw_only=True)
 class SendDataPacket:
-    """Send one binary message (a serialized `DataPacket`) on a data channel."""
+    """Send one binary message (a serialized `DataPacket`) on a data channel.
+
+    `sequence` is the packet's `DataPacket.sequence` (0 for a lossy packet). An adapter that
+    can see when the server's SCTP stack cumulatively acknowledged the message's last chunk
+    reports it with `Connection.reliable_delivered(sequence, now=...)`, which lets the core
+    forget the packet instead of keeping it for a replay.
+    """
 
     channel: Channel
     data: bytes
+    sequence: int = 0
 
 
 @attrs.frozen(kw_only=True)

@@ -96,7 +96,8 @@ class Config:
     max_queued_events: int = 10_000
     #: Upper bound on one data channel message; SCTP max-message-size default in JS/Rust.
     max_data_message_size: int = 64_000
-    #: Bytes of sent reliable packets kept for replay after a resume (oldest evicted first).
+    #: Bytes of sent reliable packets kept for replay after a resume (oldest evicted first);
+    #: those the server acknowledged (`Connection.reliable_delivered`) leave it earlier.
     replay_buffer_bytes: int = 4 * 1024 * 1024
     #: Bytes of data packets queued while a data channel is not yet open.
     max_queued_send_bytes: int = 4 * 1024 * 1024

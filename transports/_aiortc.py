@@ -31,6 +31,12 @@ Limits and behaviour:
   may be closing it already, and cancelling our wait would break its own close.
 - Only the peer connection the core created last under a target reports its state: one it
   closed (a full reconnect) must not be taken for its successor.
+- Delivery reports: a `SendDataPacket` with a sequence sent on `_reliable` is tagged with it
+  on the SCTP association (`_sctp_fast.FastSctpTransport.lk_tag_last_message`); when the
+  server's cumulative TSN ack covers it, `on_reliable_delivered(sequence)` tells the core,
+  which drops those packets from its replay buffer. Only the association of the `_reliable`
+  channel in use reports. aiortc's own association (an untested aiortc) cannot tag: nothing
+  is reported and the core's replay buffer keeps to its byte bound.
 - `host_addresses` restricts the host candidates aioice gathers (the test harness confines
   ICE to one private address; loopback addresses are allowed only if named here).
 - Media tracks (transports/_aiortc_media.py): the peer connection bundles every m-line on
@@ -250,6 +256,11 @@ class AiortcPeer:
             dc.send(command.data)
         except Exception as exc:  # aiortc raises plain exceptions on a broken channel
             self._listener.on_command_failed(command, str(exc) or type(exc).__name__)
+            return
+        if command.sequence and command.channel is Channel.RELIABLE:
+            tag = getattr(dc.transport, "lk_tag_last_message", None)  # FastSctpTransport's
+            if tag is not None:
+                tag(command.sequence)
 
     def _send_frame(self, command: cmd.SendDataTrackFrame) -> None:
         dc = self._send.get(Channel.DATA_TRACK)
@@ -367,6 +378,13 @@ class AiortcPeer:
         self._send[command.channel] = dc
         self._read(dc, command.channel)
         channel = command.channel
+        if channel is Channel.RELIABLE and hasattr(dc.transport, "lk_on_delivered"):
+
+            def _delivered(sequence: int) -> None:
+                if not self._closed and self._send.get(channel) is dc:
+                    self._listener.on_reliable_delivered(sequence)
+
+            dc.transport.lk_on_delivered = _delivered
 
         @dc.on("open")
         def _open() -> None:

@@ -75,6 +75,9 @@ class _PostingListener:
     def on_writable(self, channel: Channel) -> None:
         self._send(lambda: self._target.on_writable(channel))
 
+    def on_reliable_delivered(self, sequence: int) -> None:
+        self._send(lambda: self._target.on_reliable_delivered(sequence))
+
     def on_command_failed(self, command: cmd.Command, message: str) -> None:
         self._send(lambda: self._target.on_command_failed(command, message))
 

@@ -81,6 +81,10 @@ class PeerListener(Protocol):
     def on_writable(self, channel: Channel) -> None:
         """The channel's buffered amount fell to its low threshold."""
 
+    def on_reliable_delivered(self, sequence: int) -> None:
+        """The server's SCTP stack cumulatively acknowledged the message carrying our reliable
+        `SendDataPacket` with this `sequence` (so every one before it, too)."""
+
     def on_command_failed(self, command: cmd.Command, message: str) -> None: ...
 
 

@@ -167,6 +167,10 @@ class Pump:
     def on_writable(self, channel: Channel) -> None:
         self.sink.writable(channel)
 
+    def on_reliable_delivered(self, sequence: int) -> None:
+        self.conn.reliable_delivered(sequence, now=self.clock())
+        self.flush()
+
     def on_ratchets_derived(self, request_id: int, chain: tuple[tuple[bytes, bytes], ...]) -> None:
         self.conn.ratchets_derived(request_id, chain, now=self.clock())
         self.flush()

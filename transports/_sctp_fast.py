@@ -50,6 +50,17 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   the SACK goes out when the event loop next runs its ready callbacks (well under 200 ms),
   so packets read back to back share a SACK.
 
+- **Delivery reports (`lk_tag_last_message`, `lk_on_delivered`).** The session's core keeps
+  every sent reliable packet for a replay until the server has it (lkproto/_data.py). The
+  server's SCTP stack saying so is the SACK's cumulative TSN ack (RFC 9260 section 6.2): a
+  message whose last chunk's TSN it covers has arrived whole, and so has everything sent
+  before it. A message is tagged (an int, the packet's sequence) right after
+  `RTCDataChannel.send` queued it; the flush that hands it to `_send` notes its last TSN
+  (nothing suspends while the flush holds `_transmit`, so `_local_tsn` minus one is it), and
+  a SACK that covers noted TSNs calls `lk_on_delivered` once with the highest tag among them.
+  aiortc's own transport (the fallback for an untested aiortc) has none of this: messages
+  are then never reported, and the core's byte bound alone limits its replay buffer.
+
 Every method overridden here is listed in `REQUIRED`, checked with aiortc's version by
 `_sctp.install` before the class is put in place.
 """
@@ -60,13 +71,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from struct import pack
 
 from aiortc import RTCDataChannel
 from aiortc import rtcsctptransport as _sctp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.utils import uint32_gt
+from aiortc.utils import uint32_gt, uint32_gte
 from google_crc32c import value as crc32c  # aiortc's own CRC32c (RFC 9260 appendix A)
 
 __all__ = ["REQUIRED", "FastSctpTransport"]
@@ -120,6 +132,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "_fast_recovery_exit",
         "_fast_recovery_transmit",
         "_last_received_tsn",
+        "_last_sacked_tsn",
+        "_local_tsn",
         "_flight_size",
         "_forward_tsn_chunk",
         "_local_port",
@@ -135,6 +149,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
 }
 """What the fast path relies on in `aiortc.rtcsctptransport` (checked before installing)."""
+
+
+_QueueItem = tuple[RTCDataChannel, int, bytes]  # a data channel queue item: (channel, PPID, data)
 
 
 class _Packet:
@@ -196,6 +213,40 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         self._lk_log: Callable[..., None] = lambda *args: None
         if _sctp.logger.isEnabledFor(logging.DEBUG):
             self._lk_log = _sctp.logger.debug
+        self.lk_on_delivered: Callable[[int], None] | None = None
+        """Called with the highest tag of the messages a SACK newly acknowledged whole."""
+        self._lk_tags: dict[int, tuple[_QueueItem, int]] = {}  # id(queued item): (it, tag)
+        self._lk_tagged_tsns: deque[tuple[int, int]] = deque()  # (last TSN, tag), TSN order
+
+    # -- delivery reports -------------------------------------------------------------------
+
+    def lk_tag_last_message(self, tag: int) -> None:
+        """Report `tag` through `lk_on_delivered` once the peer has acknowledged, cumulatively,
+        the message `RTCDataChannel.send` queued last (call it right after that send)."""
+        if self._data_channel_queue:
+            item = self._data_channel_queue[-1]
+            self._lk_tags[id(item)] = (item, tag)  # the item is held: its id stays unique
+
+    def _lk_note_tsn(self, item: _QueueItem) -> None:
+        """`item` was just handed to `_send`: note its last TSN if it is tagged."""
+        tagged = self._lk_tags.pop(id(item), None)
+        if tagged is not None and tagged[0] is item:
+            last_tsn = (self._local_tsn - 1) & 0xFFFFFFFF
+            self._lk_tagged_tsns.append((last_tsn, tagged[1]))
+
+    def _lk_report_delivered(self) -> None:
+        noted = self._lk_tagged_tsns
+        acked = self._last_sacked_tsn
+        best: int | None = None
+        while noted and uint32_gte(acked, noted[0][0]):
+            tag = noted.popleft()[1]
+            best = tag if best is None else max(best, tag)
+        callback = self.lk_on_delivered
+        if best is not None and callback is not None:
+            try:
+                callback(best)
+            except Exception:  # never break the association over a report
+                _sctp.logger.exception("lkproto: a delivery report failed")
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -247,7 +298,8 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             self._lk_hold = True
             try:
                 while True:  # nothing in here suspends: `_send` queues while held
-                    channel, protocol, user_data = queue.popleft()
+                    item = queue.popleft()
+                    channel, protocol, user_data = item
                     stream_id = channel.id
                     if stream_id is None:
                         stream_id = self._data_channel_id
@@ -268,6 +320,8 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
                             max_retransmits=channel.maxRetransmits,
                             ordered=channel.ordered,
                         )
+                        if self._lk_tags:
+                            self._lk_note_tsn(item)
                         channel._addBufferedAmount(-len(user_data))
                     room -= len(user_data)
                     if room <= 0 or not queue:
@@ -334,6 +388,8 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         if chunk.gaps:
             self._lk_retransmit_pending = True  # chunks may reach three misses
         await super()._receive_sack_chunk(chunk)
+        if self._lk_tagged_tsns:
+            self._lk_report_delivered()
         # aiortc flushed before transmitting; what the SACK made room for goes now.
         if self._data_channel_queue and not self._outbound_queue:
             await self._data_channel_flush()

@@ -34,6 +34,7 @@ def test_publish_data_reliable_exact_bytes() -> None:
     assert send == cmd.SendDataPacket(
         channel=Channel.RELIABLE,
         data=bytes.fromhex("1210120268692201742a026d653203626f622a03626f62800101"),
+        sequence=1,
     )
     packet = dpb.DataPacket.FromString(send.data)
     assert packet == dpb.DataPacket(
