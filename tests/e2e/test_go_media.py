@@ -55,9 +55,9 @@ from harness.gopeer import (
 )
 from harness.media import media_for
 from harness.recorder import Recorder
+from harness.taps import eavesdropper, envelopes
 from harness.video import COLOURS, Seen, lk_module, play_pattern, publish_video, watching
 from lkproto import events as ev
-from lkproto._pb import data_pb2 as dpb
 from lkproto.transports import anyio as lk_anyio
 from lkproto.transports.anyio import (
     E2EEOptions,
@@ -267,34 +267,6 @@ async def test_a_colour_pattern_each_way_arrives_in_order(
 
 
 # -- end-to-end encryption -----------------------------------------------------------------------
-
-
-async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, list[bytes]]:
-    """A participant without the key (an anyio Room whatever the adapter under test: only a
-    vantage point) that records every raw message of its data channels."""
-    eve = lk_anyio.Room()
-    options = RoomOptions(auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[host]))
-    await eve.connect(url, token, options)
-    raw: list[bytes] = []
-    pump = eve._session.pump
-    assert pump is not None
-    deliver = pump.on_data
-
-    def record(channel: Any, data: bytes) -> None:
-        raw.append(bytes(data))
-        deliver(channel, data)
-
-    pump.on_data = record  # type: ignore[method-assign]
-    return eve, raw
-
-
-def envelopes(raw: list[bytes]) -> dict[str, list[dpb.DataPacket]]:
-    """The data packets eve received, by sender."""
-    by_sender: dict[str, list[dpb.DataPacket]] = {}
-    for message in raw:
-        packet = dpb.DataPacket.FromString(message)
-        by_sender.setdefault(packet.participant_identity, []).append(packet)
-    return by_sender
 
 
 @pytest.mark.timeout(90)

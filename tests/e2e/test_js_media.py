@@ -50,7 +50,7 @@ from harness.audio import Capture
 from harness.jspeer import JsBrowser, JsPeer, browser_fixture
 from harness.media import media_for
 from harness.recorder import Recorder
-from harness.taps import FrameReader, record_raw_data
+from harness.taps import FrameReader, eavesdropper, envelopes
 from harness.video import (
     COLOURS,
     Seen,
@@ -59,8 +59,6 @@ from harness.video import (
     publish_video,
     watching,
 )
-from lkproto._pb import data_pb2 as dpb
-from lkproto.transports import anyio as lk_anyio
 from lkproto.transports.anyio import (
     E2EEOptions,
     KeyProviderOptions,
@@ -338,24 +336,6 @@ async def test_data_track_frames_of_every_size_cross_both_ways_exactly(session: 
 
 
 # -- end-to-end encryption -----------------------------------------------------------------------
-
-
-async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, list[bytes]]:
-    """A participant without the key (an anyio Room whatever the adapter under test: it is
-    only a vantage point) that records every raw message of its data channels."""
-    eve = lk_anyio.Room()
-    options = RoomOptions(auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[host]))
-    await eve.connect(url, token, options)
-    return eve, record_raw_data(eve)
-
-
-def envelopes(raw: list[bytes]) -> dict[str, list[dpb.DataPacket]]:
-    """The data packets eve received, by sender."""
-    by_sender: dict[str, list[dpb.DataPacket]] = {}
-    for message in raw:
-        packet = dpb.DataPacket.FromString(message)
-        by_sender.setdefault(packet.participant_identity, []).append(packet)
-    return by_sender
 
 
 @pytest.mark.timeout(90)

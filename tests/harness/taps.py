@@ -2,6 +2,9 @@
 
 - `record_raw_data(room)`: every message the Room's data channels deliver, as bytes, before
   the core decodes it (an eavesdropper without the E2EE key checks what it could read).
+- `eavesdropper(url, token, host)`: a keyless anyio Room (whatever the adapter under test: it
+  is only a vantage point) that records its raw data-channel messages; `envelopes(raw)` sorts
+  them into `DataPacket`s by sender.
 - `FrameReader(stream)`: reads one `DataTrackStream` in the background (`run` in a task
   group); `frames` grows as frames come, `error` keeps what ended the stream early, and
   `within(predicate, timeout)` waits, without polling, for a predicate over them.
@@ -14,10 +17,11 @@ from typing import Any
 
 import anyio
 
+from lkproto._pb import data_pb2 as dpb
 from lkproto.transports import anyio as lk_anyio
-from lkproto.transports.anyio import DataTrackFrame
+from lkproto.transports.anyio import DataTrackFrame, RoomOptions, RtcConfiguration
 
-__all__ = ["FrameReader", "record_raw_data"]
+__all__ = ["FrameReader", "eavesdropper", "envelopes", "record_raw_data"]
 
 
 def record_raw_data(room: lk_anyio.Room) -> list[bytes]:
@@ -33,6 +37,23 @@ def record_raw_data(room: lk_anyio.Room) -> list[bytes]:
 
     pump.on_data = record  # type: ignore[method-assign]
     return raw
+
+
+async def eavesdropper(url: str, token: str, host: str) -> tuple[lk_anyio.Room, list[bytes]]:
+    """A participant without the E2EE key, connected, and the raw messages it receives."""
+    eve = lk_anyio.Room()
+    options = RoomOptions(auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[host]))
+    await eve.connect(url, token, options)
+    return eve, record_raw_data(eve)
+
+
+def envelopes(raw: list[bytes]) -> dict[str, list[dpb.DataPacket]]:
+    """The data packets in `raw`, by sender."""
+    by_sender: dict[str, list[dpb.DataPacket]] = {}
+    for message in raw:
+        packet = dpb.DataPacket.FromString(message)
+        by_sender.setdefault(packet.participant_identity, []).append(packet)
+    return by_sender
 
 
 class FrameReader:
