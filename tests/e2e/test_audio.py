@@ -430,7 +430,11 @@ async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
                 await peer.wait_for(seen("track_subscribed", "lk", second.sid))
                 await hear(1.5, heard[second.sid], loud=1.2)
         for capture, freq in ((heard[publication.sid], 440), (ours, 1000)):
-            assert capture.longest_quiet() <= 0.3, capture.summary()  # no break in the audio
+            # No break in the audio. Alone the longest quiet run is 0.0 s on every adapter; in
+            # full suite runs on 2 cores (stop 32) the official SDK's receiver heard 0.45-0.51 s
+            # once per run in four of five runs, on any adapter: bounded at 0.6 s, which a
+            # sender restarted by the resume (a second or more of silence) still fails.
+            assert capture.longest_quiet() <= 0.6, capture.summary()
             assert abs(capture.frequency() - freq) <= 5, capture.summary()
         assert heard[second.sid].loud_seconds() >= 1.2, heard[second.sid].summary()
         assert abs(heard[second.sid].frequency() - 330) <= 5, heard[second.sid].summary()
