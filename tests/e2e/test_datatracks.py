@@ -194,7 +194,7 @@ async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublis
                 if await reader.within(lambda: bool(reader.frames), 0.3):
                     break
             await peer.do(lambda r: official_pushes(SMALL, 10, 20)(theirs), timeout=30)
-            for n in range(15):  # large frames one at a time, until one arrives
+            for n in range(40):  # large frames one at a time, until one arrives (15: short twice)
                 frame = rtc.DataTrackFrame(
                     payload=payload(LARGE, n), user_timestamp=stamp(LARGE, n)
                 )
