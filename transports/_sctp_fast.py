@@ -41,7 +41,18 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   done only after one of those and until a walk finds nothing more to send.
 - **Receiving in order (`_mark_received`).** For the next TSN with no gap open, the
   cumulative TSN just advances; aiortc sorted and rebuilt its gap and duplicate sets for
-  every chunk. Anything else is aiortc's code.
+  every chunk.
+- **TSNs wrap (RFC 9260 section 1.6: serial number arithmetic modulo 2**32).** aiortc walks
+  the TSNs received out of order, and builds a SACK's gap blocks, in `sorted()` order, as
+  plain integers. Once that set holds TSNs on both sides of the wrap (a chunk lost or
+  reordered among the last ones below 2**32), 0, 1, ... sort before 2**32 - 1: the walk stops
+  at once, the cumulative TSN never advances again (every later chunk only grows the set),
+  and the gap blocks go out of order. The initial TSN is random (section 5.1), so a long
+  association meets the wrap at a random point. Here the cumulative TSN advances by looking
+  up the next TSN in the set (`_lk_advance_cumulative_tsn`, also after a FORWARD TSN), and
+  gap blocks are built from offsets to the cumulative TSN (`_lk_send_sack`), which order
+  correctly across the wrap; otherwise the rules (what counts as a duplicate, when reported
+  duplicates are dropped) are aiortc's.
 - **Delayed SACK (RFC 9260 section 6.2).** A receiver should acknowledge at least every
   second packet carrying DATA, within 200 ms of a chunk's arrival, and at once when it sees a
   gap or a duplicate. aiortc acknowledges every such packet. Here a packet that leaves a gap,
@@ -121,9 +132,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "_flight_size_increase",
         "_handle_data",
         "_mark_received",
+        "_receive_forward_tsn_chunk",
+        "_send_chunk",
     ),
     # attributes `RTCSctpTransport.__init__` sets that this class reads or writes
     "attributes": (
+        "_advertised_rwnd",
         "_association_state",
         "_cwnd",
         "_data_channel_id",
@@ -408,7 +422,53 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             if self._sack_duplicates:  # reported ones at or below the new cumulative TSN go
                 self._sack_duplicates = [d for d in self._sack_duplicates if uint32_gt(d, tsn)]
             return False
-        return super()._mark_received(tsn)
+        if last is None:  # before the INIT: aiortc's (it cannot happen after the handshake)
+            return super()._mark_received(tsn)
+        if uint32_gte(last, tsn) or tsn in self._sack_misordered:
+            self._sack_duplicates.append(tsn)
+            return True
+        self._sack_misordered.add(tsn)
+        self._lk_advance_cumulative_tsn()
+        return False
+
+    def _lk_advance_cumulative_tsn(self) -> None:
+        """Advance the cumulative TSN over the TSNs received beyond it, modulo 2**32, and
+        forget what it now covers (as aiortc does, reported duplicates at or below it too)."""
+        misordered = self._sack_misordered
+        last = self._last_received_tsn
+        assert last is not None  # set from the peer's INIT or INIT ACK before any DATA
+        following = (last + 1) & 0xFFFFFFFF
+        while following in misordered:
+            last, following = following, (following + 1) & 0xFFFFFFFF
+        self._last_received_tsn = last
+        self._sack_misordered = {tsn for tsn in misordered if uint32_gt(tsn, last)}
+        self._sack_duplicates = [tsn for tsn in self._sack_duplicates if uint32_gt(tsn, last)]
+
+    async def _receive_forward_tsn_chunk(self, chunk: _sctp.ForwardTsnChunk) -> None:
+        # aiortc's advances past the chunk's TSN, then walks what lies beyond in plain integer
+        # order, which stops short across the wrap; the walk here finishes it.
+        await super()._receive_forward_tsn_chunk(chunk)
+        self._lk_advance_cumulative_tsn()
+
+    async def _lk_send_sack(self) -> None:
+        """A SACK (RFC 9260 section 3.3.4) whose gap blocks are ordered and merged by their
+        offset from the cumulative TSN, so TSNs past the wrap come after those before it."""
+        last = self._last_received_tsn
+        assert last is not None  # a SACK follows DATA, after the handshake
+        gaps: list[list[int]] = []
+        for offset in sorted((tsn - last) & 0xFFFFFFFF for tsn in self._sack_misordered):
+            if gaps and gaps[-1][1] + 1 == offset:
+                gaps[-1][1] = offset
+            else:
+                gaps.append([offset, offset])
+        sack = _sctp.SackChunk()
+        sack.cumulative_tsn = last
+        sack.advertised_rwnd = max(0, self._advertised_rwnd)
+        sack.duplicates = self._sack_duplicates[:]
+        sack.gaps = [(start, end) for start, end in gaps]
+        await self._send_chunk(sack)
+        self._sack_duplicates.clear()
+        self._sack_needed = False
 
     async def _send_sack(self) -> None:
         self._lk_unacked_packets += 1
@@ -429,7 +489,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
             self._lk_sack_handle = None
         self._lk_unacked_packets = 0
         self._lk_gaps_reported = bool(self._sack_misordered)
-        await super()._send_sack()
+        await self._lk_send_sack()
 
     def _lk_sack_due(self) -> None:
         self._lk_sack_handle = None
