@@ -168,9 +168,16 @@ def chunks_of(packet: bytes) -> list[sctp.Chunk]:
 
 
 async def associate(
-    net: Net, cls_a: type[sctp.RTCSctpTransport], cls_b: type[sctp.RTCSctpTransport]
+    net: Net,
+    cls_a: type[sctp.RTCSctpTransport],
+    cls_b: type[sctp.RTCSctpTransport],
+    start_tsn: int | None = None,
 ) -> tuple[Any, Any]:
+    """Two associations over `net`, established; `start_tsn` is a's first TSN if given."""
     a, b = cls_a(net.a), cls_b(net.b)  # type: ignore[arg-type]
+    if start_tsn is not None:  # before the INIT, which announces it
+        a._local_tsn = start_tsn
+        a._last_sacked_tsn = a._advanced_peer_ack_tsn = sctp.tsn_minus_one(start_tsn)
     await a.start(CAPS, 5000)
     await b.start(CAPS, 5000)
     established = sctp.RTCSctpTransport.State.ESTABLISHED
@@ -535,6 +542,7 @@ def test_the_sent_queue_is_walked_only_after_t3_or_a_sack_with_gaps() -> None:
 def _receiver(cls: type[sctp.RTCSctpTransport], last: int) -> Any:
     """An association as after its handshake, whose cumulative TSN is `last`, that keeps the
     chunks it would send."""
+
     async def make() -> Any:  # aiortc's constructor wants a running loop
         return cls(FakeDtls(None, "server"))  # type: ignore[arg-type]
 
@@ -655,14 +663,7 @@ def test_a_lossy_reordering_link_across_the_tsn_wrap_delivers_everything_and_set
 ) -> None:
     async def scenario() -> None:
         net = Net(seed, drop, jitter)
-        a = sender(net.a)  # type: ignore[arg-type]
-        a._local_tsn = start  # before the INIT, which announces it
-        a._last_sacked_tsn = a._advanced_peer_ack_tsn = sctp.tsn_minus_one(start)
-        b = FastSctpTransport(net.b)  # type: ignore[arg-type]
-        await a.start(CAPS, 5000)
-        await b.start(CAPS, 5000)
-        established = sctp.RTCSctpTransport.State.ESTABLISHED
-        await until(lambda: established == a._association_state == b._association_state, 60)
+        a, b = await associate(net, sender, FastSctpTransport, start_tsn=start)
         net.lossy = True
         tx, rx = channel(a, 1), channel(b, 1)
         got = collect(rx)
@@ -699,15 +700,7 @@ async def _tagged_run(
     """Sizes sent on a reliable channel from a `FastSctpTransport` to aiortc's, each tagged
     with its index + 1 unless untagged, with lossy messages between; returns the reports as
     (tag, messages the receiver had by then), the tagged indexes and the sender."""
-    a = FastSctpTransport(net.a)  # type: ignore[arg-type]
-    if start_tsn is not None:  # before the INIT, which announces it
-        a._local_tsn = start_tsn
-        a._last_sacked_tsn = a._advanced_peer_ack_tsn = sctp.tsn_minus_one(start_tsn)
-    b = STOCK(net.b)  # type: ignore[arg-type]
-    await a.start(CAPS, 5000)
-    await b.start(CAPS, 5000)
-    established = sctp.RTCSctpTransport.State.ESTABLISHED
-    await until(lambda: established == a._association_state == b._association_state, 60)
+    a, b = await associate(net, FastSctpTransport, STOCK, start_tsn=start_tsn)
     net.lossy = not in_order
     tx, rx = channel(a, 1), channel(b, 1)
     ltx, _ = channel(a, 3, ordered=False, maxRetransmits=0), channel(b, 3)
