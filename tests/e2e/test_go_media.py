@@ -56,7 +56,15 @@ from harness.gopeer import (
 from harness.media import media_for
 from harness.recorder import Recorder
 from harness.taps import eavesdropper, envelopes
-from harness.video import COLOURS, Seen, lk_module, play_pattern, publish_video, watching
+from harness.video import (
+    COLOURS,
+    Seen,
+    fill_window,
+    lk_module,
+    play_pattern,
+    publish_video,
+    watching,
+)
 from lkproto import events as ev
 from lkproto.transports import anyio as lk_anyio
 from lkproto.transports.anyio import (
@@ -258,7 +266,7 @@ async def test_a_colour_pattern_each_way_arrives_in_order(
                     while not ours.snapshot():
                         await anyio.sleep(0.1)
                 ours.clear()
-                await anyio.sleep(3.0)
+                await fill_window(ours.snapshot, 15, 3.0)
             print(ours.check_pattern(15, 3.0, size=GO_SIZE))
             await gopeer.do("unpublish", sid=go["sid"])
             tg.cancel_scope.cancel()

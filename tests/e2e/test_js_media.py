@@ -54,6 +54,7 @@ from harness.taps import FrameReader, eavesdropper, envelopes
 from harness.video import (
     COLOURS,
     Seen,
+    fill_window,
     lk_module,
     play_pattern,
     publish_video,
@@ -215,15 +216,16 @@ async def test_a_colour_pattern_each_way_arrives_at_640x360_in_order(session: An
         publication = await publish_video(room, source, "lk-cam")
         sid = publication.sid
         async with anyio.create_task_group() as tg:
-            tg.start_soon(play_pattern, room, source, 5.0)
+            tg.start_soon(play_pattern, room, source, 20.0)
             await js.wait_for(record("track_subscribed", LK, sid, "video", "lk-cam"))
             with anyio.fail_after(5):  # the first keyframe
                 while not await js.video(sid):
                     await anyio.sleep(0.1)
             await js.clear_media(sid)
-            await anyio.sleep(3.0)
+            await fill_window(lambda: js.video(sid), 15, 3.0)
             seen = Seen()
             seen.frames = await js.video(sid)
+            tg.cancel_scope.cancel()  # the pattern was played long enough for any window
         print(seen.check_pattern(15, 3.0, size=(640, 360)))
 
         # JS -> lkproto: a canvas's captureStream, one colour a second.
@@ -238,7 +240,7 @@ async def test_a_colour_pattern_each_way_arrives_at_640x360_in_order(session: An
                 while not ours.snapshot():
                     await anyio.sleep(0.1)
             ours.clear()
-            await anyio.sleep(3.0)
+            await fill_window(ours.snapshot, 15, 3.0)
         palette = tuple(as_lkproto_sees_a_canvas(c) for c in COLOURS)
         print(ours.check_pattern(15, 3.0, size=(640, 360), palette=palette))
 
