@@ -54,6 +54,7 @@ from harness.peers import (
 from harness.recorder import Recorder
 from lkproto.transports.anyio import (
     ByteStreamReader,
+    DataPacket,
     DataPacketKind,
     Room,
     RoomOptions,
@@ -167,6 +168,8 @@ async def test_interop_both_ways(
         await seen.wait_for(lambda: seen.of("participant_connected")[1:])
         assert sorted(q.identity for (q,) in seen.of("participant_connected")) == sorted([p, LK2])
         assert room.remote_participants[p].identity == p
+        # Below 1, lkproto speaks RPC v1 and data streams v1 to it.
+        assert room.remote_participants[p].info.client_protocol == peer.boundaries.client_protocol
         await peer.wait(lambda: LK2 in peer.joined())
         assert peer.joined() == [LK, LK2]
         assert sorted(await peer.remotes()) == sorted([LK, LK2])
@@ -280,6 +283,11 @@ async def attributes_metadata_and_names(peer: Peer, room: Room, seen: Recorder) 
     await peer.wait(lambda: changes(LK, "attributes")[1:])
     assert changes(LK, "attributes")[1] == {"n": ""}
     assert (await peer.remote(LK))[0] == {"mood": "curious ✓"}
+    assert (me.attributes, me.metadata, me.name) == (
+        {"mood": "curious ✓"},
+        "lk-meta ü",
+        "Lk Proto ✓",
+    )
 
     # peer -> lkproto.
     await peer.set_name("Peer ✓")
@@ -308,8 +316,18 @@ async def attributes_metadata_and_names(peer: Peer, room: Room, seen: Recorder) 
     await seen.wait_for(lambda: of("participant_attributes_changed")[1:])
     assert of("participant_attributes_changed")[1] == ({"k": ""}, other)
     assert other.attributes == {"seen": "yes"}
-    # Our own changes were reported to us too, with our local participant.
-    assert [a for a in seen.of("participant_name_changed") if me in a] == [(me, "", "Lk Proto ✓")]
+    # As in livekit.rtc, our own changes were reported to us too, with our local participant.
+    assert seen.of("participant_attributes_changed") == [
+        ({"mood": "curious ✓", "n": "1"}, me),
+        ({"n": ""}, me),
+        ({"seen": "yes", "k": "v"}, other),
+        ({"k": ""}, other),
+    ]
+    assert seen.of("participant_metadata_changed") == [
+        (me, "", "lk-meta ü"),
+        (other, "", "peer-meta 😀"),
+    ]
+    assert seen.of("participant_name_changed") == [(me, "", "Lk Proto ✓"), (other, "", "Peer ✓")]
 
 
 # -- data packets ---------------------------------------------------------------------------------
@@ -360,7 +378,9 @@ async def data_packets(peer: Peer, room: Room, seen: Recorder) -> None:
         (p, b"end", "", reliable),
     ]
     assert [r for r in received if r[3] != reliable] == [(p, b"lossy from the peer", "fast", lossy)]
-    assert seen.of("data_received")[0][0].participant is room.remote_participants[p]
+    first = seen.of("data_received")[0][0]
+    assert isinstance(first, DataPacket)
+    assert first.participant is room.remote_participants[p]
 
 
 # -- RPC ------------------------------------------------------------------------------------------
@@ -481,7 +501,7 @@ async def text_and_byte_streams(peer: Peer, room: Room, inbox: Inbox, tmp_path: 
 
     # lkproto -> peer: a long text with attributes, an empty text, a file.
     me = room.local_participant
-    await me.send_text(TEXT, topic="chat", destination_identities=[p], attributes=attributes)
+    sent = await me.send_text(TEXT, topic="chat", destination_identities=[p], attributes=attributes)
     await me.send_text("", topic="chat")
     await me.send_file(source, topic="files", destination_identities=[p])
     texts = await peer.wait(lambda: (t := peer.texts())[1:] and t, timeout=30)
@@ -490,7 +510,10 @@ async def text_and_byte_streams(peer: Peer, room: Room, inbox: Inbox, tmp_path: 
         Text(LK, "chat", {}, "", empty_size),
         Text(LK, "chat", attributes, TEXT, len(TEXT.encode())),
     ]
-    assert texts[0].sha256 in (sha256(b""), sha256(TEXT.encode()))
+    assert sorted(t.sha256 for t in texts) == sorted([sha256(b""), sha256(TEXT.encode())])
+    if bounds.reports_stream_id:
+        (long,) = [t for t in texts if t.text]
+        assert long.stream_id == sent.stream_id
     files = await peer.wait(lambda: peer.files(), timeout=30)
     assert files == [File(LK, "from-lk.bin", "files", len(blob), sha256(blob))]
 

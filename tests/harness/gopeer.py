@@ -244,10 +244,10 @@ async def go_peer(
         await process.aclose()
 
 
-@pytest.fixture
-async def gopeer(confinement: Confinement, tmp_path: Path) -> AsyncIterator[GoPeer]:
-    """A running Go peer for one test (a module uses it by importing this fixture); skipped,
-    saying why, where the harness cannot confine it (not a pass)."""
+@pytest.fixture(name="gopeer")
+async def gopeer_fixture(confinement: Confinement, tmp_path: Path) -> AsyncIterator[GoPeer]:
+    """The `gopeer` fixture: a running Go peer for one test (a module uses it by importing
+    `gopeer_fixture`); skipped, saying why, where the harness cannot confine it (not a pass)."""
     if confinement.mode != "netns":
         pytest.skip(UNCONFINED)
     async with go_peer(confinement, tmp_path) as peer:
@@ -359,7 +359,7 @@ __all__ = [
     "GoPeerError",
     "b64",
     "go_peer",
-    "gopeer",
+    "gopeer_fixture",
     "read_ivf",
     "read_ogg",
     "unb64",

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +115,7 @@ class Text:
     attributes: dict[str, str]
     text: str
     size: int | None
+    stream_id: str | None = field(default=None, compare=False)  # where the peer reports it
 
     @property
     def sha256(self) -> str:
@@ -196,6 +197,7 @@ class Boundaries:
     missing_topic: str | None  # how it reports a packet sent without a topic
     encryption_type: int | None  # what it reports for an unencrypted packet (None: nothing)
     # Participants.
+    client_protocol: int  # what it advertises (lkproto speaks RPC v2 and streams v2 from 1 on)
     reports_name_change: bool  # has an event for a name change (else: read with `remote`)
     # RPC.
     rpc_payload_limit: int | None  # RPC v1's limit in UTF-8 bytes, or None for RPC v2
@@ -206,6 +208,7 @@ class Boundaries:
     # Streams.
     empty_text_size_missing: bool  # reports an empty text's total length 0 as missing
     sends_empty_text_size: bool  # its empty text's header carries total_length 0 (else none)
+    reports_stream_id: bool  # says which stream a text came in
 
 
 def _minus_seven(timeout: float) -> float:
@@ -360,6 +363,7 @@ class OfficialSdk(Peer):
         reports_packet_kind=True,
         missing_topic="",
         encryption_type=None,
+        client_protocol=2,
         reports_name_change=True,
         rpc_payload_limit=None,
         rpc_handler_can_wait=True,
@@ -368,6 +372,7 @@ class OfficialSdk(Peer):
         rpc_no_data="",
         empty_text_size_missing=False,
         sends_empty_text_size=True,
+        reports_stream_id=True,
     )
 
     def __init__(self, loop: OfficialLoop, workdir: Path) -> None:
@@ -489,7 +494,15 @@ class OfficialSdk(Peer):
             text = await reader.read_all()
             info = reader.info
             inner._record(
-                "text", Text(identity, info.topic, dict(info.attributes or {}), text, info.size)
+                "text",
+                Text(
+                    identity,
+                    info.topic,
+                    dict(info.attributes or {}),
+                    text,
+                    info.size,
+                    info.stream_id,
+                ),
             )
 
         async def register(room: rtc.Room) -> None:
@@ -561,6 +574,7 @@ class JsClient(Peer):
         reports_packet_kind=True,
         missing_topic=None,
         encryption_type=0,  # NONE, reported for every packet
+        client_protocol=2,
         reports_name_change=True,
         rpc_payload_limit=None,
         rpc_handler_can_wait=True,
@@ -569,6 +583,7 @@ class JsClient(Peer):
         rpc_no_data=None,
         empty_text_size_missing=True,
         sends_empty_text_size=True,
+        reports_stream_id=True,
     )
 
     def __init__(self, inner: JsPeer) -> None:
@@ -692,8 +707,8 @@ class JsClient(Peer):
 
     def texts(self) -> list[Text]:
         return [
-            Text(sender, topic, dict(attributes), text, size)
-            for sender, topic, attributes, text, _stream_id, size in self.inner.of("text")
+            Text(sender, topic, dict(attributes), text, size, stream_id)
+            for sender, topic, attributes, text, stream_id, size in self.inner.of("text")
         ]
 
     def files(self) -> list[File]:
@@ -719,6 +734,7 @@ class GoSdk(Peer):
         reports_packet_kind=False,
         missing_topic="",
         encryption_type=None,
+        client_protocol=0,  # it joins with protocol 17 and no client_protocol
         reports_name_change=False,
         rpc_payload_limit=15360,
         rpc_handler_can_wait=False,  # peers/go's handlers answer at once
@@ -727,6 +743,7 @@ class GoSdk(Peer):
         rpc_no_data="",
         empty_text_size_missing=False,
         sends_empty_text_size=False,
+        reports_stream_id=False,
     )
 
     def __init__(self, inner: GoPeer) -> None:
