@@ -252,6 +252,5 @@ def test_a_cell_claiming_a_feature_without_a_test_fails(collected: list[str]) ->
     moved = text.replace("| audio | test_audio.py |", "| audio | test_video.py |", 1)
     assert (
         missing(moved, collected)
-        == ["audio x official: the README names 'test_video.py', the tests are in test_audio.py"]
-        * 4
+        == ["audio x official: the README names 'test_video.py', not test_audio.py"] * 4
     )
