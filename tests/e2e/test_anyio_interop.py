@@ -1,6 +1,8 @@
 """`lkproto.transports.anyio.Room` against the official SDK, through a real livekit-server.
 
-Every test runs on both anyio backends. The official participants live on an asyncio loop in
+Attributes, metadata, names and data packets both ways are in test_peer_matrix.py (written
+against `harness.peers.Peer`, for every peer); these are what only the official SDK checks.
+Every test runs on every adapter. The official participants live on an asyncio loop in
 a helper thread (harness/official.py), so the same test drives them from trio too.
 """
 
@@ -20,8 +22,6 @@ from harness.recorder import Recorder
 from lkproto.models import DisconnectReason
 from lkproto.transports.anyio import (
     ConnectionState,
-    DataPacket,
-    DataPacketKind,
     Room,
     RoomOptions,
     RtcConfiguration,
@@ -111,139 +111,6 @@ async def test_each_side_sees_the_other_join_and_leave(
     finally:
         await room.disconnect()
         await first.disconnect()
-
-
-async def test_attributes_metadata_and_name_propagate_both_ways(
-    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
-) -> None:
-    peer = await official(
-        official_loop, livekit_server.url, make_token("official", can_update_own_metadata=True)
-    )
-    room = Room()
-    seen = Recorder(
-        room,
-        "participant_attributes_changed",
-        "participant_metadata_changed",
-        "participant_name_changed",
-    )
-    try:
-        await room.connect(
-            livekit_server.url, make_token("lk", can_update_own_metadata=True), options
-        )
-        await knows("lk", peer)
-        me = room.local_participant
-        await me.set_attributes({"mood": "curious"})
-        await me.set_metadata("lk-meta")
-        await me.set_name("Lk Proto")
-        await peer.wait_for(lambda r: ("attributes", ("lk", {"mood": "curious"})) in r)
-        # Match on identity and new value: livekit.rtc 1.2 sometimes reports the new metadata
-        # as the old one too (its FFI updates the participant before the event is handled).
-        await peer.wait_for(lambda r: [a for n, a in r if n == "metadata" and a[2] == "lk-meta"])
-        await peer.wait_for(lambda r: [a for n, a in r if n == "name" and a[2] == "Lk Proto"])
-        assert {a[0] for n, a in peer.records if n in ("metadata", "name")} == {"lk"}
-        assert (me.attributes, me.metadata, me.name) == ({"mood": "curious"}, "lk-meta", "Lk Proto")
-
-        async def change(official_room: Any) -> None:
-            lp = official_room.local_participant
-            await lp.set_attributes({"seen": "yes"})
-            await lp.set_metadata("official-meta")
-            await lp.set_name("Official")
-
-        await peer.do(change)
-        other = room.remote_participants["official"]
-        # Ours are already recorded: wait for theirs (on threaded, callbacks come from their
-        # own thread, so theirs can still be on the way).
-        for name in (
-            "participant_name_changed",
-            "participant_attributes_changed",
-            "participant_metadata_changed",
-        ):
-            await seen.wait_for(lambda name=name: len(seen.of(name)) >= 2)  # type: ignore[misc]
-        # As in livekit.rtc, our own changes are reported too, with the local participant.
-        assert seen.of("participant_attributes_changed") == [
-            ({"mood": "curious"}, me),
-            ({"seen": "yes"}, other),
-        ]
-        assert seen.of("participant_metadata_changed") == [
-            (me, "", "lk-meta"),
-            (other, "", "official-meta"),
-        ]
-        assert seen.of("participant_name_changed") == [
-            (me, "", "Lk Proto"),
-            (other, "", "Official"),
-        ]
-        assert (other.attributes, other.metadata, other.name) == (
-            {"seen": "yes"},
-            "official-meta",
-            "Official",
-        )
-    finally:
-        await room.disconnect()
-        await peer.disconnect()
-
-
-async def test_publish_data_reliable_lossy_topics_and_destinations_both_ways(
-    livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
-) -> None:
-    alice = await official(official_loop, livekit_server.url, make_token("alice"))
-    bob = await official(official_loop, livekit_server.url, make_token("bob"))
-    room = Room()
-    seen = Recorder(room, "data_received")
-    try:
-        await room.connect(livekit_server.url, make_token("lk"), options)
-        await knows("lk", alice, bob)
-        me = room.local_participant
-        # lkproto -> official: targeted, topics, reliable and lossy.
-        await me.publish_data(b"for alice", topic="t1", destination_identities=["alice"])
-        await me.publish_data("lossy to all", reliable=False, topic="t2")
-        await me.publish_data(b"marker")
-        for peer in (alice, bob):
-            await peer.wait_for(lambda r: [a for n, a in r if n == "data" and a[1] == b"marker"])
-        await alice.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) == 3)
-        # The reliable channel is ordered; the lossy one is a separate channel, so sort.
-        assert sorted(alice.of("data")) == [
-            ("lk", b"for alice", "t1", 1),
-            ("lk", b"lossy to all", "t2", 0),
-            ("lk", b"marker", "", 1),
-        ]
-        assert [a for a in alice.of("data") if a[3] == 1] == [
-            ("lk", b"for alice", "t1", 1),
-            ("lk", b"marker", "", 1),
-        ]
-        # Bob got the reliable marker, sent after the packet for Alice on the same ordered
-        # channel, so that packet would have reached him first: it was filtered.
-        await bob.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) == 2)
-        assert sorted(bob.of("data")) == [
-            ("lk", b"lossy to all", "t2", 0),
-            ("lk", b"marker", "", 1),
-        ]
-
-        # official -> lkproto.
-        async def send(official_room: Any) -> None:
-            lp = official_room.local_participant
-            await lp.publish_data(b"to lk", topic="hello", destination_identities=["lk"])
-            await lp.publish_data(b"to bob only", destination_identities=["bob"])
-            await lp.publish_data(b"lossy", reliable=False, topic="fast")
-            await lp.publish_data(b"end")
-
-        await alice.do(send)
-        await seen.wait_for(lambda: [p for (p,) in seen.of("data_received") if p.data == b"end"])
-        await seen.wait_for(lambda: len(seen.of("data_received")) == 3)
-        got = [
-            (p.participant.identity, p.data, p.topic, p.kind) for (p,) in seen.of("data_received")
-        ]
-        assert sorted(got, key=lambda g: g[1]) == [
-            ("alice", b"end", "", DataPacketKind.KIND_RELIABLE),
-            ("alice", b"lossy", "fast", DataPacketKind.KIND_LOSSY),
-            ("alice", b"to lk", "hello", DataPacketKind.KIND_RELIABLE),
-        ]
-        packet = seen.of("data_received")[0][0]
-        assert isinstance(packet, DataPacket)
-        assert packet.participant is room.remote_participants["alice"]
-    finally:
-        await room.disconnect()
-        await alice.disconnect()
-        await bob.disconnect()
 
 
 def _numbered(i: int) -> bytes:

@@ -33,7 +33,6 @@ events. The media tests are `heavy` (harness/phases.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
 from harness.audio import Capture
 from harness.gopeer import (
     GoPeer,
-    go_peer,
+    gopeer_fixture,  # noqa: F401 (the `gopeer` fixture)
     read_ivf,
     read_ogg,
     unb64,
@@ -99,15 +98,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     write_ogg_tone(made.tone, 660, 2.0)
     write_ivf_pattern(made.pattern, COLOURS, size=GO_SIZE, fps=15)
     return made
-
-
-@pytest.fixture
-async def gopeer(confinement: Any, tmp_path: Path) -> AsyncIterator[GoPeer]:
-    if confinement.mode != "netns":
-        # Not a pass: reported as skipped, with the reason (harness/gopeer.py).
-        pytest.skip("the Go peer can be confined only by the harness's network namespace (root)")
-    async with go_peer(confinement, tmp_path) as peer:
-        yield peer
 
 
 def room_options(confinement: Any, key: str | None = None, auto_subscribe: bool = True) -> Any:

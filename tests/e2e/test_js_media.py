@@ -3,7 +3,7 @@ reference client, `livekit-client` 2.23.0 in headless Chromium, proven by conten
 
 The JS participant is a page of a browser shared by the module (harness/jspeer.py; a
 module-scoped fixture is per module, so this module starts its own Chromium, about a second;
-the "js-peer" group keeps it on the worker of test_js_interop.py, one test at a time), driven
+the "js-peer" group keeps the module on one worker, one test at a time), driven
 through peers/js/src/page.ts. Every test runs once per lkproto adapter (harness/adapters.py)
 and checks both directions:
 - audio: a tone each way, at a frequency of its own. The page reads the PCM a remote track
@@ -74,7 +74,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.anyio,
     pytest.mark.timeout(60),
-    pytest.mark.xdist_group("js-peer"),  # with test_js_interop.py, on one worker
+    pytest.mark.xdist_group("js-peer"),  # the module on one worker, one browser
 ]
 
 LK, JS = "lk", "js"

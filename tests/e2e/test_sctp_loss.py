@@ -12,9 +12,8 @@ participant, so every packet crosses two pion associations in the server as well
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +21,7 @@ import pytest
 from aiortc import rtcsctptransport as sctp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from harness.gopeer import GoPeer, go_peer, unb64
+from harness.gopeer import GoPeer, gopeer_fixture, unb64  # noqa: F401 (the `gopeer` fixture)
 from harness.recorder import Recorder
 from lkproto.transports._sctp_fast import FastSctpTransport
 from lkproto.transports.anyio import DataPacketKind, Room, RoomOptions, RtcConfiguration
@@ -75,14 +74,6 @@ def loss(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loss]:
     monkeypatch.setattr(RTCDtlsTransport, "_send_data", lossy_send)
     monkeypatch.setattr(FastSctpTransport, "_handle_data", lossy_handle)
     yield state
-
-
-@pytest.fixture
-async def gopeer(confinement: Any, tmp_path: Path) -> AsyncIterator[GoPeer]:
-    if confinement.mode != "netns":
-        pytest.skip("the Go peer can be confined only by the harness's network namespace (root)")
-    async with go_peer(confinement, tmp_path) as peer:
-        yield peer
 
 
 def numbered(tag: bytes, n: int, size: int) -> bytes:

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 import numpy as np
+import pytest
 
 from harness.audio import Capture, tone
 from harness.netns import Confinement
@@ -48,6 +49,8 @@ GO_PEER_BIN = REPO / ".venv" / "bin" / "lkproto-go-peer"
 
 T = TypeVar("T")
 Record = tuple[str, dict[str, Any]]
+
+UNCONFINED = "the Go peer can be confined only by the harness's network namespace (root)"
 
 
 class GoPeerError(Exception):
@@ -241,6 +244,16 @@ async def go_peer(
         await process.aclose()
 
 
+@pytest.fixture(name="gopeer")
+async def gopeer_fixture(confinement: Confinement, tmp_path: Path) -> AsyncIterator[GoPeer]:
+    """The `gopeer` fixture: a running Go peer for one test (a module uses it by importing
+    `gopeer_fixture`); skipped, saying why, where the harness cannot confine it (not a pass)."""
+    if confinement.mode != "netns":
+        pytest.skip(UNCONFINED)
+    async with go_peer(confinement, tmp_path) as peer:
+        yield peer
+
+
 # -- media files -----------------------------------------------------------------------------
 
 
@@ -341,10 +354,12 @@ def _free_log_path(log_dir: Path) -> Path:
 
 __all__ = [
     "GO_PEER_BIN",
+    "UNCONFINED",
     "GoPeer",
     "GoPeerError",
     "b64",
     "go_peer",
+    "gopeer_fixture",
     "read_ivf",
     "read_ogg",
     "unb64",
