@@ -21,9 +21,8 @@ an adapter is imported (issue 25: they cost most of a process's start-up).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import anyio.abc
 import sniffio
@@ -33,6 +32,9 @@ from lkproto.models import IceServer
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
 from ._rtc_config import IcePolicy
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
 
@@ -114,6 +116,8 @@ class AnyioRuntime:
 
     def spawn(self, run: Callable[[], Coroutine[object, object, None]]) -> None:
         if sniffio.current_async_library() == "asyncio":
+            import asyncio  # running, so imported already: not with the adapter (issue 25)
+
             self._task = asyncio.get_running_loop().create_task(run())
         else:
             import trio

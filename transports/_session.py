@@ -45,6 +45,7 @@ import attrs
 from lkproto import Config, Connection
 from lkproto import commands as cmd
 from lkproto import events as ev
+from lkproto._repr import plain_repr
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
 from lkproto.tracks import TrackPublicationInfo
@@ -112,6 +113,7 @@ class _BufferStatistics(Protocol):
 
 
 @attrs.define
+@plain_repr
 class _Waiter:
     done: anyio.Event = attrs.field(factory=anyio.Event)
     failure: ev.MetadataUpdateFailed | None = None
