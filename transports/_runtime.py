@@ -16,7 +16,9 @@ and the default dialing for every session, whatever its runtime.
 
 aiortc (and with it aioice, PyAV, numpy and the SCTP fix of transports/_sctp.py) is imported
 by `aiortc_peer` and `bridged_peer`, when a session first needs a peer connection, never when
-an adapter is imported (issue 25: they cost most of a process's start-up).
+an adapter is imported (issue 25: they cost most of a process's start-up). A session's first
+`connect()` imports it earlier, on a worker thread while the signal connection is set up
+(`Session._install_peer`), so these find it loaded.
 """
 
 from __future__ import annotations
