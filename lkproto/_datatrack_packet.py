@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto.errors import LkProtocolError
 
 __all__ = [
@@ -141,6 +142,7 @@ def _iv(value: object) -> bytes:
 
 
 @attrs.frozen
+@plain_repr
 class E2eeExtension:
     """Extension 1: the key index and the 12-byte AES-GCM IV of an encrypted frame.
 
@@ -172,6 +174,7 @@ def header_size(*, user_timestamp: bool, e2ee: bool) -> int:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackPacket:
     """One packet: the header fields as values, and the payload.
 

@@ -56,6 +56,7 @@ from lkproto._datatrack_packet import (
     header_size,
     to_bytes,
 )
+from lkproto._repr import plain_repr
 
 __all__ = [
     "DEFAULT_MAX_PACKETS_PER_FRAME",
@@ -199,6 +200,7 @@ class FrameDropReason(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class AssembledFrame:
     """A complete frame: the payload, and what its START (or SINGLE) packet carried."""
 
@@ -210,6 +212,7 @@ class AssembledFrame:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DroppedFrame:
     """A frame that will not be delivered; `received` packets of it were held (`expected`
     when both its START and FINAL were seen)."""
@@ -225,6 +228,7 @@ DepacketizerOutput = AssembledFrame | DroppedFrame
 
 
 @attrs.define
+@plain_repr
 class _Partial:
     start: int | None = None
     end: int | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto.datatracks import SendDataTrackFrame
 from lkproto.e2ee import KeyDerivationFunction, ratchet_chain
 from lkproto.models import Channel, IceServer, PeerTarget, SdpType
@@ -47,6 +48,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class OpenSignal:
     """Open the signal WebSocket at `url`, sending `Authorization: Bearer <token>`.
 
@@ -65,6 +67,7 @@ class OpenSignal:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendSignal:
     """Send one binary WebSocket message (a serialized `SignalRequest`)."""
 
@@ -72,6 +75,7 @@ class SendSignal:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CloseSignal:
     """Close the signal WebSocket with this close code."""
 
@@ -79,6 +83,7 @@ class CloseSignal:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CreatePeerConnection:
     """Create a peer connection with these ICE servers (the publisher with its data channels)."""
 
@@ -87,6 +92,7 @@ class CreatePeerConnection:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CreateDataChannel:
     """Create an in-band (DCEP) data channel on the publisher peer connection: `_reliable`,
     `_lossy`, or `_data_track` (unordered, no retransmits, created even when we only
@@ -99,6 +105,7 @@ class CreateDataChannel:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CreateOffer:
     """Create an offer, set it as local description, then report `local_description_created`.
 
@@ -113,6 +120,7 @@ class CreateOffer:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CreateAnswer:
     """Create an answer, set it as local description, then report `local_description_created`."""
 
@@ -120,6 +128,7 @@ class CreateAnswer:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SetRemoteDescription:
     """Apply the server's SDP (an offer to answer, or the answer to our offer) to the peer
     connection. For an answer with a non-zero `offer_id`, re-register the receivers' SSRCs
@@ -133,6 +142,7 @@ class SetRemoteDescription:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class AddIceCandidate:
     """Add a remote candidate; `candidate_init` is the JSON RTCIceCandidateInit from the server."""
 
@@ -141,6 +151,7 @@ class AddIceCandidate:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendDataPacket:
     """Send one binary message (a serialized `DataPacket`) on a data channel.
 
@@ -156,6 +167,7 @@ class SendDataPacket:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ClosePeerConnection:
     """Close the peer connection(s) and their data channels."""
 
@@ -163,6 +175,7 @@ class ClosePeerConnection:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DeriveRatchets:
     """Derive `steps` key ratchets of `material` where the CPU may be spent, then report them
     with `Connection.ratchets_derived(request_id, <run()'s result>, now=...)` (or the failure

@@ -10,6 +10,7 @@ import math
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto._version import __version__
 from lkproto.datatracks import (
     DEFAULT_MAX_PACKETS_PER_FRAME,
@@ -52,6 +53,7 @@ __all__ = ["Config"]
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Config:
     """Settings for one `Connection`. Every bound the core enforces lives here."""
 

@@ -144,6 +144,7 @@ from lkproto._pb import data_pb2 as dpb
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
+from lkproto._repr import plain_repr
 from lkproto._state import (
     PUBLISH_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -232,6 +233,7 @@ _PUBLISH, _SUBSCRIBE = "publish", "subscribe"
 
 
 @attrs.frozen
+@plain_repr
 class DataTrackFrame:
     """A frame: a payload and an optional user timestamp (livekit.rtc `DataTrackFrame`).
 
@@ -244,6 +246,7 @@ class DataTrackFrame:
 
 
 @attrs.frozen
+@plain_repr
 class DataTrackInfo:
     """A published data track (livekit.rtc `DataTrackInfo`, plus its `pub_handle`).
 
@@ -338,6 +341,7 @@ class UnpublishReason(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendDataTrackSignal:
     """Send `request` on the signal WebSocket (`data` is its serialized form)."""
 
@@ -350,6 +354,7 @@ class SendDataTrackSignal:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendDataTrackFrame:
     """Send `packets` (one frame) on `_data_track`, in order, all of them or none."""
 
@@ -365,6 +370,7 @@ class SendDataTrackFrame:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackPublished:
     """Our publish of `pub_handle` succeeded; frames may be pushed."""
 
@@ -373,6 +379,7 @@ class DataTrackPublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackPublishFailed:
     """Our publish of `pub_handle` failed; the handle is not used again."""
 
@@ -387,6 +394,7 @@ class DataTrackPublishFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackRepublished:
     """After a full reconnect the server accepted our track again, under a new SID."""
 
@@ -396,6 +404,7 @@ class DataTrackRepublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackUnpublished:
     """Our track `pub_handle` ended; pushes now fail with TRACK_UNPUBLISHED."""
 
@@ -406,6 +415,7 @@ class DataTrackUnpublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RemoteDataTrackPublished:
     """A remote participant's track was discovered (also those present at join)."""
 
@@ -414,6 +424,7 @@ class RemoteDataTrackPublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RemoteDataTrackUnpublished:
     """A remote track is gone (unpublished, its publisher left, or our session ended)."""
 
@@ -422,6 +433,7 @@ class RemoteDataTrackUnpublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RemoteDataTrackSidChanged:
     """A remote track came back with a new SID after its publisher's full reconnect."""
 
@@ -431,6 +443,7 @@ class RemoteDataTrackSidChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackSubscribed:
     """Our subscription to `sid` is active: the server assigned `sub_handle`."""
 
@@ -440,6 +453,7 @@ class DataTrackSubscribed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackSubscriptionEnded:
     """Our subscription to `sid` ended; `active` says whether it had become active.
 
@@ -478,6 +492,7 @@ _SUBSCRIBE_MESSAGES = {
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackFrameReceived:
     """A frame of subscribed track `sid` was reassembled.
 
@@ -496,6 +511,7 @@ class DataTrackFrameReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackFrameDropped:
     """A frame of subscribed track `sid` was lost (see `FrameDropReason`)."""
 
@@ -509,6 +525,7 @@ class DataTrackFrameDropped:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackPacketDropped:
     """A `_data_track` packet was dropped before reaching a subscription.
 
@@ -521,6 +538,7 @@ class DataTrackPacketDropped:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataTrackSignalIgnored:
     """A data-track signal message (or part of one) changed nothing. Report or log it.
 
@@ -560,6 +578,7 @@ DataTrackOutput = (
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _Queued:
     frame: DataTrackFrame
     e2ee: E2eeExtension | None
@@ -567,6 +586,7 @@ class _Queued:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _LocalTrack:
     handle: int
     name: str
@@ -598,6 +618,7 @@ class _LocalTrack:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _RemoteTrack:
     key: int  # stable across SID changes: names the subscribe timer
     info: DataTrackInfo

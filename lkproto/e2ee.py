@@ -83,18 +83,17 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from google.protobuf.message import DecodeError
 
 from lkproto._pb import data_pb2 as dpb
+from lkproto._repr import plain_repr
 from lkproto.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "CLEAR_KINDS",
@@ -233,11 +232,17 @@ def pbkdf2_sha256(
     secret: bytes, salt: bytes, length: int, iterations: int = PBKDF2_ITERATIONS
 ) -> bytes:
     """PBKDF2-HMAC-SHA256 of `secret` (the password) with `salt`: `length` bytes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     return PBKDF2HMAC(hashes.SHA256(), _positive_length(length), salt, iterations).derive(secret)
 
 
 def hkdf_sha256(secret: bytes, salt: bytes, length: int, info: bytes = HKDF_INFO) -> bytes:
     """HKDF-SHA256 (RFC 5869) of `secret` (the IKM) with `salt` and `info`: `length` bytes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(hashes.SHA256(), _positive_length(length), salt, info).derive(secret)
 
 
@@ -293,16 +298,26 @@ def _check_iv(iv: bytes) -> None:
 def aes_gcm_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
     """AES-GCM without AAD: ciphertext || 16-byte tag. Raises ValueError for a bad key or IV."""
     _check_iv(iv)
-    return AESGCM(key).encrypt(iv, plaintext, None)
+    return _aead(key).encrypt(iv, plaintext, None)
 
 
 def aes_gcm_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes | None:
     """The plaintext of `data` (ciphertext || tag), or None if the tag does not match."""
     _check_iv(iv)
-    return _open(AESGCM(key), iv, data)
+    return _open(_aead(key), iv, data)
+
+
+def _aead(key: bytes) -> AESGCM:
+    """An AES-GCM cipher of `key`. `cryptography` is imported here, at the first key, not with
+    the module: a session without E2EE never loads it (issue 25, start-up)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
 
 
 def _open(aead: AESGCM, iv: bytes, data: bytes) -> bytes | None:
+    from cryptography.exceptions import InvalidTag
+
     try:
         return aead.decrypt(iv, data, None)
     except InvalidTag:
@@ -335,6 +350,7 @@ def _int_at_least(low: int, high: int | None = None) -> Callable[[object, object
 
 
 @attrs.frozen
+@plain_repr
 class KeyProviderOptions:
     """Key settings, named, ordered and defaulted as livekit.rtc 1.2.0's `KeyProviderOptions`.
 
@@ -381,6 +397,7 @@ def _key_provider_options(instance: object, attribute: object, value: object) ->
 
 
 @attrs.frozen
+@plain_repr
 class E2EEOptions:
     """End-to-end encryption settings, as livekit.rtc 1.2.0's `E2EEOptions`: the key
     provider's options and the cipher (GCM, the only one; anything else is a ValueError)."""
@@ -392,6 +409,7 @@ class E2EEOptions:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Encrypted:
     """What was encrypted: the key index used, the IV, and ciphertext || 16-byte tag."""
 
@@ -401,6 +419,7 @@ class Encrypted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Decrypted:
     """A successful decryption. `ratchets` > 0: the key was ratcheted that many times to read
     it, and the participant's slot now holds the ratcheted key (report KEY_RATCHETED)."""
@@ -411,6 +430,7 @@ class Decrypted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DecryptedPacket:
     """A received DataPacket with its plain value in place.
 
@@ -425,6 +445,7 @@ class DecryptedPacket:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DecryptionFailed:
     """Something `participant_identity` encrypted under `key_index` could not be read: drop
     it and report it (its `reason.state` is the `EncryptionState`). Never contains a key."""
@@ -436,6 +457,7 @@ class DecryptionFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RatchetsNeeded:
     """Reading what `participant_identity` sent under `key_index` needs ratchets that are not
     derived yet (returned by the `try_decrypt_*` methods, which never run a KDF).
@@ -467,7 +489,7 @@ class _Node:
 
     def __init__(self, material: bytes, key: bytes) -> None:
         self.material = material
-        self.aead = AESGCM(key)
+        self.aead = _aead(key)
         #: Failing packets from this material that may still only search cached ratchets.
         self.cooldown = 0
 

@@ -43,6 +43,7 @@ from types import MappingProxyType
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto.datatracks import (
     DataTrackFrameDropped,
     DataTrackFrameReceived,
@@ -184,6 +185,7 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Joined:
     """The server accepted the join (`JoinResponse`)."""
 
@@ -196,6 +198,7 @@ class Joined:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Disconnected:
     """The session is over. `exc` is set when a protocol fault ended it."""
 
@@ -205,6 +208,7 @@ class Disconnected:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Reconnecting:
     """The session was interrupted and is being restored (`livekit.rtc`'s "reconnecting").
 
@@ -223,6 +227,7 @@ class Reconnecting:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Reconnected:
     """The session works again (`livekit.rtc`'s "reconnected").
 
@@ -236,6 +241,7 @@ class Reconnected:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TokenRefreshed:
     """The server issued a new token (`refresh_token`); it replaces the old one for reconnects."""
 
@@ -243,6 +249,7 @@ class TokenRefreshed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantConnected:
     """A remote participant joined (or was first announced to us)."""
 
@@ -250,6 +257,7 @@ class ParticipantConnected:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantDisconnected:
     """A remote participant left; `reason` says why, when the server said."""
 
@@ -258,6 +266,7 @@ class ParticipantDisconnected:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantActive:
     """The participant's state became ACTIVE (its peer connection is up)."""
 
@@ -265,6 +274,7 @@ class ParticipantActive:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantUpdated:
     """A known participant's info changed; the specific change events follow it."""
 
@@ -273,6 +283,7 @@ class ParticipantUpdated:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantAttributesChanged:
     """`changed` holds every key whose value differs; a removed key maps to ""."""
 
@@ -281,6 +292,7 @@ class ParticipantAttributesChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantNameChanged:
     """A participant's name changed (`old_name` -> `participant.name`)."""
 
@@ -289,6 +301,7 @@ class ParticipantNameChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantMetadataChanged:
     """A participant's metadata changed (`old_metadata` -> `participant.metadata`)."""
 
@@ -297,6 +310,7 @@ class ParticipantMetadataChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantPermissionsChanged:
     """A participant's permissions changed (`participant.permissions`)."""
 
@@ -305,6 +319,7 @@ class ParticipantPermissionsChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RoomUpdated:
     """The server sent new room facts (`room`: SID, participant count, ...)."""
 
@@ -312,6 +327,7 @@ class RoomUpdated:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RoomMetadataChanged:
     """The room's metadata changed (`old_metadata` -> `metadata`)."""
 
@@ -320,6 +336,7 @@ class RoomMetadataChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SpeakerLevel:
     """One speaker in `ActiveSpeakersChanged`: its SID, audio level (0..1) and whether it is
     active."""
@@ -330,6 +347,7 @@ class SpeakerLevel:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ActiveSpeakersChanged:
     """The server's list of active speakers changed (`speakers`, loudest first)."""
 
@@ -337,6 +355,7 @@ class ActiveSpeakersChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ConnectionQualityChanged:
     """The server rated a participant's connection quality (`quality`: 0 poor to 3 excellent;
     `score`)."""
@@ -347,6 +366,7 @@ class ConnectionQualityChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class MetadataUpdateCompleted:
     """The server accepted the name/metadata/attributes update with this request id."""
 
@@ -354,6 +374,7 @@ class MetadataUpdateCompleted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class MetadataUpdateFailed:
     """The update was refused (`reason` is a `RequestResponse.Reason`) or timed out (-1)."""
 
@@ -365,6 +386,7 @@ class MetadataUpdateFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class DataReceived:
     """A user data packet (`publish_data` payload) arrived."""
 
@@ -379,6 +401,7 @@ class DataReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SipDtmfReceived:
     """A SIP DTMF tone (`code`, `digit`) arrived from a participant."""
 
@@ -388,6 +411,7 @@ class SipDtmfReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TranscriptionSegment:
     """One segment of a transcription: its text, times (ms), language, and whether it is final."""
 
@@ -400,6 +424,7 @@ class TranscriptionSegment:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TranscriptionReceived:
     """A legacy `Transcription` data packet arrived (segments about one participant's track)."""
 
@@ -410,6 +435,7 @@ class TranscriptionReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ChatMessageReceived:
     """A legacy chat message (`ChatMessage` data packet) arrived."""
 
@@ -423,6 +449,7 @@ class ChatMessageReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class PacketDropped:
     """A data packet from a peer was dropped; the connection carries on.
 
@@ -443,6 +470,7 @@ class PacketDropped:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class E2eeStateChanged:
     """Reading `participant_identity`'s end-to-end encrypted data changed state (livekit.rtc's
     `e2ee_state_changed`, which the official SDKs raise for media frames only).
@@ -457,6 +485,7 @@ class E2eeStateChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcInvoked:
     """A request for a method registered with `Connection.register_rpc_method` arrived.
 
@@ -469,6 +498,7 @@ class RpcInvoked:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcInvocationCancelled:
     """Stop the handler of `request_id`: its answer is no longer wanted.
 

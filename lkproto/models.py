@@ -13,6 +13,7 @@ import attrs
 
 from lkproto._pb import participants_pb2 as _ppb
 from lkproto._pb import signal_pb2 as _spb
+from lkproto._repr import plain_repr
 
 __all__ = [
     "Channel",
@@ -179,6 +180,7 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Permissions:
     """`ParticipantPermission`, the data-plane-relevant part plus the rest as flags."""
 
@@ -207,6 +209,7 @@ class Permissions:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class Participant:
     """A snapshot of one participant (`ParticipantInfo`), local or remote."""
 
@@ -251,6 +254,7 @@ class Participant:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RoomInfo:
     """A snapshot of the room (`Room`)."""
 
@@ -277,6 +281,7 @@ class RoomInfo:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ServerInfo:
     """`ServerInfo`: what the server said about itself in the join."""
 
@@ -299,6 +304,7 @@ class ServerInfo:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class IceServer:
     """An ICE server for the peer connection (`ICEServer`); the credential is never printed."""
 

@@ -66,6 +66,7 @@ import attrs
 
 from lkproto._deadlines import Deadlines
 from lkproto._pb import data_pb2 as dpb
+from lkproto._repr import plain_repr
 from lkproto.errors import LocalProtocolError
 
 __all__ = [
@@ -239,6 +240,7 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendRpcPacket:
     """Send `packet` (an RpcRequest, RpcAck or RpcResponse) reliably to one participant.
 
@@ -252,6 +254,7 @@ class SendRpcPacket:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendRpcStream:
     """Send `text` as one text data stream on `topic` to `destination_identity`.
 
@@ -267,6 +270,7 @@ class SendRpcStream:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcSucceeded:
     """Our call `request_id` returned `payload`."""
 
@@ -275,6 +279,7 @@ class RpcSucceeded:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcFailed:
     """Our call `request_id` failed with `error` (raise it on the awaiting future)."""
 
@@ -283,6 +288,7 @@ class RpcFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcInvocationData:
     """What a handler receives (livekit.rtc `RpcInvocationData`); `response_timeout` in s."""
 
@@ -294,6 +300,7 @@ class RpcInvocationData:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class InvokeHandler:
     """Run the handler registered for `invocation.method`, then call `respond()`."""
 
@@ -301,6 +308,7 @@ class InvokeHandler:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class InvocationCancelled:
     """Stop the handler for `request_id`; its answer is no longer wanted.
 
@@ -314,6 +322,7 @@ class InvocationCancelled:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class RpcDropped:
     """Something RPC-related was ignored; nothing changed. Report or log it.
 
@@ -347,12 +356,14 @@ RpcOutput = (
 
 
 @attrs.define
+@plain_repr
 class _Call:
     destination: str
     acked: bool = False
 
 
 @attrs.define
+@plain_repr
 class _Invocation:
     caller: str
     method: str

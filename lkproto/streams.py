@@ -59,6 +59,7 @@ from typing import cast
 import attrs
 
 from lkproto._pb import data_pb2 as dpb
+from lkproto._repr import plain_repr
 from lkproto.errors import DataPacketTooLargeError, LkProtocolError, LocalProtocolError
 from lkproto.models import Participant
 
@@ -152,6 +153,7 @@ def _default_name(info: StreamInfo) -> str:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamInfo:
     """A stream's header as a plain value (`DataStream.Header` without the payload).
 
@@ -261,6 +263,7 @@ def _encode(info: StreamInfo, data: str | bytes | bytearray | memoryview, call: 
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class WriterCheckpoint:
     """What `OutgoingStream.checkpoint()` saved; opaque to everyone else."""
 
@@ -527,6 +530,7 @@ class DropReason(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamOpened:
     """A stream started; `StreamChunkReceived`s and one `StreamFinished`/`StreamFailed` follow."""
 
@@ -535,6 +539,7 @@ class StreamOpened:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamChunkReceived:
     """Payload, in order: `str` for text streams, `bytes` for byte streams, never empty.
 
@@ -551,6 +556,7 @@ class StreamChunkReceived:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamFinished:
     """The stream ended normally; `attributes` include the trailer's updates."""
 
@@ -560,6 +566,7 @@ class StreamFinished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamFailed:
     """The stream ended with an error; nothing more comes for it."""
 
@@ -576,6 +583,7 @@ class StreamFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class StreamDropped:
     """A stream was not opened; reported once per stream, later packets are ignored."""
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from lkproto._repr import plain_repr
+
 __all__ = ["VideoGrants", "mint_token"]
 
 # livekit-server refuses tokens that were issued "in the future" by more than its clock
@@ -27,6 +29,7 @@ _NOT_BEFORE_SKEW = 10
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class VideoGrants:
     """The ``video`` grant object. ``None`` leaves a permission at the server's default."""
 

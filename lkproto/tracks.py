@@ -130,6 +130,7 @@ from lkproto._outputs import Outputs, is_seconds, latest_per_identity, require_n
 from lkproto._pb import participants_pb2 as ppb
 from lkproto._pb import signal_pb2 as spb
 from lkproto._pb import tracks_pb2 as tpb
+from lkproto._repr import plain_repr
 from lkproto._state import (
     LOCAL_TRACK_TRANSITIONS,
     NEGOTIATION_TRANSITIONS,
@@ -348,6 +349,7 @@ class UnpublishReason(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackPublicationInfo:
     """What the server says about a publication (a `TrackInfo`, livekit.rtc's
     `TrackPublication` properties)."""
@@ -393,6 +395,7 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ParticipantTrackPermission:
     """Who may subscribe to which of our tracks (livekit.rtc `ParticipantTrackPermission`)."""
 
@@ -402,6 +405,7 @@ class ParticipantTrackPermission:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SlotInfo:
     """A slot as it stands (for the adapter's bookkeeping, diagnostics and tests)."""
 
@@ -418,6 +422,7 @@ class SlotInfo:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SendTrackSignal:
     """Send `request` on the signal WebSocket (`data` is its serialized form)."""
 
@@ -430,6 +435,7 @@ class SendTrackSignal:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class AddTransceiver:
     """Add a transceiver for `slot` (see the module docstring's adapter contract)."""
 
@@ -441,6 +447,7 @@ class AddTransceiver:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SetTransceiverDirection:
     """Set the direction of `slot`'s transceiver (offered by the next offer)."""
 
@@ -449,6 +456,7 @@ class SetTransceiverDirection:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class SetSendSource:
     """Make `slot`'s sender carry the track of `source_cid` (None: nothing)."""
 
@@ -458,6 +466,7 @@ class SetSendSource:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class CreateTrackOffer:
     """Create and set an offer, then report `offer_created(offer_id, ...)` (a `Connection`
     sends it as `commands.CreateOffer(target=PUBLISHER, offer_id=...)`)."""
@@ -466,6 +475,7 @@ class CreateTrackOffer:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class ApplyAnswer:
     """Set the answer to offer `offer_id`, then report `remote_description_applied`."""
 
@@ -477,6 +487,7 @@ class ApplyAnswer:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackPublished:
     """The server accepted our publication `cid` (livekit.rtc `local_track_published`)."""
 
@@ -485,6 +496,7 @@ class LocalTrackPublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackPublishFailed:
     """Our publication `cid` failed before it was ever accepted; `cid` is not used again."""
 
@@ -499,6 +511,7 @@ class LocalTrackPublishFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackRepublishing:
     """After a full reconnect our publication is requested again under a new cid: from now
     on it is `cid` (the adapter makes a new send track with that id, F5.2)."""
@@ -508,6 +521,7 @@ class LocalTrackRepublishing:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackRepublished:
     """The server accepted our republished track, under a new sid."""
 
@@ -517,6 +531,7 @@ class LocalTrackRepublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackUnpublished:
     """Our published track ended (livekit.rtc `local_track_unpublished`)."""
 
@@ -527,6 +542,7 @@ class LocalTrackUnpublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackMuted:
     """Our track `cid` was muted: by us (`set_muted`), or by the server (an admin or API
     mute, F4.2)."""
@@ -537,6 +553,7 @@ class LocalTrackMuted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackUnmuted:
     """Our track `cid` was unmuted, by us or by the server."""
 
@@ -546,6 +563,7 @@ class LocalTrackUnmuted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackMuteRefused:
     """The server refused our `MuteTrackRequest` (NOT_FOUND: it does not know the sid)."""
 
@@ -557,6 +575,7 @@ class LocalTrackMuteRefused:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class LocalTrackSubscribed:
     """Someone subscribed to our track for the first time (F4.11,
     livekit.rtc `local_track_subscribed`)."""
@@ -566,6 +585,7 @@ class LocalTrackSubscribed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackPublished:
     """A remote publication was discovered (also those present at the join)."""
 
@@ -575,6 +595,7 @@ class TrackPublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackUnpublished:
     """A remote publication is gone (unpublished, its publisher left, or our session
     restarted or ended)."""
@@ -584,6 +605,7 @@ class TrackUnpublished:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackMuted:
     """A remote publication was muted (its `TrackInfo.muted`, F4.3)."""
 
@@ -592,6 +614,7 @@ class TrackMuted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackUnmuted:
     """A remote publication was unmuted."""
 
@@ -600,6 +623,7 @@ class TrackUnmuted:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackSubscribed:
     """Media of remote track `info.sid` now arrives on receive slot `slot`."""
 
@@ -609,6 +633,7 @@ class TrackSubscribed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackUnsubscribed:
     """Receive slot `slot` no longer carries remote track `sid`: drop what it delivers."""
 
@@ -618,6 +643,7 @@ class TrackUnsubscribed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackSubscriptionFailed:
     """A subscription failed (livekit.rtc `track_subscription_failed`); reported once per
     (sid, error) until the track is subscribed or the wish changes."""
@@ -629,6 +655,7 @@ class TrackSubscriptionFailed:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackSubscriptionPermissionChanged:
     """The publisher allowed or denied our subscription to `sid` (only changes are
     reported; a track starts allowed)."""
@@ -639,6 +666,7 @@ class TrackSubscriptionPermissionChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackStreamStateChanged:
     """The server started or paused forwarding a subscribed remote track."""
 
@@ -648,6 +676,7 @@ class TrackStreamStateChanged:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class AnswerDropped:
     """An answer that is not for the offer in flight was dropped (F3.5, F5.3)."""
 
@@ -656,6 +685,7 @@ class AnswerDropped:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class NegotiationTimedOut:
     """Offer `offer_id` was not answered in time; a new offer replaces it."""
 
@@ -663,6 +693,7 @@ class NegotiationTimedOut:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class MediaSectionsLimited:
     """A `MediaSectionsRequirement` needed more new receive slots than the bounds allow; the
     rest were not added. The server asks again after each answer while its tracks lack an
@@ -675,6 +706,7 @@ class MediaSectionsLimited:
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class TrackSignalIgnored:
     """A track-related message (or part of one), or a late adapter report, changed nothing.
 
@@ -729,6 +761,7 @@ TrackOutput = (
 
 
 @attrs.frozen
+@plain_repr
 class _Options:
     kind: TrackKind
     name: str
@@ -742,6 +775,7 @@ class _Options:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _Local:
     key: int  # stable for the publication's life (its cid changes after a full reconnect)
     cid: str
@@ -756,6 +790,7 @@ class _Local:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _Slot:
     id: int
     kind: TrackKind
@@ -798,6 +833,7 @@ class _Slot:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _Remote:
     participant_identity: str
     participant_sid: str
@@ -807,6 +843,7 @@ class _Remote:
 
 
 @attrs.frozen
+@plain_repr
 class _Settings:
     """Our UpdateTrackSettings for one remote track; the default sends nothing."""
 

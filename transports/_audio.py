@@ -24,13 +24,12 @@ Theory of operation (media findings F2.5, F8.3, F8.6, F8.11)
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import functools
 import io
+import sys
 import threading
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +152,8 @@ class AudioFrame:
 
     def to_wav_bytes(self) -> bytes:
         """The frame as a WAV file."""
+        import wave
+
         out = io.BytesIO()
         with wave.open(out, "wb") as wav:
             wav.setnchannels(self._num_channels)
@@ -183,9 +184,11 @@ def poster() -> Callable[[Callable[[], None]], None]:
 
     An asyncio loop running in this thread wins over sniffio's answer: the aiortc loop of
     the trio adapter's bridge runs tasks whose context was copied from the trio thread, so
-    sniffio says "trio" there."""
+    sniffio says "trio" there. asyncio is not imported for this: where it was never imported,
+    no asyncio loop runs (the trio adapter, issue 25's light import)."""
+    aio = sys.modules.get("asyncio")
     try:
-        loop = asyncio.get_running_loop()
+        loop = aio.get_running_loop() if aio is not None else None
     except RuntimeError:
         loop = None
     if loop is None and sniffio.current_async_library() == "trio":
@@ -193,7 +196,10 @@ def poster() -> Callable[[Callable[[], None]], None]:
 
         token = trio.lowlevel.current_trio_token()
         return lambda fn: token.run_sync_soon(fn)
-    loop = loop or asyncio.get_running_loop()
+    if loop is None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()  # raises: no event loop runs in this thread
 
     def post(fn: Callable[[], None]) -> None:
         loop.call_soon_threadsafe(fn)

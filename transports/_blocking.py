@@ -28,6 +28,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from lkproto import Config
 from lkproto import events as ev
+from lkproto._repr import plain_repr
 from lkproto.models import Participant
 from lkproto.rpc import RpcInvocationData
 
@@ -73,6 +74,7 @@ FORKED = (
 
 
 @attrs.frozen
+@plain_repr
 class Inner:
     """What a connected Room runs on its I/O thread: an async room (transports/_async_room.py)
     over the shared session, with the async local participant whose verbs the blocking ones
@@ -133,6 +135,7 @@ class Feeds:
 
 
 @attrs.frozen
+@plain_repr
 class _Unbounded:
     max_buffer_size: float = float("inf")
 

@@ -29,6 +29,7 @@ import attrs
 
 from lkproto import events as ev
 from lkproto import tracks as core
+from lkproto._repr import plain_repr
 
 from ._audio import Latch, PcmQueue
 from ._errors import TransportError
@@ -58,6 +59,7 @@ class UnpublishTrackError(TransportError):
 
 
 @attrs.define(eq=False)
+@plain_repr
 class SendSource:
     """A published track's queue (PCM for audio, captured frames for video), whether it is
     muted (audio: silence is sent; video: frames are dropped), and a video frame-rate cap."""
@@ -68,6 +70,7 @@ class SendSource:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class Consumer:
     """An `AudioStream`'s or `VideoStream`'s queue and format. `converter` belongs to the
     media side, which builds it at the first audio frame (only that side touches it)."""
@@ -236,6 +239,7 @@ def _video_options(options: TrackPublishOptions) -> tuple[str, VideoEncoding]:
 
 
 @attrs.define(eq=False)
+@plain_repr
 class _Publishing:
     done: Latch = attrs.field(factory=Latch)
     publication: LocalPublication | None = None

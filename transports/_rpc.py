@@ -20,6 +20,7 @@ import anyio
 import attrs
 
 from lkproto import events as ev
+from lkproto._repr import plain_repr
 from lkproto.rpc import RpcError, RpcInvocationData
 
 from ._errors import TransportClosedError
@@ -36,6 +37,7 @@ RpcEvent: TypeAlias = (
 
 
 @attrs.define
+@plain_repr
 class _Call:
     done: anyio.Event = attrs.field(factory=anyio.Event)
     payload: str = ""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto.models import IceServer as CoreIceServer
 
 __all__ = [
@@ -97,6 +98,7 @@ class RtcConfiguration:
 
 
 @attrs.frozen
+@plain_repr
 class IcePolicy:
     """What the peer side needs beyond the servers: relay only, and whom TLS TURN trusts."""
 

@@ -16,14 +16,15 @@ and the default dialing for every session, whatever its runtime.
 
 aiortc (and with it aioice, PyAV, numpy and the SCTP fix of transports/_sctp.py) is imported
 by `aiortc_peer` and `bridged_peer`, when a session first needs a peer connection, never when
-an adapter is imported (issue 25: they cost most of a process's start-up).
+an adapter is imported (issue 25: they cost most of a process's start-up). A session's first
+`connect()` imports it earlier, on a worker thread while the signal connection is set up
+(`Session._install_peer`), so these find it loaded.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import anyio.abc
 import sniffio
@@ -33,6 +34,9 @@ from lkproto.models import IceServer
 from ._media import MediaRouter
 from ._ports import PeerListener, PeerPort
 from ._rtc_config import IcePolicy
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AnyioRuntime", "Dial", "Runtime", "aiortc_peer", "bridged_peer"]
 
@@ -114,6 +118,8 @@ class AnyioRuntime:
 
     def spawn(self, run: Callable[[], Coroutine[object, object, None]]) -> None:
         if sniffio.current_async_library() == "asyncio":
+            import asyncio  # running, so imported already: not with the adapter (issue 25)
+
             self._task = asyncio.get_running_loop().create_task(run())
         else:
             import trio

@@ -28,9 +28,11 @@ than the high mark is queued on its channel, until the queue drains to the low m
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -40,11 +42,13 @@ from typing import Protocol, TypeAlias, assert_never
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import attrs
 
 from lkproto import Config, Connection
 from lkproto import commands as cmd
 from lkproto import events as ev
+from lkproto._repr import plain_repr
 from lkproto.errors import LocalProtocolError
 from lkproto.models import Channel, DisconnectReason, SimulateScenario
 from lkproto.tracks import TrackPublicationInfo
@@ -87,6 +91,7 @@ MARKS = {
 """Per sending channel: (low, high) watermarks in bytes. `_data_track`'s frames go out only
 while at most its low mark is buffered (rust-sdks `DATA_TRACK_BUFFERED_AMOUNT_LOW_THRESHOLD`,
 8 KiB); otherwise the peer keeps the newest frame and drops older ones (no writer waits)."""
+_AIORTC = "lkproto.transports._aiortc"  # imports aiortc, aioice, PyAV (transports/_runtime.py)
 _DRAIN_TIMEOUT = 2.0  # disconnect() waits this long, at most, for our sends to be acked
 
 Emit: TypeAlias = Callable[..., object]
@@ -112,6 +117,7 @@ class _BufferStatistics(Protocol):
 
 
 @attrs.define
+@plain_repr
 class _Waiter:
     done: anyio.Event = attrs.field(factory=anyio.Event)
     failure: ev.MetadataUpdateFailed | None = None
@@ -222,13 +228,21 @@ class Session:
         )
         self._connector = CONNECTOR.get()
         make_peer = (self._connector or self._runtime).make_peer
-        self.peer = pump.peer = make_peer(
-            pump,
-            host_addresses=rtc.host_addresses,
-            ice_servers=core_ice_servers(rtc),
-            media=self.media.router,
-            ice_policy=ice_policy(rtc, options.ssl_context),
-        )
+        ice = ice_policy(rtc, options.ssl_context)
+
+        def make() -> PeerPort:
+            return make_peer(
+                pump,
+                host_addresses=rtc.host_addresses,
+                ice_servers=core_ice_servers(rtc),
+                media=self.media.router,
+                ice_policy=ice,
+            )
+
+        # aiortc's first import (most of a process's start-up, issue 25) runs on a worker thread
+        # while the signal connection is set up; the core's peer commands wait meanwhile.
+        deferred = self._connector is None and _AIORTC not in sys.modules
+        self.peer = pump.peer = _PendingPeer() if deferred else make()
         self._ssl_context = options.ssl_context
         await self._start()
         single = True if options.single_peer_connection is None else options.single_peer_connection
@@ -240,6 +254,8 @@ class Session:
         limit = config.join_timeout + options.peer_connection_timeout + 1.0
         try:
             with anyio.move_on_after(limit):
+                if deferred:
+                    await self._install_peer(make)
                 while not (self.ended or self._ready()):
                     await self._progress.wait()
                     self._progress = anyio.Event()
@@ -265,6 +281,19 @@ class Session:
         for name, args in self.model.set_state(ConnectionState.CONN_CONNECTED):
             self._emit(name, *args)
         self._emit("connected")
+
+    async def _install_peer(self, make: Callable[[], PeerPort]) -> None:
+        """Import aiortc off the event loop, then make the real peer port and give it, in order,
+        what the core asked of the `_PendingPeer` meanwhile (unless the session ended)."""
+        pending = self.peer
+        assert isinstance(pending, _PendingPeer) and self.pump is not None
+        await anyio.to_thread.run_sync(importlib.import_module, _AIORTC, abandon_on_cancel=True)
+        log.debug("aiortc imported; %d peer commands were waiting", len(pending.commands))
+        if self.ended is not None or self.done.is_set():
+            return
+        self.peer = self.pump.peer = peer = make()
+        for command in pending.commands:
+            peer.submit(command)
 
     def _ready(self) -> bool:
         return bool(self.model.local and self.model.local.sid) and (
@@ -623,6 +652,29 @@ class Session:
                         assert_never(result)
             if out := ws.data_to_send():
                 self._writer.submit(out)
+
+
+class _PendingPeer:
+    """The peer port while aiortc is being imported (`Session._install_peer`): it keeps the
+    core's commands for the real port. No channel is open yet, so nothing is buffered."""
+
+    def __init__(self) -> None:
+        self.commands: list[PeerCommand] = []
+
+    def submit(self, command: PeerCommand) -> None:
+        self.commands.append(command)
+
+    def buffered_amount(self, channel: Channel) -> int:
+        return 0
+
+    def set_low_threshold(self, channel: Channel, threshold: int) -> None:  # pragma: no cover
+        pass  # only for an open channel: never before the real port
+
+    async def drain(self, timeout: float) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
 
 
 class _NoPeer:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from lkproto._repr import plain_repr
 from lkproto.models import IceServer
 
 from ._rtc_config import IcePolicy
@@ -60,6 +61,7 @@ task of its own; a loop closed under it leaves 'Event loop is closed' on stderr)
 
 
 @attrs.frozen
+@plain_repr
 class TurnEndpoint:
     """One TURN URL, ready for aioice."""
 
@@ -76,6 +78,7 @@ class TurnEndpoint:
 
 
 @attrs.frozen
+@plain_repr
 class _Plan:
     endpoints: tuple[TurnEndpoint, ...]
     tls_context: ssl.SSLContext | None = attrs.field(repr=False)

@@ -28,6 +28,8 @@ from wsproto.connection import ConnectionState as WsState
 from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
+from lkproto._repr import plain_repr
+
 __all__ = ["Accepted", "Closed", "Message", "Rejected", "WebSocketClient", "WsResult"]
 
 _BODY_LIMIT = 2048
@@ -36,11 +38,13 @@ _MIN_PARTIAL = 8  # a cut-off piece of a secret this long or longer is redacted 
 
 
 @attrs.frozen
+@plain_repr
 class Accepted:
     """The server accepted the WebSocket upgrade."""
 
 
 @attrs.frozen
+@plain_repr
 class Rejected:
     """The server answered the upgrade with HTTP `status`; `body` is its reason text."""
 
@@ -49,6 +53,7 @@ class Rejected:
 
 
 @attrs.frozen
+@plain_repr
 class Message:
     """One whole binary message."""
 
@@ -56,6 +61,7 @@ class Message:
 
 
 @attrs.frozen
+@plain_repr
 class Closed:
     """The WebSocket closed (`code` None: the stream ended without a close frame)."""
 
@@ -78,6 +84,7 @@ def _credentials(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
 
 
 @attrs.frozen
+@plain_repr
 class Endpoint:
     host: str
     port: int

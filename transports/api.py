@@ -59,6 +59,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from lkproto._pb import participants_pb2 as _ppb
+from lkproto._repr import plain_repr
 from lkproto._version import __version__
 from lkproto.errors import LkProtocolError
 from lkproto.models import Participant, RoomInfo
@@ -127,6 +128,7 @@ class TwirpError(LkProtocolError):
 
 
 @attrs.frozen
+@plain_repr
 class ServerEndpoint:
     """Where the server API lives: host, port, TLS, and the path prefix before ``/twirp``."""
 
@@ -345,6 +347,7 @@ class EgressStatus(enum.IntEnum):
 
 
 @attrs.frozen(kw_only=True)
+@plain_repr
 class EgressInfo:
     """The part of `EgressInfo` needed to find and stop a room's recordings.
 

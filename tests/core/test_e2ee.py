@@ -847,22 +847,28 @@ def test_frame_verbs_check_their_arguments() -> None:
 # -- purity ---------------------------------------------------------------------------------------
 
 
-def test_importing_the_e2ee_module_loads_nothing_but_cryptography() -> None:
-    """Beyond its lkproto dependencies (the schema, the errors): the cipher and KDFs, no I/O,
-    clock or randomness. The package's `__init__` (which loads everything, e2ee included,
-    through `commands` and `events`) is bypassed by an empty package module."""
+def test_importing_the_e2ee_module_loads_nothing_and_the_first_cipher_loads_cryptography() -> None:
+    """Beyond its lkproto dependencies (the schema, the errors): no I/O, clock or randomness,
+    and not `cryptography` either (a session without E2EE never needs it: issue 25,
+    start-up); the first cipher or KDF imports it. The package's `__init__` (which loads
+    everything, e2ee included, through `commands` and `events`) is bypassed by an empty
+    package module."""
     probe = (
         "import sys, types, importlib.util; spec = importlib.util.find_spec('lkproto'); "
         "pkg = types.ModuleType('lkproto'); pkg.__path__ = spec.submodule_search_locations; "
         "sys.modules['lkproto'] = pkg; import attrs, lkproto.errors, lkproto._pb.data_pb2; "
         "before = set(sys.modules); import lkproto.e2ee; "
+        "print('\\n'.join(sorted(set(sys.modules) - before))); print('--'); "
+        "lkproto.e2ee.aes_gcm_decrypt(bytes(16), bytes(12), bytes(16)); "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
-    loaded = {m.split(".")[0] for m in out}
-    assert "cryptography" in loaded
+    at_import = out[: out.index("--")]
+    loaded = {m.split(".")[0] for m in at_import}
+    assert "cryptography" not in loaded
+    assert "cryptography" in {m.split(".")[0] for m in out[out.index("--") + 1 :]}
     # test_purity.py's list: nothing that does I/O, reads a clock or draws randomness.
     banned = {
         "asyncio", "anyio", "trio", "threading", "socket", "ssl", "select", "time", "random",

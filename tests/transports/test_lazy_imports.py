@@ -3,8 +3,11 @@
 aiortc, aioice and PyAV (with numpy, pylibsrtp, pyOpenSSL, dnspython and ifaddr, which they
 bring) cost most of a process's start-up. They are imported when a session creates its first
 peer connection (`_runtime.aiortc_peer` / `bridged_peer`), and PyAV and numpy by the video
-functions that touch pixels. Each check runs in a fresh interpreter and reads `sys.modules`:
-no timing, so it fails only if an eager import comes back.
+functions that touch pixels. Nor does it load what a session without E2EE, media or the
+event loop of the other backend never needs: `cryptography` (imported by lkproto.e2ee's first
+cipher or KDF), asyncio (the anyio adapter on trio never runs it; on asyncio it is the
+caller's) and `wave` (`AudioFrame.to_wav_bytes`). Each check runs in a fresh interpreter and
+reads `sys.modules`: no timing, so it fails only if an eager import comes back.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import sys
 import pytest
 
 HEAVY = ("aiortc", "aioice", "av", "numpy", "pylibsrtp", "OpenSSL", "dns", "ifaddr")
+DEFERRED = ("cryptography", "asyncio", "wave")  # not heavy, but no adapter import needs them
 _REPORT = (
     "\nimport json as _j, sys as _s\n"
-    f"print(_j.dumps(sorted(m for m in {HEAVY!r} if m in _s.modules)))\n"
+    f"print(_j.dumps(sorted(m for m in {HEAVY + DEFERRED!r} if m in _s.modules)))\n"
     "print(_s.modules['lkproto.transports._sctp'].__name__ if 'lkproto.transports._sctp' "
     "in _s.modules else None)\n"
 )
@@ -49,7 +53,25 @@ def _loaded(code: str) -> tuple[list[str], str]:
     ],
 )
 def test_importing_an_adapter_loads_no_webrtc_or_media_library(code: str) -> None:
-    assert _loaded(code) == ([], "None")
+    # The threaded adapter and the memory transport run an asyncio loop of their own.
+    own_loop = "threaded" in code or "testing" in code
+    assert _loaded(code) == (["asyncio"] if own_loop else [], "None")
+
+
+def test_the_core_imports_cryptography_with_the_first_cipher_and_the_adapter_runs_without() -> None:
+    # lkproto.e2ee's first AES-GCM key loads it; a Room made and given an event loop does not.
+    code = (
+        "import sys, trio\n"
+        "from lkproto.transports.anyio import Room\n"
+        "async def main():\n"
+        "    Room()\n"
+        "trio.run(main)\n"
+        "assert 'cryptography' not in sys.modules and 'asyncio' not in sys.modules\n"
+        "from lkproto import e2ee\n"
+        "assert e2ee.aes_gcm_decrypt(bytes(16), bytes(12), bytes(16)) is None\n"
+    )
+    heavy, sctp = _loaded(code)
+    assert heavy == ["cryptography"] and sctp == "None"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +92,7 @@ def test_the_command_lines_help_and_usage_errors_load_no_adapter(argv: list[str]
         "assert code in (0, 2), code\n"
         "assert 'lkproto.transports.anyio' not in sys.modules\n"
     )
-    assert _loaded(code) == ([], "None")
+    assert _loaded(code) == (["asyncio"], "None")  # the command line runs asyncio itself
 
 
 def test_frames_and_sources_are_made_without_pyav_and_convert_with_it() -> None:
