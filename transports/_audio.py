@@ -185,12 +185,16 @@ def poster() -> Callable[[Callable[[], None]], None]:
     An asyncio loop running in this thread wins over sniffio's answer: the aiortc loop of
     the trio adapter's bridge runs tasks whose context was copied from the trio thread, so
     sniffio says "trio" there. asyncio is not imported for this: where it was never imported,
-    no asyncio loop runs (the trio adapter, issue 25's light import)."""
-    aio = sys.modules.get("asyncio")
-    try:
-        loop = aio.get_running_loop() if aio is not None else None
-    except RuntimeError:
-        loop = None
+    no asyncio loop runs (the trio adapter, issue 25's light import). Where it is in
+    `sys.modules` it may still be initializing on another thread (aiortc's import runs on a
+    worker thread, and a cancelled connect leaves it running): the `import` statement waits
+    for it, where reading `sys.modules` would give a module without its names."""
+    loop = None
+    if "asyncio" in sys.modules:
+        import asyncio as aio
+
+        with contextlib.suppress(RuntimeError):  # no asyncio loop runs in this thread
+            loop = aio.get_running_loop()
     if loop is None and sniffio.current_async_library() == "trio":
         import trio
 

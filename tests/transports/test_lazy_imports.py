@@ -135,3 +135,57 @@ def test_the_first_peer_connection_imports_aiortc_and_installs_the_sctp_fix() ->
     heavy, sctp = _loaded(code)
     assert {"aiortc", "aioice", "av"} <= set(heavy)
     assert sctp == "lkproto.transports._sctp"
+
+
+_HALF_IMPORTED_ASYNCIO = """
+import importlib.abc, importlib.util, sys, threading
+import trio
+from lkproto.transports._audio import poster
+
+started, release = threading.Event(), threading.Event()
+
+class Held(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # asyncio's import, held after the module is in sys.modules and before its code ran:
+    # what the main thread sees while aiortc's import (on a worker thread) is inside it.
+    def find_spec(self, name, path, target=None):
+        if name != "asyncio":
+            return None
+        sys.meta_path.remove(self)
+        self.real = importlib.util.find_spec(name)
+        return importlib.util.spec_from_file_location(
+            name, self.real.origin, loader=self,
+            submodule_search_locations=self.real.submodule_search_locations)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        started.set()
+        release.wait(10)
+        module.__spec__.loader = self.real.loader
+        self.real.loader.exec_module(module)
+
+sys.meta_path.insert(0, Held())
+threading.Thread(target=lambda: __import__("asyncio"), daemon=True).start()
+assert started.wait(10)
+assert "asyncio" in sys.modules and not hasattr(sys.modules["asyncio"], "get_running_loop")
+threading.Timer(0.2, release.set).start()
+
+async def main():
+    post = poster()  # waits for asyncio's code to finish, then: no asyncio loop, trio's
+    done = trio.Event()
+    post(done.set)
+    with trio.fail_after(5):
+        await done.wait()
+    print("posted on trio")
+
+trio.run(main)
+"""
+
+
+def test_a_poster_made_while_another_thread_imports_asyncio_waits_for_it() -> None:
+    # A connect cancelled during aiortc's import leaves that import running on its worker
+    # thread; the next connect's `poster()` found asyncio in sys.modules without its names
+    # (AttributeError: partially initialized module 'asyncio'), in a full run on trio.
+    out = subprocess.run(
+        [sys.executable, "-c", _HALF_IMPORTED_ASYNCIO], capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout.strip()) == (0, "posted on trio"), out.stderr
