@@ -103,6 +103,12 @@ class Config:
     replay_buffer_bytes: int = 4 * 1024 * 1024
     #: Bytes of data packets queued while a data channel is not yet open.
     max_queued_send_bytes: int = 4 * 1024 * 1024
+    #: Seconds a leave (`disconnect()`) waits, at most, for the server to acknowledge the
+    #: reliable data already sent (a last `publish_data`, a stream's trailer, the tail of a
+    #: `send_file`: a writer returns once the channel holds at most 1 MiB, the adapters' high
+    #: mark) before it closes the peer connection; what is unacknowledged then is lost, and
+    #: the adapters log a WARNING. No SDK waits at all. 0: leave at once.
+    leave_drain_timeout: float = 2.0
     #: Seconds a per-sender receive sequence is remembered for de-duplication (JS: 30 s).
     dedup_ttl: float = 30.0
     #: Most senders tracked for de-duplication; the stalest entry is forgotten beyond this.
@@ -307,7 +313,11 @@ class Config:
         idle = self.stream_idle_timeout
         if idle is not None and not (idle > 0 and math.isfinite(idle)):
             raise ValueError("Config.stream_idle_timeout must be a positive number (or None)")
-        for name in ("stream_departed_sender_timeout", "rpc_departed_callee_timeout"):
+        for name in (
+            "stream_departed_sender_timeout",
+            "rpc_departed_callee_timeout",
+            "leave_drain_timeout",
+        ):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"Config.{name} must be a non-negative number of seconds")

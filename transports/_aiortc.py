@@ -207,8 +207,9 @@ class AiortcPeer:
         if dc is not None:
             dc.bufferedAmountLowThreshold = threshold
 
-    async def drain(self, timeout: float) -> None:
-        """Wait, at most `timeout` s, until the peer has acknowledged everything we sent.
+    async def drain(self, timeout: float) -> bool:
+        """Wait, at most `timeout` s, until the peer has acknowledged everything we sent;
+        whether it has.
 
         Used before leaving, so the last packets (a stream trailer, the final publish_data)
         are not cut off by closing the peer connection.
@@ -217,6 +218,7 @@ class AiortcPeer:
             async with asyncio.timeout(timeout):
                 while not self._idle():
                     await asyncio.sleep(0.01)
+        return self._idle()
 
     def _idle(self) -> bool:
         if any(dc.bufferedAmount for dc in self._send.values() if dc.readyState == "open"):

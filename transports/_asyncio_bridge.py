@@ -123,17 +123,19 @@ class AsyncioThreadBridge:
         if not self._closed:
             self._loop.call_soon_threadsafe(self._peer.set_low_threshold, channel, threshold)
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> bool:
         """`AiortcPeer.drain` on the helper loop, awaited without blocking the caller's loop."""
         if self._closed:
-            return
+            return True
         future = asyncio.run_coroutine_threadsafe(self._peer.drain(timeout), self._loop)
 
-        def wait() -> None:
-            with contextlib.suppress(Exception):
-                future.result(timeout + 1)
+        def wait() -> bool:
+            try:
+                return future.result(timeout + 1)
+            except Exception:  # the helper loop stopped or the drain outlived its bound
+                return False
 
-        await anyio.to_thread.run_sync(wait)
+        return await anyio.to_thread.run_sync(wait)
 
     def close_soon(self) -> Future[None]:
         """Close the peer connections and stop the loop; the future completes when done."""

@@ -99,8 +99,9 @@ class PeerPort(Protocol):
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:
         """Report `on_writable` when the channel's buffered amount falls to `threshold`."""
 
-    async def drain(self, timeout: float) -> None:
-        """Wait (bounded) until everything sent on our channels was acknowledged."""
+    async def drain(self, timeout: float) -> bool:
+        """Wait (bounded) until everything sent on our channels was acknowledged; whether it
+        was."""
 
     async def aclose(self) -> None:
         """Close every peer connection. Idempotent."""

@@ -92,7 +92,6 @@ MARKS = {
 while at most its low mark is buffered (rust-sdks `DATA_TRACK_BUFFERED_AMOUNT_LOW_THRESHOLD`,
 8 KiB); otherwise the peer keeps the newest frame and drops older ones (no writer waits)."""
 _AIORTC = "lkproto.transports._aiortc"  # imports aiortc, aioice, PyAV (transports/_runtime.py)
-_DRAIN_TIMEOUT = 2.0  # disconnect() waits this long, at most, for our sends to be acked
 
 Emit: TypeAlias = Callable[..., object]
 """`emit(name, *args)`: a `livekit.rtc` emission (`EventEmitter.emit`)."""
@@ -310,7 +309,14 @@ class Session:
             self.streams.abort_outgoing("the sender disconnected")
             self.rpc.cancel_invocations()
             if self.peer is not None and self.channels_open:
-                await self.peer.drain(_DRAIN_TIMEOUT)  # don't cut off what we just sent
+                # Don't cut off what we just sent: wait for the server's acknowledgements.
+                waited = self.conn.config.leave_drain_timeout
+                if not await self.peer.drain(waited):
+                    log.warning(
+                        "leaving with sent data the server has not acknowledged after %s s "
+                        "(Config.leave_drain_timeout): it is lost",
+                        waited,
+                    )
             if self.ended is None:
                 self.pump.call(self.conn.close, now=self.pump.now(), reason=reason)
         await self._finish()
@@ -670,8 +676,8 @@ class _PendingPeer:
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:  # pragma: no cover
         pass  # only for an open channel: never before the real port
 
-    async def drain(self, timeout: float) -> None:
-        pass
+    async def drain(self, timeout: float) -> bool:
+        return True
 
     async def aclose(self) -> None:
         pass
@@ -689,8 +695,8 @@ class _NoPeer:
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:  # pragma: no cover
         pass
 
-    async def drain(self, timeout: float) -> None:  # pragma: no cover
-        pass
+    async def drain(self, timeout: float) -> bool:  # pragma: no cover
+        return True
 
     async def aclose(self) -> None:  # pragma: no cover
         pass

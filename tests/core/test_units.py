@@ -36,6 +36,7 @@ from lkproto._pb import participants_pb2 as ppb
         ("stream_chunk_size", 3, "Config.stream_chunk_size must be at least 4"),
         ("stream_departed_sender_timeout", -1.0, "Config.stream_departed_sender_timeout must"),
         ("rpc_departed_callee_timeout", float("inf"), "Config.rpc_departed_callee_timeout must"),
+        ("leave_drain_timeout", -0.5, "Config.leave_drain_timeout must"),
         ("client_protocol", -1, "Config.client_protocol must not be negative"),
         ("max_buffered_stream_bytes", 0, "Config.max_buffered_stream_bytes must be at least 1"),
         ("max_pending_rpcs", 0, "Config.max_pending_rpcs must be at least 1"),

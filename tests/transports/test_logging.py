@@ -121,3 +121,33 @@ def test_the_lkproto_logger_quiets_it(caplog: pytest.LogCaptureFixture) -> None:
         assert records(caplog) == []
     finally:
         logging.getLogger("lkproto").setLevel(logging.NOTSET)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_leave_waits_config_leave_drain_timeout_and_warns_of_unacknowledged_data(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lkproto import Config
+    from lkproto.transports.testing import _memory
+
+    waited: list[float] = []
+
+    async def never_acknowledged(self: object, timeout: float) -> bool:
+        waited.append(timeout)
+        return False  # the server still lacks part of what we sent
+
+    caplog.set_level(logging.DEBUG, logger="lkproto")
+    async with MemoryServer(update_interval=0) as server:
+        room = Room(config=Config(leave_drain_timeout=7.5))
+        await room.connect(server.url, server.token("alice"))
+        monkeypatch.setattr(_memory._MemoryPeer, "drain", never_acknowledged)
+        await room.local_participant.publish_data(b"last words")
+        await room.disconnect()
+    assert waited == [7.5]
+    assert (
+        "lkproto.transports",
+        logging.WARNING,
+        "leaving with sent data the server has not acknowledged after 7.5 s "
+        "(Config.leave_drain_timeout): it is lost",
+    ) in records(caplog)

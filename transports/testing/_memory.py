@@ -643,9 +643,11 @@ class _MemoryPeer:
     def set_low_threshold(self, channel: Channel, threshold: int) -> None:
         pass
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout), contextlib.suppress(ConnectionResetError):
             await self._server.call(lambda: None)
+            return True
+        return False
 
     async def aclose(self) -> None:
         self._disconnect()
