@@ -84,17 +84,29 @@ class Capture:
         return float((rms > LOUD).sum()) / 100
 
     def frequency(self) -> float:
-        """The dominant frequency of the loud windows (0 if none)."""
+        """The dominant frequency of the loud part (0 if none): the median of the
+        frequencies of its 100 ms pieces, each ten loud 10 ms windows in a row.
+
+        One FFT over all loud windows spliced together let the phase jumps at a few gaps
+        (late frames on a loaded machine, a lost packet's concealment) smear the peak:
+        CI once measured 426.8 Hz for a 440 Hz tone with 2.66 s of 3 loud. The median
+        still fails a tone that is wrong throughout (a wrong rate, a swapped track).
+        """
         data = self.samples().astype(np.float64)
         if not self.rate or not len(data):
             return 0.0
         win = self.rate // 100
         n = len(data) // win
         blocks = data[: n * win].reshape(n, win)
-        loud = blocks[np.sqrt((blocks**2).mean(axis=1)) > LOUD].reshape(-1)
-        if len(loud) < win * 10:
-            return 0.0
-        return dominant(loud, self.rate)
+        loud = np.sqrt((blocks**2).mean(axis=1)) > LOUD
+        pieces: list[float] = []
+        run = 0
+        for i, is_loud in enumerate(loud):
+            run = run + 1 if is_loud else 0
+            if run == 10:
+                pieces.append(dominant(blocks[i - 9 : i + 1].reshape(-1), self.rate))
+                run = 0
+        return float(np.median(pieces)) if pieces else 0.0
 
     def longest_quiet(self) -> float:
         """The longest run of quiet 10 ms windows between the first and last loud one, in
