@@ -202,7 +202,7 @@ class Connection:
             sync_state_resumed=self._sync_state_resumed,
             data_tracks=self._datatracks.sync_state,
         )
-        self._simulator = Simulator(ctx, self._reconnector)
+        self._simulator = Simulator(ctx, self._reconnector, self._keepalive)
         # The signal dispatch once joined: each `SignalResponse` kind to the part it concerns.
         self._handlers: dict[str, Callable[[spb.SignalResponse, float], None]] = {
             "answer": self._media.receive_answer,
@@ -473,7 +473,7 @@ class Connection:
 
     def _on_pong_resp(self, msg: spb.SignalResponse, now: float) -> None:
         self._keepalive.pong(msg.pong_resp.last_ping_timestamp, now)
-        self._simulator.ponged(now)
+        self._simulator.ponged(msg.pong_resp.last_ping_timestamp, now)
 
     def _on_request_response(self, msg: spb.SignalResponse, now: float) -> None:
         if not self._media.request_response(

@@ -11,14 +11,17 @@ Theory of operation (livekit.rtc `Room.simulate_scenario`, client-sdk-js
   signal, the session or the peer connection as the scenario says.
 - DISCONNECT_SIGNAL_ON_RESUME(_NO_MESSAGES): the server arms the fault for a resume within
   5 s, so one must follow. JS drops its signal at once, and its resume can overtake the
-  request on the server. We ping right behind the request and drop the signal when the pong
-  comes (`ponged`): the server reads one socket in order, so by then the fault is armed.
+  request on the server. We ping right behind the request and drop the signal when that
+  ping's pong comes (`ponged`): the server reads one socket in order, so by then the fault
+  is armed. Only that pong: the pong of a keepalive ping sent before the request can come
+  before the server has read it (CI run G: the request was never read, so no fault).
 """
 
 from __future__ import annotations
 
 from lkproto import commands as cmd
 from lkproto._context import Context
+from lkproto._keepalive import Keepalive
 from lkproto._reconnect import ReconnectCause, Reconnector
 from lkproto.models import DisconnectReason, SimulateScenario
 
@@ -42,12 +45,14 @@ _ON_RESUME = frozenset({_S.DISCONNECT_SIGNAL_ON_RESUME, _S.DISCONNECT_SIGNAL_ON_
 class Simulator:
     """Carries out `simulate_scenario` (see the module docstring)."""
 
-    __slots__ = ("_ctx", "_drop_on_pong", "_reconnector")
+    __slots__ = ("_ctx", "_drop_on_pong", "_keepalive", "_reconnector")
 
-    def __init__(self, ctx: Context, reconnector: Reconnector) -> None:
+    def __init__(self, ctx: Context, reconnector: Reconnector, keepalive: Keepalive) -> None:
         self._ctx = ctx
         self._reconnector = reconnector
-        self._drop_on_pong: SimulateScenario | None = None
+        self._keepalive = keepalive
+        #: The scenario waiting for a pong, and the timestamp of the ping it waits for.
+        self._drop_on_pong: tuple[SimulateScenario, int] | None = None
 
     def simulate(self, scenario: SimulateScenario, now: float) -> None:
         """Cause `scenario` (the Connection checked the verb). ValueError for a value that
@@ -69,16 +74,17 @@ class Simulator:
         codec = self._ctx.codec
         self._ctx.commands.append(cmd.SendSignal(data=codec.simulate(**_REQUESTS[scenario])))
         if scenario in _ON_RESUME:
-            self._drop_on_pong = scenario
-            self._ctx.commands.append(cmd.SendSignal(data=codec.ping(self._ctx.wall_ms(now), 0)))
+            self._drop_on_pong = (scenario, self._keepalive.send_ping(now))
 
-    def ponged(self, now: float) -> None:
-        """A pong came: drop the signal if a scenario waits for it (the fault is armed)."""
-        scenario, self._drop_on_pong = self._drop_on_pong, None
-        if scenario is not None:
-            self._reconnector.interrupt(
-                DisconnectReason.SIGNAL_CLOSE,
-                f"simulated {scenario.name.lower()}",
-                now,
-                cause=ReconnectCause.SIGNAL,
-            )
+    def ponged(self, last_ping_timestamp: int, now: float) -> None:
+        """A pong came: drop the signal if a scenario waits for this one (the fault is armed)."""
+        if self._drop_on_pong is None or self._drop_on_pong[1] != last_ping_timestamp:
+            return
+        scenario, _ = self._drop_on_pong
+        self._drop_on_pong = None
+        self._reconnector.interrupt(
+            DisconnectReason.SIGNAL_CLOSE,
+            f"simulated {scenario.name.lower()}",
+            now,
+            cause=ReconnectCause.SIGNAL,
+        )

@@ -192,6 +192,15 @@ def test_keepalive_alone_pings_and_measures() -> None:
     assert ctx.take_commands() == [cmd.SendSignal(data=ctx.codec.ping(6_000, 0))]
     keepalive.pong(6_000, now=T0 + 5.25)
     assert keepalive.rtt_ms == 250
+    # Two pings within one millisecond get distinct stamps, so that a pong names its ping.
+    assert keepalive.send_ping(T0 + 5.5) == 6_500
+    assert keepalive.send_ping(T0 + 5.5) == 6_501
+    keepalive.ping(T0 + 5.5001)
+    assert ctx.take_commands() == [
+        cmd.SendSignal(data=ctx.codec.ping(6_500, 250)),
+        cmd.SendSignal(data=ctx.codec.ping(6_501, 250)),
+        cmd.SendSignal(data=ctx.codec.ping(6_502, 250)),
+    ]
     keepalive.stop()
     assert ctx.deadlines.earliest() is None
 

@@ -778,6 +778,26 @@ def test_signal_on_resume_scenarios_arm_the_server_then_drop_the_signal(
     ]
 
 
+def test_signal_on_resume_waits_for_its_own_pong_not_an_earlier_pings() -> None:
+    """CI run G: the pong of a keepalive ping sent just before the request dropped the signal
+    before the server had read the request, so the fault was never armed."""
+    conn = joined()
+    conn.handle_timer(now=T1 - 0.0004)  # the keepalive's ping, in the same millisecond
+    keepalive = signals(drain(conn)[0])
+    conn.simulate_scenario(SimulateScenario.DISCONNECT_SIGNAL_ON_RESUME, now=T1)
+    ours = signals(drain(conn)[0])[1].ping_req.timestamp
+    assert keepalive[0].ping_req.timestamp == ours - 1 == UNIX0 + 10_000
+    for stamp in (ours - 1, 0, ours + 1):  # the keepalive's pong; a stray one; a wrong one
+        pong = spb.SignalResponse(pong_resp=spb.Pong(last_ping_timestamp=stamp))
+        conn.receive_signal(pong.SerializeToString(), now=T1 + 0.01)
+        assert drain(conn) == ([], []) and conn.state is ConnectionState.CONNECTED
+    pong = spb.SignalResponse(pong_resp=spb.Pong(last_ping_timestamp=ours))
+    conn.receive_signal(pong.SerializeToString(), now=T1 + 0.02)
+    cmds, evs = drain(conn)
+    assert cmds == [cmd.CloseSignal(code=1000)]
+    assert [type(e) for e in evs] == [ev.Reconnecting]
+
+
 def test_a_simulated_signal_reconnect_drops_the_signal_and_resumes() -> None:
     conn = joined()
     conn.simulate_scenario(SimulateScenario.SIGNAL_RECONNECT, now=T1)
