@@ -68,15 +68,19 @@ async def listen(seconds: float, *captures: Capture) -> None:
     await anyio.sleep(seconds)
 
 
+EXTEND = 8.0  # seconds `hear` may extend a window by (every tone here plays longer)
+
+
 async def hear(
     seconds: float, *captures: Capture, loud: float, extend: float | None = None
 ) -> None:
-    """A fresh window of at least `seconds`, extended (by up to `extend`, twice `seconds` if
-    not given) until every capture was loud for `loud` seconds: a tone that plays on is heard
-    even when the machine's load delays its first frames. The caller still asserts the
-    figure."""
+    """A fresh window of at least `seconds`, extended (by up to `extend`, 8 s if not given)
+    until every capture was loud for `loud` seconds: a tone that plays on is heard even when
+    the machine's load delays its first frames or drops some (CI runs F and H: 0.69 s of 0.9,
+    1.17 s of 1.2 within twice `seconds`). The extension costs nothing when the tone is heard
+    and bounds the wait when it is not; the caller still asserts the figure."""
     await listen(seconds, *captures)
-    with anyio.move_on_after(2 * seconds if extend is None else extend):
+    with anyio.move_on_after(EXTEND if extend is None else extend):
         while any(capture.loud_seconds() < loud for capture in captures):
             await anyio.sleep(0.1)
 
@@ -478,9 +482,7 @@ async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
                 lambda: len(events.of("track_subscribed")) >= 2 and events.of("track_subscribed")
             )
             async with media.recording(media.stream(again[-1][0], 48000, 1), ours):
-                # Both tones play on (the official one for 30 s): a loaded run (CI run H)
-                # heard 1.17 s of 1.2 within the default 3 s extension.
-                await hear(1.5, heard[publication.sid], ours, loud=1.2, extend=8.0)
+                await hear(1.5, heard[publication.sid], ours, loud=1.2)
         for capture, freq in ((heard[publication.sid], 440), (ours, 1000)):
             assert capture.loud_seconds() >= 1.2, capture.summary()
             assert abs(capture.frequency() - freq) <= 5, capture.summary()
