@@ -113,7 +113,10 @@ async def joined(room: Room, url: str, token: str, options: RoomOptions, *peers:
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
 
 
-@pytest.mark.serial  # CPU-bound (pure-Python SCTP): starved by other tests, so alone
+# CPU-bound (pure-Python SCTP): in the heavy lane, one heavy test at a time beside the
+# lighter ones (it ran alone, `serial`, until stop 34; alone it takes about 17 s).
+@pytest.mark.heavy
+@pytest.mark.timeout(240)
 async def test_a_10_mib_file_crosses_both_ways_with_identical_sha256(
     livekit_server: Any,
     make_token: Any,

@@ -22,9 +22,10 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   resume and saw a canvas at a third of its frame rate (runs V and W); their 600-670 s in one
   lane still end before the parallel tests do (about 620 s of them per worker).
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
-  adversarial flood, the fork/spawn children of a many-threaded parent, the CPU-bound 10 MiB
-  transfers, which took over 120 s beside other tests on a loaded machine, the network cuts
-  past the ping timeout, whose data comes back on SCTP's backed-off timer). They run first, one
+  adversarial flood, the fork/spawn children of a many-threaded parent, the 50 participants
+  of one process). The CPU-bound 10 MiB transfers and the CLI's 3 MiB send-file were serial
+  until stop 34 and are heavy now: the heavy lane ended two minutes before the parallel tests,
+  and their 75 s alone held every other worker idle. They run first, one
   at a time, on the first worker to ask, while every other worker waits: alone on the
   machine, in a fresh process (the flood failed after a few hundred tests in the same
   process, in the sequential baseline too; it still fails now and then on a loaded machine,
