@@ -14,13 +14,13 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from lkproto import Config
 from lkproto import events as ev
 from lkproto.errors import LkProtocolError
 from lkproto.streams import DropReason, StreamError
 
 from ..anyio import (
     ByteStreamReader,
-    Config,
     ConnectError,
     Room,
     RoomOptions,
