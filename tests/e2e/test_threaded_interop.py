@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import faulthandler
 import functools
 import hashlib
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -600,12 +602,28 @@ def _run_child(
         args += (inherited,)
     proc = ctx.Process(target=threaded_child.join_publish_call, args=args)
     threads = sorted(t.name for t in threading.enumerate())
-    proc.start()
+    # A forked child that hangs before `join_publish_call` arms its own dump (CI run N2: at
+    # the fork, or in the child's start, with no stacks file) still shows where: it inherits
+    # this SIGUSR1 handler, which the parent fires at it when it gives up waiting.
+    early = tmp_path / f"child-{method}-early-stacks.txt"
+    with open(early, "w") as sink:
+        if method == "fork":
+            faulthandler.register(signal.SIGUSR1, file=sink, all_threads=True)
+        try:
+            proc.start()
+        finally:
+            if method == "fork":
+                faulthandler.unregister(signal.SIGUSR1)
     theirs.close()
 
     def what_happened(what: str) -> str:
-        proc.join(15)
-        dump = stacks.read_text() if stacks.exists() else ""
+        if method == "fork" and proc.is_alive() and not stacks.exists():
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1.0)  # the child writes its stacks from the signal handler
+            dump = early.read_text()
+        else:
+            proc.join(15)
+            dump = stacks.read_text() if stacks.exists() else ""
         return (
             f"the child never {what} (exit code {proc.exitcode}; the parent's threads at"
             f" the fork: {threads})\n{dump}"
