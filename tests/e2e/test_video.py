@@ -28,6 +28,7 @@ from harness.video import (
     play_pattern,
     publish_video,
     unpublish,
+    wanted,
     watching,
 )
 from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
@@ -135,11 +136,14 @@ async def test_an_official_640x360_pattern_reaches_lkproto_in_rgba_and_i420_besi
             # Data keeps flowing while video runs.
             await peer.do(lambda r: r.local_participant.publish_data(b"ping", topic="t"))
             await anyio.sleep(4.0)
-            # The tone plays on: as `hear()` does (test_audio.py), wait (bounded) for what a
-            # loaded machine delayed (the threaded variant, decoding two 640x360 streams
-            # beside it, heard 2.2 s of 4 in one run and 3.58 s in another).
+            # The tone and the pattern play on (30 s): as `hear()` and `fill_window()` do,
+            # wait (bounded) for what a loaded machine delayed (the threaded variant,
+            # decoding two 640x360 streams beside it, heard 2.2 s of 4 in one run and 3.58 s
+            # in another; runs M2 and O2 saw 42 and 36 frames in the 4 s).
             with anyio.move_on_after(8.0):
-                while heard.loud_seconds() < 0.9 * 4.0:
+                while heard.loud_seconds() < 0.9 * 4.0 or any(
+                    len(got.snapshot()) < wanted(15, 4.0) for got in (rgba, i420)
+                ):
                     await anyio.sleep(0.1)
         for got in (rgba, i420):
             print(got.check_pattern(15, 4.0, size=(640, 360)))

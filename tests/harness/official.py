@@ -9,6 +9,7 @@ tuples under a lock; tests wait for a predicate over that record without polling
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,14 @@ def _hold_the_ffi_queue_lock_across_fork() -> None:
     os.register_at_fork(
         before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release
     )
+    # More generally, nothing the child inherits is finalized by its garbage collector: an
+    # inherited SDK object's `__del__` calls into the SDK's native library (a handle's drop),
+    # whose locks a native thread of the parent may have held at the fork, and the child has
+    # no such thread to release them. `gc.freeze()` parks every object that exists at the fork
+    # outside the collector's reach; the parent takes them back at once. (CI run N2: a fork
+    # child hung before its own code ran, with no stacks; that this was the cause is our
+    # reading, not verified.)
+    os.register_at_fork(before=gc.freeze, after_in_parent=gc.unfreeze)
     _FORK_SAFE = True
 
 
