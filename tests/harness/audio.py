@@ -75,13 +75,16 @@ class Capture:
 
     def loud_seconds(self) -> float:
         """Seconds of 10 ms windows whose RMS is over `LOUD`."""
+        _, loud = self._windows()
+        return float(loud.sum()) / 100
+
+    def _windows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first channel in 10 ms windows (one per row), and which of them are loud."""
         data = self.samples().astype(np.float64)
-        if not self.rate or not len(data):
-            return 0.0
-        win = self.rate // 100
+        win = max(self.rate // 100, 1)  # no rate: nothing was added
         n = len(data) // win
-        rms = np.sqrt((data[: n * win].reshape(n, win) ** 2).mean(axis=1))
-        return float((rms > LOUD).sum()) / 100
+        blocks = data[: n * win].reshape(n, win)
+        return blocks, np.sqrt((blocks**2).mean(axis=1)) > LOUD
 
     def frequency(self) -> float:
         """The dominant frequency of the loud part (0 if none): the median over its pieces,
@@ -93,13 +96,8 @@ class Capture:
         is wrong throughout (a wrong rate, a swapped track). Loud audio in runs shorter than
         30 ms only (a stream in tatters) is measured spliced, as before.
         """
-        data = self.samples().astype(np.float64)
-        if not self.rate or not len(data):
-            return 0.0
-        win = self.rate // 100
-        n = len(data) // win
-        blocks = data[: n * win].reshape(n, win)
-        loud = np.sqrt((blocks**2).mean(axis=1)) > LOUD
+        blocks, loud = self._windows()
+        n = len(loud)
         pieces: list[float] = []
         run = 0
         for i in range(n + 1):
@@ -112,17 +110,12 @@ class Capture:
         if pieces:
             return float(np.median(pieces))
         spliced = blocks[loud].reshape(-1)
-        return dominant(spliced, self.rate) if len(spliced) >= win * 10 else 0.0
+        return dominant(spliced, self.rate) if loud.sum() >= 10 else 0.0
 
     def longest_quiet(self) -> float:
         """The longest run of quiet 10 ms windows between the first and last loud one, in
         seconds (how long the audio stopped, e.g. across a reconnect)."""
-        data = self.samples().astype(np.float64)
-        if not self.rate or not len(data):
-            return 0.0
-        win = self.rate // 100
-        n = len(data) // win
-        loud = np.sqrt((data[: n * win].reshape(n, win) ** 2).mean(axis=1)) > LOUD
+        _, loud = self._windows()
         where = np.flatnonzero(loud)
         if len(where) < 2:
             return 0.0
