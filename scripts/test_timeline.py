@@ -3,9 +3,10 @@
     LKPROTO_TIMELINE=/tmp/timeline.jsonl make test
     .venv/bin/python scripts/test_timeline.py /tmp/timeline.jsonl
 
-Each test appends [worker, test id, start, end] (tests/conftest.py). This prints the wall
-time, each worker's busy share, how many tests ran at once over time (30 s buckets), each
-file's summed duration and the slowest tests.
+Each test appends [worker, test id, start, end, CPU of the worker process, CPU of the worker
+with its descendants: its livekit-server, peers, browsers] (tests/conftest.py). This prints
+the wall time, each worker's busy share, how many tests ran at once over time (30 s buckets),
+each file's summed duration and CPU, the slowest tests and the most CPU-hungry ones.
 """
 
 from __future__ import annotations
@@ -25,26 +26,36 @@ def main(path: str) -> None:
     end = max(r[3] for r in rows)
     print(f"{len(rows)} tests, wall {end - begin:.0f} s")
     busy: dict[str, float] = defaultdict(float)
-    for worker, _, start, stop in rows:
+    for worker, _, start, stop, *_ in rows:
         busy[worker] += stop - start
+    cpu = [r[5] if len(r) > 5 else 0.0 for r in rows]
+    print(f"CPU of the tests (workers and their descendants): {sum(cpu):.0f} s")
     for worker in sorted(busy):
         print(f"  {worker}: busy {busy[worker]:.0f} s ({busy[worker] / (end - begin):.0%})")
     print("tests running at once, per 30 s (mean):")
     step = 30.0
     t = begin
     while t < end:
-        overlap = sum(max(0.0, min(stop, t + step) - max(start, t)) for _, _, start, stop in rows)
+        overlap = sum(max(0.0, min(r[3], t + step) - max(r[2], t)) for r in rows)
         print(f"  {t - begin:5.0f} s  {overlap / step:4.1f}")
         t += step
     files: Counter[str] = Counter()
-    for _, test, start, stop in rows:
-        files[test.split("::")[0]] += stop - start
-    print("by file (summed):")
-    for name, seconds in files.most_common(15):
-        print(f"  {seconds:6.0f} s  {name}")
-    print("slowest tests:")
-    for worker, test, start, stop in sorted(rows, key=lambda r: r[2] - r[3])[:15]:
-        print(f"  {stop - start:6.1f} s  {start - begin:5.0f} s  {worker}  {test}")
+    file_cpu: Counter[str] = Counter()
+    for row, used in zip(rows, cpu, strict=True):
+        files[row[1].split("::")[0]] += row[3] - row[2]
+        file_cpu[row[1].split("::")[0]] += used
+    print("by file (summed wall, summed CPU):")
+    for name, seconds in files.most_common(25):
+        print(f"  {seconds:6.0f} s  {file_cpu[name]:6.0f} s  {name}")
+    print("slowest tests (wall, start, CPU):")
+    for row in sorted(rows, key=lambda r: r[2] - r[3])[:20]:
+        used = row[5] if len(row) > 5 else 0.0
+        at = row[2] - begin
+        print(f"  {row[3] - row[2]:6.1f} s  {at:5.0f} s  {used:5.1f} s  {row[0]}  {row[1]}")
+    print("most CPU (CPU, wall):")
+    for row in sorted(rows, key=lambda r: -(r[5] if len(r) > 5 else 0.0))[:20]:
+        used = row[5] if len(row) > 5 else 0.0
+        print(f"  {used:6.1f} s  {row[3] - row[2]:6.1f} s  {row[0]}  {row[1]}")
 
 
 if __name__ == "__main__":
