@@ -40,7 +40,7 @@ def main(path: str) -> None:
         print(f"  {t - begin:5.0f} s  {overlap / step:4.1f}")
         t += step
     files: Counter[str] = Counter()
-    file_cpu: Counter[str] = Counter()
+    file_cpu: dict[str, float] = defaultdict(float)
     for row, used in zip(rows, cpu, strict=True):
         files[row[1].split("::")[0]] += row[3] - row[2]
         file_cpu[row[1].split("::")[0]] += used
