@@ -47,7 +47,7 @@ typecheck: setup
 # fault bench one test at a time beside the others, the secrets audit last
 # (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs everything in one process,
 # in file order.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 pytest: setup
 	$(PY) -m pytest -n $(TEST_WORKERS)
 

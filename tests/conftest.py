@@ -42,6 +42,7 @@ import pytest
 from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 from harness.official import OfficialLoop
+from harness.procs import tree_cpu
 
 _parse = ast.parse
 
@@ -107,7 +108,7 @@ def pytest_runtest_protocol(
     if tracer is not None:
         tracer.stop()
     timeline = os.environ.get("LKPROTO_TIMELINE")
-    cpu = _tree_cpu() if timeline else (0.0, 0.0)
+    cpu = tree_cpu() if timeline else (0.0, 0.0)
     started = time.time()
     try:
         return (yield)
@@ -116,40 +117,11 @@ def pytest_runtest_protocol(
             tracer.start()
         if timeline:  # docs/testing.md: where the time goes
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            own, tree = (now - then for now, then in zip(_tree_cpu(), cpu, strict=True))
+            own, tree = (now - then for now, then in zip(tree_cpu(), cpu, strict=True))
             row = [worker, item.nodeid, round(started, 3), round(time.time(), 3)]
             line = json.dumps([*row, round(own, 2), round(tree, 2)])
             with open(timeline, "a") as out:
                 out.write(line + "\n")
-
-
-def _tree_cpu() -> tuple[float, float]:
-    """CPU seconds (user + system) of this process, and of it with its descendants (the
-    worker's livekit-server, peers and browsers, alive or reaped), from /proc."""
-    clock = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(entry)] = int(fields[1])
-        ticks[int(entry)] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    me = os.getpid()
-    times = os.times()
-    own = times.user + times.system
-    tree = own + times.children_user + times.children_system
-    for pid in ticks:
-        ancestor = parent.get(pid, 0)
-        while ancestor not in (0, 1, me):
-            ancestor = parent.get(ancestor, 0)
-        if ancestor == me and pid != me:
-            tree += ticks[pid] / clock
-    return own, tree
 
 
 @pytest.hookimpl(wrapper=True)

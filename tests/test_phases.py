@@ -10,12 +10,28 @@ the end, and every test run exactly once.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.phases import GROUP, LAST, PARALLEL, SERIAL, TOGETHER, PhasedScheduling
+from harness.phases import (
+    GROUP,
+    LAST,
+    PARALLEL,
+    SERIAL,
+    TOGETHER,
+    PhasedScheduling,
+    groups_of,
+    heavy_lane,
+    phase_of,
+    realtime,
+    set_tree_nice,
+)
 
 
 class Worker:
@@ -130,3 +146,54 @@ def test_groups_run_one_at_a_time_on_one_worker(tmp_path: Path) -> None:
         ]
         assert len({w for _, w in runs}) == 1  # one worker
         assert len({n for n, _ in runs}) == 3  # one at a time
+
+
+class Item:
+    """What `heavy_lane`, `groups_of` and `realtime` read of a pytest item: its markers."""
+
+    def __init__(self, nodeid: str, **marks: tuple[str, ...]) -> None:
+        self.nodeid = nodeid
+        self.marks = {name: getattr(pytest.mark, name)(*args).mark for name, args in marks.items()}
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        return self.marks.get(name)
+
+
+def test_heavy_tests_go_to_the_lane_they_name_and_media_comes_first_on_the_cpu() -> None:
+    items: list[Any] = [
+        Item("a", heavy=("media",)),
+        Item("b", heavy=("bulk",)),
+        Item("c", xdist_group=("js-peer",)),
+        Item("d", xdist_group=("faults",)),
+        Item("e"),
+    ]
+    assert groups_of(items) == ["heavy-media", "heavy-bulk", "js-peer", "faults", None]
+    assert [realtime(item) for item in items] == [True, False, True, False, False]
+    assert [phase_of(item) for item in items] == [GROUP, GROUP, GROUP, GROUP, PARALLEL]
+
+
+@pytest.mark.parametrize("args", [(), ("video",)])
+def test_a_heavy_test_without_a_known_lane_is_refused(args: tuple[str, ...]) -> None:
+    with pytest.raises(pytest.UsageError, match=r"t::x: @pytest.mark.heavy takes its lane"):
+        heavy_lane(Item("t::x", heavy=args))  # type: ignore[arg-type]
+
+
+def test_the_nice_value_reaches_every_thread_and_child() -> None:
+    """Raising it needs no privilege; a thread and a child started before both get it."""
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=lambda: (ready.set(), stop.wait(10)))
+    thread.start()
+    ready.wait(10)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10)"])
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        assert set_tree_nice(before + 1)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before + 1
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id or 0) == before + 1
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == before + 1
+    finally:
+        stop.set()
+        thread.join()
+        child.kill()
+        child.wait()
+        set_tree_nice(before)  # back (as root; otherwise this test process stays nicer)

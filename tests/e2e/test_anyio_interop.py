@@ -118,7 +118,7 @@ def _numbered(i: int) -> bytes:
     return head + bytes((i + k) % 251 for k in range(PAYLOAD - 4))
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("bulk")  # bulk transfer: the bulk lane (harness/phases.py)
 async def test_200_reliable_15kib_packets_arrive_in_order_both_ways(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

@@ -115,7 +115,7 @@ async def joined(room: Room, url: str, token: str, options: RoomOptions, *peers:
 
 # CPU-bound (pure-Python SCTP): in the heavy lane, one heavy test at a time beside the
 # lighter ones (it ran alone, `serial`, until stop 34; alone it takes about 17 s).
-@pytest.mark.heavy
+@pytest.mark.heavy("bulk")
 @pytest.mark.timeout(240)
 async def test_a_10_mib_file_crosses_both_ways_with_identical_sha256(
     livekit_server: Any,

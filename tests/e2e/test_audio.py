@@ -85,7 +85,7 @@ async def hear(
             await anyio.sleep(0.1)
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_440_hz_tone_published_by_lkproto_reaches_the_official_sdk(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -116,7 +116,7 @@ async def test_a_440_hz_tone_published_by_lkproto_reaches_the_official_sdk(
         await peer.disconnect()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_an_official_1_khz_tone_reaches_lkproto_at_16_khz_mono_and_48_khz_stereo(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -252,7 +252,7 @@ async def _mute(publication: rtc.LocalTrackPublication, muted: bool) -> None:
         track.unmute()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_late_joiner_gets_two_tracks_of_one_kind_then_reuse_and_a_burst(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -406,7 +406,7 @@ async def _call(
         await peer.disconnect()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_resume_during_playback_keeps_audio_and_data_flowing(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -460,7 +460,7 @@ async def _serve_rpc(room: rtc.Room) -> None:
     room.local_participant.register_rpc_method("echo", echo)
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_full_reconnect_republishes_and_both_sides_hear_again(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

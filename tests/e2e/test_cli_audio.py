@@ -54,7 +54,7 @@ def read_wav(path: Path) -> Capture:
     return capture
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_record_writes_the_official_tone_to_a_wav_file(
     livekit_server: Any, room_name: str, official_loop: OfficialLoop, tmp_path: Path
 ) -> None:
@@ -91,7 +91,7 @@ async def test_record_writes_the_official_tone_to_a_wav_file(
         await peer.disconnect()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_publish_audio_plays_a_wav_file_to_the_official_sdk(
     livekit_server: Any, room_name: str, official_loop: OfficialLoop, tmp_path: Path
 ) -> None:

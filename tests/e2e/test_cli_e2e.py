@@ -476,7 +476,7 @@ async def test_send_text_is_received_exactly(
 # In the heavy lane (bulk transfer). It ran alone (`serial`) while the CLI left after a fixed
 # 2 s drain, which cut off the 3 MiB beside other tests on a loaded machine (twice in four
 # runs); the CLI now drains up to 30 s (transports/cli/_session.py).
-@pytest.mark.heavy
+@pytest.mark.heavy("bulk")
 async def test_send_file_arrives_with_the_same_sha256_and_shows_progress(
     livekit_server: LiveKitServer,
     make_token: Any,

@@ -136,7 +136,7 @@ def official_pushes(sizes: tuple[int, ...], count: int, rate: float) -> Callable
 # -- both directions, three sizes, unpublish -----------------------------------------------------
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublish_is_seen(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -448,7 +448,7 @@ async def test_an_official_publishers_resume_keeps_the_stream_and_its_full_recon
 # -- everything else keeps working while a data track runs at full rate ------------------------
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_data_packets_rpc_and_streams_work_while_a_data_track_runs_at_full_rate(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

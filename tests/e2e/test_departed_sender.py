@@ -73,7 +73,7 @@ def throttled(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(cls, "on_data", slow(cls.on_data))
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("bulk")  # bulk transfer: the bulk lane (harness/phases.py)
 async def test_a_file_from_a_sender_that_left_arrives_whole(
     livekit_server: Any,
     make_token: Any,

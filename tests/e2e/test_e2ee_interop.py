@@ -186,7 +186,7 @@ async def knows(peer: OfficialPeer, *identities: str) -> None:
         await peer.wait_for(lambda r, i=identity: ("joined", (i,)) in r)
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("bulk")  # bulk transfer: the bulk lane (harness/phases.py)
 async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none(
     livekit_server: Any,
     make_token: Any,
@@ -480,7 +480,7 @@ async def test_encrypted_data_track_frames_cross_both_ways_exactly(
         await peer.disconnect()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real-time data-track frames: the media lane (harness/phases.py)
 @pytest.mark.timeout(120)
 async def test_a_wrong_key_reads_no_data_track_frame_reports_it_and_the_right_key_recovers(
     livekit_server: Any, make_token: Any, confinement: Any, official_loop: OfficialLoop

@@ -147,7 +147,7 @@ async def go_records(peer: GoPeer, sid: str, path: Path, seconds: float) -> dict
 # -- audio ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_tone_each_way_is_heard_at_its_frequency(
     livekit_server: Any,
     make_token: Any,
@@ -208,7 +208,7 @@ async def test_a_tone_each_way_is_heard_at_its_frequency(
 # -- video ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_a_colour_pattern_each_way_arrives_in_order(
     livekit_server: Any,
     make_token: Any,

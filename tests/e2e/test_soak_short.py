@@ -62,7 +62,7 @@ def cycles(server: Any, host: str, leak_kib: int = 0) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_connect_disconnect_cycles_leak_neither_memory_nor_descriptors(

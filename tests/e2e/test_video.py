@@ -46,7 +46,7 @@ def seen_event(name: str, *args: object) -> Any:
     return lambda records: (name, args) in records
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_lkproto_publishes_a_640x360_pattern_the_official_sdk_sees_then_mutes_and_unpublishes(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:
@@ -104,7 +104,7 @@ async def test_lkproto_publishes_a_640x360_pattern_the_official_sdk_sees_then_mu
         await peer.disconnect()
 
 
-@pytest.mark.heavy  # real-time media or bulk transfer: a heavy lane (harness/phases.py)
+@pytest.mark.heavy("media")  # real time: the media lane, first call on the CPU (harness/phases.py)
 async def test_an_official_640x360_pattern_reaches_lkproto_in_rgba_and_i420_beside_audio_and_data(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

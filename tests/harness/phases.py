@@ -13,14 +13,23 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   rest of the suite beside them: the fault bench ("faults": servers killed and cut, timed
   observations; they mostly wait, with wide margins). Groups are handed out before the
   parallel tests (after the serial ones): they are the longest chains.
-- **heavy** (`@pytest.mark.heavy`): real-time media and bulk transfers, CPU-bound in pure
-  Python (encoders, SCTP, AES-GCM). Four of them side by side on 2 cores starved each other
-  into missed deadlines (a tone short of its seconds, a file's stream cut by a peer
-  connection that timed out); so they run in `HEAVY_LANES` groups ("heavy-0", ...), dealt
-  in collection order, each lane one test at a time on one worker. One lane since stop 32:
-  with two, two real-time media tests side by side still heard gaps of 0.45-0.5 s across a
-  resume and saw a canvas at a third of its frame rate (runs V and W); their 600-670 s in one
-  lane still end before the parallel tests do (about 620 s of them per worker).
+- **heavy** (`@pytest.mark.heavy("media")` or `("bulk")`): real-time media and bulk
+  transfers, CPU-bound in pure Python (encoders, SCTP, AES-GCM). Four of them side by side
+  on 2 cores starved each other into missed deadlines (a tone short of its seconds, a file's
+  stream cut by a peer connection that timed out); so each kind runs in a lane of its own, a
+  group ("heavy-media", "heavy-bulk"): one test at a time per lane, beside the lighter tests.
+  One lane for both (stops 32 to 34) was the longest chain of the run (590-610 s); two lanes
+  of the same kind starved real-time media (runs V and W of stop 32: gaps of 0.45-0.5 s in a
+  tone, a canvas at a third of its frame rate), which is why the media lane also comes first
+  on the CPU (below).
+- **CPU priority.** A test that must keep up with real time (the media lane, and the
+  JavaScript peer's group "js-peer") runs with its worker process, its threads and its
+  children (livekit-server, peers, browsers) at nice 0; every other test at nice
+  `BACKGROUND_NICE`, so the kernel serves the real-time test first and the rest of the suite
+  takes the CPU it leaves (CFS weights 1024 to 110: about 9 to 1 when both want a core).
+  `set_tree_nice` applies it per test, in the workers only; lowering a nice value back needs
+  CAP_SYS_NICE (the harness runs as root to make its network namespaces), and without it a
+  worker stays where it is.
 - **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
   adversarial flood, the fork/spawn children of a many-threaded parent, the 50 participants
   of one process). The CPU-bound 10 MiB transfers and the CLI's 3 MiB send-file were serial
@@ -53,6 +62,7 @@ reads the first worker's file when every worker has collected.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -62,8 +72,12 @@ from typing import Any
 
 import pytest
 
+from harness.procs import descendants
+
 PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "together", "last"
-HEAVY_LANES = 1
+HEAVY_LANES = ("media", "bulk")  # `@pytest.mark.heavy(<lane>)`: one group each
+REALTIME_GROUPS = frozenset({"heavy-media", "js-peer"})  # nice 0; every other test nice:
+BACKGROUND_NICE = 10
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
 
@@ -86,17 +100,46 @@ def group_of(item: pytest.Item) -> str | None:
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
+def heavy_lane(item: pytest.Item) -> str | None:
+    """The group of a `heavy` test ("heavy-media" or "heavy-bulk"), else None."""
+    mark = item.get_closest_marker("heavy")
+    if mark is None:
+        return None
+    lane = mark.args[0] if mark.args else None
+    if lane not in HEAVY_LANES:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.heavy takes its lane, one of {HEAVY_LANES}"
+        )
+    return f"heavy-{lane}"
+
+
 def groups_of(items: Sequence[pytest.Item]) -> list[str | None]:
-    """Each item's group: its `xdist_group`, else its heavy lane (dealt in order), else None."""
-    groups: list[str | None] = []
-    heavy = 0
-    for item in items:
-        group = group_of(item)
-        if group is None and phase_of(item) == GROUP:  # heavy, without a group of its own
-            group = f"heavy-{heavy % HEAVY_LANES}"
-            heavy += 1
-        groups.append(group)
-    return groups
+    """Each item's group: its `xdist_group`, else its heavy lane, else None."""
+    return [group_of(item) or heavy_lane(item) for item in items]
+
+
+def realtime(item: pytest.Item) -> bool:
+    """Whether `item` must keep up with real time, so comes first on the CPU."""
+    return (group_of(item) or heavy_lane(item)) in REALTIME_GROUPS
+
+
+def set_tree_nice(value: int) -> bool:
+    """Set the nice value of every thread of this process and of its descendants; False if
+    the kernel refused (lowering it needs CAP_SYS_NICE). A thread or child started later
+    inherits the value of the thread that starts it."""
+    for pid in [os.getpid(), *descendants(os.getpid())]:
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # it exited
+        for tid in threads:
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(tid), value)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                return False
+    return True
 
 
 def _weight(item: pytest.Item) -> int:
@@ -131,6 +174,20 @@ def worker_id(config: pytest.Config) -> str:
 
 
 # -- in the workers ---------------------------------------------------------------------------
+
+
+_NICE = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under the phased scheduler: a real-time test first on the CPU, the rest behind it."""
+    config = item.config
+    if phases_dir(config) is None:
+        return
+    wanted = 0 if realtime(item) else BACKGROUND_NICE
+    if config.stash.get(_NICE, 0) != wanted and set_tree_nice(wanted):
+        config.stash[_NICE] = wanted
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reports the collection
@@ -455,7 +512,10 @@ __all__ = [
     "PhasedScheduling",
     "group_of",
     "groups_of",
+    "heavy_lane",
     "interleave",
     "phase_of",
     "phases_dir",
+    "realtime",
+    "set_tree_nice",
 ]
