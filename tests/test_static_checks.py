@@ -1,9 +1,8 @@
 """Lint, format and types (scripts/check-static.sh), as tests of the suite.
 
 They used to run before pytest in `make test`, about 40 s on a clean clone (mypy without its
-cache) while every worker waited. Here they run in the "together" phase (harness/phases.py),
-beside the official SDK's cut observation, which spends its 20 s waiting out the server's
-ping timeout, so the CPU they need was idle anyway. A failure shows the tool's own output.
+cache) while every worker waited. Here they are tests like the others, started early (`slow`,
+harness/phases.py) so that they never end last. A failure shows the tool's own output.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.serial(together=True)
+@pytest.mark.slow
 @pytest.mark.parametrize("check", ["lint", "typecheck"])
 def test_the_tree_passes(check: str, tmp_path: Path) -> None:
     result = subprocess.run(

@@ -722,7 +722,9 @@ async def flood(
         stop.set()
 
 
-@pytest.mark.serial  # the flood loads the machine; it runs alone under xdist
+# The flood loads the machine: under xdist it is the first test of a fresh worker, in the "solo"
+# lane, first on the CPU (harness/phases.py).
+@pytest.mark.xdist_group("solo")
 async def test_a_hostile_peer_is_contained_while_the_official_sdk_is_served_exactly(
     livekit_server: Any, make_token: Any, options: RoomOptions, official_loop: OfficialLoop
 ) -> None:

@@ -88,8 +88,8 @@ async def test_a_server_killed_and_restarted_is_rejoined(
 # timer after the restore, and beside other tests on a loaded machine it missed the wait. The
 # four variants side by side ("together", harness/phases.py) on servers of their own once lost
 # the ten packets sent into the outage: not to the CPU, but to the race the gate now settles
-# (our rejoin before the official SDK's ICE restart; see the test).
-@pytest.mark.serial(together=True)
+# (our rejoin before the official SDK's ICE restart; see the test). Since stop 35 they run in
+# the module's "faults" lane, one at a time, first on the CPU, beside the rest of the suite.
 async def test_a_network_cut_longer_than_the_ping_timeout_is_survived(
     fault_server: FaultServer, make_token: Any, official_loop: OfficialLoop
 ) -> None:

@@ -20,7 +20,12 @@ import pytest
 from lkproto.transports.anyio import DataPacket, Room, RoomOptions, RtcConfiguration
 
 # The broadcast loads both cores for a few seconds: alone under xdist, like the other floods.
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.serial, pytest.mark.timeout(90)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    pytest.mark.xdist_group("solo"),  # first on the CPU, one at a time (harness/phases.py)
+    pytest.mark.timeout(90),
+]
 
 PARTICIPANTS = 50
 PACKETS = 5  # per sender: more writes at once to each receiver than one per sender

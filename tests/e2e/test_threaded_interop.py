@@ -651,7 +651,9 @@ def _run_child(
             proc.join(5)
 
 
-@pytest.mark.serial  # a child process of a many-threaded parent: alone under xdist
+@pytest.mark.xdist_group(
+    "solo"
+)  # a child of a many-threaded parent: first on the CPU (harness/phases.py)
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_child_process_joins_publishes_and_calls(
     method: str,
@@ -688,7 +690,9 @@ def test_a_child_process_joins_publishes_and_calls(
         official.disconnect()
 
 
-@pytest.mark.serial  # a child process of a many-threaded parent: alone under xdist
+@pytest.mark.xdist_group(
+    "solo"
+)  # a child of a many-threaded parent: first on the CPU (harness/phases.py)
 def test_a_forked_child_cannot_use_the_parents_room_but_can_make_its_own(
     livekit_server: Any,
     make_token: Any,

@@ -22,30 +22,28 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   of the same kind starved real-time media (runs V and W of stop 32: gaps of 0.45-0.5 s in a
   tone, a canvas at a third of its frame rate), which is why the media lane also comes first
   on the CPU (below).
-- **CPU priority.** A test that must keep up with real time (the media lane, and the
-  JavaScript peer's group "js-peer") runs with its worker process, its threads and its
-  children (livekit-server, peers, browsers) at nice 0; every other test at nice
+- **CPU priority.** A test that must keep up with real time or asserts on timing (the media
+  lane; the JavaScript peer's group "js-peer"; the fault bench, "faults"; the "solo" lane)
+  runs with its worker process, its threads and its children (livekit-server, peers,
+  browsers) at nice 0; every other test at nice
   `BACKGROUND_NICE`, so the kernel serves the real-time test first and the rest of the suite
   takes the CPU it leaves (CFS weights 1024 to 110: about 9 to 1 when both want a core).
   `set_tree_nice` applies it per test, in the workers only; lowering a nice value back needs
   CAP_SYS_NICE (the harness runs as root to make its network namespaces), and without it a
   worker stays where it is.
-- **serial** (`@pytest.mark.serial`): tests that must have the machine to themselves (the
-  adversarial flood, the fork/spawn children of a many-threaded parent, the 50 participants
-  of one process). The CPU-bound 10 MiB transfers and the CLI's 3 MiB send-file were serial
-  until stop 34 and are heavy now: the heavy lane ended two minutes before the parallel tests,
-  and their 75 s alone held every other worker idle. They run first, one
-  at a time, on the first worker to ask, while every other worker waits: alone on the
-  machine, in a fresh process (the flood failed after a few hundred tests in the same
-  process, in the sequential baseline too; it still fails now and then on a loaded machine,
-  see docs/testing.md).
-- **together** (`@pytest.mark.serial(together=True)`): tests that must not run beside the
-  suite but mostly wait, so they may run beside each other: the cuts past the ping timeout
-  (the official SDK's observation, the four of test_resilience_faults), and lint and types
-  (tests/test_static_checks.py), which need the CPU it leaves idle.
-  They run right after the serial tests, dealt over the workers (each in its own namespace
-  with its own server, so the cuts do not touch each other), each worker one at a time, and
-  nothing else runs until all of them are done.
+- **solo** (`xdist_group("solo")`): the tests that used to need the machine to themselves
+  (`serial`, until stop 35): the adversarial flood, the fork/spawn children of a many-threaded
+  parent, the 50 participants of one process. A group like the others, first on the CPU, so
+  a fresh worker runs them one after the other from the start, beside the suite. The flood
+  comes first in it: it failed after a few hundred tests in the same process (docs/testing.md).
+- **serial** (`@pytest.mark.serial`) and **together** (`serial(together=True)`): no test uses
+  them since stop 35 (the CPU priority replaced them), but they still work: a serial test
+  runs first, alone, on the first worker to ask, while every other worker waits; together
+  tests run right after, dealt over the workers, each worker one at a time, and nothing else
+  runs until all of them are done. Until stop 35 they cost the run its first 90 s at a
+  quarter of the CPU: the flood, the children and the 50 participants serial (45 s), the
+  four cuts past the ping timeout, the official SDK's cut observation and lint and types
+  together (46 s).
 - **last** (`@pytest.mark.last`): after everything else (the secrets audit,
   tests/e2e/test_zz_secrets.py), on one worker once every other worker has exited, having
   written what it saw (harness/secrets_audit.py merges it).
@@ -76,7 +74,8 @@ from harness.procs import descendants
 
 PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "together", "last"
 HEAVY_LANES = ("media", "bulk")  # `@pytest.mark.heavy(<lane>)`: one group each
-REALTIME_GROUPS = frozenset({"heavy-media", "js-peer"})  # nice 0; every other test nice:
+# nice 0; every other test BACKGROUND_NICE:
+REALTIME_GROUPS = frozenset({"heavy-media", "js-peer", "faults", "solo"})
 BACKGROUND_NICE = 10
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()

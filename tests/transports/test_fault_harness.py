@@ -262,7 +262,6 @@ async def test_official_sdk_and_lkproto_exchange_data_across_the_link(
             await peer.disconnect()
 
 
-@pytest.mark.serial(together=True)  # a cut past the ping timeout, as the resilience cut test
 @pytest.mark.anyio
 async def test_record_when_the_official_sdk_notices_a_cut(
     fault_server: FaultServer, make_token: Any, room_name: str, official_loop: OfficialLoop
