@@ -243,7 +243,12 @@ class Session:
         deferred = self._connector is None and _AIORTC not in sys.modules
         self.peer = pump.peer = _PendingPeer() if deferred else make()
         self._ssl_context = options.ssl_context
-        await self._start()
+        try:
+            await self._start()
+        except BaseException:  # cancelled at the first checkpoint: end the task just spawned
+            with anyio.CancelScope(shield=True):
+                await self._finish()
+            raise
         single = True if options.single_peer_connection is None else options.single_peer_connection
         try:
             pump.call(conn.connect, url, token, now=pump.now(), single_peer_connection=single)

@@ -207,6 +207,23 @@ async def test_cancelling_an_awaited_connect_leaves_nothing_running(
         assert server.close_code == 1000
 
 
+async def test_a_connect_cancelled_at_its_first_checkpoint_leaves_nothing_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The deadline has passed before connect() first yields (as a 20 ms deadline does on a
+    loaded machine): the session task it just spawned must still be ended."""
+    server = FakeServer()
+    async with trio.open_nursery() as nursery:
+        room = Room(dialer=server.dialer(nursery))
+        with trio.move_on_after(0) as scope:
+            await room.connect(URL, TOKEN, RoomOptions(connect_timeout=30))
+        assert scope.cancelled_caught and not room.isconnected()
+        assert room._session.done.is_set()
+        with trio.move_on_after(0) as again:  # and the room can connect again
+            await room.connect(URL, TOKEN, RoomOptions(connect_timeout=30))
+        assert again.cancelled_caught and room._session.done.is_set()
+
+
 async def test_an_event_channel_opened_after_the_session_ended_is_closed_at_once() -> None:
     async def refuse(host: str, port: int, tls: bool) -> trio.abc.Stream:
         raise OSError(errno.ECONNREFUSED, "refused")
