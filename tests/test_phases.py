@@ -27,7 +27,7 @@ from harness.phases import (
     TOGETHER,
     PhasedScheduling,
     groups_of,
-    heavy_lane,
+    heavy_kind,
     phase_of,
     realtime,
     set_tree_nice,
@@ -166,16 +166,37 @@ def test_heavy_tests_go_to_the_lane_they_name_and_media_comes_first_on_the_cpu()
         Item("c", xdist_group=("js-peer",)),
         Item("d", xdist_group=("faults",)),
         Item("e"),
+        Item("f", heavy=("bulk",)),
+        Item("g", heavy=("media",)),
+        Item("h", heavy=("bulk",)),
     ]
-    assert groups_of(items) == ["heavy-media", "heavy-bulk", "js-peer", "faults", None]
-    assert [realtime(item) for item in items] == [True, False, True, True, False]
-    assert [phase_of(item) for item in items] == [GROUP, GROUP, GROUP, GROUP, PARALLEL]
+    assert groups_of(items) == [
+        "heavy-media",
+        "heavy-bulk-0",
+        "js-peer",
+        "faults",
+        None,
+        "heavy-bulk-1",
+        "heavy-media",
+        "heavy-bulk-0",
+    ]
+    assert [realtime(item) for item in items] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert [phase_of(item) for item in items] == [GROUP] * 4 + [PARALLEL] + [GROUP] * 3
 
 
 @pytest.mark.parametrize("args", [(), ("video",)])
 def test_a_heavy_test_without_a_known_lane_is_refused(args: tuple[str, ...]) -> None:
-    with pytest.raises(pytest.UsageError, match=r"t::x: @pytest.mark.heavy takes its lane"):
-        heavy_lane(Item("t::x", heavy=args))  # type: ignore[arg-type]
+    with pytest.raises(pytest.UsageError, match=r"t::x: @pytest.mark.heavy takes its kind"):
+        heavy_kind(Item("t::x", heavy=args))  # type: ignore[arg-type]
 
 
 def test_the_nice_value_reaches_every_thread_and_child() -> None:

@@ -16,12 +16,13 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
 - **heavy** (`@pytest.mark.heavy("media")` or `("bulk")`): real-time media and bulk
   transfers, CPU-bound in pure Python (encoders, SCTP, AES-GCM). Four of them side by side
   on 2 cores starved each other into missed deadlines (a tone short of its seconds, a file's
-  stream cut by a peer connection that timed out); so each kind runs in a lane of its own, a
-  group ("heavy-media", "heavy-bulk"): one test at a time per lane, beside the lighter tests.
-  One lane for both (stops 32 to 34) was the longest chain of the run (590-610 s); two lanes
-  of the same kind starved real-time media (runs V and W of stop 32: gaps of 0.45-0.5 s in a
-  tone, a canvas at a third of its frame rate), which is why the media lane also comes first
-  on the CPU (below).
+  stream cut by a peer connection that timed out); so they run in lanes, groups of their own
+  (`HEAVY_LANES`): one for media ("heavy-media"), two for bulk transfers ("heavy-bulk-0" and
+  "-1", dealt in collection order), one test at a time per lane, beside the lighter tests.
+  One lane for both (stops 32 to 34) was the longest chain of the run (590-610 s), and so
+  was one bulk lane at the back of the CPU queue (481 s, run C of stop 35); two media lanes
+  starved each other (runs V and W of stop 32: gaps of 0.45-0.5 s in a tone, a canvas at a
+  third of its frame rate), which is why there is one, and it comes first on the CPU.
 - **CPU priority.** A test that must keep up with real time or asserts on timing (the media
   lane; the JavaScript peer's group "js-peer"; the fault bench, "faults"; the "solo" lane)
   runs with its worker process, its threads and its children (livekit-server, peers,
@@ -73,7 +74,9 @@ import pytest
 from harness.procs import descendants
 
 PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "together", "last"
-HEAVY_LANES = ("media", "bulk")  # `@pytest.mark.heavy(<lane>)`: one group each
+# `@pytest.mark.heavy(<kind>)`: how many lanes (groups) each kind has; a kind with more than
+# one deals its tests over them in collection order ("heavy-bulk-0", "heavy-bulk-1", ...).
+HEAVY_LANES = {"media": 1, "bulk": 2}
 # nice 0; every other test BACKGROUND_NICE:
 REALTIME_GROUPS = frozenset({"heavy-media", "js-peer", "faults", "solo"})
 BACKGROUND_NICE = 10
@@ -99,27 +102,37 @@ def group_of(item: pytest.Item) -> str | None:
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
-def heavy_lane(item: pytest.Item) -> str | None:
-    """The group of a `heavy` test ("heavy-media" or "heavy-bulk"), else None."""
+def heavy_kind(item: pytest.Item) -> str | None:
+    """The kind of a `heavy` test ("media" or "bulk"), else None."""
     mark = item.get_closest_marker("heavy")
     if mark is None:
         return None
-    lane = mark.args[0] if mark.args else None
-    if lane not in HEAVY_LANES:
+    kind = mark.args[0] if mark.args else None
+    if kind not in HEAVY_LANES:
         raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.heavy takes its lane, one of {HEAVY_LANES}"
+            f"{item.nodeid}: @pytest.mark.heavy takes its kind, one of {sorted(HEAVY_LANES)}"
         )
-    return f"heavy-{lane}"
+    return str(kind)
 
 
 def groups_of(items: Sequence[pytest.Item]) -> list[str | None]:
     """Each item's group: its `xdist_group`, else its heavy lane, else None."""
-    return [group_of(item) or heavy_lane(item) for item in items]
+    dealt = dict.fromkeys(HEAVY_LANES, 0)
+    groups: list[str | None] = []
+    for item in items:
+        group, kind = group_of(item), heavy_kind(item)
+        if group is None and kind is not None:
+            group = f"heavy-{kind}"
+            if HEAVY_LANES[kind] > 1:
+                group += f"-{dealt[kind] % HEAVY_LANES[kind]}"
+            dealt[kind] += 1
+        groups.append(group)
+    return groups
 
 
 def realtime(item: pytest.Item) -> bool:
     """Whether `item` must keep up with real time, so comes first on the CPU."""
-    return (group_of(item) or heavy_lane(item)) in REALTIME_GROUPS
+    return (group_of(item) or f"heavy-{heavy_kind(item)}") in REALTIME_GROUPS
 
 
 def set_tree_nice(value: int) -> bool:
@@ -511,7 +524,7 @@ __all__ = [
     "PhasedScheduling",
     "group_of",
     "groups_of",
-    "heavy_lane",
+    "heavy_kind",
     "interleave",
     "phase_of",
     "phases_dir",
