@@ -29,6 +29,7 @@ Run: .venv/bin/python benchmarks/bench_datapath.py [--packets 20000] [--rounds 5
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -123,6 +124,10 @@ async def _child(role: str, packets: int, profile: bool) -> None:
             def _message(message: bytes | str) -> None:
                 if isinstance(message, bytes):
                     pump.on_data(Channel.RELIABLE, message)
+
+            readers = getattr(dc.transport, "lk_readers", None)  # as AiortcPeer._read does
+            if readers is not None:
+                readers[dc] = functools.partial(pump.on_data, Channel.RELIABLE)
 
             _out(ready=True)
             await done.wait()
