@@ -61,6 +61,16 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   the SACK goes out when the event loop next runs its ready callbacks (well under 200 ms),
   so packets read back to back share a SACK.
 
+- **Receiving a whole message (`_receive_data_chunk`, `lk_readers`).** aiortc puts every DATA
+  chunk in its stream's reassembly list, scans it twice (`pop_messages`), and hands each
+  message through three coroutines to pyee, which calls the channel's "message" listeners.
+  A chunk that is a whole message (B and E flags) and due at once (unordered, or the
+  stream's next SSN) on a stream with nothing waiting to be reassembled, and no stream reset
+  waiting for its TSN, is marked received and delivered here without the list; a binary
+  message for a channel with an entry in `lk_readers` goes to that callable instead of the
+  listeners (`AiortcPeer._read` registers one per channel it reads). Everything else
+  (fragments, SSNs not yet due or stale, a stream's first chunk, text, empty messages, DCEP)
+  goes aiortc's way (with `_sctp.OrderedInboundStream`).
 - **Delivery reports (`lk_tag_last_message`, `lk_on_delivered`).** The session's core keeps
   every sent reliable packet for a replay until the server has it (lkproto/_data.py). The
   server's SCTP stack saying so is the SACK's cumulative TSN ack (RFC 9260 section 6.2): a
