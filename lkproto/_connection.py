@@ -343,8 +343,18 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """The earliest deadline (monotonic seconds) at which to call `handle_timer`, or None."""
-        times = [t for _, t in self._timers() if t is not None]
-        return min(times, default=None)
+        # Called after every input (each data packet received or sent): no tuples built here.
+        earliest: float | None = None
+        for t in (
+            self._rpc.get_timer(),
+            self._streams.get_timer(),
+            self._ctx.deadlines.earliest(),
+            self._media.get_timer(),
+            self._datatracks.manager.get_timer(),
+        ):
+            if t is not None and (earliest is None or t < earliest):
+                earliest = t
+        return earliest
 
     def _timers(self) -> tuple[tuple[int, float | None], ...]:
         # (rank, deadline): the rank orders equal deadlines in `handle_timer`.

@@ -895,6 +895,8 @@ class StreamAssembler:
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next run (an idle or departed-sender deadline), or None."""
+        if not self._open:
+            return None  # the usual case, asked after every input
         deadlines = [d for s in self._open.values() if (d := self._deadline(s)) is not None]
         return min(deadlines, default=None)
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import ipaddress
 import json
 import logging
@@ -406,11 +407,19 @@ class AiortcPeer:
             self._listener.on_writable(channel)
 
     def _read(self, dc: RTCDataChannel, channel: Channel) -> None:
+        listener = self._listener
+
         @dc.on("message")
         def _message(message: bytes | str) -> None:
             if isinstance(message, bytes):
-                self._listener.on_data(channel, message)
+                listener.on_data(channel, message)
             # Text messages are not part of the protocol (A.3); the core never sees them.
+
+        # FastSctpTransport hands binary messages straight to a reader (no event emitter
+        # per message); with aiortc's own transport they come through "message" above.
+        readers = getattr(dc.transport, "lk_readers", None)
+        if readers is not None:
+            readers[dc] = functools.partial(listener.on_data, channel)
 
     async def _add_candidate(self, command: cmd.AddIceCandidate) -> None:
         init = json.loads(command.candidate_init)

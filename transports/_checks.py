@@ -73,8 +73,8 @@ def check_payload(call: str, payload: object, limit: int | None = None) -> bytes
 def check_identities(call: str, value: object, name: str = "destination_identities") -> list[str]:
     """A sequence of identity strings (a lone str is refused: it is not a list of its
     characters). None means everyone."""
-    if value is None:
-        return []
+    if value is None or (type(value) is tuple and not value):
+        return []  # () is the default: the usual case, without the checks below
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
         raise TypeError(f"{call}: {name} must be a list of str, not {_type(value)}")
     out = list(value)

@@ -61,6 +61,9 @@ class Pump:
         conn = self.conn
         while commands := conn.commands_to_send():
             for command in commands:
+                if type(command) is cmd.SendDataPacket:  # the usual one: no match to walk
+                    self.peer.submit(command)
+                    continue
                 match command:
                     case cmd.OpenSignal() | cmd.SendSignal() | cmd.CloseSignal():
                         self.signal.submit(command)

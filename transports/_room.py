@@ -445,7 +445,7 @@ class RoomModel:
                 found = next((p for p in people if p.sid == event.participant_sid), None)
                 out.append(("connection_quality_changed", (found, event.quality)))
             case ev.DataReceived():
-                out.append(("data_received", (self._packet(event),)))
+                out.append(("data_received", (self.data_packet(event),)))
             case ev.SipDtmfReceived():
                 sender = self.remote.get(event.participant_identity)
                 out.append(("sip_dtmf_received", (SipDTMF(event.code, event.digit, sender),)))
@@ -515,7 +515,8 @@ class RoomModel:
                 assert_never(event)
         return out
 
-    def _packet(self, event: ev.DataReceived) -> DataPacket:
+    def data_packet(self, event: ev.DataReceived) -> DataPacket:
+        """The `livekit.rtc` packet of `event` (the `data_received` emission's argument)."""
         kind = (
             DataPacketKind.KIND_RELIABLE
             if event.channel is Channel.RELIABLE

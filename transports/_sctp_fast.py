@@ -61,6 +61,16 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   the SACK goes out when the event loop next runs its ready callbacks (well under 200 ms),
   so packets read back to back share a SACK.
 
+- **Receiving a whole message (`_receive_data_chunk`, `lk_readers`).** aiortc puts every DATA
+  chunk in its stream's reassembly list, scans it twice (`pop_messages`), and hands each
+  message through three coroutines to pyee, which calls the channel's "message" listeners.
+  A chunk that is a whole message (B and E flags) and due at once (unordered, or the
+  stream's next SSN) on a stream with nothing waiting to be reassembled, and no stream reset
+  waiting for its TSN, is marked received and delivered here without the list; a binary
+  message for a channel with an entry in `lk_readers` goes to that callable instead of the
+  listeners (`AiortcPeer._read` registers one per channel it reads). Everything else
+  (fragments, SSNs not yet due or stale, a stream's first chunk, text, empty messages, DCEP)
+  goes aiortc's way (with `_sctp.OrderedInboundStream`).
 - **Delivery reports (`lk_tag_last_message`, `lk_on_delivered`).** The session's core keeps
   every sent reliable packet for a replay until the server has it (lkproto/_data.py). The
   server's SCTP stack saying so is the SACK's cumulative TSN ack (RFC 9260 section 6.2): a
@@ -98,6 +108,8 @@ _HEADER = _sctp.SCTP_COMMON_HEADER_LENGTH
 _BUDGET = _sctp.SCTP_MAX_PACKET_LENGTH - _HEADER  # bytes of chunks in one packet
 _MTU = _sctp.USERDATA_MAX_LENGTH  # aiortc's unit for cwnd and burst
 _SACK_IMMEDIATELY = 0x08  # DATA chunk flag "I" (RFC 7053 section 4.1)
+_WHOLE = _sctp.SCTP_DATA_FIRST_FRAG | _sctp.SCTP_DATA_LAST_FRAG  # B and E: one-chunk message
+_UNORDERED = _sctp.SCTP_DATA_UNORDERED
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     # module names this class reads
@@ -116,6 +128,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "WEBRTC_STRING_EMPTY",
         "WEBRTC_BINARY",
         "WEBRTC_BINARY_EMPTY",
+        "SCTP_DATA_FIRST_FRAG",
+        "SCTP_DATA_LAST_FRAG",
+        "SCTP_DATA_UNORDERED",
     ),
     # methods overridden or called
     "methods": (
@@ -133,6 +148,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "_handle_data",
         "_mark_received",
         "_receive_forward_tsn_chunk",
+        "_receive_data_chunk",
+        "_data_channel_receive",
         "_send_chunk",
     ),
     # attributes `RTCSctpTransport.__init__` sets that this class reads or writes
@@ -150,8 +167,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "_local_tsn",
         "_flight_size",
         "_forward_tsn_chunk",
+        "_inbound_streams",
         "_local_port",
         "_outbound_queue",
+        "_reconfig_deferred",
         "_remote_max_message_size",
         "_remote_port",
         "_remote_verification_tag",
@@ -231,6 +250,8 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         """Called with the highest tag of the messages a SACK newly acknowledged whole."""
         self._lk_tags: dict[int, tuple[_QueueItem, int]] = {}  # id(queued item): (it, tag)
         self._lk_tagged_tsns: deque[tuple[int, int]] = deque()  # (last TSN, tag), TSN order
+        self.lk_readers: dict[RTCDataChannel, Callable[[bytes], None]] = {}
+        """Per channel, what takes its binary messages instead of its "message" listeners."""
 
     # -- delivery reports -------------------------------------------------------------------
 
@@ -449,6 +470,42 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         # order, which stops short across the wrap; the walk here finishes it.
         await super()._receive_forward_tsn_chunk(chunk)
         self._lk_advance_cumulative_tsn()
+
+    # -- delivering ---------------------------------------------------------------------------
+
+    async def _receive_data_chunk(self, chunk: _sctp.DataChunk) -> None:
+        # The common case, a whole message (one chunk) that is due at once on a stream with
+        # nothing waiting to be reassembled, goes straight to its channel; anything else
+        # (fragments, an SSN not yet due or a stale one, a stream's first chunk, a reset
+        # waiting for this TSN) takes aiortc's way through the reassembly queue.
+        flags = chunk.flags
+        stream = self._inbound_streams.get(chunk.stream_id)
+        if (
+            flags & _WHOLE == _WHOLE
+            and stream is not None
+            and not stream.reassembly
+            and self._reconfig_deferred is None
+            and (flags & _UNORDERED or chunk.stream_seq == stream.sequence_number)
+        ):
+            self._sack_needed = True
+            if self._mark_received(chunk.tsn):
+                return  # a duplicate
+            if not flags & _UNORDERED:
+                stream.sequence_number = (stream.sequence_number + 1) & 0xFFFF
+            await self._data_channel_receive(chunk.stream_id, chunk.protocol, chunk.user_data)
+            return
+        await super()._receive_data_chunk(chunk)
+
+    async def _data_channel_receive(self, stream_id: int, pp_id: int, data: bytes) -> None:
+        # A binary message for a channel with a reader (`lk_readers`) goes to it directly;
+        # the rest (DCEP, text, empty messages, channels without one) as in aiortc.
+        if pp_id == _sctp.WEBRTC_BINARY:
+            channel = self._data_channels.get(stream_id)
+            reader = self.lk_readers.get(channel) if channel is not None else None
+            if reader is not None:
+                reader(data)
+                return
+        await super()._data_channel_receive(stream_id, pp_id, data)
 
     async def _lk_send_sack(self) -> None:
         """A SACK (RFC 9260 section 3.3.4) whose gap blocks are ordered and merged by their

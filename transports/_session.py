@@ -360,6 +360,12 @@ class Session:
     # -- EventSink ------------------------------------------------------------------------------
 
     def deliver(self, event: ev.Event) -> None:
+        if type(event) is ev.DataReceived:
+            # The hot path (every data packet): only the room model and the subscribers take
+            # it; logging, the session's parts and the media side have nothing to do with it.
+            self._emit("data_received", self.model.data_packet(event))
+            self._copy(event)
+            return
         log_event(event)
         # The session's own share first: streams, RPC and data tracks take theirs; media
         # tracks are the media side's, the room model's and the subscribers' (below).
@@ -411,6 +417,10 @@ class Session:
         for name, args in self.model.apply(event):
             self._emit(name, *args)
         self.media.after(event)
+        self._copy(event)
+
+    def _copy(self, event: ev.Event) -> None:
+        """Give `event` to every `events()` subscriber."""
         for subscriber in list(self.subscribers):
             try:
                 subscriber.send_nowait(event)

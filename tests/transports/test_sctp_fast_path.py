@@ -191,9 +191,49 @@ def channel(association: Any, id: int, **options: Any) -> RTCDataChannel:
 
 
 def collect(ch: RTCDataChannel) -> list[bytes]:
+    """Every message `ch` receives, in order: binary ones through the association's reader
+    when it has readers (FastSctpTransport, read as `AiortcPeer._read` does), the rest
+    through "message" listeners (a message that came both ways would be there twice)."""
     got: list[bytes] = []
     ch.on("message", got.append)
+    readers = getattr(ch.transport, "lk_readers", None)
+    if readers is not None:
+        readers[ch] = got.append
     return got
+
+
+def test_binary_messages_go_to_the_reader_the_rest_to_message_listeners() -> None:
+    async def scenario() -> tuple[list[object], list[object], list[object], list[object]]:
+        net = Net(seed=5)
+        a, b = await associate(net, STOCK, FastSctpTransport)
+        tx, rx = channel(a, 1), channel(b, 1)
+        utx, urx = channel(a, 3, ordered=False), channel(b, 3)
+        plain_tx, plain_rx = channel(a, 7), channel(b, 7)  # no reader: listeners get it all
+        read: list[object] = []
+        heard: list[object] = []
+        unordered: list[object] = []
+        b.lk_readers[rx] = read.append
+        b.lk_readers[urx] = unordered.append
+        rx.on("message", heard.append)
+        urx.on("message", heard.append)
+        plain: list[object] = []
+        plain_rx.on("message", plain.append)
+        big = bytes(range(256)) * 20  # 5,120 B: fragments, reassembled by aiortc's path
+        for m in (b"one", "text", b"", big, b"two"):
+            tx.send(m)
+            plain_tx.send(m)
+        utx.send(b"u1")
+        utx.send(b"u2")
+        await until(lambda: len(read) == 3 and len(heard) == 2 and len(plain) == 5, 60)
+        await until(lambda: len(unordered) == 2, 60)
+        net.close()
+        return read, heard, unordered, plain
+
+    read, heard, unordered, plain = run(scenario())
+    assert read == [b"one", bytes(range(256)) * 20, b"two"]
+    assert heard == ["text", b""]  # text and the empty message (its own PPID) as in aiortc
+    assert sorted(unordered) == [b"u1", b"u2"]  # type: ignore[type-var]
+    assert plain == [b"one", "text", b"", bytes(range(256)) * 20, b"two"]
 
 
 # -- the pin and the fallback -------------------------------------------------------------------
