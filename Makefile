@@ -48,8 +48,12 @@ typecheck: setup
 # (tests/harness/phases.py, docs/testing.md). TEST_WORKERS=0 runs everything in one process,
 # in file order.
 TEST_WORKERS ?= 6
+# Bytecode caches are written even where the environment asks for none
+# (PYTHONDONTWRITEBYTECODE): the suite starts a few hundred Python processes (workers, CLI
+# and README children, fuzz targets), and without caches each compiles lkproto from source
+# and pytest rewrites every test module again in every worker.
 pytest: setup
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS)
 
 # Two `lkproto` CLI participants (an RPC, a streamed text reply, a file with progress bars)
 # through a confined local livekit-server, or through the server in LIVEKIT_URL if set.
@@ -75,7 +79,7 @@ test: pytest
 # using a server fixture is marked e2e by tests/conftest.py), without coverage. Under 2 min.
 CHECK_WORKERS ?= 2
 check: setup
-	$(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e" --no-cov -q
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e" --no-cov -q
 
 # Side-by-side benchmarks; figures go into benchmarks/RESULTS.md by hand with the date.
 bench: setup
