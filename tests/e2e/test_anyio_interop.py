@@ -17,8 +17,10 @@ import pytest
 # Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
+from harness.server import LiveKitServer
 from lkproto.models import DisconnectReason
 from lkproto.transports.anyio import (
     ConnectionState,
@@ -53,13 +55,15 @@ async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:
     return peer
 
 
-async def knows(identity: str, *peers: OfficialPeer) -> None:
+async def knows(server: LiveKitServer, room: str, identity: str, *peers: OfficialPeer) -> None:
     """Wait until each official peer has seen `identity` join.
 
-    The server announces a participant to the others shortly after its peer connection is up,
-    which can be after our `connect()` returns (the official SDK behaves the same). Until then
-    they would show its data with no sender, and its attributes as initial state.
+    The server announces a participant that publishes nothing to the others on its next 3 s
+    batch tick, after our `connect()` returns (the official SDK behaves the same); until then
+    they would show its data with no sender, and its attributes as initial state. It is
+    announced at once here (harness/announce.py): these tests are not about that wait.
     """
+    await announce(server, room, identity)
     for peer in peers:
         await peer.wait_for(lambda r: ("joined", (identity,)) in r)
 
@@ -128,7 +132,7 @@ async def test_200_reliable_15kib_packets_arrive_in_order_both_ways(
     count = 200
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
-        await knows("lk", peer)
+        await knows(livekit_server, room.name, "lk", peer)
         for i in range(count):
             await room.local_participant.publish_data(_numbered(i), topic="bulk")
         await peer.wait_for(lambda r: len([1 for n, _ in r if n == "data"]) >= count, 30)
@@ -164,7 +168,7 @@ async def test_dual_peer_connection_path_carries_data_both_ways(
         await room.connect(livekit_server.url, make_token("lk"), dual)
         assert room.connection is not None
         assert room.connection.single_peer_connection is False
-        await knows("lk", peer)
+        await knows(livekit_server, room.name, "lk", peer)
         await room.local_participant.publish_data(b"via /rtc", topic="v0")
         await peer.wait_for(lambda r: ("data", ("lk", b"via /rtc", "v0", 1)) in r)
         await peer.do(lambda r: r.local_participant.publish_data(b"back via subscriber"))
@@ -223,7 +227,7 @@ async def test_a_404_on_rtc_v1_falls_back_to_the_dual_pc_path(
             await room.connect(f"ws://{livekit_server.host}:{port}", make_token("lk"), options)
             assert paths == ["/rtc/v1", "/rtc"]
             assert room.connection is not None and not room.connection.single_peer_connection
-            await knows("lk", peer)
+            await knows(livekit_server, room.name, "lk", peer)
             await room.local_participant.publish_data(b"after fallback")
             await peer.wait_for(lambda r: ("data", ("lk", b"after fallback", "", 1)) in r)
             await room.disconnect()
@@ -253,6 +257,8 @@ async def test_events_iterator_yields_typed_core_events(
 
             tg.start_soon(collect)
             peer = await official(official_loop, livekit_server.url, make_token("official"))
+            # Announced at once, not on the server's next 3 s tick (harness/announce.py).
+            await announce(livekit_server, room.name, "official")
         assert isinstance(seen[-1], ev.ParticipantConnected)
         assert seen[-1].participant.identity == "official"
         await peer.disconnect()

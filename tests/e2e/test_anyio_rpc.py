@@ -11,7 +11,8 @@ Timing facts the assertions rely on, all observed against livekit-server 1.13.5 
 livekit 1.2.0:
 - The official caller (Rust) tells the handler max(response_timeout - 7 s, 1 s); we tell it
   max(response_timeout, 8 s), as client-sdk-js does. Each callee enforces what it was told.
-- The server announces a join or a departure to the others about 3 s after it happens.
+- The server announces a join or a departure to the others about 3 s after it happens (the
+  session announces our join at once: harness/announce.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from livekit import rtc
 # Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend, threaded  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto.transports.anyio import (
     Room,
@@ -74,7 +76,8 @@ def session(
         room = room or Room()
         try:
             await room.connect(livekit_server.url, make_token(LK, **(lk or {})), options)
-            # The server announces us to the others shortly after our connect() returns.
+            # Announced at once rather than on the server's next 3 s tick (harness/announce.py).
+            await announce(livekit_server, room.name, LK)
             await peer.wait_for(lambda r: ("joined", (LK,)) in r)
             yield peer, room
         finally:

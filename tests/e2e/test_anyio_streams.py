@@ -18,7 +18,9 @@ import pytest
 # Every test runs once per adapter (anyio on asyncio and on trio, trio-native, threaded): the
 # fixtures swap this module's `Room` for the adapter under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
+from harness.server import LiveKitServer
 from lkproto.transports.anyio import (
     ByteStreamReader,
     Config,
@@ -107,8 +109,13 @@ class Inbox:
         return self.items
 
 
-async def joined(room: Room, url: str, token: str, options: RoomOptions, *peers: OfficialPeer):
-    await room.connect(url, token, options)
+async def joined(
+    room: Room, server: LiveKitServer, token: str, options: RoomOptions, *peers: OfficialPeer
+) -> None:
+    """Connect `room` (as "lk") and wait until each of `peers` has seen it join, which the
+    server announces at once (harness/announce.py), not on its next 3 s tick."""
+    await room.connect(server.url, token, options)
+    await announce(server, room.name, "lk")
     for peer in peers:
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
 
@@ -142,7 +149,7 @@ async def test_a_10_mib_file_crosses_both_ways_with_identical_sha256(
     room.register_byte_stream_handler("files", on_file)
     progress: list[tuple[int, int | None]] = []
     try:
-        await joined(room, livekit_server.url, make_token("lk"), options, peer)
+        await joined(room, livekit_server, make_token("lk"), options, peer)
         info = await room.local_participant.send_file(
             source, topic="files", on_progress=lambda sent, total: progress.append((sent, total))
         )
@@ -172,7 +179,7 @@ async def test_1_mib_of_mixed_scripts_arrives_exactly_both_ways(
 
     room.register_text_stream_handler("text", on_text)
     try:
-        await joined(room, livekit_server.url, make_token("lk"), options, peer)
+        await joined(room, livekit_server, make_token("lk"), options, peer)
         # One-shot, then written in odd-sized pieces that never line up with characters.
         await room.local_participant.send_text(MIXED_TEXT, topic="text", attributes={"n": "1"})
         writer = await room.local_participant.stream_text(topic="text", attributes={"n": "2"})
@@ -215,7 +222,7 @@ async def test_topics_attributes_and_reply_to_cross_both_ways(
     room.register_text_stream_handler("text", on_text)
     room.register_text_stream_handler("other", on_text)
     try:
-        await joined(room, livekit_server.url, make_token("lk"), options, peer)
+        await joined(room, livekit_server, make_token("lk"), options, peer)
         first = await room.local_participant.send_text("question", topic="text")
         await room.local_participant.send_text(
             "answer", topic="text", attributes={"k": "v", "ü": "✓"}, reply_to_id=first.stream_id
@@ -260,7 +267,7 @@ async def test_a_compressed_stream_from_the_official_sdk_is_received(
 
     room.register_text_stream_handler("text", on_text)
     try:
-        await joined(room, livekit_server.url, make_token("lk"), options, peer)
+        await joined(room, livekit_server, make_token("lk"), options, peer)
         assert room.connection is not None
         # We advertise client_protocol 2 and CAP_COMPRESSION_DEFLATE_RAW: count the bytes
         # that actually reach our data channels while a very compressible text arrives.
@@ -307,7 +314,7 @@ async def test_the_sender_leaving_mid_stream_errors_the_reader_both_ways(
 
     room.register_text_stream_handler("text", on_text)
     try:
-        await joined(room, livekit_server.url, make_token("lk"), options, peer)
+        await joined(room, livekit_server, make_token("lk"), options, peer)
 
         # official -> lkproto: the official sender opens a stream, writes, then leaves. The
         # writer is kept until it has left: dropped, the SDK's native writer may close the

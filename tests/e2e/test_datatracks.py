@@ -25,6 +25,7 @@ import pytest
 from livekit import rtc
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.peer_records import Record
 from harness.recorder import Recorder
@@ -145,6 +146,7 @@ async def test_frames_of_every_size_cross_both_ways_with_timestamps_and_unpublis
     seen = Recorder(room, "data_track_published", "data_track_unpublished")
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
+        await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
 
         # lkproto publishes; the official SDK subscribes.
@@ -317,6 +319,7 @@ async def test_frames_flow_again_after_the_publisher_resumes_and_fully_reconnect
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
         await watcher.connect(livekit_server.url, make_token("watcher"), options)
+        await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
         track = await room.local_participant.publish_data_track(name="pose")
         first_sid = track.info.sid
@@ -479,6 +482,7 @@ async def test_data_packets_rpc_and_streams_work_while_a_data_track_runs_at_full
     room.local_participant.register_rpc_method("ping", on_rpc)
     try:
         await room.connect(livekit_server.url, make_token("lk"), options)
+        await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
         await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
         track = await room.local_participant.publish_data_track(name="firehose")
         sid = track.info.sid

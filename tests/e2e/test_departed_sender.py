@@ -35,6 +35,7 @@ import anyio
 import pytest
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from lkproto import Config
 from lkproto import events as ev
 from lkproto.transports import _asyncio_bridge, _pump
@@ -126,7 +127,10 @@ async def test_a_file_from_a_sender_that_left_arrives_whole(
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             await sender.connect(livekit_server.url, make_token("fast"), options)
-            with anyio.fail_after(20):  # announced on the server's 3 s tick: else no leave
+            # Announced at once (harness/announce.py), not on the server's 3 s tick; until
+            # then "slow" would not know "fast", so its leave would not be reported.
+            await announce(livekit_server, sender.name, "fast")
+            with anyio.fail_after(20):
                 while "fast" not in room.remote_participants:
                     await anyio.sleep(0.05)
             await sender.local_participant.send_file(

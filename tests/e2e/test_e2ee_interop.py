@@ -40,9 +40,11 @@ from livekit import rtc
 # Every test runs once per adapter: the fixtures swap this module's `Room` for the adapter
 # under test. See harness/adapters.py.
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.peer_records import Record
 from harness.recorder import Recorder
+from harness.server import LiveKitServer
 from harness.taps import FrameReader, record_raw_data
 from lkproto import Config
 from lkproto import events as ev
@@ -181,7 +183,10 @@ def no_key_in(texts: list[str]) -> list[str]:
     return [text for text in texts if any(shape in text for shape in shapes)]
 
 
-async def knows(peer: OfficialPeer, *identities: str) -> None:
+async def knows(server: LiveKitServer, room: str, peer: OfficialPeer, *identities: str) -> None:
+    """Wait until `peer` has seen each of `identities` join, which the server announces at once
+    (harness/announce.py), not on its next 3 s tick."""
+    await announce(server, room, *identities)
     for identity in identities:
         await peer.wait_for(lambda r, i=identity: ("joined", (i,)) in r)
 
@@ -209,7 +214,7 @@ async def test_encrypted_data_streams_and_rpc_cross_both_ways_and_eve_reads_none
     try:
         await lk.connect(url, make_token("lk"), options(host, KEY))
         await lk1.connect(url, make_token("lk1"), options(host, KEY))
-        await knows(peer, "lk", "lk1", "eve")
+        await knows(livekit_server, lk.name, peer, "lk", "lk1", "eve")
 
         # publish_data, both ways
         await lk.local_participant.publish_data(b"lk's secret datum", topic="e2ee-topic")
@@ -332,7 +337,7 @@ async def test_a_wrong_key_reads_nothing_reports_it_and_the_right_key_recovers(
     dropped: list[ev.PacketDropped] = []
     try:
         await lk.connect(url, make_token("lk"), options(host, WRONG))
-        await knows(peer, "lk")
+        await knows(livekit_server, lk.name, peer, "lk")
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
@@ -422,7 +427,7 @@ async def test_encrypted_data_track_frames_cross_both_ways_exactly(
     seen = Recorder(lk, "data_track_published")
     try:
         await lk.connect(url, make_token("lk"), options(host, KEY))
-        await knows(peer, "lk")
+        await knows(livekit_server, lk.name, peer, "lk")
 
         # lk publishes: encrypted, as the official SDK does in an encrypted room.
         track = await lk.local_participant.publish_data_track(name="lk-secure")
@@ -494,7 +499,7 @@ async def test_a_wrong_key_reads_no_data_track_frame_reports_it_and_the_right_ke
     dropped: list[ev.DataTrackFrameDropped] = []
     try:
         await lk.connect(url, make_token("lk"), options(host, WRONG))
-        await knows(peer, "lk")
+        await knows(livekit_server, lk.name, peer, "lk")
         theirs = await published_by_official(peer, "official-secure")
         (remote,) = (await seen.wait_for(lambda: seen.of("data_track_published")))[0]
         assert remote.info.uses_e2ee

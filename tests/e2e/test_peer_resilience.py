@@ -43,6 +43,7 @@ import anyio
 import pytest
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.gopeer import GoPeer, go_peer, unb64
 from harness.jspeer import JsBrowser, JsPeer, browser_fixture
 from harness.recorder import Recorder
@@ -185,8 +186,8 @@ Session = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Any, Recorde
 def js_session(
     livekit_server: Any, make_token: Any, options: RoomOptions, browser: JsBrowser
 ) -> Session:
-    """The JS peer joins, then our Room; yields once the JS peer knows us (the server
-    announces us to it some 2-3 s after our join)."""
+    """The JS peer joins, then our Room; yields once the JS peer knows us (the server would
+    announce us to it on its next 3 s tick; harness/announce.py has it do so at once)."""
 
     @contextlib.asynccontextmanager
     async def open_session() -> AsyncIterator[tuple[Any, Recorder, Other]]:
@@ -198,6 +199,7 @@ def js_session(
             with anyio.fail_after(30):
                 await room.connect(livekit_server.url, make_token(LK), options)
             assert list(room.remote_participants) == ["js"]
+            await announce(livekit_server, room.name, LK)  # at once, not on the 3 s tick
             await js.wait_for(lambda r: ("participant_connected", (LK,)) in r)
             yield room, seen, JsOther(js)
             assert js.of("page_error") == []
@@ -212,8 +214,8 @@ def js_session(
 def go_session(
     livekit_server: Any, make_token: Any, options: RoomOptions, confinement: Any, tmp_path: Path
 ) -> Session:
-    """The Go peer joins, then our Room; yields once the Go peer knows us (from the server's
-    next batched participant update, within about 3 s)."""
+    """The Go peer joins, then our Room; yields once the Go peer knows us (the server would
+    announce us on its next 3 s tick; harness/announce.py has it do so at once)."""
     if confinement.mode != "netns":
         pytest.skip("the Go peer can be confined only by the harness's network namespace (root)")
 
@@ -227,6 +229,7 @@ def go_session(
                 with anyio.fail_after(30):
                     await room.connect(livekit_server.url, make_token(LK), options)
                 assert list(room.remote_participants) == ["go"]
+                await announce(livekit_server, room.name, LK)  # at once, not on the 3 s tick
                 await go.wait_event("participant_connected", lambda f: f["identity"] == LK)
                 yield room, seen, GoOther(go)
             finally:

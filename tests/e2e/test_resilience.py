@@ -20,6 +20,7 @@ import pytest
 from livekit import rtc
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from lkproto.models import DisconnectReason
@@ -77,6 +78,8 @@ async def pair(
         timeout=20,
     )
     await room.connect(livekit_server.url, make_token("lk"), options)
+    # Announced at once, not on the server's next 3 s tick (harness/announce.py).
+    await announce(livekit_server, room.name, "lk")
     await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
     await seen.wait_for(lambda: "official" in room.remote_participants)
     return room, seen, peer

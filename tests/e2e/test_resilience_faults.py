@@ -16,6 +16,7 @@ import pytest
 from test_resilience import at_least, exchange, payload
 
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.faults import FaultServer, fault_server_fixture, require_cut  # noqa: F401
 from harness.gate import TcpGate
 from harness.official import OfficialLoop, OfficialPeer
@@ -51,6 +52,7 @@ async def join_both(
         auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[server.client_host])
     )
     await room.connect(url or server.url, make_token("lk"), options)
+    await announce(server, room.name, "lk")  # at once, not on the 3 s tick
     await peer.wait_for(lambda r: ("joined", ("lk",)) in r)
     await seen.wait_for(lambda: "official" in room.remote_participants)
     return room, seen, peer

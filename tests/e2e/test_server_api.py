@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from harness import API_KEY, API_SECRET
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.server import free_port
 from lkproto.models import DisconnectReason, ParticipantKind, ParticipantState
@@ -132,6 +133,7 @@ async def test_delete_room_disconnects_everyone_with_room_deleted(
     room.on("disconnected", on_disconnected)
     try:
         await room.connect(livekit_server.url, make_token("lk-1"), options)
+        await announce(livekit_server, room_name, "lk-1")  # at once, not on the 3 s tick
         await peer.wait_for(lambda r: ("joined", ("lk-1",)) in r)
         with anyio.fail_after(10):
             assert await api.delete_room(room_name) is None

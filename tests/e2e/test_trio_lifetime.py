@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto import events as ev
 from lkproto.transports.trio import Room, RoomOptions, RtcConfiguration
@@ -49,6 +50,7 @@ async def test_an_error_in_the_block_propagates_as_itself_and_leaves_the_room(
     with pytest.raises(ValueError, match=r"^the app failed$") as info:  # not an ExceptionGroup
         async with room.connect(livekit_server.url, make_token("lk"), options) as joined:
             assert joined is room and room.isconnected()
+            await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
             await official.wait_for(lambda r: ("joined", ("lk",)) in r)
             await room.local_participant.publish_data(b"from trio", topic="t")
             await official.wait_for(lambda r: ("data", ("lk", b"from trio", "t", 1)) in r)
@@ -65,6 +67,7 @@ async def test_cancelling_the_block_leaves_the_room_cleanly(
     room = Room()
     with trio.CancelScope() as scope:
         async with room.connect(livekit_server.url, make_token("lk"), options):
+            await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
             await official.wait_for(lambda r: ("joined", ("lk",)) in r)
             scope.cancel()
             await trio.sleep_forever()
@@ -80,6 +83,7 @@ async def test_the_event_channel_yields_typed_events_until_the_session_ends(
     room = Room()
     channel = room.event_channel()
     async with room.connect(livekit_server.url, make_token("lk"), options):
+        await announce(livekit_server, room.name, "lk")  # at once, not on the 3 s tick
         await official.wait_for(lambda r: ("joined", ("lk",)) in r)
 
         async def send(room: Any) -> None:

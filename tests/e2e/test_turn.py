@@ -41,6 +41,7 @@ from livekit import rtc
 
 from harness import Confinement
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
+from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from harness.sigproxy import SignalRecorder, candidate_addresses
@@ -263,6 +264,8 @@ def session(
             except ConnectError as exc:  # seen twice under heavy load: say what was dropped
                 dropped = {kind: firewall.dropped(kind) for kind in ("direct", "udp", "tcp", "tls")}
                 raise AssertionError(f"{exc}; the firewall dropped {dropped}") from exc
+            # Announced at once, not on the server's next 3 s tick (harness/announce.py).
+            await announce(turn_server, room.name, LK)
             await peer.wait_for(lambda r: ("joined", (LK,)) in r)
             yield room, seen, peer
         finally:
