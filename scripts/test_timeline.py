@@ -4,7 +4,8 @@
     .venv/bin/python scripts/test_timeline.py /tmp/timeline.jsonl
 
 Each test appends [worker, test id, start, end, CPU of the worker process, CPU of the worker
-with its descendants: its livekit-server, peers, browsers] (tests/conftest.py). This prints
+with its descendants: its livekit-server, peers, browsers, whether it failed]
+(tests/conftest.py). This prints
 the wall time, each worker's busy share, how many tests ran at once over time (30 s buckets),
 each file's summed duration and CPU, the slowest tests and the most CPU-hungry ones.
 """
@@ -47,6 +48,9 @@ def main(path: str) -> None:
     print("by file (summed wall, summed CPU):")
     for name, seconds in files.most_common(25):
         print(f"  {seconds:6.0f} s  {file_cpu[name]:6.0f} s  {name}")
+    for row in rows:
+        if len(row) > 6 and row[6]:
+            print(f"FAILED at {row[2] - begin:.0f} s on {row[0]}: {row[1]}")
     print("slowest tests (wall, start, CPU):")
     for row in sorted(rows, key=lambda r: r[2] - r[3])[:20]:
         used = row[5] if len(row) > 5 else 0.0

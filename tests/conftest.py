@@ -64,6 +64,7 @@ pytest_plugins = [
     "harness.secrets_audit",  # the whole session is audited for leaked secrets
 ]
 _CONFINEMENT_KEY = pytest.StashKey[Confinement]()
+_FAILED = pytest.StashKey[bool]()  # a phase of the test failed (for the timeline)
 _room_counter = itertools.count(1)
 
 
@@ -119,7 +120,8 @@ def pytest_runtest_protocol(
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             own, tree = (now - then for now, then in zip(tree_cpu(), cpu, strict=True))
             row = [worker, item.nodeid, round(started, 3), round(time.time(), 3)]
-            line = json.dumps([*row, round(own, 2), round(tree, 2)])
+            failed = item.stash.get(_FAILED, False)
+            line = json.dumps([*row, round(own, 2), round(tree, 2), failed])
             with open(timeline, "a") as out:
                 out.write(line + "\n")
 
@@ -131,6 +133,7 @@ def pytest_runtest_makereport(
     """A failure names the log of every server the test used (and the xdist worker)."""
     report: pytest.TestReport = yield
     if report.failed:
+        item.stash[_FAILED] = True
         funcargs = getattr(item, "funcargs", {})
         logs = [
             f"{name}: {server.log_path}"

@@ -9,15 +9,20 @@ config: the harness API key, free ports, and every address pinned to the confine
   (harness/stun.py), because otherwise the server hands clients Google's public STUN servers
   in `JoinResponse.ice_servers`; a responder that answers keeps ICE gathering fast;
 - TURN is off.
-The child gets PR_SET_PDEATHSIG, so it dies with the test process even on a hard crash.
+The child gets PR_SET_PDEATHSIG (SIGKILL when the thread that started it exits), so it dies
+with the test process even on a hard crash. It is set by util-linux's `setpriv --pdeathsig`,
+which then execs the server: no Python runs in the forked child. It used to be a
+`preexec_fn` calling prctl through ctypes, and in a test process whose other threads (the
+official SDK's native ones) held a lock at the fork, the child deadlocked before its exec and
+the Popen with it (run E of stop 35: a fault test's teardown waited 500 s on the spawner).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,18 +38,15 @@ from harness.tokens import API_KEY, API_SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BIN = REPO / ".venv" / "bin" / "livekit-server"
-PR_SET_PDEATHSIG = 1
+# Run the server under `setpriv --pdeathsig KILL` (util-linux) where there is one.
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+DIE_WITH_PARENT: list[str] = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def server_config(
@@ -152,11 +154,10 @@ class LiveKitServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_file = log
         self._proc = subprocess.Popen(
-            [str(SERVER_BIN), "--config", str(self.config_path)],
+            [*DIE_WITH_PARENT, str(SERVER_BIN), "--config", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             start_new_session=True,
         )
 
