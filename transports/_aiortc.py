@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import ipaddress
 import json
 import logging
@@ -417,9 +416,15 @@ class AiortcPeer:
 
         # FastSctpTransport hands binary messages straight to a reader (no event emitter
         # per message); with aiortc's own transport they come through "message" above.
+        # `on_data` is looked up per message, as above: a listener's method may be replaced
+        # after the channel opened (the tests' raw-data taps, harness/taps.py, do).
         readers = getattr(dc.transport, "lk_readers", None)
         if readers is not None:
-            readers[dc] = functools.partial(listener.on_data, channel)
+
+            def _read_binary(message: bytes) -> None:
+                listener.on_data(channel, message)
+
+            readers[dc] = _read_binary
 
     async def _add_candidate(self, command: cmd.AddIceCandidate) -> None:
         init = json.loads(command.candidate_init)

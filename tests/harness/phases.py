@@ -24,7 +24,8 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   starved each other (runs V and W of stop 32: gaps of 0.45-0.5 s in a tone, a canvas at a
   third of its frame rate), which is why there is one, and it comes first on the CPU.
 - **CPU priority.** A test that must keep up with real time or asserts on timing (the media
-  lane; the JavaScript peer's group "js-peer"; the fault bench, "faults"; the "solo" lane)
+  lane; the JavaScript peer's group "js-peer"; the fault bench, "faults"; the "solo" lane;
+  the TURN tests, "turn", whose relayed ICE must finish within a peer connection timeout)
   runs with its worker process, its threads and its children (livekit-server, peers,
   browsers) at nice 0; every other test at nice
   `BACKGROUND_NICE`, so the kernel serves the real-time test first and the rest of the suite
@@ -78,7 +79,7 @@ PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "togeth
 # one deals its tests over them in collection order ("heavy-bulk-0", "heavy-bulk-1", ...).
 HEAVY_LANES = {"media": 1, "bulk": 2}
 # nice 0; every other test BACKGROUND_NICE:
-REALTIME_GROUPS = frozenset({"heavy-media", "js-peer", "faults", "solo"})
+REALTIME_GROUPS = frozenset({"heavy-media", "js-peer", "faults", "solo", "turn"})
 BACKGROUND_NICE = 10
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
