@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _revisions import export_baseline
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = ROOT / ".venv" / "bin" / "python"
 SID = b"PA_benchsender01"
@@ -303,18 +305,6 @@ def core(variant: str, packets: int, profile: bool) -> dict[str, float]:
 # -- the parent -----------------------------------------------------------------------------------
 
 VARIANTS: dict[str, str | None] = {"lkproto": None}
-
-
-def export_baseline(rev: str, into: Path) -> None:
-    """REV's lkproto/ and transports/ laid out as the installed package (lkproto.transports)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "lkproto", "transports"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=60)
-    (into / "transports").rename(into / "lkproto" / "transports")
 
 
 def _spawn(variant: str, role: str, packets: int, profile: bool) -> subprocess.Popen[str]:

@@ -55,6 +55,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _revisions import export_baseline
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -132,18 +134,6 @@ def child_env(variant: str = "lkproto", **extra: str) -> dict[str, str]:
         env["PYTHONPATH"] = tree
     env.update(extra)
     return env
-
-
-def export_baseline(rev: str, into: Path) -> None:
-    """REV's lkproto/ and transports/ laid out as the installed package (lkproto.transports)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "lkproto", "transports"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=60)
-    (into / "transports").rename(into / "lkproto" / "transports")
 
 
 def run(argv: list[str], variant: str, **kw: Any) -> subprocess.CompletedProcess[str]:
