@@ -50,9 +50,9 @@ async def official(
     """An official participant that auto-subscribes, records its track events and reads
     lk's audio tracks into `heard` by track sid."""
     peer = OfficialPeer(loop)
-    track_events(peer)
-    if heard is not None:
+    if heard is not None:  # first: a track's capture exists before its subscription is recorded
         peer.on_room.append(lambda room: official_reader(room, heard, "lk"))
+    track_events(peer)
     await peer.connect(url, token, auto_subscribe=True)
     return peer
 

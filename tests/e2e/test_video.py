@@ -52,8 +52,9 @@ async def test_lkproto_publishes_a_640x360_pattern_the_official_sdk_sees_then_mu
 ) -> None:
     seen: dict[str, Seen] = {}
     peer = OfficialPeer(official_loop)
-    track_events(peer)
+    # The reader first: a track's frames are kept before its subscription is recorded.
     peer.on_room.append(lambda room: official_video_reader(room, seen, "lk"))
+    track_events(peer)
     await peer.connect(livekit_server.url, make_token("official"), auto_subscribe=True)
     room = Room()
     events = Recorder(room, "local_track_published", "local_track_unpublished")
