@@ -343,27 +343,21 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """The earliest deadline (monotonic seconds) at which to call `handle_timer`, or None."""
-        # Called after every input (each data packet received or sent): no tuples built here.
+        # Called after every input (each data packet received or sent): one small tuple.
         earliest: float | None = None
-        for t in (
+        for t in self._deadlines():
+            if t is not None and (earliest is None or t < earliest):
+                earliest = t
+        return earliest
+
+    def _deadlines(self) -> tuple[float | None, ...]:
+        # In rank order: the rank (the index) orders equal deadlines in `handle_timer`.
+        return (
             self._rpc.get_timer(),
             self._streams.get_timer(),
             self._ctx.deadlines.earliest(),
             self._media.get_timer(),
             self._datatracks.manager.get_timer(),
-        ):
-            if t is not None and (earliest is None or t < earliest):
-                earliest = t
-        return earliest
-
-    def _timers(self) -> tuple[tuple[int, float | None], ...]:
-        # (rank, deadline): the rank orders equal deadlines in `handle_timer`.
-        return (
-            (0, self._rpc.get_timer()),
-            (1, self._streams.get_timer()),
-            (2, self._ctx.deadlines.earliest()),
-            (3, self._media.get_timer()),
-            (4, self._datatracks.manager.get_timer()),
         )
 
     def handle_timer(self, now: float) -> None:
@@ -371,7 +365,9 @@ class Connection:
         and the stream assembler. Early, late and repeated calls are all fine; afterwards
         `get_timer()` is None or later than `now`."""
         while self.state is not _S.CLOSED:
-            due = [(t, rank) for rank, t in self._timers() if t is not None and t <= now]
+            due = [
+                (t, rank) for rank, t in enumerate(self._deadlines()) if t is not None and t <= now
+            ]
             if not due:
                 return
             when, rank = min(due)
