@@ -17,15 +17,21 @@ task if it is still sleeping, so it cannot start consent checks on a closed conn
 
 Consent freshness (RFC 7675): aioice sends a binding request on the nominated pair every
 4-6 s with no retransmission, so each check fails if its response is not read within STUN's
-initial RTO (0.5 s), and six failed checks in a row close the connection. A receiver whose
-event loop is saturated by an inbound flood (the socket backlog ahead of the response, one
-datagram read per loop pass) fails every check: in a suite run, a participant receiving two
-encrypted 5.5 MB files for 32 s lost its peer connection exactly then, and the session had to
-be rebuilt. RFC 7675 section 5.1 has consent expire 30 s after the last response, and each
-check retransmitted with STUN's back-off. `EagerConnection.query_consent` does that: each
-check is retransmitted `CONSENT_RETRANSMISSIONS` times (0.5, 1, 2 and 4 s apart: up to 7.5 s
-for an answer), and the connection closes only when no check has been answered for
-`CONSENT_TIMEOUT` seconds.
+initial RTO (0.5 s), and six failed checks in a row close the connection. Under load the
+answer can be seconds late: with six busy test workers on two cores, livekit-server (pion)
+answered lkproto's checks 1 to 13 s after they were sent while lkproto's own event loop lagged
+under 0.3 s and its socket queues were empty (measured with the send and receive of each
+check timestamped), and a participant moving encrypted 5 MiB files lost its peer connection
+after 39 s without an answer in time; the session then had to be rebuilt and the transfer
+failed. RFC 7675 section 5.1 has consent expire 30 s after the last response, and each check
+retransmitted with STUN's back-off. `EagerConnection.query_consent` does that: each check is
+retransmitted `CONSENT_RETRANSMISSIONS` times (at 0.5, 1.5, 3.5, 7.5 and 15.5 s; its answer
+is taken until 31.5 s, so an answer as late as the consent timeout itself still counts). Under
+heavier load the server's answers came 24 to 34 s late while its data kept arriving, so
+packets from the peer count too, as they do for the server's own ICE agent (pion marks the
+remote candidate seen on every packet, and its disconnected and failed timers run from the
+last one): the connection closes only when, for `CONSENT_TIMEOUT` seconds, no check has been
+answered and nothing else has arrived from the peer. A peer that is gone sends neither.
 
 `install()` makes aiortc create this class for every ICE gatherer (aiortc's
 `rtcicetransport` looks `Connection` up in its module), when aioice has the method it hooks;
@@ -48,7 +54,7 @@ __all__ = ["EagerConnection", "install"]
 log = logging.getLogger("lkproto.transports")
 
 CONSENT_TIMEOUT = 30.0  # RFC 7675 section 5.1: consent expires 30 s after the last response
-CONSENT_RETRANSMISSIONS = 3  # each check: sent at 0, 0.5, 1.5 and 3.5 s; given up at 7.5 s
+CONSENT_RETRANSMISSIONS = 5  # sent at 0, 0.5, 1.5, 3.5, 7.5 and 15.5 s; given up at 31.5 s
 
 
 class EagerConnection(aioice.Connection):
@@ -56,6 +62,7 @@ class EagerConnection(aioice.Connection):
 
     _lk_completed: asyncio.Event | None = None
     _lk_connect: asyncio.Task[None] | None = None
+    _lk_heard = False  # a datagram other than STUN came from the peer since the last check
 
     def _check_list_maybe_complete(self) -> bool:
         complete = super()._check_list_maybe_complete()
@@ -79,13 +86,18 @@ class EagerConnection(aioice.Connection):
             task.result()  # aioice's outcome: ConnectionError if ICE failed
         # Otherwise the check list is complete and aioice's connect() ends on its own soon.
 
+    def data_received(self, data: bytes, component: int) -> None:
+        self._lk_heard = True  # the peer is there: its packets keep consent (as pion's do)
+        super().data_received(data, component)
+
     async def query_consent(self) -> None:
         """Consent freshness (RFC 7675): a retransmitted check every 4-6 s; the connection
-        closes once no check has been answered for `CONSENT_TIMEOUT` seconds."""
+        closes once no check has been answered and nothing has arrived from the peer for
+        `CONSENT_TIMEOUT` seconds."""
         assert self.remote_password is not None
         key = self.remote_password.encode("utf8")
         loop = asyncio.get_running_loop()
-        answered = loop.time()
+        alive = loop.time()
         while True:
             await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
             for pair in list(self._nominated.values()):
@@ -100,9 +112,14 @@ class EagerConnection(aioice.Connection):
                 except stun.TransactionError:
                     pass
                 else:
-                    answered = loop.time()
-            if loop.time() - answered >= CONSENT_TIMEOUT:
-                log.info("ICE consent expired: no answer for %.0f s", loop.time() - answered)
+                    alive = loop.time()
+            if self._lk_heard:
+                self._lk_heard = False
+                alive = loop.time()
+            if loop.time() - alive >= CONSENT_TIMEOUT:
+                log.info(
+                    "ICE consent expired: nothing from the peer for %.0f s", loop.time() - alive
+                )
                 self._query_consent_task = None
                 await self.close()
                 return
@@ -124,7 +141,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def install() -> None:
     """Make aiortc use `EagerConnection` for every ICE connection in this process."""
-    methods = ("_check_list_maybe_complete", "build_request", "query_consent")
+    methods = ("_check_list_maybe_complete", "build_request", "data_received", "query_consent")
     fits = all(callable(getattr(aioice.Connection, name, None)) for name in methods)
     fits = fits and "_nominated" in aioice.Connection.__init__.__code__.co_names
     if not fits or not hasattr(aioice.ice, "CONSENT_INTERVAL"):

@@ -160,3 +160,76 @@ def test_consent_survives_unanswered_first_copies_and_expires_without_answers(
         await asyncio.gather(a.close(), b.close())
 
     asyncio.run(main())
+
+
+def test_consent_takes_an_answer_that_comes_seconds_late() -> None:
+    """livekit-server under load answered consent checks 1 to 13 s late (transports/_ice.py).
+    Scaled by 1/25 (STUN's RTO 20 ms, checks every 40-60 ms): every answer comes 0.4 s (10 s
+    real) after its request, later than three retransmissions wait (0.3 s, 7.5 s real) but
+    within five (1.26 s, 31.5 s real), and the connection stays consented past twice the
+    consent timeout (0.8 s)."""
+    make = _ice.EagerConnection
+
+    async def main() -> None:
+        a, b = await _pair(make)
+        async with asyncio.timeout(3):
+            await asyncio.gather(a.connect(), b.connect())
+        loop = asyncio.get_running_loop()
+        handle, answered = b.request_received, []
+
+        def late(message: aioice.stun.Message, *args: object) -> None:
+            answered.append(message.transaction_id)
+            loop.call_later(0.4, handle, message, *args)  # type: ignore[arg-type]
+
+        b.request_received = late  # type: ignore[method-assign]
+        async with asyncio.timeout(10):  # waits on what happens, not on the clock
+            while a._query_consent_task is None:  # aioice's connect() ends and starts checks
+                await asyncio.sleep(0.01)
+            begun = loop.time()
+            while loop.time() - begun < 2 * 0.8 + 0.4:
+                assert a._query_consent_task is not None  # still consented
+                await asyncio.sleep(0.05)
+        assert len(set(answered)) >= 3  # several checks went by, each answered late
+        await a.send(b"still consented")
+        assert await asyncio.wait_for(b.recv(), 3) == b"still consented"
+        await asyncio.gather(a.close(), b.close())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
+        patch.setattr(aioice.stun, "RETRY_RTO", 0.02)
+        patch.setattr(_ice, "CONSENT_TIMEOUT", 0.8)
+        token = _aiortc._ALLOWED_HOSTS.set(frozenset({"127.0.0.1"}))
+        try:
+            asyncio.run(main())
+        finally:
+            _aiortc._ALLOWED_HOSTS.reset(token)
+
+
+def test_consent_holds_while_the_peer_sends_and_expires_when_it_stops(
+    fast_consent: None,
+) -> None:
+    """No check is ever answered, but the peer's packets keep arriving (livekit-server under
+    heavy load answered 24-34 s late while its data flowed): `a` stays consented well past the
+    consent timeout (0.5 s), and closes once the packets stop too."""
+
+    async def main() -> None:
+        a, b = await _pair(_ice.EagerConnection)
+        async with asyncio.timeout(3):
+            await asyncio.gather(a.connect(), b.connect())
+        b.request_received = lambda *args: None  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(10):  # waits on what happens, not on the clock
+            while a._query_consent_task is None:  # aioice's connect() ends and starts checks
+                await asyncio.sleep(0.01)
+            begun = loop.time()
+            while loop.time() - begun < 3 * 0.5:
+                assert a._query_consent_task is not None  # still consented
+                await b.send(b"the peer is here")
+                await asyncio.sleep(0.02)
+            stopped = loop.time()
+            while a._query_consent_task is not None:
+                await asyncio.sleep(0.02)
+        assert loop.time() - stopped >= 0.5  # closed only a consent timeout after the last
+        await asyncio.gather(a.close(), b.close())
+
+    asyncio.run(main())
