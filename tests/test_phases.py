@@ -28,6 +28,7 @@ from harness.phases import (
     PhasedScheduling,
     groups_of,
     heavy_kind,
+    nice_of,
     phase_of,
     realtime,
     set_tree_nice,
@@ -190,6 +191,7 @@ def test_heavy_tests_go_to_the_lane_they_name_and_media_comes_first_on_the_cpu()
         True,
         False,
     ]
+    assert [nice_of(item) for item in items] == [-5, 10, -5, 0, 10, 10, -5, 10]
     assert [phase_of(item) for item in items] == [GROUP] * 4 + [PARALLEL] + [GROUP] * 3
 
 

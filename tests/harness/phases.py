@@ -27,9 +27,14 @@ Registered from tests/conftest.py (`pytest_plugins`). Every test belongs to one 
   lane; the JavaScript peer's group "js-peer"; the fault bench, "faults"; the "solo" lane;
   the TURN tests, "turn", whose relayed ICE must finish within a peer connection timeout)
   runs with its worker process, its threads and its children (livekit-server, peers,
-  browsers) at nice 0; every other test at nice
+  browsers) at nice 0, and the two that play and measure media (the media lane, "js-peer")
+  at `MEDIA_NICE` (-5) above them; every other test at nice
   `BACKGROUND_NICE`, so the kernel serves the real-time test first and the rest of the suite
-  takes the CPU it leaves (CFS weights 1024 to 110: about 9 to 1 when both want a core).
+  takes the CPU it leaves (CFS weights 3121, 1024 and 110: about 9 to 1 when a real-time
+  test and another want a core). Media above the other real-time tests: run M of stop 36
+  lost 0.5 s of a 3 s tone (2.49 s heard) at the start of the run, where the media lane's
+  first test met the adversarial flood ("solo", 11 s of CPU) and Chromium ("js-peer"), all
+  at nice 0.
   `set_tree_nice` applies it per test, in the workers only; lowering a nice value back needs
   CAP_SYS_NICE (the harness runs as root to make its network namespaces), and without it a
   worker stays where it is.
@@ -78,8 +83,11 @@ PARALLEL, GROUP, SERIAL, TOGETHER, LAST = "parallel", "group", "serial", "togeth
 # `@pytest.mark.heavy(<kind>)`: how many lanes (groups) each kind has; a kind with more than
 # one deals its tests over them in collection order ("heavy-bulk-0", "heavy-bulk-1", ...).
 HEAVY_LANES = {"media": 1, "bulk": 2}
-# nice 0; every other test BACKGROUND_NICE:
-REALTIME_GROUPS = frozenset({"heavy-media", "js-peer", "faults", "solo", "turn"})
+# MEDIA_NICE for the groups that play and measure media in real time, nice 0 for the other
+# real-time groups, BACKGROUND_NICE for every other test:
+MEDIA_GROUPS = frozenset({"heavy-media", "js-peer"})
+REALTIME_GROUPS = MEDIA_GROUPS | {"faults", "solo", "turn"}
+MEDIA_NICE = -5
 BACKGROUND_NICE = 10
 _DIR_KEY = "lkproto_phases_dir"
 _STASH = pytest.StashKey[Path]()
@@ -134,6 +142,14 @@ def groups_of(items: Sequence[pytest.Item]) -> list[str | None]:
 def realtime(item: pytest.Item) -> bool:
     """Whether `item` must keep up with real time, so comes first on the CPU."""
     return (group_of(item) or f"heavy-{heavy_kind(item)}") in REALTIME_GROUPS
+
+
+def nice_of(item: pytest.Item) -> int:
+    """The nice value `item` runs at: media first, then the other real-time tests, then the
+    rest."""
+    if (group_of(item) or f"heavy-{heavy_kind(item)}") in MEDIA_GROUPS:
+        return MEDIA_NICE
+    return 0 if realtime(item) else BACKGROUND_NICE
 
 
 def set_tree_nice(value: int) -> bool:
@@ -198,7 +214,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     config = item.config
     if phases_dir(config) is None:
         return
-    wanted = 0 if realtime(item) else BACKGROUND_NICE
+    wanted = nice_of(item)
     if config.stash.get(_NICE, 0) != wanted and set_tree_nice(wanted):
         config.stash[_NICE] = wanted
 
@@ -527,6 +543,7 @@ __all__ = [
     "groups_of",
     "heavy_kind",
     "interleave",
+    "nice_of",
     "phase_of",
     "phases_dir",
     "realtime",
