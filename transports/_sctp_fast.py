@@ -6,17 +6,28 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
   own ("no bundling for now"), so a 100-byte message costs an SCTP header, a CRC32c, a DTLS
   record, a `sendto` and, at the peer, a SACK. `_transmit` here decides chunk by chunk exactly
   as aiortc does (FORWARD TSN first; retransmissions while the flight size is under the
-  burst-limited congestion window, the first fast retransmission whatever the window; then
-  new chunks while `flight size < min(flight size + Max.Burst, cwnd)`; aiortc counts user data
-  bytes and does not look at the peer's rwnd, and neither does this) and only the packing
-  changes: the chunks it decides to send are concatenated, in that order, into packets of at
-  most aiortc's `SCTP_MAX_PACKET_LENGTH` (1,189 bytes with the common header, its path MTU
-  budget for DTLS over UDP over IPv6). A full-size DATA chunk still goes alone. Only DATA and
+  burst-limited congestion window, the first fast retransmission whatever the window; aiortc
+  counts user data bytes and does not look at the peer's rwnd, and neither does this), but
+  for the window of new chunks (see "Max.Burst" below), and the packing changes: the chunks
+  it decides to send are concatenated, in that order, into packets of at most aiortc's
+  `SCTP_MAX_PACKET_LENGTH` (1,189 bytes with the common header, its path MTU budget for
+  DTLS over UDP over IPv6). A full-size DATA chunk still goes alone. Only DATA and
   FORWARD TSN are bundled (RFC 3758 section 3.5 allows FORWARD TSN with DATA, and the
   receiver processes a packet's chunks in order); every other chunk (INIT, COOKIE ECHO,
   SACK, HEARTBEAT ACK, RE-CONFIG, ABORT, SHUTDOWN*) goes alone as before. T3 is started and
   restarted at the same decisions as in aiortc (RFC 9260 section 6.3.2), microseconds before
   the packet leaves instead of just after.
+- **Max.Burst for retransmissions only; cwnd decays when idle (RFC 9260 sections 6.1 D and
+  7.2.1).** aiortc sends new chunks while `flight size < min(flight size + Max.Burst, cwnd)`,
+  Max.Burst being 4 MTU, so a 15 KiB message (14 chunks) left in four bursts, each after a
+  SACK round trip, however large the window; pion (livekit-server, the Go SDK) limits only
+  its loss-recovery bursts (pion/sctp 1.11). New chunks here go while `flight size < cwnd`.
+  What Max.Burst guards against is a sender that, after a quiet spell, releases a window it
+  earned long ago; for that the window decays as section 7.2.1 says (aiortc does not): per
+  RTO with no new DATA sent, `cwnd = max(cwnd / 2, 4 MTU)` (never raised: aiortc starts at
+  3 MTU), applied when the flight size is 0 and data is about to go. cwnd itself still grows
+  only while fully used and collapses on T3 as in aiortc. Retransmissions keep aiortc's
+  burst limit.
 - **Asking for an immediate SACK (RFC 7053).** A receiver may delay its SACK for a lone
   packet by up to 200 ms (pion does; RFC 9260 section 6.2). With fewer, fuller packets a
   burst more often ends on such a packet while the congestion window is full, and the
@@ -26,7 +37,7 @@ Theory of operation (aiortc 1.16's `RTCSctpTransport`, subclassed; see `_sctp.in
 - **Filling packets (`_data_channel_flush`).** aiortc hands one queued message to the
   association at a time and transmits it at once, so bundling alone would still send one
   message per packet. The flush here moves messages from the channel queue while their bytes
-  fit the room the window leaves for one transmission (a message that does not fit whole
+  fit the room the window leaves (a message that does not fit whole
   goes too, its tail waits in the association's queue as in aiortc), then transmits once;
   with no room (the window is full, so data is in flight) it waits for the next SACK, where
   aiortc would move one more message to the association's queue to wait there instead.
@@ -171,6 +182,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "_local_port",
         "_outbound_queue",
         "_reconfig_deferred",
+        "_rto",
         "_remote_max_message_size",
         "_remote_port",
         "_remote_verification_tag",
@@ -238,6 +250,7 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
         self._lk_hold = False  # set while a flush queues messages: `_transmit` waits for it
         self._lk_retransmit_pending = False  # a SACK with gaps or T3 may have marked chunks
         self._lk_flush_scheduled = False
+        self._lk_last_data_sent: float | None = None  # time.time() of the last new DATA sent
         self._lk_unacked_packets = 0  # packets with DATA received since our last SACK
         self._lk_gaps_reported = False  # our last SACK had gap blocks
         self._lk_sack_handle: asyncio.Handle | None = None
@@ -319,8 +332,24 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
 
     def _lk_room(self) -> int:
         """Bytes `_transmit` would send now as new data (its window, see the docstring)."""
-        burst = (2 if self._fast_recovery_exit is not None else 4) * _MTU
-        return min(self._flight_size + burst, self._cwnd) - self._flight_size
+        if not self._flight_size:
+            self._lk_decay_idle_cwnd(time.time())
+        return self._cwnd - self._flight_size
+
+    def _lk_decay_idle_cwnd(self, now: float) -> None:
+        """RFC 9260 section 7.2.1: per RTO without new data sent, cwnd = max(cwnd/2, 4 MTU)
+        (never raised: aiortc starts at 3 MTU). Idempotent for one `now`."""
+        last = self._lk_last_data_sent
+        if last is None:
+            return
+        rtos = int((now - last) / self._rto)
+        if rtos <= 0:
+            return
+        self._lk_last_data_sent = last + rtos * self._rto
+        cwnd, floor = self._cwnd, min(self._cwnd, 4 * _MTU)
+        for _ in range(min(rtos, 32)):
+            cwnd = max(cwnd // 2, floor)
+        self._cwnd = cwnd
 
     async def _data_channel_flush(self) -> None:
         if self._association_state != self.State.ESTABLISHED:
@@ -403,7 +432,10 @@ class FastSctpTransport(_sctp.RTCSctpTransport):
                 earliest = False
 
         now = time.time()
-        while self._outbound_queue and self._flight_size < cwnd:
+        if self._outbound_queue and not self._flight_size:
+            self._lk_decay_idle_cwnd(now)
+        while self._outbound_queue and self._flight_size < self._cwnd:
+            self._lk_last_data_sent = now
             chunk = self._outbound_queue.popleft()
             self._sent_queue.append(chunk)
             self._flight_size_increase(chunk)

@@ -16,6 +16,7 @@ import logging
 import random
 import selectors
 import struct
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -390,6 +391,61 @@ def test_a_full_size_chunk_goes_alone_and_fragments_keep_their_order() -> None:
     assert got == [(bytes(range(256)) * 11)[:2800], b"small"]
     full = sctp.USERDATA_MAX_LENGTH
     assert sizes == [[full], [full], [2800 - 2 * full, 5]]
+
+
+async def _big_message(idle_rtos: float) -> tuple[list[bytes], list[tuple[float, int]], int]:
+    """One 15,360-byte message (14 chunks) on a window of 32 MTU, the last new DATA having
+    gone `idle_rtos` RTOs before; returns (received, [(time, I bit)] of each DATA packet
+    sent, cwnd after the first transmission)."""
+    net = Net(seed=4)
+    a, b = await associate(net, FastSctpTransport, STOCK)
+    tx, rx = channel(a, 1), channel(b, 1)
+    got = collect(rx)
+    a._cwnd = 32 * sctp.USERDATA_MAX_LENGTH  # as after slow start
+    if idle_rtos:  # aiortc keeps its own time with time.time(), not the loop's
+        a._lk_last_data_sent = time.time() - idle_rtos * a._rto
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[float, int]] = []
+    carry = net.a._send_data
+
+    async def send_data(data: bytes) -> None:
+        for c in chunks_of(data):
+            if isinstance(c, sctp.DataChunk):
+                sent.append((loop.time(), c.flags >> 3 & 1))
+        await carry(data)
+
+    net.a._send_data = send_data  # type: ignore[method-assign]
+    tx.send(bytes(range(256)) * 60)
+    await asyncio.sleep(0)  # the flush task runs: the first transmission
+    await asyncio.sleep(0)
+    cwnd = a._cwnd
+    await until(lambda: len(got) == 1, 60)
+    net.close()
+    return got, sent, cwnd
+
+
+def test_new_data_fills_the_window_in_one_transmission() -> None:
+    """Max.Burst (4 packets) does not hold back new data: with a window for all 14 chunks
+    they leave at once, where aiortc would wait for three SACK round trips."""
+    got, sent, cwnd = run(_big_message(0))
+    assert got == [bytes(range(256)) * 60]
+    assert len(sent) == 14  # full-size chunks, one per packet, nothing resent
+    assert {t for t, _ in sent} == {sent[0][0]}  # all before any SACK could come back
+    assert [i for _, i in sent] == [0] * 13 + [1]  # I bit on the last: the queue is empty
+    assert cwnd == 32 * sctp.USERDATA_MAX_LENGTH
+
+
+def test_an_idle_window_halves_per_rto_down_to_4_mtu() -> None:
+    """RFC 9260 section 7.2.1: after 2.5 RTOs without new data, 32 MTU -> 16 -> 8 MTU; after
+    4.5, down to the 4 MTU floor; the first transmission is limited to that."""
+    mtu = sctp.USERDATA_MAX_LENGTH
+    for idle, window in ((2.5, 8), (4.5, 4)):
+        got, sent, cwnd = run(_big_message(idle))
+        assert got == [bytes(range(256)) * 60]
+        assert cwnd == window * mtu
+        first = [i for t, i in sent if t == sent[0][0]]
+        assert first == [0] * (window - 1) + [1]  # the window is full: I bit on the last
+        assert len(sent) == 14
 
 
 # -- delayed SACK -------------------------------------------------------------------------------
