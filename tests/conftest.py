@@ -35,6 +35,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING
 
 import coverage
 import pytest
@@ -43,6 +44,9 @@ from harness import Confinement, LiveKitServer, confine, mint_token
 from harness.netns import release
 from harness.official import OfficialLoop
 from harness.procs import tree_cpu
+
+if TYPE_CHECKING:
+    from lkproto.transports.anyio import RoomOptions
 
 _parse = ast.parse
 
@@ -190,6 +194,17 @@ def official_loop() -> Iterator[OfficialLoop]:
         yield loop
     finally:
         loop.close()
+
+
+@pytest.fixture
+def options(confinement: Confinement) -> RoomOptions:
+    """Room options for an e2e test: no automatic subscription, ICE on the confined network's
+    host address only. Imported here, not at the top: most tests need no transport."""
+    from lkproto.transports.anyio import RoomOptions, RtcConfiguration
+
+    return RoomOptions(
+        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
+    )
 
 
 @pytest.fixture

@@ -72,7 +72,6 @@ from lkproto.transports.anyio import (
     Room,
     RoomOptions,
     RpcInvocationData,
-    RtcConfiguration,
     StreamError,
     TextStreamReader,
 )
@@ -121,13 +120,6 @@ RPC_ATTRS = {"lk.rpc_request_method": "sha", "lk.rpc_request_version": "2"}
 
 def sha(data: str | bytes) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 # -- what the victim saw ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from harness.official import OfficialLoop, OfficialPeer
 from harness.recorder import Recorder
 from lkproto.models import Participant
 from lkproto.tokens import VideoGrants
-from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+from lkproto.transports.anyio import Room, RoomOptions
 from lkproto.transports.api import LiveKitAPI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -42,13 +42,6 @@ CHANGES = (
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 def claims(p: Participant) -> tuple[str, str, dict[str, str], Any]:

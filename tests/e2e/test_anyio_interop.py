@@ -36,13 +36,6 @@ PAYLOAD = 15 * 1024
 
 
 @pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
-
-
-@pytest.fixture
 def officials(official_loop: OfficialLoop) -> Iterator[list[OfficialPeer]]:
     peers: list[OfficialPeer] = []
     yield peers

@@ -38,7 +38,6 @@ from lkproto.transports.anyio import (
     RoomOptions,
     RpcError,
     RpcInvocationData,
-    RtcConfiguration,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -48,13 +47,6 @@ E = RpcError.ErrorCode
 APPLICATION_ERROR = "Application error in method handler"
 UNSUPPORTED_METHOD = "Method not supported at destination"
 BIG = 100 * 1024  # bytes of UTF-8: far over RPC v1's 15360-byte limit
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from lkproto.transports.anyio import (
     Config,
     Room,
     RoomOptions,
-    RtcConfiguration,
     StreamError,
     TextStreamReader,
 )
@@ -37,13 +36,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(120)]
 _PIECE = "漢字かな交じり文 😀👩‍👩‍👧 naïve café ASCII text 0123456789 ✓ "
 MIXED = (_PIECE * (1024 * 1024 // len(_PIECE.encode()) + 1)).encode()[: 1024 * 1024]
 MIXED_TEXT = MIXED.decode("utf-8", "ignore")
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 async def official_with_handlers(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:

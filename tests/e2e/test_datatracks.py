@@ -38,7 +38,6 @@ from lkproto.transports.anyio import (
     Room,
     RoomOptions,
     RpcInvocationData,
-    RtcConfiguration,
     SimulateScenario,
     SubscribeDataTrackError,
 )
@@ -48,13 +47,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(150)]
 SMALL = (100, 8 * 1024)
 LARGE = 196 * 1024
 TS0 = 1_700_000_000_000  # user timestamps: unix milliseconds, as the SDKs use them
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 def payload(size: int, n: int) -> bytes:

@@ -32,19 +32,11 @@ from lkproto._pb import signal_pb2
 from lkproto.transports.anyio import (
     Room,
     RoomOptions,
-    RtcConfiguration,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
 
 LK, GO = "lk", "go"
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 # -- confinement -----------------------------------------------------------------------------

@@ -60,7 +60,6 @@ from lkproto.transports.anyio import (
     RoomOptions,
     RpcError,
     RpcInvocationData,
-    RtcConfiguration,
     TextStreamReader,
 )
 
@@ -109,13 +108,6 @@ def needs(kind: str, request: pytest.FixtureRequest, confinement: Any) -> dict[s
 async def peer(kind: str, needs: dict[str, Any], tmp_path: Path) -> AsyncIterator[Peer]:
     async with open_peer(kind, workdir=tmp_path, **needs) as opened:
         yield opened
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 class Inbox:

@@ -51,7 +51,6 @@ from lkproto.transports.anyio import (
     ConnectionState,
     Room,
     RoomOptions,
-    RtcConfiguration,
     SimulateScenario,
 )
 
@@ -76,13 +75,6 @@ def numbered(sender: str, n: int) -> bytes:
 
 def sent_by(sender: str) -> list[bytes]:
     return [numbered(sender, n) for n in range(COUNT)] + [END]
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 class Other:

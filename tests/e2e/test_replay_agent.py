@@ -34,7 +34,7 @@ from livekit import rtc
 from harness import API_KEY, API_SECRET
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto.models import DisconnectReason
-from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+from lkproto.transports.anyio import Room, RoomOptions
 from lkproto.transports.api import EgressInfo, EgressStatus, LiveKitAPI, TransportError, TwirpError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,13 +256,6 @@ def test_agent_identity() -> None:
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 @pytest.fixture

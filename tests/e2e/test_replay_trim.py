@@ -18,19 +18,12 @@ from aiortc import rtcsctptransport as sctp
 
 import lkproto.transports._aiortc  # noqa: F401 - installs the fast path before we replace it
 from harness.adapters import adapter, adapter_room, anyio_backend  # noqa: F401
-from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+from lkproto.transports.anyio import Room, RoomOptions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(90)]
 
 PACKETS = 60  # 1,500 B each, a few of them fragmented into two SCTP chunks
 SIZES = [100 + (n * 397) % 1500 for n in range(PACKETS)]
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 def held(room: Any) -> list[int]:

@@ -30,7 +30,6 @@ from lkproto.transports.anyio import (
     Room,
     RoomOptions,
     RpcInvocationData,
-    RtcConfiguration,
     SimulateScenario,
 )
 
@@ -40,13 +39,6 @@ T = TypeVar("T")
 PACKETS = 128  # the official SDKs' own reliability test (field-notes 4.2): 128 x 4 KiB,
 PACKET_BYTES = 4096  # one every 10 ms, the sender resumes at 200 ms, the receiver at 400 ms
 INTERVAL = 0.010
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 async def official(loop: OfficialLoop, url: str, token: str) -> OfficialPeer:

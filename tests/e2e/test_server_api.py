@@ -24,7 +24,7 @@ from harness.official import OfficialLoop, OfficialPeer
 from harness.server import free_port
 from lkproto.models import DisconnectReason, ParticipantKind, ParticipantState
 from lkproto.tokens import VideoGrants
-from lkproto.transports.anyio import Room, RoomOptions, RtcConfiguration
+from lkproto.transports.anyio import Room, RoomOptions
 from lkproto.transports.api import LiveKitAPI, TransportError, TwirpError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -35,13 +35,6 @@ WRONG_SECRET = "not-the-server-secret-0123456789abcdefghij"
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 @pytest.fixture

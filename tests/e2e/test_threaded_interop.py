@@ -44,7 +44,6 @@ from lkproto.transports.threaded import (
     RoomOptions,
     RpcError,
     RpcInvocationData,
-    RtcConfiguration,
     TextStreamReader,
     TransportClosedError,
 )
@@ -166,13 +165,6 @@ def thread() -> str:
 
 def io_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "lkproto-io"]
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 @pytest.fixture

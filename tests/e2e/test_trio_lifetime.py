@@ -16,7 +16,7 @@ import trio
 from harness.announce import announce
 from harness.official import OfficialLoop, OfficialPeer
 from lkproto import events as ev
-from lkproto.transports.trio import Room, RoomOptions, RtcConfiguration
+from lkproto.transports.trio import Room, RoomOptions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -24,13 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(60)]
 @pytest.fixture
 def anyio_backend() -> str:
     return "trio"
-
-
-@pytest.fixture
-def options(confinement: Any) -> RoomOptions:
-    return RoomOptions(
-        auto_subscribe=False, rtc_config=RtcConfiguration(host_addresses=[confinement.host])
-    )
 
 
 @pytest.fixture
